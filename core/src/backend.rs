@@ -1,0 +1,104 @@
+//! The backend traits: one trait of types, small traits of operations.
+//!
+//! A function asks only for the operations it uses; [`Backend`] is every one
+//! of them, implemented automatically for any type that has them all.
+//!
+//! Every implementation must give the same bits as [`crate::reference`] for
+//! noise, perturbation and de-noising, whatever its parallelism.
+
+use crate::error::Result;
+use crate::noise::Noise;
+use crate::philox::NoiseKey;
+use crate::real::Real;
+use crate::reference::ParamNoise;
+use crate::sgd::Sgd;
+use crate::unit::Unit;
+
+/// The types a backend works with: only associated types, and lengths.
+pub trait BackendTypes {
+    /// Element type of parameter buffers.
+    type Elem: Real;
+    /// A contiguous buffer of `Elem` owned by the backend (host memory,
+    /// device memory, …).
+    type Buffer;
+    /// Number of elements in `buf`.
+    fn len(&self, buf: &Self::Buffer) -> usize;
+}
+
+/// θ for one parameter, in terms of a backend's buffers.
+pub type NoiseOf<'a, B> = ParamNoise<'a, <B as BackendTypes>::Elem, <B as BackendTypes>::Buffer>;
+
+/// Generating noise into a buffer.
+pub trait NoiseOps: BackendTypes {
+    /// `out ← θ` for `key`'s stream under fixed scaling (see
+    /// [`crate::reference::fill_noise`]).
+    fn fill_noise(&self, key: NoiseKey, noise: &Noise, out: &mut Self::Buffer) -> Result<()>;
+}
+
+/// Adding and removing θ in one pass each.
+pub trait PerturbOps: BackendTypes {
+    /// `w ← w + θ`.
+    fn perturb(&self, w: &mut Self::Buffer, noise: &NoiseOf<'_, Self>) -> Result<()>;
+    /// `w ← w − θ`, regenerating θ.
+    fn denoise(&self, w: &mut Self::Buffer, noise: &NoiseOf<'_, Self>) -> Result<()>;
+    /// `w_i ← 0` with probability `p` (Bernoulli noise).
+    fn drop_out(&self, w: &mut Self::Buffer, key: NoiseKey, p: f64) -> Result<()>;
+}
+
+/// Row norms and AdaSmoothOut scales.
+pub trait NormOps: BackendTypes {
+    /// The L2 norm of each row (`cols` elements) of `w`, in `f64`, on the host.
+    fn row_norms(&self, w: &Self::Buffer, cols: usize, out: &mut [f64]) -> Result<()>;
+    /// `out_i ← strength · ‖w_i‖ / (‖u_i‖ + 1e-6)` for every row, with `u`
+    /// the unit draws of `key`; `out` has one element per row.
+    fn filter_scales(
+        &self,
+        w: &Self::Buffer,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        out: &mut Self::Buffer,
+    ) -> Result<()>;
+}
+
+/// Level-1 linear algebra.
+pub trait BlasOps: BackendTypes {
+    /// `y ← y + alpha · x`.
+    fn axpy(&self, alpha: Self::Elem, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+}
+
+/// Optimiser updates, optionally fused with de-noising.
+pub trait UpdateOps: BackendTypes {
+    /// De-noise (when `noise` is given) and SGD-momentum update, in one pass.
+    fn denoise_sgd(
+        &self,
+        w: &mut Self::Buffer,
+        grad: &Self::Buffer,
+        velocity: &mut Self::Buffer,
+        noise: Option<&NoiseOf<'_, Self>>,
+        sgd: &Sgd,
+    ) -> Result<()>;
+}
+
+/// Allocating and copying buffers.
+pub trait BufferOps: BackendTypes {
+    /// A buffer of `len` zeros.
+    fn zeros(&self, len: usize) -> Result<Self::Buffer>;
+    /// `dst ← src` (equal lengths).
+    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
+    /// The buffer's contents, copied to the host.
+    #[cfg(feature = "alloc")]
+    fn to_vec(&self, buf: &Self::Buffer) -> Result<alloc::vec::Vec<Self::Elem>>;
+}
+
+/// Every operation the SmoothOut step needs.
+pub trait Backend:
+    BackendTypes + NoiseOps + PerturbOps + NormOps + BlasOps + UpdateOps + BufferOps
+{
+}
+
+impl<B> Backend for B where
+    B: BackendTypes + NoiseOps + PerturbOps + NormOps + BlasOps + UpdateOps + BufferOps
+{
+}

@@ -1,0 +1,413 @@
+//! The plain-slice reference: ground truth for every backend.
+//!
+//! Needs neither `std` nor `alloc`. Every function addresses noise by the
+//! element's index within its parameter (`start` is the index of the first
+//! element of the slice), so a backend that splits a buffer into chunks, in
+//! any way and on any number of threads, gets the same bits by calling these
+//! on each chunk.
+//!
+//! Arithmetic, in the parameter type `T`, one rounding per step (no fused
+//! multiply-add, so that a GPU kernel reproduces it with `__fmul_rn` and
+//! `__fadd_rn`):
+//!
+//! ```text
+//! Fixed(s), Rows(s_i):  θ = s · u         perturb  w ← w + θ      de-noise  w ← w − θ
+//! PerElement(s):        θ = (s · |w|) · u perturb  w ← w + θ      de-noise  w ← w / (1 + (s · u) · sgn w)
+//! FilterNorm scales:    s_i = strength · ‖w_i‖ / (‖u_i‖ + 1e-6)   in f64, rounded to T once
+//! ```
+//!
+//! Sums of squares run over eight interleaved `f64` lanes (element `k` of a
+//! row goes to lane `k mod 8`), added pairwise at the end: deterministic, and
+//! vectorisable.
+
+use crate::error::{Error, Result};
+use crate::noise::Noise;
+use crate::philox::{NoiseKey, TILE};
+use crate::real::Real;
+use crate::sgd::Sgd;
+use crate::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
+
+/// How the unit draw is scaled into θ for one parameter.
+#[derive(Debug)]
+pub enum Scale<'a, T, S: ?Sized> {
+    /// `θ = s · u` everywhere.
+    Fixed(T),
+    /// `θ = s · |w| · u` (needs `s · |u| < 1` to be undone by regeneration).
+    PerElement(T),
+    /// `θ = scales[row] · u`, rows of `cols` elements.
+    Rows {
+        /// Elements per row.
+        cols: usize,
+        /// One scale per row (see [`filter_scales`]).
+        scales: &'a S,
+    },
+}
+
+impl<T: Copy, S: ?Sized> Clone for Scale<'_, T, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Copy, S: ?Sized> Copy for Scale<'_, T, S> {}
+
+/// Everything needed to regenerate one parameter's θ: key, unit draw, scale.
+/// `S` is the backend's buffer type holding per-row scales.
+#[derive(Debug)]
+pub struct ParamNoise<'a, T, S: ?Sized> {
+    /// The parameter's key for this draw ([`NoiseKey::for_draw`]).
+    pub key: NoiseKey,
+    /// Uniform or Gaussian.
+    pub unit: Unit,
+    /// How `u` becomes θ.
+    pub scale: Scale<'a, T, S>,
+}
+
+impl<T: Copy, S: ?Sized> Clone for ParamNoise<'_, T, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Copy, S: ?Sized> Copy for ParamNoise<'_, T, S> {}
+
+/// Writes the unit draws of elements `start ..` of `key`'s stream into `out`.
+pub fn fill_unit<T: Real>(key: NoiseKey, unit: Unit, start: u64, out: &mut [T]) {
+    let mut tile = [0f32; TILE];
+    for (t, tr, sr) in tiles(start, out.len()) {
+        unit_tile(key, unit, t, &mut tile);
+        for (o, &u) in out[sr].iter_mut().zip(&tile[tr]) {
+            *o = T::from_f32(u);
+        }
+    }
+}
+
+/// Writes θ under fixed scaling: `a · u` (uniform), `std · z` (Gaussian),
+/// or, for Bernoulli, the drop indicator (1 where the weight is dropped,
+/// 0 elsewhere).
+pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()> {
+    noise.validate()?;
+    match noise.additive() {
+        Some((unit, s)) => {
+            let s = T::from_f64(s);
+            fill_unit(key, unit, start, out);
+            for x in out.iter_mut() {
+                *x = s * *x;
+            }
+        }
+        None => {
+            let Noise::Bernoulli { p } = *noise else {
+                unreachable!("additive() is None only for Bernoulli")
+            };
+            let t = bernoulli_threshold(p);
+            let mut words = [0u32; TILE];
+            for (tile, tr, sr) in tiles(start, out.len()) {
+                crate::philox::blocks(key, tile * (TILE as u64 / 4), &mut words);
+                for (o, &x) in out[sr].iter_mut().zip(&words[tr]) {
+                    *o = if (x >> 8) < t { T::one() } else { T::zero() };
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn add_scaled<T: Real>(w: &mut [T], u: &[f32], s: T) {
+    for (x, &u) in w.iter_mut().zip(u) {
+        *x = *x + s * T::from_f32(u);
+    }
+}
+
+#[inline(always)]
+fn sub_scaled<T: Real>(w: &mut [T], u: &[f32], s: T) {
+    for (x, &u) in w.iter_mut().zip(u) {
+        *x = *x - s * T::from_f32(u);
+    }
+}
+
+/// Runs `f(w_segment, u_segment, scale)` over `w` (elements `start ..`),
+/// with the unit draws of the matching elements and each segment's scale;
+/// segments never cross a row boundary.
+#[inline(always)]
+fn for_segments<T: Real>(
+    draw: &ParamNoise<'_, T, [T]>,
+    start: u64,
+    w: &mut [T],
+    mut f: impl FnMut(&mut [T], &[f32], T),
+) {
+    let mut tile = [0f32; TILE];
+    for (t, tr, sr) in tiles(start, w.len()) {
+        unit_tile(draw.key, draw.unit, t, &mut tile);
+        let u = &tile[tr];
+        let seg = &mut w[sr.clone()];
+        match draw.scale {
+            Scale::Fixed(s) | Scale::PerElement(s) => f(seg, u, s),
+            Scale::Rows { cols, scales } => {
+                let base = start + sr.start as u64;
+                let mut pos = 0;
+                while pos < seg.len() {
+                    let g = base + pos as u64;
+                    let row = (g / cols as u64) as usize;
+                    let end = ((row as u64 + 1) * cols as u64 - base) as usize;
+                    let end = end.min(seg.len());
+                    f(&mut seg[pos..end], &u[pos..end], scales[row]);
+                    pos = end;
+                }
+            }
+        }
+    }
+}
+
+/// `w ← w + θ`.
+pub fn perturb<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
+    if let Scale::PerElement(_) = draw.scale {
+        for_segments(draw, start, w, |w, u, s| {
+            for (x, &u) in w.iter_mut().zip(u) {
+                *x = *x + s * x.abs() * T::from_f32(u);
+            }
+        });
+    } else {
+        for_segments(draw, start, w, add_scaled);
+    }
+}
+
+/// `w ← w − θ`, regenerating θ (for `PerElement`, inverting the
+/// multiplicative perturbation).
+pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
+    if let Scale::PerElement(_) = draw.scale {
+        for_segments(draw, start, w, |w, u, s| {
+            for (x, &u) in w.iter_mut().zip(u) {
+                let su = s * T::from_f32(u);
+                let f = if x.is_sign_negative() {
+                    T::one() - su
+                } else {
+                    T::one() + su
+                };
+                *x = *x / f;
+            }
+        });
+    } else {
+        for_segments(draw, start, w, sub_scaled);
+    }
+}
+
+/// Bernoulli perturbation: `w_i ← 0` where element `i` is dropped
+/// (probability `p`). Not invertible: keep a copy to undo it.
+pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()> {
+    Noise::bernoulli(p)?;
+    let t = bernoulli_threshold(p);
+    let mut words = [0u32; TILE];
+    for (tile, tr, sr) in tiles(start, w.len()) {
+        crate::philox::blocks(key, tile * (TILE as u64 / 4), &mut words);
+        for (x, &b) in w[sr].iter_mut().zip(&words[tr]) {
+            if (b >> 8) < t {
+                *x = T::zero();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deterministic eight-lane accumulator of squares (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub struct SumSquares {
+    acc: [f64; 8],
+    n: usize,
+}
+
+impl SumSquares {
+    /// Adds the squares of `xs`, continuing the lane pattern.
+    #[inline]
+    pub fn push<T: Real>(&mut self, xs: &[T]) {
+        let mut xs = xs;
+        while self.n % 8 != 0 && !xs.is_empty() {
+            let x = xs[0].to_f64();
+            self.acc[self.n % 8] += x * x;
+            self.n += 1;
+            xs = &xs[1..];
+        }
+        let mut chunks = xs.chunks_exact(8);
+        for c in &mut chunks {
+            for j in 0..8 {
+                let x = c[j].to_f64();
+                self.acc[j] += x * x;
+            }
+        }
+        self.n += xs.len() - chunks.remainder().len();
+        for &x in chunks.remainder() {
+            let x = x.to_f64();
+            self.acc[self.n % 8] += x * x;
+            self.n += 1;
+        }
+    }
+
+    /// The total, added pairwise.
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        let a = &self.acc;
+        ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+    }
+}
+
+/// `‖x‖₂` in `f64`, with the deterministic lane order.
+#[must_use]
+pub fn norm<T: Real>(x: &[T]) -> f64 {
+    let mut s = SumSquares::default();
+    s.push(x);
+    libm::sqrt(s.total())
+}
+
+/// The L2 norm of each row of `w` (rows of `cols` elements; `w.len()` must be
+/// a multiple of `cols`).
+pub fn row_norms<T: Real>(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> {
+    check_rows(w.len(), cols, out.len())?;
+    for (row, o) in w.chunks_exact(cols).zip(out.iter_mut()) {
+        *o = norm(row);
+    }
+    Ok(())
+}
+
+fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
+    if cols == 0 || len % cols != 0 {
+        return Err(Error::LengthMismatch {
+            what: "elements (a multiple of the row length)",
+            expected: len.div_ceil(cols.max(1)) * cols.max(1),
+            actual: len,
+        });
+    }
+    if rows != len / cols {
+        return Err(Error::LengthMismatch {
+            what: "rows",
+            expected: len / cols,
+            actual: rows,
+        });
+    }
+    Ok(())
+}
+
+/// `‖u_row‖₂` of the unit draws of elements `start .. start + len`.
+#[must_use]
+pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
+    let mut tile = [0f32; TILE];
+    let mut s = SumSquares::default();
+    for (t, tr, _) in tiles(start, len) {
+        unit_tile(key, unit, t, &mut tile);
+        s.push(&tile[tr]);
+    }
+    libm::sqrt(s.total())
+}
+
+/// AdaSmoothOut's per-row scales, `strength · ‖w_i‖ / (‖u_i‖ + 1e-6)`, for
+/// the rows `first_row ..` held in `w` (rows of `cols` elements).
+pub fn filter_scales<T: Real>(
+    key: NoiseKey,
+    unit: Unit,
+    strength: f64,
+    cols: usize,
+    first_row: usize,
+    w: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    check_rows(w.len(), cols, out.len())?;
+    for (i, (row, o)) in w.chunks_exact(cols).zip(out.iter_mut()).enumerate() {
+        let start = ((first_row + i) * cols) as u64;
+        let un = unit_norm(key, unit, start, cols);
+        *o = T::from_f64(strength * norm(row) / (un + 1e-6));
+    }
+    Ok(())
+}
+
+/// `y ← y + alpha · x`.
+pub fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) -> Result<()> {
+    if x.len() != y.len() {
+        return Err(Error::LengthMismatch {
+            what: "axpy operands",
+            expected: y.len(),
+            actual: x.len(),
+        });
+    }
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = *y + alpha * x;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn sgd_apply<T: Real>(w: &mut T, g: T, v: &mut T, lr: T, mu: T, wd: T) {
+    let g = g + wd * *w;
+    *v = mu * *v + g;
+    *w = *w - lr * *v;
+}
+
+/// De-noise fused with the SGD-momentum update ([`Sgd`]): one pass reading
+/// `w`, `grad`, `velocity` and writing `w`, `velocity`. With `draw = None`
+/// it is the plain update.
+pub fn denoise_sgd<T: Real>(
+    draw: Option<&ParamNoise<'_, T, [T]>>,
+    start: u64,
+    w: &mut [T],
+    grad: &[T],
+    velocity: &mut [T],
+    sgd: &Sgd,
+) -> Result<()> {
+    sgd.validate()?;
+    for (what, n) in [("gradient", grad.len()), ("velocity", velocity.len())] {
+        if n != w.len() {
+            return Err(Error::LengthMismatch {
+                what,
+                expected: w.len(),
+                actual: n,
+            });
+        }
+    }
+    let (lr, mu, wd) = (
+        T::from_f64(sgd.lr),
+        T::from_f64(sgd.momentum),
+        T::from_f64(sgd.weight_decay),
+    );
+    match draw {
+        Some(d) if !matches!(d.scale, Scale::PerElement(_)) => {
+            let mut off = 0;
+            for_segments(d, start, w, |w, u, s| {
+                let n = w.len();
+                let (g, v) = (&grad[off..off + n], &mut velocity[off..off + n]);
+                for (((x, &u), &g), v) in w.iter_mut().zip(u).zip(g).zip(v) {
+                    *x = *x - s * T::from_f32(u);
+                    sgd_apply(x, g, v, lr, mu, wd);
+                }
+                off += n;
+            });
+        }
+        _ => {
+            if let Some(d) = draw {
+                denoise(d, start, w);
+            }
+            for ((x, &g), v) in w.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+                sgd_apply(x, g, v, lr, mu, wd);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<'a, T: Copy, S: ?Sized> ParamNoise<'a, T, S> {
+    /// The same noise with the row scales seen through `view` (e.g. a
+    /// backend buffer as a host slice).
+    pub fn map_scales<R: ?Sized>(
+        &self,
+        view: impl FnOnce(&'a S) -> Result<&'a R>,
+    ) -> Result<ParamNoise<'a, T, R>> {
+        let scale = match self.scale {
+            Scale::Fixed(s) => Scale::Fixed(s),
+            Scale::PerElement(s) => Scale::PerElement(s),
+            Scale::Rows { cols, scales } => Scale::Rows {
+                cols,
+                scales: view(scales)?,
+            },
+        };
+        Ok(ParamNoise {
+            key: self.key,
+            unit: self.unit,
+            scale,
+        })
+    }
+}
