@@ -1,1 +1,293 @@
-//! placeholder
+//! The CPU backend of [`smoothout`]: every backend trait on `ndarray` arrays,
+//! in parallel with `rayon`.
+//!
+//! Buffers are [`ndarray::ArrayD`] in standard (row-major, contiguous)
+//! layout. Work is split into fixed ranges of elements (or of rows), never by
+//! the thread pool's own chunking, and each range calls the
+//! [`smoothout::reference`] function for its elements; so noise,
+//! perturbation and de-noising give the reference's bits whatever the number
+//! of threads and the chunk size.
+//!
+//! ```
+//! use ndarray::ArrayD;
+//! use smoothout::{Config, Draw, Noise, ParamSpec, SmoothOut};
+//! use smoothout_cpu::Cpu;
+//!
+//! let cpu = Cpu::<f32>::with_threads(2)?;
+//! let mut params = vec![ArrayD::from_elem(vec![16, 9], 0.25f32)];
+//! let specs = vec![ParamSpec::weight("conv", [16, 1, 3, 3])];
+//! let mut so = SmoothOut::new(&cpu, Config::new(Noise::uniform(0.05)?), specs)?;
+//! let sum = so.step(&cpu, &mut params, Draw::new(0, 0), |p| {
+//!     Ok::<f32, smoothout::Error>(p[0].sum())
+//! })?;
+//! assert!((sum - 36.0).abs() < 1.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use core::marker::PhantomData;
+
+use ndarray::ArrayD;
+use rayon::prelude::*;
+use smoothout::reference::{self, ParamNoise};
+use smoothout::{
+    BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
+    PerturbOps, Real, Result, Sgd, Unit, UpdateOps,
+};
+
+/// Elements per parallel task unless set otherwise (a multiple of the
+/// 64-element noise tile).
+pub const DEFAULT_CHUNK: usize = 1 << 15;
+
+/// The `ndarray` + `rayon` backend for element type `T` (`f32` or `f64`).
+#[derive(Debug)]
+pub struct Cpu<T> {
+    pool: rayon::ThreadPool,
+    chunk: usize,
+    _elem: PhantomData<T>,
+}
+
+/// Why a CPU backend could not be built.
+#[derive(Debug)]
+pub enum CpuError {
+    /// The thread pool could not be started.
+    ThreadPool(rayon::ThreadPoolBuildError),
+    /// A chunk size of zero was asked for.
+    ZeroChunk,
+}
+
+impl core::fmt::Display for CpuError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CpuError::ThreadPool(e) => write!(f, "could not start the rayon thread pool: {e}"),
+            CpuError::ZeroChunk => write!(f, "chunk size 0 is invalid: use at least 1 element"),
+        }
+    }
+}
+
+impl std::error::Error for CpuError {}
+
+impl<T: Real> Cpu<T> {
+    /// A backend with one thread per core.
+    pub fn new() -> core::result::Result<Self, CpuError> {
+        Self::with_threads(0)
+    }
+
+    /// A backend with `threads` worker threads (0: one per core).
+    pub fn with_threads(threads: usize) -> core::result::Result<Self, CpuError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(CpuError::ThreadPool)?;
+        Ok(Cpu {
+            pool,
+            chunk: DEFAULT_CHUNK,
+            _elem: PhantomData,
+        })
+    }
+
+    /// The same backend splitting work into tasks of `chunk` elements.
+    /// Results do not depend on it; only speed does.
+    pub fn with_chunk(mut self, chunk: usize) -> core::result::Result<Self, CpuError> {
+        if chunk == 0 {
+            return Err(CpuError::ZeroChunk);
+        }
+        self.chunk = chunk;
+        Ok(self)
+    }
+
+    /// Number of worker threads.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs `f(start, chunk)` over `x` split into tasks of `self.chunk`
+    /// elements, `start` being the index of the chunk's first element.
+    fn chunks_mut(
+        &self,
+        x: &mut [T],
+        f: impl Fn(u64, &mut [T]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let n = self.chunk;
+        self.pool.install(|| {
+            x.par_chunks_mut(n)
+                .enumerate()
+                .try_for_each(|(i, c)| f((i * n) as u64, c))
+        })
+    }
+}
+
+fn slice<T>(a: &ArrayD<T>) -> Result<&[T]> {
+    a.as_slice().ok_or(Error::NonContiguous)
+}
+
+fn slice_mut<T>(a: &mut ArrayD<T>) -> Result<&mut [T]> {
+    a.as_slice_mut().ok_or(Error::NonContiguous)
+}
+
+fn host<'a, T: Real>(n: &NoiseOf<'a, Cpu<T>>) -> Result<ParamNoise<'a, T, [T]>> {
+    n.map_scales(|s: &'a ArrayD<T>| slice(s))
+}
+
+fn same_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            actual,
+        })
+    }
+}
+
+impl<T: Real> BackendTypes for Cpu<T> {
+    type Elem = T;
+    type Buffer = ArrayD<T>;
+    fn len(&self, buf: &ArrayD<T>) -> usize {
+        buf.len()
+    }
+}
+
+impl<T: Real> NoiseOps for Cpu<T> {
+    fn fill_noise(&self, key: NoiseKey, noise: &Noise, out: &mut ArrayD<T>) -> Result<()> {
+        noise.validate()?;
+        self.chunks_mut(slice_mut(out)?, |start, c| {
+            reference::fill_noise(key, noise, start, c)
+        })
+    }
+}
+
+impl<T: Real> PerturbOps for Cpu<T> {
+    fn perturb(&self, w: &mut ArrayD<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
+        let n = host(noise)?;
+        self.chunks_mut(slice_mut(w)?, |start, c| {
+            reference::perturb(&n, start, c);
+            Ok(())
+        })
+    }
+
+    fn denoise(&self, w: &mut ArrayD<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
+        let n = host(noise)?;
+        self.chunks_mut(slice_mut(w)?, |start, c| {
+            reference::denoise(&n, start, c);
+            Ok(())
+        })
+    }
+
+    fn drop_out(&self, w: &mut ArrayD<T>, key: NoiseKey, p: f64) -> Result<()> {
+        Noise::bernoulli(p)?;
+        self.chunks_mut(slice_mut(w)?, |start, c| {
+            reference::drop_out(key, p, start, c)
+        })
+    }
+}
+
+impl<T: Real> NormOps for Cpu<T> {
+    fn row_norms(&self, w: &ArrayD<T>, cols: usize, out: &mut [f64]) -> Result<()> {
+        let w = slice(w)?;
+        if cols == 0 || w.len() % cols != 0 || out.len() != w.len() / cols {
+            // Let the reference produce the precise error.
+            return reference::row_norms(w, cols, out);
+        }
+        let rows_per_task = (self.chunk / cols).max(1);
+        self.pool.install(|| {
+            out.par_chunks_mut(rows_per_task)
+                .zip(w.par_chunks(rows_per_task * cols))
+                .try_for_each(|(o, w)| reference::row_norms(w, cols, o))
+        })
+    }
+
+    fn filter_scales(
+        &self,
+        w: &ArrayD<T>,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        out: &mut ArrayD<T>,
+    ) -> Result<()> {
+        let w = slice(w)?;
+        let out = slice_mut(out)?;
+        if cols == 0 || w.len() % cols != 0 || out.len() != w.len() / cols {
+            // Let the reference produce the precise error.
+            return reference::filter_scales(key, unit, strength, cols, 0, w, out);
+        }
+        let rows_per_task = (self.chunk / cols).max(1);
+        self.pool.install(|| {
+            out.par_chunks_mut(rows_per_task)
+                .zip(w.par_chunks(rows_per_task * cols))
+                .enumerate()
+                .try_for_each(|(i, (o, w))| {
+                    reference::filter_scales(key, unit, strength, cols, i * rows_per_task, w, o)
+                })
+        })
+    }
+}
+
+impl<T: Real> BlasOps for Cpu<T> {
+    fn axpy(&self, alpha: T, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
+        let x = slice(x)?;
+        let y = slice_mut(y)?;
+        same_len("axpy operands", y.len(), x.len())?;
+        let n = self.chunk;
+        self.pool.install(|| {
+            y.par_chunks_mut(n)
+                .zip(x.par_chunks(n))
+                .try_for_each(|(y, x)| reference::axpy(alpha, x, y))
+        })
+    }
+}
+
+impl<T: Real> UpdateOps for Cpu<T> {
+    fn denoise_sgd(
+        &self,
+        w: &mut ArrayD<T>,
+        grad: &ArrayD<T>,
+        velocity: &mut ArrayD<T>,
+        noise: Option<&NoiseOf<'_, Self>>,
+        sgd: &Sgd,
+    ) -> Result<()> {
+        sgd.validate()?;
+        let n = noise.map(host).transpose()?;
+        let w = slice_mut(w)?;
+        let g = slice(grad)?;
+        let v = slice_mut(velocity)?;
+        same_len("gradient", w.len(), g.len())?;
+        same_len("velocity", w.len(), v.len())?;
+        let c = self.chunk;
+        self.pool.install(|| {
+            w.par_chunks_mut(c)
+                .zip(g.par_chunks(c))
+                .zip(v.par_chunks_mut(c))
+                .enumerate()
+                .try_for_each(|(i, ((w, g), v))| {
+                    reference::denoise_sgd(n.as_ref(), (i * c) as u64, w, g, v, sgd)
+                })
+        })
+    }
+}
+
+impl<T: Real> BufferOps for Cpu<T> {
+    fn zeros(&self, len: usize) -> Result<ArrayD<T>> {
+        Ok(ArrayD::zeros(vec![len]))
+    }
+
+    fn copy(&self, src: &ArrayD<T>, dst: &mut ArrayD<T>) -> Result<()> {
+        let s = slice(src)?;
+        let d = slice_mut(dst)?;
+        same_len("copy destination", s.len(), d.len())?;
+        let n = self.chunk;
+        self.pool.install(|| {
+            d.par_chunks_mut(n)
+                .zip(s.par_chunks(n))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+        });
+        Ok(())
+    }
+
+    fn to_vec(&self, buf: &ArrayD<T>) -> Result<Vec<T>> {
+        Ok(slice(buf)?.to_vec())
+    }
+}
