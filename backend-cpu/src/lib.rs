@@ -25,8 +25,13 @@
 //! ```
 #![deny(missing_docs)]
 
+mod isa;
+
 use core::marker::PhantomData;
 
+pub use isa::Isa;
+
+use isa::kernels;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 use smoothout::reference::{self, ParamNoise};
@@ -44,6 +49,7 @@ pub const DEFAULT_CHUNK: usize = 1 << 15;
 pub struct Cpu<T> {
     pool: rayon::ThreadPool,
     chunk: usize,
+    isa: Isa,
     _elem: PhantomData<T>,
 }
 
@@ -54,6 +60,8 @@ pub enum CpuError {
     ThreadPool(rayon::ThreadPoolBuildError),
     /// A chunk size of zero was asked for.
     ZeroChunk,
+    /// The CPU lacks the instruction set asked for.
+    UnsupportedIsa(Isa),
 }
 
 impl core::fmt::Display for CpuError {
@@ -61,6 +69,10 @@ impl core::fmt::Display for CpuError {
         match self {
             CpuError::ThreadPool(e) => write!(f, "could not start the rayon thread pool: {e}"),
             CpuError::ZeroChunk => write!(f, "chunk size 0 is invalid: use at least 1 element"),
+            CpuError::UnsupportedIsa(isa) => write!(
+                f,
+                "this CPU does not support {isa:?}: use Isa::detect() or Isa::Baseline"
+            ),
         }
     }
 }
@@ -82,6 +94,7 @@ impl<T: Real> Cpu<T> {
         Ok(Cpu {
             pool,
             chunk: DEFAULT_CHUNK,
+            isa: Isa::detect(),
             _elem: PhantomData,
         })
     }
@@ -96,24 +109,40 @@ impl<T: Real> Cpu<T> {
         Ok(self)
     }
 
+    /// The same backend with its kernels compiled for `isa` (the default is
+    /// [`Isa::detect`]). Results do not depend on it; only speed does.
+    pub fn with_isa(mut self, isa: Isa) -> core::result::Result<Self, CpuError> {
+        if !isa.supported() {
+            return Err(CpuError::UnsupportedIsa(isa));
+        }
+        self.isa = isa;
+        Ok(self)
+    }
+
+    /// The instruction set the kernels run with.
+    #[must_use]
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
     /// Number of worker threads.
     #[must_use]
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
 
-    /// Runs `f(start, chunk)` over `x` split into tasks of `self.chunk`
+    /// Runs `f(isa, start, chunk)` over `x` split into tasks of `self.chunk`
     /// elements, `start` being the index of the chunk's first element.
     fn chunks_mut(
         &self,
         x: &mut [T],
-        f: impl Fn(u64, &mut [T]) -> Result<()> + Sync,
+        f: impl Fn(Isa, u64, &mut [T]) -> Result<()> + Sync,
     ) -> Result<()> {
-        let n = self.chunk;
+        let (n, isa) = (self.chunk, self.isa);
         self.pool.install(|| {
             x.par_chunks_mut(n)
                 .enumerate()
-                .try_for_each(|(i, c)| f((i * n) as u64, c))
+                .try_for_each(|(i, c)| f(isa, (i * n) as u64, c))
         })
     }
 }
@@ -153,8 +182,8 @@ impl<T: Real> BackendTypes for Cpu<T> {
 impl<T: Real> NoiseOps for Cpu<T> {
     fn fill_noise(&self, key: NoiseKey, noise: &Noise, out: &mut ArrayD<T>) -> Result<()> {
         noise.validate()?;
-        self.chunks_mut(slice_mut(out)?, |start, c| {
-            reference::fill_noise(key, noise, start, c)
+        self.chunks_mut(slice_mut(out)?, |isa, start, c| {
+            kernels::fill_noise(isa, key, noise, start, c)
         })
     }
 }
@@ -162,24 +191,24 @@ impl<T: Real> NoiseOps for Cpu<T> {
 impl<T: Real> PerturbOps for Cpu<T> {
     fn perturb(&self, w: &mut ArrayD<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
         let n = host(noise)?;
-        self.chunks_mut(slice_mut(w)?, |start, c| {
-            reference::perturb(&n, start, c);
+        self.chunks_mut(slice_mut(w)?, |isa, start, c| {
+            kernels::perturb(isa, &n, start, c);
             Ok(())
         })
     }
 
     fn denoise(&self, w: &mut ArrayD<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
         let n = host(noise)?;
-        self.chunks_mut(slice_mut(w)?, |start, c| {
-            reference::denoise(&n, start, c);
+        self.chunks_mut(slice_mut(w)?, |isa, start, c| {
+            kernels::denoise(isa, &n, start, c);
             Ok(())
         })
     }
 
     fn drop_out(&self, w: &mut ArrayD<T>, key: NoiseKey, p: f64) -> Result<()> {
         Noise::bernoulli(p)?;
-        self.chunks_mut(slice_mut(w)?, |start, c| {
-            reference::drop_out(key, p, start, c)
+        self.chunks_mut(slice_mut(w)?, |isa, start, c| {
+            kernels::drop_out(isa, key, p, start, c)
         })
     }
 }
@@ -195,7 +224,7 @@ impl<T: Real> NormOps for Cpu<T> {
         self.pool.install(|| {
             out.par_chunks_mut(rows_per_task)
                 .zip(w.par_chunks(rows_per_task * cols))
-                .try_for_each(|(o, w)| reference::row_norms(w, cols, o))
+                .try_for_each(|(o, w)| kernels::row_norms(self.isa, w, cols, o))
         })
     }
 
@@ -220,7 +249,8 @@ impl<T: Real> NormOps for Cpu<T> {
                 .zip(w.par_chunks(rows_per_task * cols))
                 .enumerate()
                 .try_for_each(|(i, (o, w))| {
-                    reference::filter_scales(key, unit, strength, cols, i * rows_per_task, w, o)
+                    let first = i * rows_per_task;
+                    kernels::filter_scales(self.isa, key, unit, strength, cols, first, w, o)
                 })
         })
     }
@@ -235,7 +265,7 @@ impl<T: Real> BlasOps for Cpu<T> {
         self.pool.install(|| {
             y.par_chunks_mut(n)
                 .zip(x.par_chunks(n))
-                .try_for_each(|(y, x)| reference::axpy(alpha, x, y))
+                .try_for_each(|(y, x)| kernels::axpy(self.isa, alpha, x, y))
         })
     }
 }
@@ -263,7 +293,8 @@ impl<T: Real> UpdateOps for Cpu<T> {
                 .zip(v.par_chunks_mut(c))
                 .enumerate()
                 .try_for_each(|(i, ((w, g), v))| {
-                    reference::denoise_sgd(n.as_ref(), (i * c) as u64, w, g, v, sgd)
+                    let start = (i * c) as u64;
+                    kernels::denoise_sgd(self.isa, n.as_ref(), start, w, g, v, sgd)
                 })
         })
     }

@@ -201,7 +201,7 @@ pub fn sensitivity<T: Real>(
             actual: slopes.len(),
         });
     }
-    if let Some(k) = grid.windows(2).position(|p| !(p[1] > p[0])) {
+    if let Some(k) = grid.windows(2).position(|p| p[1].partial_cmp(&p[0]) != Some(core::cmp::Ordering::Greater)) {
         return Err(Error::InvalidSetting {
             name: "sharpness grid",
             value: grid[k + 1],

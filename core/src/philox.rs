@@ -73,37 +73,41 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// [`philox4x32_10`] block by block.
 #[inline(always)]
 pub fn blocks(key: NoiseKey, first: u64, out: &mut [u32; TILE]) {
-    let mut c0 = [0u32; TILE_BLOCKS];
-    let mut c1 = [0u32; TILE_BLOCKS];
-    let mut c2 = [0u32; TILE_BLOCKS];
-    let mut c3 = [0u32; TILE_BLOCKS];
+    // Each 32-bit word lives in the low half of a 64-bit lane, so the
+    // 32×32→64-bit products map onto one vector multiply (`pmuludq`) with no
+    // widening or narrowing shuffles; the masks keep every lane below 2^32.
+    const LO: u64 = 0xffff_ffff;
+    let mut c0 = [0u64; TILE_BLOCKS];
+    let mut c1 = [0u64; TILE_BLOCKS];
+    let mut c2 = [0u64; TILE_BLOCKS];
+    let mut c3 = [0u64; TILE_BLOCKS];
     for j in 0..TILE_BLOCKS {
         let n = first.wrapping_add(j as u64);
-        c0[j] = n as u32;
-        c1[j] = (n >> 32) as u32;
+        c0[j] = n & LO;
+        c1[j] = n >> 32;
     }
-    let mut k = key.0;
+    let (mut k0, mut k1) = (u64::from(key.0[0]), u64::from(key.0[1]));
     for round in 0..10 {
         if round > 0 {
-            k[0] = k[0].wrapping_add(W0);
-            k[1] = k[1].wrapping_add(W1);
+            k0 = (k0 + u64::from(W0)) & LO;
+            k1 = (k1 + u64::from(W1)) & LO;
         }
         for j in 0..TILE_BLOCKS {
-            let (hi0, lo0) = mulhilo(M0, c0[j]);
-            let (hi1, lo1) = mulhilo(M1, c2[j]);
-            let n0 = hi1 ^ c1[j] ^ k[0];
-            let n2 = hi0 ^ c3[j] ^ k[1];
+            let p0 = (c0[j] & LO) * u64::from(M0);
+            let p1 = (c2[j] & LO) * u64::from(M1);
+            let n0 = (p1 >> 32) ^ c1[j] ^ k0;
+            let n2 = (p0 >> 32) ^ c3[j] ^ k1;
             c0[j] = n0;
-            c1[j] = lo1;
+            c1[j] = p1 & LO;
             c2[j] = n2;
-            c3[j] = lo0;
+            c3[j] = p0 & LO;
         }
     }
     for j in 0..TILE_BLOCKS {
-        out[4 * j] = c0[j];
-        out[4 * j + 1] = c1[j];
-        out[4 * j + 2] = c2[j];
-        out[4 * j + 3] = c3[j];
+        out[4 * j] = c0[j] as u32;
+        out[4 * j + 1] = c1[j] as u32;
+        out[4 * j + 2] = c2[j] as u32;
+        out[4 * j + 3] = c3[j] as u32;
     }
 }
 

@@ -70,6 +70,7 @@ impl<T: Copy, S: ?Sized> Clone for ParamNoise<'_, T, S> {
 impl<T: Copy, S: ?Sized> Copy for ParamNoise<'_, T, S> {}
 
 /// Writes the unit draws of elements `start ..` of `key`'s stream into `out`.
+#[inline(always)]
 pub fn fill_unit<T: Real>(key: NoiseKey, unit: Unit, start: u64, out: &mut [T]) {
     let mut tile = [0f32; TILE];
     for (t, tr, sr) in tiles(start, out.len()) {
@@ -83,6 +84,7 @@ pub fn fill_unit<T: Real>(key: NoiseKey, unit: Unit, start: u64, out: &mut [T]) 
 /// Writes θ under fixed scaling: `a · u` (uniform), `std · z` (Gaussian),
 /// or, for Bernoulli, the drop indicator (1 where the weight is dropped,
 /// 0 elsewhere).
+#[inline(always)]
 pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()> {
     noise.validate()?;
     match noise.additive() {
@@ -158,6 +160,7 @@ fn for_segments<T: Real>(
 }
 
 /// `w ← w + θ`.
+#[inline(always)]
 pub fn perturb<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
     if let Scale::PerElement(_) = draw.scale {
         for_segments(draw, start, w, |w, u, s| {
@@ -172,6 +175,7 @@ pub fn perturb<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) 
 
 /// `w ← w − θ`, regenerating θ (for `PerElement`, inverting the
 /// multiplicative perturbation).
+#[inline(always)]
 pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
     if let Scale::PerElement(_) = draw.scale {
         for_segments(draw, start, w, |w, u, s| {
@@ -192,6 +196,7 @@ pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) 
 
 /// Bernoulli perturbation: `w_i ← 0` where element `i` is dropped
 /// (probability `p`). Not invertible: keep a copy to undo it.
+#[inline(always)]
 pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()> {
     Noise::bernoulli(p)?;
     let t = bernoulli_threshold(p);
@@ -227,9 +232,9 @@ impl SumSquares {
         }
         let mut chunks = xs.chunks_exact(8);
         for c in &mut chunks {
-            for j in 0..8 {
-                let x = c[j].to_f64();
-                self.acc[j] += x * x;
+            for (a, x) in self.acc.iter_mut().zip(c) {
+                let x = Real::to_f64(*x);
+                *a += x * x;
             }
         }
         self.n += xs.len() - chunks.remainder().len();
@@ -286,6 +291,7 @@ fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
 
 /// `‖u_row‖₂` of the unit draws of elements `start .. start + len`.
 #[must_use]
+#[inline(always)]
 pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
     let mut tile = [0f32; TILE];
     let mut s = SumSquares::default();
@@ -298,6 +304,7 @@ pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
 
 /// AdaSmoothOut's per-row scales, `strength · ‖w_i‖ / (‖u_i‖ + 1e-6)`, for
 /// the rows `first_row ..` held in `w` (rows of `cols` elements).
+#[inline(always)]
 pub fn filter_scales<T: Real>(
     key: NoiseKey,
     unit: Unit,
@@ -341,6 +348,7 @@ fn sgd_apply<T: Real>(w: &mut T, g: T, v: &mut T, lr: T, mu: T, wd: T) {
 /// De-noise fused with the SGD-momentum update ([`Sgd`]): one pass reading
 /// `w`, `grad`, `velocity` and writing `w`, `velocity`. With `draw = None`
 /// it is the plain update.
+#[inline(always)]
 pub fn denoise_sgd<T: Real>(
     draw: Option<&ParamNoise<'_, T, [T]>>,
     start: u64,

@@ -1,0 +1,112 @@
+//! Runtime choice of the widest vector instruction set the CPU has.
+//!
+//! The kernels are the core's reference functions, compiled a second and
+//! third time inside functions that enable AVX2 or AVX-512, and picked at run
+//! time. Rust never contracts `a * b + c` into a fused multiply-add by
+//! itself, so enabling `fma` changes speed, not bits; the backend tests
+//! compare every path with the reference bit for bit.
+
+/// A vector instruction set the kernels can be compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// What the build targets (SSE2 on x86-64).
+    Baseline,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX-512 (F, BW, VL, DQ), AVX2 and FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest set this CPU supports.
+    #[must_use]
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    /// Whether this CPU can run code compiled for `self`.
+    #[must_use]
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Baseline => true,
+            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx512),
+            Isa::Avx512 => Isa::detect() == Isa::Avx512,
+        }
+    }
+}
+
+/// Defines, for each reference kernel, a function taking an [`Isa`] first
+/// that calls the kernel compiled for that instruction set. The reference
+/// kernels are `#[inline(always)]`, so each copy is compiled whole with the
+/// wider vectors.
+macro_rules! multiversion {
+    ($( $(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $path:path; )*) => {$(
+        $(#[$m])*
+        pub(crate) fn $name<T: Real>(isa: Isa, $($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+            unsafe fn wide<T: Real>($($a: $t),*) $(-> $r)? {
+                $path($($a),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn narrow<T: Real>($($a: $t),*) $(-> $r)? {
+                $path($($a),*)
+            }
+            match isa {
+                // SAFETY: an `Isa` other than `Baseline` is only held by a
+                // `Cpu` after `Isa::detect`/`Isa::supported` confirmed it.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { wide($($a),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { narrow($($a),*) },
+                _ => $path($($a),*),
+            }
+        }
+    )*};
+}
+
+/// The reference kernels, one function each, dispatched on an [`Isa`].
+pub(crate) mod kernels {
+    use super::Isa;
+    use smoothout::reference::{self, ParamNoise};
+    use smoothout::{Noise, NoiseKey, Real, Result, Sgd, Unit};
+
+    multiversion! {
+        fn fill_noise(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()>
+            = reference::fill_noise;
+        fn perturb(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::perturb;
+        fn denoise(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::denoise;
+        fn drop_out(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()>
+            = reference::drop_out;
+        fn row_norms(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> = reference::row_norms;
+        #[allow(clippy::too_many_arguments)]
+        fn filter_scales(
+            key: NoiseKey, unit: Unit, strength: f64, cols: usize, first_row: usize,
+            w: &[T], out: &mut [T]
+        ) -> Result<()> = reference::filter_scales;
+        fn axpy(alpha: T, x: &[T], y: &mut [T]) -> Result<()> = reference::axpy;
+        fn denoise_sgd(
+            n: Option<&ParamNoise<'_, T, [T]>>, start: u64, w: &mut [T], g: &[T],
+            v: &mut [T], sgd: &Sgd
+        ) -> Result<()> = reference::denoise_sgd;
+    }
+}
