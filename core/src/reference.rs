@@ -315,10 +315,30 @@ pub fn filter_scales<T: Real>(
     out: &mut [T],
 ) -> Result<()> {
     check_rows(w.len(), cols, out.len())?;
-    for (i, (row, o)) in w.chunks_exact(cols).zip(out.iter_mut()).enumerate() {
-        let start = ((first_row + i) * cols) as u64;
-        let un = unit_norm(key, unit, start, cols);
-        *o = T::from_f64(strength * norm(row) / (un + 1e-6));
+    // One pass of tiles over all the rows (short rows share tiles); each
+    // row's sum of squares continues its own lane pattern, so the result is
+    // the same as `unit_norm` row by row.
+    let mut tile = [0f32; TILE];
+    let mut row = 0;
+    let mut acc = SumSquares::default();
+    let start = (first_row * cols) as u64;
+    for (t, tr, sr) in tiles(start, w.len()) {
+        unit_tile(key, unit, t, &mut tile);
+        let mut u = &tile[tr];
+        let mut pos = sr.start;
+        while !u.is_empty() {
+            let take = ((row + 1) * cols - pos).min(u.len());
+            acc.push(&u[..take]);
+            u = &u[take..];
+            pos += take;
+            if pos == (row + 1) * cols {
+                let un = libm::sqrt(acc.total());
+                let wn = norm(&w[row * cols..pos]);
+                out[row] = T::from_f64(strength * wn / (un + 1e-6));
+                acc = SumSquares::default();
+                row += 1;
+            }
+        }
     }
     Ok(())
 }
@@ -417,5 +437,41 @@ impl<'a, T: Copy, S: ?Sized> ParamNoise<'a, T, S> {
             unit: self.unit,
             scale,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass `filter_scales` equals the row-by-row definition,
+    /// bit for bit, for rows shorter and longer than a tile and any offset.
+    #[test]
+    fn filter_scales_match_row_by_row_definition() {
+        let key = NoiseKey::for_draw(5, 1, 0, 2);
+        let mut w = [0f32; 700];
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = ((i * 37 % 101) as f32 - 50.0) * 1e-3;
+        }
+        for unit in [Unit::Uniform, Unit::Gaussian] {
+            for cols in [1usize, 3, 7, 64, 100, 350] {
+                for first_row in [0usize, 1, 5] {
+                    let rows = w.len() / cols;
+                    let w = &w[..rows * cols];
+                    let mut got = [0f32; 700];
+                    filter_scales(key, unit, 0.5, cols, first_row, w, &mut got[..rows]).unwrap();
+                    for r in 0..rows {
+                        let start = ((first_row + r) * cols) as u64;
+                        let un = unit_norm(key, unit, start, cols);
+                        let want = (0.5 * norm(&w[r * cols..(r + 1) * cols]) / (un + 1e-6)) as f32;
+                        assert_eq!(
+                            got[r].to_bits(),
+                            want.to_bits(),
+                            "{unit:?} cols {cols} row {r}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
