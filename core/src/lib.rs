@@ -16,7 +16,7 @@
 //!
 //! # Overview
 //!
-//! * [`philox`] and [`unit`]: counter-based noise; the draw for
+//! * [`philox`] and [`mod@unit`]: counter-based noise; the draw for
 //!   `(seed, step, ghost, parameter, element)` is a pure function, bit-identical
 //!   on every backend and thread count.
 //! * [`Noise`], [`Scaling`], [`Schedule`]: what to draw, how to scale it,
@@ -27,7 +27,7 @@
 //!   fused-SGD and guard APIs.
 //! * [`Objective`] and [`sensitivity`]: the N-copy objective and the
 //!   sharpness `s` of Eq. 9.
-//! * [`reference`]: the plain-slice implementation every backend is tested
+//! * [`mod@reference`]: the plain-slice implementation every backend is tested
 //!   against; it needs neither `std` nor `alloc`.
 //!
 //! # Example
@@ -61,7 +61,7 @@
 //! * `std` (default): implies `alloc`; nothing else changes (maths goes
 //!   through `libm` either way, so bits do not depend on it).
 //! * `alloc`: [`SmoothOut`], [`ParamSpec`], the [`Reference`] backend.
-//! * neither: the [`reference`] functions, noise, [`Objective`],
+//! * neither: the [`mod@reference`] functions, noise, [`Objective`],
 //!   [`sensitivity`] and [`PhiloxRng`] on plain slices.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
