@@ -63,6 +63,8 @@
 //! * `alloc`: [`SmoothOut`], [`ParamSpec`], the [`Reference`] backend.
 //! * neither: the [`mod@reference`] functions, noise, [`Objective`],
 //!   [`sensitivity`] and [`PhiloxRng`] on plain slices.
+//! * `testgen` (implies `std`; for backend crates' tests): the shared test
+//!   bodies in `smoothout::testgen` and the `backend_tests!` macro.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
@@ -85,6 +87,8 @@ mod sgd;
 mod spec;
 #[cfg(feature = "alloc")]
 mod step;
+#[cfg(feature = "testgen")]
+pub mod testgen;
 pub mod unit;
 
 pub use backend::{

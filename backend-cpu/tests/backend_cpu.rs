@@ -1,0 +1,168 @@
+//! The shared backend suite ([`smoothout::testgen`]) on [`Cpu`]: the same
+//! bits as the reference with one thread, two threads, and two threads with
+//! chunk sizes 1, 7, 64 and 1000 (chunks that split noise tiles and rows),
+//! in `f32` and `f64`, with the kernels compiled for every instruction set
+//! (`Isa::Baseline`, `Avx2`, `Avx512`, where the CPU has it); and typed
+//! errors for non-contiguous arrays.
+
+use ndarray::{ArrayD, IxDyn};
+use smoothout::{
+    BlasOps, BufferOps, Config, Draw, Error, Noise, NoiseKey, NoiseOps, NormOps, ParamSpec,
+    PerturbOps, Scaling, Sgd, SmoothOut, UpdateOps,
+};
+use smoothout_cpu::{Cpu, Isa};
+
+/// A 1-D array holding `v`.
+fn array<T>(v: Vec<T>) -> ArrayD<T> {
+    let n = v.len();
+    ArrayD::from_shape_vec(IxDyn(&[n]), v).expect("a 1-D shape always fits")
+}
+
+/// A backend with `threads` threads, the default chunk size unless `chunk`,
+/// and the instruction set `Isa::detect` picks.
+fn cpu<T: smoothout::Real>(threads: usize, chunk: Option<usize>) -> Cpu<T> {
+    let cpu = Cpu::<T>::with_threads(threads).expect("thread pool");
+    match chunk {
+        Some(c) => cpu.with_chunk(c).expect("non-zero chunk"),
+        None => cpu,
+    }
+}
+
+/// Two threads, chunks of 1000, kernels for `isa`; where the CPU lacks
+/// `isa`, the widest it has (so the test still runs), saying so.
+fn cpu_isa<T: smoothout::Real>(isa: Isa) -> Cpu<T> {
+    let cpu = cpu::<T>(2, Some(1000));
+    if isa.supported() {
+        cpu.with_isa(isa).expect("supported ISA")
+    } else {
+        eprintln!(
+            "{isa:?} not supported by this CPU: testing {:?} instead",
+            cpu.isa()
+        );
+        cpu
+    }
+}
+
+smoothout::backend_tests!(f32_threads_1, cpu::<f32>(1, None), array::<f32>);
+smoothout::backend_tests!(f32_threads_2, cpu::<f32>(2, None), array::<f32>);
+// Chunks of 1 and 7 elements regenerate a whole 64-element noise tile for
+// every chunk (up to 64 times the work) without new behaviour past a few
+// tiles: they run the sizes up to 1000 (chunk 1) and 10 000 (chunk 7)
+// elements, which already cross every tile, row and chunk boundary kind.
+smoothout::backend_tests!(
+    f32_threads_2_chunk_1,
+    cpu::<f32>(2, Some(1)),
+    array::<f32>,
+    max_len = 1_000
+);
+smoothout::backend_tests!(
+    f32_threads_2_chunk_7,
+    cpu::<f32>(2, Some(7)),
+    array::<f32>,
+    max_len = 10_000
+);
+smoothout::backend_tests!(
+    f32_threads_2_chunk_64,
+    cpu::<f32>(2, Some(64)),
+    array::<f32>
+);
+smoothout::backend_tests!(
+    f32_threads_2_chunk_1000,
+    cpu::<f32>(2, Some(1000)),
+    array::<f32>
+);
+smoothout::backend_tests!(f64_threads_2, cpu::<f64>(2, None), array::<f64>);
+smoothout::backend_tests!(
+    f64_threads_2_chunk_7,
+    cpu::<f64>(2, Some(7)),
+    array::<f64>,
+    max_len = 10_000
+);
+
+// The vector instruction sets (the default is `Isa::detect()`, the widest).
+smoothout::backend_tests!(f32_baseline, cpu_isa::<f32>(Isa::Baseline), array::<f32>);
+smoothout::backend_tests!(f32_avx2, cpu_isa::<f32>(Isa::Avx2), array::<f32>);
+smoothout::backend_tests!(f32_avx512, cpu_isa::<f32>(Isa::Avx512), array::<f32>);
+smoothout::backend_tests!(f64_baseline, cpu_isa::<f64>(Isa::Baseline), array::<f64>);
+smoothout::backend_tests!(f64_avx2, cpu_isa::<f64>(Isa::Avx2), array::<f64>);
+
+/// A 3 × 4 array in column-major order: owned, but not standard layout.
+fn transposed() -> ArrayD<f32> {
+    let a = ArrayD::from_shape_vec(IxDyn(&[4, 3]), (0..12).map(|x| x as f32).collect())
+        .expect("12 elements");
+    let t = a.reversed_axes();
+    assert!(
+        t.as_slice().is_none(),
+        "the test needs a non-contiguous array"
+    );
+    t
+}
+
+#[track_caller]
+fn non_contiguous<T: std::fmt::Debug>(r: smoothout::Result<T>) {
+    match r {
+        Err(e @ Error::NonContiguous) => assert!(!e.to_string().is_empty()),
+        other => panic!("expected Error::NonContiguous, got {other:?}"),
+    }
+}
+
+#[test]
+fn non_contiguous_arrays_are_errors_not_panics() {
+    let cpu = cpu::<f32>(2, None);
+    let key = NoiseKey::from_seed(1);
+    let contiguous = || array(vec![0.5f32; 12]);
+
+    non_contiguous(cpu.fill_noise(key, &Noise::uniform(0.1).unwrap(), &mut transposed()));
+    non_contiguous(cpu.drop_out(&mut transposed(), key, 0.5));
+    non_contiguous(cpu.row_norms(&transposed(), 4, &mut [0.0; 3]));
+    non_contiguous(cpu.filter_scales(
+        &transposed(),
+        key,
+        smoothout::Unit::Uniform,
+        0.1,
+        4,
+        &mut array(vec![0.0; 3]),
+    ));
+    non_contiguous(cpu.axpy(1.0, &transposed(), &mut contiguous()));
+    non_contiguous(cpu.axpy(1.0, &contiguous(), &mut transposed()));
+    non_contiguous(cpu.copy(&transposed(), &mut contiguous()));
+    non_contiguous(cpu.copy(&contiguous(), &mut transposed()));
+    non_contiguous(cpu.to_vec(&transposed()));
+    let sgd = Sgd::new(0.1, 0.9, 0.0).unwrap();
+    non_contiguous(cpu.denoise_sgd(
+        &mut transposed(),
+        &contiguous(),
+        &mut contiguous(),
+        None,
+        &sgd,
+    ));
+    non_contiguous(cpu.denoise_sgd(
+        &mut contiguous(),
+        &transposed(),
+        &mut contiguous(),
+        None,
+        &sgd,
+    ));
+    non_contiguous(cpu.denoise_sgd(
+        &mut contiguous(),
+        &contiguous(),
+        &mut transposed(),
+        None,
+        &sgd,
+    ));
+
+    // Through the step, for every scaling: refused, nothing applied, and the
+    // array is left as it was.
+    for scaling in [Scaling::Fixed, Scaling::PerElement, Scaling::FilterNorm] {
+        let config = Config::new(Noise::uniform(0.1).unwrap()).with_scaling(scaling);
+        let mut so = SmoothOut::new(&cpu, config, vec![ParamSpec::weight("w", [3, 4])]).unwrap();
+        let mut params = vec![transposed()];
+        non_contiguous(so.perturb(&cpu, &mut params, Draw::new(0, 0)));
+        assert_eq!(so.applied(), None, "{scaling:?}");
+        assert_eq!(params[0], transposed(), "{scaling:?}: array modified");
+        // A contiguous copy of the same values goes through.
+        let mut params = vec![params[0].as_standard_layout().into_owned()];
+        so.perturb(&cpu, &mut params, Draw::new(0, 0)).unwrap();
+        so.denoise(&cpu, &mut params, Draw::new(0, 0)).unwrap();
+    }
+}
