@@ -322,3 +322,8 @@ impl<T: Real> BufferOps for Cpu<T> {
         Ok(slice(buf)?.to_vec())
     }
 }
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

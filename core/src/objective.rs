@@ -201,7 +201,10 @@ pub fn sensitivity<T: Real>(
             actual: slopes.len(),
         });
     }
-    if let Some(k) = grid.windows(2).position(|p| p[1].partial_cmp(&p[0]) != Some(core::cmp::Ordering::Greater)) {
+    if let Some(k) = grid
+        .windows(2)
+        .position(|p| p[1].partial_cmp(&p[0]) != Some(core::cmp::Ordering::Greater))
+    {
         return Err(Error::InvalidSetting {
             name: "sharpness grid",
             value: grid[k + 1],
