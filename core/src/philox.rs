@@ -74,8 +74,10 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 #[inline(always)]
 pub fn blocks(key: NoiseKey, first: u64, out: &mut [u32; TILE]) {
     // Each 32-bit word lives in the low half of a 64-bit lane, so the
-    // 32×32→64-bit products map onto one vector multiply (`pmuludq`) with no
-    // widening or narrowing shuffles; the masks keep every lane below 2^32.
+    // 32×32→64-bit products map onto one vector multiply (`pmuludq`, which
+    // reads only the low halves) with no widening or narrowing shuffles. The
+    // high halves of the lanes are left to hold garbage: nothing reads them
+    // but the final truncation, which drops them.
     const LO: u64 = 0xffff_ffff;
     let mut c0 = [0u64; TILE_BLOCKS];
     let mut c1 = [0u64; TILE_BLOCKS];
@@ -86,23 +88,25 @@ pub fn blocks(key: NoiseKey, first: u64, out: &mut [u32; TILE]) {
         c0[j] = n & LO;
         c1[j] = n >> 32;
     }
-    let (mut k0, mut k1) = (u64::from(key.0[0]), u64::from(key.0[1]));
-    for round in 0..10 {
-        if round > 0 {
-            k0 = (k0 + u64::from(W0)) & LO;
-            k1 = (k1 + u64::from(W1)) & LO;
-        }
-        for j in 0..TILE_BLOCKS {
-            let p0 = (c0[j] & LO) * u64::from(M0);
-            let p1 = (c2[j] & LO) * u64::from(M1);
-            let n0 = (p1 >> 32) ^ c1[j] ^ k0;
-            let n2 = (p0 >> 32) ^ c3[j] ^ k1;
-            c0[j] = n0;
-            c1[j] = p1 & LO;
-            c2[j] = n2;
-            c3[j] = p0 & LO;
-        }
+    let (k0, k1) = (u64::from(key.0[0]), u64::from(key.0[1]));
+    // The ten rounds are written out so that the lanes stay in registers.
+    macro_rules! rounds {
+        ($($r:literal)*) => {$(
+            let rk0 = k0.wrapping_add($r * u64::from(W0));
+            let rk1 = k1.wrapping_add($r * u64::from(W1));
+            for j in 0..TILE_BLOCKS {
+                let p0 = (c0[j] & LO) * u64::from(M0);
+                let p1 = (c2[j] & LO) * u64::from(M1);
+                let n0 = (p1 >> 32) ^ c1[j] ^ rk0;
+                let n2 = (p0 >> 32) ^ c3[j] ^ rk1;
+                c0[j] = n0;
+                c1[j] = p1;
+                c2[j] = n2;
+                c3[j] = p0;
+            }
+        )*};
     }
+    rounds!(0 1 2 3 4 5 6 7 8 9);
     for j in 0..TILE_BLOCKS {
         out[4 * j] = c0[j] as u32;
         out[4 * j + 1] = c1[j] as u32;

@@ -173,6 +173,16 @@ pub struct SmoothOut<B: BackendTypes> {
     applied: Option<(Draw, f64)>,
 }
 
+impl<B: BackendTypes> core::fmt::Debug for SmoothOut<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SmoothOut")
+            .field("config", &self.config)
+            .field("specs", &self.specs)
+            .field("applied", &self.applied.map(|(d, _)| d))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Backend> SmoothOut<B> {
     /// Validates the configuration and specs and allocates the per-row scales
     /// (AdaSmoothOut) or copies (exact mode).
