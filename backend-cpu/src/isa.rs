@@ -103,6 +103,11 @@ pub(crate) mod kernels {
             key: NoiseKey, unit: Unit, strength: f64, cols: usize, first_row: usize,
             w: &[T], out: &mut [T]
         ) -> Result<()> = reference::filter_scales;
+        #[allow(clippy::too_many_arguments)]
+        fn perturb_filter_norm(
+            key: NoiseKey, unit: Unit, strength: f64, cols: usize, first_row: usize,
+            w: &mut [T], scales: &mut [T]
+        ) -> Result<()> = reference::perturb_filter_norm;
         fn axpy(alpha: T, x: &[T], y: &mut [T]) -> Result<()> = reference::axpy;
         fn denoise_sgd(
             n: Option<&ParamNoise<'_, T, [T]>>, start: u64, w: &mut [T], g: &[T],

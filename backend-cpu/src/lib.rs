@@ -205,6 +205,35 @@ impl<T: Real> PerturbOps for Cpu<T> {
         })
     }
 
+    fn perturb_filter_norm(
+        &self,
+        w: &mut ArrayD<T>,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        scales: &mut ArrayD<T>,
+    ) -> Result<()> {
+        let w = slice_mut(w)?;
+        let scales = slice_mut(scales)?;
+        if cols == 0 || w.len() % cols != 0 || scales.len() != w.len() / cols {
+            // Let the reference produce the precise error.
+            return reference::perturb_filter_norm(key, unit, strength, cols, 0, w, scales);
+        }
+        let rows_per_task = (self.chunk / cols).max(1);
+        let isa = self.isa;
+        self.pool.install(|| {
+            scales
+                .par_chunks_mut(rows_per_task)
+                .zip(w.par_chunks_mut(rows_per_task * cols))
+                .enumerate()
+                .try_for_each(|(i, (s, w))| {
+                    let first = i * rows_per_task;
+                    kernels::perturb_filter_norm(isa, key, unit, strength, cols, first, w, s)
+                })
+        })
+    }
+
     fn drop_out(&self, w: &mut ArrayD<T>, key: NoiseKey, p: f64) -> Result<()> {
         Noise::bernoulli(p)?;
         self.chunks_mut(slice_mut(w)?, |isa, start, c| {

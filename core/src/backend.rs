@@ -43,6 +43,18 @@ pub trait PerturbOps: BackendTypes {
     fn denoise(&self, w: &mut Self::Buffer, noise: &NoiseOf<'_, Self>) -> Result<()>;
     /// `w_i ← 0` with probability `p` (Bernoulli noise).
     fn drop_out(&self, w: &mut Self::Buffer, key: NoiseKey, p: f64) -> Result<()>;
+    /// AdaSmoothOut in one pass: the per-row scales into `scales` (one per
+    /// row of `cols` elements) and `w ← w + θ̂` (see
+    /// [`crate::reference::perturb_filter_norm`]).
+    fn perturb_filter_norm(
+        &self,
+        w: &mut Self::Buffer,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        scales: &mut Self::Buffer,
+    ) -> Result<()>;
 }
 
 /// Row norms and AdaSmoothOut scales.

@@ -75,6 +75,17 @@ impl<T: Real> PerturbOps for Reference<T> {
     fn drop_out(&self, w: &mut Vec<T>, key: NoiseKey, p: f64) -> Result<()> {
         reference::drop_out(key, p, 0, w)
     }
+    fn perturb_filter_norm(
+        &self,
+        w: &mut Vec<T>,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        scales: &mut Vec<T>,
+    ) -> Result<()> {
+        reference::perturb_filter_norm(key, unit, strength, cols, 0, w, scales)
+    }
 }
 
 impl<T: Real> NormOps for Reference<T> {

@@ -16,8 +16,9 @@
 //! FilterNorm scales:    s_i = strength · ‖w_i‖ / (‖u_i‖ + 1e-6)   in f64, rounded to T once
 //! ```
 //!
-//! Sums of squares run over eight interleaved `f64` lanes (element `k` of a
-//! row goes to lane `k mod 8`), added pairwise at the end: deterministic, and
+//! Sums of squares run over 32 interleaved `f64` lanes (element `k` of a
+//! row goes to lane `k mod 32`), combined at the end in the order of a warp's
+//! `shfl_down` tree (lane `l` adds lane `l + h`, h = 16, 8, 4, 2, 1): deterministic, and
 //! vectorisable.
 
 use crate::error::{Error, Result};
@@ -212,49 +213,73 @@ pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Resu
     Ok(())
 }
 
-/// Deterministic eight-lane accumulator of squares (see the module docs).
-#[derive(Clone, Debug, Default)]
+/// Lanes of [`SumSquares`]: a CUDA warp.
+pub const LANES: usize = 32;
+
+/// Deterministic accumulator of squares over [`LANES`] `f64` lanes (see the
+/// module docs).
+#[derive(Clone, Debug)]
 pub struct SumSquares {
-    acc: [f64; 8],
+    acc: [f64; LANES],
     n: usize,
 }
 
-impl SumSquares {
-    /// Adds the squares of `xs`, continuing the lane pattern.
-    #[inline]
-    pub fn push<T: Real>(&mut self, xs: &[T]) {
-        let mut xs = xs;
-        while self.n % 8 != 0 && !xs.is_empty() {
-            let x = xs[0].to_f64();
-            self.acc[self.n % 8] += x * x;
-            self.n += 1;
-            xs = &xs[1..];
+impl Default for SumSquares {
+    fn default() -> Self {
+        SumSquares {
+            acc: [0.0; LANES],
+            n: 0,
         }
-        let mut chunks = xs.chunks_exact(8);
+    }
+}
+
+impl SumSquares {
+    #[inline(always)]
+    fn one(&mut self, x: f64) {
+        self.acc[self.n % LANES] += x * x;
+        self.n += 1;
+    }
+
+    /// Adds the squares of `xs`, continuing the lane pattern.
+    #[inline(always)]
+    pub fn push<T: Real>(&mut self, xs: &[T]) {
+        let lead = ((LANES - self.n % LANES) % LANES).min(xs.len());
+        let (head, body) = xs.split_at(lead);
+        for &x in head {
+            self.one(x.to_f64());
+        }
+        let mut chunks = body.chunks_exact(LANES);
         for c in &mut chunks {
             for (a, x) in self.acc.iter_mut().zip(c) {
                 let x = Real::to_f64(*x);
                 *a += x * x;
             }
         }
-        self.n += xs.len() - chunks.remainder().len();
+        self.n += body.len() - chunks.remainder().len();
         for &x in chunks.remainder() {
-            let x = x.to_f64();
-            self.acc[self.n % 8] += x * x;
-            self.n += 1;
+            self.one(x.to_f64());
         }
     }
 
-    /// The total, added pairwise.
+    /// The total: lane `l` adds lane `l + h` for `h` = 16, 8, 4, 2, 1, and
+    /// lane 0 holds the sum (the order of a warp's `shfl_down` reduction).
     #[must_use]
     pub fn total(&self) -> f64 {
-        let a = &self.acc;
-        ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+        let mut a = self.acc;
+        let mut h = LANES / 2;
+        while h > 0 {
+            for l in 0..h {
+                a[l] += a[l + h];
+            }
+            h /= 2;
+        }
+        a[0]
     }
 }
 
 /// `‖x‖₂` in `f64`, with the deterministic lane order.
 #[must_use]
+#[inline(always)]
 pub fn norm<T: Real>(x: &[T]) -> f64 {
     let mut s = SumSquares::default();
     s.push(x);
@@ -263,6 +288,7 @@ pub fn norm<T: Real>(x: &[T]) -> f64 {
 
 /// The L2 norm of each row of `w` (rows of `cols` elements; `w.len()` must be
 /// a multiple of `cols`).
+#[inline(always)]
 pub fn row_norms<T: Real>(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> {
     check_rows(w.len(), cols, out.len())?;
     for (row, o) in w.chunks_exact(cols).zip(out.iter_mut()) {
@@ -338,6 +364,60 @@ pub fn filter_scales<T: Real>(
                 acc = SumSquares::default();
                 row += 1;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Rows of at most this many elements are perturbed by
+/// [`perturb_filter_norm`] in one pass, their noise held in a stack buffer
+/// (32 KiB in `f32`); longer rows take two passes of the generator.
+pub const ROW_BUFFER: usize = 8192;
+
+/// AdaSmoothOut's perturbation in one pass: for each row `i` of `w` (rows
+/// `first_row ..` of `cols` elements), `scales[i] ← strength · ‖w_i‖ /
+/// (‖u_i‖ + 1e-6)` and `w_i ← w_i + scales[i] · u_i`. The same bits as
+/// [`filter_scales`] followed by [`perturb`] with [`Scale::Rows`], with the
+/// noise generated once instead of twice (for rows up to [`ROW_BUFFER`]).
+#[inline(always)]
+pub fn perturb_filter_norm<T: Real>(
+    key: NoiseKey,
+    unit: Unit,
+    strength: f64,
+    cols: usize,
+    first_row: usize,
+    w: &mut [T],
+    scales: &mut [T],
+) -> Result<()> {
+    check_rows(w.len(), cols, scales.len())?;
+    if cols > ROW_BUFFER {
+        filter_scales(key, unit, strength, cols, first_row, w, scales)?;
+        for (r, (row, &s)) in w.chunks_exact_mut(cols).zip(scales.iter()).enumerate() {
+            let n = ParamNoise {
+                key,
+                unit,
+                scale: Scale::<T, [T]>::Fixed(s),
+            };
+            perturb(&n, ((first_row + r) * cols) as u64, row);
+        }
+        return Ok(());
+    }
+    let mut buf = [0f32; ROW_BUFFER];
+    let rows_per_batch = ROW_BUFFER / cols;
+    for (b, (wb, sb)) in w
+        .chunks_mut(rows_per_batch * cols)
+        .zip(scales.chunks_mut(rows_per_batch))
+        .enumerate()
+    {
+        let start = ((first_row + b * rows_per_batch) * cols) as u64;
+        let u = &mut buf[..wb.len()];
+        fill_unit(key, unit, start, u);
+        for ((row, u), s) in wb.chunks_exact_mut(cols).zip(u.chunks_exact(cols)).zip(sb) {
+            let mut acc = SumSquares::default();
+            acc.push(u);
+            let un = libm::sqrt(acc.total());
+            *s = T::from_f64(strength * norm(row) / (un + 1e-6));
+            add_scaled(row, u, *s);
         }
     }
     Ok(())
@@ -470,6 +550,45 @@ mod tests {
                             "{unit:?} cols {cols} row {r}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The one-pass AdaSmoothOut perturbation equals scales then perturb,
+    /// bit for bit, for short rows, rows crossing tiles and rows longer than
+    /// the stack buffer.
+    #[test]
+    fn perturb_filter_norm_matches_two_passes() {
+        let key = NoiseKey::for_draw(8, 3, 1, 4);
+        for unit in [Unit::Uniform, Unit::Gaussian] {
+            for (cols, rows) in [(1usize, 300usize), (7, 40), (100, 9), (ROW_BUFFER + 5, 2)] {
+                for first_row in [0usize, 3] {
+                    let n = cols * rows;
+                    let w0: alloc::vec::Vec<f32> = (0..n)
+                        .map(|i| ((i * 31 % 97) as f32 - 48.0) * 1e-3)
+                        .collect();
+                    let (mut a, mut b) = (w0.clone(), w0.clone());
+                    let (mut sa, mut sb) = (alloc::vec![0f32; rows], alloc::vec![0f32; rows]);
+                    perturb_filter_norm(key, unit, 0.3, cols, first_row, &mut a, &mut sa).unwrap();
+                    filter_scales(key, unit, 0.3, cols, first_row, &w0, &mut sb).unwrap();
+                    // `Scale::Rows` indexes scales by the row within the parameter.
+                    let mut all = alloc::vec![0f32; first_row + rows];
+                    all[first_row..].copy_from_slice(&sb);
+                    let noise = ParamNoise {
+                        key,
+                        unit,
+                        scale: Scale::Rows {
+                            cols,
+                            scales: &all[..],
+                        },
+                    };
+                    perturb(&noise, (first_row * cols) as u64, &mut b);
+                    assert_eq!(sa, sb, "{unit:?} cols {cols}");
+                    assert!(
+                        a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{unit:?} cols {cols}"
+                    );
                 }
             }
         }

@@ -303,13 +303,15 @@ impl<B: Backend> SmoothOut<B> {
                     let strength = s * coef;
                     let key = self.key(draw, i);
                     let cols = self.specs[i].cols();
-                    if let (Some((unit, _)), Some(out)) =
-                        (self.config.noise.additive(), self.scales[i].as_mut())
-                    {
-                        backend.filter_scales(w, key, unit, strength, cols, out)?;
-                    }
-                    if let Some(noise) = self.param_noise(i, draw, strength) {
-                        backend.perturb(w, &noise)?;
+                    match (self.config.noise.additive(), self.scales[i].as_mut()) {
+                        (Some((unit, _)), Some(out)) => {
+                            backend.perturb_filter_norm(w, key, unit, strength, cols, out)?;
+                        }
+                        _ => {
+                            if let Some(noise) = self.param_noise(i, draw, strength) {
+                                backend.perturb(w, &noise)?;
+                            }
+                        }
                     }
                 }
             }

@@ -25,8 +25,9 @@
 //! | `fill_noise` uniform, Gaussian, Bernoulli | bit-identical | pure function of `(key, index)`, one rounding per step |
 //! | `perturb`, `denoise` (fixed, per-element, per-row) | bit-identical | same unit draws, same operation order, no FMA |
 //! | `drop_out` | bit-identical | integer threshold on the word |
-//! | `filter_scales` | bit-identical | each row's norms summed over the eight fixed `f64` lanes, scale rounded to `Elem` once |
-//! | `row_norms` | bit-identical | as `filter_scales` (each row is one sequential eight-lane sum); a backend that reduced a row in another order would need a relative bound instead, and would then also break `filter_scales` |
+//! | `filter_scales` | bit-identical | each row's norms summed over the 32 fixed `f64` lanes, scale rounded to `Elem` once |
+//! | `perturb_filter_norm` | bit-identical | `filter_scales` then `perturb` with those scales, the noise generated once |
+//! | `row_norms` | bit-identical | as `filter_scales` (each row is one sequential 32-lane sum); a backend that reduced a row in another order would need a relative bound instead, and would then also break `filter_scales` |
 //! | `axpy`, `denoise_sgd` | bit-identical | element-wise, one rounding per operation |
 //! | the [`SmoothOut`] step, every mode | bit-identical | built from the operations above |
 //!
@@ -107,6 +108,7 @@ macro_rules! backend_tests {
                 perturb_and_denoise_rows,
                 drop_out,
                 filter_scales,
+                perturb_filter_norm,
                 row_norms,
                 row_norms_rejects_bad_shapes,
                 axpy,
@@ -476,6 +478,32 @@ where
                     }
                 }
             }
+        }
+    }
+}
+
+/// The one-pass AdaSmoothOut perturbation, weights and scales, equals
+/// [`reference::perturb_filter_norm`] bit for bit for every row structure.
+pub fn perturb_filter_norm<B, F>(backend: &B, make: &F, max_len: usize)
+where
+    B: Backend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    for (i, (rows, cols)) in rows(max_len) {
+        for unit in [Unit::Uniform, Unit::Gaussian] {
+            let k = key(60 + i as u64);
+            let mut want_w = weights::<B::Elem>(rows * cols, cols, i as u64);
+            let mut w = make(want_w.clone());
+            let mut want_s = nan::<B::Elem>(rows);
+            reference::perturb_filter_norm(k, unit, 0.0375, cols, 0, &mut want_w, &mut want_s)
+                .expect("reference perturb_filter_norm");
+            let mut s = make(nan(rows));
+            backend
+                .perturb_filter_norm(&mut w, k, unit, 0.0375, cols, &mut s)
+                .expect("perturb_filter_norm");
+            let what = format!("perturb_filter_norm rows {rows} x {cols} {unit:?}");
+            same_bits(&format!("{what} scales"), &read(backend, &s), &want_s);
+            same_bits(&format!("{what} weights"), &read(backend, &w), &want_w);
         }
     }
 }
