@@ -131,6 +131,13 @@ impl<T: Real> Cpu<T> {
         self.pool.current_num_threads()
     }
 
+    /// Rows per parallel task when `len` elements form `rows` rows of `cols`;
+    /// `None` when they do not, and the caller lets the reference function
+    /// report the precise error.
+    fn rows_per_task(&self, len: usize, cols: usize, rows: usize) -> Option<usize> {
+        (cols != 0 && len % cols == 0 && rows == len / cols).then(|| (self.chunk / cols).max(1))
+    }
+
     /// Runs `f(isa, start, chunk)` over `x` split into tasks of `self.chunk`
     /// elements, `start` being the index of the chunk's first element.
     fn chunks_mut(
@@ -216,11 +223,9 @@ impl<T: Real> PerturbOps for Cpu<T> {
     ) -> Result<()> {
         let w = slice_mut(w)?;
         let scales = slice_mut(scales)?;
-        if cols == 0 || w.len() % cols != 0 || scales.len() != w.len() / cols {
-            // Let the reference produce the precise error.
+        let Some(rows_per_task) = self.rows_per_task(w.len(), cols, scales.len()) else {
             return reference::perturb_filter_norm(key, unit, strength, cols, 0, w, scales);
-        }
-        let rows_per_task = (self.chunk / cols).max(1);
+        };
         let isa = self.isa;
         self.pool.install(|| {
             scales
@@ -245,11 +250,9 @@ impl<T: Real> PerturbOps for Cpu<T> {
 impl<T: Real> NormOps for Cpu<T> {
     fn row_norms(&self, w: &ArrayD<T>, cols: usize, out: &mut [f64]) -> Result<()> {
         let w = slice(w)?;
-        if cols == 0 || w.len() % cols != 0 || out.len() != w.len() / cols {
-            // Let the reference produce the precise error.
+        let Some(rows_per_task) = self.rows_per_task(w.len(), cols, out.len()) else {
             return reference::row_norms(w, cols, out);
-        }
-        let rows_per_task = (self.chunk / cols).max(1);
+        };
         self.pool.install(|| {
             out.par_chunks_mut(rows_per_task)
                 .zip(w.par_chunks(rows_per_task * cols))
@@ -268,11 +271,9 @@ impl<T: Real> NormOps for Cpu<T> {
     ) -> Result<()> {
         let w = slice(w)?;
         let out = slice_mut(out)?;
-        if cols == 0 || w.len() % cols != 0 || out.len() != w.len() / cols {
-            // Let the reference produce the precise error.
+        let Some(rows_per_task) = self.rows_per_task(w.len(), cols, out.len()) else {
             return reference::filter_scales(key, unit, strength, cols, 0, w, out);
-        }
-        let rows_per_task = (self.chunk / cols).max(1);
+        };
         self.pool.install(|| {
             out.par_chunks_mut(rows_per_task)
                 .zip(w.par_chunks(rows_per_task * cols))

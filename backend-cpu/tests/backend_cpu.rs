@@ -166,3 +166,42 @@ fn non_contiguous_arrays_are_errors_not_panics() {
         so.denoise(&cpu, &mut params, Draw::new(0, 0)).unwrap();
     }
 }
+
+/// A backend failure on the second parameter leaves the first one restored
+/// and nothing marked as perturbed: bit for bit in exact mode, within the
+/// rounding of `(w + θ) − θ` (two roundings of at most half an ulp of
+/// `|w| + a` each) when θ is regenerated.
+#[test]
+fn failed_perturb_restores_the_parameters_already_perturbed() {
+    let cpu = cpu::<f32>(2, None);
+    let a = 0.1f32;
+    let w0: Vec<f32> = (0..12).map(|i| (i as f32 - 6.0) * 0.03).collect();
+    for (denoise, scaling) in [
+        (smoothout::Denoise::Exact, Scaling::Fixed),
+        (smoothout::Denoise::Regenerate, Scaling::Fixed),
+        (smoothout::Denoise::Regenerate, Scaling::FilterNorm),
+    ] {
+        let specs = vec![
+            ParamSpec::weight("good", [3, 4]),
+            ParamSpec::weight("bad", [4, 3]),
+        ];
+        let config = Config::new(Noise::uniform(f64::from(a)).unwrap())
+            .with_scaling(scaling)
+            .with_denoise(denoise);
+        let mut so = SmoothOut::new(&cpu, config, specs).unwrap();
+        let mut params = vec![array(w0.clone()), transposed()];
+        non_contiguous(so.perturb(&cpu, &mut params, Draw::new(3, 0)));
+        assert_eq!(so.applied(), None, "{denoise:?} {scaling:?}");
+        let w = params[0].as_slice().unwrap();
+        for (x, x0) in w.iter().zip(&w0) {
+            let bound = match denoise {
+                smoothout::Denoise::Exact => 0.0,
+                _ => f32::EPSILON * (x0.abs() + a),
+            };
+            assert!(
+                (x - x0).abs() <= bound,
+                "{denoise:?} {scaling:?}: {x} vs {x0} (bound {bound})"
+            );
+        }
+    }
+}

@@ -282,7 +282,9 @@ impl<B: Backend> SmoothOut<B> {
         })
     }
 
-    /// Adds θ for `draw` to every perturbed parameter.
+    /// Adds θ for `draw` to every perturbed parameter. If the backend fails
+    /// on one parameter, those already perturbed are restored before the
+    /// error is returned, so no call leaves the parameters half perturbed.
     pub fn perturb(&mut self, backend: &B, params: &mut [B::Buffer], draw: Draw) -> Result<()> {
         self.check(backend, params)?;
         if self.applied.is_some() {
@@ -292,34 +294,68 @@ impl<B: Backend> SmoothOut<B> {
             .config
             .schedule
             .coefficient(draw.step, self.config.total_steps)?;
-        for (i, w) in params.iter_mut().enumerate() {
+        for i in 0..params.len() {
             if !self.specs[i].perturbed {
                 continue;
             }
-            if let Some(copy) = self.saved[i].as_mut() {
-                backend.copy(w, copy)?;
-            }
-            match self.config.noise {
-                Noise::Bernoulli { p } => backend.drop_out(w, self.key(draw, i), p * coef)?,
-                Noise::Uniform { a: s } | Noise::Gaussian { std: s } => {
-                    let strength = s * coef;
-                    let key = self.key(draw, i);
-                    let cols = self.specs[i].cols();
-                    match (self.config.noise.additive(), self.scales[i].as_mut()) {
-                        (Some((unit, _)), Some(out)) => {
-                            backend.perturb_filter_norm(w, key, unit, strength, cols, out)?;
-                        }
-                        _ => {
-                            if let Some(noise) = self.param_noise(i, draw, strength) {
-                                backend.perturb(w, &noise)?;
-                            }
-                        }
-                    }
+            if let Err(e) = self.apply_one(backend, &mut params[i], i, draw, coef) {
+                for j in (0..i).filter(|&j| self.specs[j].perturbed) {
+                    // Best effort: the first error is the one to report.
+                    let _ = self.undo_one(backend, &mut params[j], j, draw, coef);
                 }
+                return Err(e);
             }
         }
         self.applied = Some((draw, coef));
         Ok(())
+    }
+
+    /// The strength after the schedule's multiplier `coef`.
+    fn strength(&self, coef: f64) -> f64 {
+        match self.config.noise {
+            Noise::Uniform { a } => a * coef,
+            Noise::Gaussian { std } => std * coef,
+            Noise::Bernoulli { p } => p * coef,
+        }
+    }
+
+    /// Perturbs parameter `i` (keeping its copy first in exact mode).
+    fn apply_one(
+        &mut self,
+        b: &B,
+        w: &mut B::Buffer,
+        i: usize,
+        draw: Draw,
+        coef: f64,
+    ) -> Result<()> {
+        if let Some(copy) = self.saved[i].as_mut() {
+            b.copy(w, copy)?;
+        }
+        let key = self.key(draw, i);
+        let strength = self.strength(coef);
+        let cols = self.specs[i].cols();
+        match (self.config.noise.additive(), self.scales[i].as_mut()) {
+            (None, _) => b.drop_out(w, key, strength),
+            (Some((unit, _)), Some(scales)) => {
+                b.perturb_filter_norm(w, key, unit, strength, cols, scales)
+            }
+            (Some(_), None) => match self.param_noise(i, draw, strength) {
+                Some(noise) => b.perturb(w, &noise),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Takes parameter `i`'s noise out: restores the copy where one is kept,
+    /// regenerates θ otherwise.
+    fn undo_one(&self, b: &B, w: &mut B::Buffer, i: usize, draw: Draw, coef: f64) -> Result<()> {
+        if let Some(copy) = self.saved[i].as_ref() {
+            return b.copy(copy, w);
+        }
+        match self.param_noise(i, draw, self.strength(coef)) {
+            Some(noise) => b.denoise(w, &noise),
+            None => Ok(()),
+        }
     }
 
     fn take_applied(&mut self, draw: Draw) -> Result<f64> {
@@ -333,36 +369,17 @@ impl<B: Backend> SmoothOut<B> {
         }
     }
 
-    fn strength(&self, coef: f64) -> f64 {
-        match self.config.noise {
-            Noise::Uniform { a } => a * coef,
-            Noise::Gaussian { std } => std * coef,
-            Noise::Bernoulli { p } => p * coef,
-        }
-    }
-
     /// Removes θ for `draw` (the draw last perturbed), as the configuration's
     /// [`Denoise`] mode says.
     pub fn denoise(&mut self, backend: &B, params: &mut [B::Buffer], draw: Draw) -> Result<()> {
         self.check(backend, params)?;
         let coef = self.take_applied(draw)?;
-        let strength = self.strength(coef);
+        if self.config.denoise == Denoise::Off {
+            return Ok(());
+        }
         for (i, w) in params.iter_mut().enumerate() {
-            if !self.specs[i].perturbed {
-                continue;
-            }
-            match self.config.denoise {
-                Denoise::Off => {}
-                Denoise::Exact => {
-                    if let Some(copy) = self.saved[i].as_ref() {
-                        backend.copy(copy, w)?;
-                    }
-                }
-                Denoise::Regenerate => {
-                    if let Some(noise) = self.param_noise(i, draw, strength) {
-                        backend.denoise(w, &noise)?;
-                    }
-                }
+            if self.specs[i].perturbed {
+                self.undo_one(backend, w, i, draw, coef)?;
             }
         }
         Ok(())
@@ -389,14 +406,10 @@ impl<B: Backend> SmoothOut<B> {
         for (i, ((w, g), v)) in params.iter_mut().zip(grads).zip(velocity).enumerate() {
             let mut fused = None;
             if self.specs[i].perturbed {
-                match self.config.denoise {
-                    Denoise::Off => {}
-                    Denoise::Exact => {
-                        if let Some(copy) = self.saved[i].as_ref() {
-                            backend.copy(copy, w)?;
-                        }
-                    }
-                    Denoise::Regenerate => fused = self.param_noise(i, draw, strength),
+                match (self.config.denoise, self.saved[i].as_ref()) {
+                    (Denoise::Off, _) => {}
+                    (_, Some(copy)) => backend.copy(copy, w)?,
+                    (_, None) => fused = self.param_noise(i, draw, strength),
                 }
             }
             backend.denoise_sgd(w, g, v, fused.as_ref(), sgd)?;
@@ -434,6 +447,11 @@ impl<B: Backend> SmoothOut<B> {
         draw: Draw,
         f: impl FnOnce(&[B::Buffer], &mut [B::Buffer]) -> core::result::Result<R, E>,
     ) -> core::result::Result<R, E> {
+        // Checked before perturbing, so that the update cannot fail on them
+        // and leave the parameters perturbed.
+        self.check(backend, grads)?;
+        self.check(backend, velocity)?;
+        sgd.validate()?;
         self.perturb(backend, params, draw)?;
         match f(params, grads) {
             Ok(r) => {
