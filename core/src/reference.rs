@@ -23,7 +23,7 @@
 
 use crate::error::{Error, Result};
 use crate::noise::Noise;
-use crate::philox::{NoiseKey, TILE};
+use crate::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
 use crate::real::Real;
 use crate::sgd::Sgd;
 use crate::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
@@ -100,14 +100,9 @@ pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [
             let Noise::Bernoulli { p } = *noise else {
                 unreachable!("additive() is None only for Bernoulli")
             };
-            let t = bernoulli_threshold(p);
-            let mut words = [0u32; TILE];
-            for (tile, tr, sr) in tiles(start, out.len()) {
-                crate::philox::blocks(key, tile * (TILE as u64 / 4), &mut words);
-                for (o, &x) in out[sr].iter_mut().zip(&words[tr]) {
-                    *o = if (x >> 8) < t { T::one() } else { T::zero() };
-                }
-            }
+            for_each_drop(key, p, start, out, |x, dropped| {
+                *x = if dropped { T::one() } else { T::zero() };
+            });
         }
     }
     Ok(())
@@ -200,17 +195,32 @@ pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) 
 #[inline(always)]
 pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()> {
     Noise::bernoulli(p)?;
+    for_each_drop(key, p, start, w, |x, dropped| {
+        if dropped {
+            *x = T::zero();
+        }
+    });
+    Ok(())
+}
+
+/// Runs `f(x, dropped)` for each element of `xs` (elements `start ..` of
+/// `key`'s stream), `dropped` being its Bernoulli(p) draw.
+#[inline(always)]
+fn for_each_drop<T>(
+    key: NoiseKey,
+    p: f64,
+    start: u64,
+    xs: &mut [T],
+    mut f: impl FnMut(&mut T, bool),
+) {
     let t = bernoulli_threshold(p);
     let mut words = [0u32; TILE];
-    for (tile, tr, sr) in tiles(start, w.len()) {
-        crate::philox::blocks(key, tile * (TILE as u64 / 4), &mut words);
-        for (x, &b) in w[sr].iter_mut().zip(&words[tr]) {
-            if (b >> 8) < t {
-                *x = T::zero();
-            }
+    for (tile, tr, sr) in tiles(start, xs.len()) {
+        blocks(key, tile * TILE_BLOCKS as u64, &mut words);
+        for (x, &b) in xs[sr].iter_mut().zip(&words[tr]) {
+            f(x, (b >> 8) < t);
         }
     }
-    Ok(())
 }
 
 /// Lanes of [`SumSquares`]: a CUDA warp.
@@ -328,6 +338,16 @@ pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
     libm::sqrt(s.total())
 }
 
+/// The authors' guard against a zero noise norm in Eq. 12.
+pub const FILTER_EPS: f64 = 1e-6;
+
+/// One row's AdaSmoothOut scale from the norms of its weights and its unit
+/// draws, computed in `f64` and rounded to `T` once.
+#[inline(always)]
+fn filter_scale<T: Real>(strength: f64, w_norm: f64, u_norm: f64) -> T {
+    T::from_f64(strength * w_norm / (u_norm + FILTER_EPS))
+}
+
 /// AdaSmoothOut's per-row scales, `strength · ‖w_i‖ / (‖u_i‖ + 1e-6)`, for
 /// the rows `first_row ..` held in `w` (rows of `cols` elements).
 #[inline(always)]
@@ -360,7 +380,7 @@ pub fn filter_scales<T: Real>(
             if pos == (row + 1) * cols {
                 let un = libm::sqrt(acc.total());
                 let wn = norm(&w[row * cols..pos]);
-                out[row] = T::from_f64(strength * wn / (un + 1e-6));
+                out[row] = filter_scale(strength, wn, un);
                 acc = SumSquares::default();
                 row += 1;
             }
@@ -416,7 +436,7 @@ pub fn perturb_filter_norm<T: Real>(
             let mut acc = SumSquares::default();
             acc.push(u);
             let un = libm::sqrt(acc.total());
-            *s = T::from_f64(strength * norm(row) / (un + 1e-6));
+            *s = filter_scale(strength, norm(row), un);
             add_scaled(row, u, *s);
         }
     }
