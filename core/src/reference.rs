@@ -206,7 +206,7 @@ pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Resu
 /// Runs `f(x, dropped)` for each element of `xs` (elements `start ..` of
 /// `key`'s stream), `dropped` being its Bernoulli(p) draw.
 #[inline(always)]
-fn for_each_drop<T>(
+pub(crate) fn for_each_drop<T>(
     key: NoiseKey,
     p: f64,
     start: u64,
