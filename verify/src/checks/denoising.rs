@@ -1,0 +1,13 @@
+//! 5. De-noising (Table III) — to be written.
+
+use crate::Row;
+
+/// Title in the report.
+pub const NAME: &str = "5. De-noising (Table III)";
+/// What passing shows, in one sentence.
+pub const SHOWS: &str = "";
+
+/// The report rows.
+pub fn rows() -> Vec<Row> {
+    Vec::new()
+}
