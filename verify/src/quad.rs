@@ -2,8 +2,10 @@
 //! one-dimensional integrals.
 
 /// Nodes and weights of the `n`-point Gauss–Legendre rule on `[-1, 1]`,
-/// found by Newton's method on the Legendre polynomial (converged to a few
-/// ulps for the `n` used here, `n ≤ 200`).
+/// found by Newton's method on the Legendre polynomial. Measured against
+/// 50-digit values for the 12- and 13-point rules: nodes within 0.3 ulp,
+/// weights within 22 ulps relative (the derivative is taken at the
+/// next-to-last Newton iterate).
 #[must_use]
 pub fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::with_capacity(n);
