@@ -44,9 +44,8 @@ impl<T> Default for Reference<T> {
     }
 }
 
-fn slices<'a, T: Real>(n: &NoiseOf<'a, Reference<T>>) -> ParamNoise<'a, T, [T]> {
+fn slices<'a, T: Real>(n: &NoiseOf<'a, Reference<T>>) -> Result<ParamNoise<'a, T, [T]>> {
     n.map_scales(|v: &'a Vec<T>| Ok(v.as_slice()))
-        .unwrap_or_else(|_: Error| unreachable!("viewing a Vec as a slice cannot fail"))
 }
 
 impl<T: Real> BackendTypes for Reference<T> {
@@ -65,11 +64,11 @@ impl<T: Real> NoiseOps for Reference<T> {
 
 impl<T: Real> PerturbOps for Reference<T> {
     fn perturb(&self, w: &mut Vec<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
-        reference::perturb(&slices(noise), 0, w);
+        reference::perturb(&slices(noise)?, 0, w);
         Ok(())
     }
     fn denoise(&self, w: &mut Vec<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
-        reference::denoise(&slices(noise), 0, w);
+        reference::denoise(&slices(noise)?, 0, w);
         Ok(())
     }
     fn drop_out(&self, w: &mut Vec<T>, key: NoiseKey, p: f64) -> Result<()> {
@@ -120,7 +119,7 @@ impl<T: Real> UpdateOps for Reference<T> {
         noise: Option<&NoiseOf<'_, Self>>,
         sgd: &Sgd,
     ) -> Result<()> {
-        let n = noise.map(slices);
+        let n = noise.map(slices).transpose()?;
         reference::denoise_sgd(n.as_ref(), 0, w, grad, velocity, sgd)
     }
 }

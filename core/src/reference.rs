@@ -88,21 +88,21 @@ pub fn fill_unit<T: Real>(key: NoiseKey, unit: Unit, start: u64, out: &mut [T]) 
 #[inline(always)]
 pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()> {
     noise.validate()?;
-    match noise.additive() {
-        Some((unit, s)) => {
+    match *noise {
+        Noise::Bernoulli { p } => for_each_drop(key, p, start, out, |x, dropped| {
+            *x = if dropped { T::one() } else { T::zero() };
+        }),
+        Noise::Uniform { a: s } | Noise::Gaussian { std: s } => {
+            let unit = if let Noise::Uniform { .. } = noise {
+                Unit::Uniform
+            } else {
+                Unit::Gaussian
+            };
             let s = T::from_f64(s);
             fill_unit(key, unit, start, out);
             for x in out.iter_mut() {
                 *x = s * *x;
             }
-        }
-        None => {
-            let Noise::Bernoulli { p } = *noise else {
-                unreachable!("additive() is None only for Bernoulli")
-            };
-            for_each_drop(key, p, start, out, |x, dropped| {
-                *x = if dropped { T::one() } else { T::zero() };
-            });
         }
     }
     Ok(())
