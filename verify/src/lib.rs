@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod checks;
+pub mod harness;
 pub mod mlp;
 pub mod quad;
 pub mod report;

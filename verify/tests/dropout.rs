@@ -8,7 +8,8 @@ use smoothout_verify::checks::dropout::{
     effective_p, exact_expectation, exact_gradient, gradient_z, objective_gradient,
     objective_monte_carlo, report_setting, smoothout_monte_carlo, Variant,
 };
-use smoothout_verify::mlp::Mlp;
+use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
+use smoothout_verify::mlp::{Data, Mlp};
 use smoothout_verify::stats::Z_BOUND;
 
 /// Networks of at most 12 parameters (4096 masks).
@@ -44,11 +45,53 @@ proptest! {
         let obj = objective_monte_carlo(&mlp, &w, &data, p, copies, seed ^ 2, Variant::Correct);
         prop_assert!(obj.z(exact) <= Z_BOUND, "Objective z {}", obj.z(exact));
         prop_assert!(obj.frequency_z(p) <= Z_BOUND, "frequency z {}", obj.frequency_z(p));
-        let (so, bits) = smoothout_monte_carlo(&mlp, &params, &data, p, copies as u64,
-                                               seed ^ 3, Variant::Correct);
-        prop_assert!(so.z(exact) <= Z_BOUND, "SmoothOut z {}", so.z(exact));
-        prop_assert!(so.frequency_z(p) <= Z_BOUND, "frequency z {}", so.frequency_z(p));
-        prop_assert_eq!(bits, 0);
+        smoothout_route_is_dropout::<RefHarness>(&mlp, &params, &data, p, copies as u64,
+                                                 seed ^ 3)?;
+    }
+}
+
+/// The SmoothOut route on `H`: within 5 standard errors of the enumeration,
+/// drop frequency `p`, weights given back bit for bit. Returns the mean loss
+/// and the number of drops.
+fn smoothout_route_is_dropout<H: Harness>(
+    mlp: &Mlp,
+    params: &[Vec<f64>],
+    data: &Data,
+    p: f64,
+    draws: u64,
+    seed: u64,
+) -> Result<(f64, u64), TestCaseError> {
+    let exact = exact_expectation(mlp, &params.concat(), data, p);
+    let (so, bits) =
+        smoothout_monte_carlo::<H>(mlp, params, data, p, draws, seed, Variant::Correct);
+    prop_assert!(so.z(exact) <= Z_BOUND, "SmoothOut z {}", so.z(exact));
+    prop_assert!(
+        so.frequency_z(p) <= Z_BOUND,
+        "frequency z {}",
+        so.frequency_z(p)
+    );
+    prop_assert_eq!(bits, 0);
+    Ok((so.loss.mean(), so.dropped))
+}
+
+/// The SmoothOut route on the CPU backend, on the report network and a
+/// small one, gives the reference's draws bit for bit.
+#[test]
+fn smoothout_route_is_dropout_on_cpu() {
+    let (mlp, params, data) = report_setting();
+    let small = Mlp::new(&[2, 2, 1]);
+    let small_params = small.init(5, 0.4);
+    let small_data = small.data(3, 6);
+    for (mlp, params, data, p) in [
+        (&mlp, &params, &data, 0.25),
+        (&small, &small_params, &small_data, 0.6),
+    ] {
+        let (mean, dropped) =
+            smoothout_route_is_dropout::<CpuHarness>(mlp, params, data, p, 2000, 8).unwrap();
+        let (want, want_dropped) =
+            smoothout_route_is_dropout::<RefHarness>(mlp, params, data, p, 2000, 8).unwrap();
+        assert_eq!(mean.to_bits(), want.to_bits());
+        assert_eq!(dropped, want_dropped);
     }
 }
 
@@ -97,8 +140,15 @@ fn keep_probability_fails() {
     let p = 0.25;
     let exact = exact_expectation(&mlp, &w, &data, p);
     let obj = objective_monte_carlo(&mlp, &w, &data, p, 20_000, 1, Variant::KeepProbability);
-    let (so, _) =
-        smoothout_monte_carlo(&mlp, &params, &data, p, 20_000, 2, Variant::KeepProbability);
+    let (so, _) = smoothout_monte_carlo::<RefHarness>(
+        &mlp,
+        &params,
+        &data,
+        p,
+        20_000,
+        2,
+        Variant::KeepProbability,
+    );
     for (route, mc) in [("Objective", obj), ("SmoothOut", so)] {
         println!(
             "KeepProbability {route}: z {:.1}, frequency {:.4} (z {:.1})",
@@ -134,7 +184,15 @@ fn inverted_dropout_scaling_fails() {
     for p in [0.1, 0.25] {
         let exact = exact_expectation(&mlp, &w, &data, p);
         let obj = objective_monte_carlo(&mlp, &w, &data, p, 20_000, 4, Variant::Inverted);
-        let (so, _) = smoothout_monte_carlo(&mlp, &params, &data, p, 20_000, 5, Variant::Inverted);
+        let (so, _) = smoothout_monte_carlo::<RefHarness>(
+            &mlp,
+            &params,
+            &data,
+            p,
+            20_000,
+            5,
+            Variant::Inverted,
+        );
         for (route, mc) in [("Objective", obj), ("SmoothOut", so)] {
             println!(
                 "Inverted p {p} {route}: z {:.1}, frequency z {:.2}",

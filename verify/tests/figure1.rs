@@ -1,11 +1,37 @@
 //! Figure 1 in practice: SmoothOut leaves the sharp basin for the flat one
 //! over random strengths, dimensions and seeds; plain SGD stays; too little
-//! noise, or noise that is never removed, fails.
+//! noise, or noise that is never removed, fails. The claim's body runs on
+//! the reference (property test) and on the CPU backend (fixed cases, whose
+//! runs must end on the reference's bits).
 
 use proptest::prelude::*;
 use smoothout_verify::checks::figure1::{
-    binomial_lower, run, Basin, Landscape, Variant, A, RATE_BOUND, STEPS,
+    binomial_lower, run, run_with_ends, Basin, Counts, Landscape, Variant, A, RATE_BOUND, STEPS,
 };
+use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
+
+/// `runs` SmoothOut and plain SGD runs on `H`: at least 95% of the
+/// SmoothOut runs reach the flat basin and every plain SGD run stays.
+fn leaves_and_stays<H: Harness>(
+    a: f64,
+    m: usize,
+    runs: usize,
+    seed: u64,
+) -> Result<(Counts, Vec<Vec<f64>>), TestCaseError> {
+    let (c, ends) = run_with_ends::<H>(
+        &Landscape::new(m),
+        Variant::Correct,
+        a,
+        runs,
+        STEPS,
+        seed,
+        true,
+    )
+    .unwrap();
+    prop_assert!(c.flat_rate() >= RATE_BOUND, "{c:?}");
+    prop_assert_eq!(c.sgd_sharp, c.plain_runs);
+    Ok((c, ends))
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4))]
@@ -17,9 +43,24 @@ proptest! {
     fn smoothout_leaves_plain_sgd_stays(
         a in 0.45f64..1.0, m in prop::sample::select(vec![1usize, 2, 5, 10]), seed in any::<u64>()
     ) {
-        let c = run(&Landscape::new(m), Variant::Correct, a, 20, STEPS, seed, true).unwrap();
-        prop_assert!(c.flat_rate() >= RATE_BOUND, "{c:?}");
-        prop_assert_eq!(c.sgd_sharp, c.plain_runs);
+        leaves_and_stays::<RefHarness>(a, m, 20, seed)?;
+    }
+}
+
+/// The same claim on the CPU backend in 1 and 10 dimensions; every run ends
+/// on the reference's bits.
+#[test]
+fn smoothout_leaves_plain_sgd_stays_on_cpu() {
+    for m in [1usize, 10] {
+        let (c, ends) = leaves_and_stays::<CpuHarness>(0.6, m, 4, 77).unwrap();
+        let (want, want_ends) = leaves_and_stays::<RefHarness>(0.6, m, 4, 77).unwrap();
+        assert_eq!(c, want);
+        assert_eq!(ends.len(), 8);
+        for (e, w) in ends.iter().zip(&want_ends) {
+            let bits: Vec<u64> = e.iter().map(|x| x.to_bits()).collect();
+            let want: Vec<u64> = w.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(bits, want, "m = {m}");
+        }
     }
 }
 
@@ -31,7 +72,7 @@ fn broken_variants_fail() {
     for m in [1usize, 10] {
         let land = Landscape::new(m);
         for variant in [Variant::WeakNoise, Variant::NoDenoise] {
-            let c = run(&land, variant, A, 40, STEPS, 11, false).unwrap();
+            let c = run::<RefHarness>(&land, variant, A, 40, STEPS, 11, false).unwrap();
             assert!(c.flat_rate() <= 0.25, "m = {m}, {variant:?}: {c:?}");
             assert!(c.flat_rate() < RATE_BOUND);
             if variant == Variant::WeakNoise {

@@ -1,13 +1,17 @@
 //! Check 6: AdaSmoothOut invariance holds over random networks and
 //! rescalings in the cases the module docs derive, and each broken variant
-//! misses its bound by a wide margin.
+//! misses its bound by a wide margin. The AdaSmoothOut body runs on the
+//! reference (property test) and on the CPU backend (fixed cases, with the
+//! reference's bits).
 
 use proptest::prelude::*;
 use smoothout::Scaling;
 use smoothout_verify::checks::invariance::{
-    loss_invariance, report_setting, smoothed, Perturb, Rescale, Smoothing, Variant,
+    loss_invariance, report_setting, smoothed, Perturb, Rescale, SmoothedInvariance, Smoothing,
+    Variant,
 };
-use smoothout_verify::mlp::Mlp;
+use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
+use smoothout_verify::mlp::{Data, Mlp};
 use smoothout_verify::stats::Z_BOUND;
 
 /// A random network with one or two hidden layers, its parameters and data.
@@ -76,12 +80,73 @@ proptest! {
                                                   k in -8i32..8, a in 0.0f64..0.5,
                                                   seed: u64) {
         let what = pick(&mlp, layer, unit, whole);
-        let perturb = if whole { Perturb::All } else { Perturb::AllButCompensating };
-        let smoothing = Smoothing { scaling: Scaling::FilterNorm, perturb, a, draws: 8, seed };
-        let s = smoothed(&mlp, &params, &data, what, c, Variant::Correct, smoothing);
-        prop_assert!(s.max_ratio <= 1.0, "{what:?} c {c}: ratio {}", s.max_ratio);
-        let s = smoothed(&mlp, &params, &data, what, 2f64.powi(k), Variant::Correct, smoothing);
-        prop_assert_eq!(s.differing_bits, 0, "{:?} c 2^{}", what, k);
+        adasmoothout_invariant::<RefHarness>(&mlp, &params, &data, what, c, k, a, seed)?;
+    }
+}
+
+/// The AdaSmoothOut invariance on `H` for a per-row scaling `what` (a whole
+/// layer, everything perturbed; or a unit, its compensating weight not):
+/// within the rounding bound for `c`, bit for bit for `2^k`. Returns both
+/// comparisons.
+#[allow(clippy::too_many_arguments)]
+fn adasmoothout_invariant<H: Harness>(
+    mlp: &Mlp,
+    params: &[Vec<f64>],
+    data: &Data,
+    what: Rescale,
+    c: f64,
+    k: i32,
+    a: f64,
+    seed: u64,
+) -> Result<[SmoothedInvariance; 2], TestCaseError> {
+    let perturb = match what {
+        Rescale::Layer { .. } => Perturb::All,
+        Rescale::Unit { .. } => Perturb::AllButCompensating,
+    };
+    let smoothing = Smoothing {
+        scaling: Scaling::FilterNorm,
+        perturb,
+        a,
+        draws: 8,
+        seed,
+    };
+    let s = smoothed::<H>(mlp, params, data, what, c, Variant::Correct, smoothing);
+    prop_assert!(s.max_ratio <= 1.0, "{what:?} c {c}: ratio {}", s.max_ratio);
+    let p = smoothed::<H>(
+        mlp,
+        params,
+        data,
+        what,
+        2f64.powi(k),
+        Variant::Correct,
+        smoothing,
+    );
+    prop_assert_eq!(p.differing_bits, 0, "{:?} c 2^{}", what, k);
+    Ok([s, p])
+}
+
+/// The same on the CPU backend for a layer and a unit of the report
+/// network: the paired differences are the reference's bit for bit.
+#[test]
+fn adasmoothout_is_invariant_on_cpu() {
+    let (mlp, params, data) = report_setting();
+    for (what, c, k) in [
+        (Rescale::Layer { layer: 2 }, 2.9, 3),
+        (Rescale::Unit { layer: 1, unit: 6 }, 0.37, -2),
+    ] {
+        let got = adasmoothout_invariant::<CpuHarness>(&mlp, &params, &data, what, c, k, 0.2, 14)
+            .unwrap();
+        let want = adasmoothout_invariant::<RefHarness>(&mlp, &params, &data, what, c, k, 0.2, 14)
+            .unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.max_ratio.to_bits(), w.max_ratio.to_bits(), "{what:?}");
+            assert_eq!(g.diff.mean().to_bits(), w.diff.mean().to_bits(), "{what:?}");
+            assert_eq!(
+                g.before.mean().to_bits(),
+                w.before.mean().to_bits(),
+                "{what:?}"
+            );
+        }
     }
 }
 
@@ -135,7 +200,8 @@ fn fixed_noise_is_not_invariant() {
             draws: 2000,
             seed: 9,
         };
-        let s = smoothed(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
+        let s =
+            smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
         println!(
             "Fixed {what:?}: max ratio {:.3e}, z {:.1}",
             s.max_ratio,
@@ -163,7 +229,8 @@ fn adasmoothout_with_compensating_weight_perturbed_is_not_invariant() {
             draws: 2000,
             seed: 10,
         };
-        let s = smoothed(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
+        let s =
+            smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
         println!(
             "FilterNorm, W_l+1 perturbed, {what:?}: max ratio {:.3e}, z {:.1}",
             s.max_ratio,
@@ -188,10 +255,10 @@ fn broken_rescaling_breaks_the_smoothed_invariance() {
         seed: 11,
     };
     let what = Rescale::Unit { layer: 1, unit: 3 };
-    let ok = smoothed(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
+    let ok = smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
     assert_eq!(ok.differing_bits, 0);
     for variant in [Variant::BiasUnscaled, Variant::Uncompensated] {
-        let s = smoothed(&mlp, &params, &data, what, 4.0, variant, smoothing);
+        let s = smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, variant, smoothing);
         println!(
             "{variant:?} under AdaSmoothOut: max ratio {:.3e}",
             s.max_ratio

@@ -17,6 +17,7 @@ use smoothout_verify::checks::unbiased::{
     objective_row, online_rows, report_functions, sample_copies, sample_online, smoothed_rows,
     OnlineLoss, TestFn, Variant,
 };
+use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
 use smoothout_verify::stats::Z_BOUND;
 
 fn config(cases: u32) -> ProptestConfig {
@@ -115,9 +116,45 @@ proptest! {
     fn online_steps_average_to_the_smoothed_loss(
         noise in noise(), (q, w) in online(), seed in any::<u64>(),
     ) {
-        for row in online_rows(&q, &w, noise, 3000, seed, Variant::Correct).unwrap() {
-            prop_assert!(row.pass, "{row:?}");
-        }
+        online_rows_pass::<RefHarness>(&q, &w, noise, seed)?;
+    }
+}
+
+/// The Eq. 7–8 rows of `q` at `w` on `H` over 3000 steps pass; returns
+/// their measured values.
+fn online_rows_pass<H: Harness>(
+    q: &OnlineLoss,
+    w: &[f64],
+    noise: Noise,
+    seed: u64,
+) -> Result<Vec<f64>, TestCaseError> {
+    let rows = online_rows::<H>(q, w, noise, 3000, seed, Variant::Correct).unwrap();
+    for row in &rows {
+        prop_assert!(row.pass, "{row:?}");
+    }
+    Ok(rows.iter().map(|r| r.measured).collect())
+}
+
+/// The same on the CPU backend, both losses and both noises, measuring the
+/// reference's values bit for bit.
+#[test]
+fn online_steps_average_on_cpu() {
+    let q = OnlineLoss::Quadratic {
+        mu: vec![0.4, -0.3, 0.9],
+        s: vec![0.2, 0.7, 0.5],
+    };
+    let cos = OnlineLoss::Cosine {
+        mu: vec![-0.6, 0.1],
+        s: vec![1.3, 0.4],
+    };
+    for (q, w, noise) in [
+        (&q, vec![0.1, 0.2, -0.5], Noise::Uniform { a: 0.4 }),
+        (&cos, vec![0.8, -1.1], Noise::Gaussian { std: 0.25 }),
+    ] {
+        let got = online_rows_pass::<CpuHarness>(q, &w, noise, 21).unwrap();
+        let want = online_rows_pass::<RefHarness>(q, &w, noise, 21).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{}", q.name());
     }
 }
 
@@ -250,7 +287,7 @@ fn online_broken_variants_fail() {
     let (ey2, ey4) = (m2 + s * s, m4 + 6.0 * m2 * s * s + 3.0 * s.powi(4));
     let sd = (m as f64 * (ey4 - ey2 * ey2) / 4.0).sqrt();
     let gap = m as f64 * (a * a / 3.0 - a * a / 12.0) / 2.0;
-    let rows = online_rows(&q, &mu, noise, t, 11, Variant::HalfScale).unwrap();
+    let rows = online_rows::<RefHarness>(&q, &mu, noise, t, 11, Variant::HalfScale).unwrap();
     assert!(!rows[0].pass, "{:?}", rows[0]);
     assert_near(
         rows[0].measured,
@@ -258,12 +295,12 @@ fn online_broken_variants_fail() {
         "online half-scale value",
     );
 
-    let rows = online_rows(&q, &mu, noise, t, 12, Variant::OneSided).unwrap();
+    let rows = online_rows::<RefHarness>(&q, &mu, noise, t, 12, Variant::OneSided).unwrap();
     assert!(!rows[1].pass, "{:?}", rows[1]);
     let z = (a / 2.0) / (a * a / 12.0 + s * s).sqrt() * sqrt_t;
     assert_near(rows[1].measured, z, "online one-sided gradient");
 
     // And the correct variant passes on the same inputs.
-    let s = sample_online(&q, &mu, noise, t, 12, Variant::Correct).unwrap();
+    let s = sample_online::<RefHarness>(&q, &mu, noise, t, 12, Variant::Correct).unwrap();
     assert!(s.grad_z(&[0.0; 3]) <= Z_BOUND);
 }

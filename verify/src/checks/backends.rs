@@ -11,7 +11,10 @@
 //! threads (the widest instruction set the CPU has, chunks of 4099
 //! elements, so that chunks split noise tiles and rows), compared with
 //! [`smoothout::reference`] on the host; and a whole SmoothOut training run
-//! of a small MLP on [`Cpu`] against the [`Reference`] backend.
+//! of a small MLP on [`Cpu`] against the [`Reference`] backend. (Checks 1
+//! (online form), 4, 5, 6 and 7 also run their step-based bodies on the CPU
+//! backend through [`crate::harness`], each with a row asserting that it
+//! measured the reference's bits.)
 //!
 //! Results are compared through their bit patterns: the number of
 //! differing bits (popcount of the XOR), the number of differing elements,

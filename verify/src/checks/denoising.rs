@@ -20,7 +20,9 @@
 //! # What is computed
 //!
 //! SGD (constant lr `η = 10⁻³`, no momentum) through
-//! [`SmoothOut::step_sgd`] on the [`Reference`] backend, from `w = argmin C`
+//! [`SmoothOut::step_sgd`] on a [`Harness`]'s backend (the report runs
+//! every row on the core reference, and its de-noised rows again on the CPU
+//! backend, asserting that both measure the same bits), from `w = argmin C`
 //! in every coordinate: a burn-in of `10τ` steps (the start's offset decays
 //! by `e⁻¹⁰`), then a window of `12τ` steps whose iterates are averaged
 //! (Polyak averaging), with `τ = 1/(η C̄''(w*))` the relaxation time of the
@@ -84,13 +86,15 @@
 //! | `argmin C` vs `argmin C̄` (the check can tell them apart) | ≥ [`DETECT_Z`] = 20 SE | a run that ignored the noise would converge near `argmin C` and fail by at least this |
 //! | Polyak mean without de-noising vs `argmin C̄` | ≥ 20 of its own SE, or divergence | the ablation must be clearly off, not marginally |
 //! | f32 run | same 5 SE | regenerating de-noise in f32 leaves ~10⁻⁷ per step at random signs, ~10⁻⁵ after 10⁴ steps, ≪ SE ≈ 10⁻³ |
+//! | CPU-backend rows vs the reference's | 0 differing bits of the measured values | the CPU backend gives the reference's bits (check 9) and the host computes the same gradient from them |
 
 use smoothout::reference::{ParamNoise, Scale};
 use smoothout::{
-    Config, Denoise, Draw, Error, Noise, NoiseKey, ParamSpec, PerturbOps, Real, Reference, Result,
-    Sgd, SmoothOut, Unit,
+    Config, Denoise, Draw, Noise, NoiseKey, ParamSpec, PerturbOps, Real, Result, Sgd, SmoothOut,
+    Unit,
 };
 
+use crate::harness::{agreement_row, CpuHarness, Harness, RefHarness};
 use crate::stats::{MeanVar, Z_BOUND};
 use crate::Row;
 
@@ -262,10 +266,12 @@ impl Outcome {
     }
 }
 
-/// One SGD run of `setting` with `variant` in precision `T`, noise seed
-/// `seed`.
-pub fn run<T: Real>(setting: &Setting, variant: Variant, seed: u64) -> Result<Outcome> {
-    let backend = Reference::<T>::new();
+/// One SGD run of `setting` with `variant` in precision `T` on `H`'s
+/// backend, noise seed `seed`. The gradient is computed on the host from
+/// the downloaded perturbed parameters and uploaded into the gradient
+/// buffer; the iterates are downloaded after every step.
+pub fn run<H: Harness, T: Real>(setting: &Setting, variant: Variant, seed: u64) -> Result<Outcome> {
+    let backend = H::backend::<T>();
     let denoise = match variant {
         Variant::Regenerate => Denoise::Regenerate,
         Variant::Exact => Denoise::Exact,
@@ -277,9 +283,10 @@ pub fn run<T: Real>(setting: &Setting, variant: Variant, seed: u64) -> Result<Ou
     let m = setting.m;
     let mut so = SmoothOut::new(&backend, config, vec![ParamSpec::weight("w", [m])])?;
     let start = T::from_f64(setting.argmin_loss());
-    let mut w = vec![vec![start; m]];
-    let mut g = vec![vec![T::zero(); m]];
-    let mut v = vec![vec![T::zero(); m]];
+    let mut w = vec![H::upload(&backend, vec![start; m])?];
+    let mut g = vec![H::upload(&backend, vec![T::zero(); m])?];
+    let mut v = vec![H::upload(&backend, vec![T::zero(); m])?];
+    let mut grad = vec![T::zero(); m];
     let sgd = Sgd::new(setting.lr, 0.0, 0.0)?;
     let beta = T::from_f64(setting.beta);
     let mut coords = vec![MeanVar::default(); m];
@@ -288,10 +295,11 @@ pub fn run<T: Real>(setting: &Setting, variant: Variant, seed: u64) -> Result<Ou
     for step in 0..setting.burn + setting.window {
         let draw = Draw::new(step, 0);
         so.step_sgd(&backend, &mut w, &mut g, &mut v, &sgd, draw, |p, g| {
-            for (g, &x) in g[0].iter_mut().zip(&p[0]) {
+            let p = H::download(&backend, &p[0])?;
+            for (g, &x) in grad.iter_mut().zip(&p) {
                 *g = x * x * x - beta; // ∇C at the perturbed point
             }
-            Ok::<(), Error>(())
+            H::write(&backend, &grad, &mut g[0])
         })?;
         if variant == Variant::WrongDraw {
             let wrong = ParamNoise {
@@ -301,7 +309,8 @@ pub fn run<T: Real>(setting: &Setting, variant: Variant, seed: u64) -> Result<Ou
             };
             backend.denoise(&mut w[0], &wrong)?;
         }
-        if w[0].iter().any(|x| {
+        let w = H::download(&backend, &w[0])?;
+        if w.iter().any(|x| {
             let x = Real::to_f64(*x);
             !x.is_finite() || x.abs() > DIVERGED
         }) {
@@ -309,7 +318,7 @@ pub fn run<T: Real>(setting: &Setting, variant: Variant, seed: u64) -> Result<Ou
             break;
         }
         if step >= setting.burn {
-            for (c, x) in coords.iter_mut().zip(&w[0]) {
+            for (c, x) in coords.iter_mut().zip(&w) {
                 c.push(Real::to_f64(*x));
                 all.push(Real::to_f64(*x));
             }
@@ -336,16 +345,46 @@ pub const REPORT_BETA: f64 = 1.0;
 /// The report seed.
 pub const REPORT_SEED: u64 = 5;
 
-/// The report rows.
+/// The claim of the rows without de-noising.
+const ABLATION: &str =
+    "without de-noising (Denoise::Off, same a): distance of its Polyak mean from argmin C̄, in its SE";
+
+/// The report rows: every row on the reference; the de-noised rows again
+/// on the CPU backend (the ablation's long windows, about 10⁵ steps, are
+/// left to the reference: on two threads each tiny step costs a few thread
+/// hand-offs); and the row asserting that the CPU rows measured the
+/// reference's bits.
 pub fn rows() -> Vec<Row> {
+    let mut rows = rows_on::<RefHarness>(true);
+    let cpu = rows_on::<CpuHarness>(false);
+    let reference: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.claim != ABLATION)
+        .cloned()
+        .collect();
+    let agree = agreement_row(
+        NAME,
+        CpuHarness::NAME,
+        &reference,
+        &cpu,
+        "the de-noised reference rows above",
+    );
+    rows.extend(cpu);
+    rows.push(agree);
+    rows
+}
+
+/// The report rows on `H`'s backend, with the ablation (`Denoise::Off`)
+/// rows when `ablation` (see [`Harness::tag`] for the setting).
+pub fn rows_on<H: Harness>(ablation: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     for a in REPORT_A {
-        if let Err(e) = rows_at(a, &mut rows) {
+        if let Err(e) = rows_at::<H>(a, ablation, &mut rows) {
             rows.push(Row::at_most(
                 NAME,
                 "the runs completed",
                 "Alg. 1",
-                format!("a = {a}: error {e}"),
+                format!("a = {a}: error {e}{}", H::tag()),
                 f64::NAN,
                 Z_BOUND,
             ));
@@ -354,7 +393,7 @@ pub fn rows() -> Vec<Row> {
     rows
 }
 
-fn rows_at(a: f64, rows: &mut Vec<Row>) -> Result<()> {
+fn rows_at<H: Harness>(a: f64, ablation: bool, rows: &mut Vec<Row>) -> Result<()> {
     let s = Setting::new(a, REPORT_BETA);
     let base = format!(
         "C = Σ w⁴/4 − w, m = {}, a = {a}, η = {}, argmin C̄ = {:.4}, argmin C = 1",
@@ -362,8 +401,9 @@ fn rows_at(a: f64, rows: &mut Vec<Row>) -> Result<()> {
         s.lr,
         s.argmin_smoothed()
     );
-    let de64 = run::<f64>(&s, Variant::Regenerate, REPORT_SEED)?;
-    let de32 = run::<f32>(&s, Variant::Regenerate, REPORT_SEED)?;
+    let tag = H::tag();
+    let de64 = run::<H, f64>(&s, Variant::Regenerate, REPORT_SEED)?;
+    let de32 = run::<H, f32>(&s, Variant::Regenerate, REPORT_SEED)?;
     for (label, out) in [("f64", de64), ("f32", de32)] {
         rows.push(Row::at_most(
             NAME,
@@ -373,7 +413,7 @@ fn rows_at(a: f64, rows: &mut Vec<Row>) -> Result<()> {
             "Alg. 1, Eq. 11",
             format!(
                 "{base}; {} + {} steps; mean {:.5}, SE {:.2e} (i.i.d. SE {:.1e}), \
-                 predicted bias {:.2} SE",
+                 predicted bias {:.2} SE{tag}",
                 s.burn,
                 s.window,
                 out.mean,
@@ -389,14 +429,17 @@ fn rows_at(a: f64, rows: &mut Vec<Row>) -> Result<()> {
                 NAME,
                 "the check separates C̄ from C: distance of the same mean from argmin C, in SE",
                 "Eq. 1",
-                base.clone(),
+                format!("{base}{tag}"),
                 out.z_from(s.argmin_loss()),
                 DETECT_Z,
             ));
         }
     }
+    if !ablation {
+        return Ok(());
+    }
     let long = s.ablation();
-    let off = run::<f64>(&long, Variant::Off, REPORT_SEED)?;
+    let off = run::<H, f64>(&long, Variant::Off, REPORT_SEED)?;
     let what = match off.diverged_at {
         Some(t) => format!("diverged (|w| > {DIVERGED:e}) at step {t}"),
         None => format!(
@@ -406,9 +449,9 @@ fn rows_at(a: f64, rows: &mut Vec<Row>) -> Result<()> {
     };
     rows.push(Row::at_least(
         NAME,
-        "without de-noising (Denoise::Off, same a): distance of its Polyak mean from argmin C̄, in its SE",
+        ABLATION,
         "Table III",
-        format!("{base}; {} + {} steps; {what}", long.burn, long.window),
+        format!("{base}; {} + {} steps; {what}{tag}", long.burn, long.window),
         off.z(),
         DETECT_Z,
     ));

@@ -14,8 +14,11 @@
 //!
 //! * [`Objective`] with [`Noise::bernoulli`] (copy by copy through
 //!   `Objective::perturbed`, so that the standard error is known);
-//! * [`SmoothOut`] on the [`Reference`] backend with `Denoise::Exact`
-//!   (guard API), which must also give the weights back bit for bit;
+//! * [`SmoothOut`] with `Denoise::Exact` (guard API) on a [`Harness`]'s
+//!   backend (the core reference; the CPU backend in rows of their own,
+//!   [`CPU_DRAWS`] draws per `p`, which must measure what the reference
+//!   measures with those draws), which must also give the weights back bit
+//!   for bit;
 //! * the gradient `Objective::value_and_grad`, whose expectation is
 //!   `E[m ∘ ∇C(w ∘ m)]` ([`exact_gradient`], enumerated too), in batches
 //!   whose means give the standard error;
@@ -46,10 +49,12 @@
 //! | drop frequency vs `p` | `≤ 5` binomial standard errors `√(p(1−p)/(N k))` | independent draws |
 //! | gradient components vs enumeration | largest of `k` batch-mean z-scores `≤ 5` | 100 batches, so the batch means are close to normal; `k ≤ 16` comparisons, false-alarm chance below 10⁻⁴ |
 //! | weights after `Denoise::Exact` | 0 differing bits | the step restores a copy |
+//! | CPU-backend rows ([`CPU_DRAWS`] draws per `p`) vs the same rows on the reference | 0 differing bits of the measured values | the CPU backend gives the reference's bits (check 9) |
 
 use smoothout::unit::bernoulli_threshold;
-use smoothout::{Config, Denoise, Draw, Noise, Objective, Reference, SmoothOut};
+use smoothout::{Config, Denoise, Draw, Noise, Objective, SmoothOut};
 
+use crate::harness::{agreement_row, download_all, upload_all, CpuHarness, Harness, RefHarness};
 use crate::mlp::{Data, Mlp};
 use crate::stats::{MeanVar, Z_BOUND};
 use crate::Row;
@@ -249,15 +254,16 @@ pub fn objective_monte_carlo(
 }
 
 /// `draws` draws of the library's [`SmoothOut`] step with Bernoulli noise
-/// and exact de-noising (guard API, [`Reference`] backend) on the buffers
+/// and exact de-noising (guard API, on `H`'s backend) on the buffers
 /// `params`, and the number of bits in which the weights differ from
-/// `params` after the last de-noise (0 when restored exactly).
+/// `params` after the last de-noise (0 when restored exactly). The perturbed
+/// buffers are downloaded after each perturbation.
 ///
 /// # Panics
 ///
-/// As [`objective_monte_carlo`].
+/// As [`objective_monte_carlo`], or if the backend fails.
 #[must_use]
-pub fn smoothout_monte_carlo(
+pub fn smoothout_monte_carlo<H: Harness>(
     mlp: &Mlp,
     params: &[Vec<f64>],
     data: &Data,
@@ -266,26 +272,29 @@ pub fn smoothout_monte_carlo(
     seed: u64,
     variant: Variant,
 ) -> (MonteCarlo, u64) {
-    let backend = Reference::<f64>::new();
+    let backend = H::backend::<f64>();
     let noise = Noise::bernoulli(variant.drop_probability(p)).expect("p in [0, 1]");
     let config = Config::new(noise)
         .with_denoise(Denoise::Exact)
         .with_seed(seed);
     let mut so = SmoothOut::new(&backend, config, mlp.specs()).expect("a valid configuration");
-    let mut w = params.to_vec();
+    let mut w = upload_all::<H, f64>(&backend, params).expect("upload");
     let flat_w: Vec<f64> = params.concat();
     let mut mc = MonteCarlo::default();
     for d in 0..draws {
         let guard = so
             .guard(&backend, &mut w, Draw::new(d, 0))
             .expect("perturb");
-        let mut x: Vec<f64> = guard.concat();
+        let mut x: Vec<f64> = download_all::<H, f64>(&backend, &guard)
+            .expect("download")
+            .concat();
         guard.denoise().expect("de-noise");
         mc.record(&flat_w, &x);
         variant.finish(p, &mut x);
         mc.loss.push(mlp.loss(&mlp.split(&x), data));
     }
-    let bits = w
+    let bits = download_all::<H, f64>(&backend, &w)
+        .expect("download")
         .concat()
         .iter()
         .zip(&flat_w)
@@ -348,19 +357,112 @@ pub fn report_setting() -> (Mlp, Vec<Vec<f64>>, Data) {
     (mlp, params, data)
 }
 
-/// The report rows.
+/// Draws per `p` of the report's CPU-backend rows. Each draw costs the CPU
+/// backend a few thread hand-offs per buffer (about 90 µs on two threads),
+/// so the reference's 50 000 draws at three `p` would add some 13 s.
+pub const CPU_DRAWS: u64 = 2_000;
+
+/// The rows of the SmoothOut route alone at drop probability `p`, `draws`
+/// draws (seed 74, as in the report), on `H`'s backend (see
+/// [`Harness::tag`] for the setting): the mean against the enumeration,
+/// the drop frequency, and the weights restored.
+#[must_use]
+pub fn smoothout_rows<H: Harness>(
+    mlp: &Mlp,
+    params: &[Vec<f64>],
+    data: &Data,
+    p: f64,
+    draws: u64,
+) -> Vec<Row> {
+    let w = params.concat();
+    let k = w.len();
+    let net = format!("MLP {:?} (k = {k}), n = {}", mlp.sizes(), data.n);
+    let tag = H::tag();
+    let exact = exact_expectation(mlp, &w, data, p);
+    let (so, bits) = smoothout_monte_carlo::<H>(mlp, params, data, p, draws, 74, Variant::Correct);
+    vec![
+        Row::at_most(
+            NAME,
+            "SmoothOut::guard (Bernoulli, exact de-noise) mean of C(w+θ) = exact E (standard errors)",
+            "§III-B",
+            format!("{net}; p = {p}, {draws} draws; exact E = {exact:.6}{tag}"),
+            so.z(exact),
+            Z_BOUND,
+        ),
+        Row::at_most(
+            NAME,
+            "SmoothOut::guard drop frequency = p (binomial standard errors)",
+            "§III-B",
+            format!(
+                "{net}; p = {p}, {draws} × {k} draws; observed {:.5}{tag}",
+                so.frequency()
+            ),
+            so.frequency_z(p),
+            Z_BOUND,
+        ),
+        Row::at_most(
+            NAME,
+            "weights restored after every Bernoulli draw (Denoise::Exact): differing bits",
+            "Alg. 1",
+            format!("{net}; p = {p}, {draws} draws{tag}"),
+            bits as f64,
+            0.0,
+        ),
+    ]
+}
+
+/// The report rows: the enumeration against both library routes on the
+/// reference; the SmoothOut route again on the CPU backend with
+/// [`CPU_DRAWS`] draws per `p`; and a row asserting that the CPU rows
+/// measured what the same rows measure on the reference at that size.
 pub fn rows() -> Vec<Row> {
+    let mut rows = reference_rows();
+    let (mlp, params, data) = report_setting();
+    let mut cpu = Vec::new();
+    let mut reference = Vec::new();
+    for p in REPORT_P {
+        cpu.extend(smoothout_rows::<CpuHarness>(
+            &mlp, &params, &data, p, CPU_DRAWS,
+        ));
+        reference.extend(smoothout_rows::<RefHarness>(
+            &mlp, &params, &data, p, CPU_DRAWS,
+        ));
+    }
+    let agree = agreement_row(
+        NAME,
+        CpuHarness::NAME,
+        &reference,
+        &cpu,
+        "run for this row with the same draws, not shown",
+    );
+    rows.extend(cpu);
+    rows.push(agree);
+    rows
+}
+
+/// The drop probabilities of the report.
+pub const REPORT_P: [f64; 3] = [0.1, 0.25, 0.5];
+
+/// The report's reference rows.
+fn reference_rows() -> Vec<Row> {
     let (mlp, params, data) = report_setting();
     let w = params.concat();
     let k = w.len();
     let net = format!("MLP {:?} (k = {k}), n = {}", mlp.sizes(), data.n);
     let mut rows = Vec::new();
     let copies = 50_000;
-    for p in [0.1, 0.25, 0.5] {
+    for p in REPORT_P {
         let exact = exact_expectation(&mlp, &w, &data, p);
         let obj = objective_monte_carlo(&mlp, &w, &data, p, copies, 73, Variant::Correct);
-        let (so, bits) =
-            smoothout_monte_carlo(&mlp, &params, &data, p, copies as u64, 74, Variant::Correct);
+        let (so, bits) = smoothout_monte_carlo::<RefHarness>(
+            &mlp,
+            &params,
+            &data,
+            p,
+            copies as u64,
+            74,
+            Variant::Correct,
+        );
         let setting = |what: &str| format!("{net}; p = {p}, {copies} {what}; exact E = {exact:.6}");
         rows.push(Row::at_most(
             NAME,

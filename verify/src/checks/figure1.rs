@@ -22,8 +22,10 @@
 //! For `n = 200` runs per landscape (`m = 1` and `m = 10`), a start
 //! `w_0 = w_s + U(−0.03, 0.03)^m` (from the library's noise under the run's
 //! seed) is confirmed to be in the sharp basin, then two runs of 2000 steps
-//! of SGD (lr 0.01, no momentum) go through [`SmoothOut::step_sgd`] on the
-//! [`Reference<f64>`] backend with the run's seed in [`Config::with_seed`]:
+//! of SGD (lr 0.01, no momentum) go through [`SmoothOut::step_sgd`] on a
+//! [`Harness`]'s `f64` backend with the run's seed in [`Config::with_seed`]
+//! (the report runs on the core reference, and the first [`CPU_RUNS`] runs
+//! again on the CPU backend, asserting that they end on the same bits):
 //!
 //! * SmoothOut: `θ ~ U(−a, a)`, `a = 0.5`, de-noised (`Denoise::Regenerate`);
 //! * plain SGD: the same call with `a = 0`.
@@ -67,12 +69,13 @@
 //! | starts in the sharp basin | all (checked, else an error) | the comparison is meaningful only from there |
 //! | basin by gradient flow | within 0.05 of the minimum, `‖∇C‖ < 10⁻⁶` | the minima are 1.085 apart; Euler flow contracts by a factor 0.99 per step in the flat well and 0.6 in the sharp one, so time 200 settles any point that is not on the plateau |
 //! | broken variant (tests, 40 runs) | flat rate ≤ 0.25 (measured 0 and 0.175) | far below 0.95: at a true rate of 0.2 the chance of ≥ 38 of 40 is < 10⁻²³ |
+//! | CPU-backend end points vs the reference's runs of the same seeds | 0 differing bits | the CPU backend gives the reference's bits (check 9) and the host computes the same gradient from them |
 
 use smoothout::{
-    Config, Denoise, Draw, Error, Noise, NoiseKey, NoiseOps, ParamSpec, Reference, Result, Sgd,
-    SmoothOut,
+    Config, Denoise, Draw, Error, Noise, NoiseKey, NoiseOps, ParamSpec, Result, Sgd, SmoothOut,
 };
 
+use crate::harness::{differing_bits, CpuHarness, Harness, RefHarness};
 use crate::Row;
 
 /// Title in the report.
@@ -228,31 +231,39 @@ impl Variant {
 }
 
 /// `steps` of SGD (lr [`LR`]) from `start` through [`SmoothOut::step_sgd`]
-/// with `config`; returns the end point.
-pub fn train(land: &Landscape, config: Config, start: &[f64], steps: u64) -> Result<Vec<f64>> {
-    let backend = Reference::<f64>::new();
-    let mut so = SmoothOut::new(&backend, config, vec![ParamSpec::bias("w", land.m)])?;
+/// with `config` on `backend`; returns the end point. The gradient is
+/// computed on the host from the downloaded perturbed point.
+pub fn train<H: Harness>(
+    backend: &H::Backend<f64>,
+    land: &Landscape,
+    config: Config,
+    start: &[f64],
+    steps: u64,
+) -> Result<Vec<f64>> {
+    let mut so = SmoothOut::new(backend, config, vec![ParamSpec::bias("w", land.m)])?;
     let (mut w, mut g, mut v) = (
-        vec![start.to_vec()],
-        vec![vec![0.0; land.m]],
-        vec![vec![0.0; land.m]],
+        vec![H::upload(backend, start.to_vec())?],
+        vec![H::upload(backend, vec![0.0; land.m])?],
+        vec![H::upload(backend, vec![0.0; land.m])?],
     );
+    let mut grad = vec![0.0; land.m];
     let sgd = Sgd::new(LR, 0.0, 0.0)?;
     for step in 0..steps {
         so.step_sgd(
-            &backend,
+            backend,
             &mut w,
             &mut g,
             &mut v,
             &sgd,
             Draw::new(step, 0),
             |p, g| {
-                land.loss_grad(&p[0], &mut g[0]); // the gradient at the perturbed point
-                Ok::<(), Error>(())
+                let p = H::download(backend, &p[0])?;
+                land.loss_grad(&p, &mut grad); // the gradient at the perturbed point
+                H::write(backend, &grad, &mut g[0])
             },
         )?;
     }
-    Ok(w.swap_remove(0))
+    H::download(backend, &w[0])
 }
 
 /// Counts over a set of runs.
@@ -285,23 +296,30 @@ impl Counts {
 }
 
 /// The start of run `run`: `w_s + U(−0.03, 0.03)^m` from the library's
-/// noise under a key of its own.
-pub fn start(minima: &(Vec<f64>, Vec<f64>), seed: u64, run: usize) -> Result<Vec<f64>> {
-    let mut u = vec![0.0; minima.1.len()];
+/// noise (`fill_noise` on `backend`) under a key of its own.
+pub fn start<H: Harness>(
+    backend: &H::Backend<f64>,
+    minima: &(Vec<f64>, Vec<f64>),
+    seed: u64,
+    run: usize,
+) -> Result<Vec<f64>> {
+    let mut u = H::upload(backend, vec![0.0; minima.1.len()])?;
     let key = NoiseKey::from_seed(seed ^ START_SALT).fold_in(run as u64);
-    Reference::<f64>::new().fill_noise(key, &Noise::uniform(START_SPREAD)?, &mut u)?;
+    backend.fill_noise(key, &Noise::uniform(START_SPREAD)?, &mut u)?;
+    let u = H::download(backend, &u)?;
     Ok(u.iter().zip(&minima.1).map(|(u, s)| s + u).collect())
 }
 
 /// `runs` runs of SmoothOut (`variant` at strength `a`) from starts in the
 /// sharp basin, each paired with plain SGD from the same start when
-/// `with_plain`; run `i` uses seed `seed + i`.
+/// `with_plain`; run `i` uses seed `seed + i`. Every run goes through one
+/// backend of `H`.
 ///
 /// # Errors
 ///
 /// A library error, or [`Error::InvalidSetting`] if a start is not in the
 /// sharp basin.
-pub fn run(
+pub fn run<H: Harness>(
     land: &Landscape,
     variant: Variant,
     a: f64,
@@ -310,14 +328,34 @@ pub fn run(
     seed: u64,
     with_plain: bool,
 ) -> Result<Counts> {
+    run_with_ends::<H>(land, variant, a, runs, steps, seed, with_plain).map(|(c, _)| c)
+}
+
+/// [`run`], with the end point of every run: for each run in order, the
+/// SmoothOut run's end, then the plain SGD run's (when `with_plain`).
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_with_ends<H: Harness>(
+    land: &Landscape,
+    variant: Variant,
+    a: f64,
+    runs: usize,
+    steps: u64,
+    seed: u64,
+    with_plain: bool,
+) -> Result<(Counts, Vec<Vec<f64>>)> {
+    let backend = H::backend::<f64>();
     let minima = land.minima();
     let mut c = Counts {
         runs,
         ..Counts::default()
     };
+    let mut ends = Vec::with_capacity(if with_plain { 2 * runs } else { runs });
     for i in 0..runs {
         let s = seed.wrapping_add(i as u64);
-        let w0 = start(&minima, seed, i)?;
+        let w0 = start::<H>(&backend, &minima, seed, i)?;
         if land.basin(&w0, &minima) != Basin::Sharp {
             return Err(Error::InvalidSetting {
                 name: "start outside the sharp basin, run",
@@ -325,22 +363,24 @@ pub fn run(
                 expected: "a start in the sharp basin",
             });
         }
-        let end = train(land, variant.config(a, s)?, &w0, steps)?;
+        let end = train::<H>(&backend, land, variant.config(a, s)?, &w0, steps)?;
         match land.basin(&end, &minima) {
             Basin::Flat => c.smooth_flat += 1,
             Basin::Neither => c.smooth_neither += 1,
             Basin::Sharp => {}
         }
+        ends.push(end);
         if with_plain {
             let plain = Config::new(Noise::uniform(0.0)?).with_seed(s);
-            let end = train(land, plain, &w0, steps)?;
+            let end = train::<H>(&backend, land, plain, &w0, steps)?;
             c.plain_runs += 1;
             if land.basin(&end, &minima) == Basin::Sharp {
                 c.sgd_sharp += 1;
             }
+            ends.push(end);
         }
     }
-    Ok(c)
+    Ok((c, ends))
 }
 
 /// The one-sided `1 − alpha` Clopper–Pearson lower bound on a binomial rate
@@ -385,28 +425,73 @@ pub fn binomial_lower(k: usize, n: usize, alpha: f64) -> f64 {
 /// The report seed.
 pub const REPORT_SEED: u64 = 40;
 
-/// The report rows.
+/// Runs per landscape of the report's CPU-backend rows: the first runs
+/// (same seeds and starts) of the reference's [`REPORT_RUNS`]. Each of
+/// their tiny steps costs the CPU backend a few thread hand-offs, so all
+/// 200 would take half a minute.
+pub const CPU_RUNS: usize = 8;
+
+/// The report rows: every row on the reference; the same rows on the CPU
+/// backend over the first [`CPU_RUNS`] runs; and a row asserting that those
+/// runs end, bit for bit, where the reference's runs of the same seeds end.
 pub fn rows() -> Vec<Row> {
+    let (mut rows, want) = rows_on::<RefHarness>(REPORT_RUNS);
+    let (cpu, got) = rows_on::<CpuHarness>(CPU_RUNS);
+    // Per landscape the reference's ends start with those of its first
+    // CPU_RUNS runs (two ends per run: SmoothOut, then plain SGD).
+    let want: Vec<f64> = want
+        .iter()
+        .flat_map(|ends| ends.iter().take(2 * CPU_RUNS).flatten().copied())
+        .collect();
+    let got: Vec<f64> = got.iter().flatten().flatten().copied().collect();
+    let bits = differing_bits(&want, &got).map_or(f64::NAN, |b| b as f64);
+    rows.extend(cpu);
+    rows.push(Row::at_most(
+        NAME,
+        format!(
+            "backend={} runs end where the reference's runs with the same seeds end: differing bits",
+            CpuHarness::NAME
+        ),
+        "backend contract",
+        format!(
+            "m = 1 and 10: end points of the {CPU_RUNS} SmoothOut and {CPU_RUNS} plain SGD runs of \
+             each CPU row above against the first {CPU_RUNS} of the reference's {REPORT_RUNS}; \
+             {} coordinates compared",
+            got.len()
+        ),
+        bits,
+        0.0,
+    ));
+    rows
+}
+
+/// The report rows on `H`'s backend with `runs` runs per landscape (see
+/// [`Harness::tag`] for the setting), and each landscape's end points (see
+/// [`run_with_ends`]).
+pub fn rows_on<H: Harness>(runs: usize) -> (Vec<Row>, Vec<Vec<Vec<f64>>>) {
+    let tag = H::tag();
     let mut rows = Vec::new();
+    let mut ends = Vec::new();
     for m in [1usize, 10] {
         let land = Landscape::new(m);
         let setting = |what: &str, k: usize, n: usize| {
             format!(
                 "m = {m}, {what}, {n} runs × {STEPS} steps, lr {LR}, starts w_s ± {START_SPREAD}; \
-                 99% lower bound {:.3}",
+                 99% lower bound {:.3}{tag}",
                 binomial_lower(k, n, 0.01)
             )
         };
-        match run(
+        match run_with_ends::<H>(
             &land,
             Variant::Correct,
             A,
-            REPORT_RUNS,
+            runs,
             STEPS,
             REPORT_SEED + 1000 * m as u64,
             true,
         ) {
-            Ok(c) => {
+            Ok((c, e)) => {
+                ends.push(e);
                 rows.push(Row::at_least(
                     NAME,
                     "SmoothOut SGD from the sharp basin ends in the flat basin (rate)",
@@ -428,11 +513,11 @@ pub fn rows() -> Vec<Row> {
                 NAME,
                 "the runs completed",
                 "Fig. 1",
-                format!("m = {m}: error {e}"),
+                format!("m = {m}: error {e}{tag}"),
                 f64::NAN,
                 RATE_BOUND,
             )),
         }
     }
-    rows
+    (rows, ends)
 }

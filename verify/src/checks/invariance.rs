@@ -49,13 +49,14 @@
 //!
 //! # Method
 //!
-//! [`smoothed`] runs the library's [`SmoothOut`] on the [`Reference`]
-//! backend in `f64` (guard API, exact de-noising so the weights never
-//! drift), on the original parameters and on their rescaled copy with the
-//! *same* draws, and evaluates the loss of [`Mlp`] at both perturbed
-//! networks: common random numbers, so an invariance shows up draw by draw
-//! and a non-invariance as a paired mean difference `D̄` with a small
-//! standard error. For that mean each draw is paired with its reflection
+//! [`smoothed`] runs the library's [`SmoothOut`] on a [`Harness`]'s
+//! backend in `f64` (the core reference; for the cases [`CPU_CASES`] also
+//! the CPU backend, in rows of their own; guard API, exact de-noising so
+//! the weights never drift), on the original parameters and on their
+//! rescaled copy with the *same* draws, and evaluates the loss of [`Mlp`]
+//! at both perturbed networks: common random numbers, so an invariance
+//! shows up draw by draw and a non-invariance as a paired mean difference
+//! `D̄` with a small standard error. For that mean each draw is paired with its reflection
 //! `−θ̂` (the perturbed weights `2w − (w + θ̂)`, which have the same
 //! distribution since `u` is symmetric and `‖−u‖ = ‖u‖`): the first-order
 //! part of `D`, which averages to zero but dominates its spread, cancels
@@ -101,13 +102,17 @@
 //! | `C(w') − C(w)`, other `c` | `≤ B` (ratio ≤ 1) | forward-error bound above, `θ = 0` |
 //! | AdaSmoothOut `C(w'+θ̂') − C(w+θ̂)` per draw, invariant cases | `≤ B` per draw (max ratio ≤ 1); 0 bits for powers of two | the same bound with the noise's magnitudes and scale roundings |
 //! | non-invariant cases (Fixed; AdaSmoothOut with `W_{l+1}` perturbed) | paired `|D̄| / SE ≥ 5` | a real change in `C̄`, not sampling noise: [`Z_BOUND`] standard errors of the paired mean |
+//! | CPU-backend rows ([`CPU_CASES`]) vs the reference's | 0 differing bits of the measured values | the CPU backend gives the reference's bits (check 9) |
 //!
 //! The deliberately broken rescalings of [`Variant`] (bias left unscaled,
 //! no `1/c` compensation) are not reported; the tests show that they
 //! exceed `B` by many orders of magnitude.
 
-use smoothout::{Config, Denoise, Draw, Noise, Reference, Scaling, SmoothOut};
+use smoothout::{Config, Denoise, Draw, Noise, Scaling, SmoothOut};
 
+use crate::harness::{
+    agreement_row, download_all, upload_all, Buf, CpuHarness, Harness, RefHarness,
+};
 use crate::mlp::{Data, Mlp};
 use crate::stats::{MeanVar, Z_BOUND};
 use crate::Row;
@@ -368,14 +373,15 @@ impl SmoothedInvariance {
 }
 
 /// `C̄` of the original and of its rescaled copy under the library's
-/// SmoothOut with `smoothing`, with common draws.
+/// SmoothOut with `smoothing` on `H`'s backend, with common draws (the
+/// perturbed buffers are downloaded after each perturbation).
 ///
 /// # Panics
 ///
-/// If the rescaling is invalid (see [`rescale`]) or the library refuses the
-/// configuration (e.g. `a < 0`).
+/// If the rescaling is invalid (see [`rescale`]), the library refuses the
+/// configuration (e.g. `a < 0`) or the backend fails.
 #[must_use]
-pub fn smoothed(
+pub fn smoothed<H: Harness>(
     mlp: &Mlp,
     params: &[Vec<f64>],
     data: &Data,
@@ -384,7 +390,7 @@ pub fn smoothed(
     variant: Variant,
     smoothing: Smoothing,
 ) -> SmoothedInvariance {
-    let backend = Reference::<f64>::new();
+    let backend = H::backend::<f64>();
     let next = 2 * what.layer();
     let specs: Vec<_> = mlp
         .specs()
@@ -401,8 +407,10 @@ pub fn smoothed(
         .with_seed(smoothing.seed);
     let new = || SmoothOut::new(&backend, config, specs.clone()).expect("a valid configuration");
     let (mut so, mut so_scaled) = (new(), new());
-    let mut w = params.to_vec();
-    let mut w_scaled = rescale(mlp, params, what, c, variant);
+    let w = params.to_vec();
+    let w_scaled = rescale(mlp, params, what, c, variant);
+    let mut buf = upload_all::<H, f64>(&backend, &w).expect("upload");
+    let mut buf_scaled = upload_all::<H, f64>(&backend, &w_scaled).expect("upload");
     let mut out = SmoothedInvariance {
         before: MeanVar::default(),
         diff: MeanVar::default(),
@@ -412,14 +420,14 @@ pub fn smoothed(
     };
     for d in 0..smoothing.draws {
         let draw = Draw::new(d, 0);
-        let perturbed = |so: &mut SmoothOut<Reference<f64>>, p: &mut Vec<Vec<f64>>| {
+        let perturbed = |so: &mut SmoothOut<H::Backend<f64>>, p: &mut Vec<Buf<H, f64>>| {
             let g = so.guard(&backend, p, draw).expect("perturb");
-            let v = g.to_vec();
+            let v = download_all::<H, f64>(&backend, &g).expect("download");
             g.denoise().expect("de-noise");
             v
         };
-        let v = perturbed(&mut so, &mut w);
-        let v_scaled = perturbed(&mut so_scaled, &mut w_scaled);
+        let v = perturbed(&mut so, &mut buf);
+        let v_scaled = perturbed(&mut so_scaled, &mut buf_scaled);
         let (c0, c1) = (
             mlp.loss(&views(&v), data),
             mlp.loss(&views(&v_scaled), data),
@@ -500,16 +508,41 @@ pub fn rows() -> Vec<Row> {
         ratio,
         1.0,
     ));
+    let cases = invariant_cases();
+    let reference: Vec<Vec<Row>> = cases
+        .iter()
+        .map(|&case| invariant_rows::<RefHarness>(&mlp, &params, &data, case))
+        .collect();
+    rows.extend(reference.iter().flatten().cloned());
+    rows.extend(not_invariant_rows::<RefHarness>(&mlp, &params, &data));
+    let cpu: Vec<Row> = CPU_CASES
+        .iter()
+        .flat_map(|&i| invariant_rows::<CpuHarness>(&mlp, &params, &data, cases[i]))
+        .collect();
+    let paired: Vec<Row> = CPU_CASES
+        .iter()
+        .flat_map(|&i| reference[i].iter().cloned())
+        .collect();
+    let agree = agreement_row(
+        NAME,
+        CpuHarness::NAME,
+        &paired,
+        &cpu,
+        "the reference rows above of the same cases",
+    );
+    rows.extend(cpu);
+    rows.push(agree);
+    rows
+}
 
-    let draws = 500;
-    let ada = |perturb| Smoothing {
-        scaling: Scaling::FilterNorm,
-        perturb,
-        a: 0.1,
-        draws,
-        seed: 63,
-    };
-    for (what, perturb, label) in [
+/// A rescaling under which AdaSmoothOut is invariant, which buffers are
+/// perturbed, and its label in the report.
+pub type Case = (Rescale, Perturb, &'static str);
+
+/// The invariant cases of the report (on its `[4, 8, 8, 3]` network).
+#[must_use]
+pub fn invariant_cases() -> [Case; 4] {
+    [
         (
             Rescale::Layer { layer: 1 },
             Perturb::All,
@@ -530,56 +563,77 @@ pub fn rows() -> Vec<Row> {
             Perturb::AllButCompensating,
             "unit 5 of layer 2, W_3 unperturbed",
         ),
-    ] {
-        let mut bits = 0;
-        for c in POWERS_OF_TWO {
-            bits += smoothed(
-                &mlp,
-                &params,
-                &data,
-                what,
-                c,
-                Variant::Correct,
-                ada(perturb),
-            )
-            .differing_bits;
-        }
-        let (mut ratio, mut max_ulps) = (0.0f64, 0);
-        for c in FACTORS {
-            let s = smoothed(
-                &mlp,
-                &params,
-                &data,
-                what,
-                c,
-                Variant::Correct,
-                ada(perturb),
-            );
-            ratio = ratio.max(s.max_ratio);
-            max_ulps = max_ulps.max(s.max_ulps);
-        }
-        rows.push(Row::at_most(
+    ]
+}
+
+/// The cases of [`invariant_cases`] the report also runs on the CPU
+/// backend: one of each kind (a whole layer; a unit with its compensating
+/// weight unperturbed). Each of the `2 · 6 · 500` perturbations of a case
+/// costs the CPU backend a few thread hand-offs per buffer, so all four
+/// and the non-invariant rows would add about eight seconds.
+pub const CPU_CASES: [usize; 2] = [0, 3];
+
+/// The two rows of one invariant case on `H`'s backend (see
+/// [`Harness::tag`] for the setting): bit identity for powers of two, the
+/// rounding bound for other factors; 500 AdaSmoothOut draws per factor.
+#[must_use]
+pub fn invariant_rows<H: Harness>(
+    mlp: &Mlp,
+    params: &[Vec<f64>],
+    data: &Data,
+    (what, perturb, label): Case,
+) -> Vec<Row> {
+    let net = format!("MLP {:?}, n = {}", mlp.sizes(), data.n);
+    let tag = H::tag();
+    let draws = 500;
+    let ada = Smoothing {
+        scaling: Scaling::FilterNorm,
+        perturb,
+        a: 0.1,
+        draws,
+        seed: 63,
+    };
+    let mut bits = 0;
+    for c in POWERS_OF_TWO {
+        bits += smoothed::<H>(mlp, params, data, what, c, Variant::Correct, ada).differing_bits;
+    }
+    let (mut ratio, mut max_ulps) = (0.0f64, 0);
+    for c in FACTORS {
+        let s = smoothed::<H>(mlp, params, data, what, c, Variant::Correct, ada);
+        ratio = ratio.max(s.max_ratio);
+        max_ulps = max_ulps.max(s.max_ulps);
+    }
+    vec![
+        Row::at_most(
             NAME,
             format!(
                 "AdaSmoothOut C̄(w') = C̄(w), same draws, c a power of two: differing bits ({label})"
             ),
             "Eq. 12",
-            format!("{net}; a = 0.1, {draws} draws per c, c ∈ {POWERS_OF_TWO:?}"),
+            format!("{net}; a = 0.1, {draws} draws per c, c ∈ {POWERS_OF_TWO:?}{tag}"),
             bits as f64,
             0.0,
-        ));
-        rows.push(Row::at_most(
+        ),
+        Row::at_most(
             NAME,
             format!("AdaSmoothOut C̄(w') = C̄(w) to rounding, per draw: max |ΔC| / B ({label})"),
             "Eq. 12",
             format!(
-                "{net}; a = 0.1, {draws} draws per c, c ∈ {FACTORS:?}; largest |ΔC| {max_ulps} ulp"
+                "{net}; a = 0.1, {draws} draws per c, c ∈ {FACTORS:?}; largest |ΔC| {max_ulps} ulp{tag}"
             ),
             ratio,
             1.0,
-        ));
-    }
+        ),
+    ]
+}
 
+/// The rows of the non-invariant cases on `H`'s backend (see
+/// [`Harness::tag`] for the setting): 5000 common draws each.
+#[must_use]
+pub fn not_invariant_rows<H: Harness>(mlp: &Mlp, params: &[Vec<f64>], data: &Data) -> Vec<Row> {
+    let net = format!("MLP {:?}, n = {}", mlp.sizes(), data.n);
+    let tag = H::tag();
+    let mut rows = Vec::new();
     let draws = 5_000;
     for (what, scaling, perturb, a, c, claim) in [
         (
@@ -607,10 +661,10 @@ pub fn rows() -> Vec<Row> {
             "AdaSmoothOut is not invariant when one unit is rescaled and W_2 is perturbed (its rows change norm unevenly)",
         ),
     ] {
-        let s = smoothed(
-            &mlp,
-            &params,
-            &data,
+        let s = smoothed::<H>(
+            mlp,
+            params,
+            data,
             what,
             c,
             Variant::Correct,
@@ -627,7 +681,7 @@ pub fn rows() -> Vec<Row> {
             format!("{claim}: paired |D̄| / SE"),
             "Eq. 12",
             format!(
-                "{net}; {scaling:?}, a = {a}, c = {c}, {draws} common draws; relative change of C̄ {:.2e}",
+                "{net}; {scaling:?}, a = {a}, c = {c}, {draws} common draws; relative change of C̄ {:.2e}{tag}",
                 s.relative_change()
             ),
             s.z(),

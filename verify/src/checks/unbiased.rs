@@ -33,9 +33,11 @@
 //! *Online form (Eq. 7–8).* Data `x_t` come from the library's unit noise
 //! under a data key (`NoiseKey::from_seed(seed ^ DATA_SALT).fold_in(t)`), so
 //! `C(w) = E_x Q(x, w)` is known in closed form; each step runs
-//! [`SmoothOut::step`] (Algorithm 1's perturbation, exact de-noise, on the
-//! [`Reference`] backend) and records `Q(x_t, w + θ_t)` and
-//! `∇_w Q(x_t, w + θ_t)` at the perturbed parameters it hands out:
+//! [`SmoothOut::step`] (Algorithm 1's perturbation, exact de-noise, on a
+//! [`Harness`]'s backend: the core reference, and for the cases
+//! [`CPU_ONLINE`] the CPU backend, in rows of their own) and records
+//! `Q(x_t, w + θ_t)` and `∇_w Q(x_t, w + θ_t)` at the perturbed parameters
+//! it hands out:
 //!
 //! ```text
 //! quadratic  Q = ½ Σ (w_i − x_i)²,  x_i = μ_i + s_i z_i, z ~ N(0, 1):   C = ½ Σ ((w_i − μ_i)² + s_i²),  C̄ = C + m E θ²/2
@@ -61,6 +63,7 @@
 //! | online means of `Q(x_t, w + θ_t)`, `∇_w Q` vs `C̄`, `∇C̄` | 5 SE (per step) | as above; steps are independent (fresh keys for data and noise) |
 //! | [`Objective::value_and_grad`] vs the mean of the per-copy values | `3Nε · M` per component, `M` the largest per-copy magnitude | exact arithmetic: the library's running sum (and `axpy` with `1/N`) errs by at most `Nε · M`, Welford's mean by at most `(N + 4 ln N) ε · M`; ε = 2⁻⁵³ |
 //! | broken variant detected | `≥ DETECT_Z` = 4 · 5 SE | the gap must be far outside what a correct implementation shows |
+//! | CPU-backend online rows ([`CPU_ONLINE`]) vs the reference's | 0 differing bits of the measured values | the CPU backend gives the reference's bits (check 9) |
 //!
 //! The generator's discretisation is far inside these bounds: uniform unit
 //! values are the 2²⁴ midpoints (second moment `(1 − 2⁻⁴⁸)/3`); the
@@ -69,10 +72,9 @@
 //! standard errors.
 
 use smoothout::reference::{self, fill_unit};
-use smoothout::{
-    Config, Denoise, Draw, Noise, NoiseKey, Objective, ParamSpec, Reference, SmoothOut, Unit,
-};
+use smoothout::{Config, Denoise, Draw, Noise, NoiseKey, Objective, ParamSpec, SmoothOut, Unit};
 
+use crate::harness::{agreement_row, CpuHarness, Harness, RefHarness};
 use crate::stats::{MeanVar, Z_BOUND};
 use crate::Row;
 
@@ -618,9 +620,10 @@ impl OnlineLoss {
 }
 
 /// Runs `steps` steps of Algorithm 1's perturbation through [`SmoothOut`]
-/// (fixed scaling, exact de-noise, [`Reference`] backend), recording
-/// `Q(x_t, w + θ_t)` and `∇_w Q(x_t, w + θ_t)` as the variant perturbs them.
-pub fn sample_online(
+/// (fixed scaling, exact de-noise, on `H`'s backend), recording
+/// `Q(x_t, w + θ_t)` and `∇_w Q(x_t, w + θ_t)` as the variant perturbs them
+/// (the perturbed parameters are downloaded inside the step).
+pub fn sample_online<H: Harness>(
     q: &OnlineLoss,
     w: &[f64],
     noise: Noise,
@@ -629,19 +632,19 @@ pub fn sample_online(
     variant: Variant,
 ) -> smoothout::Result<Sample> {
     let m = w.len();
-    let backend = Reference::<f64>::new();
+    let backend = H::backend::<f64>();
     let config = Config::new(variant.noise(noise))
         .with_denoise(Denoise::Exact)
         .with_seed(seed);
     let mut so = SmoothOut::new(&backend, config, vec![ParamSpec::weight("w", [m])])?;
-    let mut params = vec![w.to_vec()];
+    let mut params = vec![H::upload(&backend, w.to_vec())?];
     let data_key = NoiseKey::from_seed(seed ^ DATA_SALT);
     let (mut x, mut p, mut g) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
     let mut s = Sample::new(m);
     for t in 0..steps {
         q.data(data_key, t, &mut x);
         so.step(&backend, &mut params, Draw::new(t, 0), |perturbed| {
-            p.copy_from_slice(&perturbed[0]);
+            p.copy_from_slice(&H::download(&backend, &perturbed[0])?);
             Ok::<(), smoothout::Error>(())
         })?;
         variant.adjust(w, &mut p);
@@ -651,9 +654,10 @@ pub fn sample_online(
     Ok(s)
 }
 
-/// The two Eq. 8 rows for one online loss: the mean of `Q(x_t, w + θ_t)`
-/// and of its gradient against `C̄(w)` and `∇C̄(w)`, within 5 SE.
-pub fn online_rows(
+/// The two Eq. 8 rows for one online loss, on `H`'s backend: the mean of
+/// `Q(x_t, w + θ_t)` and of its gradient against `C̄(w)` and `∇C̄(w)`,
+/// within 5 SE.
+pub fn online_rows<H: Harness>(
     q: &OnlineLoss,
     w: &[f64],
     noise: Noise,
@@ -661,15 +665,16 @@ pub fn online_rows(
     seed: u64,
     variant: Variant,
 ) -> smoothout::Result<Vec<Row>> {
-    let s = sample_online(q, w, noise, steps, seed, variant)?;
+    let s = sample_online::<H>(q, w, noise, steps, seed, variant)?;
     let mut g = vec![0.0; w.len()];
     let c = q.smoothed(noise, w, &mut g);
     let setting = format!(
-        "{}, m={}, {}, T={steps} steps{}",
+        "{}, m={}, {}, T={steps} steps{}{}",
         q.name(),
         w.len(),
         noise_label(noise),
-        variant_label(variant)
+        variant_label(variant),
+        H::tag()
     );
     Ok(vec![
         Row::at_most(
@@ -769,15 +774,52 @@ pub fn rows() -> Vec<Row> {
         },
     ];
     let w = uniform_inputs(key(4), M, -1.0, 1.0);
+    let mut cases = Vec::new();
     for (n, &noise) in noises.iter().enumerate() {
         for (j, q) in online.iter().enumerate() {
-            let seed = 3000 + 10 * n as u64 + j as u64;
-            rows.extend(online_rows(q, &w, noise, STEPS, seed, Variant::Correct).expect("valid"));
+            cases.push((q, noise, 3000 + 10 * n as u64 + j as u64));
         }
     }
+    fn online_case<H: Harness>(
+        (q, noise, seed): (&OnlineLoss, Noise, u64),
+        w: &[f64],
+        steps: u64,
+    ) -> Vec<Row> {
+        online_rows::<H>(q, w, noise, steps, seed, Variant::Correct).expect("valid")
+    }
+    let reference: Vec<Vec<Row>> = cases
+        .iter()
+        .map(|&c| online_case::<RefHarness>(c, &w, STEPS))
+        .collect();
+    rows.extend(reference.iter().flatten().cloned());
     rows.extend(detection_rows(DRAWS / 4));
+    let cpu: Vec<Row> = CPU_ONLINE
+        .iter()
+        .flat_map(|&i| online_case::<CpuHarness>(cases[i], &w, STEPS))
+        .collect();
+    let paired: Vec<Row> = CPU_ONLINE
+        .iter()
+        .flat_map(|&i| reference[i].iter().cloned())
+        .collect();
+    let agree = agreement_row(
+        NAME,
+        CpuHarness::NAME,
+        &paired,
+        &cpu,
+        "the Eq. 7–8 reference rows above with the same loss and noise",
+    );
+    rows.extend(cpu);
+    rows.push(agree);
     rows
 }
+
+/// Which of the report's four online (Eq. 7–8) cases — quadratic and
+/// cosine loss under uniform, then Gaussian noise — also run on the CPU
+/// backend: the quadratic under uniform noise and the cosine under
+/// Gaussian noise, so both losses and both noises are covered. Each of the
+/// 40 000 tiny steps costs the CPU backend a few thread hand-offs (about
+/// 0.8 s per case).
+pub const CPU_ONLINE: [usize; 2] = [0, 3];
 
 /// One row per broken variant, each showing the check rejects it by at
 /// least [`DETECT_Z`] standard errors (fixed inputs; the expected gaps are
