@@ -8,6 +8,11 @@
 //! perturbation and de-noising give the reference's bits whatever the number
 //! of threads and the chunk size.
 //!
+//! The tensor operations of [`smoothout::TensorBackend`] work the same way
+//! (images, planes, channels or rows per task); GEMM goes through
+//! `matrixmultiply` in fixed blocks of [`GEMM_ROWS`] rows, so its bits do not
+//! depend on the thread count either.
+//!
 //! ```
 //! use ndarray::ArrayD;
 //! use smoothout::{Config, Draw, Noise, ParamSpec, SmoothOut};
@@ -26,10 +31,12 @@
 #![deny(missing_docs)]
 
 mod isa;
+mod tensor;
 
 use core::marker::PhantomData;
 
 pub use isa::Isa;
+pub use tensor::GEMM_ROWS;
 
 use isa::kernels;
 use ndarray::ArrayD;

@@ -29,6 +29,11 @@
 //!   sharpness `s` of Eq. 9.
 //! * [`mod@reference`]: the plain-slice implementation every backend is tested
 //!   against; it needs neither `std` nor `alloc`.
+//! * [`mod@tensor`]: what layers need besides the step — GEMM, im2col/col2im
+//!   convolution, pooling, batch normalisation, softmax cross-entropy and
+//!   element-wise maps — as requests ([`Gemm`], [`Conv2d`], [`Pool2d`],
+//!   [`BatchNorm`]) and small ops traits, gathered in [`TensorBackend`];
+//!   [`tensor_reference`] is their plain-loop ground truth.
 //!
 //! # Example
 //!
@@ -64,7 +69,9 @@
 //! * neither: the [`mod@reference`] functions, noise, [`Objective`],
 //!   [`sensitivity`] and [`PhiloxRng`] on plain slices.
 //! * `testgen` (implies `std`; for backend crates' tests): the shared test
-//!   bodies in `smoothout::testgen` and the `backend_tests!` macro.
+//!   bodies in `smoothout::testgen` and the `backend_tests!` macro, and the
+//!   tensor-op bodies in `smoothout::testgen_tensor` with
+//!   `tensor_backend_tests!`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
@@ -87,8 +94,12 @@ mod sgd;
 mod spec;
 #[cfg(feature = "alloc")]
 mod step;
+pub mod tensor;
+pub mod tensor_reference;
 #[cfg(feature = "testgen")]
 pub mod testgen;
+#[cfg(feature = "testgen")]
+pub mod testgen_tensor;
 pub mod unit;
 
 pub use backend::{
@@ -108,4 +119,8 @@ pub use sgd::Sgd;
 pub use spec::{ParamSpec, Role};
 #[cfg(feature = "alloc")]
 pub use step::{Config, Denoise, Draw, Perturbed, SmoothOut};
+pub use tensor::{
+    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d, PoolKind,
+    PoolOps, TensorBackend,
+};
 pub use unit::Unit;

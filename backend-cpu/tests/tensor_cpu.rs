@@ -1,0 +1,76 @@
+//! The shared tensor-op suite ([`smoothout::testgen_tensor`]) on [`Cpu`]
+//! with one and two threads, in `f32` and `f64`: GEMM within the written
+//! bound of the naive reference, everything else bit for bit; and typed
+//! errors for non-contiguous arrays.
+
+use ndarray::{ArrayD, IxDyn};
+use smoothout::{Error, Gemm, MapOps, MatmulOps};
+use smoothout_cpu::Cpu;
+
+/// A 1-D array holding `v`.
+fn array<T>(v: Vec<T>) -> ArrayD<T> {
+    let n = v.len();
+    ArrayD::from_shape_vec(IxDyn(&[n]), v).expect("a 1-D shape always fits")
+}
+
+/// A backend with `threads` threads and small element chunks (1000), so
+/// that the maps cross chunk boundaries too.
+fn cpu<T: smoothout::Real>(threads: usize) -> Cpu<T> {
+    Cpu::<T>::with_threads(threads)
+        .expect("thread pool")
+        .with_chunk(1000)
+        .expect("non-zero chunk")
+}
+
+smoothout::tensor_backend_tests!(f32_threads_1, cpu::<f32>(1), array::<f32>);
+smoothout::tensor_backend_tests!(f32_threads_2, cpu::<f32>(2), array::<f32>);
+smoothout::tensor_backend_tests!(f64_threads_1, cpu::<f64>(1), array::<f64>);
+smoothout::tensor_backend_tests!(f64_threads_2, cpu::<f64>(2), array::<f64>);
+
+/// GEMM gives the same bits with 1, 2 and 3 threads (the row blocks are
+/// fixed), on a product of several blocks.
+#[test]
+fn gemm_bits_do_not_depend_on_threads() {
+    let (m, n, k) = (200, 37, 129);
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+        .collect();
+    let g = Gemm::new(m, n, k).transposed(false, true).scaled(0.5, 0.0);
+    let run = |threads| {
+        let mut c = array(vec![0.0f32; m * n]);
+        cpu::<f32>(threads)
+            .gemm(&g, &array(a.clone()), &array(b.clone()), &mut c)
+            .expect("gemm");
+        c.into_raw_vec_and_offset().0
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        let other = run(threads);
+        assert!(
+            one.iter()
+                .zip(&other)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{threads} threads differ from 1"
+        );
+    }
+}
+
+/// A non-contiguous array is a typed error, not a panic.
+#[test]
+fn non_contiguous_is_an_error() {
+    let cpu = cpu::<f32>(2);
+    // A transposed 4 × 4 array: column-major, so not a standard-layout slice.
+    let mut strided = ArrayD::<f32>::zeros(IxDyn(&[4, 4]));
+    strided.swap_axes(0, 1);
+    let mut y = array(vec![0.0f32; 16]);
+    assert_eq!(cpu.relu(&strided, &mut y), Err(Error::NonContiguous));
+    assert_eq!(cpu.add(&y.clone(), &mut strided), Err(Error::NonContiguous));
+    let g = Gemm::new(4, 4, 4);
+    assert_eq!(
+        cpu.gemm(&g, &strided, &y.clone(), &mut y),
+        Err(Error::NonContiguous)
+    );
+}

@@ -1,0 +1,663 @@
+//! Tensor operations the layers need, as requests (plain data) and small ops
+//! traits: GEMM, im2col/col2im convolution, pooling, batch normalisation,
+//! softmax cross-entropy and element-wise maps.
+//!
+//! Every buffer is flat and row-major; the request says how to read it.
+//! Images are `NCHW`. A length or shape that does not fit the request is a
+//! typed [`Error`], never a panic. The plain-loop ground truth is
+//! [`crate::tensor_reference`].
+
+use crate::backend::{Backend, BackendTypes};
+use crate::error::{Error, Result};
+
+fn positive(name: &'static str, v: usize) -> Result<()> {
+    if v == 0 {
+        return Err(Error::InvalidSetting {
+            name,
+            value: 0.0,
+            expected: "at least 1",
+        });
+    }
+    Ok(())
+}
+
+/// `Ok` when `actual == expected`, otherwise [`Error::LengthMismatch`].
+pub fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            actual,
+        })
+    }
+}
+
+fn product(what: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .ok_or(Error::InvalidSetting {
+            name: what,
+            value: f64::INFINITY,
+            expected: "a size that fits in usize",
+        })
+}
+
+/// A general matrix product, row-major:
+///
+/// ```text
+/// c ← α · op(a) · op(b) + β · c      op(a): m × k, op(b): k × n, c: m × n
+/// op(x) = xᵀ when trans_x (then a is stored k × m, b is stored n × k)
+/// ```
+///
+/// When `beta == 0`, `c` is not read (NaN or infinity in it do not
+/// propagate), as in BLAS.
+///
+/// ```
+/// use smoothout::{Gemm, MatmulOps, Reference};
+/// let g = Gemm::new(1, 1, 2);
+/// let mut c = vec![0.0f32];
+/// Reference::new().gemm(&g, &vec![1.0, 2.0], &vec![3.0, 4.0], &mut c)?;
+/// assert_eq!(c, [11.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gemm {
+    /// Rows of `op(a)` and `c`.
+    pub m: usize,
+    /// Columns of `op(b)` and `c`.
+    pub n: usize,
+    /// The reduction length: columns of `op(a)`, rows of `op(b)`.
+    pub k: usize,
+    /// Use `aᵀ` (a stored `k × m`).
+    pub trans_a: bool,
+    /// Use `bᵀ` (b stored `n × k`).
+    pub trans_b: bool,
+    /// α.
+    pub alpha: f64,
+    /// β.
+    pub beta: f64,
+}
+
+impl Gemm {
+    /// `c ← a · b` for `a: m × k`, `b: k × n` (α = 1, β = 0, no transposes).
+    #[must_use]
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Gemm {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
+    }
+
+    /// The same request with these transposes.
+    #[must_use]
+    pub fn transposed(self, trans_a: bool, trans_b: bool) -> Self {
+        Gemm {
+            trans_a,
+            trans_b,
+            ..self
+        }
+    }
+
+    /// The same request with these α and β.
+    #[must_use]
+    pub fn scaled(self, alpha: f64, beta: f64) -> Self {
+        Gemm {
+            alpha,
+            beta,
+            ..self
+        }
+    }
+
+    /// Checks the buffer lengths (`m·k`, `k·n`, `m·n`) and that α and β
+    /// are finite.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] naming the operand; [`Error::InvalidSetting`]
+    /// for a non-finite α or β, or sizes whose product overflows.
+    pub fn validate(&self, a: usize, b: usize, c: usize) -> Result<()> {
+        for (name, v) in [("gemm alpha", self.alpha), ("gemm beta", self.beta)] {
+            if !v.is_finite() {
+                return Err(Error::InvalidSetting {
+                    name,
+                    value: v,
+                    expected: "finite",
+                });
+            }
+        }
+        check_len("gemm a (m·k)", product("gemm m·k", &[self.m, self.k])?, a)?;
+        check_len("gemm b (k·n)", product("gemm k·n", &[self.k, self.n])?, b)?;
+        check_len("gemm c (m·n)", product("gemm m·n", &[self.m, self.n])?, c)
+    }
+}
+
+/// The geometry of a 2-D convolution over `NCHW` images, square stride and
+/// zero padding on every side:
+///
+/// ```text
+/// out_h = (height + 2·padding − kernel_h) / stride + 1
+/// out_w = (width  + 2·padding − kernel_w) / stride + 1
+/// col   = batch × (channels·kernel_h·kernel_w) × (out_h·out_w)
+/// ```
+///
+/// Row `(c·kernel_h + i)·kernel_w + j` of an image's column matrix holds,
+/// for every output position `(y, x)` (column `y·out_w + x`), the input
+/// element `(c, y·stride + i − padding, x·stride + j − padding)`, or zero
+/// outside the image; so a convolution is
+/// `out = weights (filters × channels·kh·kw) · col`, one GEMM per image.
+///
+/// ```
+/// use smoothout::Conv2d;
+/// let c = Conv2d { batch: 2, channels: 3, height: 32, width: 32,
+///                  kernel_h: 5, kernel_w: 5, stride: 1, padding: 2 };
+/// c.validate()?;
+/// assert_eq!((c.out_h(), c.out_w(), c.col_rows()), (32, 32, 75));
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Images (N).
+    pub batch: usize,
+    /// Input channels (C).
+    pub channels: usize,
+    /// Input height (H).
+    pub height: usize,
+    /// Input width (W).
+    pub width: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Stride, both directions.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+}
+
+impl Conv2d {
+    /// Output height (meaningful once [`Conv2d::validate`] passed).
+    #[must_use]
+    pub fn out_h(&self) -> usize {
+        (self.height + 2 * self.padding).saturating_sub(self.kernel_h) / self.stride.max(1) + 1
+    }
+    /// Output width (meaningful once [`Conv2d::validate`] passed).
+    #[must_use]
+    pub fn out_w(&self) -> usize {
+        (self.width + 2 * self.padding).saturating_sub(self.kernel_w) / self.stride.max(1) + 1
+    }
+    /// Rows of one image's column matrix: `channels · kernel_h · kernel_w`.
+    #[must_use]
+    pub fn col_rows(&self) -> usize {
+        self.channels * self.kernel_h * self.kernel_w
+    }
+    /// Columns of one image's column matrix: `out_h · out_w`.
+    #[must_use]
+    pub fn col_cols(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+    /// Elements of one input image: `channels · height · width`.
+    #[must_use]
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Checks that every size is at least 1 and the padded image holds the
+    /// kernel.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        positive("conv batch", self.batch)?;
+        positive("conv channels", self.channels)?;
+        positive("conv height", self.height)?;
+        positive("conv width", self.width)?;
+        positive("conv kernel_h", self.kernel_h)?;
+        positive("conv kernel_w", self.kernel_w)?;
+        positive("conv stride", self.stride)?;
+        if self.height + 2 * self.padding < self.kernel_h {
+            return Err(Error::InvalidSetting {
+                name: "conv kernel_h",
+                value: self.kernel_h as f64,
+                expected: "at most height + 2·padding",
+            });
+        }
+        if self.width + 2 * self.padding < self.kernel_w {
+            return Err(Error::InvalidSetting {
+                name: "conv kernel_w",
+                value: self.kernel_w as f64,
+                expected: "at most width + 2·padding",
+            });
+        }
+        product(
+            "conv sizes",
+            &[self.batch, self.col_rows(), self.out_h(), self.out_w()],
+        )?;
+        product("conv sizes", &[self.batch, self.image_len()])?;
+        Ok(())
+    }
+
+    /// [`Conv2d::validate`], then the image and column buffer lengths.
+    ///
+    /// # Errors
+    /// As [`Conv2d::validate`]; [`Error::LengthMismatch`] for a buffer.
+    pub fn validate_buffers(&self, x: usize, col: usize) -> Result<()> {
+        self.validate()?;
+        check_len("conv input (N·C·H·W)", self.batch * self.image_len(), x)?;
+        check_len(
+            "conv columns (N·C·kh·kw·out_h·out_w)",
+            self.batch * self.col_rows() * self.col_cols(),
+            col,
+        )
+    }
+}
+
+/// Which reduction a pooling window applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The largest element of the window (padding never wins).
+    Max,
+    /// The sum of the window divided by `kernel²`, padding counted as zeros
+    /// (PyTorch's `count_include_pad = true`).
+    Avg,
+}
+
+/// A square pooling window over `NCHW` images:
+///
+/// ```text
+/// out_h = (height + 2·padding − kernel) / stride + 1    (likewise out_w)
+/// ```
+///
+/// `padding ≤ kernel / 2`, so every window overlaps the image.
+///
+/// ```
+/// use smoothout::{Pool2d, PoolKind};
+/// let p = Pool2d { batch: 1, channels: 64, height: 32, width: 32,
+///                  kernel: 3, stride: 2, padding: 0, kind: PoolKind::Max };
+/// p.validate()?;
+/// assert_eq!((p.out_h(), p.out_w()), (15, 15));
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    /// Images (N).
+    pub batch: usize,
+    /// Channels (C).
+    pub channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Window side.
+    pub kernel: usize,
+    /// Stride, both directions.
+    pub stride: usize,
+    /// Padding on each side.
+    pub padding: usize,
+    /// Max or average.
+    pub kind: PoolKind,
+}
+
+impl Pool2d {
+    /// Output height (meaningful once [`Pool2d::validate`] passed).
+    #[must_use]
+    pub fn out_h(&self) -> usize {
+        (self.height + 2 * self.padding).saturating_sub(self.kernel) / self.stride.max(1) + 1
+    }
+    /// Output width (meaningful once [`Pool2d::validate`] passed).
+    #[must_use]
+    pub fn out_w(&self) -> usize {
+        (self.width + 2 * self.padding).saturating_sub(self.kernel) / self.stride.max(1) + 1
+    }
+    /// Number of `height × width` planes: `batch · channels`.
+    #[must_use]
+    pub fn planes(&self) -> usize {
+        self.batch * self.channels
+    }
+
+    /// Checks sizes ≥ 1, `padding ≤ kernel / 2` and that the padded image
+    /// holds the window.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        positive("pool batch", self.batch)?;
+        positive("pool channels", self.channels)?;
+        positive("pool height", self.height)?;
+        positive("pool width", self.width)?;
+        positive("pool kernel", self.kernel)?;
+        positive("pool stride", self.stride)?;
+        if 2 * self.padding > self.kernel {
+            return Err(Error::InvalidSetting {
+                name: "pool padding",
+                value: self.padding as f64,
+                expected: "at most kernel / 2",
+            });
+        }
+        if self.height + 2 * self.padding < self.kernel
+            || self.width + 2 * self.padding < self.kernel
+        {
+            return Err(Error::InvalidSetting {
+                name: "pool kernel",
+                value: self.kernel as f64,
+                expected: "at most height + 2·padding and width + 2·padding",
+            });
+        }
+        product(
+            "pool sizes",
+            &[
+                self.planes(),
+                self.height,
+                self.width,
+                self.out_h(),
+                self.out_w(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// [`Pool2d::validate`], then the input and output lengths.
+    ///
+    /// # Errors
+    /// As [`Pool2d::validate`]; [`Error::LengthMismatch`] for a buffer.
+    pub fn validate_buffers(&self, x: usize, y: usize) -> Result<()> {
+        self.validate()?;
+        check_len(
+            "pool input (N·C·H·W)",
+            self.planes() * self.height * self.width,
+            x,
+        )?;
+        check_len(
+            "pool output (N·C·out_h·out_w)",
+            self.planes() * self.out_h() * self.out_w(),
+            y,
+        )
+    }
+}
+
+/// The layout of a batch-normalised tensor: `batch × channels × spatial`
+/// (`spatial = 1` for BatchNorm1d, `H·W` for BatchNorm2d), and ε.
+///
+/// Statistics are per channel over the `M = batch · spatial` elements, the
+/// variance biased (divided by `M`), as in training mode:
+///
+/// ```text
+/// μ_c = Σ x / M      σ²_c = Σ (x − μ_c)² / M      x̂ = (x − μ_c) / √(σ²_c + ε)
+/// y   = γ_c · x̂ + β_c
+/// dβ_c = Σ dy        dγ_c = Σ dy · x̂
+/// dx  = γ_c / (M · √(σ²_c + ε)) · (M · dy − dβ_c − x̂ · dγ_c)
+/// ```
+///
+/// ```
+/// use smoothout::BatchNorm;
+/// BatchNorm { batch: 4, channels: 16, spatial: 64, eps: 1e-5 }.validate()?;
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNorm {
+    /// Samples (N).
+    pub batch: usize,
+    /// Channels (C): the length of γ, β, μ, σ².
+    pub channels: usize,
+    /// Elements per channel per sample (`H·W`, or 1).
+    pub spatial: usize,
+    /// ε added to the variance.
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// Checks sizes ≥ 1 and `ε` finite and ≥ 0.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        positive("batch norm batch", self.batch)?;
+        positive("batch norm channels", self.channels)?;
+        positive("batch norm spatial", self.spatial)?;
+        if !(self.eps.is_finite() && self.eps >= 0.0) {
+            return Err(Error::InvalidSetting {
+                name: "batch norm eps",
+                value: self.eps,
+                expected: "finite and >= 0",
+            });
+        }
+        product(
+            "batch norm sizes",
+            &[self.batch, self.channels, self.spatial],
+        )?;
+        Ok(())
+    }
+
+    /// Elements of the tensor.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.spatial
+    }
+
+    /// Whether the tensor is empty (never, once validated).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`BatchNorm::validate`], then every tensor's length (`len`) and every
+    /// per-channel buffer's length (`channels`).
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate`]; [`Error::LengthMismatch`] for a buffer.
+    pub fn validate_buffers(&self, tensors: &[usize], per_channel: &[usize]) -> Result<()> {
+        self.validate()?;
+        for &t in tensors {
+            check_len("batch norm tensor (N·C·spatial)", self.len(), t)?;
+        }
+        for &c in per_channel {
+            check_len("batch norm per-channel buffer (C)", self.channels, c)?;
+        }
+        Ok(())
+    }
+}
+
+/// Matrix products.
+pub trait MatmulOps: BackendTypes {
+    /// `c ← α · op(a) · op(b) + β · c` (see [`Gemm`]).
+    ///
+    /// # Errors
+    /// As [`Gemm::validate`].
+    fn gemm(
+        &self,
+        g: &Gemm,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        c: &mut Self::Buffer,
+    ) -> Result<()>;
+}
+
+/// Convolution as GEMM: unfolding images into columns and folding back.
+pub trait ConvOps: BackendTypes {
+    /// `col ← im2col(x)` for every image (see [`Conv2d`]); `col` is
+    /// overwritten.
+    ///
+    /// # Errors
+    /// As [`Conv2d::validate_buffers`].
+    fn im2col(&self, conv: &Conv2d, x: &Self::Buffer, col: &mut Self::Buffer) -> Result<()>;
+    /// `x ← x + col2im(col)`: every column entry is added to the input
+    /// element it was read from (padding entries are dropped); accumulates
+    /// into `x`, the adjoint of [`ConvOps::im2col`].
+    ///
+    /// # Errors
+    /// As [`Conv2d::validate_buffers`].
+    fn col2im(&self, conv: &Conv2d, col: &Self::Buffer, x: &mut Self::Buffer) -> Result<()>;
+}
+
+/// Max and average pooling.
+pub trait PoolOps: BackendTypes {
+    /// `y ← pool(x)` (see [`Pool2d`]). Max pooling ignores padding.
+    ///
+    /// # Errors
+    /// As [`Pool2d::validate_buffers`].
+    fn pool_forward(&self, p: &Pool2d, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    /// `dx ← ∂L/∂x` from `dy = ∂L/∂y` (`dx` is overwritten). Max pooling
+    /// routes each window's gradient to its first maximal element in
+    /// row-major order, recomputed from `x` (no index buffer); average
+    /// pooling spreads `dy / kernel²` over the window's in-image elements.
+    /// Overlapping windows add up.
+    ///
+    /// # Errors
+    /// As [`Pool2d::validate_buffers`]; `dx` must have `x`'s length and `dy`
+    /// the output's.
+    fn pool_backward(
+        &self,
+        p: &Pool2d,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
+}
+
+/// Batch normalisation, training-mode formulas (see [`BatchNorm`]).
+pub trait BatchNormOps: BackendTypes {
+    /// Per-channel mean and biased variance of `x`, summed in `f64` and
+    /// rounded to `Elem` once.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    fn batch_norm_stats(
+        &self,
+        bn: &BatchNorm,
+        x: &Self::Buffer,
+        mean: &mut Self::Buffer,
+        var: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `y ← γ · (x − μ) / √(σ² + ε) + β` with the given statistics (batch or
+    /// running).
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_forward(
+        &self,
+        bn: &BatchNorm,
+        x: &Self::Buffer,
+        gamma: &Self::Buffer,
+        beta: &Self::Buffer,
+        mean: &Self::Buffer,
+        var: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `dx`, `dγ`, `dβ` (all overwritten) from `dy`, with `mean` and `var`
+    /// the batch statistics of `x`; sums in `f64`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        bn: &BatchNorm,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        gamma: &Self::Buffer,
+        mean: &Self::Buffer,
+        var: &Self::Buffer,
+        dx: &mut Self::Buffer,
+        dgamma: &mut Self::Buffer,
+        dbeta: &mut Self::Buffer,
+    ) -> Result<()>;
+}
+
+/// Losses.
+pub trait LossOps: BackendTypes {
+    /// The mean softmax cross-entropy of `N = labels.len()` rows of
+    /// `classes` logits, and its gradient:
+    ///
+    /// ```text
+    /// p_ij  = exp(z_ij − max_j z_ij) / Σ_j exp(z_ij − max_j z_ij)
+    /// loss  = Σ_i −ln p_{i, label_i} / N
+    /// dlogits_ij = (p_ij − [j = label_i]) / N
+    /// ```
+    ///
+    /// computed in `f64` per row (subtracting the row maximum, so large
+    /// logits do not overflow), rows summed in order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for `classes == 0`, no rows, or a label
+    /// `≥ classes`; [`Error::LengthMismatch`] when `logits` or `dlogits` is
+    /// not `N · classes` long.
+    fn softmax_cross_entropy(
+        &self,
+        classes: usize,
+        logits: &Self::Buffer,
+        labels: &[u32],
+        dlogits: &mut Self::Buffer,
+    ) -> Result<f64>;
+}
+
+/// Element-wise maps and channel broadcasts.
+pub trait MapOps: BackendTypes {
+    /// `y ← max(x, 0)` (NaN stays NaN).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `x` and `y` have equal lengths.
+    fn relu(&self, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    /// `dx ← dy` where `x > 0`, else 0.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless all lengths are equal.
+    fn relu_backward(
+        &self,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// `x ← α · x`.
+    ///
+    /// # Errors
+    /// None; `Result` for device backends.
+    fn scale(&self, alpha: Self::Elem, x: &mut Self::Buffer) -> Result<()>;
+    /// `y ← y + x`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the lengths are equal.
+    fn add(&self, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    /// `y ← y ⊙ x` (element-wise product, e.g. a dropout mask).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the lengths are equal.
+    fn mul(&self, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    /// `x ← value` everywhere.
+    ///
+    /// # Errors
+    /// None; `Result` for device backends.
+    fn fill(&self, value: Self::Elem, x: &mut Self::Buffer) -> Result<()>;
+    /// `x[o, c, i] ← x[o, c, i] + bias[c]`, `x` read as
+    /// `outer × bias.len() × inner` (a linear layer: `inner = 1`; a
+    /// convolution: `inner = out_h · out_w`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for `inner == 0` or an empty bias;
+    /// [`Error::LengthMismatch`] unless `x.len()` is a multiple of
+    /// `bias.len() · inner`.
+    fn add_bias(&self, bias: &Self::Buffer, inner: usize, x: &mut Self::Buffer) -> Result<()>;
+    /// `db[c] ← Σ_{o, i} dy[o, c, i]` (overwritten; summed in `f64` in
+    /// order), the gradient of [`MapOps::add_bias`].
+    ///
+    /// # Errors
+    /// As [`MapOps::add_bias`].
+    fn bias_grad(&self, dy: &Self::Buffer, inner: usize, db: &mut Self::Buffer) -> Result<()>;
+}
+
+/// Every operation the layers need, on top of [`Backend`]; implemented
+/// automatically.
+pub trait TensorBackend:
+    Backend + MatmulOps + ConvOps + PoolOps + BatchNormOps + LossOps + MapOps
+{
+}
+
+impl<B> TensorBackend for B where
+    B: Backend + MatmulOps + ConvOps + PoolOps + BatchNormOps + LossOps + MapOps
+{
+}

@@ -1,0 +1,692 @@
+//! The plain-loop ground truth of the tensor operations of
+//! [`crate::tensor`], on slices, and the [`crate::Reference`] backend's
+//! implementation of them.
+//!
+//! The per-range kernels (`*_image`, `*_plane`, `*_channel`, `*_row`) are
+//! public so that a parallel backend can call them on fixed ranges (images,
+//! planes, channels, rows) and so give these bits whatever its thread count.
+//! Accumulations that can be long (statistics, bias gradients, the loss) are
+//! carried out in `f64`, in a fixed order, and rounded to the element type
+//! once.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, Pool2d, PoolKind};
+
+/// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
+/// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
+///
+/// # Errors
+/// As [`Gemm::validate`].
+pub fn gemm<T: Real>(g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
+    g.validate(a.len(), b.len(), c.len())?;
+    let (alpha, beta) = (T::from_f64(g.alpha), T::from_f64(g.beta));
+    for i in 0..g.m {
+        for j in 0..g.n {
+            let mut acc = T::zero();
+            for p in 0..g.k {
+                let x = if g.trans_a {
+                    a[p * g.m + i]
+                } else {
+                    a[i * g.k + p]
+                };
+                let y = if g.trans_b {
+                    b[j * g.k + p]
+                } else {
+                    b[p * g.n + j]
+                };
+                acc = acc + x * y;
+            }
+            let out = &mut c[i * g.n + j];
+            *out = if g.beta == 0.0 {
+                alpha * acc
+            } else {
+                alpha * acc + beta * *out
+            };
+        }
+    }
+    Ok(())
+}
+
+/// The input coordinate `o · stride + k − padding`, or `None` in the padding.
+#[inline(always)]
+fn source(o: usize, k: usize, stride: usize, padding: usize, size: usize) -> Option<usize> {
+    (o * stride + k).checked_sub(padding).filter(|&v| v < size)
+}
+
+/// One image's im2col (`x`: `C·H·W`, `col`: `C·kh·kw × out_h·out_w`);
+/// `conv` must be valid and the slices sized for one image.
+pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
+    let (oh, ow) = (conv.out_h(), conv.out_w());
+    let plane = conv.height * conv.width;
+    for c in 0..conv.channels {
+        for i in 0..conv.kernel_h {
+            for j in 0..conv.kernel_w {
+                let row = (c * conv.kernel_h + i) * conv.kernel_w + j;
+                let out = &mut col[row * oh * ow..(row + 1) * oh * ow];
+                for y in 0..oh {
+                    let sy = source(y, i, conv.stride, conv.padding, conv.height);
+                    for xo in 0..ow {
+                        let sx = source(xo, j, conv.stride, conv.padding, conv.width);
+                        out[y * ow + xo] = match (sy, sx) {
+                            (Some(sy), Some(sx)) => x[c * plane + sy * conv.width + sx],
+                            _ => T::zero(),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One image's col2im, accumulating into `x` in the order rows, then
+/// columns of `col`; `conv` must be valid and the slices sized for one image.
+pub fn col2im_image<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
+    let (oh, ow) = (conv.out_h(), conv.out_w());
+    let plane = conv.height * conv.width;
+    for c in 0..conv.channels {
+        for i in 0..conv.kernel_h {
+            for j in 0..conv.kernel_w {
+                let row = (c * conv.kernel_h + i) * conv.kernel_w + j;
+                let src = &col[row * oh * ow..(row + 1) * oh * ow];
+                for y in 0..oh {
+                    let Some(sy) = source(y, i, conv.stride, conv.padding, conv.height) else {
+                        continue;
+                    };
+                    for xo in 0..ow {
+                        if let Some(sx) = source(xo, j, conv.stride, conv.padding, conv.width) {
+                            let d = &mut x[c * plane + sy * conv.width + sx];
+                            *d = *d + src[y * ow + xo];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// im2col of every image (see [`Conv2d`]).
+///
+/// # Errors
+/// As [`Conv2d::validate_buffers`].
+pub fn im2col<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) -> Result<()> {
+    conv.validate_buffers(x.len(), col.len())?;
+    let per = conv.col_rows() * conv.col_cols();
+    for (x, col) in x.chunks(conv.image_len()).zip(col.chunks_mut(per)) {
+        im2col_image(conv, x, col);
+    }
+    Ok(())
+}
+
+/// col2im of every image, accumulating into `x`.
+///
+/// # Errors
+/// As [`Conv2d::validate_buffers`].
+pub fn col2im<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) -> Result<()> {
+    conv.validate_buffers(x.len(), col.len())?;
+    let per = conv.col_rows() * conv.col_cols();
+    for (x, col) in x.chunks_mut(conv.image_len()).zip(col.chunks(per)) {
+        col2im_image(conv, col, x);
+    }
+    Ok(())
+}
+
+/// The in-image index ranges of output `(y, x)`'s window.
+#[inline(always)]
+fn window(p: &Pool2d, o: usize, size: usize) -> (usize, usize) {
+    let start = (o * p.stride).saturating_sub(p.padding);
+    let end = (o * p.stride + p.kernel)
+        .saturating_sub(p.padding)
+        .min(size);
+    (start, end)
+}
+
+/// Pooling of one `height × width` plane into one `out_h × out_w` plane.
+/// Max: the first maximal element in row-major order (a NaN is never
+/// chosen unless the window is all NaN, then the first). Avg: the window's
+/// in-image sum, in row-major order, divided by `kernel²`.
+pub fn pool_forward_plane<T: Real>(p: &Pool2d, x: &[T], y: &mut [T]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let div = T::from_f64((p.kernel * p.kernel) as f64);
+    for oy in 0..oh {
+        let (y0, y1) = window(p, oy, p.height);
+        for ox in 0..ow {
+            let (x0, x1) = window(p, ox, p.width);
+            y[oy * ow + ox] = match p.kind {
+                PoolKind::Max => x[argmax(p, x, (y0, y1), (x0, x1))],
+                PoolKind::Avg => {
+                    let mut s = T::zero();
+                    for r in y0..y1 {
+                        for c in x0..x1 {
+                            s = s + x[r * p.width + c];
+                        }
+                    }
+                    s / div
+                }
+            };
+        }
+    }
+}
+
+/// The index in the plane of the first maximal element of a window.
+#[inline(always)]
+fn argmax<T: Real>(
+    p: &Pool2d,
+    x: &[T],
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> usize {
+    let mut best = y0 * p.width + x0;
+    for r in y0..y1 {
+        for c in x0..x1 {
+            let i = r * p.width + c;
+            if x[i] > x[best] || (x[best].is_nan() && !x[i].is_nan()) {
+                best = i;
+            }
+        }
+    }
+    best
+}
+
+/// Pooling backward for one plane: `dx` (overwritten) from `dy`, windows
+/// visited in row-major output order.
+pub fn pool_backward_plane<T: Real>(p: &Pool2d, x: &[T], dy: &[T], dx: &mut [T]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let div = T::from_f64((p.kernel * p.kernel) as f64);
+    dx.fill(T::zero());
+    for oy in 0..oh {
+        let (y0, y1) = window(p, oy, p.height);
+        for ox in 0..ow {
+            let (x0, x1) = window(p, ox, p.width);
+            let g = dy[oy * ow + ox];
+            match p.kind {
+                PoolKind::Max => {
+                    let i = argmax(p, x, (y0, y1), (x0, x1));
+                    dx[i] = dx[i] + g;
+                }
+                PoolKind::Avg => {
+                    let share = g / div;
+                    for r in y0..y1 {
+                        for c in x0..x1 {
+                            let d = &mut dx[r * p.width + c];
+                            *d = *d + share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pooling forward over every plane.
+///
+/// # Errors
+/// As [`Pool2d::validate_buffers`].
+pub fn pool_forward<T: Real>(p: &Pool2d, x: &[T], y: &mut [T]) -> Result<()> {
+    p.validate_buffers(x.len(), y.len())?;
+    for (x, y) in x
+        .chunks(p.height * p.width)
+        .zip(y.chunks_mut(p.out_h() * p.out_w()))
+    {
+        pool_forward_plane(p, x, y);
+    }
+    Ok(())
+}
+
+/// Pooling backward over every plane.
+///
+/// # Errors
+/// As [`Pool2d::validate_buffers`] for `(x, dy)`; `dx` must have `x`'s length.
+pub fn pool_backward<T: Real>(p: &Pool2d, x: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
+    p.validate_buffers(x.len(), dy.len())?;
+    check_len("pool input gradient", x.len(), dx.len())?;
+    let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
+    for ((x, dy), dx) in x
+        .chunks(plane)
+        .zip(dy.chunks(out))
+        .zip(dx.chunks_mut(plane))
+    {
+        pool_backward_plane(p, x, dy, dx);
+    }
+    Ok(())
+}
+
+/// The elements of channel `c`, in order (sample, then position).
+fn channel<'a, T: Copy>(bn: &BatchNorm, x: &'a [T], c: usize) -> impl Iterator<Item = T> + 'a {
+    let (cs, s) = (bn.channels, bn.spatial);
+    (0..bn.batch).flat_map(move |n| x[(n * cs + c) * s..(n * cs + c + 1) * s].iter().copied())
+}
+
+/// Channel `c`'s mean and biased variance, in `f64` (two passes, each
+/// summed in order).
+pub fn batch_norm_stats_channel<T: Real>(bn: &BatchNorm, x: &[T], c: usize) -> (f64, f64) {
+    let m = (bn.batch * bn.spatial) as f64;
+    let mean = channel(bn, x, c).map(Real::to_f64).sum::<f64>() / m;
+    let var = channel(bn, x, c)
+        .map(|v| {
+            let d = wide(v) - mean;
+            d * d
+        })
+        .sum::<f64>()
+        / m;
+    (mean, var)
+}
+
+/// Exact widening to `f64` (`Real::to_f64`, named apart from
+/// `ToPrimitive::to_f64`).
+#[inline(always)]
+fn wide<T: Real>(v: T) -> f64 {
+    Real::to_f64(v)
+}
+
+/// `1 / √(σ² + ε)` in `f64`.
+#[inline(always)]
+fn inv_std<T: Real>(var: T, eps: f64) -> f64 {
+    1.0 / libm::sqrt(wide(var) + eps)
+}
+
+/// Forward normalisation of one sample (`channels · spatial` elements):
+/// per element, in `f64`, `γ · (x − μ) · inv_std + β`, rounded once.
+pub fn batch_norm_forward_sample<T: Real>(
+    bn: &BatchNorm,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    mean: &[T],
+    var: &[T],
+    y: &mut [T],
+) {
+    for c in 0..bn.channels {
+        let inv = inv_std(var[c], bn.eps);
+        let (g, b, mu) = (wide(gamma[c]), wide(beta[c]), wide(mean[c]));
+        let r = c * bn.spatial..(c + 1) * bn.spatial;
+        for (y, x) in y[r.clone()].iter_mut().zip(&x[r]) {
+            *y = T::from_f64(g * ((wide(*x) - mu) * inv) + b);
+        }
+    }
+}
+
+/// Channel `c`'s `(dγ, dβ) = (Σ dy · x̂, Σ dy)` in `f64`, summed in order.
+pub fn batch_norm_grads_channel<T: Real>(
+    bn: &BatchNorm,
+    x: &[T],
+    dy: &[T],
+    mean: T,
+    var: T,
+    c: usize,
+) -> (f64, f64) {
+    let (inv, mu) = (inv_std(var, bn.eps), wide(mean));
+    let (mut dg, mut db) = (0.0, 0.0);
+    for (x, dy) in channel(bn, x, c).zip(channel(bn, dy, c)) {
+        let dy = wide(dy);
+        dg += dy * ((wide(x) - mu) * inv);
+        db += dy;
+    }
+    (dg, db)
+}
+
+/// Backward of one sample: per element, in `f64`,
+/// `γ · inv_std / M · (M · dy − dβ − x̂ · dγ)`, rounded once; `dgamma`,
+/// `dbeta` are the `f64` channel sums of [`batch_norm_grads_channel`].
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_sample<T: Real>(
+    bn: &BatchNorm,
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    mean: &[T],
+    var: &[T],
+    dgamma: &[f64],
+    dbeta: &[f64],
+    dx: &mut [T],
+) {
+    let m = (bn.batch * bn.spatial) as f64;
+    for c in 0..bn.channels {
+        let inv = inv_std(var[c], bn.eps);
+        let (mu, k) = (wide(mean[c]), wide(gamma[c]) * inv / m);
+        let r = c * bn.spatial..(c + 1) * bn.spatial;
+        for ((dx, x), dy) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
+            let xhat = (wide(*x) - mu) * inv;
+            *dx = T::from_f64(k * (m * wide(*dy) - dbeta[c] - xhat * dgamma[c]));
+        }
+    }
+}
+
+/// Validates a softmax cross-entropy call.
+///
+/// # Errors
+/// As [`crate::LossOps::softmax_cross_entropy`].
+pub fn check_softmax_cross_entropy(
+    classes: usize,
+    logits: usize,
+    labels: &[u32],
+    dlogits: usize,
+) -> Result<()> {
+    if classes == 0 {
+        return Err(Error::InvalidSetting {
+            name: "classes",
+            value: 0.0,
+            expected: "at least 1",
+        });
+    }
+    if labels.is_empty() {
+        return Err(Error::InvalidSetting {
+            name: "softmax cross-entropy rows",
+            value: 0.0,
+            expected: "at least 1 label",
+        });
+    }
+    let n = labels
+        .len()
+        .checked_mul(classes)
+        .ok_or(Error::InvalidSetting {
+            name: "softmax cross-entropy size",
+            value: f64::INFINITY,
+            expected: "labels · classes that fits in usize",
+        })?;
+    check_len("logits (labels · classes)", n, logits)?;
+    check_len("dlogits (labels · classes)", n, dlogits)?;
+    if let Some(&l) = labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(Error::InvalidSetting {
+            name: "label",
+            value: f64::from(l),
+            expected: "less than the number of classes",
+        });
+    }
+    Ok(())
+}
+
+/// One row: writes `(p − onehot) / rows` into `d` and returns `−ln p_label`,
+/// in `f64` (the label must be in range).
+pub fn softmax_cross_entropy_row<T: Real>(z: &[T], label: usize, rows: usize, d: &mut [T]) -> f64 {
+    let max = z.iter().fold(f64::NEG_INFINITY, |m, v| m.max(wide(*v)));
+    let sum: f64 = z.iter().map(|v| libm::exp(wide(*v) - max)).sum();
+    let log_sum = libm::log(sum);
+    let n = rows as f64;
+    for (j, (d, v)) in d.iter_mut().zip(z).enumerate() {
+        let p = libm::exp(wide(*v) - max - log_sum);
+        let t = if j == label { 1.0 } else { 0.0 };
+        *d = T::from_f64((p - t) / n);
+    }
+    log_sum - (wide(z[label]) - max)
+}
+
+/// The mean softmax cross-entropy and its gradient (rows in order).
+///
+/// # Errors
+/// As [`crate::LossOps::softmax_cross_entropy`].
+pub fn softmax_cross_entropy<T: Real>(
+    classes: usize,
+    logits: &[T],
+    labels: &[u32],
+    dlogits: &mut [T],
+) -> Result<f64> {
+    check_softmax_cross_entropy(classes, logits.len(), labels, dlogits.len())?;
+    let rows = labels.len();
+    let mut total = 0.0;
+    for ((z, d), &l) in logits
+        .chunks(classes)
+        .zip(dlogits.chunks_mut(classes))
+        .zip(labels)
+    {
+        total += softmax_cross_entropy_row(z, l as usize, rows, d);
+    }
+    Ok(total / rows as f64)
+}
+
+/// Validates `x` against a bias of `channels` and `inner`.
+///
+/// # Errors
+/// As [`crate::MapOps::add_bias`].
+pub fn check_bias(channels: usize, inner: usize, len: usize) -> Result<()> {
+    if channels == 0 || inner == 0 {
+        return Err(Error::InvalidSetting {
+            name: if inner == 0 {
+                "bias inner"
+            } else {
+                "bias length"
+            },
+            value: 0.0,
+            expected: "at least 1",
+        });
+    }
+    let block = channels.saturating_mul(inner);
+    if len % block != 0 {
+        return Err(Error::LengthMismatch {
+            what: "biased tensor (a multiple of bias · inner)",
+            expected: (len / block + 1) * block,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+/// `x += bias` for one `channels × inner` block.
+pub fn add_bias_block<T: Real>(bias: &[T], inner: usize, x: &mut [T]) {
+    for (x, &b) in x.chunks_mut(inner).zip(bias) {
+        for x in x {
+            *x = *x + b;
+        }
+    }
+}
+
+/// `Σ_{o, i} dy[o, c, i]` in `f64`, in order.
+pub fn bias_grad_channel<T: Real>(dy: &[T], channels: usize, inner: usize, c: usize) -> f64 {
+    dy.chunks(channels * inner)
+        .flat_map(|o| o[c * inner..(c + 1) * inner].iter())
+        .map(|&v| wide(v))
+        .sum()
+}
+
+/// `y ← max(x, 0)` (NaN stays NaN).
+#[inline(always)]
+pub fn relu<T: Real>(x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = if x < T::zero() { T::zero() } else { x };
+    }
+}
+
+/// `dx ← dy` where `x > 0`, else 0.
+#[inline(always)]
+pub fn relu_backward<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) {
+    for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+        *dx = if x > T::zero() { dy } else { T::zero() };
+    }
+}
+
+/// `x ← α · x`.
+#[inline(always)]
+pub fn scale<T: Real>(alpha: T, x: &mut [T]) {
+    for x in x {
+        *x = alpha * *x;
+    }
+}
+
+/// `y ← y + x`.
+#[inline(always)]
+pub fn add<T: Real>(x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = *y + x;
+    }
+}
+
+/// `y ← y ⊙ x`.
+#[inline(always)]
+pub fn mul<T: Real>(x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = *y * x;
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod backend {
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::host::Reference;
+    use crate::tensor::{BatchNormOps, ConvOps, LossOps, MapOps, MatmulOps, PoolOps};
+
+    impl<T: Real> MatmulOps for Reference<T> {
+        fn gemm(&self, g: &Gemm, a: &Vec<T>, b: &Vec<T>, c: &mut Vec<T>) -> Result<()> {
+            gemm(g, a, b, c)
+        }
+    }
+
+    impl<T: Real> ConvOps for Reference<T> {
+        fn im2col(&self, conv: &Conv2d, x: &Vec<T>, col: &mut Vec<T>) -> Result<()> {
+            im2col(conv, x, col)
+        }
+        fn col2im(&self, conv: &Conv2d, col: &Vec<T>, x: &mut Vec<T>) -> Result<()> {
+            col2im(conv, col, x)
+        }
+    }
+
+    impl<T: Real> PoolOps for Reference<T> {
+        fn pool_forward(&self, p: &Pool2d, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+            pool_forward(p, x, y)
+        }
+        fn pool_backward(
+            &self,
+            p: &Pool2d,
+            x: &Vec<T>,
+            dy: &Vec<T>,
+            dx: &mut Vec<T>,
+        ) -> Result<()> {
+            pool_backward(p, x, dy, dx)
+        }
+    }
+
+    impl<T: Real> BatchNormOps for Reference<T> {
+        fn batch_norm_stats(
+            &self,
+            bn: &BatchNorm,
+            x: &Vec<T>,
+            mean: &mut Vec<T>,
+            var: &mut Vec<T>,
+        ) -> Result<()> {
+            bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
+            for c in 0..bn.channels {
+                let (m, v) = batch_norm_stats_channel(bn, x, c);
+                mean[c] = T::from_f64(m);
+                var[c] = T::from_f64(v);
+            }
+            Ok(())
+        }
+
+        fn batch_norm_forward(
+            &self,
+            bn: &BatchNorm,
+            x: &Vec<T>,
+            gamma: &Vec<T>,
+            beta: &Vec<T>,
+            mean: &Vec<T>,
+            var: &Vec<T>,
+            y: &mut Vec<T>,
+        ) -> Result<()> {
+            bn.validate_buffers(
+                &[x.len(), y.len()],
+                &[gamma.len(), beta.len(), mean.len(), var.len()],
+            )?;
+            let per = bn.channels * bn.spatial;
+            for (x, y) in x.chunks(per).zip(y.chunks_mut(per)) {
+                batch_norm_forward_sample(bn, x, gamma, beta, mean, var, y);
+            }
+            Ok(())
+        }
+
+        fn batch_norm_backward(
+            &self,
+            bn: &BatchNorm,
+            x: &Vec<T>,
+            dy: &Vec<T>,
+            gamma: &Vec<T>,
+            mean: &Vec<T>,
+            var: &Vec<T>,
+            dx: &mut Vec<T>,
+            dgamma: &mut Vec<T>,
+            dbeta: &mut Vec<T>,
+        ) -> Result<()> {
+            bn.validate_buffers(
+                &[x.len(), dy.len(), dx.len()],
+                &[
+                    gamma.len(),
+                    mean.len(),
+                    var.len(),
+                    dgamma.len(),
+                    dbeta.len(),
+                ],
+            )?;
+            let (mut dg, mut db) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
+            for c in 0..bn.channels {
+                (dg[c], db[c]) = batch_norm_grads_channel(bn, x, dy, mean[c], var[c], c);
+                dgamma[c] = T::from_f64(dg[c]);
+                dbeta[c] = T::from_f64(db[c]);
+            }
+            let per = bn.channels * bn.spatial;
+            for ((x, dy), dx) in x.chunks(per).zip(dy.chunks(per)).zip(dx.chunks_mut(per)) {
+                batch_norm_backward_sample(bn, x, dy, gamma, mean, var, &dg, &db, dx);
+            }
+            Ok(())
+        }
+    }
+
+    impl<T: Real> LossOps for Reference<T> {
+        fn softmax_cross_entropy(
+            &self,
+            classes: usize,
+            logits: &Vec<T>,
+            labels: &[u32],
+            dlogits: &mut Vec<T>,
+        ) -> Result<f64> {
+            softmax_cross_entropy(classes, logits, labels, dlogits)
+        }
+    }
+
+    impl<T: Real> MapOps for Reference<T> {
+        fn relu(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+            check_len("relu output", x.len(), y.len())?;
+            relu(x, y);
+            Ok(())
+        }
+        fn relu_backward(&self, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+            check_len("relu gradient", x.len(), dy.len())?;
+            check_len("relu input gradient", x.len(), dx.len())?;
+            relu_backward(x, dy, dx);
+            Ok(())
+        }
+        fn scale(&self, alpha: T, x: &mut Vec<T>) -> Result<()> {
+            scale(alpha, x);
+            Ok(())
+        }
+        fn add(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+            check_len("add operands", y.len(), x.len())?;
+            add(x, y);
+            Ok(())
+        }
+        fn mul(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+            check_len("mul operands", y.len(), x.len())?;
+            mul(x, y);
+            Ok(())
+        }
+        fn fill(&self, value: T, x: &mut Vec<T>) -> Result<()> {
+            x.fill(value);
+            Ok(())
+        }
+        fn add_bias(&self, bias: &Vec<T>, inner: usize, x: &mut Vec<T>) -> Result<()> {
+            check_bias(bias.len(), inner, x.len())?;
+            for x in x.chunks_mut(bias.len() * inner) {
+                add_bias_block(bias, inner, x);
+            }
+            Ok(())
+        }
+        fn bias_grad(&self, dy: &Vec<T>, inner: usize, db: &mut Vec<T>) -> Result<()> {
+            check_bias(db.len(), inner, dy.len())?;
+            let channels = db.len();
+            for (c, d) in db.iter_mut().enumerate() {
+                *d = T::from_f64(bias_grad_channel(dy, channels, inner, c));
+            }
+            Ok(())
+        }
+    }
+}
