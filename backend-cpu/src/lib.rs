@@ -355,6 +355,21 @@ impl<T: Real> BufferOps for Cpu<T> {
         Ok(())
     }
 
+    fn upload(&self, data: &[T]) -> Result<ArrayD<T>> {
+        Ok(ndarray::Array1::from(data.to_vec()).into_dyn())
+    }
+
+    fn copy_range(
+        &self,
+        src: &ArrayD<T>,
+        src_start: usize,
+        dst: &mut ArrayD<T>,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        reference::copy_range(slice(src)?, src_start, slice_mut(dst)?, dst_start, len)
+    }
+
     fn to_vec(&self, buf: &ArrayD<T>) -> Result<Vec<T>> {
         Ok(slice(buf)?.to_vec())
     }

@@ -99,6 +99,22 @@ pub trait BufferOps: BackendTypes {
     fn zeros(&self, len: usize) -> Result<Self::Buffer>;
     /// `dst ← src` (equal lengths).
     fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
+    /// A new buffer holding `data`, copied from the host (weights from a
+    /// host-side initialiser, a batch of images).
+    fn upload(&self, data: &[Self::Elem]) -> Result<Self::Buffer>;
+    /// `dst[dst_start .. dst_start + len] ← src[src_start .. src_start + len]`
+    /// (one image of a batch, one ghost batch of a tensor).
+    ///
+    /// # Errors
+    /// [`crate::Error::LengthMismatch`] when a range runs past its buffer.
+    fn copy_range(
+        &self,
+        src: &Self::Buffer,
+        src_start: usize,
+        dst: &mut Self::Buffer,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()>;
     /// The buffer's contents, copied to the host.
     #[cfg(feature = "alloc")]
     fn to_vec(&self, buf: &Self::Buffer) -> Result<alloc::vec::Vec<Self::Elem>>;

@@ -139,6 +139,19 @@ impl<T: Real> BufferOps for Reference<T> {
         dst.copy_from_slice(src);
         Ok(())
     }
+    fn upload(&self, data: &[T]) -> Result<Vec<T>> {
+        Ok(data.to_vec())
+    }
+    fn copy_range(
+        &self,
+        src: &Vec<T>,
+        src_start: usize,
+        dst: &mut Vec<T>,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        reference::copy_range(src, src_start, dst, dst_start, len)
+    }
     fn to_vec(&self, buf: &Vec<T>) -> Result<Vec<T>> {
         Ok(buf.clone())
     }

@@ -540,6 +540,37 @@ impl<'a, T: Copy, S: ?Sized> ParamNoise<'a, T, S> {
     }
 }
 
+/// `dst[dst_start ..][.. len] ← src[src_start ..][.. len]`.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] when either range runs past its slice.
+pub fn copy_range<T: Copy>(
+    src: &[T],
+    src_start: usize,
+    dst: &mut [T],
+    dst_start: usize,
+    len: usize,
+) -> Result<()> {
+    let s = src_start
+        .checked_add(len)
+        .filter(|&e| e <= src.len())
+        .ok_or(Error::LengthMismatch {
+            what: "copy_range source (start + len)",
+            expected: src.len(),
+            actual: src_start.saturating_add(len),
+        })?;
+    let d = dst_start
+        .checked_add(len)
+        .filter(|&e| e <= dst.len())
+        .ok_or(Error::LengthMismatch {
+            what: "copy_range destination (start + len)",
+            expected: dst.len(),
+            actual: dst_start.saturating_add(len),
+        })?;
+    dst[dst_start..d].copy_from_slice(&src[src_start..s]);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,5 +643,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn copy_range_copies_and_checks_bounds() {
+        let src = [1.0f32, 2.0, 3.0, 4.0];
+        let mut dst = [0.0f32; 3];
+        copy_range(&src, 1, &mut dst, 1, 2).unwrap();
+        assert_eq!(dst, [0.0, 2.0, 3.0]);
+        copy_range(&src, 4, &mut dst, 3, 0).unwrap();
+        assert!(matches!(
+            copy_range(&src, 3, &mut dst, 0, 2),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            copy_range(&src, 0, &mut dst, 2, 2),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert!(copy_range(&src, usize::MAX, &mut dst, 0, 2).is_err());
     }
 }

@@ -1,0 +1,280 @@
+//! Batch normalisation (1-D and 2-D), with running statistics and ghost
+//! batches.
+
+use super::{bad_shape, no_cache, Layer};
+use smoothout::{ParamSpec, Real, Result, TensorBackend};
+
+/// One ghost batch's cached input and statistics.
+struct Chunk<B: TensorBackend> {
+    start: usize,
+    samples: usize,
+    x: B::Buffer,
+    mean: B::Buffer,
+    var: B::Buffer,
+}
+
+/// Batch normalisation over `[N, C]` (BatchNorm1d) or `[N, C, H, W]`
+/// (BatchNorm2d) inputs, per channel, with learnable γ (initially 1) and
+/// β (initially 0):
+///
+/// ```text
+/// train:  y = γ · (x − μ_B) / √(σ²_B + ε) + β      μ_B, σ²_B of the batch (biased)
+///         running_mean ← (1 − m) · running_mean + m · μ_B
+///         running_var  ← (1 − m) · running_var  + m · σ²_B · M / (M − 1)
+/// eval:   y = γ · (x − running_mean) / √(running_var + ε) + β
+/// ```
+///
+/// with `M = samples · H · W` per channel: PyTorch's convention (momentum
+/// `m = 0.1`, `ε = 1e-5`, unbiased variance in the running estimate; for
+/// `M = 1` the biased one).
+///
+/// **Ghost batches** ([`BatchNorm::with_ghost_batch`], Hoffer et al.): in
+/// train mode the batch is cut into chunks of `g` samples (the last may be
+/// shorter) and each chunk is normalised with its own statistics; the
+/// running statistics are updated once per chunk, in order, as the authors'
+/// `GhostBatchNorm` does by calling batch norm on each chunk. The chunks are
+/// copied out with `copy_range`, so the batch is processed chunk by chunk.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::layers::{BatchNorm, Layer};
+/// let b = Reference::<f64>::new();
+/// let mut bn = BatchNorm::new(&b, 1)?;
+/// let (y, _) = bn.forward(&b, &vec![1.0, 3.0], &[2, 1], true)?;
+/// assert!((y[0] + 1.0).abs() < 1e-5 && (y[1] - 1.0).abs() < 1e-5);
+/// // running mean 0.9·0 + 0.1·2, running variance 0.9·1 + 0.1·(1·2/1)
+/// let r = bn.running_mean(&b)?;
+/// assert!((r[0] - 0.2).abs() < 1e-12);
+/// assert!((bn.running_var(&b)?[0] - 1.1).abs() < 1e-12);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub struct BatchNorm<B: TensorBackend> {
+    channels: usize,
+    eps: f64,
+    momentum: f64,
+    ghost: Option<usize>,
+    name: String,
+    params: [B::Buffer; 2],
+    grads: [B::Buffer; 2],
+    running_mean: B::Buffer,
+    running_var: B::Buffer,
+    cache: Option<(Vec<usize>, usize, Vec<Chunk<B>>)>,
+}
+
+impl<B: TensorBackend> BatchNorm<B> {
+    /// Over `channels` channels: γ = 1, β = 0, running mean 0 and variance
+    /// 1, momentum 0.1, ε = 1e-5, no ghost batches.
+    ///
+    /// # Errors
+    /// [`smoothout::Error::InvalidSetting`] for `channels == 0`.
+    pub fn new(b: &B, channels: usize) -> Result<Self> {
+        if channels == 0 {
+            return Err(bad_shape("batch norm channels", 0));
+        }
+        let ones = vec![B::Elem::from_f64(1.0); channels];
+        Ok(BatchNorm {
+            channels,
+            eps: 1e-5,
+            momentum: 0.1,
+            ghost: None,
+            name: "bn".into(),
+            params: [b.upload(&ones)?, b.zeros(channels)?],
+            grads: [b.zeros(channels)?, b.zeros(channels)?],
+            running_mean: b.zeros(channels)?,
+            running_var: b.upload(&ones)?,
+            cache: None,
+        })
+    }
+
+    /// With ghost batches of `ghost` samples (`None`: the whole batch).
+    ///
+    /// # Errors
+    /// [`smoothout::Error::InvalidSetting`] for `Some(0)`.
+    pub fn with_ghost_batch(mut self, ghost: Option<usize>) -> Result<Self> {
+        if ghost == Some(0) {
+            return Err(bad_shape("ghost batch size", 0));
+        }
+        self.ghost = ghost;
+        Ok(self)
+    }
+
+    /// With another momentum (in `[0, 1]`) and ε (finite, ≥ 0).
+    ///
+    /// # Errors
+    /// [`smoothout::Error::InvalidSetting`] for a value out of range.
+    pub fn with_momentum_eps(mut self, momentum: f64, eps: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(smoothout::Error::InvalidSetting {
+                name: "batch norm momentum",
+                value: momentum,
+                expected: "in [0, 1]",
+            });
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(smoothout::Error::InvalidSetting {
+                name: "batch norm eps",
+                value: eps,
+                expected: "finite and >= 0",
+            });
+        }
+        self.momentum = momentum;
+        self.eps = eps;
+        Ok(self)
+    }
+
+    /// The same layer with `name` as the prefix of its parameter names.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The running mean, on the host.
+    ///
+    /// # Errors
+    /// As the backend's `to_vec`.
+    pub fn running_mean(&self, b: &B) -> Result<Vec<B::Elem>> {
+        b.to_vec(&self.running_mean)
+    }
+
+    /// The running (unbiased) variance, on the host.
+    ///
+    /// # Errors
+    /// As the backend's `to_vec`.
+    pub fn running_var(&self, b: &B) -> Result<Vec<B::Elem>> {
+        b.to_vec(&self.running_var)
+    }
+
+    fn request(&self, samples: usize, spatial: usize) -> smoothout::BatchNorm {
+        smoothout::BatchNorm {
+            batch: samples,
+            channels: self.channels,
+            spatial,
+            eps: self.eps,
+        }
+    }
+
+    fn update_running(&mut self, b: &B, mean: &B::Buffer, var: &B::Buffer, m: usize) -> Result<()> {
+        let mom = self.momentum;
+        let keep = B::Elem::from_f64(1.0 - mom);
+        b.scale(keep, &mut self.running_mean)?;
+        b.axpy(B::Elem::from_f64(mom), mean, &mut self.running_mean)?;
+        let unbias = if m > 1 {
+            m as f64 / (m - 1) as f64
+        } else {
+            1.0
+        };
+        b.scale(keep, &mut self.running_var)?;
+        b.axpy(B::Elem::from_f64(mom * unbias), var, &mut self.running_var)
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        let total = super::numel("batch norm input", shape, b.len(x))?;
+        if !(shape.len() == 2 || shape.len() == 4) {
+            return Err(bad_shape(
+                "batch norm input rank (must be 2 or 4)",
+                shape.len(),
+            ));
+        }
+        if shape[1] != self.channels {
+            return Err(bad_shape("batch norm input channels", shape[1]));
+        }
+        let n = shape[0];
+        let spatial: usize = shape[2..].iter().product();
+        let per_sample = self.channels * spatial;
+        let mut y = b.zeros(total)?;
+        if !train {
+            let bn = self.request(n, spatial);
+            let [g, be] = &self.params;
+            b.batch_norm_forward(&bn, x, g, be, &self.running_mean, &self.running_var, &mut y)?;
+            return Ok((y, shape.to_vec()));
+        }
+        let ghost = self.ghost.unwrap_or(n).max(1);
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let samples = ghost.min(n - start);
+            let bn = self.request(samples, spatial);
+            let len = samples * per_sample;
+            let mut xc = b.zeros(len)?;
+            b.copy_range(x, start * per_sample, &mut xc, 0, len)?;
+            let mut mean = b.zeros(self.channels)?;
+            let mut var = b.zeros(self.channels)?;
+            b.batch_norm_stats(&bn, &xc, &mut mean, &mut var)?;
+            let mut yc = b.zeros(len)?;
+            let [g, be] = &self.params;
+            b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut yc)?;
+            b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
+            self.update_running(b, &mean, &var, samples * spatial)?;
+            chunks.push(Chunk {
+                start,
+                samples,
+                x: xc,
+                mean,
+                var,
+            });
+            start += samples;
+        }
+        self.cache = Some((shape.to_vec(), spatial, chunks));
+        Ok((y, shape.to_vec()))
+    }
+
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let (shape, spatial, chunks) = self.cache.as_ref().ok_or_else(no_cache)?;
+        let total: usize = shape.iter().product();
+        smoothout::tensor::check_len("batch norm dy", total, b.len(dy))?;
+        let per_sample = self.channels * spatial;
+        let mut dx = b.zeros(total)?;
+        let mut dg = b.zeros(self.channels)?;
+        let mut dbeta = b.zeros(self.channels)?;
+        for c in chunks {
+            let bn = self.request(c.samples, *spatial);
+            let len = c.samples * per_sample;
+            let mut dyc = b.zeros(len)?;
+            b.copy_range(dy, c.start * per_sample, &mut dyc, 0, len)?;
+            let mut dxc = b.zeros(len)?;
+            b.batch_norm_backward(
+                &bn,
+                &c.x,
+                &dyc,
+                &self.params[0],
+                &c.mean,
+                &c.var,
+                &mut dxc,
+                &mut dg,
+                &mut dbeta,
+            )?;
+            b.add(&dg, &mut self.grads[0])?;
+            b.add(&dbeta, &mut self.grads[1])?;
+            b.copy_range(&dxc, 0, &mut dx, c.start * per_sample, len)?;
+        }
+        Ok(dx)
+    }
+
+    fn specs(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::normalization(format!("{}.weight", self.name), self.channels),
+            ParamSpec::normalization(format!("{}.bias", self.name), self.channels),
+        ]
+    }
+    fn params(&self) -> Vec<&B::Buffer> {
+        self.params.iter().collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.params.iter_mut().collect()
+    }
+    fn grads(&self) -> Vec<&B::Buffer> {
+        self.grads.iter().collect()
+    }
+    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.grads.iter_mut().collect()
+    }
+}

@@ -1,0 +1,129 @@
+//! Dropout with counter-based masks.
+
+use super::{no_cache, Layer};
+use smoothout::{Noise, NoiseKey, Real, Result, TensorBackend};
+
+/// Inverted dropout: in train mode each element is zeroed with probability
+/// `p` and the rest scaled by `1 / (1 − p)`; in eval mode the identity.
+///
+/// ```text
+/// key   = NoiseKey::from_seed(seed).fold_in(stream).fold_in(step)
+/// d_i   = Bernoulli(p) draw i of key        (the library's Philox noise)
+/// y_i   = x_i · (1 − d_i) / (1 − p)         (0 everywhere when p = 1)
+/// ```
+///
+/// The mask is a pure function of `(seed, stream, step, i)`: the same step
+/// gives the same mask on every backend and thread count, and a resumed run
+/// reproduces it. `step` starts at 0 and advances by one after each
+/// train-mode forward ([`Dropout::set_step`] sets it, e.g. to the
+/// optimiser step on resume); `stream` tells apart the dropout layers of one
+/// network.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::layers::{Dropout, Layer};
+/// let b = Reference::<f64>::new();
+/// let mut d = Dropout::new(0.5, 7)?;
+/// let (y, _) = d.forward(&b, &vec![1.0; 8], &[8], true)?;
+/// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+/// let (y, _) = d.forward(&b, &vec![1.0; 8], &[8], false)?;
+/// assert_eq!(y, vec![1.0; 8]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub struct Dropout<B: TensorBackend> {
+    p: f64,
+    seed: u64,
+    stream: u64,
+    step: u64,
+    mask: Option<B::Buffer>,
+    identity: bool,
+}
+
+impl<B: TensorBackend> Dropout<B> {
+    /// Drop probability `p ∈ [0, 1]`, masks keyed by `seed`.
+    ///
+    /// # Errors
+    /// [`smoothout::Error::InvalidProbability`] for `p` outside `[0, 1]` or NaN.
+    pub fn new(p: f64, seed: u64) -> Result<Self> {
+        Noise::bernoulli(p)?;
+        Ok(Dropout {
+            p,
+            seed,
+            stream: 0,
+            step: 0,
+            mask: None,
+            identity: false,
+        })
+    }
+
+    /// With stream id `stream` (one per dropout layer of a network).
+    #[must_use]
+    pub fn with_stream(mut self, stream: u64) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// Sets the step counter used by the next train-mode forward.
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    /// The step counter the next train-mode forward will use.
+    #[must_use]
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The drop probability.
+    #[must_use]
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Dropout<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        let n = super::numel("dropout input", shape, b.len(x))?;
+        let mut y = b.zeros(n)?;
+        b.copy(x, &mut y)?;
+        if !train {
+            self.identity = true;
+            return Ok((y, shape.to_vec()));
+        }
+        let key = NoiseKey::from_seed(self.seed)
+            .fold_in(self.stream)
+            .fold_in(self.step);
+        self.step = self.step.wrapping_add(1);
+        let mut dropped = b.zeros(n)?;
+        b.fill_noise(key, &Noise::Bernoulli { p: self.p }, &mut dropped)?;
+        let s = if self.p < 1.0 {
+            1.0 / (1.0 - self.p)
+        } else {
+            0.0
+        };
+        let mut mask = b.zeros(n)?;
+        b.fill(B::Elem::from_f64(s), &mut mask)?;
+        b.axpy(B::Elem::from_f64(-s), &dropped, &mut mask)?;
+        b.mul(&mask, &mut y)?;
+        self.mask = Some(mask);
+        self.identity = false;
+        Ok((y, shape.to_vec()))
+    }
+
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let mut dx = b.zeros(b.len(dy))?;
+        b.copy(dy, &mut dx)?;
+        if self.identity {
+            return Ok(dx);
+        }
+        let mask = self.mask.as_ref().ok_or_else(no_cache)?;
+        b.mul(mask, &mut dx)?;
+        Ok(dx)
+    }
+}

@@ -1,0 +1,133 @@
+//! Fully connected layer.
+
+use super::{bad_shape, no_cache, uniform_init, Layer};
+use crate::data::seeded_rng;
+use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
+
+/// `y = x · Wᵀ + b` for `x: [N, in]` (any `[N, …]` is flattened),
+/// `W: [out, in]`, `b: [out]`:
+///
+/// ```text
+/// dW += dyᵀ · x      db += Σ_n dy      dx = dy · W
+/// ```
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::layers::{Layer, Linear};
+/// let b = Reference::<f64>::new();
+/// let mut fc = Linear::new(&b, 2, 1, 0)?;
+/// *fc.params_mut()[0] = vec![1.0, 2.0];
+/// *fc.params_mut()[1] = vec![0.5];
+/// let (y, shape) = fc.forward(&b, &vec![3.0, 4.0], &[1, 2], false)?;
+/// assert_eq!((y, shape), (vec![11.5], vec![1, 1]));
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub struct Linear<B: TensorBackend> {
+    inputs: usize,
+    outputs: usize,
+    name: String,
+    params: [B::Buffer; 2],
+    grads: [B::Buffer; 2],
+    x: Option<(B::Buffer, usize)>,
+}
+
+impl<B: TensorBackend> Linear<B> {
+    /// `inputs → outputs`, initialised as PyTorch does
+    /// (`U(−1/√inputs, 1/√inputs)` for weight and bias) from `seed`.
+    ///
+    /// # Errors
+    /// [`smoothout::Error::InvalidSetting`] for a zero size.
+    pub fn new(b: &B, inputs: usize, outputs: usize, seed: u64) -> Result<Self> {
+        if inputs == 0 || outputs == 0 {
+            return Err(bad_shape("linear size", 0));
+        }
+        let mut rng = seeded_rng(seed);
+        let bound = 1.0 / (inputs as f64).sqrt();
+        let w = uniform_init(b, inputs * outputs, bound, &mut rng)?;
+        let bias = uniform_init(b, outputs, bound, &mut rng)?;
+        Ok(Linear {
+            inputs,
+            outputs,
+            name: "linear".into(),
+            params: [w, bias],
+            grads: [b.zeros(inputs * outputs)?, b.zeros(outputs)?],
+            x: None,
+        })
+    }
+
+    /// The same layer with `name` as the prefix of its parameter names.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Linear<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        let total = super::numel("linear input", shape, b.len(x))?;
+        let n = shape.first().copied().unwrap_or(0);
+        if n == 0 || total != n * self.inputs {
+            return Err(bad_shape(
+                "linear input features (product of dims after N)",
+                total / n.max(1),
+            ));
+        }
+        let mut y = b.zeros(n * self.outputs)?;
+        let g = Gemm::new(n, self.outputs, self.inputs).transposed(false, true);
+        b.gemm(&g, x, &self.params[0], &mut y)?;
+        b.add_bias(&self.params[1], 1, &mut y)?;
+        if train {
+            let mut c = b.zeros(total)?;
+            b.copy(x, &mut c)?;
+            self.x = Some((c, n));
+        }
+        Ok((y, vec![n, self.outputs]))
+    }
+
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let (x, n) = self.x.as_ref().ok_or_else(no_cache)?;
+        let n = *n;
+        smoothout::tensor::check_len("linear dy (N·out)", n * self.outputs, b.len(dy))?;
+        let gw = Gemm::new(self.outputs, self.inputs, n)
+            .transposed(true, false)
+            .scaled(1.0, 1.0);
+        b.gemm(&gw, dy, x, &mut self.grads[0])?;
+        let mut db = b.zeros(self.outputs)?;
+        b.bias_grad(dy, 1, &mut db)?;
+        b.add(&db, &mut self.grads[1])?;
+        let mut dx = b.zeros(n * self.inputs)?;
+        b.gemm(
+            &Gemm::new(n, self.inputs, self.outputs),
+            dy,
+            &self.params[0],
+            &mut dx,
+        )?;
+        Ok(dx)
+    }
+
+    fn specs(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::weight(format!("{}.weight", self.name), [self.outputs, self.inputs]),
+            ParamSpec::bias(format!("{}.bias", self.name), self.outputs),
+        ]
+    }
+    fn params(&self) -> Vec<&B::Buffer> {
+        self.params.iter().collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.params.iter_mut().collect()
+    }
+    fn grads(&self) -> Vec<&B::Buffer> {
+        self.grads.iter().collect()
+    }
+    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.grads.iter_mut().collect()
+    }
+}

@@ -1,0 +1,185 @@
+//! Layers with forward and backward passes, generic over a
+//! [`smoothout::TensorBackend`].
+//!
+//! Every layer implements [`Layer`]: `forward` maps an input buffer and its
+//! shape to an output buffer and shape, caching what `backward` needs;
+//! `backward` maps `∂L/∂y` to `∂L/∂x` and **adds** the parameter gradients
+//! into the layer's gradient buffers (call [`Layer::zero_grad`] between
+//! steps). Parameters and gradients are listed in the order of
+//! [`Layer::specs`], whose [`ParamSpec`]s tell SmoothOut what to perturb
+//! (weights and biases by default, BatchNorm's γ and β not).
+//!
+//! | layer | input shape | output shape | parameters |
+//! |---|---|---|---|
+//! | [`Linear`] | `[N, …]` (flattened to `[N, in]`) | `[N, out]` | weight `[out, in]`, bias `[out]` |
+//! | [`Conv2d`] | `[N, C, H, W]` | `[N, F, H', W']` | weight `[F, C, k, k]`, bias `[F]` |
+//! | [`BatchNorm`] | `[N, C]` or `[N, C, H, W]` | same | γ `[C]`, β `[C]` |
+//! | [`Relu`] | any | same | — |
+//! | [`MaxPool2d`], [`AvgPool2d`] | `[N, C, H, W]` | `[N, C, H', W']` | — |
+//! | [`Dropout`] | any | same | — |
+//! | [`BasicBlock`] | `[N, C, H, W]` | `[N, F, H/s, W/s]` | two convs, two BNs, optional projection |
+//!
+//! [`SoftmaxCrossEntropy`] is the loss: logits and labels in, the mean loss
+//! and `∂L/∂logits` out.
+//!
+//! Initialisation follows PyTorch's defaults (Kaiming-uniform with
+//! `a = √5`, so weights and biases are `U(−1/√fan_in, 1/√fan_in)`), drawn
+//! from a seeded xoshiro256++ ([`crate::data::seeded_rng`]).
+//!
+//! # Design notes
+//!
+//! * Parameters and gradients are returned as vectors of references rather
+//!   than slices, so that a composite layer ([`BasicBlock`]) can list its
+//!   sub-layers' buffers without owning them in one array. SmoothOut's step
+//!   takes `&mut [B::Buffer]` in spec order: a network gathers its layers'
+//!   buffers for it (issue 4 point 3).
+//! * `backward` needs a train-mode `forward` first (eval mode caches
+//!   nothing, except that Dropout in eval mode passes gradients through).
+//!   Called without one it returns [`Error::InvalidSetting`] named
+//!   `"backward before forward"`.
+//! * The tensor ops have no batched GEMM yet, so [`Conv2d`] runs one GEMM
+//!   per image, moving image-sized ranges with
+//!   [`smoothout::BufferOps::copy_range`]; [`BatchNorm`]'s ghost batches are
+//!   cut out the same way.
+//!
+//! # Example
+//!
+//! ```
+//! use smoothout::Reference;
+//! use smoothout_models::layers::{Layer, Linear, Relu, SoftmaxCrossEntropy};
+//!
+//! let b = Reference::<f64>::new();
+//! let mut fc = Linear::new(&b, 4, 3, 0)?;
+//! let mut relu = Relu::new();
+//! let x = vec![0.5; 2 * 4];
+//! let (h, shape) = fc.forward(&b, &x, &[2, 4], true)?;
+//! let (z, shape) = relu.forward(&b, &h, &shape, true)?;
+//! assert_eq!(shape, [2, 3]);
+//! let (loss, dz) = SoftmaxCrossEntropy::new(3).forward(&b, &z, &shape, &[0, 2])?;
+//! assert!(loss > 0.0);
+//! fc.zero_grad(&b)?;
+//! let dx = fc.backward(&b, &relu.backward(&b, &dz)?)?;
+//! assert_eq!(dx.len(), 8);
+//! # Ok::<(), smoothout::Error>(())
+//! ```
+
+mod batch_norm;
+mod conv2d;
+mod dropout;
+mod linear;
+mod loss;
+mod pool;
+mod relu;
+mod residual;
+
+pub use batch_norm::BatchNorm;
+pub use conv2d::Conv2d;
+pub use dropout::Dropout;
+pub use linear::Linear;
+pub use loss::SoftmaxCrossEntropy;
+pub use pool::{AvgPool2d, MaxPool2d};
+pub use relu::Relu;
+pub use residual::BasicBlock;
+
+use rand_core::RngCore;
+use smoothout::{Error, ParamSpec, Real, Result, TensorBackend};
+
+/// A layer: forward, backward, and its parameters in spec order.
+pub trait Layer<B: TensorBackend> {
+    /// `y = f(x)` for `x` of `shape`; returns `y` and its shape. In train
+    /// mode the layer caches what [`Layer::backward`] needs (and BatchNorm
+    /// uses batch statistics, Dropout drops).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] or [`Error::InvalidSetting`] when `shape`
+    /// does not fit the layer or `x`.
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)>;
+
+    /// `∂L/∂x` from `dy = ∂L/∂y` of the last forward, adding `∂L/∂θ` into
+    /// the gradient buffers.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] named `"backward before forward"` when no
+    /// forward was cached; [`Error::LengthMismatch`] for a `dy` of the wrong
+    /// length.
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer>;
+
+    /// What each parameter is, in the order of [`Layer::params`].
+    fn specs(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    /// The parameters, in spec order.
+    fn params(&self) -> Vec<&B::Buffer> {
+        Vec::new()
+    }
+    /// The parameters, mutably, in spec order.
+    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
+        Vec::new()
+    }
+    /// The accumulated gradients, in spec order.
+    fn grads(&self) -> Vec<&B::Buffer> {
+        Vec::new()
+    }
+    /// The gradients, mutably, in spec order.
+    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
+        Vec::new()
+    }
+    /// Sets every gradient to zero.
+    ///
+    /// # Errors
+    /// As the backend's `fill`.
+    fn zero_grad(&mut self, b: &B) -> Result<()> {
+        for g in self.grads_mut() {
+            b.fill(B::Elem::from_f64(0.0), g)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn no_cache() -> Error {
+    Error::InvalidSetting {
+        name: "backward before forward",
+        value: 0.0,
+        expected: "preceded by a forward pass in train mode",
+    }
+}
+
+pub(crate) fn bad_shape(what: &'static str, got: usize) -> Error {
+    Error::InvalidSetting {
+        name: what,
+        value: got as f64,
+        expected: "the dimensions the layer was built for",
+    }
+}
+
+/// Product of `shape`, checked against `len`.
+pub(crate) fn numel(what: &'static str, shape: &[usize], len: usize) -> Result<usize> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .ok_or_else(|| bad_shape(what, usize::MAX))?;
+    smoothout::tensor::check_len(what, n, len)?;
+    Ok(n)
+}
+
+/// Uniform in `[−bound, bound)` from the top 53 bits of a draw.
+pub(crate) fn uniform_init<B: TensorBackend>(
+    b: &B,
+    len: usize,
+    bound: f64,
+    rng: &mut impl RngCore,
+) -> Result<B::Buffer> {
+    let v: Vec<B::Elem> = (0..len)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+            B::Elem::from_f64((2.0 * u - 1.0) * bound)
+        })
+        .collect();
+    b.upload(&v)
+}

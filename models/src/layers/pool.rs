@@ -1,0 +1,113 @@
+//! Max and average pooling.
+
+use super::{bad_shape, no_cache, Layer};
+use smoothout::{Pool2d, PoolKind, Result, TensorBackend};
+
+struct Pool<B: TensorBackend> {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    kind: PoolKind,
+    cache: Option<(Pool2d, B::Buffer)>,
+}
+
+impl<B: TensorBackend> Pool<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        super::numel("pool input (N·C·H·W)", shape, b.len(x))?;
+        let &[n, c, h, w] = shape else {
+            return Err(bad_shape("pool input rank (must be 4, NCHW)", shape.len()));
+        };
+        let p = Pool2d {
+            batch: n,
+            channels: c,
+            height: h,
+            width: w,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            kind: self.kind,
+        };
+        p.validate()?;
+        let mut y = b.zeros(p.planes() * p.out_h() * p.out_w())?;
+        b.pool_forward(&p, x, &mut y)?;
+        if train {
+            let mut cx = b.zeros(b.len(x))?;
+            b.copy(x, &mut cx)?;
+            self.cache = Some((p, cx));
+        }
+        Ok((y, vec![n, c, p.out_h(), p.out_w()]))
+    }
+
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let (p, x) = self.cache.as_ref().ok_or_else(no_cache)?;
+        let mut dx = b.zeros(b.len(x))?;
+        b.pool_backward(p, x, dy, &mut dx)?;
+        Ok(dx)
+    }
+}
+
+macro_rules! pool_layer {
+    ($name:ident, $kind:expr, $doc:literal, $example:literal) => {
+        #[doc = $doc]
+        ///
+        /// ```
+        /// use smoothout::Reference;
+        #[doc = concat!("use smoothout_models::layers::{Layer, ", stringify!($name), "};")]
+        /// let b = Reference::<f64>::new();
+        #[doc = concat!("let mut pool = ", stringify!($name), "::new(2, 2, 0);")]
+        /// let (y, shape) = pool.forward(&b, &vec![1.0, 2.0, 3.0, 6.0], &[1, 1, 2, 2], false)?;
+        #[doc = concat!("assert_eq!((y, shape), (vec![", $example, "], vec![1, 1, 1, 1]));")]
+        /// # Ok::<(), smoothout::Error>(())
+        /// ```
+        pub struct $name<B: TensorBackend>(Pool<B>);
+
+        impl<B: TensorBackend> $name<B> {
+            /// A `kernel × kernel` window moved by `stride`, with `padding`
+            /// (at most `kernel / 2`) on each side.
+            #[must_use]
+            pub fn new(kernel: usize, stride: usize, padding: usize) -> Self {
+                $name(Pool {
+                    kernel,
+                    stride,
+                    padding,
+                    kind: $kind,
+                    cache: None,
+                })
+            }
+        }
+
+        impl<B: TensorBackend> Layer<B> for $name<B> {
+            fn forward(
+                &mut self,
+                b: &B,
+                x: &B::Buffer,
+                shape: &[usize],
+                train: bool,
+            ) -> Result<(B::Buffer, Vec<usize>)> {
+                self.0.forward(b, x, shape, train)
+            }
+            fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+                self.0.backward(b, dy)
+            }
+        }
+    };
+}
+
+pool_layer!(
+    MaxPool2d,
+    PoolKind::Max,
+    "Max pooling over `NCHW` images (the gradient goes to the first maximum of each window; padding never wins).",
+    "6.0"
+);
+pool_layer!(
+    AvgPool2d,
+    PoolKind::Avg,
+    "Average pooling over `NCHW` images (padding counts as zeros, PyTorch's `count_include_pad = true`).",
+    "3.0"
+);

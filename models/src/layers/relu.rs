@@ -1,0 +1,59 @@
+//! ReLU.
+
+use super::{no_cache, Layer};
+use smoothout::{Result, TensorBackend};
+
+/// `y = max(x, 0)`; the gradient passes where `x > 0`.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::layers::{Layer, Relu};
+/// let b = Reference::<f32>::new();
+/// let (y, _) = Relu::new().forward(&b, &vec![-1.0, 2.0], &[2], false)?;
+/// assert_eq!(y, [0.0, 2.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub struct Relu<B: TensorBackend> {
+    x: Option<B::Buffer>,
+}
+
+impl<B: TensorBackend> Relu<B> {
+    /// A ReLU.
+    #[must_use]
+    pub fn new() -> Self {
+        Relu { x: None }
+    }
+}
+
+impl<B: TensorBackend> Default for Relu<B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Relu<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        super::numel("relu input", shape, b.len(x))?;
+        let mut y = b.zeros(b.len(x))?;
+        b.relu(x, &mut y)?;
+        if train {
+            let mut c = b.zeros(b.len(x))?;
+            b.copy(x, &mut c)?;
+            self.x = Some(c);
+        }
+        Ok((y, shape.to_vec()))
+    }
+
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let x = self.x.as_ref().ok_or_else(no_cache)?;
+        let mut dx = b.zeros(b.len(x))?;
+        b.relu_backward(x, dy, &mut dx)?;
+        Ok(dx)
+    }
+}
