@@ -20,10 +20,16 @@
 //! layer passes a finite-difference gradient check in `f64` on the
 //! reference and the CPU backends (`tests/layers_gradcheck.rs`).
 //!
+//! [`networks`]: the paper's networks as layers — F1, C1, C3, ResNet-44,
+//! ResNet-18 (CIFAR 3×3 or ImageNet stem) and AlexNet with batch norm — in
+//! a [`networks::Sequential`] container that lists its children's
+//! parameters in spec order, each built from a seed with a configurable
+//! ghost batch size; parameter counts are tested against published figures
+//! (`tests/networks_params.rs`).
+//!
 //! # What is still to come
 //!
-//! The paper's networks (F1, C1, C3,
-//! ResNet-44, ResNet-18, AlexNet), optimisers, the SmoothOut trainer with
+//! Optimisers, the SmoothOut trainer with
 //! checkpoints, and the `smoothout` command-line program. None of them is in
 //! this crate yet.
 //!
@@ -64,3 +70,4 @@
 
 pub mod data;
 pub mod layers;
+pub mod networks;

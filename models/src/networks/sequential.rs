@@ -1,0 +1,302 @@
+//! The [`Sequential`] container and the small helper layers of the networks.
+
+use crate::layers::{AvgPool2d, Dropout, Layer, Linear};
+use smoothout::{Error, ParamSpec, Result, TensorBackend};
+
+enum Node<B: TensorBackend> {
+    Layer(Box<dyn Layer<B>>),
+    Dropout(Dropout<B>),
+}
+
+impl<B: TensorBackend> Node<B> {
+    fn get(&self) -> &dyn Layer<B> {
+        match self {
+            Node::Layer(l) => l.as_ref(),
+            Node::Dropout(d) => d,
+        }
+    }
+    fn get_mut(&mut self) -> &mut dyn Layer<B> {
+        match self {
+            Node::Layer(l) => l.as_mut(),
+            Node::Dropout(d) => d,
+        }
+    }
+}
+
+/// Layers applied one after another; itself a [`Layer`].
+///
+/// Each child is pushed with a `prefix`: its parameter names become
+/// `prefix.name` (or stay `name` for an empty prefix). [`Layer::specs`],
+/// [`Layer::params`] and [`Layer::grads`] list the children's, in the order
+/// the children were pushed, so that a network's buffers line up with its
+/// specs as SmoothOut's step expects. `backward` runs the children in
+/// reverse.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::layers::{Layer, Linear, Relu};
+/// use smoothout_models::networks::Sequential;
+///
+/// let b = Reference::<f64>::new();
+/// let net = Sequential::new()
+///     .with("", Linear::new(&b, 3, 2, 0)?.named("fc1"))
+///     .with("", Relu::new())
+///     .with("head", Linear::new(&b, 2, 1, 1)?.named("fc"));
+/// let names: Vec<_> = net.specs().into_iter().map(|s| s.name).collect();
+/// assert_eq!(names, ["fc1.weight", "fc1.bias", "head.fc.weight", "head.fc.bias"]);
+/// assert_eq!(net.len(), 3);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub struct Sequential<B: TensorBackend> {
+    children: Vec<(String, Node<B>)>,
+}
+
+impl<B: TensorBackend> Default for Sequential<B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B: TensorBackend + 'static> Sequential<B> {
+    /// Appends `layer`, its parameter names prefixed with `prefix`.
+    pub fn push(&mut self, prefix: impl Into<String>, layer: impl Layer<B> + 'static) {
+        self.children
+            .push((prefix.into(), Node::Layer(Box::new(layer))));
+    }
+
+    /// [`Sequential::push`], by value.
+    #[must_use]
+    pub fn with(mut self, prefix: impl Into<String>, layer: impl Layer<B> + 'static) -> Self {
+        self.push(prefix, layer);
+        self
+    }
+}
+
+impl<B: TensorBackend> Sequential<B> {
+    /// An empty container (the identity).
+    #[must_use]
+    pub fn new() -> Self {
+        Sequential {
+            children: Vec::new(),
+        }
+    }
+
+    /// Appends a dropout layer, kept apart so that
+    /// [`Sequential::set_dropout_step`] can reach it.
+    pub fn push_dropout(&mut self, dropout: Dropout<B>) {
+        self.children.push((String::new(), Node::Dropout(dropout)));
+    }
+
+    /// Number of children (nested containers count once).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are no children.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// Sets the step counter of every dropout layer pushed with
+    /// [`Sequential::push_dropout`] (e.g. to the optimiser step on resume).
+    /// Dropout layers inside nested containers pushed with
+    /// [`Sequential::push`] are not reached.
+    pub fn set_dropout_step(&mut self, step: u64) {
+        for (_, c) in &mut self.children {
+            if let Node::Dropout(d) = c {
+                d.set_step(step);
+            }
+        }
+    }
+
+    /// The total number of parameter elements (BatchNorm's running
+    /// statistics are not parameters and are not counted).
+    #[must_use]
+    pub fn num_params(&self) -> usize {
+        self.specs().iter().map(ParamSpec::len).sum()
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Sequential<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        let mut it = self.children.iter_mut();
+        let Some((_, first)) = it.next() else {
+            let mut y = b.zeros(b.len(x))?;
+            b.copy(x, &mut y)?;
+            return Ok((y, shape.to_vec()));
+        };
+        let (mut h, mut s) = first.get_mut().forward(b, x, shape, train)?;
+        for (_, c) in it {
+            (h, s) = c.get_mut().forward(b, &h, &s, train)?;
+        }
+        Ok((h, s))
+    }
+
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let mut it = self.children.iter_mut().rev();
+        let Some((_, last)) = it.next() else {
+            let mut dx = b.zeros(b.len(dy))?;
+            b.copy(dy, &mut dx)?;
+            return Ok(dx);
+        };
+        let mut g = last.get_mut().backward(b, dy)?;
+        for (_, c) in it {
+            g = c.get_mut().backward(b, &g)?;
+        }
+        Ok(g)
+    }
+
+    fn specs(&self) -> Vec<ParamSpec> {
+        self.children
+            .iter()
+            .flat_map(|(p, c)| {
+                c.get().specs().into_iter().map(move |mut s| {
+                    if !p.is_empty() {
+                        s.name = format!("{p}.{}", s.name);
+                    }
+                    s
+                })
+            })
+            .collect()
+    }
+    fn params(&self) -> Vec<&B::Buffer> {
+        self.children
+            .iter()
+            .flat_map(|(_, c)| c.get().params())
+            .collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.children
+            .iter_mut()
+            .flat_map(|(_, c)| c.get_mut().params_mut())
+            .collect()
+    }
+    fn grads(&self) -> Vec<&B::Buffer> {
+        self.children
+            .iter()
+            .flat_map(|(_, c)| c.get().grads())
+            .collect()
+    }
+    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.children
+            .iter_mut()
+            .flat_map(|(_, c)| c.get_mut().grads_mut())
+            .collect()
+    }
+    fn zero_grad(&mut self, b: &B) -> Result<()> {
+        for (_, c) in &mut self.children {
+            c.get_mut().zero_grad(b)?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`Linear`] without bias (PyTorch's `bias=False`, before a BatchNorm):
+/// the inner bias is set to zero and hidden from the parameter lists, so
+/// nothing ever changes it.
+pub(crate) struct LinearNoBias<B: TensorBackend>(Linear<B>);
+
+impl<B: TensorBackend> LinearNoBias<B> {
+    pub(crate) fn new(b: &B, inputs: usize, outputs: usize, seed: u64) -> Result<Self> {
+        let mut l = Linear::new(b, inputs, outputs, seed)?;
+        *l.params_mut()[1] = b.zeros(outputs)?;
+        Ok(LinearNoBias(l))
+    }
+
+    pub(crate) fn named(self, name: impl Into<String>) -> Self {
+        LinearNoBias(self.0.named(name))
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for LinearNoBias<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        self.0.forward(b, x, shape, train)
+    }
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        self.0.backward(b, dy)
+    }
+    fn specs(&self) -> Vec<ParamSpec> {
+        self.0.specs().into_iter().take(1).collect()
+    }
+    fn params(&self) -> Vec<&B::Buffer> {
+        self.0.params().into_iter().take(1).collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.0.params_mut().into_iter().take(1).collect()
+    }
+    fn grads(&self) -> Vec<&B::Buffer> {
+        self.0.grads().into_iter().take(1).collect()
+    }
+    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.0.grads_mut().into_iter().take(1).collect()
+    }
+    fn zero_grad(&mut self, b: &B) -> Result<()> {
+        self.0.zero_grad(b)
+    }
+}
+
+/// Average over the whole `H × W` plane (`H = W`): an [`AvgPool2d`] whose
+/// kernel is the input's spatial size, built at the first forward.
+pub(crate) struct GlobalAvgPool<B: TensorBackend> {
+    pool: Option<(usize, AvgPool2d<B>)>,
+}
+
+impl<B: TensorBackend> GlobalAvgPool<B> {
+    pub(crate) fn new() -> Self {
+        GlobalAvgPool { pool: None }
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for GlobalAvgPool<B> {
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)> {
+        let &[_, _, h, w] = shape else {
+            return Err(Error::InvalidSetting {
+                name: "global pool input rank",
+                value: shape.len() as f64,
+                expected: "4 ([N, C, H, W])",
+            });
+        };
+        if h != w || h == 0 {
+            return Err(Error::InvalidSetting {
+                name: "global pool input width",
+                value: w as f64,
+                expected: "equal to the height",
+            });
+        }
+        match &mut self.pool {
+            Some((k, p)) if *k == h => p.forward(b, x, shape, train),
+            _ => {
+                let mut p = AvgPool2d::new(h, h, 0);
+                let y = p.forward(b, x, shape, train)?;
+                self.pool = Some((h, p));
+                Ok(y)
+            }
+        }
+    }
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        match &mut self.pool {
+            Some((_, p)) => p.backward(b, dy),
+            None => Err(crate::layers::no_cache()),
+        }
+    }
+}
