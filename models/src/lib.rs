@@ -27,9 +27,15 @@
 //! ghost batch size; parameter counts are tested against published figures
 //! (`tests/networks_params.rs`).
 //!
+//! [`optim`]: SGD with heavy-ball or Nesterov momentum and coupled weight
+//! decay (bit-identical to SmoothOut's fused update), Adam, gradient
+//! clipping by global norm, and learning-rate regimes as data (step
+//! regimes, batch scaling, warm-up, train-longer), with state that exports
+//! to plain buffers for checkpoints.
+//!
 //! # What is still to come
 //!
-//! Optimisers, the SmoothOut trainer with
+//! The SmoothOut trainer with
 //! checkpoints, and the `smoothout` command-line program. None of them is in
 //! this crate yet.
 //!
@@ -71,3 +77,4 @@
 pub mod data;
 pub mod layers;
 pub mod networks;
+pub mod optim;
