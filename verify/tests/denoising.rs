@@ -37,7 +37,12 @@ fn assert_converges(s: &Setting, out: &Outcome) -> std::result::Result<(), TestC
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8))]
+    #![proptest_config(ProptestConfig {
+        // Fixed: the bounds are confidence bounds, so a run must be reproducible.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(8),
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(8)
+    })]
 
     /// The Polyak mean lies within 5 SE of argmin C̄, and at least 20 SE
     /// from argmin C; the predicted constant-step bias stays below 0.5 SE.
@@ -132,6 +137,27 @@ fn report_rows_pass() {
             r.pass,
             "{} [{}]: {} vs {}",
             r.claim, r.setting, r.measured, r.bound
+        );
+    }
+}
+
+/// The input a random proptest run once found (a = 0.112, β = 2.457): for
+/// small a Cardano's second cube root cancels catastrophically, and without
+/// the Newton polish the root's slope was ~1e-11, above the 1e-12·(1 + β)
+/// bound. With it the slope is at rounding level.
+#[test]
+fn argmin_smoothed_is_accurate_for_small_a() {
+    for (a, beta) in [
+        (0.11238634807851856, 2.4569324967191633),
+        (0.1, 3.0),
+        (1e-3, 1.0),
+    ] {
+        let s = Setting::new(a, beta);
+        let w = s.argmin_smoothed();
+        assert!(
+            s.smoothed_slope(w).abs() <= 1e-12 * (1.0 + beta),
+            "a = {a}, β = {beta}: slope {}",
+            s.smoothed_slope(w)
         );
     }
 }

@@ -34,7 +34,12 @@ fn leaves_and_stays<H: Harness>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4))]
+    #![proptest_config(ProptestConfig {
+        // Fixed: the bounds are confidence bounds, so a run must be reproducible.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(4),
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(4)
+    })]
 
     /// At any a in [0.45, 1] (the 1-D rate falls below 0.95 near a = 0.3,
     /// where C̄ starts to keep a shallow sharp minimum), at least 95% of the

@@ -46,6 +46,7 @@ fn pick(mlp: &Mlp, layer: usize, unit: usize, whole: bool) -> Rescale {
 proptest! {
     #![proptest_config(ProptestConfig {
         failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(3),
         ..ProptestConfig::with_cases(48)
     })]
 
@@ -66,6 +67,7 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig {
         failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(3),
         ..ProptestConfig::with_cases(24)
     })]
 

@@ -164,12 +164,19 @@ impl Setting {
         self.beta.cbrt()
     }
 
-    /// `argmin C̄`: the real root of `w³ + a²w − β` by Cardano's formula.
+    /// `argmin C̄`: the real root of `w³ + a²w − β` by Cardano's formula,
+    /// polished by two Newton steps (for small `a` the formula's second
+    /// cube root cancels catastrophically; `f' = 3w² + a² > 0` makes Newton
+    /// safe and brings the root to rounding accuracy).
     #[must_use]
     pub fn argmin_smoothed(&self) -> f64 {
         let (p, q) = (self.a * self.a, -self.beta);
         let s = (q * q / 4.0 + p * p * p / 27.0).sqrt();
-        (-q / 2.0 + s).cbrt() + (-q / 2.0 - s).cbrt()
+        let mut w = (-q / 2.0 + s).cbrt() + (-q / 2.0 - s).cbrt();
+        for _ in 0..2 {
+            w -= self.smoothed_slope(w) / (3.0 * w * w + p);
+        }
+        w
     }
 
     /// `∂C̄/∂w_i = w³ + a²w − β`.
