@@ -1,5 +1,6 @@
-//! The model side of smoothout: today its **datasets** and **layers**; later
-//! the paper's networks, optimisers, the trainer and the `smoothout` program.
+//! The model side of smoothout: today its **datasets**, **layers**, the
+//! paper's **networks** and the **optimisers**; later the trainer,
+//! checkpoints and the `smoothout` program.
 //!
 //! # What exists now
 //!
