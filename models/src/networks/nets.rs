@@ -80,6 +80,34 @@ pub fn f1<B: TensorBackend + 'static>(b: &B, cfg: NetConfig) -> Result<Sequentia
     Ok(net)
 }
 
+/// The classifier head shared by C1/C3 and AlexNet-BN:
+/// `[FC (no bias) → BN → ReLU → dropout 0.5] × 2 → FC`, with widths
+/// `[input, hidden₁, hidden₂]` and PyTorch's `classifier.*` names.
+fn classifier<B: TensorBackend + 'static>(
+    net: &mut Sequential<B>,
+    b: &B,
+    cfg: NetConfig,
+    rng: &mut impl RngCore,
+    [input, h1, h2]: [usize; 3],
+    classes: usize,
+) -> Result<()> {
+    for (stream, (fan_in, width, index)) in [(input, h1, 0), (h1, h2, 4)].into_iter().enumerate() {
+        net.push(
+            "",
+            LinearNoBias::new(b, fan_in, width, rng.next_u64())?
+                .named(format!("classifier.{index}")),
+        );
+        net.push("", bn(b, width, cfg, &format!("classifier.{}", index + 1))?);
+        net.push("", Relu::new());
+        net.push_dropout(Dropout::new(0.5, rng.next_u64())?.with_stream(stream as u64));
+    }
+    net.push(
+        "",
+        Linear::new(b, h2, classes, rng.next_u64())?.named("classifier.8"),
+    );
+    Ok(())
+}
+
 /// The shallow CIFAR network of Keskar et al. (C1 with `classes = 10`, C3
 /// with `classes = 100`), as the SmoothOut authors wrote it
 /// (`models/cifar_shallow.py` in wenwei202/smoothout):
@@ -130,24 +158,7 @@ pub fn cifar_shallow<B: TensorBackend + 'static>(
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.6")?);
     net.push("", Relu::new());
-    net.push(
-        "",
-        LinearNoBias::new(b, 64 * 7 * 7, 384, rng.next_u64())?.named("classifier.0"),
-    );
-    net.push("", bn(b, 384, cfg, "classifier.1")?);
-    net.push("", Relu::new());
-    net.push_dropout(Dropout::new(0.5, rng.next_u64())?.with_stream(0));
-    net.push(
-        "",
-        LinearNoBias::new(b, 384, 192, rng.next_u64())?.named("classifier.4"),
-    );
-    net.push("", bn(b, 192, cfg, "classifier.5")?);
-    net.push("", Relu::new());
-    net.push_dropout(Dropout::new(0.5, rng.next_u64())?.with_stream(1));
-    net.push(
-        "",
-        Linear::new(b, 192, classes, rng.next_u64())?.named("classifier.8"),
-    );
+    classifier(&mut net, b, cfg, &mut rng, [64 * 7 * 7, 384, 192], classes)?;
     Ok(net)
 }
 
@@ -370,23 +381,13 @@ pub fn alexnet_bn<B: TensorBackend + 'static>(
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", Relu::new());
     net.push("", bn(b, 256, cfg, "features.17")?);
-    net.push(
-        "",
-        LinearNoBias::new(b, 256 * s * s, 4096, rng.next_u64())?.named("classifier.0"),
-    );
-    net.push("", bn(b, 4096, cfg, "classifier.1")?);
-    net.push("", Relu::new());
-    net.push_dropout(Dropout::new(0.5, rng.next_u64())?.with_stream(0));
-    net.push(
-        "",
-        LinearNoBias::new(b, 4096, 4096, rng.next_u64())?.named("classifier.4"),
-    );
-    net.push("", bn(b, 4096, cfg, "classifier.5")?);
-    net.push("", Relu::new());
-    net.push_dropout(Dropout::new(0.5, rng.next_u64())?.with_stream(1));
-    net.push(
-        "",
-        Linear::new(b, 4096, classes, rng.next_u64())?.named("classifier.8"),
-    );
+    classifier(
+        &mut net,
+        b,
+        cfg,
+        &mut rng,
+        [256 * s * s, 4096, 4096],
+        classes,
+    )?;
     Ok(net)
 }
