@@ -79,3 +79,4 @@ pub mod data;
 pub mod layers;
 pub mod networks;
 pub mod optim;
+pub mod train;

@@ -259,6 +259,21 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         Ok(dx)
     }
 
+    fn buffers(&self) -> Vec<(String, &B::Buffer)> {
+        vec![
+            (format!("{}.running_mean", self.name), &self.running_mean),
+            (format!("{}.running_var", self.name), &self.running_var),
+        ]
+    }
+    fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
+        vec![
+            (
+                format!("{}.running_mean", self.name),
+                &mut self.running_mean,
+            ),
+            (format!("{}.running_var", self.name), &mut self.running_var),
+        ]
+    }
     fn specs(&self) -> Vec<ParamSpec> {
         vec![
             ParamSpec::normalization(format!("{}.weight", self.name), self.channels),

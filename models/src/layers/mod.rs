@@ -130,6 +130,16 @@ pub trait Layer<B: TensorBackend> {
     fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
         Vec::new()
     }
+    /// State that is not a parameter but must survive a checkpoint
+    /// (BatchNorm's running mean and variance), named like the specs
+    /// (`bn1.running_mean`).
+    fn buffers(&self) -> Vec<(String, &B::Buffer)> {
+        Vec::new()
+    }
+    /// [`Layer::buffers`], mutably (to load a checkpoint).
+    fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
+        Vec::new()
+    }
     /// Sets every gradient to zero.
     ///
     /// # Errors

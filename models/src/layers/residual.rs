@@ -173,6 +173,18 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
     fn params(&self) -> Vec<&B::Buffer> {
         self.layers().into_iter().flat_map(|l| l.params()).collect()
     }
+    fn buffers(&self) -> Vec<(String, &B::Buffer)> {
+        self.layers()
+            .into_iter()
+            .flat_map(|l| l.buffers())
+            .collect()
+    }
+    fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
+        self.layers_mut()
+            .into_iter()
+            .flat_map(|l| l.buffers_mut())
+            .collect()
+    }
     fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
         self.layers_mut()
             .into_iter()

@@ -61,7 +61,7 @@ mod nets;
 mod sequential;
 
 pub use nets::{
-    alexnet_bn, alexnet_feature_size, c1, c3, cifar_shallow, f1, resnet18, resnet44, resnet_cifar,
-    NetConfig, Stem,
+    alexnet_bn, alexnet_feature_size, c1, c3, cifar_shallow, f1, mlp, resnet18, resnet44,
+    resnet_cifar, NetConfig, Stem,
 };
 pub use sequential::Sequential;

@@ -64,19 +64,48 @@ fn bn<B: TensorBackend>(b: &B, c: usize, cfg: NetConfig, name: &str) -> Result<B
 /// # Errors
 /// As the layers' constructors (a zero ghost batch size).
 pub fn f1<B: TensorBackend + 'static>(b: &B, cfg: NetConfig) -> Result<Sequential<B>> {
+    mlp(b, cfg, 784, &[512; 5], 10)
+}
+
+/// A fully connected network: `inputs → [Linear h → BN → ReLU]` for each
+/// width `h` of `hidden`, then `Linear classes`; [`f1`] is
+/// `mlp(b, cfg, 784, &[512; 5], 10)`. Names `fc1…`, `bn1…` as in [`f1`].
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::networks::{mlp, NetConfig};
+/// let net = mlp(&Reference::<f32>::new(), NetConfig::seeded(1), 64, &[32], 10)?;
+/// assert_eq!(net.num_params(), 64 * 32 + 32 + 2 * 32 + 32 * 10 + 10);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+///
+/// # Errors
+/// As the layers' constructors (a zero width or ghost batch size).
+pub fn mlp<B: TensorBackend + 'static>(
+    b: &B,
+    cfg: NetConfig,
+    inputs: usize,
+    hidden: &[usize],
+    classes: usize,
+) -> Result<Sequential<B>> {
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    let mut inputs = 784;
-    for i in 1..=5 {
+    let mut fan_in = inputs;
+    for (i, &width) in hidden.iter().enumerate() {
+        let i = i + 1;
         net.push(
             "",
-            Linear::new(b, inputs, 512, rng.next_u64())?.named(format!("fc{i}")),
+            Linear::new(b, fan_in, width, rng.next_u64())?.named(format!("fc{i}")),
         );
-        net.push("", bn(b, 512, cfg, &format!("bn{i}"))?);
+        net.push("", bn(b, width, cfg, &format!("bn{i}"))?);
         net.push("", Relu::new());
-        inputs = 512;
+        fan_in = width;
     }
-    net.push("", Linear::new(b, 512, 10, rng.next_u64())?.named("fc6"));
+    let last = hidden.len() + 1;
+    net.push(
+        "",
+        Linear::new(b, fan_in, classes, rng.next_u64())?.named(format!("fc{last}")),
+    );
     Ok(net)
 }
 

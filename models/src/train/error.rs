@@ -1,0 +1,119 @@
+//! Typed training errors: what went wrong, and what to do about it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::data::DataError;
+
+/// Every way configuring, running, checkpointing or resuming a training run
+/// can fail. The `Display` text names the file or setting and the fix.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A backend or configuration error from the core crate.
+    Core(smoothout::Error),
+    /// Loading or preparing the data failed.
+    Data(DataError),
+    /// A setting of the run is invalid or the settings contradict each
+    /// other.
+    Config {
+        /// The setting (as the command line spells it, e.g. `--batch`).
+        setting: &'static str,
+        /// What is wrong and what to use instead.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A checkpoint file is not one this program wrote, is damaged, or does
+    /// not fit the run it is loaded into.
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The loss became NaN or infinite (diverged): lower the learning rate
+    /// or the noise.
+    NonFinite {
+        /// The optimiser step at which it happened.
+        step: u64,
+    },
+}
+
+/// `Result` with [`TrainError`].
+pub type Result<T, E = TrainError> = core::result::Result<T, E>;
+
+impl TrainError {
+    /// A [`TrainError::Config`].
+    pub(crate) fn config(setting: &'static str, reason: impl Into<String>) -> Self {
+        TrainError::Config {
+            setting,
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`TrainError::Checkpoint`].
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`TrainError::Io`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        TrainError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrainError::Core(e) => write!(f, "{e}"),
+            TrainError::Data(e) => write!(f, "{e}"),
+            TrainError::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
+            TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            TrainError::Checkpoint { path, reason } => write!(
+                f,
+                "checkpoint {}: {reason} (start afresh without --resume, or point --out at the run that wrote it)",
+                path.display()
+            ),
+            TrainError::NonFinite { step } => write!(
+                f,
+                "the training loss is not finite at step {step}: the run diverged; lower --lr or the noise strength --a"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TrainError::Core(e) => Some(e),
+            TrainError::Data(e) => Some(e),
+            TrainError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<smoothout::Error> for TrainError {
+    fn from(e: smoothout::Error) -> Self {
+        TrainError::Core(e)
+    }
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Data(e)
+    }
+}

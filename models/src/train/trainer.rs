@@ -1,0 +1,973 @@
+//! The training loop: data order, ghost chunks, SmoothOut draws, updates,
+//! evaluation, checkpoints.
+
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use smoothout::{Draw, ParamSpec, Real, Sgd, SmoothOut, TensorBackend};
+
+use super::checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, TensorData};
+use super::config::{OptimizerKind, TrainConfig};
+use super::error::{Result, TrainError};
+use super::files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
+use crate::data::{permutation, seeded_rng, Dataset, Normalize, Split};
+use crate::layers::{Layer, SoftmaxCrossEntropy};
+use crate::networks::Sequential;
+use crate::optim::{clip_grad_norm, Adam, AdamConfig, OptimState, Optimizer, SgdMomentum};
+
+/// Tag of the checkpoint format this module writes.
+pub const CHECKPOINT_FORMAT: &str = "smoothout-checkpoint-1";
+/// File name of a run's checkpoint inside its directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// Streams of the host-side generator, so that data order, augmentation
+/// and anything added later never share draws.
+const STREAM_ORDER: u64 = 1;
+const STREAM_AUGMENT: u64 = 2;
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A seed for `stream` at `index` under the run's `seed`.
+fn derive_seed(seed: u64, stream: u64, index: u64) -> u64 {
+    mix(mix(seed ^ mix(stream)) ^ index)
+}
+
+enum Opt<B: TensorBackend> {
+    Sgd(SgdMomentum<B>),
+    Adam(Adam<B>),
+}
+
+impl<B: TensorBackend> Opt<B> {
+    fn get_mut(&mut self) -> &mut dyn Optimizer<B> {
+        match self {
+            Opt::Sgd(o) => o,
+            Opt::Adam(o) => o,
+        }
+    }
+    fn get(&self) -> &dyn Optimizer<B> {
+        match self {
+            Opt::Sgd(o) => o,
+            Opt::Adam(o) => o,
+        }
+    }
+}
+
+/// What the trainer reports while it runs (see [`Trainer::run`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// An optimiser step finished.
+    Step(&'a StepInfo),
+    /// The epoch's training steps are done; evaluation starts.
+    Evaluating {
+        /// 1-based epoch.
+        epoch: u64,
+    },
+    /// An epoch finished and was evaluated.
+    Epoch(&'a EpochMetrics),
+    /// A checkpoint was written.
+    Saved {
+        /// The file.
+        path: &'a Path,
+        /// Optimiser steps it holds.
+        step: u64,
+    },
+}
+
+/// One step's figures, for progress displays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    /// 1-based epoch.
+    pub epoch: u64,
+    /// Epochs in the run.
+    pub epochs: u64,
+    /// 1-based step within the epoch.
+    pub step_in_epoch: u64,
+    /// Steps per epoch.
+    pub steps_per_epoch: u64,
+    /// Optimiser steps taken so far in the run.
+    pub global_step: u64,
+    /// Mean training loss of this step's batch (at the perturbed point for
+    /// SmoothOut).
+    pub loss: f64,
+    /// The learning rate the step used.
+    pub lr: f64,
+    /// Training images per second over the epoch so far.
+    pub images_per_sec: f64,
+}
+
+/// Where and how often [`Trainer::run`] writes its files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFiles {
+    /// The run's directory: `checkpoint.safetensors`, `metrics.jsonl` and
+    /// `metrics.csv` go there.
+    pub dir: PathBuf,
+    /// Also checkpoint every this many steps within an epoch (a checkpoint
+    /// is always written after each epoch).
+    pub every: Option<u64>,
+}
+
+/// Running sums over the current epoch (part of a checkpoint).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct EpochSums {
+    loss: f64,
+    correct: u64,
+    seen: u64,
+    seconds: f64,
+}
+
+/// Trains one network by one [`TrainConfig`] on one dataset.
+///
+/// Every source of randomness is a pure function of the configuration's
+/// seed and the position in training (data order of epoch `e`, the
+/// augmentation of step `t`, noise of draw `(t, ghost)`), and the state
+/// that changes — weights, BatchNorm statistics, optimiser buffers, the
+/// step counter, the metrics so far — is what a checkpoint holds. So a run
+/// resumed from any checkpoint ends bit-identical to one that never
+/// stopped.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::data::Dataset;
+/// use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
+///
+/// let data = Dataset::digits_embedded().shuffled_split(300, 0)?;
+/// let cfg = TrainConfig::new(Method::AdaSmoothOut, Network::Mlp(vec![32]))
+///     .with_batch(64)
+///     .with_epochs(1);
+/// let mut trainer = Trainer::new(Reference::<f32>::new(), cfg, &data.train)?;
+/// let history = trainer.run(&data, None, &mut |_| {})?;
+/// assert_eq!(history.len(), 1);
+/// assert!(history[0].test_acc > 0.5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Trainer<B: TensorBackend + 'static> {
+    backend: B,
+    config: TrainConfig,
+    net: Sequential<B>,
+    specs: Vec<ParamSpec>,
+    smoothout: Option<SmoothOut<B>>,
+    opt: Opt<B>,
+    loss: SoftmaxCrossEntropy,
+    normalize: Normalize,
+    image_shape: [usize; 3],
+    classes: usize,
+    train_len: usize,
+    steps_per_epoch: u64,
+    total_epochs: u64,
+    step: u64,
+    sums: EpochSums,
+    history: Vec<EpochMetrics>,
+    order: Option<(u64, Vec<usize>)>,
+    /// Where the parameters and gradients live while SmoothOut or the
+    /// optimiser works on them (swapped with the network's, O(1) each).
+    params: Vec<B::Buffer>,
+    grads: Vec<B::Buffer>,
+}
+
+impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("step", &self.step)
+            .field("steps_per_epoch", &self.steps_per_epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: TensorBackend + 'static> Trainer<B> {
+    /// A fresh run of `config` on `backend`, for training data `train`
+    /// (which fixes the input shape, the classes, the steps per epoch and
+    /// the normalisation, fitted per channel on it).
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for an invalid configuration or a network
+    /// that does not fit the data; [`TrainError::Data`] for an empty set.
+    pub fn new(backend: B, config: TrainConfig, train: &Dataset) -> Result<Self> {
+        config.validate()?;
+        if train.is_empty() {
+            return Err(TrainError::config("--dataset", "the training set is empty"));
+        }
+        let image_shape = train.image_shape();
+        let classes = train.classes();
+        let net = config
+            .network
+            .build(&backend, config.seed, image_shape, classes)?;
+        let specs: Vec<ParamSpec> = net
+            .specs()
+            .into_iter()
+            .map(|s| config.perturb.apply(s))
+            .collect();
+        let steps_per_epoch = train.len().div_ceil(config.batch) as u64;
+        let total_epochs = config.total_epochs()?;
+        let total_steps = total_epochs.saturating_mul(steps_per_epoch);
+        let smoothout = match config.smoothout(total_steps)? {
+            Some(c) => Some(SmoothOut::new(&backend, c, specs.clone())?),
+            None => None,
+        };
+        let sizes: Vec<usize> = specs.iter().map(ParamSpec::len).collect();
+        let lr = config.regime.lr(0, 0)?;
+        let opt = match config.optimizer {
+            OptimizerKind::Sgd | OptimizerKind::Nesterov => Opt::Sgd(SgdMomentum::new(
+                &backend,
+                &sizes,
+                Sgd::new(lr, config.momentum, config.weight_decay)?,
+                config.optimizer == OptimizerKind::Nesterov,
+            )?),
+            OptimizerKind::Adam => Opt::Adam(Adam::new(
+                &backend,
+                &sizes,
+                AdamConfig::new(lr)?.with_weight_decay(config.weight_decay)?,
+            )?),
+        };
+        let placeholders = |n: usize| -> smoothout::Result<Vec<B::Buffer>> {
+            (0..n).map(|_| backend.zeros(0)).collect()
+        };
+        let params = placeholders(specs.len())?;
+        let grads = placeholders(specs.len())?;
+        Ok(Trainer {
+            normalize: Normalize::fit(train)?,
+            loss: SoftmaxCrossEntropy::new(classes),
+            image_shape,
+            classes,
+            train_len: train.len(),
+            steps_per_epoch,
+            total_epochs,
+            step: 0,
+            sums: EpochSums::default(),
+            history: Vec::new(),
+            order: None,
+            params,
+            grads,
+            net,
+            specs,
+            smoothout,
+            opt,
+            config,
+            backend,
+        })
+    }
+
+    /// [`Trainer::new`], then the state of the checkpoint at `path`.
+    ///
+    /// # Errors
+    /// As [`Trainer::new`] and [`Trainer::restore`]; [`TrainError::Io`]
+    /// when the file cannot be read.
+    pub fn resume(backend: B, config: TrainConfig, train: &Dataset, path: &Path) -> Result<Self> {
+        let mut t = Trainer::new(backend, config, train)?;
+        let ckpt = load_checkpoint(path)?;
+        t.restore(&ckpt, path)?;
+        Ok(t)
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The network.
+    #[must_use]
+    pub fn network(&self) -> &Sequential<B> {
+        &self.net
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Optimiser steps taken.
+    #[must_use]
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    /// Optimiser steps per epoch (the last batch of an epoch may be short).
+    #[must_use]
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch
+    }
+
+    /// Epochs in the run (after the regime's multiplier).
+    #[must_use]
+    pub fn total_epochs(&self) -> u64 {
+        self.total_epochs
+    }
+
+    /// The metrics of the epochs finished so far.
+    #[must_use]
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+
+    /// Whether every epoch has run.
+    #[must_use]
+    pub fn finished(&self) -> bool {
+        self.step >= self.total_epochs.saturating_mul(self.steps_per_epoch)
+    }
+
+    /// The example indices of step `step_in_epoch` of `epoch` (0-based).
+    fn batch_indices(&mut self, epoch: u64, step_in_epoch: u64) -> Vec<usize> {
+        let seed = derive_seed(self.config.seed, STREAM_ORDER, epoch);
+        let n = self.train_len;
+        if self.order.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.order = Some((epoch, permutation(n, seed)));
+        }
+        let Some((_, order)) = &self.order else {
+            return Vec::new();
+        };
+        let lo = (step_in_epoch as usize)
+            .saturating_mul(self.config.batch)
+            .min(n);
+        let hi = lo.saturating_add(self.config.batch).min(n);
+        order[lo..hi].to_vec()
+    }
+
+    /// Normalised (and, for training, augmented) inputs of `indices`.
+    fn inputs(
+        &self,
+        data: &Dataset,
+        indices: &[usize],
+        augment_step: Option<u64>,
+    ) -> Result<Vec<f32>> {
+        let mut x = vec![0.0f32; indices.len() * data.image_len()];
+        data.batch_f32(indices, &mut x)?;
+        if let Some(step) = augment_step {
+            let mut rng = seeded_rng(derive_seed(self.config.seed, STREAM_AUGMENT, step));
+            self.config
+                .augment
+                .apply(&mut x, self.image_shape, &mut rng)?;
+        }
+        self.normalize.apply(&mut x, self.image_shape)?;
+        Ok(x)
+    }
+
+    fn upload(&self, x: &[f32]) -> Result<B::Buffer> {
+        let v: Vec<B::Elem> = x.iter().map(|&f| B::Elem::from_f32(f)).collect();
+        Ok(self.backend.upload(&v)?)
+    }
+
+    /// Swaps the network's parameters with `self.params` (call twice to
+    /// swap back).
+    fn swap_params(&mut self) {
+        for (p, s) in self.net.params_mut().into_iter().zip(&mut self.params) {
+            mem::swap(p, s);
+        }
+    }
+
+    fn swap_grads(&mut self) {
+        for (g, s) in self.net.grads_mut().into_iter().zip(&mut self.grads) {
+            mem::swap(g, s);
+        }
+    }
+
+    /// Adds θ of `draw` to the network's parameters (SmoothOut only).
+    fn perturb(&mut self, draw: Draw) -> Result<()> {
+        if self.smoothout.is_none() {
+            return Ok(());
+        }
+        self.swap_params();
+        let r = match &mut self.smoothout {
+            Some(so) => so.perturb(&self.backend, &mut self.params, draw),
+            None => Ok(()),
+        };
+        self.swap_params();
+        Ok(r?)
+    }
+
+    /// Takes θ of `draw` out again (SmoothOut only).
+    fn denoise(&mut self, draw: Draw) -> Result<()> {
+        if self.smoothout.is_none() {
+            return Ok(());
+        }
+        self.swap_params();
+        let r = match &mut self.smoothout {
+            Some(so) => so.denoise(&self.backend, &mut self.params, draw),
+            None => Ok(()),
+        };
+        self.swap_params();
+        Ok(r?)
+    }
+
+    /// Forward and backward of one ghost chunk; gradients are added in,
+    /// scaled by `weight` (the chunk's share of the batch). Returns the
+    /// chunk's mean loss and correct count.
+    fn chunk_pass(&mut self, x: &[f32], labels: &[u32], weight: f64) -> Result<(f64, u64)> {
+        let b = &self.backend;
+        let xs = self.upload(x)?;
+        let mut shape = vec![labels.len()];
+        shape.extend_from_slice(&self.image_shape);
+        let (logits, lshape) = self.net.forward(b, &xs, &shape, true)?;
+        let (loss, mut dz) = self.loss.forward(b, &logits, &lshape, labels)?;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite { step: self.step });
+        }
+        let correct = count_correct(&b.to_vec(&logits)?, self.classes, labels);
+        if weight != 1.0 {
+            b.scale(B::Elem::from_f64(weight), &mut dz)?;
+        }
+        self.net.backward(b, &dz)?;
+        Ok((loss, correct))
+    }
+
+    /// One optimiser step on the batch `x`/`labels` (already normalised
+    /// and augmented): ghost chunks, each perturbed with its own draw and
+    /// de-noised after its backward (the last one fused into the SGD
+    /// update), clipping, the update. Returns the batch's mean loss and its
+    /// correct count.
+    fn train_step(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
+        let n = labels.len();
+        let chunk = self.config.chunk();
+        let chunks = n.div_ceil(chunk);
+        let image_len: usize = self.image_shape.iter().product();
+        self.net.zero_grad(&self.backend)?;
+        let (mut loss_sum, mut correct) = (0.0, 0);
+        for g in 0..chunks {
+            let (lo, hi) = (g * chunk, ((g + 1) * chunk).min(n));
+            let draw = Draw::new(self.step, g as u64);
+            self.net
+                .set_dropout_step(self.step.wrapping_mul(chunks as u64) + g as u64);
+            self.perturb(draw)?;
+            let weight = (hi - lo) as f64 / n as f64;
+            let pass = self.chunk_pass(&x[lo * image_len..hi * image_len], &labels[lo..hi], weight);
+            let (loss, c) = match pass {
+                Ok(v) => v,
+                Err(e) => {
+                    self.denoise(draw)?;
+                    return Err(e);
+                }
+            };
+            loss_sum += loss * (hi - lo) as f64;
+            correct += c;
+            if g + 1 < chunks {
+                self.denoise(draw)?;
+            }
+        }
+        let last = Draw::new(self.step, chunks as u64 - 1);
+        let epoch = self.step / self.steps_per_epoch;
+        let lr = self.config.regime.lr(epoch, self.step)?;
+        self.update(last, lr)?;
+        self.step += 1;
+        Ok((loss_sum / n as f64, correct))
+    }
+
+    /// Clipping, de-noising of `last` and the update at rate `lr`.
+    fn update(&mut self, last: Draw, lr: f64) -> Result<()> {
+        self.swap_params();
+        self.swap_grads();
+        let r = self.update_swapped(last, lr);
+        self.swap_grads();
+        self.swap_params();
+        r
+    }
+
+    fn update_swapped(&mut self, last: Draw, lr: f64) -> Result<()> {
+        let b = &self.backend;
+        if let Some(max) = self.config.clip {
+            clip_grad_norm(b, &mut self.grads, max)?;
+        }
+        self.opt.get_mut().set_lr(lr)?;
+        match (&mut self.smoothout, &mut self.opt) {
+            (Some(so), Opt::Sgd(sgd)) if !sgd.nesterov() => {
+                let cfg = Sgd {
+                    lr,
+                    ..*sgd.config()
+                };
+                so.denoise_sgd(
+                    b,
+                    &mut self.params,
+                    &self.grads,
+                    sgd.velocity_mut(),
+                    &cfg,
+                    last,
+                )?;
+                sgd.count_step();
+            }
+            (so, opt) => {
+                if let Some(so) = so {
+                    so.denoise(b, &mut self.params, last)?;
+                }
+                opt.get_mut().step(b, &mut self.params, &self.grads)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the next step of the run on `train` (the set given to
+    /// [`Trainer::new`]). Returns the step's figures.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] when the run is finished; backend and data
+    /// errors; [`TrainError::NonFinite`] when the loss diverges (the
+    /// parameters are then de-noised and not updated).
+    pub fn step(&mut self, train: &Dataset) -> Result<StepInfo> {
+        if self.finished() {
+            return Err(TrainError::config(
+                "--epochs",
+                "the run has finished every epoch; raise --epochs to continue it",
+            ));
+        }
+        if train.len() != self.train_len {
+            return Err(TrainError::config(
+                "--dataset",
+                "the training set differs from the one the trainer was built for",
+            ));
+        }
+        let start = Instant::now();
+        let epoch = self.step / self.steps_per_epoch;
+        let in_epoch = self.step % self.steps_per_epoch;
+        let indices = self.batch_indices(epoch, in_epoch);
+        let x = self.inputs(train, &indices, Some(self.step))?;
+        let mut labels = vec![0usize; indices.len()];
+        train.batch_labels(&indices, &mut labels)?;
+        let labels: Vec<u32> = labels.into_iter().map(|l| l as u32).collect();
+        let lr = self.config.regime.lr(epoch, self.step)?;
+        let (loss, correct) = self.train_step(&x, &labels)?;
+        self.sums.loss += loss * indices.len() as f64;
+        self.sums.correct += correct;
+        self.sums.seen += indices.len() as u64;
+        self.sums.seconds += start.elapsed().as_secs_f64();
+        Ok(StepInfo {
+            epoch: epoch + 1,
+            epochs: self.total_epochs,
+            step_in_epoch: in_epoch + 1,
+            steps_per_epoch: self.steps_per_epoch,
+            global_step: self.step,
+            loss,
+            lr,
+            images_per_sec: self.sums.seen as f64 / self.sums.seconds.max(1e-9),
+        })
+    }
+
+    /// Mean loss and accuracy of the network in eval mode over `data`.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] when `data`'s images or classes differ from
+    /// the training set's; backend errors.
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<(f64, f64)> {
+        if data.image_shape() != self.image_shape || data.classes() != self.classes {
+            return Err(TrainError::config(
+                "--dataset",
+                "the evaluation set's image shape or classes differ from the training set's",
+            ));
+        }
+        evaluate(
+            &self.backend,
+            &mut self.net,
+            &self.normalize,
+            data,
+            self.config.eval_batch,
+        )
+    }
+
+    /// Trains until every epoch has run (continuing from the current step),
+    /// evaluating after each epoch, reporting through `on_event`, and —
+    /// with `files` — checkpointing after each epoch (and every
+    /// `files.every` steps) and rewriting the metrics files. Returns the
+    /// history of every epoch.
+    ///
+    /// # Errors
+    /// As [`Trainer::step`] and [`Trainer::evaluate`]; [`TrainError::Io`]
+    /// when a file cannot be written (the previous checkpoint is kept).
+    pub fn run(
+        &mut self,
+        data: &Split,
+        files: Option<&RunFiles>,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Vec<EpochMetrics>> {
+        let total = self.total_epochs.saturating_mul(self.steps_per_epoch);
+        self.run_until(total, data, files, on_event)
+    }
+
+    /// [`Trainer::run`], stopping once `step` optimiser steps are done (or
+    /// the run is finished, whichever comes first).
+    ///
+    /// # Errors
+    /// As [`Trainer::run`].
+    pub fn run_until(
+        &mut self,
+        step: u64,
+        data: &Split,
+        files: Option<&RunFiles>,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Vec<EpochMetrics>> {
+        if files.and_then(|f| f.every) == Some(0) {
+            return Err(TrainError::config(
+                "--checkpoint-every",
+                "must be at least 1",
+            ));
+        }
+        while !self.finished() && self.step < step {
+            let info = self.step(&data.train)?;
+            on_event(Event::Step(&info));
+            let at_epoch_end = info.step_in_epoch == info.steps_per_epoch;
+            if at_epoch_end {
+                on_event(Event::Evaluating { epoch: info.epoch });
+                let m = self.finish_epoch(data, info.epoch, info.lr)?;
+                on_event(Event::Epoch(&m));
+            }
+            if let Some(f) = files {
+                let due = f.every.is_some_and(|k| self.step % k == 0);
+                if at_epoch_end || due {
+                    let path = f.dir.join(CHECKPOINT_FILE);
+                    self.save(&path)?;
+                    if at_epoch_end {
+                        write_metrics(&f.dir, &self.history)?;
+                    }
+                    on_event(Event::Saved {
+                        path: &path,
+                        step: self.step,
+                    });
+                }
+            }
+        }
+        Ok(self.history.clone())
+    }
+
+    /// Evaluates after epoch `epoch` (1-based) and appends its metrics.
+    fn finish_epoch(&mut self, data: &Split, epoch: u64, lr: f64) -> Result<EpochMetrics> {
+        let (train_loss, train_acc) = if self.config.eval_train {
+            self.evaluate(&data.train)?
+        } else {
+            let seen = self.sums.seen.max(1) as f64;
+            (self.sums.loss / seen, self.sums.correct as f64 / seen)
+        };
+        let (test_loss, test_acc) = self.evaluate(&data.test)?;
+        let m = EpochMetrics {
+            epoch,
+            step: self.step,
+            lr,
+            train_loss,
+            train_acc,
+            test_loss,
+            test_acc,
+            seconds: self.sums.seconds,
+            images_per_sec: self.sums.seen as f64 / self.sums.seconds.max(1e-9),
+        };
+        self.history.push(m.clone());
+        self.sums = EpochSums::default();
+        Ok(m)
+    }
+
+    /// The run's state as a checkpoint: parameters (`param.<name>`),
+    /// BatchNorm statistics (`buffer.<name>`), optimiser buffers
+    /// (`optim.<i>`), the normalisation (`normalize.mean`/`.std`), and in
+    /// the metadata the format, the configuration's fingerprint, the
+    /// network, the step, the epoch's running sums and the history.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let b = &self.backend;
+        let mut c = Checkpoint::new();
+        for (spec, p) in self.specs.iter().zip(self.net.params()) {
+            let v = b.to_vec(p)?;
+            c.push(
+                format!("param.{}", spec.name),
+                &spec.shape,
+                TensorData::from_slice(&v),
+            );
+        }
+        for (name, buf) in self.net.buffers() {
+            let v = b.to_vec(buf)?;
+            c.push(
+                format!("buffer.{name}"),
+                &[v.len()],
+                TensorData::from_slice(&v),
+            );
+        }
+        let state = self.opt.get().state(b)?;
+        for (i, v) in state.buffers.iter().enumerate() {
+            c.push(format!("optim.{i}"), &[v.len()], TensorData::from_slice(v));
+        }
+        let (mean, std) = (self.normalize.mean(), self.normalize.std());
+        c.push(
+            "normalize.mean",
+            &[mean.len()],
+            TensorData::F32(mean.to_vec()),
+        );
+        c.push("normalize.std", &[std.len()], TensorData::F32(std.to_vec()));
+        let meta = [
+            ("format", CHECKPOINT_FORMAT.to_string()),
+            ("fingerprint", self.config.fingerprint()),
+            ("network", self.config.network.name()),
+            ("image_shape", format!("{:?}", self.image_shape)),
+            ("classes", self.classes.to_string()),
+            ("step", self.step.to_string()),
+            ("optim_kind", state.kind.to_string()),
+            ("optim_step", state.step.to_string()),
+            ("epoch_loss", format!("{:e}", self.sums.loss)),
+            ("epoch_correct", self.sums.correct.to_string()),
+            ("epoch_seen", self.sums.seen.to_string()),
+            ("epoch_seconds", format!("{:e}", self.sums.seconds)),
+            ("history", history_to_string(&self.history)),
+        ];
+        for (k, v) in meta {
+            c.metadata.insert(k.to_string(), v);
+        }
+        Ok(c)
+    }
+
+    /// Writes [`Trainer::checkpoint`] to `path` atomically.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`]; backend errors. The previous file is kept on
+    /// error.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        save_checkpoint(path, &self.checkpoint()?)
+    }
+
+    /// Loads the state of a checkpoint written by a run of the same
+    /// configuration (epochs aside) on the same data.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] when the checkpoint is of another format,
+    /// configuration, network or element type, or lacks a tensor; nothing
+    /// is changed then.
+    pub fn restore(&mut self, c: &Checkpoint, path: &Path) -> Result<()> {
+        let bad = |reason: String| TrainError::checkpoint(path, reason);
+        let meta = |key: &str| {
+            c.meta(key)
+                .ok_or_else(|| bad(format!("metadata `{key}` is missing")))
+        };
+        let num = |key: &str| -> Result<u64> {
+            meta(key)?
+                .parse()
+                .map_err(|_| bad(format!("metadata `{key}` is not a number")))
+        };
+        let float = |key: &str| -> Result<f64> {
+            meta(key)?
+                .parse()
+                .map_err(|_| bad(format!("metadata `{key}` is not a number")))
+        };
+        if meta("format")? != CHECKPOINT_FORMAT {
+            return Err(bad(format!("format is not {CHECKPOINT_FORMAT}")));
+        }
+        let fp = self.config.fingerprint();
+        if meta("fingerprint")? != fp {
+            return Err(bad(format!(
+                "it was written by another configuration:\n  checkpoint: {}\n  this run:   {fp}",
+                meta("fingerprint")?
+            )));
+        }
+        let step = num("step")?;
+        if step > self.total_epochs.saturating_mul(self.steps_per_epoch) {
+            return Err(bad(format!(
+                "it holds {step} steps, more than this run's {} epochs of {} steps",
+                self.total_epochs, self.steps_per_epoch
+            )));
+        }
+        let tensor = |name: &str, len: usize| -> Result<Vec<B::Elem>> {
+            let (_, data) = c
+                .tensor(name)
+                .ok_or_else(|| bad(format!("tensor `{name}` is missing")))?;
+            let v = data.to_vec::<B::Elem>(path, name)?;
+            if v.len() != len {
+                return Err(bad(format!(
+                    "tensor `{name}` has {} elements, expected {len}",
+                    v.len()
+                )));
+            }
+            Ok(v)
+        };
+        // Read and check everything before changing anything.
+        let params: Vec<Vec<B::Elem>> = self
+            .specs
+            .iter()
+            .map(|s| tensor(&format!("param.{}", s.name), s.len()))
+            .collect::<Result<_>>()?;
+        let buffers: Vec<Vec<B::Elem>> = self
+            .net
+            .buffers()
+            .into_iter()
+            .map(|(n, buf)| tensor(&format!("buffer.{n}"), self.backend.len(buf)))
+            .collect::<Result<_>>()?;
+        let current = self.opt.get().state(&self.backend)?;
+        let optim = OptimState {
+            kind: current.kind,
+            step: num("optim_step")?,
+            buffers: current
+                .buffers
+                .iter()
+                .enumerate()
+                .map(|(i, v)| tensor(&format!("optim.{i}"), v.len()))
+                .collect::<Result<_>>()?,
+        };
+        if meta("optim_kind")? != current.kind {
+            return Err(bad(format!(
+                "its optimiser is {}, this run's is {}",
+                meta("optim_kind")?,
+                current.kind
+            )));
+        }
+        let history = history_from_str(path, meta("history")?)?;
+        let sums = EpochSums {
+            loss: float("epoch_loss")?,
+            correct: num("epoch_correct")?,
+            seen: num("epoch_seen")?,
+            seconds: float("epoch_seconds")?,
+        };
+        let b = &self.backend;
+        for (p, v) in self.net.params_mut().into_iter().zip(&params) {
+            *p = b.upload(v)?;
+        }
+        for ((_, buf), v) in self.net.buffers_mut().into_iter().zip(&buffers) {
+            *buf = b.upload(v)?;
+        }
+        self.opt.get_mut().load_state(b, &optim)?;
+        self.step = step;
+        self.history = history;
+        self.sums = sums;
+        self.order = None;
+        Ok(())
+    }
+}
+
+/// Number of rows of `logits` (`[N, classes]`, host) whose largest entry
+/// (the first, on ties) is at the label.
+fn count_correct<E: Real>(logits: &[E], classes: usize, labels: &[u32]) -> u64 {
+    logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, &l)| argmax(row) == l as usize)
+        .count() as u64
+}
+
+fn argmax<E: Real>(row: &[E]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if Real::to_f64(*v) > Real::to_f64(row[best]) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Mean softmax cross-entropy (`f64`, log-sum-exp) and accuracy of `net`
+/// in eval mode over `data`, normalised by `normalize`, in batches of
+/// `batch`.
+///
+/// # Errors
+/// Backend and data errors; [`TrainError::Config`] for `batch == 0`.
+pub fn evaluate<B: TensorBackend + 'static>(
+    b: &B,
+    net: &mut Sequential<B>,
+    normalize: &Normalize,
+    data: &Dataset,
+    batch: usize,
+) -> Result<(f64, f64)> {
+    if batch == 0 {
+        return Err(TrainError::config("--eval-batch", "must be at least 1"));
+    }
+    let classes = data.classes();
+    let image_shape = data.image_shape();
+    let (mut loss, mut correct) = (0.0, 0u64);
+    let all: Vec<usize> = (0..data.len()).collect();
+    for idx in all.chunks(batch) {
+        let mut x = vec![0.0f32; idx.len() * data.image_len()];
+        data.batch_f32(idx, &mut x)?;
+        normalize.apply(&mut x, image_shape)?;
+        let xs: Vec<B::Elem> = x.iter().map(|&f| B::Elem::from_f32(f)).collect();
+        let mut shape = vec![idx.len()];
+        shape.extend_from_slice(&image_shape);
+        let (logits, _) = net.forward(b, &b.upload(&xs)?, &shape, false)?;
+        let z = b.to_vec(&logits)?;
+        let mut labels = vec![0usize; idx.len()];
+        data.batch_labels(idx, &mut labels)?;
+        for (row, &l) in z.chunks_exact(classes).zip(&labels) {
+            let max = row
+                .iter()
+                .map(|&v| Real::to_f64(v))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (Real::to_f64(v) - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            loss += lse - Real::to_f64(row[l]);
+            if argmax(row) == l {
+                correct += 1;
+            }
+        }
+    }
+    let n = data.len().max(1) as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// The network and normalisation stored in a checkpoint written by
+/// [`Trainer::save`], ready for [`evaluate`], with its image shape and
+/// classes.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] when the checkpoint lacks a tensor or
+/// metadata entry, or holds another element type.
+pub fn network_from_checkpoint<B: TensorBackend + 'static>(
+    b: &B,
+    c: &Checkpoint,
+    path: &Path,
+) -> Result<(Sequential<B>, Normalize, [usize; 3], usize)> {
+    let bad = |reason: String| TrainError::checkpoint(path, reason);
+    let meta = |key: &str| {
+        c.meta(key)
+            .ok_or_else(|| bad(format!("metadata `{key}` is missing")))
+    };
+    if meta("format")? != CHECKPOINT_FORMAT {
+        return Err(bad(format!("format is not {CHECKPOINT_FORMAT}")));
+    }
+    let network = super::config::Network::parse(meta("network")?)?;
+    let dims: Vec<usize> = meta("image_shape")?
+        .trim_matches(|ch| ch == '[' || ch == ']')
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse()
+                .map_err(|_| bad("metadata `image_shape` is malformed".into()))
+        })
+        .collect::<Result<_>>()?;
+    let image_shape: [usize; 3] = dims
+        .try_into()
+        .map_err(|_| bad("metadata `image_shape` is not [C, H, W]".into()))?;
+    let classes: usize = meta("classes")?
+        .parse()
+        .map_err(|_| bad("metadata `classes` is not a number".into()))?;
+    let mut net = network.build(b, 0, image_shape, classes)?;
+    let tensor = |name: String, len: usize| -> Result<Vec<B::Elem>> {
+        let (_, data) = c
+            .tensor(&name)
+            .ok_or_else(|| bad(format!("tensor `{name}` is missing")))?;
+        let v = data.to_vec::<B::Elem>(path, &name)?;
+        if v.len() == len {
+            Ok(v)
+        } else {
+            Err(bad(format!(
+                "tensor `{name}` has {} elements, expected {len}",
+                v.len()
+            )))
+        }
+    };
+    let specs = net.specs();
+    for (spec, p) in specs.iter().zip(net.params_mut()) {
+        *p = b.upload(&tensor(format!("param.{}", spec.name), spec.len())?)?;
+    }
+    for (name, buf) in net.buffers_mut() {
+        let len = b.len(buf);
+        *buf = b.upload(&tensor(format!("buffer.{name}"), len)?)?;
+    }
+    let stats = |name: &str| -> Result<Vec<f32>> {
+        match c.tensor(name) {
+            Some((_, TensorData::F32(v))) => Ok(v.clone()),
+            _ => Err(bad(format!("tensor `{name}` is missing or not f32"))),
+        }
+    };
+    let normalize = Normalize::new(stats("normalize.mean")?, stats("normalize.std")?)?;
+    Ok((net, normalize, image_shape, classes))
+}
