@@ -418,16 +418,34 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         Ok((loss, correct))
     }
 
-    /// One optimiser step on the batch `x`/`labels` (already normalised
-    /// and augmented): ghost chunks, each perturbed with its own draw and
-    /// de-noised after its backward (the last one fused into the SGD
-    /// update), clipping, the update. Returns the batch's mean loss and its
-    /// correct count.
-    fn train_step(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
+    /// One optimiser step on a batch the caller prepared: `x` holds
+    /// `labels.len()` images of the training set's shape, normalised and
+    /// augmented as wanted. Ghost chunks, each perturbed with its own draw
+    /// and de-noised after its backward (the last one fused into the SGD
+    /// update), clipping, the update; the step counter advances (the
+    /// learning rate follows it). Returns the batch's mean loss and how
+    /// many examples the perturbed network got right. [`Trainer::step`]
+    /// does the same on the next batch of the run's data order.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for an empty batch or `x` of the wrong
+    /// length; [`TrainError::NonFinite`] when the loss diverges (the
+    /// parameters are then de-noised and not updated); backend errors.
+    pub fn step_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
+        let image_len: usize = self.image_shape.iter().product();
+        if labels.is_empty() || x.len() != labels.len() * image_len {
+            return Err(TrainError::config(
+                "batch",
+                format!(
+                    "{} inputs for {} labels of {image_len} values each",
+                    x.len(),
+                    labels.len()
+                ),
+            ));
+        }
         let n = labels.len();
         let chunk = self.config.chunk();
         let chunks = n.div_ceil(chunk);
-        let image_len: usize = self.image_shape.iter().product();
         self.net.zero_grad(&self.backend)?;
         let (mut loss_sum, mut correct) = (0.0, 0);
         for g in 0..chunks {
@@ -530,7 +548,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         train.batch_labels(&indices, &mut labels)?;
         let labels: Vec<u32> = labels.into_iter().map(|l| l as u32).collect();
         let lr = self.config.regime.lr(epoch, self.step)?;
-        let (loss, correct) = self.train_step(&x, &labels)?;
+        let (loss, correct) = self.step_batch(&x, &labels)?;
         self.sums.loss += loss * indices.len() as f64;
         self.sums.correct += correct;
         self.sums.seen += indices.len() as u64;
