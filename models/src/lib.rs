@@ -1,8 +1,6 @@
-//! The model side of smoothout: today its **datasets**, **layers**, the
-//! paper's **networks** and the **optimisers**; later the trainer,
-//! checkpoints and the `smoothout` program.
-//!
-//! # What exists now
+//! The model side of smoothout: **datasets**, **layers**, the paper's
+//! **networks**, **optimisers**, the **trainer** with checkpoints, and the
+//! `smoothout` command-line program (feature `cli`).
 //!
 //! [`data`]: loaders and parsers for MNIST and Fashion-MNIST (IDX, raw or
 //! gzipped), CIFAR-10/100 (binary batches) and scikit-learn's 8×8 digits
@@ -34,11 +32,11 @@
 //! regimes, batch scaling, warm-up, train-longer), with state that exports
 //! to plain buffers for checkpoints.
 //!
-//! # What is still to come
-//!
-//! The SmoothOut trainer with
-//! checkpoints, and the `smoothout` command-line program. None of them is in
-//! this crate yet.
+//! [`train`]: the training loop for baseline, SmoothOut and AdaSmoothOut
+//! (noise kind, schedule, de-noise mode, which parameters are perturbed,
+//! ghost batches, seeds), evaluation after each epoch, metrics as JSON lines
+//! and CSV, and safetensors checkpoints written atomically from which a run
+//! resumes bit-exactly (`tests/train_resume.rs` kills a real process).
 //!
 //! # Example
 //!
@@ -72,7 +70,9 @@
 //!
 //! # Feature flags
 //!
-//! None yet.
+//! * `cli` (default): the `smoothout` program (`cargo smoothout train`), on
+//!   the CPU backend, with `clap` and `indicatif`. Without it the library has
+//!   neither dependency.
 #![deny(missing_docs)]
 
 pub mod data;

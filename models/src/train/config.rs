@@ -65,9 +65,7 @@ impl PerturbSet {
     pub fn apply(self, spec: ParamSpec) -> ParamSpec {
         let on = matches!(
             (self, spec.role),
-            (PerturbSet::All, _)
-                | (_, Role::Weight)
-                | (PerturbSet::WeightsAndBiases, Role::Bias)
+            (PerturbSet::All, _) | (_, Role::Weight) | (PerturbSet::WeightsAndBiases, Role::Bias)
         );
         spec.with_perturbed(on)
     }
@@ -345,7 +343,9 @@ impl TrainConfig {
     /// The core SmoothOut configuration, or `None` for the baseline.
     ///
     /// # Errors
-    /// [`TrainError::Core`] for an invalid noise setting.
+    /// [`TrainError::Config`] (`--a`) for an invalid strength;
+    /// [`TrainError::Core`] for a combination the core rejects (e.g.
+    /// Bernoulli noise with regenerating de-noise).
     pub fn smoothout(&self, total_steps: u64) -> Result<Option<Config>> {
         let scaling = match self.method {
             Method::Baseline => return Ok(None),
@@ -353,10 +353,11 @@ impl TrainConfig {
             Method::AdaSmoothOut => Scaling::FilterNorm,
         };
         let noise = match self.noise {
-            NoiseKind::Uniform => Noise::uniform(self.a)?,
-            NoiseKind::Gaussian => Noise::gaussian(self.a)?,
-            NoiseKind::Bernoulli => Noise::bernoulli(self.a)?,
-        };
+            NoiseKind::Uniform => Noise::uniform(self.a),
+            NoiseKind::Gaussian => Noise::gaussian(self.a),
+            NoiseKind::Bernoulli => Noise::bernoulli(self.a),
+        }
+        .map_err(|e| TrainError::config("--a", e.to_string()))?;
         let cfg = Config::new(noise)
             .with_scaling(scaling)
             .with_schedule(self.schedule, total_steps)

@@ -10,6 +10,7 @@ use smoothout_models::train::{Event, Trainer};
 pub struct Progress {
     bar: Option<ProgressBar>,
     name: String,
+    steps_per_epoch: u64,
 }
 
 impl Progress {
@@ -30,6 +31,7 @@ impl Progress {
         Progress {
             bar,
             name: name.to_string(),
+            steps_per_epoch: t.steps_per_epoch(),
         }
     }
 
@@ -62,7 +64,8 @@ impl Progress {
                     None => eprintln!("{line}"),
                 }
             }
-            (Event::Saved { path, step }, None) => {
+            // Epoch lines already say that a checkpoint follows each epoch.
+            (Event::Saved { path, step }, None) if step % self.steps_per_epoch != 0 => {
                 eprintln!(
                     "{}: checkpoint at step {step}: {}",
                     self.name,
