@@ -23,6 +23,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+const TRAIN_EXAMPLES: &str = "\
+Examples:
+  smoothout train
+  scripts/fetch-data.sh mnist
+  smoothout train --dataset mnist --method baseline,smoothout --batch 256 --epochs 10
+  smoothout train --dataset mnist --method adasmoothout --batch 4096 --ghost 256
+  smoothout train --dataset mnist --resume      # continue interrupted runs";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train one or more methods on a dataset and print their test accuracy.
@@ -30,15 +38,12 @@ pub enum Command {
     /// Each method gets a run directory under --out (checkpoint, metrics.jsonl,
     /// metrics.csv). Without options: the built-in digits, baseline and
     /// AdaSmoothOut.
-    ///
-    /// Examples:
-    ///   smoothout train
-    ///   smoothout train --dataset mnist --method baseline,smoothout --batch 256 --epochs 10
-    ///   smoothout train --dataset mnist --resume          (continue interrupted runs)
+    #[command(after_help = TRAIN_EXAMPLES)]
     Train(Box<TrainArgs>),
     /// Evaluate a run's checkpoint on its dataset's test set.
-    ///
-    /// Example: smoothout eval runs/digits-mlp-64-64-adasmoothout-seed0
+    #[command(
+        after_help = "Example:\n  smoothout eval runs/digits-mlp-64-64-adasmoothout-seed0"
+    )]
     Eval(EvalArgs),
     /// Download a dataset into the data directory (runs scripts/fetch-data.sh).
     ///

@@ -170,6 +170,15 @@ fn eval(a: &EvalArgs) -> Result<(), TrainError> {
     } else {
         a.run.clone()
     };
+    if !path.exists() {
+        return Err(TrainError::Config {
+            setting: "run",
+            reason: format!(
+                "{} does not exist: pass a run directory (runs/<run>, as `smoothout train` prints) or its {CHECKPOINT_FILE}",
+                path.display()
+            ),
+        });
+    }
     let ckpt = load_checkpoint(&path)?;
     let b = backend(a.threads)?;
     let (mut net, normalize, shape, classes) = network_from_checkpoint(&b, &ckpt, &path)?;
