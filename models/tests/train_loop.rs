@@ -249,5 +249,12 @@ fn the_program_explains_itself_and_its_errors() {
     let (ok, _, err) = smoothout(&["train", "--schedule", "tanh:x"]);
     assert!(!ok && err.contains("--schedule"), "{err}");
     let (ok, _, err) = smoothout(&["train", "--method", "adasmoothout", "--a", "-1"]);
-    assert!(!ok && err.contains("error:"), "{err}");
+    assert!(!ok && err.contains("--a"), "{err}");
+    let (ok, _, err) = smoothout(&["fetch", "cifar10"]);
+    assert!(
+        !ok && err.contains("no package registry ships CIFAR-10"),
+        "{err}"
+    );
+    let (ok, _, err) = smoothout(&["eval", missing.to_str().unwrap()]);
+    assert!(!ok && err.contains("pass a run directory"), "{err}");
 }

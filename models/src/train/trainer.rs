@@ -358,43 +358,36 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// Swaps the network's parameters with `self.params` (call twice to
     /// swap back).
     fn swap_params(&mut self) {
-        for (p, s) in self.net.params_mut().into_iter().zip(&mut self.params) {
-            mem::swap(p, s);
-        }
+        swap_all(self.net.params_mut(), &mut self.params);
     }
 
     fn swap_grads(&mut self) {
-        for (g, s) in self.net.grads_mut().into_iter().zip(&mut self.grads) {
-            mem::swap(g, s);
-        }
+        swap_all(self.net.grads_mut(), &mut self.grads);
+    }
+
+    /// Runs a SmoothOut operation on the network's parameters (nothing for
+    /// the baseline).
+    fn with_smoothout(
+        &mut self,
+        op: impl FnOnce(&mut SmoothOut<B>, &B, &mut [B::Buffer]) -> smoothout::Result<()>,
+    ) -> Result<()> {
+        let Some(so) = self.smoothout.as_mut() else {
+            return Ok(());
+        };
+        swap_all(self.net.params_mut(), &mut self.params);
+        let r = op(so, &self.backend, &mut self.params);
+        swap_all(self.net.params_mut(), &mut self.params);
+        Ok(r?)
     }
 
     /// Adds θ of `draw` to the network's parameters (SmoothOut only).
     fn perturb(&mut self, draw: Draw) -> Result<()> {
-        if self.smoothout.is_none() {
-            return Ok(());
-        }
-        self.swap_params();
-        let r = match &mut self.smoothout {
-            Some(so) => so.perturb(&self.backend, &mut self.params, draw),
-            None => Ok(()),
-        };
-        self.swap_params();
-        Ok(r?)
+        self.with_smoothout(|so, b, p| so.perturb(b, p, draw))
     }
 
     /// Takes θ of `draw` out again (SmoothOut only).
     fn denoise(&mut self, draw: Draw) -> Result<()> {
-        if self.smoothout.is_none() {
-            return Ok(());
-        }
-        self.swap_params();
-        let r = match &mut self.smoothout {
-            Some(so) => so.denoise(&self.backend, &mut self.params, draw),
-            None => Ok(()),
-        };
-        self.swap_params();
-        Ok(r?)
+        self.with_smoothout(|so, b, p| so.denoise(b, p, draw))
     }
 
     /// Forward and backward of one ghost chunk; gradients are added in,
@@ -846,6 +839,14 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         self.sums = sums;
         self.order = None;
         Ok(())
+    }
+}
+
+/// Swaps each buffer of `net` with the one at the same place in `store`:
+/// O(1) each, no copy.
+fn swap_all<T>(net: Vec<&mut T>, store: &mut [T]) {
+    for (a, b) in net.into_iter().zip(store) {
+        mem::swap(a, b);
     }
 }
 

@@ -41,9 +41,7 @@ pub enum Command {
     #[command(after_help = TRAIN_EXAMPLES)]
     Train(Box<TrainArgs>),
     /// Evaluate a run's checkpoint on its dataset's test set.
-    #[command(
-        after_help = "Example:\n  smoothout eval runs/digits-mlp-64-64-adasmoothout-seed0"
-    )]
+    #[command(after_help = "Example:\n  smoothout eval runs/digits-mlp-64-64-adasmoothout-seed0")]
     Eval(EvalArgs),
     /// Download a dataset into the data directory (runs scripts/fetch-data.sh).
     ///
@@ -150,26 +148,26 @@ pub struct TrainArgs {
     #[arg(long)]
     pub ghost: Option<usize>,
     /// Initial learning rate, divided by 10 at 50% and 75% of the epochs.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     pub lr: f64,
     /// Momentum of SGD.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
     pub momentum: f64,
     /// Coupled L2 weight decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Update rule.
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerArg,
     /// Clip the gradient's global L2 norm to this value.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
     /// Noise distribution.
     #[arg(long, value_enum, default_value = "uniform")]
     pub noise: NoiseArg,
     /// Noise strength (U(-a, a), Gaussian σ, or drop probability). Default:
     /// 0.0375 for smoothout, 0.15 for adasmoothout (the paper's values).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub a: Option<f64>,
     /// Strength over training: constant, anneal:INDEX or tanh:SCALE.
     #[arg(long, default_value = "constant")]
