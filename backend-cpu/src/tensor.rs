@@ -2,8 +2,9 @@
 //!
 //! GEMM goes through `matrixmultiply` (the crate `ndarray` uses; it measured
 //! 1.4–1.7 times faster than the `gemm` crate on this project's shapes, see
-//! `benches/gemm.rs`), with `C` split into fixed blocks of [`GEMM_ROWS`]
-//! rows, one single-threaded call per block. Everything else calls the
+//! `benches/gemm.rs`), with `C` split into one block of rows per thread
+//! (multiples of [`GEMM_ROWS`]), one single-threaded call per block; each
+//! element's sum runs over `k` in the same order whatever the split. Everything else calls the
 //! [`smoothout::tensor_reference`] kernels on fixed ranges — images, planes,
 //! channels, rows, or chunks of elements — so the bits do not depend on the
 //! number of threads, and all but GEMM equal the reference's.
@@ -21,8 +22,14 @@ use smoothout::{
 
 use crate::{slice, slice_mut, Cpu};
 
-/// Rows of `C` per parallel GEMM task. Fixed, so the calls (and the bits)
-/// do not depend on the thread count.
+/// Exact widening to `f64`.
+#[inline(always)]
+fn wide<T: Real>(v: T) -> f64 {
+    Real::to_f64(v)
+}
+
+/// The granularity of the row blocks `C` is split into, one per thread (the
+/// bits do not depend on the split: see `gemm`).
 pub const GEMM_ROWS: usize = 64;
 
 /// Row and column strides of a stored matrix read as `op(x)`.
@@ -129,10 +136,19 @@ impl<T: Real> MatmulOps for Cpu<T> {
             }
             return Ok(());
         }
+        // One block per thread, in whole multiples of GEMM_ROWS: each call
+        // packs `op(b)` once, so fewer calls pack less. Row blocks do not
+        // change any element's sum (matrixmultiply sums over k in the same
+        // blocks whatever the rows), so the bits do not depend on the split.
+        let rows =
+            g.m.div_ceil(self.threads().max(1))
+                .div_ceil(GEMM_ROWS)
+                .max(1)
+                * GEMM_ROWS;
         self.pool.install(|| {
-            c.par_chunks_mut(GEMM_ROWS * g.n)
+            c.par_chunks_mut(rows * g.n)
                 .enumerate()
-                .for_each(|(i, c)| gemm_block(g, i * GEMM_ROWS, a, b, c));
+                .for_each(|(i, c)| gemm_block(g, i * rows, a, b, c));
         });
         Ok(())
     }
@@ -198,6 +214,47 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 }
 
+/// Per-channel `f64` sums over a tensor laid out `[batch, channels, inner]`:
+/// `out[c][k] = Σ term(c, i)[k]` over channel `c`'s elements `i`, added in
+/// index order (sample-major, then position), which is the order of the
+/// reference's per-channel loops — so the sums are bit-identical to them.
+/// The work is split into blocks of channels, each swept sample by sample
+/// so that memory is read in runs of `block · inner` contiguous elements
+/// (a strided walk per channel is many times slower for `inner = 1`).
+/// Sums start from `start`: `−0.0` where the reference uses Rust's float
+/// `sum` (which starts there), `0.0` where it folds from `0.0`.
+fn channel_sums<const K: usize>(
+    start: f64,
+    threads: usize,
+    batch: usize,
+    channels: usize,
+    inner: usize,
+    term: impl Fn(usize, usize) -> [f64; K] + Sync,
+) -> Vec<[f64; K]> {
+    let block = channels.div_ceil(4 * threads.max(1)).max(1);
+    let starts: Vec<usize> = (0..channels).step_by(block).collect();
+    let blocks: Vec<Vec<[f64; K]>> = starts
+        .into_par_iter()
+        .map(|c0| {
+            let c1 = (c0 + block).min(channels);
+            let mut acc = vec![[start; K]; c1 - c0];
+            for n in 0..batch {
+                for (c, acc) in (c0..c1).zip(acc.iter_mut()) {
+                    let base = (n * channels + c) * inner;
+                    for i in base..base + inner {
+                        let t = term(c, i);
+                        for k in 0..K {
+                            acc[k] += t[k];
+                        }
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    blocks.into_iter().flatten().collect()
+}
+
 impl<T: Real> BatchNormOps for Cpu<T> {
     fn batch_norm_stats(
         &self,
@@ -208,15 +265,20 @@ impl<T: Real> BatchNormOps for Cpu<T> {
     ) -> Result<()> {
         let (x, mean, var) = (slice(x)?, slice_mut(mean)?, slice_mut(var)?);
         bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
+        let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
+        let m = (batch * inner) as f64;
+        let threads = self.threads();
         self.pool.install(|| {
-            mean.par_iter_mut()
-                .zip(var.par_iter_mut())
-                .enumerate()
-                .for_each(|(c, (m, v))| {
-                    let (mu, s2) = r::batch_norm_stats_channel(bn, x, c);
-                    *m = T::from_f64(mu);
-                    *v = T::from_f64(s2);
-                });
+            let sums = channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(x[i])]);
+            let mu: Vec<f64> = sums.iter().map(|s| s[0] / m).collect();
+            let sq = channel_sums(-0.0, threads, batch, channels, inner, |c, i| {
+                let d = wide(x[i]) - mu[c];
+                [d * d]
+            });
+            for c in 0..channels {
+                mean[c] = T::from_f64(mu[c]);
+                var[c] = T::from_f64(sq[c][0] / m);
+            }
         });
         Ok(())
     }
@@ -238,10 +300,28 @@ impl<T: Real> BatchNormOps for Cpu<T> {
             &[gamma.len(), beta.len(), mean.len(), var.len()],
         )?;
         let per = bn.channels * bn.spatial;
+        // Per channel once: (γ, β, μ, 1/√(σ² + ε)) in f64, the reference's
+        // values; each element then rounds the reference's expression.
+        let coef: Vec<[f64; 4]> = (0..bn.channels)
+            .map(|c| {
+                let inv = r::inv_std(var[c], bn.eps);
+                [wide(gamma[c]), wide(beta[c]), wide(mean[c]), inv]
+            })
+            .collect();
         self.pool.install(|| {
             y.par_chunks_mut(per)
                 .zip(x.par_chunks(per))
-                .for_each(|(y, x)| r::batch_norm_forward_sample(bn, x, gamma, beta, mean, var, y));
+                .for_each(|(y, x)| {
+                    for ((y, x), &[g, b, mu, inv]) in y
+                        .chunks_mut(bn.spatial)
+                        .zip(x.chunks(bn.spatial))
+                        .zip(&coef)
+                    {
+                        for (y, &x) in y.iter_mut().zip(x) {
+                            *y = T::from_f64(g * ((wide(x) - mu) * inv) + b);
+                        }
+                    }
+                });
         });
         Ok(())
     }
@@ -272,21 +352,45 @@ impl<T: Real> BatchNormOps for Cpu<T> {
             ],
         )?;
         let per = bn.channels * bn.spatial;
+        let threads = self.threads();
         self.pool.install(|| {
-            let sums: Vec<(f64, f64)> = (0..bn.channels)
-                .into_par_iter()
-                .map(|c| r::batch_norm_grads_channel(bn, x, dy, mean[c], var[c], c))
+            let centre: Vec<(f64, f64)> = (0..bn.channels)
+                .map(|c| (wide(mean[c]), r::inv_std(var[c], bn.eps)))
                 .collect();
-            let (dg, db): (Vec<f64>, Vec<f64>) = sums.into_iter().unzip();
+            let sums = channel_sums(0.0, threads, bn.batch, bn.channels, bn.spatial, |c, i| {
+                let (mu, inv) = centre[c];
+                let d = wide(dy[i]);
+                [d * ((wide(x[i]) - mu) * inv), d]
+            });
+            let (dg, db): (Vec<f64>, Vec<f64>) = sums.into_iter().map(|[g, b]| (g, b)).unzip();
             for c in 0..bn.channels {
                 dgamma[c] = T::from_f64(dg[c]);
                 dbeta[c] = T::from_f64(db[c]);
             }
+            // The reference's per-element expression, with its per-channel
+            // factors computed once.
+            let m = (bn.batch * bn.spatial) as f64;
+            let coef: Vec<[f64; 5]> = (0..bn.channels)
+                .map(|c| {
+                    let (mu, inv) = centre[c];
+                    [mu, inv, wide(gamma[c]) * inv / m, db[c], dg[c]]
+                })
+                .collect();
             dx.par_chunks_mut(per)
                 .zip(x.par_chunks(per))
                 .zip(dy.par_chunks(per))
                 .for_each(|((dx, x), dy)| {
-                    r::batch_norm_backward_sample(bn, x, dy, gamma, mean, var, &dg, &db, dx)
+                    for (((dx, x), dy), &[mu, inv, k, db, dg]) in dx
+                        .chunks_mut(bn.spatial)
+                        .zip(x.chunks(bn.spatial))
+                        .zip(dy.chunks(bn.spatial))
+                        .zip(&coef)
+                    {
+                        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                            let xhat = (wide(x) - mu) * inv;
+                            *dx = T::from_f64(k * (m * wide(dy) - db - xhat * dg));
+                        }
+                    }
                 });
         });
         Ok(())
@@ -402,11 +506,14 @@ impl<T: Real> MapOps for Cpu<T> {
         let (dy, db) = (slice(dy)?, slice_mut(db)?);
         r::check_bias(db.len(), inner, dy.len())?;
         let channels = db.len();
-        self.pool.install(|| {
-            db.par_iter_mut().enumerate().for_each(|(c, d)| {
-                *d = T::from_f64(r::bias_grad_channel(dy, channels, inner, c));
-            });
-        });
+        let batch = dy.len() / (channels * inner).max(1);
+        let threads = self.threads();
+        let sums = self
+            .pool
+            .install(|| channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(dy[i])]));
+        for (d, s) in db.iter_mut().zip(sums) {
+            *d = T::from_f64(s[0]);
+        }
         Ok(())
     }
 }

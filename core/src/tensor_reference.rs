@@ -281,7 +281,7 @@ fn wide<T: Real>(v: T) -> f64 {
 
 /// `1 / √(σ² + ε)` in `f64`.
 #[inline(always)]
-fn inv_std<T: Real>(var: T, eps: f64) -> f64 {
+pub fn inv_std<T: Real>(var: T, eps: f64) -> f64 {
     1.0 / libm::sqrt(wide(var) + eps)
 }
 

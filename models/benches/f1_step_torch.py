@@ -19,6 +19,8 @@ the method order rotating from round to round; medians over rounds, and
 per-round ratios to the baseline of the same batch.
 
     python f1_step_torch.py [--quick] [--rounds R] [--json PATH]
+
+OMP_WAIT_POLICY defaults to PASSIVE (see below); set it to override.
 """
 
 import argparse
@@ -28,7 +30,13 @@ import statistics
 import sys
 import time
 
-import torch
+# Worker threads that spin at barriers collapse when the machine is shared:
+# with another process on one of the two cores, a batch-256 step went from
+# ~20 ms to ~800 ms. Sleeping waiters (rayon's threads also park when idle)
+# keep the comparison about the arithmetic. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 from torch import nn
 
 BATCHES = (256, 4096)

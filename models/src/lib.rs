@@ -75,6 +75,7 @@
 //!   neither dependency.
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod data;
 pub mod layers;
 pub mod networks;
