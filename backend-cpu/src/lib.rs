@@ -154,6 +154,10 @@ impl<T: Real> Cpu<T> {
         f: impl Fn(Isa, u64, &mut [T]) -> Result<()> + Sync,
     ) -> Result<()> {
         let (n, isa) = (self.chunk, self.isa);
+        if x.len() <= n {
+            // One chunk: the same call, without waking the pool.
+            return f(isa, 0, x);
+        }
         self.pool.install(|| {
             x.par_chunks_mut(n)
                 .enumerate()
@@ -325,6 +329,10 @@ impl<T: Real> UpdateOps for Cpu<T> {
         same_len("gradient", w.len(), g.len())?;
         same_len("velocity", w.len(), v.len())?;
         let c = self.chunk;
+        if w.len() <= c {
+            // One chunk: the same call, without waking the pool.
+            return kernels::denoise_sgd(self.isa, n.as_ref(), 0, w, g, v, sgd);
+        }
         self.pool.install(|| {
             w.par_chunks_mut(c)
                 .zip(g.par_chunks(c))

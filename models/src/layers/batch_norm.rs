@@ -59,6 +59,9 @@ pub struct BatchNorm<B: TensorBackend> {
     running_mean: B::Buffer,
     running_var: B::Buffer,
     cache: Option<(Vec<usize>, usize, Vec<Chunk<B>>)>,
+    frozen: bool,
+    /// The input of the last frozen forward, and its `spatial`.
+    frozen_cache: Option<(B::Buffer, usize)>,
 }
 
 impl<B: TensorBackend> BatchNorm<B> {
@@ -83,6 +86,8 @@ impl<B: TensorBackend> BatchNorm<B> {
             running_mean: b.zeros(channels)?,
             running_var: b.upload(&ones)?,
             cache: None,
+            frozen: false,
+            frozen_cache: None,
         })
     }
 
@@ -135,6 +140,43 @@ impl<B: TensorBackend> BatchNorm<B> {
     /// As the backend's `to_vec`.
     pub fn running_mean(&self, b: &B) -> Result<Vec<B::Elem>> {
         b.to_vec(&self.running_mean)
+    }
+
+    /// Backward of the frozen (running-statistics) normalisation, an affine
+    /// map per channel: with `k = 1/√(σ²_run + ε)` and `x̂ = (x − μ_run)·k`,
+    /// `dx = γ·k·dy`, `dγ += Σ dy·x̂`, `dβ += Σ dy` — computed on the host in
+    /// `f64` (an analysis path, not a training one).
+    fn frozen_backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        let Some((x, spatial)) = &self.frozen_cache else {
+            return Err(no_cache());
+        };
+        let spatial = *spatial;
+        let (x, d) = (b.to_vec(x)?, b.to_vec(dy)?);
+        smoothout::tensor::check_len("batch norm dy", x.len(), d.len())?;
+        let wide = |v: B::Elem| Real::to_f64(v);
+        let (mean, var) = (b.to_vec(&self.running_mean)?, b.to_vec(&self.running_var)?);
+        let gamma = b.to_vec(&self.params[0])?;
+        let (mut dg, mut db) = (vec![0.0f64; self.channels], vec![0.0f64; self.channels]);
+        let mut dx = vec![B::Elem::from_f64(0.0); x.len()];
+        let per = self.channels * spatial;
+        for ((xs, ds), dxs) in x.chunks(per).zip(d.chunks(per)).zip(dx.chunks_mut(per)) {
+            for c in 0..self.channels {
+                let k = 1.0 / (wide(var[c]) + self.eps).sqrt();
+                let (mu, g) = (wide(mean[c]), wide(gamma[c]));
+                let r = c * spatial..(c + 1) * spatial;
+                for ((&xv, &dv), o) in xs[r.clone()].iter().zip(&ds[r.clone()]).zip(&mut dxs[r]) {
+                    let dv = wide(dv);
+                    dg[c] += dv * (wide(xv) - mu) * k;
+                    db[c] += dv;
+                    *o = B::Elem::from_f64(g * k * dv);
+                }
+            }
+        }
+        let to_elems =
+            |v: &[f64]| -> Vec<B::Elem> { v.iter().map(|&x| B::Elem::from_f64(x)).collect() };
+        b.add(&b.upload(&to_elems(&dg))?, &mut self.grads[0])?;
+        b.add(&b.upload(&to_elems(&db))?, &mut self.grads[1])?;
+        b.upload(&dx)
     }
 
     /// The running (unbiased) variance, on the host.
@@ -191,12 +233,20 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         let spatial: usize = shape[2..].iter().product();
         let per_sample = self.channels * spatial;
         let mut y = b.zeros(total)?;
-        if !train {
+        if !train || self.frozen {
             let bn = self.request(n, spatial);
             let [g, be] = &self.params;
             b.batch_norm_forward(&bn, x, g, be, &self.running_mean, &self.running_var, &mut y)?;
+            self.cache = None;
+            self.frozen_cache = None;
+            if train {
+                let mut keep = b.zeros(total)?;
+                b.copy(x, &mut keep)?;
+                self.frozen_cache = Some((keep, spatial));
+            }
             return Ok((y, shape.to_vec()));
         }
+        self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
         let mut chunks = Vec::new();
         let mut start = 0;
@@ -227,7 +277,14 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         Ok((y, shape.to_vec()))
     }
 
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+    }
+
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
+        if self.frozen_cache.is_some() {
+            return self.frozen_backward(b, dy);
+        }
         let (shape, spatial, chunks) = self.cache.as_ref().ok_or_else(no_cache)?;
         let total: usize = shape.iter().product();
         smoothout::tensor::check_len("batch norm dy", total, b.len(dy))?;

@@ -37,6 +37,7 @@ pub struct Dropout<B: TensorBackend> {
     step: u64,
     mask: Option<B::Buffer>,
     identity: bool,
+    frozen: bool,
 }
 
 impl<B: TensorBackend> Dropout<B> {
@@ -53,6 +54,7 @@ impl<B: TensorBackend> Dropout<B> {
             step: 0,
             mask: None,
             identity: false,
+            frozen: false,
         })
     }
 
@@ -92,7 +94,7 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
         let n = super::numel("dropout input", shape, b.len(x))?;
         let mut y = b.zeros(n)?;
         b.copy(x, &mut y)?;
-        if !train {
+        if !train || self.frozen {
             self.identity = true;
             return Ok((y, shape.to_vec()));
         }
@@ -114,6 +116,10 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
         self.mask = Some(mask);
         self.identity = false;
         Ok((y, shape.to_vec()))
+    }
+
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

@@ -140,6 +140,13 @@ pub trait Layer<B: TensorBackend> {
     fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
         Vec::new()
     }
+    /// Freezes (or thaws) the layer's inference behaviour: while frozen, a
+    /// train-mode forward normalises with BatchNorm's running statistics
+    /// (leaving them unchanged) and lets Dropout pass everything, yet still
+    /// caches what [`Layer::backward`] needs — so the gradient is that of
+    /// the eval-mode loss with respect to the parameters (for sharpness and
+    /// loss landscapes). Layers without such behaviour ignore it.
+    fn set_frozen(&mut self, _frozen: bool) {}
     /// Sets every gradient to zero.
     ///
     /// # Errors

@@ -173,6 +173,11 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
     fn params(&self) -> Vec<&B::Buffer> {
         self.layers().into_iter().flat_map(|l| l.params()).collect()
     }
+    fn set_frozen(&mut self, frozen: bool) {
+        for l in self.layers_mut() {
+            l.set_frozen(frozen);
+        }
+    }
     fn buffers(&self) -> Vec<(String, &B::Buffer)> {
         self.layers()
             .into_iter()

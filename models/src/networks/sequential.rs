@@ -218,6 +218,11 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
         }
         Ok(())
     }
+    fn set_frozen(&mut self, frozen: bool) {
+        for (_, c) in &mut self.children {
+            c.get_mut().set_frozen(frozen);
+        }
+    }
 }
 
 /// `prefix.name`, or `name` for an empty prefix.
