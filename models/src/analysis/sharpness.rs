@@ -24,6 +24,7 @@
 
 use smoothout::{ParamSpec, Real, TensorBackend};
 
+use super::landscape::{flat_params, set_flat_params};
 use super::lbfgsb::{maximize, LbfgsbConfig, Termination};
 use crate::data::{seeded_rng, Dataset, Normalize};
 use crate::layers::{Layer, SoftmaxCrossEntropy};
@@ -417,39 +418,20 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
         })
     }
 
-    /// The network's current parameters, flat.
+    /// The network's current parameters, flat ([`flat_params`]).
     ///
     /// # Errors
     /// Backend errors.
     pub fn params(&self) -> Result<Vec<f64>> {
-        let mut x = Vec::with_capacity(self.dim());
-        for p in self.net.params() {
-            x.extend(self.backend.to_vec(p)?.into_iter().map(Real::to_f64));
-        }
-        Ok(x)
+        flat_params(self.backend, &*self.net)
     }
 
-    /// Loads flat parameters into the network.
+    /// Loads flat parameters into the network ([`set_flat_params`]).
     ///
     /// # Errors
-    /// [`TrainError::Config`] for a vector of the wrong length.
+    /// A length mismatch; backend errors.
     pub fn set_params(&mut self, x: &[f64]) -> Result<()> {
-        if x.len() != self.dim() {
-            return Err(TrainError::config(
-                "parameters",
-                format!("{} values for {} parameters", x.len(), self.dim()),
-            ));
-        }
-        let mut at = 0;
-        for (p, s) in self.net.params_mut().into_iter().zip(&self.specs) {
-            let v: Vec<B::Elem> = x[at..at + s.len()]
-                .iter()
-                .map(|&v| B::Elem::from_f64(v))
-                .collect();
-            *p = self.backend.upload(&v)?;
-            at += s.len();
-        }
-        Ok(())
+        set_flat_params(self.backend, &mut *self.net, x)
     }
 
     fn eval(&mut self, grad: Option<&mut [f64]>) -> Result<f64> {

@@ -1,6 +1,7 @@
 //! `smoothout`: train, evaluate and fetch data from the command line.
 
 mod args;
+mod experiment;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train(&a),
         Command::Eval(a) => eval(&a),
+        Command::Experiment(args::Experiment::Table1(a)) => experiment::table1(&a),
         Command::Fetch(a) => fetch(&a),
     };
     match result {
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(dataset: DatasetArg, root: &Path) -> Result<Split, TrainError> {
+pub(crate) fn load(dataset: DatasetArg, root: &Path) -> Result<Split, TrainError> {
     Ok(match dataset.kind() {
         DatasetKind::Digits => Dataset::digits_embedded().shuffled_split(DIGITS_TEST, 0)?,
         DatasetKind::Mnist => load_mnist(root)?,
