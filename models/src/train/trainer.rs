@@ -331,21 +331,14 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         order[lo..hi].to_vec()
     }
 
-    /// Normalised (and, for training, augmented) inputs of `indices`.
-    fn inputs(
-        &self,
-        data: &Dataset,
-        indices: &[usize],
-        augment_step: Option<u64>,
-    ) -> Result<Vec<f32>> {
+    /// Normalised and augmented training inputs of `indices` for `step`.
+    fn inputs(&self, data: &Dataset, indices: &[usize], step: u64) -> Result<Vec<f32>> {
         let mut x = vec![0.0f32; indices.len() * data.image_len()];
         data.batch_f32(indices, &mut x)?;
-        if let Some(step) = augment_step {
-            let mut rng = seeded_rng(derive_seed(self.config.seed, STREAM_AUGMENT, step));
-            self.config
-                .augment
-                .apply(&mut x, self.image_shape, &mut rng)?;
-        }
+        let mut rng = seeded_rng(derive_seed(self.config.seed, STREAM_AUGMENT, step));
+        self.config
+            .augment
+            .apply(&mut x, self.image_shape, &mut rng)?;
         self.normalize.apply(&mut x, self.image_shape)?;
         Ok(x)
     }
@@ -536,7 +529,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let epoch = self.step / self.steps_per_epoch;
         let in_epoch = self.step % self.steps_per_epoch;
         let indices = self.batch_indices(epoch, in_epoch);
-        let x = self.inputs(train, &indices, Some(self.step))?;
+        let x = self.inputs(train, &indices, self.step)?;
         let mut labels = vec![0usize; indices.len()];
         train.batch_labels(&indices, &mut labels)?;
         let labels: Vec<u32> = labels.into_iter().map(|l| l as u32).collect();
