@@ -32,6 +32,10 @@
 //! regimes, batch scaling, warm-up, train-longer), with state that exports
 //! to plain buffers for checkpoints.
 //!
+//! [`analysis`]: (C_ε, A)-sharpness with an L-BFGS-B of its own, sensitivity
+//! curves, interpolation and filter-normalised landscapes, and PNG/SVG/CSV
+//! pictures of them.
+//!
 //! [`train`]: the training loop for baseline, SmoothOut and AdaSmoothOut
 //! (noise kind, schedule, de-noise mode, which parameters are perturbed,
 //! ghost batches, seeds), evaluation after each epoch, metrics as JSON lines

@@ -1,12 +1,20 @@
-//! Sharpness and loss-landscape analysis.
+//! Sharpness and loss-landscape analysis (the paper's Table I, Fig. 2 and
+//! Fig. 5).
 //!
-//! [`minimize`] and [`maximize`] are L-BFGS-B (limited-memory BFGS with
-//! simple bounds), the optimiser behind Keskar et al.'s (C_ε, A)-sharpness:
-//! the largest loss in a small box around the weights.
-//! [`interpolate`], [`landscape_1d`], [`landscape_2d`] and
-//! [`sensitivity_curve`] measure a trained network's loss along the line
-//! between two minima, on filter-normalised random slices, and under weight
-//! noise of growing strength (the paper's Fig. 2 and Eq. 9).
+//! * [`sharpness`] / [`network_sharpness`]: Keskar et al.'s
+//!   (C_ε, A)-sharpness — the largest relative rise of the loss in a small
+//!   box around the weights, in the full space or a random subspace —
+//!   searched with [`maximize`], an L-BFGS-B (limited-memory BFGS with
+//!   simple bounds; [`minimize`] is the same for minima).
+//! * [`interpolate`], [`landscape_1d`], [`landscape_2d`] and
+//!   [`sensitivity_curve`] measure a trained network's loss along the line
+//!   between two minima, on filter-normalised random slices, and under
+//!   weight noise of growing strength ([`slopes`]: the paper's Eq. 9).
+//! * [`write_line_plot`] and [`write_surface_plot`] draw the pictures (PNG
+//!   and SVG, with an embedded font) and write their numbers as CSV beside
+//!   them.
+//!
+//! `smoothout experiment table1` puts them together.
 
 mod landscape;
 mod lbfgsb;

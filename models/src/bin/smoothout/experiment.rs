@@ -214,7 +214,7 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
         &out.join("sensitivity-loss"),
         &LinePlot {
             title: format!(
-                "{net_name} on {}: C̄(w; a), mean loss under U(−a, a) noise",
+                "{net_name} on {}: mean loss under U(−a, a) weight noise",
                 kind.title()
             ),
             x_label: "a".into(),
@@ -400,12 +400,29 @@ fn train_one(
         .with_batch(batch)
         .with_epochs(a.epochs)
         .with_seed(a.seed);
-    cfg.a = a.a;
+    if method != Method::Baseline {
+        // The baseline keeps the default strength it ignores, so that its
+        // runs are shared by experiments with different `--a`.
+        cfg.a = a.a;
+    }
     cfg.eval_train = false;
     if matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100) {
         cfg.augment = smoothout_models::data::Augment::cifar();
     }
-    let name = format!("{}-{}-{batch}", kind.name(), method.name());
+    // Everything that changes the run is in its name, so that runs of
+    // other settings are never resumed into each other.
+    let strength = if method == Method::Baseline {
+        String::new()
+    } else {
+        format!("-a{}", a.a)
+    };
+    let name = format!(
+        "{}-{}{strength}-b{batch}-e{}-seed{}",
+        kind.name(),
+        method.name(),
+        a.epochs,
+        a.seed
+    );
     let dir: PathBuf = runs_dir.join(&name);
     let ckpt = dir.join(CHECKPOINT_FILE);
     let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
