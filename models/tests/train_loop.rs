@@ -257,4 +257,27 @@ fn the_program_explains_itself_and_its_errors() {
     );
     let (ok, _, err) = smoothout(&["eval", missing.to_str().unwrap()]);
     assert!(!ok && err.contains("pass a run directory"), "{err}");
+
+    // `eval` finds the dataset a run was trained on.
+    let out = std::env::temp_dir().join(format!("smoothout-eval-{}", std::process::id()));
+    let args = [
+        "train", "--method", "baseline", "--net", "mlp-16", "--epochs", "1", "--quiet",
+    ];
+    let (ok, table, err) = smoothout(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let run = out.join("digits-mlp-16-baseline-seed0");
+    let (ok, said, err) = smoothout(&["eval", run.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        said.contains("test accuracy") && said.contains("(360 images)"),
+        "{said}"
+    );
+    // The same accuracy as the training summary printed.
+    let acc = said
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .unwrap();
+    assert!(table.contains(&format!("{acc}%")), "{table} vs {said}");
+    let _ = std::fs::remove_dir_all(out);
 }

@@ -164,6 +164,7 @@ pub struct Trainer<B: TensorBackend + 'static> {
     step: u64,
     sums: EpochSums,
     history: Vec<EpochMetrics>,
+    notes: Vec<(String, String)>,
     order: Option<(u64, Vec<usize>)>,
     /// Where the parameters and gradients live while SmoothOut or the
     /// optimiser works on them (swapped with the network's, O(1) each).
@@ -242,6 +243,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             step: 0,
             sums: EpochSums::default(),
             history: Vec::new(),
+            notes: Vec::new(),
             order: None,
             params,
             grads,
@@ -714,10 +716,22 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             ("epoch_seconds", format!("{:e}", self.sums.seconds)),
             ("history", history_to_string(&self.history)),
         ];
+        for (k, v) in &self.notes {
+            c.metadata.insert(format!("note.{k}"), v.clone());
+        }
         for (k, v) in meta {
             c.metadata.insert(k.to_string(), v);
         }
         Ok(c)
+    }
+
+    /// Adds a note that every later checkpoint carries in its metadata as
+    /// `note.<key>` (e.g. the dataset's name, so that `smoothout eval` can
+    /// find it); notes do not affect training.
+    pub fn annotate(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        self.notes.retain(|(k, _)| *k != key);
+        self.notes.push((key, value.into()));
     }
 
     /// Writes [`Trainer::checkpoint`] to `path` atomically.

@@ -264,9 +264,10 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     /// A run directory (or its checkpoint.safetensors).
     pub run: PathBuf,
-    /// The dataset to evaluate on (its test set).
-    #[arg(long, value_enum, default_value = "digits")]
-    pub dataset: DatasetArg,
+    /// The dataset to evaluate on (its test set); by default the one the
+    /// run was trained on.
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetArg>,
     /// Where fetched datasets live.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,

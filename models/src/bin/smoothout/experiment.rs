@@ -431,6 +431,7 @@ fn train_one(
     } else {
         Trainer::new(b, cfg, &data.train)?
     };
+    trainer.annotate("dataset", kind.name());
     let t = Instant::now();
     let files = RunFiles {
         dir,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use smoothout_cpu::Cpu;
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Split,
@@ -126,6 +126,7 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
         } else {
             Trainer::new(b, cfg, &data.train)?
         };
+        trainer.annotate("dataset", kind.name());
         let start = Instant::now();
         let mut progress = Progress::new(&name, &trainer, a.quiet);
         let history = trainer.run(&data, Some(&files), &mut |e| progress.event(&e))?;
@@ -182,15 +183,28 @@ fn eval(a: &EvalArgs) -> Result<(), TrainError> {
         });
     }
     let ckpt = load_checkpoint(&path)?;
+    let dataset = match a.dataset {
+        Some(d) => d,
+        None => {
+            let name = ckpt.meta("note.dataset").unwrap_or_default();
+            DatasetArg::from_str(name, false).map_err(|_| TrainError::Config {
+                setting: "--dataset",
+                reason: format!(
+                    "{} does not say which dataset it was trained on: pass --dataset",
+                    path.display()
+                ),
+            })?
+        }
+    };
     let b = backend(a.threads)?;
     let (mut net, normalize, shape, classes) = network_from_checkpoint(&b, &ckpt, &path)?;
-    let data = load(a.dataset, &a.data_dir)?;
+    let data = load(dataset, &a.data_dir)?;
     if data.test.image_shape() != shape || data.test.classes() != classes {
         return Err(TrainError::Config {
             setting: "--dataset",
             reason: format!(
                 "the checkpoint's network takes {shape:?} images in {classes} classes, {} has {:?} in {}",
-                a.dataset.kind().title(),
+                dataset.kind().title(),
                 data.test.image_shape(),
                 data.test.classes()
             ),
