@@ -21,12 +21,7 @@ use smoothout::{
 };
 
 use crate::{slice, slice_mut, Cpu};
-
-/// Exact widening to `f64`.
-#[inline(always)]
-fn wide<T: Real>(v: T) -> f64 {
-    Real::to_f64(v)
-}
+use r::wide;
 
 /// The granularity of the row blocks `C` is split into, one per thread (the
 /// bits do not depend on the split: see `gemm`).
@@ -300,28 +295,11 @@ impl<T: Real> BatchNormOps for Cpu<T> {
             &[gamma.len(), beta.len(), mean.len(), var.len()],
         )?;
         let per = bn.channels * bn.spatial;
-        // Per channel once: (γ, β, μ, 1/√(σ² + ε)) in f64, the reference's
-        // values; each element then rounds the reference's expression.
-        let coef: Vec<[f64; 4]> = (0..bn.channels)
-            .map(|c| {
-                let inv = r::inv_std(var[c], bn.eps);
-                [wide(gamma[c]), wide(beta[c]), wide(mean[c]), inv]
-            })
-            .collect();
+        let coefs = r::batch_norm_forward_coefs(bn, gamma, beta, mean, var);
         self.pool.install(|| {
             y.par_chunks_mut(per)
                 .zip(x.par_chunks(per))
-                .for_each(|(y, x)| {
-                    for ((y, x), &[g, b, mu, inv]) in y
-                        .chunks_mut(bn.spatial)
-                        .zip(x.chunks(bn.spatial))
-                        .zip(&coef)
-                    {
-                        for (y, &x) in y.iter_mut().zip(x) {
-                            *y = T::from_f64(g * ((wide(x) - mu) * inv) + b);
-                        }
-                    }
-                });
+                .for_each(|(y, x)| r::batch_norm_forward_sample(bn, x, &coefs, y));
         });
         Ok(())
     }
@@ -354,11 +332,9 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         let per = bn.channels * bn.spatial;
         let threads = self.threads();
         self.pool.install(|| {
-            let centre: Vec<(f64, f64)> = (0..bn.channels)
-                .map(|c| (wide(mean[c]), r::inv_std(var[c], bn.eps)))
-                .collect();
+            let centres = r::batch_norm_centres(bn, mean, var);
             let sums = channel_sums(0.0, threads, bn.batch, bn.channels, bn.spatial, |c, i| {
-                let (mu, inv) = centre[c];
+                let (mu, inv) = centres[c];
                 let d = wide(dy[i]);
                 [d * ((wide(x[i]) - mu) * inv), d]
             });
@@ -367,31 +343,11 @@ impl<T: Real> BatchNormOps for Cpu<T> {
                 dgamma[c] = T::from_f64(dg[c]);
                 dbeta[c] = T::from_f64(db[c]);
             }
-            // The reference's per-element expression, with its per-channel
-            // factors computed once.
-            let m = (bn.batch * bn.spatial) as f64;
-            let coef: Vec<[f64; 5]> = (0..bn.channels)
-                .map(|c| {
-                    let (mu, inv) = centre[c];
-                    [mu, inv, wide(gamma[c]) * inv / m, db[c], dg[c]]
-                })
-                .collect();
+            let coefs = r::batch_norm_backward_coefs(bn, gamma, &centres, &dg, &db);
             dx.par_chunks_mut(per)
                 .zip(x.par_chunks(per))
                 .zip(dy.par_chunks(per))
-                .for_each(|((dx, x), dy)| {
-                    for (((dx, x), dy), &[mu, inv, k, db, dg]) in dx
-                        .chunks_mut(bn.spatial)
-                        .zip(x.chunks(bn.spatial))
-                        .zip(dy.chunks(bn.spatial))
-                        .zip(&coef)
-                    {
-                        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                            let xhat = (wide(x) - mu) * inv;
-                            *dx = T::from_f64(k * (m * wide(dy) - db - xhat * dg));
-                        }
-                    }
-                });
+                .for_each(|((dx, x), dy)| r::batch_norm_backward_sample(bn, x, dy, &coefs, dx));
         });
         Ok(())
     }

@@ -275,7 +275,7 @@ pub fn batch_norm_stats_channel<T: Real>(bn: &BatchNorm, x: &[T], c: usize) -> (
 /// Exact widening to `f64` (`Real::to_f64`, named apart from
 /// `ToPrimitive::to_f64`).
 #[inline(always)]
-fn wide<T: Real>(v: T) -> f64 {
+pub fn wide<T: Real>(v: T) -> f64 {
     Real::to_f64(v)
 }
 
@@ -285,37 +285,60 @@ pub fn inv_std<T: Real>(var: T, eps: f64) -> f64 {
     1.0 / libm::sqrt(wide(var) + eps)
 }
 
-/// Forward normalisation of one sample (`channels · spatial` elements):
-/// per element, in `f64`, `γ · (x − μ) · inv_std + β`, rounded once.
-pub fn batch_norm_forward_sample<T: Real>(
+/// Per channel, `(μ, 1/√(σ² + ε))` in `f64`: what normalising needs.
+#[must_use]
+pub fn batch_norm_centres<T: Real>(bn: &BatchNorm, mean: &[T], var: &[T]) -> Vec<(f64, f64)> {
+    (0..bn.channels)
+        .map(|c| (wide(mean[c]), inv_std(var[c], bn.eps)))
+        .collect()
+}
+
+/// Per channel, the forward factors `[γ, β, μ, 1/√(σ² + ε)]` in `f64`,
+/// computed once per call rather than once per sample.
+#[must_use]
+pub fn batch_norm_forward_coefs<T: Real>(
     bn: &BatchNorm,
-    x: &[T],
     gamma: &[T],
     beta: &[T],
     mean: &[T],
     var: &[T],
+) -> Vec<[f64; 4]> {
+    batch_norm_centres(bn, mean, var)
+        .into_iter()
+        .enumerate()
+        .map(|(c, (mu, inv))| [wide(gamma[c]), wide(beta[c]), mu, inv])
+        .collect()
+}
+
+/// Forward normalisation of one sample (`channels · spatial` elements):
+/// per element, in `f64`, `γ · (x − μ) · inv_std + β`, rounded once, with
+/// the factors of [`batch_norm_forward_coefs`].
+pub fn batch_norm_forward_sample<T: Real>(
+    bn: &BatchNorm,
+    x: &[T],
+    coefs: &[[f64; 4]],
     y: &mut [T],
 ) {
-    for c in 0..bn.channels {
-        let inv = inv_std(var[c], bn.eps);
-        let (g, b, mu) = (wide(gamma[c]), wide(beta[c]), wide(mean[c]));
-        let r = c * bn.spatial..(c + 1) * bn.spatial;
-        for (y, x) in y[r.clone()].iter_mut().zip(&x[r]) {
-            *y = T::from_f64(g * ((wide(*x) - mu) * inv) + b);
+    for ((y, x), &[g, b, mu, inv]) in y
+        .chunks_mut(bn.spatial)
+        .zip(x.chunks(bn.spatial))
+        .zip(coefs)
+    {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = T::from_f64(g * ((wide(x) - mu) * inv) + b);
         }
     }
 }
 
-/// Channel `c`'s `(dγ, dβ) = (Σ dy · x̂, Σ dy)` in `f64`, summed in order.
+/// Channel `c`'s `(dγ, dβ) = (Σ dy · x̂, Σ dy)` in `f64`, summed in order;
+/// `centre` is the channel's entry of [`batch_norm_centres`].
 pub fn batch_norm_grads_channel<T: Real>(
     bn: &BatchNorm,
     x: &[T],
     dy: &[T],
-    mean: T,
-    var: T,
+    (mu, inv): (f64, f64),
     c: usize,
 ) -> (f64, f64) {
-    let (inv, mu) = (inv_std(var, bn.eps), wide(mean));
     let (mut dg, mut db) = (0.0, 0.0);
     for (x, dy) in channel(bn, x, c).zip(channel(bn, dy, c)) {
         let dy = wide(dy);
@@ -325,29 +348,45 @@ pub fn batch_norm_grads_channel<T: Real>(
     (dg, db)
 }
 
+/// Per channel, the backward factors `[μ, inv_std, γ · inv_std / M, dβ,
+/// dγ]` in `f64` (`M = batch · spatial`; `dgamma`, `dbeta` the `f64` sums
+/// of [`batch_norm_grads_channel`]).
+#[must_use]
+pub fn batch_norm_backward_coefs<T: Real>(
+    bn: &BatchNorm,
+    gamma: &[T],
+    centres: &[(f64, f64)],
+    dgamma: &[f64],
+    dbeta: &[f64],
+) -> Vec<[f64; 5]> {
+    let m = (bn.batch * bn.spatial) as f64;
+    centres
+        .iter()
+        .enumerate()
+        .map(|(c, &(mu, inv))| [mu, inv, wide(gamma[c]) * inv / m, dbeta[c], dgamma[c]])
+        .collect()
+}
+
 /// Backward of one sample: per element, in `f64`,
-/// `γ · inv_std / M · (M · dy − dβ − x̂ · dγ)`, rounded once; `dgamma`,
-/// `dbeta` are the `f64` channel sums of [`batch_norm_grads_channel`].
-#[allow(clippy::too_many_arguments)]
+/// `γ · inv_std / M · (M · dy − dβ − x̂ · dγ)`, rounded once, with the
+/// factors of [`batch_norm_backward_coefs`].
 pub fn batch_norm_backward_sample<T: Real>(
     bn: &BatchNorm,
     x: &[T],
     dy: &[T],
-    gamma: &[T],
-    mean: &[T],
-    var: &[T],
-    dgamma: &[f64],
-    dbeta: &[f64],
+    coefs: &[[f64; 5]],
     dx: &mut [T],
 ) {
     let m = (bn.batch * bn.spatial) as f64;
-    for c in 0..bn.channels {
-        let inv = inv_std(var[c], bn.eps);
-        let (mu, k) = (wide(mean[c]), wide(gamma[c]) * inv / m);
-        let r = c * bn.spatial..(c + 1) * bn.spatial;
-        for ((dx, x), dy) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-            let xhat = (wide(*x) - mu) * inv;
-            *dx = T::from_f64(k * (m * wide(*dy) - dbeta[c] - xhat * dgamma[c]));
+    for (((dx, x), dy), &[mu, inv, k, db, dg]) in dx
+        .chunks_mut(bn.spatial)
+        .zip(x.chunks(bn.spatial))
+        .zip(dy.chunks(bn.spatial))
+        .zip(coefs)
+    {
+        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+            let xhat = (wide(x) - mu) * inv;
+            *dx = T::from_f64(k * (m * wide(dy) - db - xhat * dg));
         }
     }
 }
@@ -589,8 +628,9 @@ mod backend {
                 &[gamma.len(), beta.len(), mean.len(), var.len()],
             )?;
             let per = bn.channels * bn.spatial;
+            let coefs = batch_norm_forward_coefs(bn, gamma, beta, mean, var);
             for (x, y) in x.chunks(per).zip(y.chunks_mut(per)) {
-                batch_norm_forward_sample(bn, x, gamma, beta, mean, var, y);
+                batch_norm_forward_sample(bn, x, &coefs, y);
             }
             Ok(())
         }
@@ -617,15 +657,17 @@ mod backend {
                     dbeta.len(),
                 ],
             )?;
+            let centres = batch_norm_centres(bn, mean, var);
             let (mut dg, mut db) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
             for c in 0..bn.channels {
-                (dg[c], db[c]) = batch_norm_grads_channel(bn, x, dy, mean[c], var[c], c);
+                (dg[c], db[c]) = batch_norm_grads_channel(bn, x, dy, centres[c], c);
                 dgamma[c] = T::from_f64(dg[c]);
                 dbeta[c] = T::from_f64(db[c]);
             }
+            let coefs = batch_norm_backward_coefs(bn, gamma, &centres, &dg, &db);
             let per = bn.channels * bn.spatial;
             for ((x, dy), dx) in x.chunks(per).zip(dy.chunks(per)).zip(dx.chunks_mut(per)) {
-                batch_norm_backward_sample(bn, x, dy, gamma, mean, var, &dg, &db, dx);
+                batch_norm_backward_sample(bn, x, dy, &coefs, dx);
             }
             Ok(())
         }

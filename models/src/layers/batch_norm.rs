@@ -2,6 +2,7 @@
 //! batches.
 
 use super::{bad_shape, no_cache, Layer};
+use smoothout::tensor_reference::{self as r, wide};
 use smoothout::{ParamSpec, Real, Result, TensorBackend};
 
 /// One ghost batch's cached input and statistics.
@@ -153,16 +154,16 @@ impl<B: TensorBackend> BatchNorm<B> {
         let spatial = *spatial;
         let (x, d) = (b.to_vec(x)?, b.to_vec(dy)?);
         smoothout::tensor::check_len("batch norm dy", x.len(), d.len())?;
-        let wide = |v: B::Elem| Real::to_f64(v);
         let (mean, var) = (b.to_vec(&self.running_mean)?, b.to_vec(&self.running_var)?);
         let gamma = b.to_vec(&self.params[0])?;
+        let bn = self.request(x.len() / (self.channels * spatial), spatial);
+        let centres = r::batch_norm_centres(&bn, &mean, &var);
         let (mut dg, mut db) = (vec![0.0f64; self.channels], vec![0.0f64; self.channels]);
         let mut dx = vec![B::Elem::from_f64(0.0); x.len()];
         let per = self.channels * spatial;
         for ((xs, ds), dxs) in x.chunks(per).zip(d.chunks(per)).zip(dx.chunks_mut(per)) {
-            for c in 0..self.channels {
-                let k = 1.0 / (wide(var[c]) + self.eps).sqrt();
-                let (mu, g) = (wide(mean[c]), wide(gamma[c]));
+            for (c, &(mu, k)) in centres.iter().enumerate() {
+                let g = wide(gamma[c]);
                 let r = c * spatial..(c + 1) * spatial;
                 for ((&xv, &dv), o) in xs[r.clone()].iter().zip(&ds[r.clone()]).zip(&mut dxs[r]) {
                     let dv = wide(dv);

@@ -148,13 +148,15 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
         },
     ];
 
+    // One backend for all the measurements (each works on its own copy of
+    // a trained network).
+    let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
     let cfg = SharpnessConfig {
         seed: a.seed,
         ..SharpnessConfig::default()
     };
     for m in &mut models {
         let t = Instant::now();
-        let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
         let mut net = clone_net(&b, &m.trainer, &network, &data.train)?;
         let s = network_sharpness(&b, &mut net, &train_sub, &normalize, 1000, &cfg)?;
         eprintln!(
@@ -177,7 +179,6 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
     for m in &mut models {
         let t = Instant::now();
         let specs = m.trainer.network().specs();
-        let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
         let mut net = clone_net(&b, &m.trainer, &network, &data.train)?;
         let curve = sensitivity_curve(
             &b,
@@ -243,7 +244,6 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
     let mut interp_series = Vec::new();
     for method in [Method::Baseline, Method::SmoothOut] {
         let pair: Vec<&Model> = models.iter().filter(|m| m.method == method).collect();
-        let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
         let mut net = clone_net(&b, &pair[0].trainer, &network, &data.train)?;
         let from = Snapshot::of(&b, &net)?;
         let to = Snapshot::of(pair[1].trainer.backend(), pair[1].trainer.network())?;
@@ -296,7 +296,6 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
     let ts: Vec<f64> = (0..=20).map(|i| -1.0 + 0.1 * f64::from(i)).collect();
     let mut land_series = Vec::new();
     for m in &models {
-        let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
         let mut net = clone_net(&b, &m.trainer, &network, &data.train)?;
         let d = filter_normalized_direction(&b, &net, a.seed)?;
         let points = landscape_1d(&b, &mut net, &d, &ts, std::slice::from_ref(&small))?;
