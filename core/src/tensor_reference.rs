@@ -286,8 +286,13 @@ pub fn inv_std<T: Real>(var: T, eps: f64) -> f64 {
 }
 
 /// Per channel, `(μ, 1/√(σ² + ε))` in `f64`: what normalising needs.
+#[cfg(feature = "alloc")]
 #[must_use]
-pub fn batch_norm_centres<T: Real>(bn: &BatchNorm, mean: &[T], var: &[T]) -> Vec<(f64, f64)> {
+pub fn batch_norm_centres<T: Real>(
+    bn: &BatchNorm,
+    mean: &[T],
+    var: &[T],
+) -> alloc::vec::Vec<(f64, f64)> {
     (0..bn.channels)
         .map(|c| (wide(mean[c]), inv_std(var[c], bn.eps)))
         .collect()
@@ -295,6 +300,7 @@ pub fn batch_norm_centres<T: Real>(bn: &BatchNorm, mean: &[T], var: &[T]) -> Vec
 
 /// Per channel, the forward factors `[γ, β, μ, 1/√(σ² + ε)]` in `f64`,
 /// computed once per call rather than once per sample.
+#[cfg(feature = "alloc")]
 #[must_use]
 pub fn batch_norm_forward_coefs<T: Real>(
     bn: &BatchNorm,
@@ -302,7 +308,7 @@ pub fn batch_norm_forward_coefs<T: Real>(
     beta: &[T],
     mean: &[T],
     var: &[T],
-) -> Vec<[f64; 4]> {
+) -> alloc::vec::Vec<[f64; 4]> {
     batch_norm_centres(bn, mean, var)
         .into_iter()
         .enumerate()
@@ -351,6 +357,7 @@ pub fn batch_norm_grads_channel<T: Real>(
 /// Per channel, the backward factors `[μ, inv_std, γ · inv_std / M, dβ,
 /// dγ]` in `f64` (`M = batch · spatial`; `dgamma`, `dbeta` the `f64` sums
 /// of [`batch_norm_grads_channel`]).
+#[cfg(feature = "alloc")]
 #[must_use]
 pub fn batch_norm_backward_coefs<T: Real>(
     bn: &BatchNorm,
@@ -358,7 +365,7 @@ pub fn batch_norm_backward_coefs<T: Real>(
     centres: &[(f64, f64)],
     dgamma: &[f64],
     dbeta: &[f64],
-) -> Vec<[f64; 5]> {
+) -> alloc::vec::Vec<[f64; 5]> {
     let m = (bn.batch * bn.spatial) as f64;
     centres
         .iter()
