@@ -4,7 +4,10 @@
 //! 1.4–1.7 times faster than the `gemm` crate on this project's shapes, see
 //! `benches/gemm.rs`), with `C` split into one block of rows per thread
 //! (multiples of [`GEMM_ROWS`]), one single-threaded call per block; each
-//! element's sum runs over `k` in the same order whatever the split. Everything else calls the
+//! element's sum runs over `k` in the same order whatever the split. The
+//! batched forms are loops of that GEMM on the matrices' elements: the
+//! strided one runs its products in parallel (their outputs are disjoint),
+//! the summed one in order, as the reference does. Everything else calls the
 //! [`smoothout::tensor_reference`] kernels on fixed ranges — images, planes,
 //! channels, rows, or chunks of elements — so the bits do not depend on the
 //! number of threads, and all but GEMM equal the reference's.
@@ -16,8 +19,8 @@ use rayon::prelude::*;
 use smoothout::tensor::check_len;
 use smoothout::tensor_reference as r;
 use smoothout::{
-    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d, PoolOps,
-    Real, Result,
+    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    PoolOps, Real, Result,
 };
 
 use crate::{slice, slice_mut, Cpu};
@@ -111,9 +114,9 @@ fn gemm_block<T: Real>(g: &Gemm, first: usize, a: &[T], b: &[T], c: &mut [T]) {
     }
 }
 
-impl<T: Real> MatmulOps for Cpu<T> {
-    fn gemm(&self, g: &Gemm, a: &ArrayD<T>, b: &ArrayD<T>, c: &mut ArrayD<T>) -> Result<()> {
-        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
+impl<T: Real> Cpu<T> {
+    /// [`MatmulOps::gemm`] on slices.
+    fn gemm_slices(&self, g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
         g.validate(a.len(), b.len(), c.len())?;
         if g.m == 0 || g.n == 0 {
             return Ok(());
@@ -145,6 +148,66 @@ impl<T: Real> MatmulOps for Cpu<T> {
                 .enumerate()
                 .for_each(|(i, c)| gemm_block(g, i * rows, a, b, c));
         });
+        Ok(())
+    }
+}
+
+impl<T: Real> MatmulOps for Cpu<T> {
+    fn gemm(&self, g: &Gemm, a: &ArrayD<T>, b: &ArrayD<T>, c: &mut ArrayD<T>) -> Result<()> {
+        self.gemm_slices(g, slice(a)?, slice(b)?, slice_mut(c)?)
+    }
+
+    fn gemm_strided(
+        &self,
+        g: &Gemm,
+        batch: &GemmBatch,
+        a: &ArrayD<T>,
+        b: &ArrayD<T>,
+        c: &mut ArrayD<T>,
+    ) -> Result<()> {
+        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
+        batch.validate(g, a.len(), b.len(), c.len(), false)?;
+        let mc = g.m * g.n;
+        if batch.count == 1 || mc == 0 {
+            for i in 0..batch.count {
+                let [ra, rb, rc] = batch.ranges(g, i);
+                self.gemm_slices(g, &a[ra], &b[rb], &mut c[rc])?;
+            }
+            return Ok(());
+        }
+        // The outputs are disjoint (stride_c ≥ m·n > 0, validated): the
+        // products run in parallel, each exactly the single `gemm` it would
+        // be on its own (itself split into row blocks when threads are
+        // idle), so the bits are those of a loop of `gemm`s.
+        self.pool.install(|| {
+            c.par_chunks_mut(batch.stride_c)
+                .take(batch.count)
+                .enumerate()
+                .try_for_each(|(i, c)| {
+                    let [ra, rb, _] = batch.ranges(g, i);
+                    self.gemm_slices(g, &a[ra], &b[rb], &mut c[..mc])
+                })
+        })
+    }
+
+    fn gemm_summed(
+        &self,
+        g: &Gemm,
+        batch: &GemmBatch,
+        a: &ArrayD<T>,
+        b: &ArrayD<T>,
+        c: &mut ArrayD<T>,
+    ) -> Result<()> {
+        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
+        batch.validate(g, a.len(), b.len(), c.len(), true)?;
+        // The reference's order: one `gemm` per product into the same `c`,
+        // the first with the request's β, the rest with β = 1.
+        let rest = g.scaled(g.alpha, 1.0);
+        for i in 0..batch.count {
+            let [ra, rb, rc] = batch.ranges(g, i);
+            let gi = if i == 0 { g } else { &rest };
+            self.gemm_slices(gi, &a[ra], &b[rb], &mut c[rc])?;
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! errors for non-contiguous arrays.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::{Error, Gemm, MapOps, MatmulOps};
+use smoothout::{Error, Gemm, GemmBatch, MapOps, MatmulOps};
 use smoothout_cpu::Cpu;
 
 /// A 1-D array holding `v`.
@@ -55,6 +55,76 @@ fn gemm_bits_do_not_depend_on_threads() {
                 .all(|(x, y)| x.to_bits() == y.to_bits()),
             "{threads} threads differ from 1"
         );
+    }
+}
+
+/// The batched GEMMs give, with 1, 2 and 3 threads, the bits of a loop of
+/// `gemm` over matrices copied out one at a time (what the convolution
+/// layer did before them): the strided form with the weights shared, in
+/// parallel over the products, and the summed form accumulating with β = 1.
+#[test]
+fn batched_gemm_bits_equal_a_loop_of_gemm() {
+    let (count, f, rows, cols) = (5, 70, 27, 61);
+    let w: Vec<f32> = (0..f * rows)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let col: Vec<f32> = (0..count * rows * cols)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+        .collect();
+    let dy: Vec<f32> = (0..count * f * cols)
+        .map(|i| ((i * 29 % 89) as f32 - 44.0) / 44.0)
+        .collect();
+    let dw0: Vec<f32> = (0..f * rows).map(|i| (i % 7) as f32 / 7.0).collect();
+    let bits = |v: &ArrayD<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let part = |v: &[f32], i: usize, len: usize| array(v[i * len..(i + 1) * len].to_vec());
+    let forward = Gemm::new(f, cols, rows);
+    let grad = Gemm::new(f, rows, cols)
+        .transposed(false, true)
+        .scaled(1.0, 1.0);
+    for threads in [1, 2, 3] {
+        let cpu = cpu::<f32>(threads);
+        let (mut y_loop, mut dw_loop) = (Vec::new(), array(dw0.clone()));
+        for i in 0..count {
+            let mut y = array(vec![0.0f32; f * cols]);
+            let col_i = part(&col, i, rows * cols);
+            cpu.gemm(&forward, &array(w.clone()), &col_i, &mut y)
+                .expect("gemm");
+            y_loop.extend(y.iter().copied());
+            cpu.gemm(&grad, &part(&dy, i, f * cols), &col_i, &mut dw_loop)
+                .expect("gemm");
+        }
+        let mut y = array(vec![f32::NAN; count * f * cols]);
+        let images = GemmBatch {
+            count,
+            stride_a: 0,
+            stride_b: rows * cols,
+            stride_c: f * cols,
+        };
+        cpu.gemm_strided(
+            &forward,
+            &images,
+            &array(w.clone()),
+            &array(col.clone()),
+            &mut y,
+        )
+        .expect("gemm_strided");
+        assert_eq!(bits(&y), bits(&array(y_loop)), "strided, {threads} threads");
+        let mut dw = array(dw0.clone());
+        let summed = GemmBatch {
+            count,
+            stride_a: f * cols,
+            stride_b: rows * cols,
+            stride_c: 0,
+        };
+        cpu.gemm_summed(
+            &grad,
+            &summed,
+            &array(dy.clone()),
+            &array(col.clone()),
+            &mut dw,
+        )
+        .expect("gemm_summed");
+        assert_eq!(bits(&dw), bits(&dw_loop), "summed, {threads} threads");
     }
 }
 

@@ -69,6 +69,17 @@ pub enum Error {
     DrawMismatch,
     /// A buffer is not contiguous in memory (backend-specific layouts).
     NonContiguous,
+    /// A device backend's call failed (a kernel launch, a copy, an
+    /// allocation, a cuBLAS call): which operation, and the device API's
+    /// error name and code.
+    Device {
+        /// The backend operation that failed (`"perturb"`, `"gemm"`, …).
+        op: &'static str,
+        /// The device API's name for the error (`"CUDA_ERROR_OUT_OF_MEMORY"`).
+        name: &'static str,
+        /// The device API's numeric error code.
+        code: i64,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -139,6 +150,11 @@ impl fmt::Display for Error {
                 f,
                 "a buffer is not contiguous in standard (row-major) order: \
                  make it contiguous (e.g. `as_standard_layout().into_owned()`) first"
+            ),
+            Error::Device { op, name, code } => write!(
+                f,
+                "the device failed in {op}: {name} (code {code}); out of memory means a \
+                 smaller batch, anything else a driver or hardware problem (check `nvidia-smi`)"
             ),
         }
     }

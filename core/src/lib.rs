@@ -31,9 +31,9 @@
 //!   against; it needs neither `std` nor `alloc`.
 //! * [`mod@tensor`]: what layers need besides the step — GEMM, im2col/col2im
 //!   convolution, pooling, batch normalisation, softmax cross-entropy and
-//!   element-wise maps — as requests ([`Gemm`], [`Conv2d`], [`Pool2d`],
-//!   [`BatchNorm`]) and small ops traits, gathered in [`TensorBackend`];
-//!   [`tensor_reference`] is their plain-loop ground truth.
+//!   element-wise maps — as requests ([`Gemm`], [`GemmBatch`], [`Conv2d`],
+//!   [`Pool2d`], [`BatchNorm`]) and small ops traits, gathered in
+//!   [`TensorBackend`]; [`tensor_reference`] is their plain-loop ground truth.
 //!
 //! # Example
 //!
@@ -120,7 +120,7 @@ pub use spec::{ParamSpec, Role};
 #[cfg(feature = "alloc")]
 pub use step::{Config, Denoise, Draw, Perturbed, SmoothOut};
 pub use tensor::{
-    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d, PoolKind,
-    PoolOps, TensorBackend,
+    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    PoolKind, PoolOps, TensorBackend,
 };
 pub use unit::Unit;

@@ -122,6 +122,13 @@ impl Gemm {
     /// [`Error::LengthMismatch`] naming the operand; [`Error::InvalidSetting`]
     /// for a non-finite α or β, or sizes whose product overflows.
     pub fn validate(&self, a: usize, b: usize, c: usize) -> Result<()> {
+        self.validate_scalars()?;
+        check_len("gemm a (m·k)", product("gemm m·k", &[self.m, self.k])?, a)?;
+        check_len("gemm b (k·n)", product("gemm k·n", &[self.k, self.n])?, b)?;
+        check_len("gemm c (m·n)", product("gemm m·n", &[self.m, self.n])?, c)
+    }
+
+    fn validate_scalars(&self) -> Result<()> {
         for (name, v) in [("gemm alpha", self.alpha), ("gemm beta", self.beta)] {
             if !v.is_finite() {
                 return Err(Error::InvalidSetting {
@@ -131,9 +138,167 @@ impl Gemm {
                 });
             }
         }
-        check_len("gemm a (m·k)", product("gemm m·k", &[self.m, self.k])?, a)?;
-        check_len("gemm b (k·n)", product("gemm k·n", &[self.k, self.n])?, b)?;
-        check_len("gemm c (m·n)", product("gemm m·n", &[self.m, self.n])?, c)
+        Ok(())
+    }
+
+    /// The matrix sizes `(m·k, k·n, m·n)`, checked for overflow.
+    fn sizes(&self) -> Result<(usize, usize, usize)> {
+        Ok((
+            product("gemm m·k", &[self.m, self.k])?,
+            product("gemm k·n", &[self.k, self.n])?,
+            product("gemm m·n", &[self.m, self.n])?,
+        ))
+    }
+}
+
+/// A batch of `count` equally shaped [`Gemm`]s over matrices stored at a
+/// fixed stride in three flat buffers: matrix `i` of `x` (`a`, `b` or `c`)
+/// is the one of [`Gemm`]'s layout starting at element `i · stride_x`.
+/// A stride of 0 shares one matrix across the batch (the weights of a
+/// convolution, say); strides larger than the matrix leave gaps, which are
+/// neither read nor written. Buffers may be longer than the last matrix
+/// needs.
+///
+/// Two operations take it ([`MatmulOps::gemm_strided`],
+/// [`MatmulOps::gemm_summed`]):
+///
+/// ```text
+/// strided: c_i ← α · op(a_i) · op(b_i) + β · c_i          i = 0, 1, …, count − 1
+/// summed:  c   ← α · Σ_i op(a_i) · op(b_i) + β · c        (stride_c must be 0)
+/// ```
+///
+/// A convolution over `N` images is one strided product (`a` the shared
+/// weights, `b` the images' column matrices), and its weight gradient one
+/// summed product.
+///
+/// ```
+/// use smoothout::{Gemm, GemmBatch, MatmulOps, Reference};
+/// // Two 1 × 2 by 2 × 1 products sharing a = [1, 2].
+/// let g = Gemm::new(1, 1, 2);
+/// let batch = GemmBatch { count: 2, stride_a: 0, stride_b: 2, stride_c: 1 };
+/// let (a, b) = (vec![1.0f32, 2.0], vec![3.0, 4.0, 5.0, 6.0]);
+/// let mut c = vec![0.0; 2];
+/// Reference::new().gemm_strided(&g, &batch, &a, &b, &mut c)?;
+/// assert_eq!(c, [11.0, 17.0]);
+/// let mut sum = vec![0.0];
+/// let batch = GemmBatch { stride_c: 0, ..batch };
+/// Reference::new().gemm_summed(&g, &batch, &a, &b, &mut sum)?;
+/// assert_eq!(sum, [28.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmBatch {
+    /// Number of products (at least 1).
+    pub count: usize,
+    /// Elements from one `a` matrix to the next (0: one shared `a`).
+    pub stride_a: usize,
+    /// Elements from one `b` matrix to the next (0: one shared `b`).
+    pub stride_b: usize,
+    /// Elements from one `c` matrix to the next: at least `m·n` when
+    /// `count > 1` for the strided form (outputs must not overlap), 0 for
+    /// the summed form (one output).
+    pub stride_c: usize,
+}
+
+impl GemmBatch {
+    /// Checks a batched request against the buffer lengths: `count ≥ 1`,
+    /// α and β finite (as [`Gemm::validate`]), every addressed matrix
+    /// inside its buffer
+    ///
+    /// ```text
+    /// (count − 1) · stride_a + m·k ≤ a_len     (likewise b with k·n, c with m·n)
+    /// ```
+    ///
+    /// and, for the strided form (`summed == false`) with `count > 1`,
+    /// `stride_c ≥ m·n`; for the summed form, `stride_c == 0`. All the
+    /// arithmetic is checked: an overflow is an error, never a panic.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the field (`count`, a stride, α, β)
+    /// or the size that overflows; [`Error::LengthMismatch`] naming the
+    /// buffer a matrix runs past, with the length it needs.
+    pub fn validate(
+        &self,
+        g: &Gemm,
+        a_len: usize,
+        b_len: usize,
+        c_len: usize,
+        summed: bool,
+    ) -> Result<()> {
+        positive("gemm batch count", self.count)?;
+        g.validate_scalars()?;
+        let (ma, mb, mc) = g.sizes()?;
+        let last = self.count - 1;
+        let fits = |stride_name: &'static str,
+                    what: &'static str,
+                    stride: usize,
+                    size: usize,
+                    len: usize| {
+            let end = last
+                .checked_mul(stride)
+                .and_then(|s| s.checked_add(size))
+                .ok_or(Error::InvalidSetting {
+                    name: stride_name,
+                    value: stride as f64,
+                    expected: "(count − 1) · stride + matrix size that fits in usize",
+                })?;
+            if end > len {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected: end,
+                    actual: len,
+                });
+            }
+            Ok(())
+        };
+        fits(
+            "gemm batch stride_a",
+            "gemm batch a (at least (count − 1)·stride_a + m·k)",
+            self.stride_a,
+            ma,
+            a_len,
+        )?;
+        fits(
+            "gemm batch stride_b",
+            "gemm batch b (at least (count − 1)·stride_b + k·n)",
+            self.stride_b,
+            mb,
+            b_len,
+        )?;
+        if summed {
+            if self.stride_c != 0 {
+                return Err(Error::InvalidSetting {
+                    name: "gemm batch stride_c",
+                    value: self.stride_c as f64,
+                    expected: "0 for a summed product (one output matrix)",
+                });
+            }
+        } else if self.count > 1 && self.stride_c < mc {
+            return Err(Error::InvalidSetting {
+                name: "gemm batch stride_c",
+                value: self.stride_c as f64,
+                expected: "at least m·n when count > 1 (outputs must not overlap)",
+            });
+        }
+        fits(
+            "gemm batch stride_c",
+            "gemm batch c (at least (count − 1)·stride_c + m·n)",
+            self.stride_c,
+            mc,
+            c_len,
+        )
+    }
+
+    /// The element ranges of matrix `i` of `a`, `b` and `c` (meaningful
+    /// once [`GemmBatch::validate`] passed and `i < count`).
+    #[must_use]
+    pub fn ranges(&self, g: &Gemm, i: usize) -> [core::ops::Range<usize>; 3] {
+        let at = |stride: usize, size: usize| i * stride..i * stride + size;
+        [
+            at(self.stride_a, g.m * g.k),
+            at(self.stride_b, g.k * g.n),
+            at(self.stride_c, g.m * g.n),
+        ]
     }
 }
 
@@ -471,6 +636,53 @@ pub trait MatmulOps: BackendTypes {
     fn gemm(
         &self,
         g: &Gemm,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        c: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// `count` independent products at fixed strides (see [`GemmBatch`]):
+    ///
+    /// ```text
+    /// c_i ← α · op(a_i) · op(b_i) + β · c_i      i = 0, 1, …, count − 1
+    /// ```
+    ///
+    /// Each product is one [`MatmulOps::gemm`] on the matrices' elements,
+    /// with the same rounding (a backend may run them in any order or at
+    /// once, since the outputs do not overlap). With `β = 0` no `c_i` is
+    /// read; elements of `c` outside every `c_i` are left alone.
+    ///
+    /// # Errors
+    /// As [`GemmBatch::validate`] with `summed = false`.
+    fn gemm_strided(
+        &self,
+        g: &Gemm,
+        batch: &GemmBatch,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        c: &mut Self::Buffer,
+    ) -> Result<()>;
+
+    /// The sum of `count` products into one `m × n` matrix at the start of
+    /// `c` (see [`GemmBatch`]; `stride_c` must be 0):
+    ///
+    /// ```text
+    /// c ← α · Σ_i op(a_i) · op(b_i) + β · c
+    /// ```
+    ///
+    /// The reference computes it as `count` GEMMs in order into the same
+    /// `c`, the first with the request's β and every later one with β = 1
+    /// (so with β = 1 a gradient accumulates, and with β = 0 `c` is not
+    /// read). A backend may sum in another order — a GPU, say, all products
+    /// at once and then one reduction — so backends are compared within the
+    /// GEMM bound with `k` replaced by `count · k`.
+    ///
+    /// # Errors
+    /// As [`GemmBatch::validate`] with `summed = true`.
+    fn gemm_summed(
+        &self,
+        g: &Gemm,
+        batch: &GemmBatch,
         a: &Self::Buffer,
         b: &Self::Buffer,
         c: &mut Self::Buffer,

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, Pool2d, PoolKind};
+use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
 
 /// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
 /// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
@@ -44,6 +44,50 @@ pub fn gemm<T: Real>(g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
                 alpha * acc + beta * *out
             };
         }
+    }
+    Ok(())
+}
+
+/// `c_i ← α · op(a_i) · op(b_i) + β · c_i` for `i = 0, 1, …, count − 1`
+/// (see [`GemmBatch`]): one [`gemm`] per product, on the matrices' elements,
+/// in order.
+///
+/// # Errors
+/// As [`GemmBatch::validate`] with `summed = false`.
+pub fn gemm_strided<T: Real>(
+    g: &Gemm,
+    batch: &GemmBatch,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+) -> Result<()> {
+    batch.validate(g, a.len(), b.len(), c.len(), false)?;
+    for i in 0..batch.count {
+        let [ra, rb, rc] = batch.ranges(g, i);
+        gemm(g, &a[ra], &b[rb], &mut c[rc])?;
+    }
+    Ok(())
+}
+
+/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`]), as `count`
+/// [`gemm`]s in order into the first `m·n` elements of `c`: the first with
+/// the request's β, every later one with β = 1.
+///
+/// # Errors
+/// As [`GemmBatch::validate`] with `summed = true`.
+pub fn gemm_summed<T: Real>(
+    g: &Gemm,
+    batch: &GemmBatch,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+) -> Result<()> {
+    batch.validate(g, a.len(), b.len(), c.len(), true)?;
+    let rest = g.scaled(g.alpha, 1.0);
+    for i in 0..batch.count {
+        let [ra, rb, rc] = batch.ranges(g, i);
+        let gi = if i == 0 { g } else { &rest };
+        gemm(gi, &a[ra], &b[rb], &mut c[rc])?;
     }
     Ok(())
 }
@@ -576,6 +620,26 @@ mod backend {
     impl<T: Real> MatmulOps for Reference<T> {
         fn gemm(&self, g: &Gemm, a: &Vec<T>, b: &Vec<T>, c: &mut Vec<T>) -> Result<()> {
             gemm(g, a, b, c)
+        }
+        fn gemm_strided(
+            &self,
+            g: &Gemm,
+            batch: &GemmBatch,
+            a: &Vec<T>,
+            b: &Vec<T>,
+            c: &mut Vec<T>,
+        ) -> Result<()> {
+            gemm_strided(g, batch, a, b, c)
+        }
+        fn gemm_summed(
+            &self,
+            g: &Gemm,
+            batch: &GemmBatch,
+            a: &Vec<T>,
+            b: &Vec<T>,
+            c: &mut Vec<T>,
+        ) -> Result<()> {
+            gemm_summed(g, batch, a, b, c)
         }
     }
 

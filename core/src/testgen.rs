@@ -92,9 +92,29 @@ use num_traits::{One, Zero};
 /// smoothout::backend_tests!(reference_f64, Reference::<f64>::new(), |v: Vec<f64>| v);
 /// # fn main() {}
 /// ```
+///
+/// A backend that may be unavailable (no GPU, no driver) is written with
+/// `try`: the expression is a `Result<B, E>` with `E: Display`, and every
+/// test prints `skipped: <reason>` and passes when it is an `Err`:
+///
+/// ```text
+/// backend_tests!(try cuda_f32, Cuda::new(), |v: Vec<f32>| upload(v));
+/// ```
 #[macro_export]
 macro_rules! backend_tests {
+    (try $name:ident, $backend:expr, $make:expr $(,)?) => {
+        $crate::backend_tests!(@module $name, (match $backend {
+            Ok(b) => b,
+            Err(e) => {
+                std::eprintln!("skipped: {e}");
+                return;
+            }
+        }), $make, usize::MAX);
+    };
     ($name:ident, $backend:expr, $make:expr, max_len = $max:expr $(,)?) => {
+        $crate::backend_tests!(@module $name, $backend, $make, $max);
+    };
+    (@module $name:ident, $backend:expr, $make:expr, $max:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;

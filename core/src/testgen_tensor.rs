@@ -17,6 +17,10 @@
 //! | quantity | tolerance | why |
 //! |---|---|---|
 //! | `gemm` | `|c − c_ref| ≤ 2 (k + 2) ε (|α| Σ_p |a_ip| |b_pj| + |β| |c_ij|)` | a backend may sum the `k` products in another order, blocked or with FMA. Each of the two results is within `γ_k Σ |a||b|` of the exact dot product (`γ_k ≈ k ε`, Higham, *Accuracy and Stability*, §3.1), and the scaling by α and the addition of `β c` add two more roundings; the difference of two such results is bounded by twice that |
+//! | `gemm_strided` | the `gemm` bound, per product `c_i` | each product is one GEMM on its own matrices |
+//! | `gemm_summed` | the `gemm` bound with `k` replaced by `count · k` and `Σ_p` by `Σ_i Σ_p` | a backend may add the `count · k` products in another order (a GPU: all products, then one reduction). In the reference's order (one GEMM per product into the same `c`) each term passes through at most `k + 1 + count ≤ count · k + 2` roundings (its dot product, the scaling by α, the running sum), so each result is within half the bound of the exact sum |
+//! | batched, the reference itself | the same bounds, against the exact sum evaluated in `f64` | pins the reference's definition (strides, β on the first product only) independently of any backend |
+//! | batched, elements of `c` outside every addressed matrix | bit-identical (untouched) | gaps between strided outputs and the buffer's tail are neither read nor written |
 //! | `im2col`, `col2im` | bit-identical | copies; `col2im` adds each image's entries in the same order (per image, rows then columns) |
 //! | `pool_forward`, `pool_backward` | bit-identical | the same window order per plane; max picks the first maximal element |
 //! | `batch_norm_stats`, `_forward`, `_backward` | bit-identical | `f64` sums over each channel in (sample, position) order, element-wise formulas in `f64`, one rounding to `Elem` |
@@ -32,7 +36,7 @@ use alloc::vec::Vec;
 
 use crate::error::Error;
 use crate::real::Real;
-use crate::tensor::{BatchNorm, Conv2d, Gemm, Pool2d, PoolKind, TensorBackend};
+use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
 use crate::tensor::{BatchNormOps, MapOps};
 use crate::tensor_reference as r;
 use num_traits::float::FloatCore;
@@ -69,6 +73,9 @@ macro_rules! tensor_backend_tests {
                 gemm_beta_zero_ignores_c,
                 gemm_known_answer,
                 gemm_rejects_bad_requests,
+                gemm_strided_all_transposes,
+                gemm_summed_all_transposes,
+                gemm_batched_rejects_bad_requests,
                 im2col_and_col2im,
                 im2col_col2im_adjoint,
                 conv_rejects_bad_requests,
@@ -147,6 +154,13 @@ const GEMM_SHAPES: [(usize, usize, usize); 8] = [
     (4, 0, 5),
 ];
 
+/// The GEMM bound of the module's table, `2 (k + 2) ε (|α| mag + |β| |c|)`,
+/// for a reduction of `k` products whose absolute values sum to `mag`, onto
+/// an old `c` of absolute value `cm` (0 when β = 0).
+fn gemm_bound(eps: f64, k: usize, g: &Gemm, mag: f64, cm: f64) -> f64 {
+    2.0 * (k as f64 + 2.0) * eps * (g.alpha.abs() * mag + g.beta.abs() * cm)
+}
+
 /// Runs `g` on the backend and the reference and checks the bound in the
 /// module's table.
 fn gemm_case<B, F>(backend: &B, make: &F, g: Gemm, salt: u64)
@@ -187,7 +201,7 @@ where
             } else {
                 Real::to_f64(c0[i * g.n + j]).abs()
             };
-            let tol = 2.0 * (g.k as f64 + 2.0) * eps * (g.alpha.abs() * mag + g.beta.abs() * cm);
+            let tol = gemm_bound(eps, g.k, &g, mag, cm);
             let (x, y) = (
                 Real::to_f64(got[i * g.n + j]),
                 Real::to_f64(want[i * g.n + j]),
@@ -272,6 +286,286 @@ where
     expect_err("beta", backend.gemm(&bad, &z(15), &z(20), &mut z(12)));
     let huge = Gemm::new(usize::MAX, 2, 2);
     expect_err("overflow", backend.gemm(&huge, &z(1), &z(4), &mut z(1)));
+}
+
+/// `(m, n, k, count)` for the batched forms: ones, odd sizes, more than one
+/// 64-row block, an empty reduction, empty outputs.
+const BATCH_SHAPES: [(usize, usize, usize, usize); 6] = [
+    (1, 1, 1, 1),
+    (3, 5, 7, 4),
+    (17, 13, 65, 3),
+    (70, 9, 33, 2),
+    (2, 3, 0, 3),
+    (0, 4, 5, 3),
+];
+
+/// The batch layouts of a shape: packed, with gaps, `a` shared (stride 0),
+/// `b` shared with a gap after each output. `stride_c` is 0 when `summed`.
+fn batch_layouts(g: &Gemm, count: usize, summed: bool) -> [GemmBatch; 4] {
+    let (ma, mb, mc) = (g.m * g.k, g.k * g.n, g.m * g.n);
+    let sc = |s: usize| if summed { 0 } else { s };
+    let batch = |stride_a, stride_b, stride_c| GemmBatch {
+        count,
+        stride_a,
+        stride_b,
+        stride_c: sc(stride_c),
+    };
+    [
+        batch(ma, mb, mc),
+        batch(ma + 3, mb + 1, mc + 2),
+        batch(0, mb, mc),
+        batch(ma, 0, mc + 1),
+    ]
+}
+
+/// Runs a batched request on the backend and the reference, with one spare
+/// element after the last matrix of each buffer, and with `c` all NaN when
+/// β = 0 (so reading it would show). Checks the module's bounds for every
+/// addressed element of `c` (backend against reference, reference against
+/// the exact sum in `f64`) and that every other element is untouched.
+fn gemm_batch_case<B, F>(backend: &B, make: &F, g: Gemm, batch: GemmBatch, summed: bool, salt: u64)
+where
+    B: TensorBackend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    let (ma, mb, mc) = (g.m * g.k, g.k * g.n, g.m * g.n);
+    let span = |stride: usize, size: usize| (batch.count - 1) * stride + size + 1;
+    let a: Vec<B::Elem> = data(span(batch.stride_a, ma), salt);
+    let b: Vec<B::Elem> = data(span(batch.stride_b, mb), salt + 1);
+    let mut c0: Vec<B::Elem> = data(span(batch.stride_c, mc), salt + 2);
+    if g.beta == 0.0 {
+        c0.fill(B::Elem::nan());
+    }
+    let what = if summed {
+        "gemm_summed"
+    } else {
+        "gemm_strided"
+    };
+    let mut want = c0.clone();
+    let mut c = make(c0.clone());
+    let (ab, bb) = (make(a.clone()), make(b.clone()));
+    if summed {
+        r::gemm_summed(&g, &batch, &a, &b, &mut want).expect("reference gemm_summed");
+        backend
+            .gemm_summed(&g, &batch, &ab, &bb, &mut c)
+            .expect("gemm_summed");
+    } else {
+        r::gemm_strided(&g, &batch, &a, &b, &mut want).expect("reference gemm_strided");
+        backend
+            .gemm_strided(&g, &batch, &ab, &bb, &mut c)
+            .expect("gemm_strided");
+    }
+    let got = read(backend, &c);
+    let eps = Real::to_f64(B::Elem::epsilon());
+    let at = |q: usize, i: usize, p: usize| {
+        let o = q * batch.stride_a;
+        Real::to_f64(if g.trans_a {
+            a[o + p * g.m + i]
+        } else {
+            a[o + i * g.k + p]
+        })
+    };
+    let bt = |q: usize, p: usize, j: usize| {
+        let o = q * batch.stride_b;
+        Real::to_f64(if g.trans_b {
+            b[o + j * g.k + p]
+        } else {
+            b[o + p * g.n + j]
+        })
+    };
+    let mut addressed = vec![false; c0.len()];
+    let outputs = if summed { 1 } else { batch.count };
+    for o in 0..outputs {
+        let products = if summed { 0..batch.count } else { o..o + 1 };
+        for i in 0..g.m {
+            for j in 0..g.n {
+                let idx = o * batch.stride_c + i * g.n + j;
+                addressed[idx] = true;
+                let (mut sum, mut mag) = (0.0, 0.0);
+                for q in products.clone() {
+                    for p in 0..g.k {
+                        let v = at(q, i, p) * bt(q, p, j);
+                        sum += v;
+                        mag += v.abs();
+                    }
+                }
+                let old = Real::to_f64(c0[idx]);
+                let (exact, cm) = if g.beta == 0.0 {
+                    (g.alpha * sum, 0.0)
+                } else {
+                    (g.alpha * sum + g.beta * old, old.abs())
+                };
+                let tol = gemm_bound(eps, products.len() * g.k, &g, mag, cm);
+                let (x, y) = (Real::to_f64(got[idx]), Real::to_f64(want[idx]));
+                assert!(
+                    (x - y).abs() <= tol,
+                    "{what} {g:?} {batch:?}: c[{idx}] = {x}, reference {y}, bound {tol}"
+                );
+                assert!(
+                    (y - exact).abs() <= tol,
+                    "reference {what} {g:?} {batch:?}: c[{idx}] = {y}, exact {exact}, bound {tol}"
+                );
+            }
+        }
+    }
+    let untouched = |v: &[B::Elem]| -> Vec<B::Elem> {
+        v.iter()
+            .zip(&addressed)
+            .filter(|(_, &hit)| !hit)
+            .map(|(&v, _)| v)
+            .collect()
+    };
+    let rest = untouched(&c0);
+    same_bits(
+        &format!("{what} {g:?} {batch:?}: untouched elements"),
+        &untouched(&got),
+        &rest,
+    );
+    same_bits(
+        &format!("reference {what} {g:?} {batch:?}: untouched elements"),
+        &untouched(&want),
+        &rest,
+    );
+}
+
+/// `α/β` pairs of the batched bodies: β = 0 (with NaN in `c`), β = 1 (a
+/// gradient accumulating) and a general pair.
+const BATCH_SCALARS: [(f64, f64); 3] = [(1.0, 0.0), (0.5, 1.0), (-1.25, -0.75)];
+
+/// `gemm_strided` on every shape, layout (packed, gaps, `a` or `b` shared
+/// by stride 0), transpose and α/β pair, within the GEMM bound; β = 0 with
+/// NaN in `c` does not read it; gaps are left alone.
+pub fn gemm_strided_all_transposes<B, F>(backend: &B, make: &F)
+where
+    B: TensorBackend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    for (s, &(m, n, k, count)) in BATCH_SHAPES.iter().enumerate() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in BATCH_SCALARS {
+                let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
+                for batch in batch_layouts(&g, count, false) {
+                    gemm_batch_case(backend, make, g, batch, false, 20 * s as u64);
+                }
+            }
+        }
+    }
+}
+
+/// `gemm_summed` on every shape, layout, transpose and α/β pair, within the
+/// GEMM bound with `k` replaced by `count · k`; β = 0 with NaN in `c` does
+/// not read it; β ≠ 0 applies to the old `c` once.
+pub fn gemm_summed_all_transposes<B, F>(backend: &B, make: &F)
+where
+    B: TensorBackend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    for (s, &(m, n, k, count)) in BATCH_SHAPES.iter().enumerate() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in BATCH_SCALARS {
+                let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
+                for batch in batch_layouts(&g, count, true) {
+                    gemm_batch_case(backend, make, g, batch, true, 30 * s as u64);
+                }
+            }
+        }
+    }
+}
+
+/// `Err(InvalidSetting)` naming `name`.
+fn expect_setting<T: core::fmt::Debug>(what: &str, name: &str, r: crate::Result<T>) {
+    match r {
+        Err(Error::InvalidSetting { name: n, .. }) if n.contains(name) => {}
+        other => panic!("{what}: expected InvalidSetting naming {name:?}, got {other:?}"),
+    }
+}
+
+/// Both batched forms: no products, a matrix past the end of each buffer,
+/// non-finite scalars, sizes and strides that overflow; the strided form's
+/// overlapping outputs and the summed form's non-zero `stride_c`.
+pub fn gemm_batched_rejects_bad_requests<B, F>(backend: &B, make: &F)
+where
+    B: TensorBackend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    let g = Gemm::new(3, 4, 5);
+    let z = |n| make(vec![B::Elem::zero(); n]);
+    let packed = GemmBatch {
+        count: 3,
+        stride_a: 15,
+        stride_b: 20,
+        stride_c: 12,
+    };
+    let summed = GemmBatch {
+        stride_c: 0,
+        ..packed
+    };
+    // One form (summed or strided) with `a`, `b`, `c` of the given lengths.
+    let run = |summed: bool, g: Gemm, batch: GemmBatch, (a, b, c): (usize, usize, usize)| {
+        if summed {
+            backend.gemm_summed(&g, &batch, &z(a), &z(b), &mut z(c))
+        } else {
+            backend.gemm_strided(&g, &batch, &z(a), &z(b), &mut z(c))
+        }
+    };
+    let (ls, lsum) = ((45, 60, 36), (45, 60, 12));
+    // The valid requests pass, so each rejection below is for its reason.
+    run(false, g, packed, ls).expect("valid strided request");
+    run(true, g, summed, lsum).expect("valid summed request");
+    for (form, batch, lens) in [(false, packed, ls), (true, summed, lsum)] {
+        let (la, lb, lc) = lens;
+        let what = |case: &str| format!("{} {case}", if form { "summed" } else { "strided" });
+        let count0 = GemmBatch { count: 0, ..batch };
+        expect_setting(&what("count 0"), "count", run(form, g, count0, lens));
+        expect_err(&what("a short"), run(form, g, batch, (la - 1, lb, lc)));
+        expect_err(&what("b short"), run(form, g, batch, (la, lb - 1, lc)));
+        expect_err(&what("c short"), run(form, g, batch, (la, lb, lc - 1)));
+        let bad = g.scaled(f64::NAN, 0.0);
+        expect_setting(&what("alpha"), "alpha", run(form, bad, batch, lens));
+        let bad = g.scaled(1.0, f64::INFINITY);
+        expect_setting(&what("beta"), "beta", run(form, bad, batch, lens));
+        let huge = Gemm::new(usize::MAX, 2, 2);
+        expect_err(&what("m·k overflows"), run(form, huge, batch, lens));
+        // (count − 1) · stride overflows, then the addition of the size.
+        let big = GemmBatch {
+            stride_a: usize::MAX / 2 + 1,
+            ..batch
+        };
+        expect_setting(&what("stride_a · 2"), "stride_a", run(form, g, big, lens));
+        let big = GemmBatch {
+            count: 2,
+            stride_b: usize::MAX - 5,
+            ..batch
+        };
+        expect_setting(&what("stride_b + k·n"), "stride_b", run(form, g, big, lens));
+    }
+    // Strided: overlapping outputs (also a shared one), and an overflowing
+    // output stride; one product needs no output stride.
+    for stride_c in [11, 0] {
+        let overlap = GemmBatch { stride_c, ..packed };
+        expect_setting(
+            &format!("strided stride_c {stride_c}"),
+            "stride_c",
+            run(false, g, overlap, ls),
+        );
+    }
+    let one = GemmBatch {
+        count: 1,
+        stride_c: 0,
+        ..packed
+    };
+    run(false, g, one, (15, 20, 12)).expect("one product, stride_c 0");
+    let big = GemmBatch {
+        stride_c: usize::MAX,
+        ..packed
+    };
+    expect_setting(
+        "strided stride_c overflows",
+        "stride_c",
+        run(false, g, big, ls),
+    );
+    // Summed: one output, so stride_c must be 0.
+    expect_setting("summed stride_c 12", "stride_c", run(true, g, packed, ls));
 }
 
 /// Convolutions: padding, strides, rectangular kernels and images, 1 × 1,

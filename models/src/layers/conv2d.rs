@@ -2,7 +2,7 @@
 
 use super::{bad_shape, no_cache, uniform_init, Layer};
 use crate::data::seeded_rng;
-use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
+use smoothout::{Gemm, GemmBatch, ParamSpec, Result, TensorBackend};
 
 /// A square-kernel convolution over `NCHW` images, zero padding, one
 /// stride, with bias:
@@ -13,8 +13,10 @@ use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
 /// dW   += Σ_n dy_n · col_nᵀ      db += Σ_{n, p} dy_n      dx = col2im(Wᵀ · dy_n)
 /// ```
 ///
-/// One GEMM per image (the column matrix of the batch is kept for the
-/// backward pass).
+/// The batch's column matrix is kept for the backward pass. Each product
+/// over the images is one batched GEMM ([`smoothout::GemmBatch`]): `y` and
+/// `dcol` one strided product with the weights shared, `dW` one summed
+/// product.
 ///
 /// ```
 /// use smoothout::Reference;
@@ -128,14 +130,19 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         b.im2col(&conv, x, &mut col)?;
         let f = self.filters;
         let mut y = b.zeros(n * f * cols)?;
-        let mut col_n = b.zeros(rows * cols)?;
-        let mut y_n = b.zeros(f * cols)?;
-        let g = Gemm::new(f, cols, rows);
-        for i in 0..n {
-            b.copy_range(&col, i * rows * cols, &mut col_n, 0, rows * cols)?;
-            b.gemm(&g, &self.params[0], &col_n, &mut y_n)?;
-            b.copy_range(&y_n, 0, &mut y, i * f * cols, f * cols)?;
-        }
+        let images = GemmBatch {
+            count: n,
+            stride_a: 0,
+            stride_b: rows * cols,
+            stride_c: f * cols,
+        };
+        b.gemm_strided(
+            &Gemm::new(f, cols, rows),
+            &images,
+            &self.params[0],
+            &col,
+            &mut y,
+        )?;
         if self.bias {
             b.add_bias(&self.params[1], cols, &mut y)?;
         }
@@ -150,21 +157,28 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         let (conv, col) = self.cache.as_ref().ok_or_else(no_cache)?;
         let (n, rows, cols, f) = (conv.batch, conv.col_rows(), conv.col_cols(), self.filters);
         smoothout::tensor::check_len("conv dy (N·F·H'·W')", n * f * cols, b.len(dy))?;
-        let mut dcol = b.zeros(n * rows * cols)?;
-        let mut col_n = b.zeros(rows * cols)?;
-        let mut dy_n = b.zeros(f * cols)?;
-        let mut dcol_n = b.zeros(rows * cols)?;
+        // dW += Σ_n dy_n · col_nᵀ: β = 1 on every product, so the gradient
+        // accumulates onto what is already there.
         let gw = Gemm::new(f, rows, cols)
             .transposed(false, true)
             .scaled(1.0, 1.0);
+        let per_image = GemmBatch {
+            count: n,
+            stride_a: f * cols,
+            stride_b: rows * cols,
+            stride_c: 0,
+        };
+        b.gemm_summed(&gw, &per_image, dy, col, &mut self.grads[0])?;
+        // dcol_n = Wᵀ · dy_n, the weights shared across the batch.
+        let mut dcol = b.zeros(n * rows * cols)?;
         let gx = Gemm::new(rows, cols, f).transposed(true, false);
-        for i in 0..n {
-            b.copy_range(col, i * rows * cols, &mut col_n, 0, rows * cols)?;
-            b.copy_range(dy, i * f * cols, &mut dy_n, 0, f * cols)?;
-            b.gemm(&gw, &dy_n, &col_n, &mut self.grads[0])?;
-            b.gemm(&gx, &self.params[0], &dy_n, &mut dcol_n)?;
-            b.copy_range(&dcol_n, 0, &mut dcol, i * rows * cols, rows * cols)?;
-        }
+        let shared = GemmBatch {
+            count: n,
+            stride_a: 0,
+            stride_b: f * cols,
+            stride_c: rows * cols,
+        };
+        b.gemm_strided(&gx, &shared, &self.params[0], dy, &mut dcol)?;
         if self.bias {
             let mut db = b.zeros(f)?;
             b.bias_grad(dy, cols, &mut db)?;

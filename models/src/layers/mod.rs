@@ -37,10 +37,10 @@
 //!   nothing, except that Dropout in eval mode passes gradients through).
 //!   Called without one it returns [`Error::InvalidSetting`] named
 //!   `"backward before forward"`.
-//! * The tensor ops have no batched GEMM yet, so [`Conv2d`] runs one GEMM
-//!   per image, moving image-sized ranges with
-//!   [`smoothout::BufferOps::copy_range`]; [`BatchNorm`]'s ghost batches are
-//!   cut out the same way.
+//! * [`Conv2d`] runs each product over the images as one batched GEMM
+//!   ([`smoothout::GemmBatch`]: strided for `y` and `dcol`, summed for
+//!   `dW`); [`BatchNorm`]'s ghost batches are cut out with
+//!   [`smoothout::BufferOps::copy_range`].
 //!
 //! # Example
 //!
