@@ -1,1 +1,527 @@
-//! The CUDA backend (cudarc with dynamic loading, NVRTC kernels, cuBLAS) will live here; nothing is implemented yet.
+//! The CUDA backend of [`smoothout`]: every backend trait on one NVIDIA GPU,
+//! through [`cudarc`].
+//!
+//! CUDA is loaded at run time (cudarc's dynamic loading), so this crate
+//! builds on any machine; [`Cuda::new`] checks that the driver, NVRTC and
+//! cuBLAS can be loaded and that a device exists, and returns a typed
+//! [`CudaError`] naming what is missing instead of panicking. The kernels
+//! are CUDA C files under `backend-cuda/kernels/`, compiled for the device
+//! by NVRTC when the backend is created and kept with it; GEMM goes through
+//! cuBLAS.
+//!
+//! What is bit-identical to the CPU backend and the reference, and what is
+//! compared within a bound, is listed in `backend-cuda/README.md`: noise,
+//! perturbation, de-noising, the fused update, row norms and AdaSmoothOut
+//! scales are bit-identical (the same Philox words, the same roundings, the
+//! same 32-lane sums); GEMM, convolution and the reductions of batch
+//! normalisation and the loss are summed in another order.
+//!
+//! ```no_run
+//! use smoothout::{BufferOps, Noise, NoiseKey, NoiseOps};
+//! use smoothout_cuda::Cuda;
+//!
+//! let gpu = Cuda::new()?; // a typed error, not a panic, without a GPU
+//! let mut theta = gpu.zeros(1 << 20)?;
+//! gpu.fill_noise(NoiseKey::for_draw(0, 1, 0, 2), &Noise::uniform(0.05)?, &mut theta)?;
+//! let host = gpu.to_vec(&theta)?; // the CPU backend's bits
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+pub mod kernels;
+mod tensor;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
+use smoothout::reference::{self, Scale};
+use smoothout::tensor::check_len;
+use smoothout::unit::bernoulli_threshold;
+use smoothout::{
+    BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
+    PerturbOps, Result, Sgd, Unit, UpdateOps,
+};
+
+pub use error::{probe, CudaError, Library};
+
+use error::device;
+
+/// Threads per block of every launch.
+const THREADS: u32 = 256;
+/// The most blocks of a grid-stride launch.
+const MAX_BLOCKS: u64 = 1 << 16;
+
+/// One CUDA device with its stream, cuBLAS handle and compiled kernels.
+///
+/// Cloning is cheap and shares everything. Buffers are `CudaSlice<f32>`;
+/// every operation is queued on the backend's one stream, so operations run
+/// in the order they are called, and [`BufferOps::to_vec`] waits for them.
+#[derive(Clone)]
+pub struct Cuda {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    arch: String,
+    functions: HashMap<&'static str, CudaFunction>,
+    /// Passed where a kernel's pointer argument is unused.
+    dummy: CudaSlice<f32>,
+}
+
+impl core::fmt::Debug for Cuda {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cuda")
+            .field("ordinal", &self.inner.ctx.ordinal())
+            .field("arch", &self.inner.arch)
+            .finish_non_exhaustive()
+    }
+}
+
+fn driver(op: &'static str) -> impl Fn(cudarc::driver::DriverError) -> CudaError {
+    move |e| CudaError::Driver {
+        op,
+        name: error::driver_name(&e),
+    }
+}
+
+impl Cuda {
+    /// The backend on device 0.
+    ///
+    /// # Errors
+    /// As [`Cuda::with_device`].
+    pub fn new() -> core::result::Result<Self, CudaError> {
+        Self::with_device(0)
+    }
+
+    /// The backend on device `ordinal`: loads the driver, NVRTC and cuBLAS,
+    /// compiles every kernel for the device's architecture, and creates a
+    /// stream and a cuBLAS handle.
+    ///
+    /// # Errors
+    /// [`CudaError::MissingLibrary`] when a library cannot be loaded (the
+    /// message says how to install it); [`CudaError::NoDevice`] when the
+    /// driver sees no such device; [`CudaError::Compile`] when a kernel does
+    /// not compile for this device; [`CudaError::Driver`] or
+    /// [`CudaError::Cublas`] when setting up fails.
+    pub fn with_device(ordinal: usize) -> core::result::Result<Self, CudaError> {
+        probe(Library::Driver)?;
+        // cuInit fails with CUDA_ERROR_NO_DEVICE on a machine without a GPU.
+        let count = match CudaContext::device_count() {
+            Ok(n) => usize::try_from(n).unwrap_or(0),
+            Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_NO_DEVICE => 0,
+            Err(e) => return Err(driver("count the devices")(e)),
+        };
+        if ordinal >= count {
+            return Err(CudaError::NoDevice { ordinal, count });
+        }
+        probe(Library::Nvrtc)?;
+        probe(Library::Cublas)?;
+        let ctx = CudaContext::new(ordinal).map_err(driver("create a context"))?;
+        // One stream, used in order: cudarc's per-buffer event tracking
+        // (for several streams) would only add driver calls.
+        // SAFETY: no buffer exists yet, and every operation of this backend
+        // runs on its one stream.
+        unsafe { ctx.disable_event_tracking() };
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(driver("read the compute capability"))?;
+        let arch = format!("compute_{major}{minor}");
+        let mut functions = HashMap::new();
+        for m in &kernels::MODULES {
+            let ptx = kernels::compile(m, &arch)?;
+            let module = ctx.load_module(ptx).map_err(driver("load a PTX module"))?;
+            for &k in m.kernels {
+                let f = module.load_function(k).map_err(driver("find a kernel"))?;
+                functions.insert(k, f);
+            }
+        }
+        let stream = ctx.new_stream().map_err(driver("create a stream"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Cublas {
+            name: error::cublas_name(&e),
+        })?;
+        let dummy = stream
+            .alloc_zeros::<f32>(1)
+            .map_err(driver("allocate memory"))?;
+        Ok(Cuda {
+            inner: Arc::new(Inner {
+                ctx,
+                stream,
+                blas,
+                arch,
+                functions,
+                dummy,
+            }),
+        })
+    }
+
+    /// The device's name (`"NVIDIA H100 80GB HBM3"`).
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the driver call fails.
+    pub fn device_name(&self) -> Result<String> {
+        self.inner.ctx.name().map_err(device("device name"))
+    }
+
+    /// The PTX architecture the kernels were compiled for (`"compute_90"`).
+    #[must_use]
+    pub fn arch(&self) -> &str {
+        &self.inner.arch
+    }
+
+    /// The backend's stream (to record events or share buffers with other
+    /// cudarc code, e.g. candle).
+    #[must_use]
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+
+    /// Waits until every queued operation has finished.
+    ///
+    /// # Errors
+    /// [`Error::Device`] with the first asynchronous failure.
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner
+            .stream
+            .synchronize()
+            .map_err(device("synchronize"))
+    }
+
+    pub(crate) fn blas(&self) -> &CudaBlas {
+        &self.inner.blas
+    }
+
+    pub(crate) fn function(&self, name: &'static str) -> &CudaFunction {
+        // Every name used by the backend is in `kernels::MODULES`, whose
+        // kernels were all found when the backend was created.
+        &self.inner.functions[name]
+    }
+}
+
+/// A grid-stride launch over `work` items.
+pub(crate) fn grid(work: u64) -> LaunchConfig {
+    let blocks = work.div_ceil(u64::from(THREADS)).clamp(1, MAX_BLOCKS) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// A launch with one warp per row.
+fn warp_rows(rows: u64) -> LaunchConfig {
+    grid(rows.saturating_mul(32))
+}
+
+/// Launches kernel `$kernel` with `$cfg` and the arguments, mapping a
+/// failure to [`Error::Device`] for operation `$op`.
+macro_rules! launch {
+    ($self:expr, $op:expr, $kernel:expr, $cfg:expr; $($arg:expr),* $(,)?) => {{
+        let f = $self.function($kernel);
+        let mut l = $self.stream().launch_builder(f);
+        $( l.arg($arg); )*
+        // SAFETY: the argument list matches the kernel's signature in
+        // kernels/*.cu (types and order), and every buffer is at least as
+        // long as the lengths passed with it (checked by the caller).
+        unsafe { l.launch($cfg) }
+            .map(drop)
+            .map_err($crate::error::device($op))
+    }};
+}
+pub(crate) use launch;
+
+/// The number of rows, once [`reference::check_rows`] passed.
+fn rows_of(len: usize, cols: usize, rows: usize) -> Result<u64> {
+    reference::check_rows(len, cols, rows)?;
+    Ok(rows as u64)
+}
+
+fn unit_code(unit: Unit) -> i32 {
+    match unit {
+        Unit::Uniform => 0,
+        Unit::Gaussian => 1,
+    }
+}
+
+/// θ's scaling as the kernels take it: mode, fixed scale, per-row scales
+/// (a dummy buffer when unused) and the row length.
+struct ScaleArgs<'a> {
+    mode: i32,
+    s: f32,
+    scales: &'a CudaSlice<f32>,
+    cols: u64,
+}
+
+impl Cuda {
+    fn scale_args<'a>(&'a self, n: usize, noise: &NoiseOf<'a, Self>) -> Result<ScaleArgs<'a>> {
+        let dummy = &self.inner.dummy;
+        Ok(match noise.scale {
+            Scale::Fixed(s) => ScaleArgs {
+                mode: 0,
+                s,
+                scales: dummy,
+                cols: 1,
+            },
+            Scale::PerElement(s) => ScaleArgs {
+                mode: 1,
+                s,
+                scales: dummy,
+                cols: 1,
+            },
+            Scale::Rows { cols, scales } => {
+                if cols == 0 {
+                    return Err(Error::InvalidSetting {
+                        name: "row length (cols)",
+                        value: 0.0,
+                        expected: "at least 1",
+                    });
+                }
+                check_len(
+                    "per-row scales (one per row)",
+                    n.div_ceil(cols),
+                    scales.len(),
+                )?;
+                ScaleArgs {
+                    mode: 2,
+                    s: 0.0,
+                    scales,
+                    cols: cols as u64,
+                }
+            }
+        })
+    }
+
+    fn perturb_or_denoise(
+        &self,
+        kernel: &'static str,
+        w: &mut CudaSlice<f32>,
+        noise: &NoiseOf<'_, Self>,
+    ) -> Result<()> {
+        let n = w.len();
+        let a = self.scale_args(n, noise)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let [k0, k1] = noise.key.0;
+        let unit = unit_code(noise.unit);
+        let n = n as u64;
+        launch!(self, kernel, kernel, grid(n.div_ceil(4));
+            w, &n, &k0, &k1, &unit, &a.mode, &a.s, a.scales, &a.cols)
+    }
+}
+
+impl BackendTypes for Cuda {
+    type Elem = f32;
+    type Buffer = CudaSlice<f32>;
+    fn len(&self, buf: &CudaSlice<f32>) -> usize {
+        buf.len()
+    }
+}
+
+impl NoiseOps for Cuda {
+    fn fill_noise(&self, key: NoiseKey, noise: &Noise, out: &mut CudaSlice<f32>) -> Result<()> {
+        noise.validate()?;
+        let (kind, s, t) = match *noise {
+            Noise::Uniform { a } => (0i32, a as f32, 0u32),
+            Noise::Gaussian { std } => (1, std as f32, 0),
+            Noise::Bernoulli { p } => (2, 0.0, bernoulli_threshold(p)),
+        };
+        let n = out.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        let [k0, k1] = key.0;
+        launch!(self, "fill_noise", "fill_noise", grid(n.div_ceil(4));
+            out, &n, &k0, &k1, &kind, &s, &t)
+    }
+}
+
+impl PerturbOps for Cuda {
+    fn perturb(&self, w: &mut CudaSlice<f32>, noise: &NoiseOf<'_, Self>) -> Result<()> {
+        self.perturb_or_denoise("perturb", w, noise)
+    }
+
+    fn denoise(&self, w: &mut CudaSlice<f32>, noise: &NoiseOf<'_, Self>) -> Result<()> {
+        self.perturb_or_denoise("denoise", w, noise)
+    }
+
+    fn drop_out(&self, w: &mut CudaSlice<f32>, key: NoiseKey, p: f64) -> Result<()> {
+        Noise::bernoulli(p)?;
+        let n = w.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        let t = bernoulli_threshold(p);
+        let [k0, k1] = key.0;
+        launch!(self, "drop_out", "drop_out", grid(n.div_ceil(4)); w, &n, &k0, &k1, &t)
+    }
+
+    fn perturb_filter_norm(
+        &self,
+        w: &mut CudaSlice<f32>,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        scales: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let rows = rows_of(w.len(), cols, scales.len())?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let [k0, k1] = key.0;
+        let (unit, cols) = (unit_code(unit), cols as u64);
+        launch!(self, "perturb_filter_norm", "perturb_filter_norm", warp_rows(rows);
+            w, &rows, &cols, &k0, &k1, &unit, &strength, scales)
+    }
+}
+
+impl NormOps for Cuda {
+    fn row_norms(&self, w: &CudaSlice<f32>, cols: usize, out: &mut [f64]) -> Result<()> {
+        let rows = rows_of(w.len(), cols, out.len())?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let stream = self.stream();
+        let mut norms = stream
+            .alloc_zeros::<f64>(out.len())
+            .map_err(device("row_norms"))?;
+        let cols = cols as u64;
+        launch!(self, "row_norms", "row_norms", warp_rows(rows); w, &rows, &cols, &mut norms)?;
+        stream
+            .memcpy_dtoh(&norms, out)
+            .map_err(device("row_norms"))?;
+        self.synchronize()
+    }
+
+    fn filter_scales(
+        &self,
+        w: &CudaSlice<f32>,
+        key: NoiseKey,
+        unit: Unit,
+        strength: f64,
+        cols: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let rows = rows_of(w.len(), cols, out.len())?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let [k0, k1] = key.0;
+        let (unit, cols) = (unit_code(unit), cols as u64);
+        launch!(self, "filter_scales", "filter_scales", warp_rows(rows);
+            w, &rows, &cols, &k0, &k1, &unit, &strength, out)
+    }
+}
+
+impl BlasOps for Cuda {
+    fn axpy(&self, alpha: f32, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
+        check_len("axpy operands", y.len(), x.len())?;
+        let n = y.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        launch!(self, "axpy", "axpy", grid(n); &alpha, x, y, &n)
+    }
+}
+
+impl UpdateOps for Cuda {
+    fn denoise_sgd(
+        &self,
+        w: &mut CudaSlice<f32>,
+        grad: &CudaSlice<f32>,
+        velocity: &mut CudaSlice<f32>,
+        noise: Option<&NoiseOf<'_, Self>>,
+        sgd: &Sgd,
+    ) -> Result<()> {
+        sgd.validate()?;
+        let n = w.len();
+        check_len("gradient", n, grad.len())?;
+        check_len("velocity", n, velocity.len())?;
+        let (has, key, unit, a) = match noise {
+            Some(d) => (1i32, d.key, unit_code(d.unit), self.scale_args(n, d)?),
+            None => (
+                0,
+                NoiseKey([0, 0]),
+                0,
+                ScaleArgs {
+                    mode: 0,
+                    s: 0.0,
+                    scales: &self.inner.dummy,
+                    cols: 1,
+                },
+            ),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let [k0, k1] = key.0;
+        let n = n as u64;
+        let (lr, mu, wd) = (sgd.lr as f32, sgd.momentum as f32, sgd.weight_decay as f32);
+        launch!(self, "denoise_sgd", "denoise_sgd", grid(n.div_ceil(4));
+            w, grad, velocity, &n, &has, &k0, &k1, &unit, &a.mode, &a.s, a.scales, &a.cols,
+            &lr, &mu, &wd)
+    }
+}
+
+impl BufferOps for Cuda {
+    fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
+        // A zero-byte cuMemAlloc is an error; cudarc's `null` is the
+        // empty buffer.
+        if len == 0 {
+            return self.stream().null().map_err(device("zeros"));
+        }
+        self.stream()
+            .alloc_zeros::<f32>(len)
+            .map_err(device("zeros"))
+    }
+
+    fn copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>) -> Result<()> {
+        check_len("copy destination", src.len(), dst.len())?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.stream().memcpy_dtod(src, dst).map_err(device("copy"))
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {
+        if data.is_empty() {
+            return self.zeros(0);
+        }
+        self.stream().clone_htod(data).map_err(device("upload"))
+    }
+
+    fn copy_range(
+        &self,
+        src: &CudaSlice<f32>,
+        src_start: usize,
+        dst: &mut CudaSlice<f32>,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        let (from, to) =
+            smoothout::reference::copy_ranges(src.len(), src_start, dst.len(), dst_start, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let from = src.slice(from);
+        let mut to = dst.slice_mut(to);
+        self.stream()
+            .memcpy_dtod(&from, &mut to)
+            .map_err(device("copy_range"))
+    }
+
+    fn to_vec(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>> {
+        if buf.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stream().clone_dtoh(buf).map_err(device("to_vec"))
+    }
+}

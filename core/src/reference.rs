@@ -307,7 +307,13 @@ pub fn row_norms<T: Real>(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> {
     Ok(())
 }
 
-fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
+/// Checks that `len` elements form `rows` rows of `cols` (the shape check of
+/// every per-row operation, for backends that implement them themselves).
+///
+/// # Errors
+/// [`Error::LengthMismatch`] when `cols` is 0, does not divide `len`, or
+/// `rows` is not `len / cols`.
+pub fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
     if cols == 0 || len % cols != 0 {
         return Err(Error::LengthMismatch {
             what: "elements (a multiple of the row length)",
@@ -540,6 +546,38 @@ impl<'a, T: Copy, S: ?Sized> ParamNoise<'a, T, S> {
     }
 }
 
+/// The source and destination ranges of a [`copy_range`] between buffers
+/// of `src_len` and `dst_len` elements, checked (for backends whose buffers
+/// are not slices).
+///
+/// # Errors
+/// [`Error::LengthMismatch`] when either range runs past its buffer.
+pub fn copy_ranges(
+    src_len: usize,
+    src_start: usize,
+    dst_len: usize,
+    dst_start: usize,
+    len: usize,
+) -> Result<(core::ops::Range<usize>, core::ops::Range<usize>)> {
+    let s = src_start
+        .checked_add(len)
+        .filter(|&e| e <= src_len)
+        .ok_or(Error::LengthMismatch {
+            what: "copy_range source (start + len)",
+            expected: src_len,
+            actual: src_start.saturating_add(len),
+        })?;
+    let d = dst_start
+        .checked_add(len)
+        .filter(|&e| e <= dst_len)
+        .ok_or(Error::LengthMismatch {
+            what: "copy_range destination (start + len)",
+            expected: dst_len,
+            actual: dst_start.saturating_add(len),
+        })?;
+    Ok((src_start..s, dst_start..d))
+}
+
 /// `dst[dst_start ..][.. len] ← src[src_start ..][.. len]`.
 ///
 /// # Errors
@@ -551,23 +589,8 @@ pub fn copy_range<T: Copy>(
     dst_start: usize,
     len: usize,
 ) -> Result<()> {
-    let s = src_start
-        .checked_add(len)
-        .filter(|&e| e <= src.len())
-        .ok_or(Error::LengthMismatch {
-            what: "copy_range source (start + len)",
-            expected: src.len(),
-            actual: src_start.saturating_add(len),
-        })?;
-    let d = dst_start
-        .checked_add(len)
-        .filter(|&e| e <= dst.len())
-        .ok_or(Error::LengthMismatch {
-            what: "copy_range destination (start + len)",
-            expected: dst.len(),
-            actual: dst_start.saturating_add(len),
-        })?;
-    dst[dst_start..d].copy_from_slice(&src[src_start..s]);
+    let (s, d) = copy_ranges(src.len(), src_start, dst.len(), dst_start, len)?;
+    dst[d].copy_from_slice(&src[s]);
     Ok(())
 }
 

@@ -281,3 +281,38 @@ fn the_program_explains_itself_and_its_errors() {
     assert!(table.contains(&format!("{acc}%")), "{table} vs {said}");
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn device_cuda_trains_or_says_what_is_missing() {
+    let out = std::env::temp_dir().join(format!("smoothout-cuda-{}", std::process::id()));
+    let (ok, table, err) = smoothout(&[
+        "train",
+        "--device",
+        "cuda",
+        "--method",
+        "baseline",
+        "--net",
+        "mlp-16",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if ok {
+        // A GPU (and a program built with `--features cuda`): it trained.
+        assert!(table.contains("digits-mlp-16-baseline-seed0"), "{table}");
+    } else {
+        // Otherwise a typed error naming the option and what is missing:
+        // the feature, the library, or the device.
+        assert!(err.contains("--device"), "{err}");
+        assert!(
+            err.contains("built without CUDA")
+                || err.contains("could not be loaded")
+                || err.contains("no CUDA device"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -101,6 +101,15 @@ pub struct ExperimentArgs {
     pub threads: usize,
 }
 
+/// The backend a command runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU backend (all cores unless --threads says).
+    Cpu,
+    /// The CUDA backend on GPU 0.
+    Cuda,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DatasetArg {
     /// scikit-learn's 8×8 digits (built in: no download).
@@ -251,6 +260,10 @@ pub struct TrainArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where to run: the CPU, or the first NVIDIA GPU (a program built with
+    /// `--features cuda`; see `cargo smoothout-cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
     /// Skip the evaluation on the training set after each epoch (the train
     /// columns then hold the running average during the epoch).
     #[arg(long)]
@@ -274,6 +287,10 @@ pub struct EvalArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where to run: the CPU, or the first NVIDIA GPU (a program built with
+    /// `--features cuda`; see `cargo smoothout-cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
 }
 
 #[derive(Args, Debug)]

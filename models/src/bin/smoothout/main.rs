@@ -9,16 +9,17 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use smoothout::TensorBackend;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Split,
 };
 use smoothout_models::train::{
-    evaluate, load_checkpoint, network_from_checkpoint, EpochMetrics, RunFiles, TrainError,
-    Trainer, CHECKPOINT_FILE,
+    evaluate, load_checkpoint, network_from_checkpoint, Checkpoint, EpochMetrics, RunFiles,
+    TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
 };
 
-use args::{Cli, Command, DatasetArg, EvalArgs, FetchArgs, TrainArgs};
+use args::{Cli, Command, DatasetArg, DeviceArg, EvalArgs, FetchArgs, TrainArgs};
 use progress::Progress;
 
 /// Images held out of the 1 797 built-in digits for testing.
@@ -66,6 +67,36 @@ fn backend(threads: usize) -> Result<Cpu<f32>, TrainError> {
     })
 }
 
+/// The CUDA backend on GPU 0, or why there is none.
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<smoothout_cuda::Cuda, TrainError> {
+    smoothout_cuda::Cuda::new().map_err(|e| TrainError::Config {
+        setting: "--device",
+        reason: e.to_string(),
+    })
+}
+
+/// `--device cuda` in a program built without CUDA.
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Cpu<f32>, TrainError> {
+    Err(TrainError::Config {
+        setting: "--device",
+        reason: "this smoothout was built without CUDA: run it as `cargo smoothout-cuda …` \
+                 (which builds with `--features cuda`)"
+            .into(),
+    })
+}
+
+/// Calls `$run` (a generic function's name) with the backend `$device` asks for.
+macro_rules! on_device {
+    ($device:expr, $threads:expr, $run:ident ( $($arg:expr),* )) => {
+        match $device {
+            DeviceArg::Cpu => $run(backend($threads)?, $($arg),*),
+            DeviceArg::Cuda => $run(cuda()?, $($arg),*),
+        }
+    };
+}
+
 fn train(a: &TrainArgs) -> Result<(), TrainError> {
     // Check every configuration before any training starts.
     let configs = a
@@ -103,39 +134,52 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
             dir: dir.clone(),
             every: Some(a.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY)),
         };
-        let ckpt = dir.join(CHECKPOINT_FILE);
-        let b = backend(a.threads)?;
-        let mut trainer = if ckpt.exists() {
-            if !a.resume {
-                return Err(TrainError::Config {
-                    setting: "--resume",
-                    reason: format!(
-                        "{} already holds a run: pass --resume to continue it, or choose another --out (or delete the directory) to start afresh",
-                        dir.display()
-                    ),
-                });
-            }
-            let t = Trainer::resume(b, cfg, &data.train, &ckpt)?;
-            eprintln!(
-                "{name}: resuming from {} at step {} of {}",
-                ckpt.display(),
-                t.steps_done(),
-                t.total_epochs() * t.steps_per_epoch()
-            );
-            t
-        } else {
-            Trainer::new(b, cfg, &data.train)?
-        };
-        trainer.annotate("dataset", kind.name());
-        let start = Instant::now();
-        let mut progress = Progress::new(&name, &trainer, a.quiet);
-        let history = trainer.run(&data, Some(&files), &mut |e| progress.event(&e))?;
-        progress.finish();
-        let last = history.last().cloned();
-        results.push((name, dir, last, start.elapsed().as_secs_f64()));
+        let last = on_device!(a.device, a.threads, train_one(cfg, a, &data, &name, &files))?;
+        results.push((name, dir, last.0, last.1));
     }
     print_summary(&results);
     Ok(())
+}
+
+/// Trains (or resumes) one run on backend `b`: its last epoch's metrics and
+/// the wall time in seconds.
+fn train_one<B: TensorBackend + 'static>(
+    b: B,
+    cfg: TrainConfig,
+    a: &TrainArgs,
+    data: &Split,
+    name: &str,
+    files: &RunFiles,
+) -> Result<(Option<EpochMetrics>, f64), TrainError> {
+    let dir = &files.dir;
+    let ckpt = dir.join(CHECKPOINT_FILE);
+    let mut trainer = if ckpt.exists() {
+        if !a.resume {
+            return Err(TrainError::Config {
+                setting: "--resume",
+                reason: format!(
+                    "{} already holds a run: pass --resume to continue it, or choose another --out (or delete the directory) to start afresh",
+                    dir.display()
+                ),
+            });
+        }
+        let t = Trainer::resume(b, cfg, &data.train, &ckpt)?;
+        eprintln!(
+            "{name}: resuming from {} at step {} of {}",
+            ckpt.display(),
+            t.steps_done(),
+            t.total_epochs() * t.steps_per_epoch()
+        );
+        t
+    } else {
+        Trainer::new(b, cfg, &data.train)?
+    };
+    trainer.annotate("dataset", a.dataset.kind().name());
+    let start = Instant::now();
+    let mut progress = Progress::new(name, &trainer, a.quiet);
+    let history = trainer.run(data, Some(files), &mut |e| progress.event(&e))?;
+    progress.finish();
+    Ok((history.last().cloned(), start.elapsed().as_secs_f64()))
 }
 
 fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
@@ -196,9 +240,23 @@ fn eval(a: &EvalArgs) -> Result<(), TrainError> {
             })?
         }
     };
-    let b = backend(a.threads)?;
-    let (mut net, normalize, shape, classes) = network_from_checkpoint(&b, &ckpt, &path)?;
-    let data = load(dataset, &a.data_dir)?;
+    on_device!(
+        a.device,
+        a.threads,
+        eval_on(&ckpt, &path, dataset, &a.data_dir)
+    )
+}
+
+/// Evaluates checkpoint `ckpt` (read from `path`) on `dataset`'s test set.
+fn eval_on<B: TensorBackend + 'static>(
+    b: B,
+    ckpt: &Checkpoint,
+    path: &Path,
+    dataset: DatasetArg,
+    data_dir: &Path,
+) -> Result<(), TrainError> {
+    let (mut net, normalize, shape, classes) = network_from_checkpoint(&b, ckpt, path)?;
+    let data = load(dataset, data_dir)?;
     if data.test.image_shape() != shape || data.test.classes() != classes {
         return Err(TrainError::Config {
             setting: "--dataset",

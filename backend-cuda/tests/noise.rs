@@ -1,0 +1,81 @@
+//! On a GPU: every backend body of `smoothout::testgen` (noise, perturb,
+//! de-noise, AdaSmoothOut scales, the fused update, buffers, the whole
+//! SmoothOut step) bit for bit against the reference, and uniform noise
+//! bit for bit against the CPU backend. Without a GPU every test prints
+//! `skipped: <reason>` and passes.
+
+use std::sync::OnceLock;
+
+use smoothout::{BufferOps, Noise, NoiseKey, NoiseOps};
+use smoothout_cuda::Cuda;
+
+/// The process's backend (created once: compiling the kernels takes a
+/// moment), or why there is none.
+fn gpu() -> Result<Cuda, String> {
+    static GPU: OnceLock<Result<Cuda, String>> = OnceLock::new();
+    GPU.get_or_init(|| Cuda::new().map_err(|e| e.to_string()))
+        .clone()
+}
+
+fn upload(v: Vec<f32>) -> <Cuda as smoothout::BackendTypes>::Buffer {
+    gpu()
+        .expect("a test body only runs once the backend exists")
+        .upload(&v)
+        .expect("upload")
+}
+
+smoothout::backend_tests!(try cuda, gpu(), upload);
+
+#[test]
+fn uniform_noise_equals_the_cpu_backend() {
+    let gpu = match gpu() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let cpu = smoothout_cpu::Cpu::<f32>::with_threads(2).expect("cpu backend");
+    let noise = Noise::uniform(0.05).expect("valid");
+    // Sizes around the 4-element Philox block and the CPU's chunks.
+    for (param, len) in [
+        (0u64, 1usize),
+        (1, 5),
+        (2, 4099),
+        ((1 << 40) + 3, (1 << 20) + 3),
+    ] {
+        for step in [0u64, 1, 1_000_000] {
+            let key = NoiseKey::for_draw(42, step, 0, param);
+            let mut g = gpu.zeros(len).expect("zeros");
+            gpu.fill_noise(key, &noise, &mut g).expect("gpu noise");
+            let mut c = cpu.zeros(len).expect("zeros");
+            cpu.fill_noise(key, &noise, &mut c).expect("cpu noise");
+            let (g, c) = (
+                gpu.to_vec(&g).expect("download"),
+                cpu.to_vec(&c).expect("copy"),
+            );
+            let differing = g
+                .iter()
+                .zip(&c)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differing, 0,
+                "param {param}, step {step}, {len} elements: {differing} differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_device_is_a_typed_error() {
+    match Cuda::with_device(usize::MAX) {
+        Err(smoothout_cuda::CudaError::NoDevice { ordinal, .. }) => assert_eq!(ordinal, usize::MAX),
+        // Without a driver or NVRTC the probe reports that first.
+        Err(smoothout_cuda::CudaError::MissingLibrary { library, searched }) => {
+            eprintln!("probe reported {library:?} missing (searched {searched:?})");
+            assert!(!searched.is_empty());
+        }
+        other => panic!("expected NoDevice or MissingLibrary, got {other:?}"),
+    }
+}
