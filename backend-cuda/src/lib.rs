@@ -10,7 +10,7 @@
 //! cuBLAS.
 //!
 //! What is bit-identical to the CPU backend and the reference, and what is
-//! compared within a bound, is listed in `backend-cuda/README.md`: noise,
+//! compared within a bound, is tabled in the workspace README (“On a GPU”): noise,
 //! perturbation, de-noising, the fused update, row norms and AdaSmoothOut
 //! scales are bit-identical (the same Philox words, the same roundings, the
 //! same 32-lane sums); GEMM, convolution and the reductions of batch
