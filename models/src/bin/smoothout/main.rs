@@ -134,8 +134,9 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
             dir: dir.clone(),
             every: Some(a.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY)),
         };
-        let last = on_device!(a.device, a.threads, train_one(cfg, a, &data, &name, &files))?;
-        results.push((name, dir, last.0, last.1));
+        let (last, secs) =
+            on_device!(a.device, a.threads, train_one(cfg, a, &data, &name, &files))?;
+        results.push((name, dir, last, secs));
     }
     print_summary(&results);
     Ok(())
