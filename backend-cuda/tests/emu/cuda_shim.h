@@ -1,0 +1,222 @@
+// The CUDA built-ins that kernels/common.cuh and kernels/noise.cu use,
+// emulated on the host, so that the kernels compile as C++ and run on a CPU
+// (tests/host_emulated_kernels.rs). Compile with -ffp-contract=off
+// -fno-fast-math: every float and double operation then rounds once, as on
+// the device with --fmad=false.
+//
+// Threads: blockIdx, threadIdx, blockDim and gridDim are thread_local, so
+// several host threads may emulate launches at once. so_run_threads runs
+// every (block, thread) of a grid one after another (enough for kernels
+// whose threads do not communicate). so_run_warps runs each warp's 32 lanes
+// as coroutines (ucontext) on the calling thread: a lane runs until it
+// reaches a shuffle, and when all 32 lanes have reached it, every lane gets
+// the value of its source lane and they run on, one after another again. It
+// is deterministic, and a warp whose lanes do not all meet at a shuffle
+// (divergence, or a lane that returns early) is reported as an error.
+
+#ifndef SO_CUDA_SHIM_H
+#define SO_CUDA_SHIM_H
+
+#if defined(__APPLE__) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 600  // ucontext
+#endif
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <bit>
+#include <functional>
+#include <vector>
+
+// float and double arithmetic must round to its own type at every step (SSE,
+// not x87 extended precision), as the device does.
+static_assert(FLT_EVAL_METHOD == 0, "the emulation needs FLT_EVAL_METHOD == 0");
+
+// common.cuh takes the path NVRTC compiles: SO_FN is __device__
+// __forceinline__ and the bit casts and high multiply are the built-ins
+// below (its plain-C path is checked by host_device_functions.rs).
+#define __CUDACC_RTC__ 1
+
+#define __global__
+#define __device__
+#define __forceinline__ inline __attribute__((always_inline))
+
+struct dim3 {
+    unsigned x, y, z;
+};
+thread_local dim3 blockIdx, threadIdx, blockDim, gridDim;
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+static inline unsigned __umulhi(unsigned a, unsigned b) {
+    return (unsigned)(((unsigned long long)a * b) >> 32);
+}
+static inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
+static inline float __uint_as_float(unsigned u) { return std::bit_cast<float>(u); }
+
+// Round-to-nearest IEEE operations: the host's plain operators.
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+
+// CUDA's integer min (only the 64-bit overload noise.cu uses; another use
+// fails to compile rather than convert silently).
+static inline unsigned long long min(unsigned long long a, unsigned long long b) {
+    return a < b ? a : b;
+}
+
+// ---- Launches ---------------------------------------------------------
+
+static inline void so_fail(const char *what) {
+    fprintf(stderr, "cuda_shim: %s\n", what);
+    abort();
+}
+
+// Every (block, thread) of a gridDim.x × blockDim.x launch, in order.
+static inline const char *so_run_threads(unsigned grid, unsigned block,
+                                         const std::function<void()> &body) {
+    gridDim = dim3{grid, 1, 1};
+    blockDim = dim3{block, 1, 1};
+    for (unsigned b = 0; b < grid; ++b)
+        for (unsigned t = 0; t < block; ++t) {
+            blockIdx = dim3{b, 0, 0};
+            threadIdx = dim3{t, 0, 0};
+            body();
+        }
+    return nullptr;
+}
+
+enum { SO_LANE_RUNNING, SO_LANE_AT_SHUFFLE, SO_LANE_DONE };
+enum { SO_SHFL_DOWN, SO_SHFL_IDX };
+
+struct so_warp_state {
+    ucontext_t sched;
+    ucontext_t ctx[32];
+    int state[32];
+    int op[32];
+    int arg[32];
+    int size[32];
+    unsigned long long in[32], out[32];
+    int current;
+    const std::function<void()> *body;
+};
+thread_local so_warp_state *so_warp = nullptr;
+
+static void so_lane_entry() {
+    (*so_warp->body)();
+    so_warp->state[so_warp->current] = SO_LANE_DONE;
+    // returns to uc_link, the scheduler
+}
+
+// A fresh coroutine that runs so_lane_entry on `stack`, then resumes `link`.
+// (Out of line: getcontext returns twice as far as the compiler knows.)
+__attribute__((noinline)) static void so_make_lane(ucontext_t *ctx, char *stack, size_t size,
+                                                   ucontext_t *link) {
+    if (getcontext(ctx) != 0) so_fail("getcontext");
+    ctx->uc_stack.ss_sp = stack;
+    ctx->uc_stack.ss_size = size;
+    ctx->uc_link = link;
+    makecontext(ctx, so_lane_entry, 0);
+}
+
+// Every warp of a gridDim.x × blockDim.x launch, one after another, its 32
+// lanes as coroutines. Returns nullptr, or what went wrong.
+static inline const char *so_run_warps(unsigned grid, unsigned block,
+                                       const std::function<void()> &body) {
+    if (block % 32 != 0) return "blockDim.x is not a multiple of 32";
+    const size_t stack = 256 * 1024;
+    std::vector<char> stacks(32 * stack);
+    so_warp_state st;
+    st.body = &body;
+    gridDim = dim3{grid, 1, 1};
+    blockDim = dim3{block, 1, 1};
+    const char *err = nullptr;
+    so_warp = &st;
+    for (unsigned b = 0; b < grid && !err; ++b) {
+        for (unsigned w = 0; w < block / 32 && !err; ++w) {
+            for (int l = 0; l < 32; ++l) {
+                so_make_lane(&st.ctx[l], &stacks[l * stack], stack, &st.sched);
+                st.state[l] = SO_LANE_RUNNING;
+            }
+            for (;;) {
+                for (int l = 0; l < 32; ++l) {
+                    if (st.state[l] != SO_LANE_RUNNING) continue;
+                    blockIdx = dim3{b, 0, 0};
+                    threadIdx = dim3{w * 32 + (unsigned)l, 0, 0};
+                    st.current = l;
+                    if (swapcontext(&st.sched, &st.ctx[l]) != 0) so_fail("swapcontext");
+                }
+                int done = 0;
+                for (int l = 0; l < 32; ++l) done += st.state[l] == SO_LANE_DONE;
+                if (done == 32) break;
+                if (done > 0) {
+                    err = "divergent warp: some lanes returned while others wait at a shuffle";
+                    break;
+                }
+                for (int l = 0; l < 32; ++l)
+                    if (st.op[l] != st.op[0] || st.size[l] != st.size[0]) {
+                        err = "divergent warp: lanes at different shuffles";
+                        break;
+                    }
+                if (err) break;
+                for (int l = 0; l < 32; ++l) {
+                    int src = l;
+                    if (st.op[l] == SO_SHFL_DOWN) {
+                        if (st.arg[l] >= 0 && l + st.arg[l] < 32) src = l + st.arg[l];
+                    } else {
+                        src = st.arg[l] & 31;
+                    }
+                    st.out[l] = st.in[src];
+                    st.state[l] = SO_LANE_RUNNING;
+                }
+            }
+        }
+    }
+    so_warp = nullptr;
+    return err;
+}
+
+template <class T>
+static inline T so_shuffle(unsigned mask, T v, int op, int arg) {
+    static_assert(sizeof(T) <= 8);
+    if (!so_warp) so_fail("a shuffle outside so_run_warps");
+    if (mask != 0xffffffffu) so_fail("only full-warp shuffles are emulated");
+    so_warp_state &st = *so_warp;
+    int lane = st.current;
+    unsigned long long bits = 0;
+    memcpy(&bits, &v, sizeof(T));
+    st.in[lane] = bits;
+    st.op[lane] = op;
+    st.arg[lane] = arg;
+    st.size[lane] = (int)sizeof(T);
+    st.state[lane] = SO_LANE_AT_SHUFFLE;
+    if (swapcontext(&st.ctx[lane], &st.sched) != 0) so_fail("swapcontext");
+    T r;
+    memcpy(&r, &st.out[lane], sizeof(T));
+    return r;
+}
+
+// lane l gets lane l + delta's value, its own where l + delta > 31.
+static inline double __shfl_down_sync(unsigned mask, double v, unsigned delta) {
+    return so_shuffle(mask, v, SO_SHFL_DOWN, (int)delta);
+}
+static inline float __shfl_down_sync(unsigned mask, float v, unsigned delta) {
+    return so_shuffle(mask, v, SO_SHFL_DOWN, (int)delta);
+}
+// every lane gets lane src's value.
+static inline double __shfl_sync(unsigned mask, double v, int src) {
+    return so_shuffle(mask, v, SO_SHFL_IDX, src);
+}
+static inline float __shfl_sync(unsigned mask, float v, int src) {
+    return so_shuffle(mask, v, SO_SHFL_IDX, src);
+}
+
+#endif

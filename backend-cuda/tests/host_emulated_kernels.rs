@@ -1,0 +1,808 @@
+//! The kernels of `kernels/noise.cu`, run on the host by emulation, give
+//! the bits of `smoothout::reference`, checked without a GPU.
+//!
+//! `tests/emu/noise_driver.cpp` compiles `common.cuh` and `noise.cu` as C++
+//! (`-ffp-contract=off -fno-fast-math`, the host's equivalent of NVRTC's
+//! `--fmad=false`) against `tests/emu/cuda_shim.h`. The shim supplies the
+//! CUDA built-ins: the thread indices, the `_rn` intrinsics as plain IEEE
+//! operations, `float4`, and the warp shuffles, with each warp's 32 lanes
+//! run as coroutines that meet at every shuffle and exchange values exactly
+//! as `__shfl_down_sync` and `__shfl_sync` do. `common.cuh` takes the path
+//! NVRTC compiles (its plain-C path is `host_device_functions.rs`'s).
+//!
+//! Every kernel is launched as `src/lib.rs` launches it (the same argument
+//! order, mode and kind codes, grid and block), and again with a small grid
+//! whose grid-stride loops go round several times. Buffers start 16-byte
+//! aligned (`so_load4`'s vector path) or not (its scalar path) and sit
+//! between canaries that must stay untouched. Skips with a reason when no
+//! C++ compiler (`c++`) is installed, or on a host without ucontext.
+
+use std::ffi::{c_char, CStr};
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use libloading::Library;
+use smoothout::reference::{self, ParamNoise, Scale};
+use smoothout::unit::bernoulli_threshold;
+use smoothout::{Noise, NoiseKey, Sgd, Unit};
+
+/// What a driver entry point returns: null, or a C string saying what
+/// went wrong (a divergent warp).
+type Status = *const c_char;
+type FillNoiseFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, i32, f32, u32) -> Status;
+type PerturbFn = unsafe extern "C" fn(
+    u32,
+    u32,
+    *mut f32,
+    u64,
+    u32,
+    u32,
+    i32,
+    i32,
+    f32,
+    *const f32,
+    u64,
+) -> Status;
+type DropOutFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, u32) -> Status;
+type DenoiseSgdFn = unsafe extern "C" fn(
+    u32,
+    u32,
+    *mut f32,
+    *const f32,
+    *mut f32,
+    u64,
+    i32,
+    u32,
+    u32,
+    i32,
+    i32,
+    f32,
+    *const f32,
+    u64,
+    f32,
+    f32,
+    f32,
+) -> Status;
+type AxpyFn = unsafe extern "C" fn(u32, u32, f32, *const f32, *mut f32, u64) -> Status;
+type RowNormsFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, *mut f64) -> Status;
+type FilterScalesFn =
+    unsafe extern "C" fn(u32, u32, *const f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
+type PerturbFilterNormFn =
+    unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
+
+/// The compiled driver's entry points: `emu_<kernel>(grid, block, the
+/// kernel's own arguments…)`.
+struct Emu {
+    _lib: Library,
+    fill_noise: FillNoiseFn,
+    perturb: PerturbFn,
+    denoise: PerturbFn,
+    drop_out: DropOutFn,
+    denoise_sgd: DenoiseSgdFn,
+    axpy: AxpyFn,
+    row_norms: RowNormsFn,
+    filter_scales: FilterScalesFn,
+    perturb_filter_norm: PerturbFilterNormFn,
+}
+
+/// The driver, built and loaded once per test process (the tests run in
+/// parallel; the shim's state is per thread), or why there is none.
+fn emu() -> Result<&'static Emu, String> {
+    static EMU: OnceLock<Result<Emu, String>> = OnceLock::new();
+    EMU.get_or_init(build).as_ref().map_err(Clone::clone)
+}
+
+fn build() -> Result<Emu, String> {
+    if !cfg!(unix) {
+        return Err("the warp emulation needs ucontext (a Unix host)".into());
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-emulated-kernels");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let emu_dir = here.join("tests").join("emu");
+    let lib = dir.join(format!(
+        "{}noise_emu_{}{}",
+        std::env::consts::DLL_PREFIX,
+        std::process::id(),
+        std::env::consts::DLL_SUFFIX
+    ));
+    let out = Command::new("c++")
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-ffp-contract=off",
+            "-fno-fast-math",
+            "-fno-strict-aliasing",
+            "-fPIC",
+            "-shared",
+            "-I",
+        ])
+        .arg(&emu_dir)
+        .arg("-I")
+        .arg(here.join("kernels"))
+        .arg(emu_dir.join("noise_driver.cpp"))
+        .arg("-o")
+        .arg(&lib)
+        .output()
+        .map_err(|e| format!("no C++ compiler `c++` ({e})"))?;
+    if !out.status.success() {
+        // A compiler that runs but rejects the kernels is a failure, not a skip.
+        panic!(
+            "kernels/noise.cu does not compile against tests/emu/cuda_shim.h:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // SAFETY: the library is the driver just built; loading it runs only
+    // its C++ static initialisers (none with side effects).
+    let library = unsafe { Library::new(&lib) }.unwrap_or_else(|e| panic!("load {lib:?}: {e}"));
+    // The mapping stays valid once the file is gone; one file per process
+    // keeps parallel test processes apart.
+    let _ = std::fs::remove_file(&lib);
+    fn sym<T: Copy>(lib: &Library, name: &str) -> T {
+        // SAFETY: each name is an `extern "C"` function of noise_driver.cpp
+        // whose signature is the type alias it is read as (checked by eye
+        // against the driver and against the kernels' signatures).
+        unsafe {
+            *lib.get::<T>(name.as_bytes())
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        }
+    }
+    Ok(Emu {
+        fill_noise: sym(&library, "emu_fill_noise"),
+        perturb: sym(&library, "emu_perturb"),
+        denoise: sym(&library, "emu_denoise"),
+        drop_out: sym(&library, "emu_drop_out"),
+        denoise_sgd: sym(&library, "emu_denoise_sgd"),
+        axpy: sym(&library, "emu_axpy"),
+        row_norms: sym(&library, "emu_row_norms"),
+        filter_scales: sym(&library, "emu_filter_scales"),
+        perturb_filter_norm: sym(&library, "emu_perturb_filter_norm"),
+        _lib: library,
+    })
+}
+
+/// The emulator, or `None` after printing why the test is skipped.
+fn emu_or_skip() -> Option<&'static Emu> {
+    match emu() {
+        Ok(e) => Some(e),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+fn check(status: Status, what: &str) {
+    if !status.is_null() {
+        // SAFETY: a non-null status is one of the shim's static C strings.
+        let msg = unsafe { CStr::from_ptr(status) }.to_string_lossy();
+        panic!("{what}: {msg}");
+    }
+}
+
+// ---- Launches, as src/lib.rs makes them ----------------------------------
+
+/// `THREADS` and `MAX_BLOCKS` of src/lib.rs.
+const THREADS: u32 = 256;
+const MAX_BLOCKS: u64 = 1 << 16;
+
+/// src/lib.rs's `grid(work)`: (blocks, threads per block).
+fn grid(work: u64) -> (u32, u32) {
+    (
+        work.div_ceil(u64::from(THREADS)).clamp(1, MAX_BLOCKS) as u32,
+        THREADS,
+    )
+}
+
+/// The launch of src/lib.rs for `work` grid-stride items, and a small grid
+/// (3 blocks of 64) that goes round its loop several times.
+fn launches(work: u64) -> [(u32, u32); 2] {
+    [grid(work), (3, 64)]
+}
+
+/// src/lib.rs's `warp_rows(rows)`, and one block of two warps.
+fn warp_launches(rows: u64) -> [(u32, u32); 2] {
+    [grid(rows.saturating_mul(32)), (1, 64)]
+}
+
+fn unit_code(unit: Unit) -> i32 {
+    match unit {
+        Unit::Uniform => 0,
+        Unit::Gaussian => 1,
+    }
+}
+
+// ---- Buffers -------------------------------------------------------------
+
+/// The bits every element outside a buffer keeps (a quiet NaN).
+const CANARY: u32 = 0x7fa5_a5a5;
+/// The bits of an output buffer before a kernel writes it.
+const POISON: u32 = 0x7fc0_beef;
+
+/// A device buffer stand-in: `len` floats whose first sits `align` bytes
+/// past a 16-byte boundary, with canaries before and after.
+struct Buf {
+    mem: Vec<f32>,
+    at: usize,
+    len: usize,
+}
+
+impl Buf {
+    fn new(data: &[f32], align: usize) -> Self {
+        assert!(align % 4 == 0 && align < 16);
+        let mut mem = vec![f32::from_bits(CANARY); data.len() + 12];
+        let base = mem.as_ptr() as usize;
+        let at = (4..8)
+            .find(|&i| (base + 4 * i) % 16 == align)
+            .expect("f32 is 4-byte aligned");
+        mem[at..at + data.len()].copy_from_slice(data);
+        Buf {
+            mem,
+            at,
+            len: data.len(),
+        }
+    }
+
+    fn ptr(&mut self) -> *mut f32 {
+        self.mem[self.at..].as_mut_ptr()
+    }
+
+    fn cptr(&self) -> *const f32 {
+        self.mem[self.at..].as_ptr()
+    }
+
+    /// The contents, once the canaries are checked.
+    fn get(&self, what: &str) -> &[f32] {
+        for (i, x) in self.mem.iter().enumerate() {
+            if i < self.at || i >= self.at + self.len {
+                assert_eq!(
+                    x.to_bits(),
+                    CANARY,
+                    "{what}: wrote outside the buffer (offset {})",
+                    i as isize - self.at as isize
+                );
+            }
+        }
+        &self.mem[self.at..self.at + self.len]
+    }
+}
+
+/// Asserts that `got` and `want` are the same bits; returns how many
+/// elements were compared.
+fn same(what: &str, got: &[f32], want: &[f32]) -> usize {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.to_bits() == w.to_bits(),
+            "{what}: element {i}: emulated kernel {g:e} ({:#010x}), reference {w:e} ({:#010x})",
+            g.to_bits(),
+            w.to_bits()
+        );
+    }
+    got.len()
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Weights of both signs over magnitudes 2^-10 .. 2^10, with +0.0, -0.0
+/// and subnormals among them.
+fn weights(n: usize, salt: u64) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let z = mix(i as u64 ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let x = match i % 13 {
+                4 => 0.0,
+                9 => -0.0,
+                _ if i % 101 == 50 => f32::from_bits(0x0000_3039),
+                _ => {
+                    let m = ((z >> 40) as f32 + 0.5) / 16_777_216.0;
+                    m * 2f32.powi(((z >> 8) % 21) as i32 - 10)
+                }
+            };
+            if z & 1 == 1 {
+                -x
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// Sizes around the kernels' 4-element blocks and 32-lane warps, none too
+/// big for a debug build.
+const SIZES: [usize; 9] = [1, 3, 4, 5, 63, 64, 65, 1000, 4099];
+const UNITS: [Unit; 2] = [Unit::Uniform, Unit::Gaussian];
+
+/// θ's scaling in a test case.
+#[derive(Clone, Copy, Debug)]
+enum Scaling {
+    Fixed(f32),
+    PerElement(f32),
+    Rows(usize),
+}
+
+/// Per-element scaling at 1.5 makes `1 ∓ s·u` negative for some elements,
+/// so that de-noising -0.0 shows which sign the kernel took it to have.
+const SCALINGS: [Scaling; 6] = [
+    Scaling::Fixed(0.05),
+    Scaling::PerElement(0.1),
+    Scaling::PerElement(1.5),
+    Scaling::Rows(1),
+    Scaling::Rows(7),
+    Scaling::Rows(75),
+];
+
+/// A scaling as src/lib.rs passes it: mode, fixed scale, per-row scales
+/// (one dummy element when unused) and row length.
+struct ScaleArgs {
+    scaling: Scaling,
+    mode: i32,
+    s: f32,
+    scales: Vec<f32>,
+    cols: u64,
+}
+
+impl ScaleArgs {
+    /// Per-row scales are reference::filter_scales of `w`'s rows (the last
+    /// one padded with zeros when `cols` does not divide `w.len()`).
+    fn new(scaling: Scaling, key: NoiseKey, unit: Unit, w: &[f32]) -> Self {
+        let (mode, s, scales, cols) = match scaling {
+            Scaling::Fixed(s) => (0, s, vec![0.0], 1),
+            Scaling::PerElement(s) => (1, s, vec![0.0], 1),
+            Scaling::Rows(cols) => {
+                let rows = w.len().div_ceil(cols);
+                let mut padded = w.to_vec();
+                padded.resize(rows * cols, 0.0);
+                let mut scales = vec![0.0; rows];
+                reference::filter_scales(key, unit, 0.3, cols, 0, &padded, &mut scales)
+                    .expect("reference filter_scales");
+                (2, 0.0, scales, cols as u64)
+            }
+        };
+        ScaleArgs {
+            scaling,
+            mode,
+            s,
+            scales,
+            cols,
+        }
+    }
+
+    fn noise(&self, key: NoiseKey, unit: Unit) -> ParamNoise<'_, f32, [f32]> {
+        let scale = match self.scaling {
+            Scaling::Fixed(s) => Scale::Fixed(s),
+            Scaling::PerElement(s) => Scale::PerElement(s),
+            Scaling::Rows(cols) => Scale::Rows {
+                cols,
+                scales: &self.scales[..],
+            },
+        };
+        ParamNoise { key, unit, scale }
+    }
+}
+
+/// Launches and elements compared, printed at the end of each test.
+#[derive(Default)]
+struct Tally {
+    launches: usize,
+    elements: usize,
+}
+
+impl Tally {
+    fn add(&mut self, elements: usize) {
+        self.launches += 1;
+        self.elements += elements;
+    }
+
+    fn report(&self, what: &str) {
+        eprintln!(
+            "{what}: {} emulated launches, {} elements equal to the reference bit for bit",
+            self.launches, self.elements
+        );
+    }
+}
+
+// ---- Element-wise kernels ----------------------------------------------
+
+#[test]
+fn fill_noise_matches_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    let noises = [
+        Noise::uniform(0.05).unwrap(),
+        Noise::gaussian(0.02).unwrap(),
+        Noise::bernoulli(0.0).unwrap(),
+        Noise::bernoulli(0.3).unwrap(),
+        Noise::bernoulli(1.0).unwrap(),
+    ];
+    for n in SIZES {
+        for key in [
+            NoiseKey::for_draw(7, 1234, 1, n as u64),
+            NoiseKey::from_seed(u64::MAX),
+        ] {
+            for noise in &noises {
+                let mut want = vec![0.0f32; n];
+                reference::fill_noise(key, noise, 0, &mut want).expect("reference");
+                // src/lib.rs's codes.
+                let (kind, s, t) = match *noise {
+                    Noise::Uniform { a } => (0i32, a as f32, 0u32),
+                    Noise::Gaussian { std } => (1, std as f32, 0),
+                    Noise::Bernoulli { p } => (2, 0.0, bernoulli_threshold(p)),
+                };
+                for align in [0, 4] {
+                    for (g, b) in launches((n as u64).div_ceil(4)) {
+                        let what = format!(
+                            "fill_noise n {n} {noise:?} {key:?} align {align} grid {g}x{b}"
+                        );
+                        let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                        let [k0, k1] = key.0;
+                        // SAFETY: `out` holds n floats; the arguments are
+                        // fill_noise's, in its order.
+                        check(
+                            unsafe {
+                                (emu.fill_noise)(g, b, out.ptr(), n as u64, k0, k1, kind, s, t)
+                            },
+                            &what,
+                        );
+                        tally.add(same(&what, out.get(&what), &want));
+                    }
+                }
+            }
+        }
+    }
+    tally.report("fill_noise");
+}
+
+#[test]
+fn perturb_and_denoise_match_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for n in SIZES {
+        let w = weights(n, n as u64);
+        for unit in UNITS {
+            let key = NoiseKey::for_draw(3, n as u64, 0, unit_code(unit) as u64);
+            let [k0, k1] = key.0;
+            for scaling in SCALINGS {
+                let a = ScaleArgs::new(scaling, key, unit, &w);
+                let noise = a.noise(key, unit);
+                let mut perturbed = w.clone();
+                reference::perturb(&noise, 0, &mut perturbed);
+                let mut denoised = w.clone();
+                reference::denoise(&noise, 0, &mut denoised);
+                let kernels: [(&str, PerturbFn, &[f32]); 2] = [
+                    ("perturb", emu.perturb, &perturbed),
+                    ("denoise", emu.denoise, &denoised),
+                ];
+                for (name, kernel, want) in kernels {
+                    for align in [0, 4] {
+                        for (g, b) in launches((n as u64).div_ceil(4)) {
+                            let what = format!(
+                                "{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
+                            );
+                            let mut buf = Buf::new(&w, align);
+                            // SAFETY: `buf` holds n floats and `a.scales`
+                            // one per row (or the dummy when unused).
+                            let status = unsafe {
+                                kernel(
+                                    g,
+                                    b,
+                                    buf.ptr(),
+                                    n as u64,
+                                    k0,
+                                    k1,
+                                    unit_code(unit),
+                                    a.mode,
+                                    a.s,
+                                    a.scales.as_ptr(),
+                                    a.cols,
+                                )
+                            };
+                            check(status, &what);
+                            tally.add(same(&what, buf.get(&what), want));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tally.report("perturb, denoise");
+}
+
+#[test]
+fn drop_out_matches_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for n in SIZES {
+        let w = weights(n, 99 + n as u64);
+        let key = NoiseKey::for_draw(11, 5, 2, n as u64);
+        let [k0, k1] = key.0;
+        for p in [0.0, 0.3, 0.5, 1.0] {
+            let mut want = w.clone();
+            reference::drop_out(key, p, 0, &mut want).expect("reference");
+            for align in [0, 4] {
+                for (g, b) in launches((n as u64).div_ceil(4)) {
+                    let what = format!("drop_out n {n} p {p} align {align} grid {g}x{b}");
+                    let mut buf = Buf::new(&w, align);
+                    let t = bernoulli_threshold(p);
+                    // SAFETY: `buf` holds n floats.
+                    check(
+                        unsafe { (emu.drop_out)(g, b, buf.ptr(), n as u64, k0, k1, t) },
+                        &what,
+                    );
+                    tally.add(same(&what, buf.get(&what), &want));
+                }
+            }
+        }
+    }
+    tally.report("drop_out");
+}
+
+#[test]
+fn denoise_sgd_matches_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    let sgds = [
+        Sgd::new(0.1, 0.9, 5e-4).unwrap(),
+        Sgd::new(0.05, 0.0, 0.0).unwrap(),
+    ];
+    // (w, grad, velocity) byte offsets past a 16-byte boundary: all on the
+    // vector path, and each on the scalar path differently.
+    let aligns = [[0, 0, 0], [4, 8, 12], [0, 8, 0]];
+    let mut draws: Vec<Option<(Unit, Scaling)>> = vec![None];
+    for unit in UNITS {
+        draws.extend(SCALINGS.iter().map(|&s| Some((unit, s))));
+    }
+    for n in SIZES {
+        let w = weights(n, 7 * n as u64);
+        let grad = weights(n, 7 * n as u64 + 1);
+        let vel: Vec<f32> = weights(n, 7 * n as u64 + 2)
+            .iter()
+            .map(|v| v * 0.01)
+            .collect();
+        for &draw in &draws {
+            let key = NoiseKey::for_draw(5, 40, 0, n as u64);
+            let [k0, k1] = key.0;
+            let unit = draw.map_or(Unit::Uniform, |(u, _)| u);
+            let args = draw.map(|(u, s)| ScaleArgs::new(s, key, u, &w));
+            let noise = args.as_ref().map(|a| a.noise(key, unit));
+            // src/lib.rs's arguments without noise.
+            let (has, k0, k1, unit_c, mode, s, scales, cols) = match &args {
+                Some(a) => (
+                    1,
+                    k0,
+                    k1,
+                    unit_code(unit),
+                    a.mode,
+                    a.s,
+                    &a.scales[..],
+                    a.cols,
+                ),
+                None => (0, 0, 0, 0, 0, 0.0, &[0.0f32][..], 1),
+            };
+            for sgd in &sgds {
+                let (mut want_w, mut want_v) = (w.clone(), vel.clone());
+                reference::denoise_sgd(noise.as_ref(), 0, &mut want_w, &grad, &mut want_v, sgd)
+                    .expect("reference");
+                let (lr, mu, wd) = (sgd.lr as f32, sgd.momentum as f32, sgd.weight_decay as f32);
+                for [aw, ag, av] in aligns {
+                    for (g, b) in launches((n as u64).div_ceil(4)) {
+                        let what = format!(
+                            "denoise_sgd n {n} {draw:?} {sgd:?} align {aw}/{ag}/{av} grid {g}x{b}"
+                        );
+                        let (mut wb, gb, mut vb) =
+                            (Buf::new(&w, aw), Buf::new(&grad, ag), Buf::new(&vel, av));
+                        // SAFETY: w, grad and velocity hold n floats each,
+                        // `scales` one per row (or the dummy).
+                        let status = unsafe {
+                            (emu.denoise_sgd)(
+                                g,
+                                b,
+                                wb.ptr(),
+                                gb.cptr(),
+                                vb.ptr(),
+                                n as u64,
+                                has,
+                                k0,
+                                k1,
+                                unit_c,
+                                mode,
+                                s,
+                                scales.as_ptr(),
+                                cols,
+                                lr,
+                                mu,
+                                wd,
+                            )
+                        };
+                        check(status, &what);
+                        same(&format!("{what} (grad)"), gb.get(&what), &grad);
+                        let c = same(&format!("{what} (w)"), wb.get(&what), &want_w)
+                            + same(&format!("{what} (velocity)"), vb.get(&what), &want_v);
+                        tally.add(c);
+                    }
+                }
+            }
+        }
+    }
+    tally.report("denoise_sgd");
+}
+
+#[test]
+fn axpy_matches_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for n in SIZES {
+        let x = weights(n, 1000 + n as u64);
+        let y = weights(n, 2000 + n as u64);
+        for alpha in [0.5f32, -1.25, 0.0] {
+            let mut want = y.clone();
+            reference::axpy(alpha, &x, &mut want).expect("reference");
+            for (ax, ay) in [(0, 0), (4, 8)] {
+                for (g, b) in launches(n as u64) {
+                    let what = format!("axpy n {n} alpha {alpha} align {ax}/{ay} grid {g}x{b}");
+                    let (xb, mut yb) = (Buf::new(&x, ax), Buf::new(&y, ay));
+                    // SAFETY: x and y hold n floats each.
+                    check(
+                        unsafe { (emu.axpy)(g, b, alpha, xb.cptr(), yb.ptr(), n as u64) },
+                        &what,
+                    );
+                    same(&format!("{what} (x)"), xb.get(&what), &x);
+                    tally.add(same(&what, yb.get(&what), &want));
+                }
+            }
+        }
+    }
+    tally.report("axpy");
+}
+
+// ---- Warp-per-row kernels ----------------------------------------------
+
+/// (cols, rows): rows shorter than, equal to and longer than a warp, one
+/// row and many, more rows than the small launch has warps.
+const SHAPES: [(usize, usize); 12] = [
+    (1, 1),
+    (1, 3),
+    (1, 65),
+    (1, 300),
+    (7, 1),
+    (7, 5),
+    (7, 65),
+    (32, 3),
+    (33, 3),
+    (75, 1),
+    (75, 9),
+    (75, 65),
+];
+
+/// Row weights, row 1 (when there is one) all zeros.
+fn row_weights(cols: usize, rows: usize) -> Vec<f32> {
+    let mut w = weights(cols * rows, (cols * 1000 + rows) as u64);
+    if rows > 1 {
+        w[cols..2 * cols].fill(0.0);
+    }
+    w
+}
+
+#[test]
+fn row_norms_match_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for (cols, rows) in SHAPES {
+        let w = row_weights(cols, rows);
+        let mut want = vec![0.0f64; rows];
+        reference::row_norms(&w, cols, &mut want).expect("reference");
+        for (g, b) in warp_launches(rows as u64) {
+            let what = format!("row_norms {rows} x {cols} grid {g}x{b}");
+            let wb = Buf::new(&w, 0);
+            let canary = f64::from_bits(0x7ff8_dead_beef_0000);
+            let mut out = vec![canary; rows + 2];
+            // SAFETY: w holds rows·cols floats, `out` at least rows doubles.
+            check(
+                unsafe {
+                    (emu.row_norms)(g, b, wb.cptr(), rows as u64, cols as u64, out.as_mut_ptr())
+                },
+                &what,
+            );
+            same(&format!("{what} (w)"), wb.get(&what), &w);
+            assert!(
+                out[rows..].iter().all(|x| x.to_bits() == canary.to_bits()),
+                "{what}: wrote past the rows"
+            );
+            for (r, (got, want)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    got.to_bits() == want.to_bits(),
+                    "{what}: row {r}: emulated kernel {got:e}, reference {want:e}"
+                );
+            }
+            tally.add(rows);
+        }
+    }
+    tally.report("row_norms");
+}
+
+#[test]
+fn filter_scales_and_perturb_filter_norm_match_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    let strength = 0.3;
+    for (cols, rows) in SHAPES {
+        let w = row_weights(cols, rows);
+        for unit in UNITS {
+            let key =
+                NoiseKey::for_draw(9, cols as u64, 1, rows as u64 + 8 * unit_code(unit) as u64);
+            let [k0, k1] = key.0;
+            let mut want_s = vec![0.0f32; rows];
+            reference::filter_scales(key, unit, strength, cols, 0, &w, &mut want_s)
+                .expect("reference");
+            let (mut want_pw, mut want_ps) = (w.clone(), vec![0.0f32; rows]);
+            reference::perturb_filter_norm(
+                key,
+                unit,
+                strength,
+                cols,
+                0,
+                &mut want_pw,
+                &mut want_ps,
+            )
+            .expect("reference");
+            let (r64, c64, u) = (rows as u64, cols as u64, unit_code(unit));
+            for (g, b) in warp_launches(rows as u64) {
+                let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
+                let wb = Buf::new(&w, 0);
+                let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
+                // SAFETY: w holds rows·cols floats, the scales rows.
+                check(
+                    unsafe {
+                        (emu.filter_scales)(
+                            g,
+                            b,
+                            wb.cptr(),
+                            r64,
+                            c64,
+                            k0,
+                            k1,
+                            u,
+                            strength,
+                            sb.ptr(),
+                        )
+                    },
+                    &what,
+                );
+                same(&format!("{what} (w)"), wb.get(&what), &w);
+                tally.add(same(&what, sb.get(&what), &want_s));
+
+                let what = format!("perturb_filter_norm {rows} x {cols} {unit:?} grid {g}x{b}");
+                let mut wb = Buf::new(&w, 0);
+                let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
+                // SAFETY: as above.
+                check(
+                    unsafe {
+                        (emu.perturb_filter_norm)(
+                            g,
+                            b,
+                            wb.ptr(),
+                            r64,
+                            c64,
+                            k0,
+                            k1,
+                            u,
+                            strength,
+                            sb.ptr(),
+                        )
+                    },
+                    &what,
+                );
+                let c = same(&format!("{what} (scales)"), sb.get(&what), &want_ps)
+                    + same(&format!("{what} (w)"), wb.get(&what), &want_pw);
+                tally.add(c);
+            }
+        }
+    }
+    tally.report("filter_scales, perturb_filter_norm");
+}
