@@ -18,7 +18,10 @@
 //! function of its key and element index, and the arithmetic is specified
 //! down to the rounding (see [`crate::reference`]). Values are compared
 //! through their exact widening to `f64` with [`f64::to_bits`], so `-0.0`
-//! differs from `+0.0` and NaN never compares equal to a number.
+//! differs from `+0.0` and NaN never compares equal to a number. Any two NaNs
+//! match, whatever their payloads: IEEE 754 leaves the payload of a NaN that
+//! arithmetic produces to the machine (x86 passes the operand's on, NVIDIA
+//! GPUs return one canonical NaN).
 //!
 //! | quantity | tolerance | why |
 //! |---|---|---|
@@ -227,11 +230,15 @@ fn read<B: Backend>(backend: &B, buf: &B::Buffer) -> Vec<B::Elem> {
 
 /// Panics with the first element whose bits differ.
 #[track_caller]
+/// Equal bits, or both NaN (any payloads).
+pub(crate) fn same_value<T: Real>(a: T, b: T) -> bool {
+    let (a, b) = (a.to_f64(), b.to_f64());
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
 fn same_bits<T: Real>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) =
-        (0..got.len()).find(|&i| got[i].to_f64().to_bits() != want[i].to_f64().to_bits())
-    {
+    if let Some(i) = (0..got.len()).find(|&i| !same_value(got[i], want[i])) {
         panic!(
             "{what}: element {i} of {} differs: backend {:?}, reference {:?}",
             got.len(),

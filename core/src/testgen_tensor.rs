@@ -28,7 +28,10 @@
 //! | maps (`relu`, `relu_backward`, `scale`, `add`, `mul`, `fill`, `add_bias`, `bias_grad`) | bit-identical | element-wise, one rounding; `bias_grad` sums in `f64` in order |
 //!
 //! Values are compared through their exact widening to `f64` with
-//! [`f64::to_bits`], so `-0.0` differs from `+0.0`.
+//! [`f64::to_bits`], so `-0.0` differs from `+0.0`; any two NaNs match,
+//! whatever their payloads (IEEE 754 leaves a computed NaN's payload to the
+//! machine: x86 passes the operand's on, NVIDIA GPUs return one canonical
+//! NaN).
 
 use alloc::format;
 use alloc::vec;
@@ -122,9 +125,7 @@ fn read<B: TensorBackend>(backend: &B, buf: &B::Buffer) -> Vec<B::Elem> {
 
 fn same_bits<T: Real>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) =
-        (0..got.len()).find(|&i| Real::to_f64(got[i]).to_bits() != Real::to_f64(want[i]).to_bits())
-    {
+    if let Some(i) = (0..got.len()).find(|&i| !crate::testgen::same_value(got[i], want[i])) {
         panic!(
             "{what}: element {i} of {} differs: backend {:?}, reference {:?}",
             got.len(),

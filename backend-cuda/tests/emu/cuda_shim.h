@@ -1,6 +1,7 @@
-// The CUDA built-ins that kernels/common.cuh and kernels/noise.cu use,
-// emulated on the host, so that the kernels compile as C++ and run on a CPU
-// (tests/host_emulated_kernels.rs). Compile with -ffp-contract=off
+// The CUDA built-ins that kernels/common.cuh, kernels/noise.cu and
+// kernels/tensor.cu use, emulated on the host, so that the kernels compile
+// as C++ and run on a CPU (tests/host_emulated_kernels.rs,
+// tests/host_emulated_tensor.rs). Compile with -ffp-contract=off
 // -fno-fast-math: every float and double operation then rounds once, as on
 // the device with --fmad=false.
 //
@@ -13,6 +14,20 @@
 // the value of its source lane and they run on, one after another again. It
 // is deterministic, and a warp whose lanes do not all meet at a shuffle
 // (divergence, or a lane that returns early) is reported as an error.
+//
+// Blocks (kernels/tensor.cu): so_run_blocks runs a gridDim.x × gridDim.y
+// grid block after block, each block's threads as coroutines on the
+// calling thread. A thread runs until it reaches __syncthreads(); when
+// every thread of the block has reached the same __syncthreads() (the same
+// call site), they all run on. A thread that returns while others wait,
+// or threads waiting at different call sites, is reported as an error.
+// Between two barriers the threads run one after another in a chosen
+// order (ascending, descending, or shuffled afresh at every barrier), so
+// that a missing __syncthreads() (a shared-memory race) shows as results
+// that depend on the order. __shared__ variables are `static
+// thread_local`: one copy per host thread, which the blocks of a launch
+// (run one after another on that thread) reuse, as blocks reuse a
+// multiprocessor's shared memory; it is not cleared between blocks.
 
 #ifndef SO_CUDA_SHIM_H
 #define SO_CUDA_SHIM_H
@@ -44,6 +59,7 @@ static_assert(FLT_EVAL_METHOD == 0, "the emulation needs FLT_EVAL_METHOD == 0");
 #define __global__
 #define __device__
 #define __forceinline__ inline __attribute__((always_inline))
+#define __shared__ static thread_local
 
 struct dim3 {
     unsigned x, y, z;
@@ -60,6 +76,9 @@ static inline unsigned __umulhi(unsigned a, unsigned b) {
 }
 static inline unsigned __float_as_uint(float x) { return std::bit_cast<unsigned>(x); }
 static inline float __uint_as_float(unsigned u) { return std::bit_cast<float>(u); }
+static inline double __longlong_as_double(unsigned long long u) {
+    return std::bit_cast<double>(u);
+}
 
 // Round-to-nearest IEEE operations: the host's plain operators.
 static inline float __fmul_rn(float a, float b) { return a * b; }
@@ -116,15 +135,20 @@ static void so_lane_entry() {
     // returns to uc_link, the scheduler
 }
 
-// A fresh coroutine that runs so_lane_entry on `stack`, then resumes `link`.
+// A fresh coroutine that runs `entry` on `stack`, then resumes `link`.
 // (Out of line: getcontext returns twice as far as the compiler knows.)
-__attribute__((noinline)) static void so_make_lane(ucontext_t *ctx, char *stack, size_t size,
-                                                   ucontext_t *link) {
+__attribute__((noinline)) static void so_make_context(ucontext_t *ctx, char *stack, size_t size,
+                                                      ucontext_t *link, void (*entry)()) {
     if (getcontext(ctx) != 0) so_fail("getcontext");
     ctx->uc_stack.ss_sp = stack;
     ctx->uc_stack.ss_size = size;
     ctx->uc_link = link;
-    makecontext(ctx, so_lane_entry, 0);
+    makecontext(ctx, entry, 0);
+}
+
+// A fresh coroutine that runs so_lane_entry on `stack`, then resumes `link`.
+static void so_make_lane(ucontext_t *ctx, char *stack, size_t size, ucontext_t *link) {
+    so_make_context(ctx, stack, size, link, so_lane_entry);
 }
 
 // Every warp of a gridDim.x × blockDim.x launch, one after another, its 32
@@ -217,6 +241,112 @@ static inline double __shfl_sync(unsigned mask, double v, int src) {
 }
 static inline float __shfl_sync(unsigned mask, float v, int src) {
     return so_shuffle(mask, v, SO_SHFL_IDX, src);
+}
+
+// ---- Blocks and __syncthreads ------------------------------------------
+
+enum { SO_THREAD_RUNNING, SO_THREAD_AT_BARRIER, SO_THREAD_DONE };
+// The order in which a block's threads run between two barriers.
+enum { SO_ORDER_ASCENDING, SO_ORDER_DESCENDING, SO_ORDER_SHUFFLED };
+
+struct so_block_state {
+    ucontext_t sched;
+    std::vector<ucontext_t> ctx;
+    std::vector<int> state;
+    std::vector<void *> site;  // where each waiting thread called __syncthreads
+    unsigned current;
+    const std::function<void()> *body;
+};
+thread_local so_block_state *so_block = nullptr;
+
+static void so_thread_entry() {
+    (*so_block->body)();
+    so_block->state[so_block->current] = SO_THREAD_DONE;
+    // returns to uc_link, the scheduler
+}
+
+// Waits until every thread of the block is here (out of line, so that its
+// return address names the call site).
+__attribute__((noinline, unused)) static void __syncthreads() {
+    if (!so_block) so_fail("__syncthreads outside so_run_blocks");
+    so_block_state &st = *so_block;
+    unsigned t = st.current;
+    st.site[t] = __builtin_return_address(0);
+    st.state[t] = SO_THREAD_AT_BARRIER;
+    if (swapcontext(&st.ctx[t], &st.sched) != 0) so_fail("swapcontext");
+}
+
+// Every block of a gridDim.x × gridDim.y launch of `block` threads, one
+// after another (x fastest), its threads as coroutines that meet at every
+// __syncthreads(); `order` is an SO_ORDER_*. Returns nullptr, or what went
+// wrong.
+static inline const char *so_run_blocks(unsigned grid_x, unsigned grid_y, unsigned block,
+                                        int order, const std::function<void()> &body) {
+    if (block == 0 || block > 1024) return "blockDim.x outside 1 ..= 1024";
+    const size_t stack = 64 * 1024;
+    // The stacks, kept from launch to launch on this host thread.
+    thread_local std::vector<char> stacks;
+    if (stacks.size() < block * stack) stacks.resize(block * stack);
+    so_block_state st;
+    st.ctx.resize(block);
+    st.state.assign(block, SO_THREAD_DONE);
+    st.site.assign(block, nullptr);
+    st.body = &body;
+    std::vector<unsigned> perm(block);
+    unsigned long long rng = 0x9E3779B97F4A7C15ull;  // the shuffles' xorshift state
+    gridDim = dim3{grid_x, grid_y, 1};
+    blockDim = dim3{block, 1, 1};
+    const char *err = nullptr;
+    so_block = &st;
+    for (unsigned by = 0; by < grid_y && !err; ++by) {
+        for (unsigned bx = 0; bx < grid_x && !err; ++bx) {
+            for (unsigned t = 0; t < block; ++t) {
+                so_make_context(&st.ctx[t], &stacks[t * stack], stack, &st.sched,
+                                so_thread_entry);
+                st.state[t] = SO_THREAD_RUNNING;
+            }
+            for (;;) {
+                for (unsigned i = 0; i < block; ++i)
+                    perm[i] = order == SO_ORDER_DESCENDING ? block - 1 - i : i;
+                if (order == SO_ORDER_SHUFFLED) {
+                    for (unsigned i = block - 1; i > 0; --i) {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        unsigned j = (unsigned)(rng % (i + 1));
+                        unsigned tmp = perm[i];
+                        perm[i] = perm[j];
+                        perm[j] = tmp;
+                    }
+                }
+                for (unsigned i = 0; i < block; ++i) {
+                    unsigned t = perm[i];
+                    if (st.state[t] != SO_THREAD_RUNNING) continue;
+                    blockIdx = dim3{bx, by, 0};
+                    threadIdx = dim3{t, 0, 0};
+                    st.current = t;
+                    if (swapcontext(&st.sched, &st.ctx[t]) != 0) so_fail("swapcontext");
+                }
+                unsigned done = 0;
+                for (unsigned t = 0; t < block; ++t) done += st.state[t] == SO_THREAD_DONE;
+                if (done == block) break;
+                if (done > 0) {
+                    err = "divergent block: some threads returned while others wait at "
+                          "__syncthreads";
+                    break;
+                }
+                for (unsigned t = 0; t < block; ++t)
+                    if (st.site[t] != st.site[0]) {
+                        err = "divergent block: threads at different __syncthreads";
+                        break;
+                    }
+                if (err) break;
+                for (unsigned t = 0; t < block; ++t) st.state[t] = SO_THREAD_RUNNING;
+            }
+        }
+    }
+    so_block = nullptr;
+    return err;
 }
 
 #endif
