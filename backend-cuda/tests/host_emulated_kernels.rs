@@ -18,11 +18,13 @@
 //! C++ compiler (`c++`) is installed, or on a host without ucontext.
 
 use std::ffi::{c_char, CStr};
-use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use libloading::Library;
+
+#[path = "emu/build.rs"]
+mod build;
+use build::{build_driver, sym};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::unit::bernoulli_threshold;
 use smoothout::{Noise, NoiseKey, Sgd, Unit};
@@ -94,60 +96,7 @@ fn emu() -> Result<&'static Emu, String> {
 }
 
 fn build() -> Result<Emu, String> {
-    if !cfg!(unix) {
-        return Err("the warp emulation needs ucontext (a Unix host)".into());
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-emulated-kernels");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let emu_dir = here.join("tests").join("emu");
-    let lib = dir.join(format!(
-        "{}noise_emu_{}{}",
-        std::env::consts::DLL_PREFIX,
-        std::process::id(),
-        std::env::consts::DLL_SUFFIX
-    ));
-    let out = Command::new("c++")
-        .args([
-            "-std=c++20",
-            "-O1",
-            "-ffp-contract=off",
-            "-fno-fast-math",
-            "-fno-strict-aliasing",
-            "-fPIC",
-            "-shared",
-            "-I",
-        ])
-        .arg(&emu_dir)
-        .arg("-I")
-        .arg(here.join("kernels"))
-        .arg(emu_dir.join("noise_driver.cpp"))
-        .arg("-o")
-        .arg(&lib)
-        .output()
-        .map_err(|e| format!("no C++ compiler `c++` ({e})"))?;
-    if !out.status.success() {
-        // A compiler that runs but rejects the kernels is a failure, not a skip.
-        panic!(
-            "kernels/noise.cu does not compile against tests/emu/cuda_shim.h:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // SAFETY: the library is the driver just built; loading it runs only
-    // its C++ static initialisers (none with side effects).
-    let library = unsafe { Library::new(&lib) }.unwrap_or_else(|e| panic!("load {lib:?}: {e}"));
-    // The mapping stays valid once the file is gone; one file per process
-    // keeps parallel test processes apart.
-    let _ = std::fs::remove_file(&lib);
-    fn sym<T: Copy>(lib: &Library, name: &str) -> T {
-        // SAFETY: each name is an `extern "C"` function of noise_driver.cpp
-        // whose signature is the type alias it is read as (checked by eye
-        // against the driver and against the kernels' signatures).
-        unsafe {
-            *lib.get::<T>(name.as_bytes())
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-        }
-    }
+    let library = build_driver("noise_driver.cpp", "noise.cu")?;
     Ok(Emu {
         fill_noise: sym(&library, "emu_fill_noise"),
         perturb: sym(&library, "emu_perturb"),

@@ -62,11 +62,13 @@
 //! or on a host without ucontext; a compiler that rejects the kernels fails.
 
 use std::ffi::{c_char, CStr};
-use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use libloading::Library;
+
+#[path = "emu/build.rs"]
+mod build;
+use build::{build_driver, sym};
 use smoothout::tensor_reference as r;
 use smoothout::{
     BatchNorm, BatchNormOps, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind, Reference,
@@ -258,60 +260,7 @@ fn emu() -> Result<&'static Emu, String> {
 }
 
 fn build() -> Result<Emu, String> {
-    if !cfg!(unix) {
-        return Err("the block emulation needs ucontext (a Unix host)".into());
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-emulated-tensor");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let emu_dir = here.join("tests").join("emu");
-    let lib = dir.join(format!(
-        "{}tensor_emu_{}{}",
-        std::env::consts::DLL_PREFIX,
-        std::process::id(),
-        std::env::consts::DLL_SUFFIX
-    ));
-    let out = Command::new("c++")
-        .args([
-            "-std=c++20",
-            "-O1",
-            "-ffp-contract=off",
-            "-fno-fast-math",
-            "-fno-strict-aliasing",
-            "-fPIC",
-            "-shared",
-            "-I",
-        ])
-        .arg(&emu_dir)
-        .arg("-I")
-        .arg(here.join("kernels"))
-        .arg(emu_dir.join("tensor_driver.cpp"))
-        .arg("-o")
-        .arg(&lib)
-        .output()
-        .map_err(|e| format!("no C++ compiler `c++` ({e})"))?;
-    if !out.status.success() {
-        // A compiler that runs but rejects the kernels is a failure, not a skip.
-        panic!(
-            "kernels/tensor.cu does not compile against tests/emu/cuda_shim.h:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // SAFETY: the library is the driver just built; loading it runs only
-    // its C++ static initialisers (none with side effects).
-    let library = unsafe { Library::new(&lib) }.unwrap_or_else(|e| panic!("load {lib:?}: {e}"));
-    // The mapping stays valid once the file is gone; one file per process
-    // keeps parallel test processes apart.
-    let _ = std::fs::remove_file(&lib);
-    fn sym<T: Copy>(lib: &Library, name: &str) -> T {
-        // SAFETY: each name is an `extern "C"` function of tensor_driver.cpp
-        // whose signature is the type alias it is read as (checked by eye
-        // against the driver and against the kernels' signatures).
-        unsafe {
-            *lib.get::<T>(name.as_bytes())
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-        }
-    }
+    let library = build_driver("tensor_driver.cpp", "tensor.cu")?;
     Ok(Emu {
         gemm_empty: sym(&library, "emu_gemm_empty"),
         gemm_sum_chunk: sym(&library, "emu_gemm_sum_chunk"),

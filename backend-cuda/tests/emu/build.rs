@@ -1,0 +1,72 @@
+//! Building and loading an emulation driver: a `.cpp` under `tests/emu/`
+//! that includes `cuda_shim.h` and a kernel file, compiled by the host's
+//! C++ compiler into a shared library and loaded with `libloading`.
+//! Shared by `host_emulated_kernels.rs` and `host_emulated_tensor.rs`.
+
+use std::path::Path;
+use std::process::Command;
+
+use libloading::Library;
+
+/// Compiles `tests/emu/{driver}` (which includes `kernels/{kernel}`) and
+/// loads it, or says why not (no Unix host, no `c++`). A compiler that runs
+/// but rejects the code is a failure: this panics with its messages.
+pub fn build_driver(driver: &str, kernel: &str) -> Result<Library, String> {
+    if !cfg!(unix) {
+        return Err("the emulation needs ucontext (a Unix host)".into());
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-emulated");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let emu_dir = here.join("tests").join("emu");
+    // One file per driver and process keeps parallel test processes apart.
+    let lib = dir.join(format!(
+        "{}{}_{}{}",
+        std::env::consts::DLL_PREFIX,
+        driver.trim_end_matches(".cpp"),
+        std::process::id(),
+        std::env::consts::DLL_SUFFIX
+    ));
+    let out = Command::new("c++")
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-ffp-contract=off",
+            "-fno-fast-math",
+            "-fno-strict-aliasing",
+            "-fPIC",
+            "-shared",
+            "-I",
+        ])
+        .arg(&emu_dir)
+        .arg("-I")
+        .arg(here.join("kernels"))
+        .arg(emu_dir.join(driver))
+        .arg("-o")
+        .arg(&lib)
+        .output()
+        .map_err(|e| format!("no C++ compiler `c++` ({e})"))?;
+    if !out.status.success() {
+        panic!(
+            "kernels/{kernel} does not compile against tests/emu/cuda_shim.h:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // SAFETY: the library is the driver just built; loading it runs only
+    // its C++ static initialisers (none with side effects).
+    let library = unsafe { Library::new(&lib) }.unwrap_or_else(|e| panic!("load {lib:?}: {e}"));
+    // The mapping stays valid once the file is gone.
+    let _ = std::fs::remove_file(&lib);
+    Ok(library)
+}
+
+/// The driver's `extern "C"` function `name`, read as `T`.
+pub fn sym<T: Copy>(lib: &Library, name: &str) -> T {
+    // SAFETY: every name asked for is an `extern "C"` function of the
+    // driver whose signature is the type alias it is read as (checked by
+    // eye against the driver and against the kernels' signatures).
+    unsafe {
+        *lib.get::<T>(name.as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+}
