@@ -10,7 +10,7 @@ dest=.nvrtc
 lib="$PWD/$dest/nvidia/cu13/lib"
 if [ ! -e "$lib/libnvrtc.so.13" ]; then
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
-    pip download --quiet --no-deps --only-binary=:all: \
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
         --platform manylinux_2_12_x86_64 --platform manylinux2010_x86_64 --platform manylinux_2_17_x86_64 \
         --python-version 3.11 'nvidia-cuda-nvrtc==13.0.*' -d "$dest.tmp" >&2
     python3 - "$dest.tmp" <<'PY'
