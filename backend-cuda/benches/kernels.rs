@@ -74,9 +74,11 @@ impl Options {
     }
 }
 
-/// One pass under test: its name, bytes per element, and one launch.
+/// One pass under test: its name, elements and bytes per element, and one
+/// launch.
 struct Pass<'a> {
     name: &'static str,
+    elems: usize,
     bytes: usize,
     run: Box<dyn FnMut() -> smoothout::Result<()> + 'a>,
     secs: Vec<f64>,
@@ -171,36 +173,43 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut passes = vec![
         Pass {
             name: "copy (device to device)",
+            elems: n,
             bytes: 8,
             run: Box::new(|| g.copy(&src, &mut dst)),
             secs: Vec::new(),
         },
         Pass {
             name: "perturb (SmoothOut, fixed)",
+            elems: n,
             bytes: 8,
             run: Box::new(|| g.perturb(&mut w_perturb, &fixed)),
             secs: Vec::new(),
         },
         Pass {
             name: "de-noise (fixed)",
+            elems: n,
             bytes: 8,
             run: Box::new(|| g.denoise(&mut w_denoise, &fixed)),
             secs: Vec::new(),
         },
         Pass {
             name: "fused de-noise + SGD",
+            elems: n,
             bytes: 20,
             run: Box::new(|| g.denoise_sgd(&mut w_fused, &grad, &mut v_fused, Some(&fixed), &sgd)),
             secs: Vec::new(),
         },
         Pass {
             name: "plain SGD (no noise)",
+            elems: n,
             bytes: 20,
             run: Box::new(|| g.denoise_sgd(&mut w_plain, &grad, &mut v_plain, None, &sgd)),
             secs: Vec::new(),
         },
         Pass {
             name: "perturb (AdaSmoothOut, 576-col rows)",
+            // Whole rows only.
+            elems: rows * COLS,
             bytes: 8,
             run: Box::new(|| {
                 g.perturb_filter_norm(
@@ -234,15 +243,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
 
-    // The AdaSmoothOut pass covers whole rows only.
-    let elems = |p: &Pass<'_>| {
-        if p.name.starts_with("perturb (Ada") {
-            rows * COLS
-        } else {
-            n
-        }
-    };
-    let gbs = |p: &Pass<'_>, secs: f64| (elems(p) * p.bytes) as f64 / secs / 1e9;
+    let gbs = |p: &Pass<'_>, secs: f64| (p.elems * p.bytes) as f64 / secs / 1e9;
     let copy_gbs = gbs(&passes[0], median(&passes[0].secs));
     println!();
     println!("| pass | ms/launch (median) | min–max | bytes/elem | GB/s | × copy |");

@@ -72,8 +72,10 @@ struct Inner {
     blas: CudaBlas,
     arch: String,
     functions: HashMap<&'static str, CudaFunction>,
-    /// Passed where a kernel's pointer argument is unused.
+    /// Passed where a kernel's `float` pointer argument is unused.
     dummy: CudaSlice<f32>,
+    /// Passed where a kernel's `double` pointer argument is unused.
+    dummy64: CudaSlice<f64>,
 }
 
 impl core::fmt::Debug for Cuda {
@@ -150,6 +152,9 @@ impl Cuda {
         let dummy = stream
             .alloc_zeros::<f32>(1)
             .map_err(driver("allocate memory"))?;
+        let dummy64 = stream
+            .alloc_zeros::<f64>(1)
+            .map_err(driver("allocate memory"))?;
         Ok(Cuda {
             inner: Arc::new(Inner {
                 ctx,
@@ -158,6 +163,7 @@ impl Cuda {
                 arch,
                 functions,
                 dummy,
+                dummy64,
             }),
         })
     }

@@ -240,13 +240,10 @@ impl Cuda {
         let mut partial = stream
             .alloc_zeros::<f64>((channels * slices) as usize)
             .map_err(device(op))?;
-        let dummy;
+        // Without a centre the kernel reads no `centre` element.
         let (centre, squares) = match centre {
             Some(c) => (c, 1i32),
-            None => {
-                dummy = stream.alloc_zeros::<f64>(1).map_err(device(op))?;
-                (&dummy, 0)
-            }
+            None => (&self.inner.dummy64, 0),
         };
         launch!(self, op, "channel_partials", channel_grid(channels, slices);
             x, centre, &channels, &inner, &m, &per, &squares, &mut partial)?;

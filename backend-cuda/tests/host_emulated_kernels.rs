@@ -17,21 +17,17 @@
 //! between canaries that must stay untouched. Skips with a reason when no
 //! C++ compiler (`c++`) is installed, or on a host without ucontext.
 
-use std::ffi::{c_char, CStr};
 use std::sync::OnceLock;
 
 use libloading::Library;
 
 #[path = "emu/build.rs"]
 mod build;
-use build::{build_driver, sym};
+use build::{build_driver, check, grid, launches, or_skip, sym, Status, THREADS};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::unit::bernoulli_threshold;
 use smoothout::{Noise, NoiseKey, Sgd, Unit};
 
-/// What a driver entry point returns: null, or a C string saying what
-/// went wrong (a divergent warp).
-type Status = *const c_char;
 type FillNoiseFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, i32, f32, u32) -> Status;
 type PerturbFn = unsafe extern "C" fn(
     u32,
@@ -89,10 +85,11 @@ struct Emu {
 }
 
 /// The driver, built and loaded once per test process (the tests run in
-/// parallel; the shim's state is per thread), or why there is none.
-fn emu() -> Result<&'static Emu, String> {
+/// parallel; the shim's state is per thread), or `None` after printing why
+/// the test is skipped.
+fn emu_or_skip() -> Option<&'static Emu> {
     static EMU: OnceLock<Result<Emu, String>> = OnceLock::new();
-    EMU.get_or_init(build).as_ref().map_err(Clone::clone)
+    or_skip(EMU.get_or_init(build))
 }
 
 fn build() -> Result<Emu, String> {
@@ -111,48 +108,11 @@ fn build() -> Result<Emu, String> {
     })
 }
 
-/// The emulator, or `None` after printing why the test is skipped.
-fn emu_or_skip() -> Option<&'static Emu> {
-    match emu() {
-        Ok(e) => Some(e),
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
-
-fn check(status: Status, what: &str) {
-    if !status.is_null() {
-        // SAFETY: a non-null status is one of the shim's static C strings.
-        let msg = unsafe { CStr::from_ptr(status) }.to_string_lossy();
-        panic!("{what}: {msg}");
-    }
-}
-
 // ---- Launches, as src/lib.rs makes them ----------------------------------
-
-/// `THREADS` and `MAX_BLOCKS` of src/lib.rs.
-const THREADS: u32 = 256;
-const MAX_BLOCKS: u64 = 1 << 16;
-
-/// src/lib.rs's `grid(work)`: (blocks, threads per block).
-fn grid(work: u64) -> (u32, u32) {
-    (
-        work.div_ceil(u64::from(THREADS)).clamp(1, MAX_BLOCKS) as u32,
-        THREADS,
-    )
-}
-
-/// The launch of src/lib.rs for `work` grid-stride items, and a small grid
-/// (3 blocks of 64) that goes round its loop several times.
-fn launches(work: u64) -> [(u32, u32); 2] {
-    [grid(work), (3, 64)]
-}
 
 /// src/lib.rs's `warp_rows(rows)`, and one block of two warps.
 fn warp_launches(rows: u64) -> [(u32, u32); 2] {
-    [grid(rows.saturating_mul(32)), (1, 64)]
+    [(grid(rows.saturating_mul(32)), THREADS), (1, 64)]
 }
 
 fn unit_code(unit: Unit) -> i32 {

@@ -61,22 +61,24 @@
 //! Skips with `skipped: <reason>` when no C++ compiler (`c++`) is installed
 //! or on a host without ucontext; a compiler that rejects the kernels fails.
 
-use std::ffi::{c_char, CStr};
 use std::sync::OnceLock;
 
 use libloading::Library;
 
 #[path = "emu/build.rs"]
 mod build;
-use build::{build_driver, sym};
+use build::{build_driver, check, grid, launches, or_skip, status_message, sym, Status, THREADS};
+#[path = "support/tensor_bounds.rs"]
+mod bounds;
+use bounds::{
+    bias_grad_input, bn_inputs, check_bias_grad, check_bn_grads, check_bn_stats, check_dlogits,
+    check_loss, data, gemm_summed_bound, softmax_inputs, within, BIAS_GRADS, BNS, SOFTMAXES,
+};
 use smoothout::tensor_reference as r;
 use smoothout::{
     BatchNorm, BatchNormOps, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind, Reference,
 };
 
-/// What a driver entry point returns: null, or a C string saying what
-/// went wrong (a divergent block).
-type Status = *const c_char;
 type GemmEmptyFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u64, f32, f32, i32) -> Status;
 type GemmSumChunkFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, i32, *mut f64) -> Status;
 type GemmSumFinishFn =
@@ -253,10 +255,11 @@ struct Emu {
 }
 
 /// The driver, built and loaded once per test process (the tests run in
-/// parallel; the shim's state is per thread), or why there is none.
-fn emu() -> Result<&'static Emu, String> {
+/// parallel; the shim's state is per thread), or `None` after printing why
+/// the test is skipped.
+fn emu_or_skip() -> Option<&'static Emu> {
     static EMU: OnceLock<Result<Emu, String>> = OnceLock::new();
-    EMU.get_or_init(build).as_ref().map_err(Clone::clone)
+    or_skip(EMU.get_or_init(build))
 }
 
 fn build() -> Result<Emu, String> {
@@ -288,47 +291,14 @@ fn build() -> Result<Emu, String> {
     })
 }
 
-/// The emulator, or `None` after printing why the test is skipped.
-fn emu_or_skip() -> Option<&'static Emu> {
-    match emu() {
-        Ok(e) => Some(e),
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
-
-fn check(status: Status, what: &str) {
-    if !status.is_null() {
-        // SAFETY: a non-null status is one of the shim's static C strings.
-        let msg = unsafe { CStr::from_ptr(status) }.to_string_lossy();
-        panic!("{what}: {msg}");
-    }
-}
-
 // ---- Launches, as src/lib.rs and src/tensor.rs make them ---------------
 
-/// `THREADS` and `MAX_BLOCKS` of src/lib.rs.
-const THREADS: u32 = 256;
-const MAX_BLOCKS: u64 = 1 << 16;
 /// `SLICE`, `MAX_SLICES`, `MAX_CHANNEL_BLOCKS` and `SUM_CHUNK_ELEMS` of
 /// src/tensor.rs.
 const SLICE: u64 = 8192;
 const MAX_SLICES: u64 = 1024;
 const MAX_CHANNEL_BLOCKS: u64 = 65_535;
 const SUM_CHUNK_ELEMS: usize = 1 << 26;
-
-/// src/lib.rs's `grid(work)`: blocks of [`THREADS`].
-fn grid(work: u64) -> u32 {
-    work.div_ceil(u64::from(THREADS)).clamp(1, MAX_BLOCKS) as u32
-}
-
-/// src/tensor.rs's launch for `work` grid-stride items, and a small grid
-/// (3 blocks of 64) that goes round its loop several times.
-fn launches(work: u64) -> [(u32, u32); 2] {
-    [(grid(work), THREADS), (3, 64)]
-}
 
 /// src/tensor.rs's `slices_of(m)`: `(slices, per)`.
 fn slices_of(m: u64) -> (u64, u64) {
@@ -452,44 +422,6 @@ fn same<T: Elem>(what: &str, got: &[T], want: &[T]) -> usize {
         );
     }
     got.len()
-}
-
-const EPS32: f64 = f32::EPSILON as f64;
-const EPS64: f64 = f64::EPSILON;
-
-/// `|got − want| ≤ tol(i)` for every element; returns how many elements
-/// were compared and how many of them are the same bits.
-fn within(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f64) -> (usize, usize) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let mut equal = 0;
-    for (i, (&x, &y)) in got.iter().zip(want).enumerate() {
-        equal += usize::from(x.to_bits() == y.to_bits());
-        let (x, y, t) = (f64::from(x), f64::from(y), tol(i));
-        assert!(
-            (x - y).abs() <= t,
-            "{what}: element {i}: emulated kernel {x:e} vs reference {y:e}, bound {t:e}"
-        );
-    }
-    (got.len(), equal)
-}
-
-/// `tests/tensor.rs`'s sum bound for `M` terms of absolute sum `abs`.
-fn sum_bound(want: f32, m: usize, abs: f64) -> f64 {
-    2.0 * EPS32 * f64::from(want).abs() + 4.0 * m as f64 * EPS64 * abs
-}
-
-/// Deterministic values in `[-1, 1)` (SplitMix64 of the index and salt):
-/// `tests/tensor.rs`'s and `smoothout::testgen_tensor`'s `data`.
-fn data(len: usize, salt: u64) -> Vec<f32> {
-    (0..len as u64)
-        .map(|i| {
-            let mut z = (i ^ salt.rotate_left(32)).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 / (1u64 << 52) as f64 - 1.0) as f32
-        })
-        .collect()
 }
 
 /// Launches and elements compared, printed at the end of each test.
@@ -795,9 +727,7 @@ fn gemm_summed_reduction_is_an_f64_sum_in_order() {
                                 } else {
                                     f64::from(c0[e]).abs()
                                 };
-                                2.0 * (count * k + 2) as f64
-                                    * EPS32
-                                    * (alpha.abs() * mags[e] + beta.abs() * old)
+                                gemm_summed_bound(count, k, alpha, beta, mags[e], old)
                             },
                         ));
                     }
@@ -871,72 +801,51 @@ fn im2col_and_col2im_match_reference() {
         let x = data(xn, 100 + 10 * s as u64);
         let cols = data(cn, 101 + 10 * s as u64);
 
-        let mut want = vec![f32::NAN; cn];
-        r::im2col(&conv, &x, &mut want).expect("reference im2col");
-        for (gx, bx) in launches(cn as u64) {
-            let what = format!("im2col {conv:?} grid {gx}x{bx}");
-            let xb = Buf::new(&x);
-            let mut col = Buf::<f32>::poison(cn);
-            // SAFETY: x and col hold the sizes conv_args describes.
-            check(
-                unsafe {
-                    (emu.im2col)(
-                        gx,
-                        bx,
-                        xb.cptr(),
-                        col.ptr(),
-                        n,
-                        ch,
-                        h,
-                        w,
-                        kh,
-                        kw,
-                        st,
-                        p,
-                        oh,
-                        ow,
-                    )
-                },
-                &what,
-            );
-            tally.launch();
-            same(&format!("{what} (x)"), &xb.get(&what), &x);
-            tally.exact(same(&what, &col.get(&what), &want));
-        }
-
+        let mut want_col = vec![f32::NAN; cn];
+        r::im2col(&conv, &x, &mut want_col).expect("reference im2col");
         // col2im accumulates into x (not zero).
         let x0 = data(xn, 102 + 10 * s as u64);
-        let mut want = x0.clone();
-        r::col2im(&conv, &cols, &mut want).expect("reference col2im");
-        for (gx, bx) in launches(xn as u64) {
-            let what = format!("col2im {conv:?} grid {gx}x{bx}");
-            let cb = Buf::new(&cols);
-            let mut xb = Buf::new(&x0);
-            // SAFETY: as above.
-            check(
-                unsafe {
-                    (emu.col2im)(
-                        gx,
-                        bx,
-                        cb.cptr(),
-                        xb.ptr(),
-                        n,
-                        ch,
-                        h,
-                        w,
-                        kh,
-                        kw,
-                        st,
-                        p,
-                        oh,
-                        ow,
-                    )
-                },
-                &what,
-            );
-            tally.launch();
-            same(&format!("{what} (col)"), &cb.get(&what), &cols);
-            tally.exact(same(&what, &xb.get(&what), &want));
+        let mut want_x = x0.clone();
+        r::col2im(&conv, &cols, &mut want_x).expect("reference col2im");
+        // (name, kernel, input, output before, reference output): the
+        // output gives the grid-stride work.
+        type Case<'a> = (&'a str, ConvFn, &'a [f32], &'a [f32], &'a [f32]);
+        let cases: [Case<'_>; 2] = [
+            ("im2col", emu.im2col, &x, &vec![f32::POISON; cn], &want_col),
+            ("col2im", emu.col2im, &cols, &x0, &want_x),
+        ];
+        for (name, kernel, input, out0, want) in cases {
+            for (gx, bx) in launches(out0.len() as u64) {
+                let what = format!("{name} {conv:?} grid {gx}x{bx}");
+                let ib = Buf::new(input);
+                let mut ob = Buf::new(out0);
+                // SAFETY: the input and output hold the sizes conv_args
+                // describes (x, col for im2col; col, x for col2im).
+                check(
+                    unsafe {
+                        kernel(
+                            gx,
+                            bx,
+                            ib.cptr(),
+                            ob.ptr(),
+                            n,
+                            ch,
+                            h,
+                            w,
+                            kh,
+                            kw,
+                            st,
+                            p,
+                            oh,
+                            ow,
+                        )
+                    },
+                    &what,
+                );
+                tally.launch();
+                same(&format!("{what} (input)"), &ib.get(&what), input);
+                tally.exact(same(&what, &ob.get(&what), want));
+            }
         }
     }
     tally.report("im2col, col2im");
@@ -1220,30 +1129,13 @@ fn channel_sums(
     out.expect("a launch")
 }
 
-/// Channel `c`'s elements of a `[outer, channels, inner]` tensor, in order.
-fn channel(v: &[f32], channels: usize, inner: usize, c: usize) -> impl Iterator<Item = f64> + '_ {
-    v.chunks(channels * inner)
-        .flat_map(move |o| o[c * inner..(c + 1) * inner].iter().map(|&x| f64::from(x)))
-}
-
-/// `(batch, channels, spatial, ε)`: tests/tensor.rs's shapes (2 × 3 × 5 × 7,
-/// 64 × 16 × 8 × 8, BatchNorm1d, odd sizes, one element, ε = 0, 2 and 3
-/// slices per channel), 8 × 16 × 8 × 8, 300 × 4 × 1 × 1, and 3 slices of
-/// which the last is shorter (4 × 5000 = 20 000 = 6667 + 6667 + 6666).
-const BNS: [(usize, usize, usize, f64); 12] = [
-    (2, 3, 35, 1e-5),
-    (64, 16, 64, 1e-5),
-    (7, 5, 1, 1e-3),
-    (5, 7, 143, 1e-5),
-    (1, 2, 1, 1e-5),
-    (1, 3, 9, 0.1),
-    (3, 4, 49, 0.0),
-    (300, 2, 100, 1e-5),
-    (2048, 4, 9, 1e-5),
-    (8, 16, 64, 1e-5),
-    (300, 4, 1, 1e-5),
-    (4, 3, 5000, 1e-5),
-];
+/// `(batch, channels, spatial, ε)` beyond tests/tensor.rs's shapes ([`BNS`]:
+/// 2 × 3 × 5 × 7, 64 × 16 × 8 × 8, BatchNorm1d, odd sizes, one element,
+/// ε = 0, 2 and 3 slices per channel): 8 × 16 × 8 × 8, 300 × 4 × 1 × 1, and
+/// 3 slices of which the last is shorter (4 × 5000 = 20 000 = 6667 + 6667 +
+/// 6666).
+const MORE_BNS: [(usize, usize, usize, f64); 3] =
+    [(8, 16, 64, 1e-5), (300, 4, 1, 1e-5), (4, 3, 5000, 1e-5)];
 
 #[test]
 fn batch_norm_matches_reference() {
@@ -1251,7 +1143,7 @@ fn batch_norm_matches_reference() {
     let mut tally = Tally::default();
     let reference = Reference::<f32>::new();
     let mut multi_slice = 0;
-    for (s, &(batch, channels, spatial, eps)) in BNS.iter().enumerate() {
+    for (s, &(batch, channels, spatial, eps)) in BNS.iter().chain(&MORE_BNS).enumerate() {
         let bn = BatchNorm {
             batch,
             channels,
@@ -1259,15 +1151,8 @@ fn batch_norm_matches_reference() {
             eps,
         };
         let what = format!("{bn:?}");
-        let salt = 900 + 10 * s as u64;
-        // tests/tensor.rs's data: offset so that the mean is not ~0.
-        let x: Vec<f32> = data(bn.len(), salt)
-            .into_iter()
-            .map(|v| 3.0 * v + 0.5)
-            .collect();
-        let dy = data(bn.len(), salt + 1);
-        let gamma = data(channels, salt + 2);
-        let beta = data(channels, salt + 3);
+        // tests/tensor.rs's data.
+        let (x, dy, gamma, beta) = bn_inputs(&bn, s);
         let m = batch * spatial;
         let m64 = m as u64;
         let (slices, per) = slices_of(m64);
@@ -1331,17 +1216,9 @@ fn batch_norm_matches_reference() {
             &var64.iter().map(|&v| v as f32).collect::<Vec<_>>(),
         );
         // The reference, within tests/tensor.rs's bounds.
-        tally.bounded(within(&format!("mean {what}"), &mean, &m0, |c| {
-            let abs: f64 = channel(&x, channels, spatial, c).map(f64::abs).sum();
-            sum_bound(m0[c], m, abs / mf)
-        }));
-        tally.bounded(within(&format!("var {what}"), &var, &v0, |c| {
-            let mu = f64::from(m0[c]);
-            let abs: f64 = channel(&x, channels, spatial, c)
-                .map(|v| (v - mu) * (v - mu))
-                .sum();
-            sum_bound(v0[c], m, abs / mf)
-        }));
+        for counts in check_bn_stats(&what, &bn, &x, (&mean, &var), (&m0, &v0)) {
+            tally.bounded(counts);
+        }
 
         // Forward with the reference's statistics: bit for bit.
         let mut y0 = vec![f32::NAN; bn.len()];
@@ -1526,36 +1403,18 @@ fn batch_norm_matches_reference() {
         }
         let dx = dx_first.expect("a launch");
         // The reference, within tests/tensor.rs's bounds.
-        let xhat = |i: usize| {
-            let (mu, inv) = centres[(i / spatial) % channels];
-            (f64::from(x[i]) - mu) * inv
-        };
-        let (abs_dy, abs_dyx): (Vec<f64>, Vec<f64>) = (0..channels)
-            .map(|c| {
-                (0..batch)
-                    .flat_map(|n| {
-                        let base = (n * channels + c) * spatial;
-                        base..base + spatial
-                    })
-                    .map(|i| {
-                        let d = f64::from(dy[i]).abs();
-                        (d, d * xhat(i).abs())
-                    })
-                    .fold((0.0, 0.0), |(a, b), (d, e)| (a + d, b + e))
-            })
-            .unzip();
-        tally.bounded(within(&format!("dgamma {what}"), &dgamma, &dg0, |c| {
-            sum_bound(dg0[c], m, abs_dyx[c])
-        }));
-        tally.bounded(within(&format!("dbeta {what}"), &dbeta, &db0, |c| {
-            sum_bound(db0[c], m, abs_dy[c])
-        }));
-        tally.bounded(within(&format!("dx {what}"), &dx, &dx0, |i| {
-            let c = (i / spatial) % channels;
-            let k = (f64::from(gamma[c]) * centres[c].1 / mf).abs();
-            2.0 * EPS32 * f64::from(dx0[i]).abs()
-                + k * 4.0 * mf * EPS64 * (abs_dy[c] + xhat(i).abs() * abs_dyx[c])
-        }));
+        for counts in check_bn_grads(
+            &what,
+            &bn,
+            &x,
+            &dy,
+            &gamma,
+            &centres,
+            [&dgamma, &dbeta, &dx],
+            [&dg0, &db0, &dx0],
+        ) {
+            tally.bounded(counts);
+        }
     }
     assert!(multi_slice >= 3, "too few shapes with several slices");
     tally.report(
@@ -1596,22 +1455,13 @@ fn bias_grad_matches_reference() {
     // tests/tensor.rs's shapes (outer, channels, inner) and salts, then
     // 300 × 4 × 1, no rows, and a channel of −0.0 only (its sum is −0.0:
     // every sum starts from −0.0, as Rust's f64 `sum`).
-    for (s, &(outer, channels, inner)) in [
-        (1usize, 1usize, 1usize),
-        (2048, 10, 1),
-        (64, 16, 64),
-        (2, 3, 35),
-        (5, 7, 11),
-        (300, 2, 100),
-        (3, 100, 1),
-        (300, 4, 1),
-        (0, 3, 2),
-        (4, 3, 5),
-    ]
-    .iter()
-    .enumerate()
+    for (s, &shape) in BIAS_GRADS
+        .iter()
+        .chain(&[(300, 4, 1), (0, 3, 2), (4, 3, 5)])
+        .enumerate()
     {
-        let mut dy = data(outer * channels * inner, 1100 + s as u64);
+        let (outer, channels, inner) = shape;
+        let mut dy = bias_grad_input(shape, s);
         if (outer, channels, inner) == (4, 3, 5) {
             for o in 0..outer {
                 dy[(o * channels + 1) * inner..(o * channels + 2) * inner].fill(-0.0);
@@ -1635,10 +1485,7 @@ fn bias_grad_matches_reference() {
             let w = format!("{what} channel {c} (model)");
             tally.exact(same(&w, &[sums[c]], &[model]) + same(&w, &[got[c]], &[model as f32]));
         }
-        tally.bounded(within(&what, &got, &want, |c| {
-            let abs: f64 = channel(&dy, channels, inner, c).map(f64::abs).sum();
-            sum_bound(want[c], m, abs)
-        }));
+        tally.bounded(check_bias_grad(&what, shape, &dy, &got, &want));
     }
     // The shapes and data of smoothout::testgen_tensor::maps, which the GPU
     // test compares bit for bit: tests/tensor.rs's table says these sums
@@ -1680,24 +1527,9 @@ fn softmax_xent_rows_matches_reference() {
     let mut tally = Tally::default();
     // tests/tensor.rs's (rows, classes, offset) and salts: one class, odd
     // sizes, CIFAR-10 and -100 batches, logits offset by ±10⁴.
-    for (s, &(rows, classes, offset)) in [
-        (1usize, 1usize, 0.0f32),
-        (5, 10, 0.0),
-        (33, 7, 0.0),
-        (4, 100, 1e4),
-        (3, 3, -1e4),
-        (2048, 10, 0.0),
-        (64, 100, 0.0),
-        (7, 1000, 3.0),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let z: Vec<f32> = data(rows * classes, 1200 + s as u64)
-            .into_iter()
-            .map(|v| v * 8.0 + offset)
-            .collect();
-        let labels: Vec<u32> = (0..rows).map(|i| ((i * 7 + s) % classes) as u32).collect();
+    for (s, &case) in SOFTMAXES.iter().enumerate() {
+        let (rows, classes, offset) = case;
+        let (z, labels) = softmax_inputs(case, s);
         // The reference, row by row and in total.
         let mut d0 = vec![f32::NAN; z.len()];
         let row_loss0: Vec<f64> = z
@@ -1752,26 +1584,16 @@ fn softmax_xent_rows_matches_reference() {
                     tally.exact(same(&format!("{what} (row losses)"), &losses, &row_loss0));
                     tally.exact(same(&format!("{what} (loss)"), &[total], &[l0]));
                 } else {
-                    // tests/tensor.rs's bounds.
-                    let abs = (2 * classes + 8) as f64 * EPS64 / rows as f64;
-                    tally.bounded(within(&format!("{what} (dlogits)"), &d, &d0, |i| {
-                        EPS32 * f64::from(d0[i]).abs() + abs
-                    }));
+                    // tests/tensor.rs's bounds (each row's loss within
+                    // the bound for one row).
+                    tally.bounded(check_dlogits(&what, classes, rows, &d, &d0));
                     let mut equal = 0;
                     for (i, (&l, &w)) in losses.iter().zip(&row_loss0).enumerate() {
-                        let tol = (2 * classes + 1 + 16) as f64 * EPS64 * w.abs().max(1.0);
-                        assert!(
-                            (l - w).abs() <= tol,
-                            "{what}: row {i} loss {l:e} vs reference {w:e}, bound {tol:e}"
-                        );
+                        check_loss(&format!("{what} row {i}"), classes, 1, l, w);
                         equal += usize::from(l.to_bits() == w.to_bits());
                     }
                     tally.bounded((rows, equal));
-                    let tol = (2 * classes + rows + 16) as f64 * EPS64 * l0.abs().max(1.0);
-                    assert!(
-                        (total - l0).abs() <= tol,
-                        "{what}: loss {total:e} vs reference {l0:e}, bound {tol:e}"
-                    );
+                    check_loss(&what, classes, rows, total, l0);
                     tally.bounded((1, usize::from(total.to_bits() == l0.to_bits())));
                 }
             }
@@ -1892,13 +1714,7 @@ fn block_emulation_catches_races_and_divergence() {
         // SAFETY: input holds the 256 doubles the self-test kernels read,
         // out the one they write.
         let status = unsafe { (emu.selftest)(which, order, input.as_ptr(), out.as_mut_ptr()) };
-        let err = (!status.is_null()).then(|| {
-            // SAFETY: a non-null status is one of the shim's static strings.
-            unsafe { CStr::from_ptr(status) }
-                .to_string_lossy()
-                .into_owned()
-        });
-        (err, out[0])
+        (status_message(status), out[0])
     };
     let exact: f64 = input.iter().sum();
     // With the barrier: the exact sum in every order.

@@ -35,8 +35,12 @@ use smoothout::{
 };
 use smoothout_cuda::Cuda;
 
-const EPS32: f64 = f32::EPSILON as f64;
-const EPS64: f64 = f64::EPSILON;
+#[path = "support/tensor_bounds.rs"]
+mod bounds;
+use bounds::{
+    bias_grad_input, bn_inputs, check_bias_grad, check_bn_grads, check_bn_stats, check_dlogits,
+    check_loss, data, gemm_summed_bound, softmax_inputs, within, BIAS_GRADS, BNS, SOFTMAXES,
+};
 
 /// The process-wide backend, or why there is none.
 fn gpu() -> Option<&'static Cuda> {
@@ -84,19 +88,6 @@ shared!(
     maps_reject_bad_lengths,
 );
 
-/// Deterministic values in `[-1, 1)` (SplitMix64 of the index and salt).
-fn data(len: usize, salt: u64) -> Vec<f32> {
-    (0..len as u64)
-        .map(|i| {
-            let mut z = (i ^ salt.rotate_left(32)).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 / (1u64 << 52) as f64 - 1.0) as f32
-        })
-        .collect()
-}
-
 /// The backend's buffer.
 type Buf = <Cuda as BackendTypes>::Buffer;
 
@@ -115,44 +106,6 @@ fn same_bits(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-/// `|got − want| ≤ tol(i)` for every element.
-fn within(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f64) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (i, (&x, &y)) in got.iter().zip(want).enumerate() {
-        let (x, y, t) = (f64::from(x), f64::from(y), tol(i));
-        assert!(
-            (x - y).abs() <= t,
-            "{what}: element {i}: {x} vs reference {y}, bound {t}"
-        );
-    }
-}
-
-/// The sum bound of the module's table for `M` terms of absolute sum `abs`.
-fn sum_bound(want: f32, m: usize, abs: f64) -> f64 {
-    2.0 * EPS32 * f64::from(want).abs() + 4.0 * m as f64 * EPS64 * abs
-}
-
-/// Channel `c`'s elements of a `[outer, channels, inner]` tensor, in order.
-fn channel(v: &[f32], channels: usize, inner: usize, c: usize) -> impl Iterator<Item = f64> + '_ {
-    v.chunks(channels * inner)
-        .flat_map(move |o| o[c * inner..(c + 1) * inner].iter().map(|&x| f64::from(x)))
-}
-
-/// `(batch, channels, spatial, ε)`: 2 × 3 × 5 × 7, a batch of 64 with 16
-/// channels of 8 × 8, BatchNorm1d, odd sizes, one element, ε = 0, and
-/// channels long enough for several slices (30 000 and 18 432 elements).
-const BNS: [(usize, usize, usize, f64); 9] = [
-    (2, 3, 35, 1e-5),
-    (64, 16, 64, 1e-5),
-    (7, 5, 1, 1e-3),
-    (5, 7, 143, 1e-5),
-    (1, 2, 1, 1e-5),
-    (1, 3, 9, 0.1),
-    (3, 4, 49, 0.0),
-    (300, 2, 100, 1e-5),
-    (2048, 4, 9, 1e-5),
-];
-
 #[test]
 fn batch_norm_within_bounds() {
     let Some(gpu) = gpu() else { return };
@@ -165,16 +118,7 @@ fn batch_norm_within_bounds() {
             eps,
         };
         let what = format!("{bn:?}");
-        let salt = 900 + 10 * s as u64;
-        // Offset so that the mean is not ~0 and the variance not ~1/3.
-        let x: Vec<f32> = data(bn.len(), salt)
-            .into_iter()
-            .map(|v| 3.0 * v + 0.5)
-            .collect();
-        let dy = data(bn.len(), salt + 1);
-        let gamma = data(channels, salt + 2);
-        let beta = data(channels, salt + 3);
-        let m = batch * spatial;
+        let (x, dy, gamma, beta) = bn_inputs(&bn, s);
         let nan = |n| vec![f32::NAN; n];
 
         // Statistics.
@@ -186,17 +130,7 @@ fn batch_norm_within_bounds() {
         let (mut mb, mut vb) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
         gpu.batch_norm_stats(&bn, &xb, &mut mb, &mut vb).unwrap();
         let (mean, var) = (down(gpu, &mb), down(gpu, &vb));
-        within(&format!("mean {what}"), &mean, &m0, |c| {
-            let abs: f64 = channel(&x, channels, spatial, c).map(f64::abs).sum();
-            sum_bound(m0[c], m, abs / m as f64)
-        });
-        within(&format!("var {what}"), &var, &v0, |c| {
-            let mu = f64::from(m0[c]);
-            let abs: f64 = channel(&x, channels, spatial, c)
-                .map(|v| (v - mu) * (v - mu))
-                .sum();
-            sum_bound(v0[c], m, abs / m as f64)
-        });
+        check_bn_stats(&what, &bn, &x, (&mean, &var), (&m0, &v0));
         // Deterministic: the same bits again.
         let (mut mb2, mut vb2) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
         gpu.batch_norm_stats(&bn, &xb, &mut mb2, &mut vb2).unwrap();
@@ -231,37 +165,16 @@ fn batch_norm_within_bounds() {
         )
         .unwrap();
         let centres = r::batch_norm_centres(&bn, &m0, &v0);
-        let xhat = |i: usize| {
-            let (mu, inv) = centres[(i / spatial) % channels];
-            (f64::from(x[i]) - mu) * inv
-        };
-        // Per channel: Σ|dy| and Σ|dy · x̂|, in f64.
-        let (abs_dy, abs_dyx): (Vec<f64>, Vec<f64>) = (0..channels)
-            .map(|c| {
-                (0..batch)
-                    .flat_map(|n| {
-                        let base = (n * channels + c) * spatial;
-                        base..base + spatial
-                    })
-                    .map(|i| {
-                        let d = f64::from(dy[i]).abs();
-                        (d, d * xhat(i).abs())
-                    })
-                    .fold((0.0, 0.0), |(a, b), (d, e)| (a + d, b + e))
-            })
-            .unzip();
-        within(&format!("dgamma {what}"), &down(gpu, &dgb), &dg0, |c| {
-            sum_bound(dg0[c], m, abs_dyx[c])
-        });
-        within(&format!("dbeta {what}"), &down(gpu, &dbb), &db0, |c| {
-            sum_bound(db0[c], m, abs_dy[c])
-        });
-        within(&format!("dx {what}"), &down(gpu, &dxb), &dx0, |i| {
-            let c = (i / spatial) % channels;
-            let k = (f64::from(gamma[c]) * centres[c].1 / m as f64).abs();
-            2.0 * EPS32 * f64::from(dx0[i]).abs()
-                + k * 4.0 * m as f64 * EPS64 * (abs_dy[c] + xhat(i).abs() * abs_dyx[c])
-        });
+        check_bn_grads(
+            &what,
+            &bn,
+            &x,
+            &dy,
+            &gamma,
+            &centres,
+            [&down(gpu, &dgb), &down(gpu, &dbb), &down(gpu, &dxb)],
+            [&dg0, &db0, &dx0],
+        );
     }
 }
 
@@ -269,36 +182,21 @@ fn batch_norm_within_bounds() {
 fn bias_grad_within_bounds() {
     let Some(gpu) = gpu() else { return };
     let reference = Reference::<f32>::new();
-    // (outer, channels, inner): linear layers (inner 1, a batch of 2048),
-    // convolutions (8 × 8, 5 × 7), odd sizes, several slices per channel.
-    for (s, &(outer, channels, inner)) in [
-        (1usize, 1usize, 1usize),
-        (2048, 10, 1),
-        (64, 16, 64),
-        (2, 3, 35),
-        (5, 7, 11),
-        (300, 2, 100),
-        (3, 100, 1),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let dy = data(outer * channels * inner, 1100 + s as u64);
+    for (s, &shape) in BIAS_GRADS.iter().enumerate() {
+        let (outer, channels, inner) = shape;
+        let dy = bias_grad_input(shape, s);
         let mut want = vec![f32::NAN; channels];
         reference.bias_grad(&dy, inner, &mut want).unwrap();
         let dyb = up(gpu, &dy);
         let mut db = up(gpu, &vec![f32::NAN; channels]);
         gpu.bias_grad(&dyb, inner, &mut db).unwrap();
         let got = down(gpu, &db);
-        let m = outer * inner;
-        within(
+        check_bias_grad(
             &format!("bias_grad {outer}×{channels}×{inner}"),
+            shape,
+            &dy,
             &got,
             &want,
-            |c| {
-                let abs: f64 = channel(&dy, channels, inner, c).map(f64::abs).sum();
-                sum_bound(want[c], m, abs)
-            },
         );
         let mut again = up(gpu, &vec![f32::NAN; channels]);
         gpu.bias_grad(&dyb, inner, &mut again).unwrap();
@@ -315,27 +213,9 @@ fn bias_grad_within_bounds() {
 #[test]
 fn softmax_cross_entropy_within_bounds() {
     let Some(gpu) = gpu() else { return };
-    // (rows, classes, offset): one class, odd sizes, CIFAR-10 and -100
-    // batches, logits offset by ±10⁴ (exp would overflow without the row
-    // maximum).
-    for (s, &(rows, classes, offset)) in [
-        (1usize, 1usize, 0.0f32),
-        (5, 10, 0.0),
-        (33, 7, 0.0),
-        (4, 100, 1e4),
-        (3, 3, -1e4),
-        (2048, 10, 0.0),
-        (64, 100, 0.0),
-        (7, 1000, 3.0),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let z: Vec<f32> = data(rows * classes, 1200 + s as u64)
-            .into_iter()
-            .map(|v| v * 8.0 + offset)
-            .collect();
-        let labels: Vec<u32> = (0..rows).map(|i| ((i * 7 + s) % classes) as u32).collect();
+    for (s, &case) in SOFTMAXES.iter().enumerate() {
+        let (rows, classes, offset) = case;
+        let (z, labels) = softmax_inputs(case, s);
         let mut d0 = vec![f32::NAN; z.len()];
         let l0 = r::softmax_cross_entropy(classes, &z, &labels, &mut d0).unwrap();
         let mut db = up(gpu, &vec![f32::NAN; z.len()]);
@@ -343,15 +223,8 @@ fn softmax_cross_entropy_within_bounds() {
             .softmax_cross_entropy(classes, &up(gpu, &z), &labels, &mut db)
             .unwrap();
         let what = format!("{rows}×{classes} offset {offset}");
-        let tol = (2 * classes + rows + 16) as f64 * EPS64 * l0.abs().max(1.0);
-        assert!(
-            (l - l0).abs() <= tol,
-            "loss {what}: {l} vs reference {l0}, bound {tol}"
-        );
-        let abs = (2 * classes + 8) as f64 * EPS64 / rows as f64;
-        within(&format!("dlogits {what}"), &down(gpu, &db), &d0, |i| {
-            EPS32 * f64::from(d0[i]).abs() + abs
-        });
+        check_loss(&what, classes, rows, l, l0);
+        check_dlogits(&what, classes, rows, &down(gpu, &db), &d0);
     }
 }
 
@@ -398,7 +271,7 @@ fn gemm_summed_weight_gradient_shape() {
             } else {
                 f64::from(c0[e]).abs()
             };
-            2.0 * (count * k + 2) as f64 * EPS32 * (alpha.abs() * mag + beta.abs() * old)
+            gemm_summed_bound(count, k, alpha, beta, mag, old)
         });
     }
 }

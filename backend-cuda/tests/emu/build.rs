@@ -1,8 +1,11 @@
 //! Building and loading an emulation driver: a `.cpp` under `tests/emu/`
 //! that includes `cuda_shim.h` and a kernel file, compiled by the host's
-//! C++ compiler into a shared library and loaded with `libloading`.
-//! Shared by `host_emulated_kernels.rs` and `host_emulated_tensor.rs`.
+//! C++ compiler into a shared library and loaded with `libloading`; and
+//! what launching its entry points needs (their status, src/lib.rs's
+//! grid-stride launch). Shared by `host_emulated_kernels.rs` and
+//! `host_emulated_tensor.rs`.
 
+use std::ffi::{c_char, CStr};
 use std::path::Path;
 use std::process::Command;
 
@@ -69,4 +72,51 @@ pub fn sym<T: Copy>(lib: &Library, name: &str) -> T {
         *lib.get::<T>(name.as_bytes())
             .unwrap_or_else(|e| panic!("{name}: {e}"))
     }
+}
+
+/// The driver, or `None` after printing why the test is skipped.
+pub fn or_skip<T>(driver: &'static Result<T, String>) -> Option<&'static T> {
+    match driver {
+        Ok(d) => Some(d),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// What a driver entry point returns: null, or a C string saying what
+/// went wrong (a divergent warp or block).
+pub type Status = *const c_char;
+
+/// The message of a non-null status.
+pub fn status_message(status: Status) -> Option<String> {
+    // SAFETY: a non-null status is one of the shim's static C strings.
+    (!status.is_null()).then(|| {
+        unsafe { CStr::from_ptr(status) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+/// Panics with the message of a non-null status.
+pub fn check(status: Status, what: &str) {
+    if let Some(msg) = status_message(status) {
+        panic!("{what}: {msg}");
+    }
+}
+
+/// `THREADS` and `MAX_BLOCKS` of src/lib.rs.
+pub const THREADS: u32 = 256;
+const MAX_BLOCKS: u64 = 1 << 16;
+
+/// src/lib.rs's `grid(work)`: blocks of [`THREADS`].
+pub fn grid(work: u64) -> u32 {
+    work.div_ceil(u64::from(THREADS)).clamp(1, MAX_BLOCKS) as u32
+}
+
+/// src/lib.rs's launch for `work` grid-stride items, and a small grid (3
+/// blocks of 64) that goes round its loop several times: `(grid, block)`.
+pub fn launches(work: u64) -> [(u32, u32); 2] {
+    [(grid(work), THREADS), (3, 64)]
 }
