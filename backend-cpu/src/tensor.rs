@@ -150,6 +150,22 @@ impl<T: Real> Cpu<T> {
         });
         Ok(())
     }
+
+    /// A validated batch's [`GemmBatch::products`], one after the other.
+    fn gemm_products(
+        &self,
+        g: &Gemm,
+        batch: &GemmBatch,
+        summed: bool,
+        a: &[T],
+        b: &[T],
+        c: &mut [T],
+    ) -> Result<()> {
+        for (gi, [ra, rb, rc]) in batch.products(g, summed) {
+            self.gemm_slices(&gi, &a[ra], &b[rb], &mut c[rc])?;
+        }
+        Ok(())
+    }
 }
 
 impl<T: Real> MatmulOps for Cpu<T> {
@@ -169,11 +185,7 @@ impl<T: Real> MatmulOps for Cpu<T> {
         batch.validate(g, a.len(), b.len(), c.len(), false)?;
         let mc = g.m * g.n;
         if batch.count == 1 || mc == 0 {
-            for i in 0..batch.count {
-                let [ra, rb, rc] = batch.ranges(g, i);
-                self.gemm_slices(g, &a[ra], &b[rb], &mut c[rc])?;
-            }
-            return Ok(());
+            return self.gemm_products(g, batch, false, a, b, c);
         }
         // The outputs are disjoint (stride_c ≥ m·n > 0, validated): the
         // products run in parallel, each exactly the single `gemm` it would
@@ -202,13 +214,7 @@ impl<T: Real> MatmulOps for Cpu<T> {
         batch.validate(g, a.len(), b.len(), c.len(), true)?;
         // The reference's order: one `gemm` per product into the same `c`,
         // the first with the request's β, the rest with β = 1.
-        let rest = g.scaled(g.alpha, 1.0);
-        for i in 0..batch.count {
-            let [ra, rb, rc] = batch.ranges(g, i);
-            let gi = if i == 0 { g } else { &rest };
-            self.gemm_slices(gi, &a[ra], &b[rb], &mut c[rc])?;
-        }
-        Ok(())
+        self.gemm_products(g, batch, true, a, b, c)
     }
 }
 

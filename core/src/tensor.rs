@@ -300,6 +300,26 @@ impl GemmBatch {
             at(self.stride_c, g.m * g.n),
         ]
     }
+
+    /// The batch's products in order, each as the [`Gemm`] to run on its
+    /// matrices and their [`GemmBatch::ranges`] (meaningful once
+    /// [`GemmBatch::validate`] passed): `g` itself for every product of the
+    /// strided form; for the summed form `g` for the first and `g` with
+    /// β = 1 for every later one, so that they accumulate into the one `c`.
+    /// Both batched forms are these GEMMs, run in this order.
+    pub fn products(
+        &self,
+        g: &Gemm,
+        summed: bool,
+    ) -> impl Iterator<Item = (Gemm, [core::ops::Range<usize>; 3])> {
+        let (batch, first) = (*self, *g);
+        let rest = if summed {
+            g.scaled(g.alpha, 1.0)
+        } else {
+            first
+        };
+        (0..self.count).map(move |i| (if i == 0 { first } else { rest }, batch.ranges(&first, i)))
+    }
 }
 
 /// The geometry of a 2-D convolution over `NCHW` images, square stride and

@@ -61,12 +61,7 @@ pub fn gemm_strided<T: Real>(
     b: &[T],
     c: &mut [T],
 ) -> Result<()> {
-    batch.validate(g, a.len(), b.len(), c.len(), false)?;
-    for i in 0..batch.count {
-        let [ra, rb, rc] = batch.ranges(g, i);
-        gemm(g, &a[ra], &b[rb], &mut c[rc])?;
-    }
-    Ok(())
+    gemm_batch(g, batch, false, a, b, c)
 }
 
 /// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`]), as `count`
@@ -82,12 +77,21 @@ pub fn gemm_summed<T: Real>(
     b: &[T],
     c: &mut [T],
 ) -> Result<()> {
-    batch.validate(g, a.len(), b.len(), c.len(), true)?;
-    let rest = g.scaled(g.alpha, 1.0);
-    for i in 0..batch.count {
-        let [ra, rb, rc] = batch.ranges(g, i);
-        let gi = if i == 0 { g } else { &rest };
-        gemm(gi, &a[ra], &b[rb], &mut c[rc])?;
+    gemm_batch(g, batch, true, a, b, c)
+}
+
+/// Either batched form: validated, then [`GemmBatch::products`] in order.
+fn gemm_batch<T: Real>(
+    g: &Gemm,
+    batch: &GemmBatch,
+    summed: bool,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+) -> Result<()> {
+    batch.validate(g, a.len(), b.len(), c.len(), summed)?;
+    for (gi, [ra, rb, rc]) in batch.products(g, summed) {
+        gemm(&gi, &a[ra], &b[rb], &mut c[rc])?;
     }
     Ok(())
 }

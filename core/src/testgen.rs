@@ -228,15 +228,15 @@ fn read<B: Backend>(backend: &B, buf: &B::Buffer) -> Vec<B::Elem> {
     backend.to_vec(buf).expect("to_vec")
 }
 
-/// Panics with the first element whose bits differ.
-#[track_caller]
 /// Equal bits, or both NaN (any payloads).
-pub(crate) fn same_value<T: Real>(a: T, b: T) -> bool {
+fn same_value<T: Real>(a: T, b: T) -> bool {
     let (a, b) = (a.to_f64(), b.to_f64());
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-fn same_bits<T: Real>(what: &str, got: &[T], want: &[T]) {
+/// Panics with the first element whose bits differ (any two NaNs match).
+#[track_caller]
+pub(crate) fn same_bits<T: Real>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     if let Some(i) = (0..got.len()).find(|&i| !same_value(got[i], want[i])) {
         panic!(

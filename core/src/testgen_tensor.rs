@@ -42,6 +42,7 @@ use crate::real::Real;
 use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
 use crate::tensor::{BatchNormOps, MapOps};
 use crate::tensor_reference as r;
+use crate::testgen::same_bits;
 use num_traits::float::FloatCore;
 use num_traits::Zero;
 
@@ -123,18 +124,6 @@ fn read<B: TensorBackend>(backend: &B, buf: &B::Buffer) -> Vec<B::Elem> {
     backend.to_vec(buf).expect("to_vec")
 }
 
-fn same_bits<T: Real>(what: &str, got: &[T], want: &[T]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) = (0..got.len()).find(|&i| !crate::testgen::same_value(got[i], want[i])) {
-        panic!(
-            "{what}: element {i} of {} differs: backend {:?}, reference {:?}",
-            got.len(),
-            got[i],
-            want[i]
-        );
-    }
-}
-
 fn expect_err<T: core::fmt::Debug>(what: &str, r: crate::Result<T>) {
     match r {
         Err(Error::InvalidSetting { .. } | Error::LengthMismatch { .. }) => {}
@@ -154,6 +143,10 @@ const GEMM_SHAPES: [(usize, usize, usize); 8] = [
     (0, 4, 5),
     (4, 0, 5),
 ];
+
+/// `α/β` pairs of the GEMM bodies: β = 0 (with NaN in `c` for the batched
+/// forms), β = 1 (a gradient accumulating) and a general pair.
+const GEMM_SCALARS: [(f64, f64); 3] = [(1.0, 0.0), (0.5, 1.0), (-1.25, -0.75)];
 
 /// The GEMM bound of the module's table, `2 (k + 2) ε (|α| mag + |β| |c|)`,
 /// for a reduction of `k` products whose absolute values sum to `mag`, onto
@@ -223,7 +216,7 @@ where
 {
     for (s, &(m, n, k)) in GEMM_SHAPES.iter().enumerate() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-1.25, -0.75)] {
+            for (alpha, beta) in GEMM_SCALARS {
                 let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
                 gemm_case(backend, make, g, 10 * s as u64);
             }
@@ -429,9 +422,24 @@ where
     );
 }
 
-/// `α/β` pairs of the batched bodies: β = 0 (with NaN in `c`), β = 1 (a
-/// gradient accumulating) and a general pair.
-const BATCH_SCALARS: [(f64, f64); 3] = [(1.0, 0.0), (0.5, 1.0), (-1.25, -0.75)];
+/// Every batched case of one form: each shape, transpose, α/β pair and
+/// layout, salted `salt · shape index`.
+fn gemm_batch_cases<B, F>(backend: &B, make: &F, summed: bool, salt: u64)
+where
+    B: TensorBackend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    for (s, &(m, n, k, count)) in BATCH_SHAPES.iter().enumerate() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in GEMM_SCALARS {
+                let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
+                for batch in batch_layouts(&g, count, summed) {
+                    gemm_batch_case(backend, make, g, batch, summed, salt * s as u64);
+                }
+            }
+        }
+    }
+}
 
 /// `gemm_strided` on every shape, layout (packed, gaps, `a` or `b` shared
 /// by stride 0), transpose and α/β pair, within the GEMM bound; β = 0 with
@@ -441,16 +449,7 @@ where
     B: TensorBackend,
     F: Fn(Vec<B::Elem>) -> B::Buffer,
 {
-    for (s, &(m, n, k, count)) in BATCH_SHAPES.iter().enumerate() {
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (alpha, beta) in BATCH_SCALARS {
-                let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
-                for batch in batch_layouts(&g, count, false) {
-                    gemm_batch_case(backend, make, g, batch, false, 20 * s as u64);
-                }
-            }
-        }
-    }
+    gemm_batch_cases(backend, make, false, 20);
 }
 
 /// `gemm_summed` on every shape, layout, transpose and α/β pair, within the
@@ -461,16 +460,7 @@ where
     B: TensorBackend,
     F: Fn(Vec<B::Elem>) -> B::Buffer,
 {
-    for (s, &(m, n, k, count)) in BATCH_SHAPES.iter().enumerate() {
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (alpha, beta) in BATCH_SCALARS {
-                let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
-                for batch in batch_layouts(&g, count, true) {
-                    gemm_batch_case(backend, make, g, batch, true, 30 * s as u64);
-                }
-            }
-        }
-    }
+    gemm_batch_cases(backend, make, true, 30);
 }
 
 /// `Err(InvalidSetting)` naming `name`.
