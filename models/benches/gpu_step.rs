@@ -155,20 +155,7 @@ fn json_list(v: &[f64]) -> String {
 
 /// JSON string literal (names and error messages only).
 fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    serde_json::Value::from(s).to_string()
 }
 
 fn write_json(path: &Option<PathBuf>, body: &str) -> Result<(), Box<dyn Error>> {

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use smoothout_models::train::{
@@ -125,12 +126,17 @@ fn sample_checkpoint() -> Checkpoint {
     c
 }
 
-/// The bytes of `sample_checkpoint` as saved.
+/// The bytes of `sample_checkpoint` as saved (written once per process).
 fn sample_bytes() -> Vec<u8> {
-    let dir = Scratch::new("sample");
-    let path = dir.path("s.safetensors");
-    save_checkpoint(&path, &sample_checkpoint()).unwrap();
-    fs::read(&path).unwrap()
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            let dir = Scratch::new("sample");
+            let path = dir.path("s.safetensors");
+            save_checkpoint(&path, &sample_checkpoint()).unwrap();
+            fs::read(&path).unwrap()
+        })
+        .clone()
 }
 
 /// Writes `bytes` to a file and loads it.

@@ -220,7 +220,7 @@ fn killed_process_resumes_to_identical_weights() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let a = load_checkpoint(&killed.join(RUN).join(CHECKPOINT_FILE)).unwrap();
+    let a = load_checkpoint(&ckpt).unwrap();
     let b = load_checkpoint(&whole.join(RUN).join(CHECKPOINT_FILE)).unwrap();
     assert_same_state(&a, &b);
     // The same accuracies and losses every epoch (times differ).
