@@ -14,7 +14,7 @@
 use crate::data::{Dataset, Normalize};
 use crate::layers::Layer;
 use crate::networks::Sequential;
-use crate::train::{evaluate, Result, TrainError};
+use crate::train::{evaluate, swap_all, Result, TrainError};
 use smoothout::reference::fill_unit;
 use smoothout::{
     Config, Denoise, Draw, Noise, NoiseKey, ParamSpec, Real, Role, Scaling, SmoothOut,
@@ -768,14 +768,6 @@ fn restore<B: TensorBackend + 'static>(
         *dst = copy_of(b, src)?;
     }
     Ok(())
-}
-
-/// Swaps each buffer of the network with the one at the same place in
-/// `store` (O(1) each): SmoothOut works on a contiguous slice.
-fn swap_all<T>(net: Vec<&mut T>, store: &mut [T]) {
-    for (a, b) in net.into_iter().zip(store) {
-        std::mem::swap(a, b);
-    }
 }
 
 /// Loss and accuracy on every set.

@@ -29,7 +29,7 @@ use super::lbfgsb::{maximize, LbfgsbConfig, Termination};
 use crate::data::{seeded_rng, Dataset, Normalize};
 use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
-use crate::train::{Result, TrainError};
+use crate::train::{upload_batch, Result, TrainError};
 
 /// A differentiable function of a flat parameter vector.
 pub trait Objective {
@@ -390,23 +390,11 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
                 "needs at least one example and a batch size of at least 1",
             ));
         }
-        let shape = data.image_shape();
         let all: Vec<usize> = (0..data.len()).collect();
         let mut batches = Vec::new();
         for idx in all.chunks(batch) {
-            let mut x = vec![0.0f32; idx.len() * data.image_len()];
-            data.batch_f32(idx, &mut x)?;
-            normalize.apply(&mut x, shape)?;
-            let xs: Vec<B::Elem> = x.iter().map(|&v| B::Elem::from_f32(v)).collect();
-            let mut labels = vec![0usize; idx.len()];
-            data.batch_labels(idx, &mut labels)?;
-            let mut dims = vec![idx.len()];
-            dims.extend_from_slice(&shape);
-            batches.push((
-                backend.upload(&xs)?,
-                dims,
-                labels.into_iter().map(|l| l as u32).collect(),
-            ));
+            let (x, dims, labels) = upload_batch(backend, data, normalize, idx)?;
+            batches.push((x, dims, labels.into_iter().map(|l| l as u32).collect()));
         }
         Ok(NetworkLoss {
             backend,

@@ -56,3 +56,4 @@ pub use trainer::{
     evaluate, network_from_checkpoint, Event, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
 };
+pub(crate) use trainer::{swap_all, upload_batch};

@@ -310,10 +310,15 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         &self.history
     }
 
+    /// Optimiser steps in the whole run.
+    fn total_steps(&self) -> u64 {
+        self.total_epochs.saturating_mul(self.steps_per_epoch)
+    }
+
     /// Whether every epoch has run.
     #[must_use]
     pub fn finished(&self) -> bool {
-        self.step >= self.total_epochs.saturating_mul(self.steps_per_epoch)
+        self.step >= self.total_steps()
     }
 
     /// The example indices of step `step_in_epoch` of `epoch` (0-based).
@@ -343,11 +348,6 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             .apply(&mut x, self.image_shape, &mut rng)?;
         self.normalize.apply(&mut x, self.image_shape)?;
         Ok(x)
-    }
-
-    fn upload(&self, x: &[f32]) -> Result<B::Buffer> {
-        let v: Vec<B::Elem> = x.iter().map(|&f| B::Elem::from_f32(f)).collect();
-        Ok(self.backend.upload(&v)?)
     }
 
     /// Swaps the network's parameters with `self.params` (call twice to
@@ -390,7 +390,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// chunk's mean loss and correct count.
     fn chunk_pass(&mut self, x: &[f32], labels: &[u32], weight: f64) -> Result<(f64, u64)> {
         let b = &self.backend;
-        let xs = self.upload(x)?;
+        let xs = upload_f32(b, x)?;
         let mut shape = vec![labels.len()];
         shape.extend_from_slice(&self.image_shape);
         let (logits, lshape) = self.net.forward(b, &xs, &shape, true)?;
@@ -589,8 +589,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         files: Option<&RunFiles>,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<EpochMetrics>> {
-        let total = self.total_epochs.saturating_mul(self.steps_per_epoch);
-        self.run_until(total, data, files, on_event)
+        self.run_until(self.total_steps(), data, files, on_event)
     }
 
     /// [`Trainer::run`], stopping once `step` optimiser steps are done (or
@@ -751,87 +750,58 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// configuration, network or element type, or lacks a tensor; nothing
     /// is changed then.
     pub fn restore(&mut self, c: &Checkpoint, path: &Path) -> Result<()> {
-        let bad = |reason: String| TrainError::checkpoint(path, reason);
-        let meta = |key: &str| {
-            c.meta(key)
-                .ok_or_else(|| bad(format!("metadata `{key}` is missing")))
-        };
-        let num = |key: &str| -> Result<u64> {
-            meta(key)?
-                .parse()
-                .map_err(|_| bad(format!("metadata `{key}` is not a number")))
-        };
-        let float = |key: &str| -> Result<f64> {
-            meta(key)?
-                .parse()
-                .map_err(|_| bad(format!("metadata `{key}` is not a number")))
-        };
-        if meta("format")? != CHECKPOINT_FORMAT {
-            return Err(bad(format!("format is not {CHECKPOINT_FORMAT}")));
-        }
+        let r = Reader { c, path };
+        r.check_format()?;
         let fp = self.config.fingerprint();
-        if meta("fingerprint")? != fp {
-            return Err(bad(format!(
-                "it was written by another configuration:\n  checkpoint: {}\n  this run:   {fp}",
-                meta("fingerprint")?
+        let stored = r.meta("fingerprint")?;
+        if stored != fp {
+            return Err(r.bad(format!(
+                "it was written by another configuration:\n  checkpoint: {stored}\n  this run:   {fp}"
             )));
         }
-        let step = num("step")?;
-        if step > self.total_epochs.saturating_mul(self.steps_per_epoch) {
-            return Err(bad(format!(
+        let step: u64 = r.number("step")?;
+        if step > self.total_steps() {
+            return Err(r.bad(format!(
                 "it holds {step} steps, more than this run's {} epochs of {} steps",
                 self.total_epochs, self.steps_per_epoch
             )));
         }
-        let tensor = |name: &str, len: usize| -> Result<Vec<B::Elem>> {
-            let (_, data) = c
-                .tensor(name)
-                .ok_or_else(|| bad(format!("tensor `{name}` is missing")))?;
-            let v = data.to_vec::<B::Elem>(path, name)?;
-            if v.len() != len {
-                return Err(bad(format!(
-                    "tensor `{name}` has {} elements, expected {len}",
-                    v.len()
-                )));
-            }
-            Ok(v)
-        };
         // Read and check everything before changing anything.
         let params: Vec<Vec<B::Elem>> = self
             .specs
             .iter()
-            .map(|s| tensor(&format!("param.{}", s.name), s.len()))
+            .map(|s| r.tensor(&format!("param.{}", s.name), s.len()))
             .collect::<Result<_>>()?;
         let buffers: Vec<Vec<B::Elem>> = self
             .net
             .buffers()
             .into_iter()
-            .map(|(n, buf)| tensor(&format!("buffer.{n}"), self.backend.len(buf)))
+            .map(|(n, buf)| r.tensor(&format!("buffer.{n}"), self.backend.len(buf)))
             .collect::<Result<_>>()?;
         let current = self.opt.get().state(&self.backend)?;
         let optim = OptimState {
             kind: current.kind,
-            step: num("optim_step")?,
+            step: r.number("optim_step")?,
             buffers: current
                 .buffers
                 .iter()
                 .enumerate()
-                .map(|(i, v)| tensor(&format!("optim.{i}"), v.len()))
+                .map(|(i, v)| r.tensor(&format!("optim.{i}"), v.len()))
                 .collect::<Result<_>>()?,
         };
-        if meta("optim_kind")? != current.kind {
-            return Err(bad(format!(
-                "its optimiser is {}, this run's is {}",
-                meta("optim_kind")?,
+        let stored = r.meta("optim_kind")?;
+        if stored != current.kind {
+            return Err(r.bad(format!(
+                "its optimiser is {stored}, this run's is {}",
                 current.kind
             )));
         }
-        let history = history_from_str(path, meta("history")?)?;
+        let history = history_from_str(path, r.meta("history")?)?;
         let sums = EpochSums {
-            loss: float("epoch_loss")?,
-            correct: num("epoch_correct")?,
-            seen: num("epoch_seen")?,
-            seconds: float("epoch_seconds")?,
+            loss: r.number("epoch_loss")?,
+            correct: r.number("epoch_correct")?,
+            seen: r.number("epoch_seen")?,
+            seconds: r.number("epoch_seconds")?,
         };
         let b = &self.backend;
         for (p, v) in self.net.params_mut().into_iter().zip(&params) {
@@ -849,9 +819,57 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     }
 }
 
+/// Checked reads from a checkpoint, with errors that name its file.
+struct Reader<'a> {
+    c: &'a Checkpoint,
+    path: &'a Path,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, reason: String) -> TrainError {
+        TrainError::checkpoint(self.path, reason)
+    }
+
+    fn meta(&self, key: &str) -> Result<&'a str> {
+        self.c
+            .meta(key)
+            .ok_or_else(|| self.bad(format!("metadata `{key}` is missing")))
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<T> {
+        self.meta(key)?
+            .parse()
+            .map_err(|_| self.bad(format!("metadata `{key}` is not a number")))
+    }
+
+    fn check_format(&self) -> Result<()> {
+        if self.meta("format")? == CHECKPOINT_FORMAT {
+            Ok(())
+        } else {
+            Err(self.bad(format!("format is not {CHECKPOINT_FORMAT}")))
+        }
+    }
+
+    /// Tensor `name` as `len` elements of the run's type.
+    fn tensor<E: Real>(&self, name: &str, len: usize) -> Result<Vec<E>> {
+        let (_, data) = self
+            .c
+            .tensor(name)
+            .ok_or_else(|| self.bad(format!("tensor `{name}` is missing")))?;
+        let v = data.to_vec::<E>(self.path, name)?;
+        if v.len() != len {
+            return Err(self.bad(format!(
+                "tensor `{name}` has {} elements, expected {len}",
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
+}
+
 /// Swaps each buffer of `net` with the one at the same place in `store`:
 /// O(1) each, no copy.
-fn swap_all<T>(net: Vec<&mut T>, store: &mut [T]) {
+pub(crate) fn swap_all<T>(net: Vec<&mut T>, store: &mut [T]) {
     for (a, b) in net.into_iter().zip(store) {
         mem::swap(a, b);
     }
@@ -877,6 +895,31 @@ fn argmax<E: Real>(row: &[E]) -> usize {
     best
 }
 
+/// `x` converted to the backend's element type and uploaded.
+pub(crate) fn upload_f32<B: TensorBackend>(b: &B, x: &[f32]) -> Result<B::Buffer> {
+    let v: Vec<B::Elem> = x.iter().map(|&f| B::Elem::from_f32(f)).collect();
+    Ok(b.upload(&v)?)
+}
+
+/// The examples `idx` of `data`, normalised by `normalize` and uploaded as
+/// one batch, with its shape (`[N, C, H, W]`) and the examples' labels.
+pub(crate) fn upload_batch<B: TensorBackend>(
+    b: &B,
+    data: &Dataset,
+    normalize: &Normalize,
+    idx: &[usize],
+) -> Result<(B::Buffer, Vec<usize>, Vec<usize>)> {
+    let image_shape = data.image_shape();
+    let mut x = vec![0.0f32; idx.len() * data.image_len()];
+    data.batch_f32(idx, &mut x)?;
+    normalize.apply(&mut x, image_shape)?;
+    let mut labels = vec![0usize; idx.len()];
+    data.batch_labels(idx, &mut labels)?;
+    let mut shape = vec![idx.len()];
+    shape.extend_from_slice(&image_shape);
+    Ok((upload_f32(b, &x)?, shape, labels))
+}
+
 /// Mean softmax cross-entropy (`f64`, log-sum-exp) and accuracy of `net`
 /// in eval mode over `data`, normalised by `normalize`, in batches of
 /// `batch`.
@@ -894,20 +937,12 @@ pub fn evaluate<B: TensorBackend + 'static>(
         return Err(TrainError::config("--eval-batch", "must be at least 1"));
     }
     let classes = data.classes();
-    let image_shape = data.image_shape();
     let (mut loss, mut correct) = (0.0, 0u64);
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch) {
-        let mut x = vec![0.0f32; idx.len() * data.image_len()];
-        data.batch_f32(idx, &mut x)?;
-        normalize.apply(&mut x, image_shape)?;
-        let xs: Vec<B::Elem> = x.iter().map(|&f| B::Elem::from_f32(f)).collect();
-        let mut shape = vec![idx.len()];
-        shape.extend_from_slice(&image_shape);
-        let (logits, _) = net.forward(b, &b.upload(&xs)?, &shape, false)?;
+        let (x, shape, labels) = upload_batch(b, data, normalize, idx)?;
+        let (logits, _) = net.forward(b, &x, &shape, false)?;
         let z = b.to_vec(&logits)?;
-        let mut labels = vec![0usize; idx.len()];
-        data.batch_labels(idx, &mut labels)?;
         for (row, &l) in z.chunks_exact(classes).zip(&labels) {
             let max = row
                 .iter()
@@ -941,57 +976,36 @@ pub fn network_from_checkpoint<B: TensorBackend + 'static>(
     c: &Checkpoint,
     path: &Path,
 ) -> Result<(Sequential<B>, Normalize, [usize; 3], usize)> {
-    let bad = |reason: String| TrainError::checkpoint(path, reason);
-    let meta = |key: &str| {
-        c.meta(key)
-            .ok_or_else(|| bad(format!("metadata `{key}` is missing")))
-    };
-    if meta("format")? != CHECKPOINT_FORMAT {
-        return Err(bad(format!("format is not {CHECKPOINT_FORMAT}")));
-    }
-    let network = super::config::Network::parse(meta("network")?)?;
-    let dims: Vec<usize> = meta("image_shape")?
+    let r = Reader { c, path };
+    r.check_format()?;
+    let network = super::config::Network::parse(r.meta("network")?)?;
+    let dims: Vec<usize> = r
+        .meta("image_shape")?
         .trim_matches(|ch| ch == '[' || ch == ']')
         .split(',')
         .map(|d| {
             d.trim()
                 .parse()
-                .map_err(|_| bad("metadata `image_shape` is malformed".into()))
+                .map_err(|_| r.bad("metadata `image_shape` is malformed".into()))
         })
         .collect::<Result<_>>()?;
     let image_shape: [usize; 3] = dims
         .try_into()
-        .map_err(|_| bad("metadata `image_shape` is not [C, H, W]".into()))?;
-    let classes: usize = meta("classes")?
-        .parse()
-        .map_err(|_| bad("metadata `classes` is not a number".into()))?;
+        .map_err(|_| r.bad("metadata `image_shape` is not [C, H, W]".into()))?;
+    let classes: usize = r.number("classes")?;
     let mut net = network.build(b, 0, image_shape, classes)?;
-    let tensor = |name: String, len: usize| -> Result<Vec<B::Elem>> {
-        let (_, data) = c
-            .tensor(&name)
-            .ok_or_else(|| bad(format!("tensor `{name}` is missing")))?;
-        let v = data.to_vec::<B::Elem>(path, &name)?;
-        if v.len() == len {
-            Ok(v)
-        } else {
-            Err(bad(format!(
-                "tensor `{name}` has {} elements, expected {len}",
-                v.len()
-            )))
-        }
-    };
     let specs = net.specs();
     for (spec, p) in specs.iter().zip(net.params_mut()) {
-        *p = b.upload(&tensor(format!("param.{}", spec.name), spec.len())?)?;
+        *p = b.upload(&r.tensor(&format!("param.{}", spec.name), spec.len())?)?;
     }
     for (name, buf) in net.buffers_mut() {
         let len = b.len(buf);
-        *buf = b.upload(&tensor(format!("buffer.{name}"), len)?)?;
+        *buf = b.upload(&r.tensor(&format!("buffer.{name}"), len)?)?;
     }
     let stats = |name: &str| -> Result<Vec<f32>> {
         match c.tensor(name) {
             Some((_, TensorData::F32(v))) => Ok(v.clone()),
-            _ => Err(bad(format!("tensor `{name}` is missing or not f32"))),
+            _ => Err(r.bad(format!("tensor `{name}` is missing or not f32"))),
         }
     };
     let normalize = Normalize::new(stats("normalize.mean")?, stats("normalize.std")?)?;

@@ -85,15 +85,16 @@ struct Model {
 
 impl Model {
     fn label(&self) -> String {
-        format!(
-            "{} {}",
-            if self.method == Method::Baseline {
-                "baseline"
-            } else {
-                "SmoothOut"
-            },
-            self.batch
-        )
+        format!("{} {}", title(self.method), self.batch)
+    }
+}
+
+/// How the table and the pictures name a method.
+fn title(method: Method) -> &'static str {
+    if method == Method::Baseline {
+        "baseline"
+    } else {
+        "SmoothOut"
     }
 }
 
@@ -150,7 +151,7 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
 
     // One backend for all the measurements (each works on its own copy of
     // a trained network).
-    let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
+    let b = crate::backend(a.threads)?;
     let cfg = SharpnessConfig {
         seed: a.seed,
         ..SharpnessConfig::default()
@@ -250,16 +251,7 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
         let points = interpolate(&b, &mut net, &from, &to, &alphas, &sets)?;
         for (k, set) in ["train", "test"].iter().enumerate() {
             interp_series.push(Series {
-                label: format!(
-                    "{} {}→{} ({set})",
-                    if method == Method::Baseline {
-                        "baseline"
-                    } else {
-                        "SmoothOut"
-                    },
-                    batches[0],
-                    batches[1]
-                ),
+                label: format!("{} {}→{} ({set})", title(method), batches[0], batches[1]),
                 points: points.iter().map(|p| (p.alpha, p.sets[k].loss)).collect(),
             });
         }
@@ -307,15 +299,7 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
             let d2 = filter_normalized_direction(&b, &net, a.seed + 1)?;
             let xs: Vec<f64> = (0..=10).map(|i| -1.0 + 0.2 * f64::from(i)).collect();
             let z = landscape_2d(&b, &mut net, &d, &d2, &xs, &xs, &small)?;
-            let stem = format!(
-                "landscape-2d-{}-{}",
-                if m.method == Method::Baseline {
-                    "baseline"
-                } else {
-                    "smoothout"
-                },
-                m.batch
-            );
+            let stem = format!("landscape-2d-{}-{}", m.method.name(), m.batch);
             write_surface_plot(
                 &out.join(stem),
                 &Surface {
@@ -363,13 +347,6 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn cpu_error(e: smoothout_cpu::CpuError) -> TrainError {
-    TrainError::Config {
-        setting: "--threads",
-        reason: e.to_string(),
-    }
-}
-
 /// A second copy of a trainer's network on another backend handle (the
 /// analysis functions need the network mutably and restore it afterwards;
 /// a copy keeps the trained one untouched in any case).
@@ -380,9 +357,7 @@ fn clone_net(
     train: &Dataset,
 ) -> Result<smoothout_models::networks::Sequential<Cpu<f32>>, TrainError> {
     let mut net = network.build(b, 0, train.image_shape(), train.classes())?;
-    let snap = Snapshot::of(t.backend(), t.network())?;
-    smoothout_models::analysis::set_flat_params(b, &mut net, &snap.params)?;
-    smoothout_models::analysis::set_flat_buffers(b, &mut net, &snap.buffers)?;
+    Snapshot::of(t.backend(), t.network())?.apply(b, &mut net)?;
     Ok(net)
 }
 
@@ -424,7 +399,7 @@ fn train_one(
     );
     let dir: PathBuf = runs_dir.join(&name);
     let ckpt = dir.join(CHECKPOINT_FILE);
-    let b = Cpu::<f32>::with_threads(a.threads).map_err(cpu_error)?;
+    let b = crate::backend(a.threads)?;
     let mut trainer = if ckpt.exists() {
         Trainer::resume(b, cfg, &data.train, &ckpt)?
     } else {
@@ -434,7 +409,7 @@ fn train_one(
     let t = Instant::now();
     let files = RunFiles {
         dir,
-        every: Some(200),
+        every: Some(crate::DEFAULT_CHECKPOINT_EVERY),
     };
     let mut progress = Progress::new(&name, &trainer, false);
     trainer.run(data, Some(&files), &mut |e| progress.event(&e))?;
