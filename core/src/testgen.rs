@@ -32,7 +32,8 @@
 //! | `perturb_filter_norm` | bit-identical | `filter_scales` then `perturb` with those scales, the noise generated once |
 //! | `row_norms` | bit-identical | as `filter_scales` (each row is one sequential 32-lane sum); a backend that reduced a row in another order would need a relative bound instead, and would then also break `filter_scales` |
 //! | `axpy`, `denoise_sgd` | bit-identical | element-wise, one rounding per operation |
-//! | the [`SmoothOut`] step, every mode | bit-identical | built from the operations above |
+//! | `write_noise` (fixed, per-element, per-row) | bit-identical | the arithmetic of `perturb` without the addition |
+//! | the [`SmoothOut`] step, every mode, all-parameter and per-parameter ([`Param`]) | bit-identical | built from the operations above |
 //!
 //! # Sizes
 //!
@@ -48,6 +49,7 @@ use alloc::vec::Vec;
 use crate::backend::{Backend, NoiseOf};
 use crate::error::Error;
 use crate::noise::{Noise, Scaling};
+use crate::param::{param_id, Param};
 use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference::{self, ParamNoise, Scale};
@@ -142,6 +144,8 @@ macro_rules! backend_tests {
                 step_per_element,
                 step_filter_norm,
                 step_closure_error_still_denoises,
+                write_noise,
+                per_parameter_step,
             );
         }
     };
@@ -1092,5 +1096,205 @@ where
             .expect("perturb after failures");
         so.denoise(backend, &mut params, Draw::new(2, 0))
             .expect("denoise");
+    }
+}
+
+fn write_noise_case<B: Backend>(
+    backend: &B,
+    what: &str,
+    w0: &[B::Elem],
+    w: &B::Buffer,
+    out: B::Buffer,
+    noise: &NoiseOf<'_, B>,
+    reference_noise: &HostNoise<'_, B::Elem>,
+) {
+    let mut want = nan::<B::Elem>(w0.len());
+    reference::write_noise(reference_noise, 0, w0, &mut want).expect("reference write_noise");
+    // The reference's θ is what its perturb adds: w + θ has the perturbed bits.
+    let mut perturbed = w0.to_vec();
+    reference::perturb(reference_noise, 0, &mut perturbed);
+    let added: Vec<B::Elem> = w0.iter().zip(&want).map(|(&w, &t)| w + t).collect();
+    same_bits(
+        &format!("w + θ against perturb, {what}"),
+        &added,
+        &perturbed,
+    );
+    let mut out = out;
+    backend
+        .write_noise(noise, w, &mut out)
+        .expect("write_noise");
+    same_bits(&format!("write_noise {what}"), &read(backend, &out), &want);
+    assert_eq!(read(backend, w), w0, "write_noise {what}: w was written");
+}
+
+/// `write_noise` — θ for fixed, per-element and per-row scaling, uniform and
+/// Gaussian — equals [`reference::write_noise`] bit for bit, over a
+/// NaN-filled output, and `w + θ` is the perturbed `w`; an output of another
+/// length is an error.
+pub fn write_noise<B, F>(backend: &B, make: &F, max_len: usize)
+where
+    B: Backend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    for (i, len) in lengths(max_len) {
+        for unit in [Unit::Uniform, Unit::Gaussian] {
+            for per_element in [false, true] {
+                let s = B::Elem::from_f64(0.0375);
+                let k = key(30 + i as u64);
+                let w0 = weights::<B::Elem>(len, 1, i as u64);
+                let noise: NoiseOf<'_, B> = ParamNoise {
+                    key: k,
+                    unit,
+                    scale: scalar_scale(per_element, s),
+                };
+                let rn = ParamNoise {
+                    key: k,
+                    unit,
+                    scale: scalar_scale(per_element, s),
+                };
+                let what = format!("{:?} {unit:?} len {len}", rn.scale);
+                let w = make(w0.clone());
+                write_noise_case(backend, &what, &w0, &w, make(nan(len)), &noise, &rn);
+            }
+        }
+    }
+    for (i, (rows, cols)) in rows(max_len) {
+        let (k, unit) = (key(40 + i as u64), Unit::Gaussian);
+        let w0 = weights::<B::Elem>(rows * cols, cols, i as u64);
+        let mut scales = vec![B::Elem::zero(); rows];
+        reference::filter_scales(k, unit, 0.0375, cols, 0, &w0, &mut scales)
+            .expect("reference filter_scales");
+        let scales_buf = make(scales.clone());
+        let noise: NoiseOf<'_, B> = ParamNoise {
+            key: k,
+            unit,
+            scale: Scale::Rows {
+                cols,
+                scales: &scales_buf,
+            },
+        };
+        let rn = ParamNoise {
+            key: k,
+            unit,
+            scale: Scale::Rows {
+                cols,
+                scales: scales.as_slice(),
+            },
+        };
+        let what = format!("rows {rows} x {cols}");
+        let w = make(w0.clone());
+        write_noise_case(backend, &what, &w0, &w, make(nan(rows * cols)), &noise, &rn);
+    }
+    let noise: NoiseOf<'_, B> = ParamNoise {
+        key: key(0),
+        unit: Unit::Uniform,
+        scale: Scale::Fixed(B::Elem::one()),
+    };
+    let r = backend.write_noise(&noise, &make(vec![B::Elem::one(); 4]), &mut make(nan(3)));
+    assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
+}
+
+/// One [`Param`] per buffer, keyed by [`param_id`] of its name and called in
+/// reverse order, gives the same bits as [`SmoothOut::with_ids`] with those
+/// ids on [`Reference`] over three draws of perturb and fused de-noise +
+/// SGD, for every scaling, noise and de-noise mode; and [`Param::write_noise`]
+/// writes the θ that [`Param::perturb`] then adds.
+pub fn per_parameter_step<B, F>(backend: &B, make: &F, max_len: usize)
+where
+    B: Backend,
+    F: Fn(Vec<B::Elem>) -> B::Buffer,
+{
+    let specs = step_specs(max_len);
+    let ids: Vec<u64> = specs.iter().map(|s| param_id(&s.name)).collect();
+    let init = step_params::<B::Elem>(&specs);
+    let sgd = Sgd::new(0.1, 0.9, 1e-4).expect("valid");
+    let reference = Reference::<B::Elem>::new();
+    for scaling in [Scaling::Fixed, Scaling::PerElement, Scaling::FilterNorm] {
+        for config in step_configs(scaling) {
+            let name = format!("{config:?}");
+            let pairs = ids.iter().copied().zip(specs.iter().cloned());
+            let mut so_ref = SmoothOut::with_ids(&reference, config, pairs).expect("with_ids");
+            let mut params: Vec<Param<B>> = ids
+                .iter()
+                .zip(&specs)
+                .map(|(&id, s)| Param::new(backend, config, id, s.clone()).expect("Param::new"))
+                .collect();
+            let mut pair = Pair {
+                backend,
+                reference: Reference::new(),
+                params: init.iter().cloned().map(make).collect(),
+                ref_params: init.clone(),
+            };
+            let grads: Vec<B::Buffer> = init.iter().cloned().map(make).collect();
+            let mut velocity: Vec<B::Buffer> = init
+                .iter()
+                .map(|w| make(vec![B::Elem::zero(); w.len()]))
+                .collect();
+            let mut ref_velocity: Vec<Vec<B::Elem>> = init
+                .iter()
+                .map(|w| vec![B::Elem::zero(); w.len()])
+                .collect();
+            for step in 0..3 {
+                let draw = Draw::new(step + 1, step % 2);
+                for i in (0..params.len()).rev() {
+                    params[i]
+                        .perturb(backend, &mut pair.params[i], draw)
+                        .expect("Param::perturb");
+                }
+                so_ref
+                    .perturb(&reference, &mut pair.ref_params, draw)
+                    .expect("reference perturb");
+                pair.same(&format!("{name}: perturbed at {draw:?}"));
+                for i in (0..params.len()).rev() {
+                    params[i]
+                        .denoise_sgd(
+                            backend,
+                            &mut pair.params[i],
+                            &grads[i],
+                            &mut velocity[i],
+                            &sgd,
+                            draw,
+                        )
+                        .expect("Param::denoise_sgd");
+                    assert_eq!(params[i].applied(), None, "{name}: param {i} still applied");
+                }
+                so_ref
+                    .denoise_sgd(
+                        &reference,
+                        &mut pair.ref_params,
+                        &init,
+                        &mut ref_velocity,
+                        &sgd,
+                        draw,
+                    )
+                    .expect("reference denoise_sgd");
+                pair.same(&format!("{name}: updated at {draw:?}"));
+                for (i, (v, r)) in velocity.iter().zip(&ref_velocity).enumerate() {
+                    same_bits(&format!("{name}: velocity {i}"), &read(backend, v), r);
+                }
+            }
+            if config.noise.additive().is_none() {
+                continue;
+            }
+            // θ written out, then the perturbation: w + θ is the perturbed w.
+            let draw = Draw::new(4, 0);
+            for (i, (p, w)) in params.iter_mut().zip(&mut pair.params).enumerate() {
+                let mut theta = make(nan(backend.len(w)));
+                p.write_noise(backend, w, draw, &mut theta)
+                    .expect("write_noise");
+                let mut sum = make(read(backend, w));
+                backend
+                    .axpy(B::Elem::one(), &theta, &mut sum)
+                    .expect("axpy");
+                p.perturb(backend, w, draw).expect("perturb");
+                same_bits(
+                    &format!("{name}: param {i}, w + write_noise against perturb"),
+                    &read(backend, &sum),
+                    &read(backend, w),
+                );
+                p.denoise(backend, w, draw).expect("denoise");
+            }
+            let _ = (&mut ref_velocity, &sgd);
+        }
     }
 }
