@@ -7,6 +7,8 @@ use smoothout::{
     Config, Denoise, Draw, Error, Noise, ParamSpec, Real, Reference, Sgd, SmoothOut, TensorBackend,
 };
 use smoothout_cpu::Cpu;
+use smoothout_models::layers::Layer;
+use smoothout_models::networks::{mlp, NetConfig};
 use smoothout_models::optim::{
     clip_grad_norm, global_norm, Adam, AdamConfig, OptimState, Optimizer, SgdMomentum,
 };
@@ -38,6 +40,19 @@ fn vals<T: Real>(len: usize, seed: u64) -> Vec<T> {
 
 fn upload<B: TensorBackend>(b: &B, host: &[Vec<B::Elem>]) -> Vec<B::Buffer> {
     host.iter().map(|h| b.upload(h).unwrap()).collect()
+}
+
+/// [`Optimizer::step`] on owned buffers, lent to it as lists of references
+/// (as a network lends its own).
+fn step_owned<B: TensorBackend, O: Optimizer<B> + ?Sized>(
+    opt: &mut O,
+    b: &B,
+    w: &mut [B::Buffer],
+    g: &[B::Buffer],
+) -> smoothout::Result<()> {
+    let mut w: Vec<&mut B::Buffer> = w.iter_mut().collect();
+    let g: Vec<&B::Buffer> = g.iter().collect();
+    opt.step(b, &mut w, &g)
 }
 
 fn download<B: TensorBackend>(b: &B, bufs: &[B::Buffer]) -> Vec<Vec<B::Elem>> {
@@ -107,7 +122,7 @@ fn sgd_matches_scalar_for<B: TensorBackend>(b: &B, nesterov: bool, wd: f64) {
         let lr = if step < 3 { 0.05 } else { 0.005 };
         opt.set_lr(lr).unwrap();
         let g_host = host_set::<B::Elem>(100 + step);
-        opt.step(b, &mut w, &upload(b, &g_host)).unwrap();
+        step_owned(&mut opt, b, &mut w, &upload(b, &g_host)).unwrap();
         for ((w, g), v) in w_host.iter_mut().zip(&g_host).zip(&mut v_host) {
             for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
                 sgd_scalar(w, g, v, lr, 0.9, wd, nesterov);
@@ -165,7 +180,7 @@ fn adam_matches_scalar<B: TensorBackend>(b: &B) {
         let mut w = upload(b, &w_host);
         for t in 1..=5u64 {
             let g_host = host_set::<B::Elem>(200 + t);
-            opt.step(b, &mut w, &upload(b, &g_host)).unwrap();
+            step_owned(&mut opt, b, &mut w, &upload(b, &g_host)).unwrap();
             for (((w, g), m), v) in w_host
                 .iter_mut()
                 .zip(&g_host)
@@ -191,7 +206,7 @@ fn hand_computed<B: TensorBackend + 'static>(b: &B) {
         let g = vec![b.upload(&[B::Elem::from_f64(g)]).unwrap()];
         (0..3)
             .map(|_| {
-                opt.step(b, &mut w, &g).unwrap();
+                step_owned(&mut *opt, b, &mut w, &g).unwrap();
                 Real::to_f64(b.to_vec(&w[0]).unwrap()[0])
             })
             .collect()
@@ -239,7 +254,7 @@ fn matches_fused_denoise_sgd<B: TensorBackend>(b: &B) {
     let mut v2: Vec<B::Buffer> = SIZES.iter().map(|&n| b.zeros(n).unwrap()).collect();
     for step in 0..4 {
         let g = upload(b, &host_set::<B::Elem>(300 + step));
-        opt.step(b, &mut w1, &g).unwrap();
+        step_owned(&mut opt, b, &mut w1, &g).unwrap();
         for ((w, g), v) in w2.iter_mut().zip(&g).zip(&mut v2) {
             b.denoise_sgd(w, g, v, None, &sgd).unwrap();
         }
@@ -271,7 +286,7 @@ fn matches_fused_denoise_sgd<B: TensorBackend>(b: &B) {
         fused.count_step();
         so2.perturb(b, &mut w2, draw).unwrap();
         so2.denoise(b, &mut w2, draw).unwrap();
-        split.step(b, &mut w2, &g).unwrap();
+        step_owned(&mut split, b, &mut w2, &g).unwrap();
         assert_eq!(bits(&download(b, &w1)), bits(&download(b, &w2)));
     }
     assert_eq!(fused.state(b).unwrap(), split.state(b).unwrap());
@@ -302,8 +317,13 @@ fn state_resumes_bit_exact<B: TensorBackend + 'static>(b: &B) {
         let mut a = make(b);
         let mut wa = upload(b, &host_set::<B::Elem>(5));
         for s in 0..3 {
-            a.step(b, &mut wa, &upload(b, &host_set::<B::Elem>(500 + s)))
-                .unwrap();
+            step_owned(
+                &mut *a,
+                b,
+                &mut wa,
+                &upload(b, &host_set::<B::Elem>(500 + s)),
+            )
+            .unwrap();
         }
         let state = a.state(b).unwrap();
         assert_eq!(state.step, 3);
@@ -314,8 +334,8 @@ fn state_resumes_bit_exact<B: TensorBackend + 'static>(b: &B) {
         let mut wr = upload(b, &download(b, &wa));
         for s in 3..6 {
             let g = upload(b, &host_set::<B::Elem>(500 + s));
-            a.step(b, &mut wa, &g).unwrap();
-            r.step(b, &mut wr, &g).unwrap();
+            step_owned(&mut *a, b, &mut wa, &g).unwrap();
+            step_owned(&mut *r, b, &mut wr, &g).unwrap();
         }
         assert_eq!(bits(&download(b, &wa)), bits(&download(b, &wr)));
         assert_eq!(a.state(b).unwrap(), r.state(b).unwrap());
@@ -330,14 +350,13 @@ fn state_moves_between_backends() {
     let cfg = AdamConfig::new(1e-2).unwrap();
     let mut on_r = Adam::new(&r, &SIZES, cfg).unwrap();
     let mut wr = upload(&r, &host_set::<f32>(6));
-    on_r.step(&r, &mut wr, &upload(&r, &host_set::<f32>(600)))
-        .unwrap();
+    step_owned(&mut on_r, &r, &mut wr, &upload(&r, &host_set::<f32>(600))).unwrap();
     let mut on_c = Adam::new(&c, &SIZES, cfg).unwrap();
     on_c.load_state(&c, &on_r.state(&r).unwrap()).unwrap();
     let mut wc = upload(&c, &download(&r, &wr));
     let g = host_set::<f32>(601);
-    on_r.step(&r, &mut wr, &upload(&r, &g)).unwrap();
-    on_c.step(&c, &mut wc, &upload(&c, &g)).unwrap();
+    step_owned(&mut on_r, &r, &mut wr, &upload(&r, &g)).unwrap();
+    step_owned(&mut on_c, &c, &mut wc, &upload(&c, &g)).unwrap();
     assert_eq!(bits(&download(&r, &wr)), bits(&download(&c, &wc)));
 }
 
@@ -474,17 +493,17 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
         let mut w = upload(b, &w0);
         let g = upload(b, &host_set::<B::Elem>(9));
         assert!(matches!(
-            opt.step(b, &mut w[..2], &g),
+            step_owned(&mut **opt, b, &mut w[..2], &g),
             Err(Error::LengthMismatch { .. })
         ));
         assert!(matches!(
-            opt.step(b, &mut w, &g[..2]),
+            step_owned(&mut **opt, b, &mut w, &g[..2]),
             Err(Error::LengthMismatch { .. })
         ));
         let mut short = g.clone_from_host(b);
         short[1] = b.zeros(36).unwrap();
         assert!(matches!(
-            opt.step(b, &mut w, &short),
+            step_owned(&mut **opt, b, &mut w, &short),
             Err(Error::LengthMismatch { .. })
         ));
         assert_eq!(bits(&download(b, &w)), bits(&w0));
@@ -527,15 +546,76 @@ impl<B: TensorBackend> CloneFromHost<B> for Vec<B::Buffer> {
     }
 }
 
+/// Clipping and every optimiser update a network's own buffers in place,
+/// lent by `params_and_grads_mut`, with the bits of the same calls on owned
+/// copies of them.
+fn in_place_on_a_network<B: TensorBackend + 'static>(b: &B) {
+    type Make<B> = fn(&B, &[usize]) -> Box<dyn Optimizer<B>>;
+    let makes: [Make<B>; 3] = [
+        |b, s| Box::new(SgdMomentum::new(b, s, Sgd::new(0.1, 0.9, 1e-3).unwrap(), false).unwrap()),
+        |b, s| Box::new(SgdMomentum::new(b, s, Sgd::new(0.1, 0.9, 1e-3).unwrap(), true).unwrap()),
+        |b, s| {
+            let c = AdamConfig::new(1e-2)
+                .unwrap()
+                .with_weight_decay(1e-3)
+                .unwrap();
+            Box::new(Adam::new(b, s, c).unwrap())
+        },
+    ];
+    for make in makes {
+        let mut net = mlp(b, NetConfig::seeded(11), 6, &[5], 3).unwrap();
+        let sizes: Vec<usize> = net.specs().iter().map(ParamSpec::len).collect();
+        let mut w: Vec<B::Buffer> = net.params().into_iter().map(|p| copy(b, p)).collect();
+        let (mut on_net, mut on_copies) = (make(b, &sizes), make(b, &sizes));
+        for s in 0..3u64 {
+            let g_host: Vec<Vec<B::Elem>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| vals(n, 700 + 10 * s + i as u64))
+                .collect();
+            let mut g = upload(b, &g_host);
+            for (dst, src) in net.grads_mut().into_iter().zip(&g) {
+                b.copy(src, dst).unwrap();
+            }
+            let (mut params, mut grads) = net.params_and_grads_mut();
+            let n_net = clip_grad_norm(b, &mut grads, 0.5).unwrap();
+            let grads: Vec<&B::Buffer> = grads.into_iter().map(|g| &*g).collect();
+            on_net.step(b, &mut params, &grads).unwrap();
+            let n_copies = clip_grad_norm(b, &mut g, 0.5).unwrap();
+            step_owned(&mut *on_copies, b, &mut w, &g).unwrap();
+            assert_eq!(n_net.to_bits(), n_copies.to_bits());
+            let on_net_w: Vec<Vec<B::Elem>> = net
+                .params()
+                .into_iter()
+                .map(|p| b.to_vec(p).unwrap())
+                .collect();
+            assert_eq!(bits(&on_net_w), bits(&download(b, &w)), "step {s}");
+            let on_net_g: Vec<Vec<B::Elem>> = net
+                .grads()
+                .into_iter()
+                .map(|p| b.to_vec(p).unwrap())
+                .collect();
+            assert_eq!(bits(&on_net_g), bits(&download(b, &g)), "clipped, step {s}");
+        }
+        assert_eq!(on_net.state(b).unwrap(), on_copies.state(b).unwrap());
+    }
+}
+
+fn copy<B: TensorBackend>(b: &B, x: &B::Buffer) -> B::Buffer {
+    let mut c = b.zeros(b.len(x)).unwrap();
+    b.copy(x, &mut c).unwrap();
+    c
+}
+
 per_backend!(reference_f32 => Reference::<f32>::new();
     sgd_matches_scalar, nesterov_matches_scalar, adam_matches_scalar, hand_computed,
-    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors);
+    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors, in_place_on_a_network);
 per_backend!(reference_f64 => Reference::<f64>::new();
     sgd_matches_scalar, nesterov_matches_scalar, adam_matches_scalar, hand_computed,
-    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors);
+    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors, in_place_on_a_network);
 per_backend!(cpu_f32 => Cpu::<f32>::with_threads(2).unwrap().with_chunk(4).unwrap();
     sgd_matches_scalar, nesterov_matches_scalar, adam_matches_scalar, hand_computed,
-    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors);
+    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors, in_place_on_a_network);
 per_backend!(cpu_f64 => Cpu::<f64>::with_threads(2).unwrap().with_chunk(4).unwrap();
     sgd_matches_scalar, nesterov_matches_scalar, adam_matches_scalar, hand_computed,
-    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors);
+    matches_fused_denoise_sgd, state_resumes_bit_exact, clipping, errors, in_place_on_a_network);

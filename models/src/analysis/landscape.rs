@@ -630,6 +630,9 @@ pub fn sensitivity_curve<B: TensorBackend + 'static>(
         return Err(smoothout::Error::EmptyParameterSet.into());
     }
     with_restore(b, net, |b, net| {
+        // TODO(core API): the placeholders and the swaps below go once
+        // SmoothOut takes `&mut [P]` with `P: BorrowMut<B::Buffer>`
+        // (`so.perturb(b, &mut net.params_mut(), draw)`).
         let mut store = (0..specs.len())
             .map(|_| b.zeros(0))
             .collect::<smoothout::Result<Vec<_>>>()?;

@@ -202,13 +202,13 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
     fn params(&self) -> Vec<&B::Buffer> {
         self.params.iter().collect()
     }
-    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.params.iter_mut().collect()
-    }
     fn grads(&self) -> Vec<&B::Buffer> {
         self.grads.iter().collect()
     }
-    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.grads.iter_mut().collect()
+    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+        (
+            self.params.iter_mut().collect(),
+            self.grads.iter_mut().collect(),
+        )
     }
 }

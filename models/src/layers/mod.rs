@@ -30,9 +30,10 @@
 //!
 //! * Parameters and gradients are returned as vectors of references rather
 //!   than slices, so that a composite layer ([`BasicBlock`]) can list its
-//!   sub-layers' buffers without owning them in one array. SmoothOut's step
-//!   takes `&mut [B::Buffer]` in spec order: a network gathers its layers'
-//!   buffers for it (issue 4 point 3).
+//!   sub-layers' buffers without owning them in one array.
+//!   [`Layer::params_and_grads_mut`] lends both lists at once, so that the
+//!   optimisers ([`crate::optim`]) and gradient clipping update a network's
+//!   own buffers in place, in spec order (issue 4 point 3).
 //! * `backward` needs a train-mode `forward` first (eval mode caches
 //!   nothing, except that Dropout in eval mode passes gradients through).
 //!   Called without one it returns [`Error::InvalidSetting`] named
@@ -118,17 +119,28 @@ pub trait Layer<B: TensorBackend> {
     fn params(&self) -> Vec<&B::Buffer> {
         Vec::new()
     }
-    /// The parameters, mutably, in spec order.
+    /// The parameters, mutably, in spec order: the first list of
+    /// [`Layer::params_and_grads_mut`].
     fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
-        Vec::new()
+        self.params_and_grads_mut().0
     }
     /// The accumulated gradients, in spec order.
     fn grads(&self) -> Vec<&B::Buffer> {
         Vec::new()
     }
-    /// The gradients, mutably, in spec order.
+    /// The gradients, mutably, in spec order: the second list of
+    /// [`Layer::params_and_grads_mut`].
     fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
-        Vec::new()
+        self.params_and_grads_mut().1
+    }
+    /// Every parameter and every gradient, mutably at once (a split
+    /// borrow), both in spec order: `i`-th gradient belongs to the `i`-th
+    /// parameter, as in [`Layer::params`] and [`Layer::grads`]. This is what
+    /// the optimisers, gradient clipping and SmoothOut's step work on in
+    /// place. A layer with parameters implements this one method;
+    /// [`Layer::params_mut`] and [`Layer::grads_mut`] are its halves.
+    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+        (Vec::new(), Vec::new())
     }
     /// State that is not a parameter but must survive a checkpoint
     /// (BatchNorm's running mean and variance), named like the specs
@@ -157,6 +169,20 @@ pub trait Layer<B: TensorBackend> {
         }
         Ok(())
     }
+}
+
+/// [`Layer::params_and_grads_mut`] of a container: its children's lists,
+/// concatenated in the children's order.
+pub(crate) fn concat_params_and_grads<'a, B: TensorBackend + 'a>(
+    children: impl IntoIterator<Item = &'a mut (dyn Layer<B> + 'a)>,
+) -> (Vec<&'a mut B::Buffer>, Vec<&'a mut B::Buffer>) {
+    let (mut params, mut grads) = (Vec::new(), Vec::new());
+    for child in children {
+        let (p, g) = child.params_and_grads_mut();
+        params.extend(p);
+        grads.extend(g);
+    }
+    (params, grads)
 }
 
 pub(crate) fn no_cache() -> Error {

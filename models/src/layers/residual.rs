@@ -1,6 +1,6 @@
 //! The ResNet basic block.
 
-use super::{BatchNorm, Conv2d, Layer, Relu};
+use super::{concat_params_and_grads, BatchNorm, Conv2d, Layer, Relu};
 use crate::data::seeded_rng;
 use rand_core::RngCore;
 use smoothout::{ParamSpec, Result, TensorBackend};
@@ -190,19 +190,10 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
             .flat_map(|l| l.buffers_mut())
             .collect()
     }
-    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.layers_mut()
-            .into_iter()
-            .flat_map(|l| l.params_mut())
-            .collect()
-    }
     fn grads(&self) -> Vec<&B::Buffer> {
         self.layers().into_iter().flat_map(|l| l.grads()).collect()
     }
-    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.layers_mut()
-            .into_iter()
-            .flat_map(|l| l.grads_mut())
-            .collect()
+    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+        concat_params_and_grads(self.layers_mut())
     }
 }

@@ -1,6 +1,6 @@
 //! The [`Sequential`] container and the small helper layers of the networks.
 
-use crate::layers::{AvgPool2d, Dropout, Layer, Linear};
+use crate::layers::{concat_params_and_grads, AvgPool2d, Dropout, Layer, Linear};
 use smoothout::{Error, ParamSpec, Result, TensorBackend};
 
 enum Node<B: TensorBackend> {
@@ -194,23 +194,14 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
             })
             .collect()
     }
-    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.children
-            .iter_mut()
-            .flat_map(|(_, c)| c.get_mut().params_mut())
-            .collect()
-    }
     fn grads(&self) -> Vec<&B::Buffer> {
         self.children
             .iter()
             .flat_map(|(_, c)| c.get().grads())
             .collect()
     }
-    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.children
-            .iter_mut()
-            .flat_map(|(_, c)| c.get_mut().grads_mut())
-            .collect()
+    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+        concat_params_and_grads(self.children.iter_mut().map(|(_, c)| c.get_mut()))
     }
     fn zero_grad(&mut self, b: &B) -> Result<()> {
         for (_, c) in &mut self.children {
@@ -270,14 +261,14 @@ impl<B: TensorBackend> Layer<B> for LinearNoBias<B> {
     fn params(&self) -> Vec<&B::Buffer> {
         self.0.params().into_iter().take(1).collect()
     }
-    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.0.params_mut().into_iter().take(1).collect()
-    }
     fn grads(&self) -> Vec<&B::Buffer> {
         self.0.grads().into_iter().take(1).collect()
     }
-    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
-        self.0.grads_mut().into_iter().take(1).collect()
+    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+        let (mut p, mut g) = self.0.params_and_grads_mut();
+        p.truncate(1);
+        g.truncate(1);
+        (p, g)
     }
     fn zero_grad(&mut self, b: &B) -> Result<()> {
         self.0.zero_grad(b)

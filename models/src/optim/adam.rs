@@ -3,7 +3,8 @@
 use smoothout::{Error, Real, Result, TensorBackend};
 
 use super::{
-    check_bufs, check_lr, check_state, download, upload_into, zeros, OptimState, Optimizer,
+    check_bufs, check_lr, check_state, download, upload_into, upload_to, zeros, OptimState,
+    Optimizer,
 };
 
 /// Adam's settings, PyTorch's defaults by [`AdamConfig::new`]
@@ -130,10 +131,10 @@ impl AdamConfig {
 /// use smoothout_models::optim::{Adam, AdamConfig, Optimizer};
 /// let b = Reference::<f64>::new();
 /// let mut adam = Adam::new(&b, &[1], AdamConfig::new(0.1)?)?;
-/// let mut w = vec![vec![1.0]];
-/// adam.step(&b, &mut w, &[vec![4.0]])?;
+/// let mut w = vec![1.0];
+/// adam.step(&b, &mut [&mut w], &[&vec![4.0]])?;
 /// // the first step moves every element by about lr, whatever the gradient
-/// assert!((w[0][0] - 0.9).abs() < 1e-8);
+/// assert!((w[0] - 0.9).abs() < 1e-8);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Adam<B: TensorBackend> {
@@ -190,7 +191,12 @@ impl<B: TensorBackend> Adam<B> {
 }
 
 impl<B: TensorBackend> Optimizer<B> for Adam<B> {
-    fn step(&mut self, backend: &B, params: &mut [B::Buffer], grads: &[B::Buffer]) -> Result<()> {
+    fn step(
+        &mut self,
+        backend: &B,
+        params: &mut [&mut B::Buffer],
+        grads: &[&B::Buffer],
+    ) -> Result<()> {
         check_bufs(backend, "parameter buffers", &self.sizes, params)?;
         check_bufs(backend, "gradient buffers", &self.sizes, grads)?;
         let c = self.config;
@@ -209,8 +215,8 @@ impl<B: TensorBackend> Optimizer<B> for Adam<B> {
             e(c.eps),
         );
         for i in 0..self.sizes.len() {
-            let mut w = backend.to_vec(&params[i])?;
-            let g = backend.to_vec(&grads[i])?;
+            let mut w = backend.to_vec(params[i])?;
+            let g = backend.to_vec(grads[i])?;
             let mut m = backend.to_vec(&self.m[i])?;
             let mut v = backend.to_vec(&self.v[i])?;
             for (((w, &g), m), v) in w.iter_mut().zip(&g).zip(&mut m).zip(&mut v) {
@@ -229,9 +235,9 @@ impl<B: TensorBackend> Optimizer<B> for Adam<B> {
                 let denom = v.sqrt() / bc2_sqrt + eps;
                 *w = *w - step_size * (*m / denom);
             }
-            upload_into(backend, &[w], core::slice::from_mut(&mut params[i]))?;
-            upload_into(backend, &[m], core::slice::from_mut(&mut self.m[i]))?;
-            upload_into(backend, &[v], core::slice::from_mut(&mut self.v[i]))?;
+            upload_to(backend, &w, params[i])?;
+            upload_to(backend, &m, &mut self.m[i])?;
+            upload_to(backend, &v, &mut self.v[i])?;
         }
         self.steps = t;
         Ok(())

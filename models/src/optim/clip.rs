@@ -1,16 +1,21 @@
 //! Gradient clipping by global norm.
 
+use core::borrow::{Borrow, BorrowMut};
+
 use smoothout::{Error, Real, Result, TensorBackend};
 
 /// The L2 norm of all buffers together, `√(Σᵢ ‖bᵢ‖²)`, each buffer's norm
 /// computed by the backend in `f64` ([`smoothout::NormOps::row_norms`]).
-/// Empty buffers count as zero.
+/// Empty buffers count as zero. The buffers may be owned (`&[B::Buffer]`)
+/// or borrowed (`&[&B::Buffer]`, `&[&mut B::Buffer]`, as
+/// [`crate::layers::Layer::params_and_grads_mut`] lends them).
 ///
 /// # Errors
 /// Backend errors.
-pub fn global_norm<B: TensorBackend>(backend: &B, bufs: &[B::Buffer]) -> Result<f64> {
+pub fn global_norm<B: TensorBackend, G: Borrow<B::Buffer>>(backend: &B, bufs: &[G]) -> Result<f64> {
     let mut sq = 0.0;
     for buf in bufs {
+        let buf = buf.borrow();
         let n = backend.len(buf);
         if n == 0 {
             continue;
@@ -27,6 +32,11 @@ pub fn global_norm<B: TensorBackend>(backend: &B, bufs: &[B::Buffer]) -> Result<
 /// `total = global_norm(grads)` and `coef = max_norm / (total + 1e-6)`,
 /// every gradient is multiplied by `coef` when `coef < 1`, and left as it is
 /// otherwise. Returns `total`, the norm before clipping.
+///
+/// The gradients are scaled in place, wherever they live: `grads` holds
+/// the buffers themselves (`&mut [B::Buffer]`) or mutable references to
+/// them (`&mut [&mut B::Buffer]`, e.g. a network's gradients as
+/// [`crate::layers::Layer::params_and_grads_mut`] lends them).
 ///
 /// A non-finite total (an overflowing or NaN gradient) is returned as it is
 /// and the gradients are not touched, so the caller can skip the step
@@ -48,9 +58,9 @@ pub fn global_norm<B: TensorBackend>(backend: &B, bufs: &[B::Buffer]) -> Result<
 /// # Errors
 /// [`Error::InvalidSetting`] unless `max_norm` is finite and > 0; backend
 /// errors.
-pub fn clip_grad_norm<B: TensorBackend>(
+pub fn clip_grad_norm<B: TensorBackend, G: BorrowMut<B::Buffer>>(
     backend: &B,
-    grads: &mut [B::Buffer],
+    grads: &mut [G],
     max_norm: f64,
 ) -> Result<f64> {
     if !(max_norm.is_finite() && max_norm > 0.0) {
@@ -68,7 +78,7 @@ pub fn clip_grad_norm<B: TensorBackend>(
     if coef < 1.0 {
         let c = B::Elem::from_f64(coef);
         for g in grads.iter_mut() {
-            backend.scale(c, g)?;
+            backend.scale(c, g.borrow_mut())?;
         }
     }
     Ok(total)

@@ -3,7 +3,10 @@
 //!
 //! Every optimiser works on the parameter and gradient buffer lists in
 //! [`smoothout::ParamSpec`] order (the order a network lists its specs in),
-//! follows PyTorch's formulas, and exports its state — momentum buffers,
+//! **in place**: it takes the buffers by reference, so a network's own
+//! buffers — both lists lent at once by
+//! [`crate::layers::Layer::params_and_grads_mut`] — are updated where they
+//! live, with no copy and no moving out. It follows PyTorch's formulas, and exports its state — momentum buffers,
 //! Adam moments, the step count — as plain host buffers and scalars
 //! ([`OptimState`]) so that a checkpoint can resume bit-exactly.
 //!
@@ -33,16 +36,18 @@
 //! use smoothout_models::optim::{clip_grad_norm, LrRegime, Optimizer, SgdMomentum};
 //!
 //! let b = Reference::<f64>::new();
-//! let mut params = vec![vec![1.0, -2.0], vec![0.5]];
-//! let mut grads = vec![vec![3.0, 0.0], vec![4.0]];
+//! let (mut w0, mut w1) = (vec![1.0, -2.0], vec![0.5]);
+//! let (mut g0, mut g1) = (vec![3.0, 0.0], vec![4.0]);
 //! let regime = LrRegime::steps(&[(0, 0.1), (2, 0.01)])?;
 //! let mut opt = SgdMomentum::new(&b, &[2, 1], Sgd::new(0.1, 0.9, 0.0)?, false)?;
 //!
-//! let norm = clip_grad_norm(&b, &mut grads, 2.5)?;   // ‖(3, 0, 4)‖ = 5 → halved
+//! // wherever the buffers live (a network lends its own by
+//! // `params_and_grads_mut`), the lists hold references to them
+//! let norm = clip_grad_norm(&b, &mut [&mut g0, &mut g1], 2.5)?; // ‖(3, 0, 4)‖ = 5 → halved
 //! assert_eq!(norm, 5.0);
 //! opt.set_lr(regime.lr(0, 0)?)?;
-//! opt.step(&b, &mut params, &grads)?;
-//! assert!((params[1][0] - (0.5 - 0.1 * 2.0)).abs() < 1e-6);
+//! opt.step(&b, &mut [&mut w0, &mut w1], &[&g0, &g1])?;
+//! assert!((w1[0] - (0.5 - 0.1 * 2.0)).abs() < 1e-6);
 //! assert_eq!(opt.state(&b)?.step, 1);
 //! # Ok::<(), smoothout::Error>(())
 //! ```
@@ -56,6 +61,8 @@ pub use adam::{Adam, AdamConfig};
 pub use clip::{clip_grad_norm, global_norm};
 pub use regime::{LrRegime, LrScaling};
 pub use sgd::SgdMomentum;
+
+use core::borrow::Borrow;
 
 use smoothout::{Error, Result, TensorBackend};
 
@@ -78,13 +85,24 @@ pub struct OptimState<E> {
 
 /// What every optimiser here does.
 pub trait Optimizer<B: TensorBackend> {
-    /// One update: `params[i]` moves along `grads[i]` (equal lengths, in
-    /// spec order). The gradients are not modified.
+    /// One update, in place: `*params[i]` moves along `*grads[i]` (equal
+    /// lengths, in spec order). The gradients are not modified. Nothing is
+    /// changed when the lists do not fit.
+    ///
+    /// A network's lists come from
+    /// [`crate::layers::Layer::params_and_grads_mut`]; owned buffers are
+    /// lent as `v.iter_mut().collect::<Vec<_>>()` and
+    /// `g.iter().collect::<Vec<_>>()`.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] when the lists or a buffer do not match the
     /// sizes the optimiser was built for; backend errors.
-    fn step(&mut self, backend: &B, params: &mut [B::Buffer], grads: &[B::Buffer]) -> Result<()>;
+    fn step(
+        &mut self,
+        backend: &B,
+        params: &mut [&mut B::Buffer],
+        grads: &[&B::Buffer],
+    ) -> Result<()>;
     /// The learning rate of the next step.
     fn lr(&self) -> f64;
     /// Sets the learning rate (from an [`LrRegime`]).
@@ -121,15 +139,15 @@ pub(crate) fn check_lr(lr: f64) -> Result<()> {
 }
 
 /// Checks that `bufs` has one buffer per entry of `sizes`, each that long.
-pub(crate) fn check_bufs<B: TensorBackend>(
+pub(crate) fn check_bufs<B: TensorBackend, T: Borrow<B::Buffer>>(
     b: &B,
     what: &'static str,
     sizes: &[usize],
-    bufs: &[B::Buffer],
+    bufs: &[T],
 ) -> Result<()> {
     smoothout::tensor::check_len(what, sizes.len(), bufs.len())?;
     for (&n, buf) in sizes.iter().zip(bufs) {
-        smoothout::tensor::check_len(what, n, b.len(buf))?;
+        smoothout::tensor::check_len(what, n, b.len(buf.borrow()))?;
     }
     Ok(())
 }
@@ -177,8 +195,17 @@ pub(crate) fn upload_into<B: TensorBackend>(
     bufs: &mut [B::Buffer],
 ) -> Result<()> {
     for (d, buf) in data.iter().zip(bufs) {
-        let tmp = b.upload(d)?;
-        b.copy(&tmp, buf)?;
+        upload_to(b, d, buf)?;
     }
     Ok(())
+}
+
+/// Copies host data into one existing buffer (keeps its shape).
+pub(crate) fn upload_to<B: TensorBackend>(
+    b: &B,
+    data: &[B::Elem],
+    buf: &mut B::Buffer,
+) -> Result<()> {
+    let tmp = b.upload(data)?;
+    b.copy(&tmp, buf)
 }

@@ -27,10 +27,10 @@ use super::{
 /// use smoothout_models::optim::{Optimizer, SgdMomentum};
 /// let b = Reference::<f32>::new();
 /// let mut opt = SgdMomentum::new(&b, &[2], Sgd::new(0.5, 0.9, 0.0)?, true)?;
-/// let mut w = vec![vec![1.0f32, 2.0]];
-/// opt.step(&b, &mut w, &[vec![1.0, 1.0]])?;
+/// let mut w = vec![1.0f32, 2.0];
+/// opt.step(&b, &mut [&mut w], &[&vec![1.0, 1.0]])?;
 /// // v = 1, w ← w − 0.5 · (1 + 0.9 · 1)
-/// assert_eq!(w[0], [1.0 - 0.5 * 1.9, 2.0 - 0.5 * 1.9]);
+/// assert_eq!(w, [1.0 - 0.5 * 1.9, 2.0 - 0.5 * 1.9]);
 /// assert!(SgdMomentum::new(&b, &[2], Sgd::new(0.5, 0.0, 0.0)?, true).is_err());
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -117,19 +117,24 @@ impl<B: TensorBackend> SgdMomentum<B> {
 }
 
 impl<B: TensorBackend> Optimizer<B> for SgdMomentum<B> {
-    fn step(&mut self, backend: &B, params: &mut [B::Buffer], grads: &[B::Buffer]) -> Result<()> {
+    fn step(
+        &mut self,
+        backend: &B,
+        params: &mut [&mut B::Buffer],
+        grads: &[&B::Buffer],
+    ) -> Result<()> {
         check_bufs(backend, "parameter buffers", &self.sizes, params)?;
         check_bufs(backend, "gradient buffers", &self.sizes, grads)?;
         let s = self.sgd;
         if !self.nesterov {
-            for ((w, g), v) in params.iter_mut().zip(grads).zip(&mut self.velocity) {
+            for ((w, &g), v) in params.iter_mut().zip(grads).zip(&mut self.velocity) {
                 backend.denoise_sgd(w, g, v, None, &s)?;
             }
         } else {
             let wd = B::Elem::from_f64(s.weight_decay);
             let mu = B::Elem::from_f64(s.momentum);
             let lr = B::Elem::from_f64(s.lr);
-            for (((w, g), v), d) in params
+            for (((w, &g), v), d) in params
                 .iter_mut()
                 .zip(grads)
                 .zip(&mut self.velocity)

@@ -166,10 +166,12 @@ pub struct Trainer<B: TensorBackend + 'static> {
     history: Vec<EpochMetrics>,
     notes: Vec<(String, String)>,
     order: Option<(u64, Vec<usize>)>,
-    /// Where the parameters and gradients live while SmoothOut or the
-    /// optimiser works on them (swapped with the network's, O(1) each).
-    params: Vec<B::Buffer>,
-    grads: Vec<B::Buffer>,
+    /// TODO(core API): placeholders (`2 ×` the parameters, none without
+    /// SmoothOut) that the network's parameters and gradients are swapped
+    /// into (O(1) each) for the SmoothOut calls that still take
+    /// `&mut [B::Buffer]`; this goes once they take `&mut [P]` with
+    /// `P: BorrowMut<B::Buffer>`.
+    so_store: Vec<B::Buffer>,
 }
 
 impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
@@ -227,11 +229,13 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 AdamConfig::new(lr)?.with_weight_decay(config.weight_decay)?,
             )?),
         };
-        let placeholders = |n: usize| -> smoothout::Result<Vec<B::Buffer>> {
-            (0..n).map(|_| backend.zeros(0)).collect()
+        // TODO(core API): goes with `so_store`.
+        let so_store = match smoothout {
+            Some(_) => (0..2 * specs.len())
+                .map(|_| backend.zeros(0))
+                .collect::<smoothout::Result<_>>()?,
+            None => Vec::new(),
         };
-        let params = placeholders(specs.len())?;
-        let grads = placeholders(specs.len())?;
         Ok(Trainer {
             normalize: Normalize::fit(train)?,
             loss: SoftmaxCrossEntropy::new(classes),
@@ -245,8 +249,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             history: Vec::new(),
             notes: Vec::new(),
             order: None,
-            params,
-            grads,
+            so_store,
             net,
             specs,
             smoothout,
@@ -350,16 +353,6 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         Ok(x)
     }
 
-    /// Swaps the network's parameters with `self.params` (call twice to
-    /// swap back).
-    fn swap_params(&mut self) {
-        swap_all(self.net.params_mut(), &mut self.params);
-    }
-
-    fn swap_grads(&mut self) {
-        swap_all(self.net.grads_mut(), &mut self.grads);
-    }
-
     /// Runs a SmoothOut operation on the network's parameters (nothing for
     /// the baseline).
     fn with_smoothout(
@@ -369,10 +362,11 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let Some(so) = self.smoothout.as_mut() else {
             return Ok(());
         };
-        swap_all(self.net.params_mut(), &mut self.params);
-        let r = op(so, &self.backend, &mut self.params);
-        swap_all(self.net.params_mut(), &mut self.params);
-        Ok(r?)
+        let mut params = self.net.params_mut();
+        // TODO(core API): `op(so, &self.backend, &mut params)`, with `op`
+        // taking `&mut [&mut B::Buffer]`, once SmoothOut takes `&mut [P]`.
+        let b = &self.backend;
+        Ok(lend(&mut params, &mut self.so_store, |p| op(so, b, p))?)
     }
 
     /// Adds θ of `draw` to the network's parameters (SmoothOut only).
@@ -465,20 +459,13 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         Ok((loss_sum / n as f64, correct))
     }
 
-    /// Clipping, de-noising of `last` and the update at rate `lr`.
+    /// Clipping, de-noising of `last` and the update at rate `lr`, in
+    /// place on the network's own buffers.
     fn update(&mut self, last: Draw, lr: f64) -> Result<()> {
-        self.swap_params();
-        self.swap_grads();
-        let r = self.update_swapped(last, lr);
-        self.swap_grads();
-        self.swap_params();
-        r
-    }
-
-    fn update_swapped(&mut self, last: Draw, lr: f64) -> Result<()> {
         let b = &self.backend;
+        let (mut params, mut grads) = self.net.params_and_grads_mut();
         if let Some(max) = self.config.clip {
-            clip_grad_norm(b, &mut self.grads, max)?;
+            clip_grad_norm(b, &mut grads, max)?;
         }
         self.opt.get_mut().set_lr(lr)?;
         match (&mut self.smoothout, &mut self.opt) {
@@ -487,21 +474,26 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                     lr,
                     ..*sgd.config()
                 };
-                so.denoise_sgd(
-                    b,
-                    &mut self.params,
-                    &self.grads,
-                    sgd.velocity_mut(),
-                    &cfg,
-                    last,
-                )?;
+                // TODO(core API): once SmoothOut takes `&mut [P]`, `&[G]`,
+                // `&mut [V]`, this is
+                // `so.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?`.
+                let (ps, gs) = self.so_store.split_at_mut(params.len());
+                lend(&mut params, ps, |ps| {
+                    lend(&mut grads, gs, |gs| {
+                        so.denoise_sgd(b, ps, gs, sgd.velocity_mut(), &cfg, last)
+                    })
+                })?;
                 sgd.count_step();
             }
             (so, opt) => {
                 if let Some(so) = so {
-                    so.denoise(b, &mut self.params, last)?;
+                    // TODO(core API): `so.denoise(b, &mut params, last)?`.
+                    lend(&mut params, &mut self.so_store, |ps| {
+                        so.denoise(b, ps, last)
+                    })?;
                 }
-                opt.get_mut().step(b, &mut self.params, &self.grads)?;
+                let grads: Vec<&B::Buffer> = grads.into_iter().map(|g| &*g).collect();
+                opt.get_mut().step(b, &mut params, &grads)?;
             }
         }
         Ok(())
@@ -869,10 +861,27 @@ impl<'a> Reader<'a> {
 
 /// Swaps each buffer of `net` with the one at the same place in `store`:
 /// O(1) each, no copy.
-pub(crate) fn swap_all<T>(net: Vec<&mut T>, store: &mut [T]) {
+///
+/// TODO(core API): only the SmoothOut calls that still take
+/// `&mut [B::Buffer]` use this (here and in the landscape analysis); it goes
+/// with them.
+pub(crate) fn swap_all<'a, T: 'a>(net: impl IntoIterator<Item = &'a mut T>, store: &mut [T]) {
     for (a, b) in net.into_iter().zip(store) {
         mem::swap(a, b);
     }
+}
+
+/// Runs `f` on the buffers `bufs` points to, moved for its duration into
+/// the first `bufs.len()` places of `store` (placeholders) and moved back
+/// afterwards, also when `f` fails.
+///
+/// TODO(core API): goes with [`swap_all`].
+fn lend<T, R>(bufs: &mut [&mut T], store: &mut [T], f: impl FnOnce(&mut [T]) -> R) -> R {
+    let store = &mut store[..bufs.len()];
+    swap_all(bufs.iter_mut().map(|b| &mut **b), store);
+    let r = f(store);
+    swap_all(bufs.iter_mut().map(|b| &mut **b), store);
+    r
 }
 
 /// Number of rows of `logits` (`[N, classes]`, host) whose largest entry
