@@ -14,7 +14,7 @@
 use crate::data::{Dataset, Normalize};
 use crate::layers::Layer;
 use crate::networks::Sequential;
-use crate::train::{evaluate, swap_all, Result, TrainError};
+use crate::train::{evaluate, Result, TrainError};
 use smoothout::reference::fill_unit;
 use smoothout::{
     Config, Denoise, Draw, Noise, NoiseKey, ParamSpec, Real, Role, Scaling, SmoothOut,
@@ -630,12 +630,6 @@ pub fn sensitivity_curve<B: TensorBackend + 'static>(
         return Err(smoothout::Error::EmptyParameterSet.into());
     }
     with_restore(b, net, |b, net| {
-        // TODO(core API): the placeholders and the swaps below go once
-        // SmoothOut takes `&mut [P]` with `P: BorrowMut<B::Buffer>`
-        // (`so.perturb(b, &mut net.params_mut(), draw)`).
-        let mut store = (0..specs.len())
-            .map(|_| b.zeros(0))
-            .collect::<smoothout::Result<Vec<_>>>()?;
         let mut points = Vec::with_capacity(grid.len());
         for &a in grid {
             if a == 0.0 {
@@ -653,14 +647,9 @@ pub fn sensitivity_curve<B: TensorBackend + 'static>(
             let mut sums = vec![(0.0, 0.0); sets.len()];
             for i in 0..copies {
                 let draw = Draw::new(i as u64, 0);
-                swap_all(net.params_mut(), &mut store);
-                let perturbed = so.perturb(b, &mut store, draw);
-                swap_all(net.params_mut(), &mut store);
-                perturbed?;
+                so.perturb(b, &mut net.params_mut(), draw)?;
                 let measured = eval_all(b, net, sets);
-                swap_all(net.params_mut(), &mut store);
-                let denoised = so.denoise(b, &mut store, draw);
-                swap_all(net.params_mut(), &mut store);
+                let denoised = so.denoise(b, &mut net.params_mut(), draw);
                 for (s, m) in sums.iter_mut().zip(measured?) {
                     s.0 += m.loss;
                     s.1 += m.accuracy;

@@ -52,8 +52,8 @@ pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomic, Checkpoint,
 pub use config::{Method, Network, NoiseKind, OptimizerKind, PerturbSet, TrainConfig};
 pub use error::{Result, TrainError};
 pub use files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
+pub(crate) use trainer::upload_batch;
 pub use trainer::{
     evaluate, network_from_checkpoint, Event, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
 };
-pub(crate) use trainer::{swap_all, upload_batch};

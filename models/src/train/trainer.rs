@@ -1,7 +1,6 @@
 //! The training loop: data order, ghost chunks, SmoothOut draws, updates,
 //! evaluation, checkpoints.
 
-use std::mem;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -166,12 +165,6 @@ pub struct Trainer<B: TensorBackend + 'static> {
     history: Vec<EpochMetrics>,
     notes: Vec<(String, String)>,
     order: Option<(u64, Vec<usize>)>,
-    /// TODO(core API): placeholders (`2 ×` the parameters, none without
-    /// SmoothOut) that the network's parameters and gradients are swapped
-    /// into (O(1) each) for the SmoothOut calls that still take
-    /// `&mut [B::Buffer]`; this goes once they take `&mut [P]` with
-    /// `P: BorrowMut<B::Buffer>`.
-    so_store: Vec<B::Buffer>,
 }
 
 impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
@@ -229,13 +222,6 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 AdamConfig::new(lr)?.with_weight_decay(config.weight_decay)?,
             )?),
         };
-        // TODO(core API): goes with `so_store`.
-        let so_store = match smoothout {
-            Some(_) => (0..2 * specs.len())
-                .map(|_| backend.zeros(0))
-                .collect::<smoothout::Result<_>>()?,
-            None => Vec::new(),
-        };
         Ok(Trainer {
             normalize: Normalize::fit(train)?,
             loss: SoftmaxCrossEntropy::new(classes),
@@ -249,7 +235,6 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             history: Vec::new(),
             notes: Vec::new(),
             order: None,
-            so_store,
             net,
             specs,
             smoothout,
@@ -357,16 +342,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// the baseline).
     fn with_smoothout(
         &mut self,
-        op: impl FnOnce(&mut SmoothOut<B>, &B, &mut [B::Buffer]) -> smoothout::Result<()>,
+        op: impl FnOnce(&mut SmoothOut<B>, &B, &mut [&mut B::Buffer]) -> smoothout::Result<()>,
     ) -> Result<()> {
         let Some(so) = self.smoothout.as_mut() else {
             return Ok(());
         };
-        let mut params = self.net.params_mut();
-        // TODO(core API): `op(so, &self.backend, &mut params)`, with `op`
-        // taking `&mut [&mut B::Buffer]`, once SmoothOut takes `&mut [P]`.
-        let b = &self.backend;
-        Ok(lend(&mut params, &mut self.so_store, |p| op(so, b, p))?)
+        Ok(op(so, &self.backend, &mut self.net.params_mut())?)
     }
 
     /// Adds θ of `draw` to the network's parameters (SmoothOut only).
@@ -474,23 +455,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                     lr,
                     ..*sgd.config()
                 };
-                // TODO(core API): once SmoothOut takes `&mut [P]`, `&[G]`,
-                // `&mut [V]`, this is
-                // `so.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?`.
-                let (ps, gs) = self.so_store.split_at_mut(params.len());
-                lend(&mut params, ps, |ps| {
-                    lend(&mut grads, gs, |gs| {
-                        so.denoise_sgd(b, ps, gs, sgd.velocity_mut(), &cfg, last)
-                    })
-                })?;
+                so.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?;
                 sgd.count_step();
             }
             (so, opt) => {
                 if let Some(so) = so {
-                    // TODO(core API): `so.denoise(b, &mut params, last)?`.
-                    lend(&mut params, &mut self.so_store, |ps| {
-                        so.denoise(b, ps, last)
-                    })?;
+                    so.denoise(b, &mut params, last)?;
                 }
                 let grads: Vec<&B::Buffer> = grads.into_iter().map(|g| &*g).collect();
                 opt.get_mut().step(b, &mut params, &grads)?;
@@ -857,31 +827,6 @@ impl<'a> Reader<'a> {
         }
         Ok(v)
     }
-}
-
-/// Swaps each buffer of `net` with the one at the same place in `store`:
-/// O(1) each, no copy.
-///
-/// TODO(core API): only the SmoothOut calls that still take
-/// `&mut [B::Buffer]` use this (here and in the landscape analysis); it goes
-/// with them.
-pub(crate) fn swap_all<'a, T: 'a>(net: impl IntoIterator<Item = &'a mut T>, store: &mut [T]) {
-    for (a, b) in net.into_iter().zip(store) {
-        mem::swap(a, b);
-    }
-}
-
-/// Runs `f` on the buffers `bufs` points to, moved for its duration into
-/// the first `bufs.len()` places of `store` (placeholders) and moved back
-/// afterwards, also when `f` fails.
-///
-/// TODO(core API): goes with [`swap_all`].
-fn lend<T, R>(bufs: &mut [&mut T], store: &mut [T], f: impl FnOnce(&mut [T]) -> R) -> R {
-    let store = &mut store[..bufs.len()];
-    swap_all(bufs.iter_mut().map(|b| &mut **b), store);
-    let r = f(store);
-    swap_all(bufs.iter_mut().map(|b| &mut **b), store);
-    r
 }
 
 /// Number of rows of `logits` (`[N, classes]`, host) whose largest entry
