@@ -42,6 +42,20 @@ type PerturbFn = unsafe extern "C" fn(
     *const f32,
     u64,
 ) -> Status;
+type WriteNoiseFn = unsafe extern "C" fn(
+    u32,
+    u32,
+    *const f32,
+    *mut f32,
+    u64,
+    u32,
+    u32,
+    i32,
+    i32,
+    f32,
+    *const f32,
+    u64,
+) -> Status;
 type DropOutFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, u32) -> Status;
 type DenoiseSgdFn = unsafe extern "C" fn(
     u32,
@@ -76,6 +90,7 @@ struct Emu {
     fill_noise: FillNoiseFn,
     perturb: PerturbFn,
     denoise: PerturbFn,
+    write_noise: WriteNoiseFn,
     drop_out: DropOutFn,
     denoise_sgd: DenoiseSgdFn,
     axpy: AxpyFn,
@@ -98,6 +113,7 @@ fn build() -> Result<Emu, String> {
         fill_noise: sym(&library, "emu_fill_noise"),
         perturb: sym(&library, "emu_perturb"),
         denoise: sym(&library, "emu_denoise"),
+        write_noise: sym(&library, "emu_write_noise"),
         drop_out: sym(&library, "emu_drop_out"),
         denoise_sgd: sym(&library, "emu_denoise_sgd"),
         axpy: sym(&library, "emu_axpy"),
@@ -421,6 +437,56 @@ fn perturb_and_denoise_match_reference() {
         }
     }
     tally.report("perturb, denoise");
+}
+
+#[test]
+fn write_noise_matches_reference() {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for n in SIZES {
+        let w = weights(n, n as u64);
+        for unit in UNITS {
+            let key = NoiseKey::for_draw(5, n as u64, 1, unit_code(unit) as u64);
+            let [k0, k1] = key.0;
+            for scaling in SCALINGS {
+                let a = ScaleArgs::new(scaling, key, unit, &w);
+                let noise = a.noise(key, unit);
+                let mut want = vec![f32::NAN; n];
+                reference::write_noise(&noise, 0, &w, &mut want).expect("reference");
+                for align in [0, 4] {
+                    for (g, b) in launches((n as u64).div_ceil(4)) {
+                        let what = format!(
+                            "write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
+                        );
+                        let mut wb = Buf::new(&w, align);
+                        let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                        // SAFETY: `wb` and `out` hold n floats each and
+                        // `a.scales` one per row (or the dummy when unused).
+                        let status = unsafe {
+                            (emu.write_noise)(
+                                g,
+                                b,
+                                wb.ptr(),
+                                out.ptr(),
+                                n as u64,
+                                k0,
+                                k1,
+                                unit_code(unit),
+                                a.mode,
+                                a.s,
+                                a.scales.as_ptr(),
+                                a.cols,
+                            )
+                        };
+                        check(status, &what);
+                        tally.add(same(&what, out.get(&what), &want));
+                        tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
+                    }
+                }
+            }
+        }
+    }
+    tally.report("write_noise");
 }
 
 #[test]

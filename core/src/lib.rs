@@ -23,8 +23,12 @@
 //!   how the strength evolves.
 //! * [`ParamSpec`]: which buffers are perturbed (all but normalisation
 //!   parameters by default).
-//! * [`SmoothOut`]: the step, generic over a [`Backend`], with closure,
-//!   fused-SGD and guard APIs.
+//! * [`Param`]: the step for one parameter buffer, keyed by a stable id
+//!   ([`param_id`]), on memory its owner lends to each call — through
+//!   [`Slices`], any `&mut [f32]` or `&mut [f64]`, in place.
+//! * [`SmoothOut`]: the step for a whole parameter set (a loop over
+//!   [`Param`]s), generic over the backend, with closure, fused-SGD and
+//!   guard APIs; each method asks only for the backend ops it uses.
 //! * [`Objective`] and [`sensitivity`]: the N-copy objective and the
 //!   sharpness `s` of Eq. 9.
 //! * [`mod@reference`]: the plain-slice implementation every backend is tested
@@ -65,7 +69,8 @@
 //!
 //! * `std` (default): implies `alloc`; nothing else changes (maths goes
 //!   through `libm` either way, so bits do not depend on it).
-//! * `alloc`: [`SmoothOut`], [`ParamSpec`], the [`Reference`] backend.
+//! * `alloc`: [`SmoothOut`], [`Param`], [`ParamSpec`], the [`Reference`]
+//!   backend, the state [`Slices`] keeps for AdaSmoothOut and exact mode.
 //! * neither: the [`mod@reference`] functions, noise, [`Objective`],
 //!   [`sensitivity`] and [`PhiloxRng`] on plain slices.
 //! * `testgen` (implies `std`; for backend crates' tests): the shared test

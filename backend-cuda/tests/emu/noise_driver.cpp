@@ -22,6 +22,12 @@ SO_EMU emu_perturb(unsigned grid, unsigned block, float *w, u64 n, u32 k0, u32 k
                           [=] { perturb(w, n, k0, k1, unit, mode, s, scales, cols); });
 }
 
+SO_EMU emu_write_noise(unsigned grid, unsigned block, const float *w, float *out, u64 n, u32 k0,
+                       u32 k1, int unit, int mode, float s, const float *scales, u64 cols) {
+    return so_run_threads(
+        grid, block, [=] { write_noise(w, out, n, k0, k1, unit, mode, s, scales, cols); });
+}
+
 SO_EMU emu_denoise(unsigned grid, unsigned block, float *w, u64 n, u32 k0, u32 k1, int unit,
                    int mode, float s, const float *scales, u64 cols) {
     return so_run_threads(grid, block,
