@@ -164,6 +164,11 @@ impl Cuda {
     /// cudarc then records an event per buffer use, which only costs driver
     /// calls on one stream).
     ///
+    /// candle's `Device::new_cuda` uses the per-thread default stream
+    /// (cudarc's `per_thread_stream`), which is a different stream on each
+    /// host thread: call this backend from the thread that runs candle's
+    /// ops, or give candle a stream of its own (`CudaDevice::new_with_stream`).
+    ///
     /// # Errors
     /// [`CudaError::MissingLibrary`] when NVRTC or cuBLAS cannot be loaded;
     /// [`CudaError::Compile`] when a kernel does not compile for this
