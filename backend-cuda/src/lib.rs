@@ -115,10 +115,20 @@ impl Cuda {
     /// [`CudaError::Cublas`] when setting up fails.
     pub fn with_device(ordinal: usize) -> core::result::Result<Self, CudaError> {
         probe(Library::Driver)?;
-        // cuInit fails with CUDA_ERROR_NO_DEVICE on a machine without a GPU.
+        // cuInit fails with CUDA_ERROR_NO_DEVICE on a machine without a GPU,
+        // and with CUDA_ERROR_STUB_LIBRARY where the loaded libcuda is the
+        // toolkit's link-time stub (no driver installed).
         let count = match CudaContext::device_count() {
             Ok(n) => usize::try_from(n).unwrap_or(0),
-            Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_NO_DEVICE => 0,
+            Err(e)
+                if matches!(
+                    e.0,
+                    cudarc::driver::sys::CUresult::CUDA_ERROR_NO_DEVICE
+                        | cudarc::driver::sys::CUresult::CUDA_ERROR_STUB_LIBRARY
+                ) =>
+            {
+                0
+            }
             Err(e) => return Err(driver("count the devices")(e)),
         };
         if ordinal >= count {
@@ -132,6 +142,49 @@ impl Cuda {
         // SAFETY: no buffer exists yet, and every operation of this backend
         // runs on its one stream.
         unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(driver("create a stream"))?;
+        Self::on_stream(stream)
+    }
+
+    /// The backend on an existing cudarc stream, e.g. candle's
+    /// (`candle_core::CudaDevice::cuda_stream()`), so that both work on the
+    /// same device memory without copies or synchronisation between them.
+    ///
+    /// Does what [`Cuda::with_device`] does on the stream's context instead
+    /// of a context and stream of its own: checks that NVRTC and cuBLAS can
+    /// be loaded, compiles every kernel for the context's device, and
+    /// creates a cuBLAS handle bound to `stream`. From then on every
+    /// operation of this backend (kernels, cuBLAS calls, allocations,
+    /// copies, [`Cuda::synchronize`]) is queued on `stream`, in call order
+    /// with whatever else the stream's owner queues there; buffers are
+    /// `CudaSlice<f32>` of that context, so the owner's `CudaSlice<f32>`
+    /// can be passed to this backend and back. The backend keeps the stream
+    /// and its context alive. Unlike [`Cuda::with_device`] it leaves the
+    /// context's event tracking as the owner set it (candle leaves it on:
+    /// cudarc then records an event per buffer use, which only costs driver
+    /// calls on one stream).
+    ///
+    /// candle's `Device::new_cuda` uses the per-thread default stream
+    /// (cudarc's `per_thread_stream`), which is a different stream on each
+    /// host thread: call this backend from the thread that runs candle's
+    /// ops, or give candle a stream of its own (`CudaDevice::new_with_stream`).
+    ///
+    /// # Errors
+    /// [`CudaError::MissingLibrary`] when NVRTC or cuBLAS cannot be loaded;
+    /// [`CudaError::Compile`] when a kernel does not compile for this
+    /// device; [`CudaError::Driver`] or [`CudaError::Cublas`] when setting
+    /// up fails.
+    pub fn from_stream(stream: Arc<CudaStream>) -> core::result::Result<Self, CudaError> {
+        // The driver is loaded: the stream came from it.
+        probe(Library::Nvrtc)?;
+        probe(Library::Cublas)?;
+        Self::on_stream(stream)
+    }
+
+    /// Compiles the kernels for the stream's device and sets up cuBLAS and
+    /// the dummy buffers on the stream (the libraries were probed).
+    fn on_stream(stream: Arc<CudaStream>) -> core::result::Result<Self, CudaError> {
+        let ctx = stream.context().clone();
         let (major, minor) = ctx
             .compute_capability()
             .map_err(driver("read the compute capability"))?;
@@ -145,7 +198,6 @@ impl Cuda {
                 functions.insert(k, f);
             }
         }
-        let stream = ctx.new_stream().map_err(driver("create a stream"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Cublas {
             name: error::cublas_name(&e),
         })?;

@@ -79,3 +79,41 @@ fn missing_device_is_a_typed_error() {
         other => panic!("expected NoDevice or MissingLibrary, got {other:?}"),
     }
 }
+
+#[test]
+fn from_stream_runs_on_the_given_stream_with_the_same_bits() {
+    let gpu = match gpu() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let noise = Noise::uniform(0.05).expect("valid");
+    let key = NoiseKey::for_draw(7, 3, 0, 11);
+    let len = 4099;
+    let mut want = gpu.zeros(len).expect("zeros");
+    gpu.fill_noise(key, &noise, &mut want).expect("noise");
+    let want = gpu.to_vec(&want).expect("download");
+    // On the backend's own stream (as on candle's: one stream, two users),
+    // and on a second stream of the same context.
+    let other = gpu
+        .stream()
+        .context()
+        .new_stream()
+        .expect("a second stream");
+    for stream in [gpu.stream().clone(), other] {
+        let shared = Cuda::from_stream(stream.clone()).expect("from_stream");
+        assert!(std::sync::Arc::ptr_eq(shared.stream(), &stream));
+        assert_eq!(shared.arch(), gpu.arch());
+        let mut got = shared.zeros(len).expect("zeros");
+        shared.fill_noise(key, &noise, &mut got).expect("noise");
+        let got = shared.to_vec(&got).expect("download");
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "from_stream's noise differs from new()'s"
+        );
+    }
+}
