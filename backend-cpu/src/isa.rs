@@ -72,7 +72,7 @@ macro_rules! multiversion {
             }
             match isa {
                 // SAFETY: an `Isa` other than `Baseline` is only held by a
-                // `Cpu` after `Isa::detect`/`Isa::supported` confirmed it.
+                // `Cpu` or `Host` after `Isa::detect`/`Isa::supported` confirmed it.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 => unsafe { wide($($a),*) },
                 // SAFETY: as above.
@@ -95,6 +95,8 @@ pub(crate) mod kernels {
             = reference::fill_noise;
         fn perturb(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::perturb;
         fn denoise(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::denoise;
+        fn write_noise(n: &ParamNoise<'_, T, [T]>, start: u64, w: &[T], out: &mut [T]) -> Result<()>
+            = reference::write_noise;
         fn drop_out(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()>
             = reference::drop_out;
         fn row_norms(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> = reference::row_norms;

@@ -31,11 +31,13 @@
 //! ```
 #![deny(missing_docs)]
 
+mod host;
 mod isa;
 mod tensor;
 
 use core::marker::PhantomData;
 
+pub use host::Host;
 pub use isa::Isa;
 pub use tensor::GEMM_ROWS;
 
@@ -217,8 +219,9 @@ impl<T: Real> NoiseOps for Cpu<T> {
         if let reference::Scale::Rows { cols, scales } = n.scale {
             reference::check_rows(w.len(), cols, scales.len())?;
         }
+        let isa = self.isa;
         self.chunks_zip(slice_mut(out)?, w, |start, o, w| {
-            reference::write_noise(&n, start, w, o)
+            kernels::write_noise(isa, &n, start, w, o)
         })
     }
 }
