@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use ndarray::ArrayD;
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::{BufferOps, NoiseKey, PerturbOps, Sgd, Unit, UpdateOps};
+use smoothout::{NoiseKey, PerturbOps, Sgd, StateOps, Unit, UpdateOps};
 use smoothout_cpu::Cpu;
 
 type Pass<'a> = (&'static str, usize, Box<dyn FnMut() + 'a>);

@@ -45,7 +45,7 @@ use rayon::prelude::*;
 use smoothout::reference::{self, ParamNoise};
 use smoothout::{
     BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
-    PerturbOps, Real, Result, Sgd, Unit, UpdateOps,
+    PerturbOps, Real, Result, Sgd, StateOps, Unit, UpdateOps,
 };
 
 /// Elements per parallel task unless set otherwise (a multiple of the
@@ -205,6 +205,45 @@ impl<T: Real> NoiseOps for Cpu<T> {
             kernels::fill_noise(isa, key, noise, start, c)
         })
     }
+
+    fn write_noise(
+        &self,
+        noise: &NoiseOf<'_, Self>,
+        w: &ArrayD<T>,
+        out: &mut ArrayD<T>,
+    ) -> Result<()> {
+        let n = host(noise)?;
+        let w = slice(w)?;
+        if let reference::Scale::Rows { cols, scales } = n.scale {
+            reference::check_rows(w.len(), cols, scales.len())?;
+        }
+        self.chunks_zip(slice_mut(out)?, w, |start, o, w| {
+            reference::write_noise(&n, start, w, o)
+        })
+    }
+}
+
+impl<T: Real> Cpu<T> {
+    /// Runs `f(start, out_chunk, w_chunk)` over `out` and `w` in the same
+    /// fixed chunks as [`Cpu::chunks_mut`].
+    fn chunks_zip(
+        &self,
+        out: &mut [T],
+        w: &[T],
+        f: impl Fn(u64, &mut [T], &[T]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        same_len("noise output", w.len(), out.len())?;
+        let n = self.chunk;
+        if w.len() <= n {
+            return f(0, out, w);
+        }
+        self.pool.install(|| {
+            out.par_chunks_mut(n)
+                .zip(w.par_chunks(n))
+                .enumerate()
+                .try_for_each(|(i, (o, w))| f((i * n) as u64, o, w))
+        })
+    }
 }
 
 impl<T: Real> PerturbOps for Cpu<T> {
@@ -346,8 +385,10 @@ impl<T: Real> UpdateOps for Cpu<T> {
     }
 }
 
-impl<T: Real> BufferOps for Cpu<T> {
-    fn zeros(&self, len: usize) -> Result<ArrayD<T>> {
+impl<T: Real> StateOps for Cpu<T> {
+    type State = ArrayD<T>;
+
+    fn state(&self, len: usize) -> Result<ArrayD<T>> {
         Ok(ArrayD::zeros(vec![len]))
     }
 
@@ -362,6 +403,12 @@ impl<T: Real> BufferOps for Cpu<T> {
                 .for_each(|(d, s)| d.copy_from_slice(s));
         });
         Ok(())
+    }
+}
+
+impl<T: Real> BufferOps for Cpu<T> {
+    fn zeros(&self, len: usize) -> Result<ArrayD<T>> {
+        self.state(len)
     }
 
     fn upload(&self, data: &[T]) -> Result<ArrayD<T>> {

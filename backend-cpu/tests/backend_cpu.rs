@@ -8,7 +8,7 @@
 use ndarray::{ArrayD, IxDyn};
 use smoothout::{
     BlasOps, BufferOps, Config, Draw, Error, Noise, NoiseKey, NoiseOps, NormOps, ParamSpec,
-    PerturbOps, Scaling, Sgd, SmoothOut, UpdateOps,
+    PerturbOps, Scaling, Sgd, SmoothOut, StateOps, UpdateOps,
 };
 use smoothout_cpu::{Cpu, Isa};
 

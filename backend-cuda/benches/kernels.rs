@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::{BufferOps, NoiseKey, NoiseOf, PerturbOps, Sgd, Unit, UpdateOps};
+use smoothout::{BufferOps, NoiseKey, NoiseOf, PerturbOps, Sgd, StateOps, Unit, UpdateOps};
 use smoothout_cuda::Cuda;
 
 const WARMUP: usize = 20;

@@ -81,6 +81,23 @@ extern "C" __global__ void perturb(float *w, u64 n, u32 k0, u32 k1, int unit, in
     }
 }
 
+// out ← θ, the noise perturb adds to w (w is read for per-element scaling).
+extern "C" __global__ void write_noise(const float *w, float *out, u64 n, u32 k0, u32 k1,
+                                       int unit, int mode, float s, const float *scales,
+                                       u64 cols) {
+    SO_GRID_STRIDE(b, (n + 3) / 4) {
+        float u[4], x[4];
+        so_unit_block(b, k0, k1, unit, u);
+        so_load4(w, b, n, x);
+        for (int j = 0; j < 4; ++j) {
+            float sc = so_scale(mode, s, scales, cols, min(4 * b + j, n - 1));
+            x[j] = mode == SO_PER_ELEMENT ? __fmul_rn(__fmul_rn(sc, fabsf(x[j])), u[j])
+                                          : __fmul_rn(sc, u[j]);
+        }
+        so_store4(out, b, n, x);
+    }
+}
+
 SO_FN float so_denoise_one(float x, float u, int mode, float sc) {
     if (mode == SO_PER_ELEMENT) {
         float su = __fmul_rn(sc, u);

@@ -31,6 +31,7 @@ pub const MODULES: [Module; 2] = [
         kernels: &[
             "fill_noise",
             "perturb",
+            "write_noise",
             "denoise",
             "drop_out",
             "denoise_sgd",

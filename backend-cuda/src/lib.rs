@@ -44,7 +44,7 @@ use smoothout::tensor::check_len;
 use smoothout::unit::bernoulli_threshold;
 use smoothout::{
     BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
-    PerturbOps, Result, Sgd, Unit, UpdateOps,
+    PerturbOps, Result, Sgd, StateOps, Unit, UpdateOps,
 };
 
 pub use error::{probe, CudaError, Library};
@@ -347,6 +347,25 @@ impl NoiseOps for Cuda {
         launch!(self, "fill_noise", "fill_noise", grid(n.div_ceil(4));
             out, &n, &k0, &k1, &kind, &s, &t)
     }
+
+    fn write_noise(
+        &self,
+        noise: &NoiseOf<'_, Self>,
+        w: &CudaSlice<f32>,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        check_len("noise output", w.len(), out.len())?;
+        let n = w.len();
+        let a = self.scale_args(n, noise)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let [k0, k1] = noise.key.0;
+        let unit = unit_code(noise.unit);
+        let n = n as u64;
+        launch!(self, "write_noise", "write_noise", grid(n.div_ceil(4));
+            w, out, &n, &k0, &k1, &unit, &a.mode, &a.s, a.scales, &a.cols)
+    }
 }
 
 impl PerturbOps for Cuda {
@@ -477,8 +496,10 @@ impl UpdateOps for Cuda {
     }
 }
 
-impl BufferOps for Cuda {
-    fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
+impl StateOps for Cuda {
+    type State = CudaSlice<f32>;
+
+    fn state(&self, len: usize) -> Result<CudaSlice<f32>> {
         // A zero-byte cuMemAlloc is an error; cudarc's `null` is the
         // empty buffer.
         if len == 0 {
@@ -495,6 +516,12 @@ impl BufferOps for Cuda {
             return Ok(());
         }
         self.stream().memcpy_dtod(src, dst).map_err(device("copy"))
+    }
+}
+
+impl BufferOps for Cuda {
+    fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
+        self.state(len)
     }
 
     fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {

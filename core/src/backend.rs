@@ -6,6 +6,8 @@
 //! Every implementation must give the same bits as [`crate::reference`] for
 //! noise, perturbation and de-noising, whatever its parallelism.
 
+use core::borrow::BorrowMut;
+
 use crate::error::Result;
 use crate::noise::Noise;
 use crate::philox::NoiseKey;
@@ -18,9 +20,10 @@ use crate::unit::Unit;
 pub trait BackendTypes {
     /// Element type of parameter buffers.
     type Elem: Real;
-    /// A contiguous buffer of `Elem` owned by the backend (host memory,
-    /// device memory, …).
-    type Buffer;
+    /// A contiguous buffer of `Elem` the operations work on: owned by the
+    /// backend (host or device memory) for most backends, a borrowed slice
+    /// `[Elem]` for [`crate::Slices`], which perturbs memory owned by anyone.
+    type Buffer: ?Sized;
     /// Number of elements in `buf`.
     fn len(&self, buf: &Self::Buffer) -> usize;
 }
@@ -33,6 +36,16 @@ pub trait NoiseOps: BackendTypes {
     /// `out ← θ` for `key`'s stream under fixed scaling (see
     /// [`crate::reference::fill_noise`]).
     fn fill_noise(&self, key: NoiseKey, noise: &Noise, out: &mut Self::Buffer) -> Result<()>;
+    /// `out ← θ` for one parameter `w` under any scaling, the very θ that
+    /// [`PerturbOps::perturb`] adds (`w + out` is bit-identical to the
+    /// perturbed `w`; see [`crate::reference::write_noise`]). `w` is only
+    /// read (per-element scaling needs `|w|`); `out` has `w`'s length.
+    fn write_noise(
+        &self,
+        noise: &NoiseOf<'_, Self>,
+        w: &Self::Buffer,
+        out: &mut Self::Buffer,
+    ) -> Result<()>;
 }
 
 /// Adding and removing θ in one pass each.
@@ -93,12 +106,27 @@ pub trait UpdateOps: BackendTypes {
     ) -> Result<()>;
 }
 
-/// Allocating and copying buffers.
-pub trait BufferOps: BackendTypes {
+/// The little memory the step keeps between perturbing and de-noising:
+/// one scale per row for AdaSmoothOut, a copy of the parameter in exact
+/// mode. A backend over borrowed memory ([`crate::Slices`]) keeps it in
+/// memory of its own.
+pub trait StateOps: BackendTypes {
+    /// An owned buffer, used as a [`BackendTypes::Buffer`] by the ops.
+    type State: BorrowMut<Self::Buffer>;
+    /// A state buffer of `len` zeros.
+    fn state(&self, len: usize) -> Result<Self::State>;
+    /// `dst ← src` (equal lengths).
+    ///
+    /// # Errors
+    /// [`crate::Error::LengthMismatch`] when the lengths differ.
+    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
+}
+
+/// Allocating, uploading and copying owned buffers (backends whose
+/// [`BackendTypes::Buffer`] is an owned, sized type).
+pub trait BufferOps: StateOps + BackendTypes<Buffer: Sized> {
     /// A buffer of `len` zeros.
     fn zeros(&self, len: usize) -> Result<Self::Buffer>;
-    /// `dst ← src` (equal lengths).
-    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
     /// A new buffer holding `data`, copied from the host (weights from a
     /// host-side initialiser, a batch of images).
     fn upload(&self, data: &[Self::Elem]) -> Result<Self::Buffer>;

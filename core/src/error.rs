@@ -37,6 +37,16 @@ pub enum Error {
         /// Index of the parameter in the set.
         param: usize,
     },
+    /// Two parameters of one set were given the same id, so they would get
+    /// the same noise.
+    DuplicateId {
+        /// The id.
+        id: u64,
+        /// Index of the first parameter holding it.
+        first: usize,
+        /// Index of the second.
+        second: usize,
+    },
     /// Two things that must have equal lengths do not.
     LengthMismatch {
         /// What was being compared, e.g. `"gradient buffers"`.
@@ -110,6 +120,11 @@ impl fmt::Display for Error {
             Error::EmptyParameter { param } => write!(
                 f,
                 "parameter {param} has a zero-sized dimension: remove it from the set"
+            ),
+            Error::DuplicateId { id, first, second } => write!(
+                f,
+                "parameters {first} and {second} have the same id {id:#018x}, so they would \
+                 get the same noise: give every parameter its own id (e.g. param_id of its name)"
             ),
             Error::LengthMismatch {
                 what,

@@ -5,14 +5,15 @@ use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 use crate::backend::{
-    BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, UpdateOps,
+    BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps, UpdateOps,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::noise::Noise;
 use crate::philox::NoiseKey;
 use crate::real::Real;
-use crate::reference::{self, ParamNoise};
+use crate::reference;
 use crate::sgd::Sgd;
+use crate::slices::Slices;
 use crate::unit::Unit;
 
 /// A single-threaded backend over `Vec<T>` that calls [`crate::reference`]
@@ -44,7 +45,7 @@ impl<T> Default for Reference<T> {
     }
 }
 
-fn slices<'a, T: Real>(n: &NoiseOf<'a, Reference<T>>) -> Result<ParamNoise<'a, T, [T]>> {
+fn slices<'a, T: Real>(n: &NoiseOf<'a, Reference<T>>) -> Result<NoiseOf<'a, Slices<T>>> {
     n.map_scales(|v: &'a Vec<T>| Ok(v.as_slice()))
 }
 
@@ -56,23 +57,26 @@ impl<T: Real> BackendTypes for Reference<T> {
     }
 }
 
+// Every SmoothOut op is the slice backend's on the vectors' contents.
+
 impl<T: Real> NoiseOps for Reference<T> {
     fn fill_noise(&self, key: NoiseKey, noise: &Noise, out: &mut Vec<T>) -> Result<()> {
-        reference::fill_noise(key, noise, 0, out)
+        Slices::new().fill_noise(key, noise, out)
+    }
+    fn write_noise(&self, noise: &NoiseOf<'_, Self>, w: &Vec<T>, out: &mut Vec<T>) -> Result<()> {
+        Slices::new().write_noise(&slices(noise)?, w, out)
     }
 }
 
 impl<T: Real> PerturbOps for Reference<T> {
     fn perturb(&self, w: &mut Vec<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
-        reference::perturb(&slices(noise)?, 0, w);
-        Ok(())
+        Slices::new().perturb(w, &slices(noise)?)
     }
     fn denoise(&self, w: &mut Vec<T>, noise: &NoiseOf<'_, Self>) -> Result<()> {
-        reference::denoise(&slices(noise)?, 0, w);
-        Ok(())
+        Slices::new().denoise(w, &slices(noise)?)
     }
     fn drop_out(&self, w: &mut Vec<T>, key: NoiseKey, p: f64) -> Result<()> {
-        reference::drop_out(key, p, 0, w)
+        Slices::new().drop_out(w, key, p)
     }
     fn perturb_filter_norm(
         &self,
@@ -83,13 +87,13 @@ impl<T: Real> PerturbOps for Reference<T> {
         cols: usize,
         scales: &mut Vec<T>,
     ) -> Result<()> {
-        reference::perturb_filter_norm(key, unit, strength, cols, 0, w, scales)
+        Slices::new().perturb_filter_norm(w, key, unit, strength, cols, scales)
     }
 }
 
 impl<T: Real> NormOps for Reference<T> {
     fn row_norms(&self, w: &Vec<T>, cols: usize, out: &mut [f64]) -> Result<()> {
-        reference::row_norms(w, cols, out)
+        Slices::new().row_norms(w, cols, out)
     }
     fn filter_scales(
         &self,
@@ -100,13 +104,13 @@ impl<T: Real> NormOps for Reference<T> {
         cols: usize,
         out: &mut Vec<T>,
     ) -> Result<()> {
-        reference::filter_scales(key, unit, strength, cols, 0, w, out)
+        Slices::new().filter_scales(w, key, unit, strength, cols, out)
     }
 }
 
 impl<T: Real> BlasOps for Reference<T> {
     fn axpy(&self, alpha: T, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        reference::axpy(alpha, x, y)
+        Slices::new().axpy(alpha, x, y)
     }
 }
 
@@ -120,24 +124,23 @@ impl<T: Real> UpdateOps for Reference<T> {
         sgd: &Sgd,
     ) -> Result<()> {
         let n = noise.map(slices).transpose()?;
-        reference::denoise_sgd(n.as_ref(), 0, w, grad, velocity, sgd)
+        Slices::new().denoise_sgd(w, grad, velocity, n.as_ref(), sgd)
+    }
+}
+
+impl<T: Real> StateOps for Reference<T> {
+    type State = Vec<T>;
+    fn state(&self, len: usize) -> Result<Vec<T>> {
+        Ok(vec![T::zero(); len])
+    }
+    fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
+        Slices::new().copy(src, dst)
     }
 }
 
 impl<T: Real> BufferOps for Reference<T> {
     fn zeros(&self, len: usize) -> Result<Vec<T>> {
-        Ok(vec![T::zero(); len])
-    }
-    fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
-        if src.len() != dst.len() {
-            return Err(Error::LengthMismatch {
-                what: "copy destination",
-                expected: src.len(),
-                actual: dst.len(),
-            });
-        }
-        dst.copy_from_slice(src);
-        Ok(())
+        self.state(len)
     }
     fn upload(&self, data: &[T]) -> Result<Vec<T>> {
         Ok(data.to_vec())

@@ -84,12 +84,15 @@ mod error;
 mod host;
 mod noise;
 mod objective;
+#[cfg(feature = "alloc")]
+mod param;
 pub mod philox;
 mod real;
 pub mod reference;
 mod rng;
 mod schedule;
 mod sgd;
+mod slices;
 #[cfg(feature = "alloc")]
 mod spec;
 #[cfg(feature = "alloc")]
@@ -103,18 +106,22 @@ pub mod testgen_tensor;
 pub mod unit;
 
 pub use backend::{
-    Backend, BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, UpdateOps,
+    Backend, BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps,
+    UpdateOps,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "alloc")]
 pub use host::Reference;
 pub use noise::{Noise, Scaling};
 pub use objective::{sensitivity, Objective};
+#[cfg(feature = "alloc")]
+pub use param::{param_id, Param};
 pub use philox::NoiseKey;
 pub use real::Real;
 pub use rng::PhiloxRng;
 pub use schedule::Schedule;
 pub use sgd::Sgd;
+pub use slices::Slices;
 #[cfg(feature = "alloc")]
 pub use spec::{ParamSpec, Role};
 #[cfg(feature = "alloc")]

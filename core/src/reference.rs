@@ -190,6 +190,43 @@ pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) 
     }
 }
 
+/// `out ← θ`: the noise [`perturb`] adds to `w` (elements `start ..`), so
+/// that `w + out` is bit-identical to the perturbed `w`. `w` is read for
+/// per-element scaling only; `out` takes `w`'s length.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] when `out` and `w` differ in length.
+#[inline(always)]
+pub fn write_noise<T: Real>(
+    draw: &ParamNoise<'_, T, [T]>,
+    start: u64,
+    w: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    if out.len() != w.len() {
+        return Err(Error::LengthMismatch {
+            what: "noise output (one element per parameter element)",
+            expected: w.len(),
+            actual: out.len(),
+        });
+    }
+    if let Scale::PerElement(_) = draw.scale {
+        out.copy_from_slice(w);
+        for_segments(draw, start, out, |o, u, s| {
+            for (x, &u) in o.iter_mut().zip(u) {
+                *x = s * x.abs() * T::from_f32(u);
+            }
+        });
+    } else {
+        for_segments(draw, start, out, |o, u, s| {
+            for (x, &u) in o.iter_mut().zip(u) {
+                *x = s * T::from_f32(u);
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Bernoulli perturbation: `w_i ← 0` where element `i` is dropped
 /// (probability `p`). Not invertible: keep a copy to undo it.
 #[inline(always)]

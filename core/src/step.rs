@@ -1,14 +1,14 @@
 //! The SmoothOut step (Algorithm 1): perturb, gradient, de-noise, update.
 
 use alloc::vec::Vec;
+use core::borrow::{Borrow, BorrowMut};
 use core::ops::{Deref, DerefMut};
 
-use crate::backend::{Backend, BackendTypes, NoiseOf};
+use crate::backend::{PerturbOps, StateOps, UpdateOps};
 use crate::error::{Error, Result};
 use crate::noise::{Noise, Scaling};
+use crate::param::Param;
 use crate::philox::NoiseKey;
-use crate::real::Real;
-use crate::reference::{ParamNoise, Scale};
 use crate::schedule::Schedule;
 use crate::sgd::Sgd;
 use crate::spec::ParamSpec;
@@ -144,15 +144,23 @@ impl Config {
     }
 }
 
-/// The SmoothOut state for one parameter set on one backend.
+/// The SmoothOut state for one parameter set on one backend: one [`Param`]
+/// per parameter, with ids `0, 1, 2, …` in spec order ([`SmoothOut::new`])
+/// or ids of your choosing ([`SmoothOut::with_ids`]).
 ///
-/// Holds the specs, one scale per row for AdaSmoothOut, and, in exact mode,
-/// a copy of each perturbed parameter. Three ways to use it:
+/// The all-parameter methods are loops over the [`Param`]s; they take the
+/// buffers as any slice of things that borrow as the backend's buffer —
+/// `&mut [Vec<f32>]`, or `&mut [&mut Vec<f32>]` gathered from a network's
+/// layers — so nothing has to be moved out of its owner. Three ways to use
+/// them:
 ///
 /// * [`SmoothOut::step`]: perturb, run your closure, de-noise;
 /// * [`SmoothOut::step_sgd`]: the same with de-noise fused into SGD;
 /// * [`SmoothOut::perturb`] → a [`Perturbed`] guard, for trainers whose
 ///   forward and backward cannot live in one closure.
+///
+/// For one buffer at a time, [`SmoothOut::param_mut`] (or a [`Param`] of
+/// your own).
 ///
 /// ```
 /// use smoothout::{Config, Draw, Noise, ParamSpec, Reference, SmoothOut};
@@ -167,58 +175,68 @@ impl Config {
 /// assert!(params[0].iter().all(|x| (x - 0.5).abs() < 1e-6)); // de-noised
 /// # Ok::<(), smoothout::Error>(())
 /// ```
-pub struct SmoothOut<B: BackendTypes> {
+pub struct SmoothOut<B: StateOps> {
     config: Config,
-    specs: Vec<ParamSpec>,
-    scales: Vec<Option<B::Buffer>>,
-    saved: Vec<Option<B::Buffer>>,
-    applied: Option<(Draw, f64)>,
+    params: Vec<Param<B>>,
 }
 
-impl<B: BackendTypes> core::fmt::Debug for SmoothOut<B> {
+impl<B: StateOps> core::fmt::Debug for SmoothOut<B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SmoothOut")
             .field("config", &self.config)
-            .field("specs", &self.specs)
-            .field("applied", &self.applied.map(|(d, _)| d))
-            .finish_non_exhaustive()
+            .field("params", &self.params)
+            .finish()
     }
 }
 
-impl<B: Backend> SmoothOut<B> {
+impl<B: StateOps> SmoothOut<B> {
     /// Validates the configuration and specs and allocates the per-row scales
-    /// (AdaSmoothOut) or copies (exact mode).
+    /// (AdaSmoothOut) or copies (exact mode). Parameter `i` gets id `i`.
+    ///
+    /// # Errors
+    /// The configuration's errors; [`Error::EmptyParameterSet`] when nothing
+    /// is perturbed; [`Error::EmptyParameter`] for a zero-sized spec.
     pub fn new(backend: &B, config: Config, specs: Vec<ParamSpec>) -> Result<Self> {
+        Self::with_ids(
+            backend,
+            config,
+            specs.into_iter().enumerate().map(|(i, s)| (i as u64, s)),
+        )
+    }
+
+    /// [`SmoothOut::new`] with each parameter's id given, e.g.
+    /// [`crate::param_id`] of its name.
+    ///
+    /// # Errors
+    /// As [`SmoothOut::new`]; [`Error::DuplicateId`] when two parameters
+    /// share an id (they would share their noise).
+    pub fn with_ids(
+        backend: &B,
+        config: Config,
+        params: impl IntoIterator<Item = (u64, ParamSpec)>,
+    ) -> Result<Self> {
         config.validate()?;
-        if specs.iter().all(|s| !s.perturbed) {
+        let params: Vec<(u64, ParamSpec)> = params.into_iter().collect();
+        if params.iter().all(|(_, s)| !s.perturbed) {
             return Err(Error::EmptyParameterSet);
         }
-        if let Some(param) = specs.iter().position(ParamSpec::is_empty) {
+        if let Some(param) = params.iter().position(|(_, s)| s.is_empty()) {
             return Err(Error::EmptyParameter { param });
         }
-        let mut scales = Vec::with_capacity(specs.len());
-        let mut saved = Vec::with_capacity(specs.len());
-        for s in &specs {
-            let rows = s.perturbed && config.scaling == Scaling::FilterNorm;
-            scales.push(if rows {
-                Some(backend.zeros(s.rows())?)
-            } else {
-                None
-            });
-            let keep = s.perturbed && config.denoise == Denoise::Exact;
-            saved.push(if keep {
-                Some(backend.zeros(s.len())?)
-            } else {
-                None
-            });
+        for (i, (id, _)) in params.iter().enumerate() {
+            if let Some(j) = params[..i].iter().position(|(other, _)| other == id) {
+                return Err(Error::DuplicateId {
+                    id: *id,
+                    first: j,
+                    second: i,
+                });
+            }
         }
-        Ok(SmoothOut {
-            config,
-            specs,
-            scales,
-            saved,
-            applied: None,
-        })
+        let params = params
+            .into_iter()
+            .map(|(id, spec)| Param::new(backend, config, id, spec))
+            .collect::<Result<_>>()?;
+        Ok(SmoothOut { config, params })
     }
 
     /// The configuration.
@@ -227,160 +245,106 @@ impl<B: Backend> SmoothOut<B> {
         &self.config
     }
 
-    /// The parameter specs, in buffer order.
+    /// The parameters, in spec order.
     #[must_use]
-    pub fn specs(&self) -> &[ParamSpec] {
-        &self.specs
+    pub fn params(&self) -> &[Param<B>] {
+        &self.params
     }
 
-    /// The draw currently applied, if any.
+    /// Parameter `i`, for the per-parameter calls ([`Param::perturb`],
+    /// [`Param::denoise`], [`Param::denoise_sgd`], [`Param::write_noise`]).
+    /// Mixing them with the all-parameter methods is fine: each parameter
+    /// keeps its own applied draw.
+    pub fn param_mut(&mut self, i: usize) -> Option<&mut Param<B>> {
+        self.params.get_mut(i)
+    }
+
+    /// The draw currently applied, if any (that of the first parameter that
+    /// has one).
     #[must_use]
     pub fn applied(&self) -> Option<Draw> {
-        self.applied.map(|(d, _)| d)
+        self.params.iter().find_map(Param::applied)
     }
 
     /// The noise key of parameter `param` at `draw`.
+    ///
+    /// # Panics
+    /// When `param` is out of range.
     #[must_use]
     pub fn key(&self, draw: Draw, param: usize) -> NoiseKey {
-        NoiseKey::for_draw(self.config.seed, draw.step, draw.ghost, param as u64)
+        self.params[param].key(draw)
     }
 
-    fn check(&self, backend: &B, params: &[B::Buffer]) -> Result<()> {
-        if params.len() != self.specs.len() {
+    fn check<P: Borrow<B::Buffer>>(&self, backend: &B, params: &[P]) -> Result<()> {
+        if params.len() != self.params.len() {
             return Err(Error::LengthMismatch {
                 what: "parameter buffers",
-                expected: self.specs.len(),
+                expected: self.params.len(),
                 actual: params.len(),
             });
         }
-        for (i, (p, s)) in params.iter().zip(&self.specs).enumerate() {
-            if backend.len(p) != s.len() {
+        for (i, (p, s)) in params.iter().zip(&self.params).enumerate() {
+            if backend.len(p.borrow()) != s.spec().len() {
                 return Err(Error::ShapeMismatch {
                     param: i,
-                    expected: s.len(),
-                    actual: backend.len(p),
+                    expected: s.spec().len(),
+                    actual: backend.len(p.borrow()),
                 });
             }
         }
         Ok(())
     }
 
-    fn param_noise(&self, i: usize, draw: Draw, strength: f64) -> Option<NoiseOf<'_, B>> {
-        let (unit, _) = self.config.noise.additive()?;
-        let scale = match self.config.scaling {
-            Scaling::Fixed => Scale::Fixed(B::Elem::from_f64(strength)),
-            Scaling::PerElement => Scale::PerElement(B::Elem::from_f64(strength)),
-            Scaling::FilterNorm => Scale::Rows {
-                cols: self.specs[i].cols(),
-                scales: self.scales[i].as_ref()?,
-            },
-        };
-        Some(ParamNoise {
-            key: self.key(draw, i),
-            unit,
-            scale,
-        })
-    }
-
     /// Adds θ for `draw` to every perturbed parameter. If the backend fails
     /// on one parameter, those already perturbed are restored before the
     /// error is returned, so no call leaves the parameters half perturbed.
-    pub fn perturb(&mut self, backend: &B, params: &mut [B::Buffer], draw: Draw) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::AlreadyPerturbed`] while a draw is applied; length errors;
+    /// backend errors.
+    pub fn perturb<P: BorrowMut<B::Buffer>>(
+        &mut self,
+        backend: &B,
+        params: &mut [P],
+        draw: Draw,
+    ) -> Result<()>
+    where
+        B: PerturbOps,
+    {
         self.check(backend, params)?;
-        if self.applied.is_some() {
+        if self.applied().is_some() {
             return Err(Error::AlreadyPerturbed);
         }
-        let coef = self
-            .config
-            .schedule
-            .coefficient(draw.step, self.config.total_steps)?;
         for i in 0..params.len() {
-            if !self.specs[i].perturbed {
-                continue;
-            }
-            if let Err(e) = self.apply_one(backend, &mut params[i], i, draw, coef) {
-                for j in (0..i).filter(|&j| self.specs[j].perturbed) {
+            if let Err(e) = self.params[i].perturb(backend, params[i].borrow_mut(), draw) {
+                for (p, w) in self.params[..i].iter_mut().zip(params.iter_mut()) {
                     // Best effort: the first error is the one to report.
-                    let _ = self.undo_one(backend, &mut params[j], j, draw, coef);
+                    let _ = p.roll_back(backend, w.borrow_mut(), draw);
                 }
                 return Err(e);
             }
         }
-        self.applied = Some((draw, coef));
         Ok(())
-    }
-
-    /// The strength after the schedule's multiplier `coef`.
-    fn strength(&self, coef: f64) -> f64 {
-        match self.config.noise {
-            Noise::Uniform { a } => a * coef,
-            Noise::Gaussian { std } => std * coef,
-            Noise::Bernoulli { p } => p * coef,
-        }
-    }
-
-    /// Perturbs parameter `i` (keeping its copy first in exact mode).
-    fn apply_one(
-        &mut self,
-        b: &B,
-        w: &mut B::Buffer,
-        i: usize,
-        draw: Draw,
-        coef: f64,
-    ) -> Result<()> {
-        if let Some(copy) = self.saved[i].as_mut() {
-            b.copy(w, copy)?;
-        }
-        let key = self.key(draw, i);
-        let strength = self.strength(coef);
-        let cols = self.specs[i].cols();
-        match (self.config.noise.additive(), self.scales[i].as_mut()) {
-            (None, _) => b.drop_out(w, key, strength),
-            (Some((unit, _)), Some(scales)) => {
-                b.perturb_filter_norm(w, key, unit, strength, cols, scales)
-            }
-            (Some(_), None) => match self.param_noise(i, draw, strength) {
-                Some(noise) => b.perturb(w, &noise),
-                None => Ok(()),
-            },
-        }
-    }
-
-    /// Takes parameter `i`'s noise out: restores the copy where one is kept,
-    /// regenerates θ otherwise.
-    fn undo_one(&self, b: &B, w: &mut B::Buffer, i: usize, draw: Draw, coef: f64) -> Result<()> {
-        if let Some(copy) = self.saved[i].as_ref() {
-            return b.copy(copy, w);
-        }
-        match self.param_noise(i, draw, self.strength(coef)) {
-            Some(noise) => b.denoise(w, &noise),
-            None => Ok(()),
-        }
-    }
-
-    fn take_applied(&mut self, draw: Draw) -> Result<f64> {
-        match self.applied {
-            None => Err(Error::NotPerturbed),
-            Some((d, _)) if d != draw => Err(Error::DrawMismatch),
-            Some((_, coef)) => {
-                self.applied = None;
-                Ok(coef)
-            }
-        }
     }
 
     /// Removes θ for `draw` (the draw last perturbed), as the configuration's
     /// [`Denoise`] mode says.
-    pub fn denoise(&mut self, backend: &B, params: &mut [B::Buffer], draw: Draw) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::NotPerturbed`], [`Error::DrawMismatch`]; length and backend
+    /// errors.
+    pub fn denoise<P: BorrowMut<B::Buffer>>(
+        &mut self,
+        backend: &B,
+        params: &mut [P],
+        draw: Draw,
+    ) -> Result<()>
+    where
+        B: PerturbOps,
+    {
         self.check(backend, params)?;
-        let coef = self.take_applied(draw)?;
-        if self.config.denoise == Denoise::Off {
-            return Ok(());
-        }
-        for (i, w) in params.iter_mut().enumerate() {
-            if self.specs[i].perturbed {
-                self.undo_one(backend, w, i, draw, coef)?;
-            }
+        for (p, w) in self.params.iter_mut().zip(params) {
+            p.denoise(backend, w.borrow_mut(), draw)?;
         }
         Ok(())
     }
@@ -388,31 +352,44 @@ impl<B: Backend> SmoothOut<B> {
     /// Removes θ for `draw` and applies SGD with momentum, fused into one
     /// pass per parameter where the mode allows (regenerating de-noise).
     /// Parameters that are not perturbed get the plain update.
-    pub fn denoise_sgd(
+    ///
+    /// # Errors
+    /// As [`SmoothOut::denoise`]; length errors for `grads` and `velocity`
+    /// and [`Sgd::validate`]'s, checked before anything is written.
+    pub fn denoise_sgd<P, G, V>(
         &mut self,
         backend: &B,
-        params: &mut [B::Buffer],
-        grads: &[B::Buffer],
-        velocity: &mut [B::Buffer],
+        params: &mut [P],
+        grads: &[G],
+        velocity: &mut [V],
         sgd: &Sgd,
         draw: Draw,
-    ) -> Result<()> {
+    ) -> Result<()>
+    where
+        B: UpdateOps,
+        P: BorrowMut<B::Buffer>,
+        G: Borrow<B::Buffer>,
+        V: BorrowMut<B::Buffer>,
+    {
         self.check(backend, params)?;
         self.check(backend, grads)?;
         self.check(backend, velocity)?;
         sgd.validate()?;
-        let coef = self.take_applied(draw)?;
-        let strength = self.strength(coef);
-        for (i, ((w, g), v)) in params.iter_mut().zip(grads).zip(velocity).enumerate() {
-            let mut fused = None;
-            if self.specs[i].perturbed {
-                match (self.config.denoise, self.saved[i].as_ref()) {
-                    (Denoise::Off, _) => {}
-                    (_, Some(copy)) => backend.copy(copy, w)?,
-                    (_, None) => fused = self.param_noise(i, draw, strength),
-                }
-            }
-            backend.denoise_sgd(w, g, v, fused.as_ref(), sgd)?;
+        if let Some(p) = self.params.iter().find(|p| p.applied() != Some(draw)) {
+            return Err(match p.applied() {
+                None => Error::NotPerturbed,
+                Some(_) => Error::DrawMismatch,
+            });
+        }
+        for (((p, w), g), v) in self.params.iter_mut().zip(params).zip(grads).zip(velocity) {
+            p.denoise_sgd(
+                backend,
+                w.borrow_mut(),
+                g.borrow(),
+                v.borrow_mut(),
+                sgd,
+                draw,
+            )?;
         }
         Ok(())
     }
@@ -420,13 +397,21 @@ impl<B: Backend> SmoothOut<B> {
     /// Perturb, run `f` on the perturbed parameters (it computes the
     /// gradient), de-noise — also when `f` fails, so the parameters are never
     /// left perturbed — and return what `f` returned.
-    pub fn step<R, E: From<Error>>(
+    ///
+    /// # Errors
+    /// As [`SmoothOut::perturb`] and [`SmoothOut::denoise`], or `f`'s error.
+    pub fn step<P, R, E>(
         &mut self,
         backend: &B,
-        params: &mut [B::Buffer],
+        params: &mut [P],
         draw: Draw,
-        f: impl FnOnce(&mut [B::Buffer]) -> core::result::Result<R, E>,
-    ) -> core::result::Result<R, E> {
+        f: impl FnOnce(&mut [P]) -> core::result::Result<R, E>,
+    ) -> core::result::Result<R, E>
+    where
+        B: PerturbOps,
+        P: BorrowMut<B::Buffer>,
+        E: From<Error>,
+    {
         self.perturb(backend, params, draw)?;
         let out = f(params);
         self.denoise(backend, params, draw)?;
@@ -436,17 +421,27 @@ impl<B: Backend> SmoothOut<B> {
     /// [`SmoothOut::step`] with the de-noise fused into an SGD-momentum
     /// update: `f` receives the perturbed parameters and writes `grads`.
     /// If `f` fails, the parameters are de-noised and not updated.
+    ///
+    /// # Errors
+    /// As [`SmoothOut::step`] and [`SmoothOut::denoise_sgd`].
     #[allow(clippy::too_many_arguments)]
-    pub fn step_sgd<R, E: From<Error>>(
+    pub fn step_sgd<P, G, V, R, E>(
         &mut self,
         backend: &B,
-        params: &mut [B::Buffer],
-        grads: &mut [B::Buffer],
-        velocity: &mut [B::Buffer],
+        params: &mut [P],
+        grads: &mut [G],
+        velocity: &mut [V],
         sgd: &Sgd,
         draw: Draw,
-        f: impl FnOnce(&[B::Buffer], &mut [B::Buffer]) -> core::result::Result<R, E>,
-    ) -> core::result::Result<R, E> {
+        f: impl FnOnce(&[P], &mut [G]) -> core::result::Result<R, E>,
+    ) -> core::result::Result<R, E>
+    where
+        B: PerturbOps + UpdateOps,
+        P: BorrowMut<B::Buffer>,
+        G: BorrowMut<B::Buffer>,
+        V: BorrowMut<B::Buffer>,
+        E: From<Error>,
+    {
         // Checked before perturbing, so that the update cannot fail on them
         // and leave the parameters perturbed.
         self.check(backend, grads)?;
@@ -482,12 +477,18 @@ impl<B: Backend> SmoothOut<B> {
     /// assert!(params[0].iter().all(|&x| (x - 1.0).abs() < 1e-15));
     /// # Ok::<(), smoothout::Error>(())
     /// ```
-    pub fn guard<'a>(
+    ///
+    /// # Errors
+    /// As [`SmoothOut::perturb`].
+    pub fn guard<'a, P: BorrowMut<B::Buffer>>(
         &'a mut self,
         backend: &'a B,
-        params: &'a mut [B::Buffer],
+        params: &'a mut [P],
         draw: Draw,
-    ) -> Result<Perturbed<'a, B>> {
+    ) -> Result<Perturbed<'a, B, P>>
+    where
+        B: PerturbOps,
+    {
         self.perturb(backend, params, draw)?;
         Ok(Perturbed {
             so: self,
@@ -500,15 +501,15 @@ impl<B: Backend> SmoothOut<B> {
 }
 
 /// Perturbed parameters, borrowed until de-noised (see [`SmoothOut::guard`]).
-pub struct Perturbed<'a, B: Backend> {
+pub struct Perturbed<'a, B: StateOps + PerturbOps, P: BorrowMut<B::Buffer>> {
     so: &'a mut SmoothOut<B>,
     backend: &'a B,
-    params: &'a mut [B::Buffer],
+    params: &'a mut [P],
     draw: Draw,
     done: bool,
 }
 
-impl<B: Backend> Perturbed<'_, B> {
+impl<B: StateOps + PerturbOps, P: BorrowMut<B::Buffer>> Perturbed<'_, B, P> {
     /// The draw applied.
     #[must_use]
     pub fn draw(&self) -> Draw {
@@ -516,38 +517,44 @@ impl<B: Backend> Perturbed<'_, B> {
     }
 
     /// Removes the noise.
+    ///
+    /// # Errors
+    /// As [`SmoothOut::denoise`].
     pub fn denoise(mut self) -> Result<()> {
         self.done = true;
         self.so.denoise(self.backend, self.params, self.draw)
     }
 
     /// Removes the noise fused with an SGD-momentum update.
-    pub fn denoise_sgd(
-        mut self,
-        grads: &[B::Buffer],
-        velocity: &mut [B::Buffer],
-        sgd: &Sgd,
-    ) -> Result<()> {
+    ///
+    /// # Errors
+    /// As [`SmoothOut::denoise_sgd`].
+    pub fn denoise_sgd<G, V>(mut self, grads: &[G], velocity: &mut [V], sgd: &Sgd) -> Result<()>
+    where
+        B: UpdateOps,
+        G: Borrow<B::Buffer>,
+        V: BorrowMut<B::Buffer>,
+    {
         self.done = true;
         self.so
             .denoise_sgd(self.backend, self.params, grads, velocity, sgd, self.draw)
     }
 }
 
-impl<B: Backend> Deref for Perturbed<'_, B> {
-    type Target = [B::Buffer];
-    fn deref(&self) -> &[B::Buffer] {
+impl<B: StateOps + PerturbOps, P: BorrowMut<B::Buffer>> Deref for Perturbed<'_, B, P> {
+    type Target = [P];
+    fn deref(&self) -> &[P] {
         self.params
     }
 }
 
-impl<B: Backend> DerefMut for Perturbed<'_, B> {
-    fn deref_mut(&mut self) -> &mut [B::Buffer] {
+impl<B: StateOps + PerturbOps, P: BorrowMut<B::Buffer>> DerefMut for Perturbed<'_, B, P> {
+    fn deref_mut(&mut self) -> &mut [P] {
         self.params
     }
 }
 
-impl<B: Backend> Drop for Perturbed<'_, B> {
+impl<B: StateOps + PerturbOps, P: BorrowMut<B::Buffer>> Drop for Perturbed<'_, B, P> {
     fn drop(&mut self) {
         if !self.done {
             // Errors cannot leave drop; the explicit methods report them.
