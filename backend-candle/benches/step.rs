@@ -270,8 +270,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     println!(
-        "candle {} F1 step, batch {BATCH}, f32 CPU, {rounds} rounds × {steps} steps (medians)",
-        "0.11.1"
+        "candle 0.11 F1 step, batch {BATCH}, f32 CPU, {rounds} rounds × {steps} steps (medians)"
     );
     println!("| variant | ms/step | ratio to plain | peak RSS (MiB) | Δ RSS to plain (MiB) |");
     println!("|---|---:|---:|---:|---:|");

@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut opt = SmoothOut::<MomentumSgd>::from_varmap(&varmap, config, sgd)?;
     let noisy = o.method != Method::Plain;
     println!(
-        "F1 on MNIST, candle {}, {:?}{}, batch {}, {} epochs, seed {}",
+        "F1 on MNIST (candle 0.11, smoothout-candle {}), {:?}{}, batch {}, {} epochs, seed {}",
         env!("CARGO_PKG_VERSION"),
         o.method,
         if noisy {
