@@ -18,12 +18,14 @@
 //!
 //! Each variant has its own model. After warm-up the bench runs rounds; in
 //! each round every variant runs `K` steps back to back (the order rotating
-//! from round to round) and records their mean. It prints the median over
-//! rounds of ms/step and of the per-round ratio to the plain step of the
-//! same round.
+//! from round to round) and records their mean, then adds and removes each
+//! variant's noise alone `K` times. It prints the median over rounds of
+//! ms/step and of the per-round ratio to the plain step of the same round,
+//! and the median cost of the noise alone relative to the median plain step
+//! (steadier on a shared machine than the difference of two step times).
 //!
 //! Peak memory: each variant then runs alone in a child process (this
-//! executable again, `SMOOTHOUT_CANDLE_BENCH_CHILD=<variant>`) for a few
+//! executable again, `SMOOTHOUT_CANDLE_BENCH_CHILD=<variant>`) for three
 //! steps and reports its peak resident set (`VmHWM` of
 //! `/proc/self/status`, Linux); the table gives it and the difference to the
 //! plain child.
@@ -86,6 +88,8 @@ struct Case {
     step: u64,
     ms: Vec<f64>,
     ratio: Vec<f64>,
+    /// Adding and removing the noise alone, ms per step.
+    noise_ms: Vec<f64>,
 }
 
 impl Case {
@@ -114,6 +118,7 @@ impl Case {
             step: 0,
             ms: Vec::new(),
             ratio: Vec::new(),
+            noise_ms: Vec::new(),
         })
     }
 
@@ -126,17 +131,46 @@ impl Case {
                 self.opt.backward_step(&loss(&self.model)?)?;
             }
             Variant::Naive => {
-                let mut thetas = Vec::with_capacity(self.vars.len());
-                for v in &self.vars {
-                    let theta = Tensor::rand(-A as f32, A as f32, v.shape(), v.device())?;
-                    v.set(&v.as_tensor().add(&theta)?)?;
-                    thetas.push(theta);
-                }
+                let thetas = self.naive_add()?;
                 let grads = loss(&self.model)?.backward()?;
-                for (v, theta) in self.vars.iter().zip(&thetas) {
-                    v.set(&v.as_tensor().sub(theta)?)?;
-                }
+                self.naive_remove(&thetas)?;
                 self.opt.inner_mut().step(&grads)?;
+            }
+        }
+        self.step += 1;
+        Ok(())
+    }
+
+    /// The naive way's noise: a fresh `θ` per parameter, kept, and `w + θ`.
+    fn naive_add(&self) -> candle_core::Result<Vec<Tensor>> {
+        let mut thetas = Vec::with_capacity(self.vars.len());
+        for v in &self.vars {
+            let theta = Tensor::rand(-A as f32, A as f32, v.shape(), v.device())?;
+            v.set(&v.as_tensor().add(&theta)?)?;
+            thetas.push(theta);
+        }
+        Ok(thetas)
+    }
+
+    /// `w − θ` for the naive way's kept `θ`.
+    fn naive_remove(&self, thetas: &[Tensor]) -> candle_core::Result<()> {
+        for (v, theta) in self.vars.iter().zip(thetas) {
+            v.set(&v.as_tensor().sub(theta)?)?;
+        }
+        Ok(())
+    }
+
+    /// Adding and removing the noise once, without the training step.
+    fn noise_only(&mut self) -> Result<(), Box<dyn Error>> {
+        match self.variant {
+            Variant::Plain => {}
+            Variant::SmoothOut | Variant::AdaSmoothOut => {
+                self.opt.perturb(Draw::new(self.step, 0))?;
+                self.opt.denoise()?;
+            }
+            Variant::Naive => {
+                let thetas = self.naive_add()?;
+                self.naive_remove(&thetas)?;
             }
         }
         self.step += 1;
@@ -178,7 +212,7 @@ fn child(name: &str) -> Result<(), Box<dyn Error>> {
         .ok_or_else(|| format!("unknown variant {name}"))?;
     let (x, y) = batch()?;
     let mut case = Case::new(variant)?;
-    for _ in 0..4 {
+    for _ in 0..3 {
         case.step(&x, &y)?;
     }
     println!("{}", peak_rss_kib().ok_or("no VmHWM in /proc/self/status")?);
@@ -223,8 +257,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             _ => {}
         }
     }
-    // Under `cargo test --all-targets` (no `--bench`): one quick round, so
-    // that the test run checks the bench works without timing anything.
+    // Under `cargo test --all-targets` (no `--bench`): one step per variant
+    // and no memory children, so that the test run checks the bench works
+    // without timing anything.
     let smoke = !bench && rounds.is_none() && !quick;
     let rounds = rounds
         .unwrap_or(if smoke {
@@ -232,11 +267,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         } else if quick {
             3
         } else {
-            9
+            15
         })
         .max(1);
     let (steps, warmup) = if smoke {
-        (1, 1)
+        (1, 0)
     } else if quick {
         (3, 1)
     } else {
@@ -267,30 +302,45 @@ fn main() -> Result<(), Box<dyn Error>> {
             case.ms.push(m);
             case.ratio.push(m / ms[0]);
         }
+        for case in &mut cases {
+            let t = Instant::now();
+            for _ in 0..steps {
+                case.noise_only()?;
+            }
+            case.noise_ms
+                .push(t.elapsed().as_secs_f64() * 1e3 / steps as f64);
+        }
     }
 
     println!(
         "candle 0.11 F1 step, batch {BATCH}, f32 CPU, {rounds} rounds × {steps} steps (medians)"
     );
-    println!("| variant | ms/step | ratio to plain | peak RSS (MiB) | Δ RSS to plain (MiB) |");
-    println!("|---|---:|---:|---:|---:|");
-    let plain_rss = child_rss(Variant::Plain)?;
+    println!(
+        "| variant | ms/step | ratio to plain | noise alone (ms) | noise / plain step | peak RSS (MiB) | Δ RSS (MiB) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let plain_ms = median(&cases[0].ms);
+    // The smoke run skips the children (four more processes in a debug build).
+    let rss_of = |v: Variant| if smoke { Ok(None) } else { child_rss(v) };
+    let plain_rss = rss_of(Variant::Plain)?;
     for case in &cases {
         let rss = if case.variant == Variant::Plain {
             plain_rss
         } else {
-            child_rss(case.variant)?
+            rss_of(case.variant)?
         };
         let mib = |k: u64| k as f64 / 1024.0;
         let (rss_s, delta_s) = match (rss, plain_rss) {
             (Some(r), Some(p)) => (format!("{:.1}", mib(r)), format!("{:+.1}", mib(r) - mib(p))),
             _ => ("n/a".into(), "n/a".into()),
         };
+        let noise = median(&case.noise_ms);
         println!(
-            "| {} | {:.2} | {:.3} | {rss_s} | {delta_s} |",
+            "| {} | {:.2} | {:.3} | {noise:.2} | {:.3} | {rss_s} | {delta_s} |",
             case.variant.name(),
             median(&case.ms),
             median(&case.ratio),
+            noise / plain_ms,
         );
     }
     Ok(())

@@ -4,6 +4,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::{Optimizer, VarMap};
+use rayon::prelude::*;
 use smoothout::{param_id, Config, Draw, ParamSpec};
 
 use crate::error::{Error, Result};
@@ -99,9 +100,11 @@ impl<O: Optimizer> SmoothOut<O> {
         })
     }
 
-    /// Adds θ for `draw` to every perturbed variable, in place. If one
-    /// variable fails, those already perturbed are de-noised again before
-    /// the error is returned.
+    /// Adds θ for `draw` to every perturbed variable, in place, one rayon
+    /// task per variable (θ depends on the variable's key only, so the bits
+    /// do not depend on the thread count). If one variable fails, those
+    /// perturbed are de-noised again and the error of the first failing
+    /// variable in name order is returned.
     ///
     /// # Errors
     /// [`smoothout::Error::AlreadyPerturbed`] (in [`Error::SmoothOut`]) when
@@ -111,14 +114,23 @@ impl<O: Optimizer> SmoothOut<O> {
         if self.applied.is_some() {
             return Err(smoothout::Error::AlreadyPerturbed.into());
         }
-        for i in 0..self.entries.len() {
-            if let Err(e) = self.entries[i].perturb(draw) {
-                for entry in &mut self.entries[..i] {
+        let results: Vec<Result<()>> = self
+            .entries
+            .par_iter_mut()
+            .map(|e| e.perturb(draw))
+            .collect();
+        if results.iter().any(Result::is_err) {
+            let mut first = None;
+            for (entry, r) in self.entries.iter_mut().zip(results) {
+                match r {
                     // Best effort: the first error is the one to report.
-                    let _ = entry.denoise(draw);
+                    Ok(()) => drop(entry.denoise(draw)),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
                 }
-                return Err(e);
             }
+            return Err(first.unwrap_or_else(|| smoothout::Error::NotPerturbed.into()));
         }
         self.applied = Some(draw);
         Ok(())
@@ -130,18 +142,15 @@ impl<O: Optimizer> SmoothOut<O> {
     /// # Errors
     /// [`smoothout::Error::NotPerturbed`] (in [`Error::SmoothOut`]) when no
     /// draw is applied. If one variable fails, the others are still
-    /// de-noised and the first error is returned.
+    /// de-noised and the first error in name order is returned.
     pub fn denoise(&mut self) -> Result<()> {
         let draw = self.applied.take().ok_or(smoothout::Error::NotPerturbed)?;
-        let mut first = Ok(());
-        for entry in &mut self.entries {
-            if let Err(e) = entry.denoise(draw) {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
+        let results: Vec<Result<()>> = self
+            .entries
+            .par_iter_mut()
+            .map(|e| e.denoise(draw))
+            .collect();
+        results.into_iter().collect()
     }
 
     /// The draw whose noise is in the variables now, if any.
