@@ -97,6 +97,8 @@ impl Case {
         let dev = Device::Cpu;
         let varmap = VarMap::new();
         let model = F1::new(&VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+        // The same initial weights for every variant.
+        f1::init_seeded(&varmap, 0)?;
         let config = match variant {
             Variant::AdaSmoothOut => {
                 Config::new(Noise::uniform(A_ADA)?).with_scaling(Scaling::FilterNorm)

@@ -11,7 +11,9 @@
 //! As the project's trainer (`cargo smoothout train --dataset mnist`):
 //! batch 256, 10 epochs, SGD momentum 0.9, lr 0.1 → 0.01 (epoch 5) → 0.001
 //! (epoch 7), inputs standardised with the training set's mean and std, a
-//! fresh permutation each epoch, seed 0. Options: `--epochs N`, `--batch N`,
+//! fresh permutation each epoch, seed 0 (initialisation, data order and
+//! noise; candle's own CPU generator cannot be seeded, so the Linear layers
+//! are re-initialised from the seed). Options: `--epochs N`, `--batch N`,
 //! `--a A`, `--seed S`, `--data DIR` (default: the repository's `data/`).
 
 mod f1;
@@ -111,6 +113,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let varmap = VarMap::new();
     let model = F1::new(&VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    f1::init_seeded(&varmap, o.seed)?;
     let sgd = MomentumConfig {
         lr: 0.1,
         momentum: 0.9,

@@ -16,7 +16,10 @@
 //! `Param<Cuda>` holding the per-row scales on the device. smoothout-cuda's
 //! buffers are whole `CudaSlice<f32>`s; a candle `Var` owns its whole
 //! storage, so the contiguous range must be the entire slice (anything else
-//! is refused as [`Error::NonContiguous`]).
+//! is refused as [`Error::NonContiguous`]). `SmoothOut::perturb` runs one
+//! rayon task per variable, so `CudaParam` must be `Send` (the kernels are
+//! queued on the one stream either way; a sequential loop for CUDA entries
+//! is the fallback if `smoothout_cuda::Cuda` is not `Send`).
 
 use std::ops::Range;
 

@@ -65,7 +65,9 @@
 //! contiguous `f32` or `f64` storage is handed to the core's slice backend
 //! (`smoothout::Slices`); other dtypes are refused with
 //! [`Error::UnsupportedDtype`]. No parameter-sized buffer is allocated;
-//! AdaSmoothOut keeps one scale per row.
+//! AdaSmoothOut keeps one scale per row. Variables are perturbed in
+//! parallel, one rayon task each; θ depends only on each variable's key, so
+//! the bits do not depend on the thread count.
 //!
 //! # Features
 //!

@@ -4,7 +4,10 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{Module, ModuleT, Result, Tensor, Var};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, Optimizer, VarBuilder};
+use candle_nn::{
+    batch_norm, linear, BatchNorm, BatchNormConfig, Linear, Optimizer, VarBuilder, VarMap,
+};
+use smoothout::{param_id, reference, Noise, NoiseKey};
 
 /// F1 (Keskar et al.'s MNIST network, as `smoothout_models::networks::f1`):
 /// `784 → [Linear 512 → BatchNorm → ReLU] ×5 → Linear 10`, names
@@ -37,6 +40,41 @@ impl F1 {
         let head = linear(width, classes, vb.pp("fc6"))?;
         Ok(F1 { hidden, head })
     }
+}
+
+/// Tag folded into the initialisation keys, so that they never coincide
+/// with a training draw's (`"init"` in ASCII).
+const INIT_TAG: u64 = 0x696e_6974;
+
+/// Re-initialises F1's Linear layers from `seed` (candle's CPU generator
+/// cannot be seeded) with candle-nn's default distributions — weights
+/// Kaiming normal, `N(0, 2/fan_in)`, biases `U(±1/√fan_in)` — drawn from
+/// smoothout's counter-based generator keyed by `(seed, name)`. BatchNorm
+/// keeps its γ = 1, β = 0.
+pub fn init_seeded(varmap: &VarMap, seed: u64) -> Result<()> {
+    let (inputs, width, _) = F1::SHAPE;
+    let vars = varmap.data().lock().expect("VarMap lock");
+    for i in 1..=6 {
+        let fan_in = if i == 1 { inputs } else { width } as f64;
+        let gain = std::f64::consts::SQRT_2;
+        let inits = [
+            ("weight", Noise::gaussian(gain / fan_in.sqrt())),
+            ("bias", Noise::uniform(1.0 / fan_in.sqrt())),
+        ];
+        for (part, noise) in inits {
+            let name = format!("fc{i}.{part}");
+            let var = vars
+                .get(&name)
+                .ok_or_else(|| candle_core::Error::msg(format!("no variable {name}")))?;
+            let key = NoiseKey::for_draw(seed, 0, 0, param_id(&name)).fold_in(INIT_TAG);
+            let mut values = vec![0f32; var.elem_count()];
+            noise
+                .and_then(|noise| reference::fill_noise(key, &noise, 0, &mut values))
+                .map_err(candle_core::Error::wrap)?;
+            var.set(&Tensor::from_vec(values, var.shape(), var.device())?)?;
+        }
+    }
+    Ok(())
 }
 
 impl ModuleT for F1 {
