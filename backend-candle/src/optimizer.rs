@@ -101,7 +101,7 @@ impl<O: Optimizer> SmoothOut<O> {
     }
 
     /// Adds θ for `draw` to every perturbed variable, in place, one rayon
-    /// task per variable (θ depends on the variable's key only, so the bits
+    /// task per variable, largest first (θ depends on the variable's key only, so the bits
     /// do not depend on the thread count). If one variable fails, those
     /// perturbed are de-noised again and the error of the first failing
     /// variable in name order is returned.
@@ -114,17 +114,13 @@ impl<O: Optimizer> SmoothOut<O> {
         if self.applied.is_some() {
             return Err(smoothout::Error::AlreadyPerturbed.into());
         }
-        let results: Vec<Result<()>> = self
-            .entries
-            .par_iter_mut()
-            .map(|e| e.perturb(draw))
-            .collect();
-        if results.iter().any(Result::is_err) {
+        let results = self.each_perturbed(|e| e.perturb(draw));
+        if results.iter().any(|(_, r)| r.is_err()) {
             let mut first = None;
-            for (entry, r) in self.entries.iter_mut().zip(results) {
+            for (i, r) in results {
                 match r {
                     // Best effort: the first error is the one to report.
-                    Ok(()) => drop(entry.denoise(draw)),
+                    Ok(()) => drop(self.entries[i].denoise(draw)),
                     Err(e) => {
                         first.get_or_insert(e);
                     }
@@ -145,12 +141,31 @@ impl<O: Optimizer> SmoothOut<O> {
     /// de-noised and the first error in name order is returned.
     pub fn denoise(&mut self) -> Result<()> {
         let draw = self.applied.take().ok_or(smoothout::Error::NotPerturbed)?;
-        let results: Vec<Result<()>> = self
+        let results = self.each_perturbed(|e| e.denoise(draw));
+        results.into_iter().try_for_each(|(_, r)| r)
+    }
+
+    /// Runs `f` on every perturbed variable, one rayon task each, the
+    /// largest first (so that two threads finish close together); returns
+    /// `(index, result)` in name order.
+    fn each_perturbed(
+        &mut self,
+        f: impl Fn(&mut Entry) -> Result<()> + Sync,
+    ) -> Vec<(usize, Result<()>)> {
+        let mut tasks: Vec<(usize, &mut Entry)> = self
             .entries
-            .par_iter_mut()
-            .map(|e| e.denoise(draw))
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, e)| e.is_perturbed())
             .collect();
-        results.into_iter().collect()
+        tasks.sort_by_key(|(_, e)| std::cmp::Reverse(e.var.elem_count()));
+        let mut results: Vec<(usize, Result<()>)> = tasks
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|(i, e)| (i, f(e)))
+            .collect();
+        results.sort_by_key(|&(i, _)| i);
+        results
     }
 
     /// The draw whose noise is in the variables now, if any.
