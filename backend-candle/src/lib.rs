@@ -87,6 +87,7 @@
 #[cfg(feature = "cuda")]
 mod cuda;
 mod error;
+mod host;
 mod inplace;
 mod optimizer;
 mod params;

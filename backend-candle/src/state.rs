@@ -1,16 +1,17 @@
 //! One variable's SmoothOut state, on its device and in its element type.
 
 use candle_core::{DType, Var};
-use smoothout::{Config, Draw, Param, ParamSpec, Slices};
+use smoothout::{Config, Draw, Param, ParamSpec};
 
 use crate::error::{Error, Result};
+use crate::host::Host;
 use crate::inplace::{check_dtype, visit, HostSlice, Visit, CPU_DTYPES};
 
 /// The core's per-parameter state for the variable's device and dtype.
 #[derive(Debug)]
 enum Noise {
-    F32(Param<Slices<f32>>),
-    F64(Param<Slices<f64>>),
+    F32(Param<Host<f32>>),
+    F64(Param<Host<f64>>),
     #[cfg(feature = "cuda")]
     Cuda(crate::cuda::CudaParam),
 }
@@ -49,16 +50,16 @@ impl Visit for Apply<'_> {
         let (name, draw) = (self.name, self.draw);
         match (&mut *self.noise, slice, self.action) {
             (Noise::F32(p), HostSlice::F32(w), Action::Perturb) => {
-                core(name, p.perturb(&Slices::<f32>::new(), w, draw))
+                core(name, p.perturb(&Host::<f32>::new(), w, draw))
             }
             (Noise::F32(p), HostSlice::F32(w), Action::Denoise) => {
-                core(name, p.denoise(&Slices::<f32>::new(), w, draw))
+                core(name, p.denoise(&Host::<f32>::new(), w, draw))
             }
             (Noise::F64(p), HostSlice::F64(w), Action::Perturb) => {
-                core(name, p.perturb(&Slices::<f64>::new(), w, draw))
+                core(name, p.perturb(&Host::<f64>::new(), w, draw))
             }
             (Noise::F64(p), HostSlice::F64(w), Action::Denoise) => {
-                core(name, p.denoise(&Slices::<f64>::new(), w, draw))
+                core(name, p.denoise(&Host::<f64>::new(), w, draw))
             }
             (_, slice, _) => Err(Error::UnsupportedDtype {
                 name: name.to_owned(),
@@ -132,11 +133,11 @@ impl Entry {
         Ok(match var.dtype() {
             DType::F64 => Noise::F64(core(
                 name,
-                Param::new(&Slices::<f64>::new(), *config, id, spec),
+                Param::new(&Host::<f64>::new(), *config, id, spec),
             )?),
             _ => Noise::F32(core(
                 name,
-                Param::new(&Slices::<f32>::new(), *config, id, spec),
+                Param::new(&Host::<f32>::new(), *config, id, spec),
             )?),
         })
     }
