@@ -1,13 +1,15 @@
 //! candle's CUDA memory, perturbed in place by smoothout-cuda's NVRTC
-//! kernels on candle's own stream (feature `cuda`).
+//! kernels on candle's own stream (`--cfg smoothout_candle_cuda`; meant to
+//! become the feature `cuda`).
 //!
 //! ┌──────────────────────────────────────────────────────────────────────┐
 //! │ NOT YET COMPILED. candle-core's `cuda` feature builds candle-kernels, │
-//! │ which needs nvcc; whether it can be built here is being worked out,   │
-//! │ and `smoothout_cuda::Cuda::from_stream` is being added alongside.     │
-//! │ This file is the place for that work: it is written against those    │
-//! │ APIs as announced and has never been through the compiler. Nothing   │
-//! │ outside `--features cuda` reads it, so the CPU build never needs it. │
+//! │ which needs nvcc, and asks cudarc 0.19 for `dynamic-linking` while    │
+//! │ smoothout-cuda asks for `dynamic-loading`: cudarc's build script      │
+//! │ refuses the two together (checked). `Cuda::from_stream` is being      │
+//! │ added alongside. This file is written against those APIs as announced │
+//! │ and has never been through the compiler. Only                         │
+//! │ `--cfg smoothout_candle_cuda` reads it; the CPU build never needs it. │
 //! └──────────────────────────────────────────────────────────────────────┘
 //!
 //! Plan: one `smoothout_cuda::Cuda` per variable built from

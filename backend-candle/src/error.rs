@@ -28,7 +28,7 @@ pub enum Error {
         name: String,
     },
     /// A parameter on a device the adapter was not built for (CUDA without
-    /// the `cuda` feature, Metal).
+    /// the CUDA path built in, Metal).
     UnsupportedDevice {
         /// The parameter's name.
         name: String,

@@ -80,7 +80,7 @@ impl<O: Optimizer> SmoothOut<O> {
     /// # Errors
     /// [`Error::UnsupportedDtype`] or [`Error::UnsupportedDevice`] for a
     /// perturbed variable the adapter cannot reach (f32 and f64 on the CPU;
-    /// f32 on CUDA with the `cuda` feature); [`Error::SmoothOut`] when the
+    /// f32 on CUDA once the CUDA path is built); [`Error::SmoothOut`] when the
     /// core refuses the configuration.
     pub fn wrap(inner: O, params: Params, config: Config) -> Result<Self> {
         config.validate()?;
