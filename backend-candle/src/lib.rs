@@ -63,9 +63,9 @@
 //! Perturbing and de-noising run in place through candle's
 //! [`InplaceOp1`](candle_core::InplaceOp1): on the CPU the variable's
 //! contiguous `f32` or `f64` storage is handed to the core's
-//! [`Param`](smoothout::Param) with a slice backend that runs
-//! `smoothout::reference`'s kernels compiled for AVX2 or AVX-512 when the
-//! CPU has them (same bits, picked at run time); other dtypes are refused
+//! [`Param`](smoothout::Param) on [`smoothout_cpu::Host`], the CPU
+//! backend's kernels over borrowed slices (compiled for AVX2 or AVX-512
+//! when the CPU has them, the same bits); other dtypes are refused
 //! with [`Error::UnsupportedDtype`]. No parameter-sized buffer is allocated;
 //! AdaSmoothOut keeps one scale per row. Variables are perturbed in
 //! parallel, one rayon task each; θ depends only on each variable's key, so
@@ -93,7 +93,6 @@
 #[cfg(smoothout_candle_cuda)]
 mod cuda;
 mod error;
-mod host;
 mod inplace;
 mod optimizer;
 mod params;

@@ -4,8 +4,8 @@ use candle_core::{DType, Var};
 use smoothout::{Config, Draw, Param, ParamSpec};
 
 use crate::error::{Error, Result};
-use crate::host::Host;
 use crate::inplace::{check_dtype, visit, HostSlice, Visit, CPU_DTYPES};
+use smoothout_cpu::Host;
 
 /// The core's per-parameter state for the variable's device and dtype.
 #[derive(Debug)]
