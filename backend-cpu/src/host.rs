@@ -2,7 +2,7 @@
 
 use core::marker::PhantomData;
 
-use smoothout::reference::{self, Scale};
+use smoothout::reference;
 use smoothout::{
     BackendTypes, BlasOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps, PerturbOps, Real,
     Result, Sgd, StateOps, Unit, UpdateOps,
@@ -74,14 +74,6 @@ impl<T: Real> Default for Host<T> {
     }
 }
 
-/// Row scales must cover `w`'s rows: the kernels index them.
-fn check_scales<T: Real>(n: &NoiseOf<'_, Host<T>>, len: usize) -> Result<()> {
-    match n.scale {
-        Scale::Rows { cols, scales } => reference::check_rows(len, cols, scales.len()),
-        _ => Ok(()),
-    }
-}
-
 impl<T: Real> BackendTypes for Host<T> {
     type Elem = T;
     type Buffer = [T];
@@ -95,19 +87,19 @@ impl<T: Real> NoiseOps for Host<T> {
         kernels::fill_noise(self.isa, key, noise, 0, out)
     }
     fn write_noise(&self, noise: &NoiseOf<'_, Self>, w: &[T], out: &mut [T]) -> Result<()> {
-        check_scales(noise, w.len())?;
+        reference::check_noise(noise, w.len())?;
         kernels::write_noise(self.isa, noise, 0, w, out)
     }
 }
 
 impl<T: Real> PerturbOps for Host<T> {
     fn perturb(&self, w: &mut [T], noise: &NoiseOf<'_, Self>) -> Result<()> {
-        check_scales(noise, w.len())?;
+        reference::check_noise(noise, w.len())?;
         kernels::perturb(self.isa, noise, 0, w);
         Ok(())
     }
     fn denoise(&self, w: &mut [T], noise: &NoiseOf<'_, Self>) -> Result<()> {
-        check_scales(noise, w.len())?;
+        reference::check_noise(noise, w.len())?;
         kernels::denoise(self.isa, noise, 0, w);
         Ok(())
     }
@@ -160,7 +152,7 @@ impl<T: Real> UpdateOps for Host<T> {
         sgd: &Sgd,
     ) -> Result<()> {
         if let Some(n) = noise {
-            check_scales(n, w.len())?;
+            reference::check_noise(n, w.len())?;
         }
         kernels::denoise_sgd(self.isa, noise, 0, w, grad, velocity, sgd)
     }

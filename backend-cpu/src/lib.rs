@@ -216,9 +216,7 @@ impl<T: Real> NoiseOps for Cpu<T> {
     ) -> Result<()> {
         let n = host(noise)?;
         let w = slice(w)?;
-        if let reference::Scale::Rows { cols, scales } = n.scale {
-            reference::check_rows(w.len(), cols, scales.len())?;
-        }
+        reference::check_noise(&n, w.len())?;
         let isa = self.isa;
         self.chunks_zip(slice_mut(out)?, w, |start, o, w| {
             kernels::write_noise(isa, &n, start, w, o)

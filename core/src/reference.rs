@@ -368,6 +368,19 @@ pub fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks that `draw`'s per-row scales cover a parameter of `len`
+/// elements (the functions here index them unchecked); fixed and
+/// per-element scaling need nothing.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] as [`check_rows`].
+pub fn check_noise<T>(draw: &ParamNoise<'_, T, [T]>, len: usize) -> Result<()> {
+    match draw.scale {
+        Scale::Rows { cols, scales } => check_rows(len, cols, scales.len()),
+        Scale::Fixed(_) | Scale::PerElement(_) => Ok(()),
+    }
+}
+
 /// `‖u_row‖₂` of the unit draws of elements `start .. start + len`.
 #[must_use]
 #[inline(always)]

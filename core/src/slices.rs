@@ -52,17 +52,6 @@ impl<T> Default for Slices<T> {
     }
 }
 
-/// Row scales must cover `w`'s rows: the reference functions index them.
-fn check_scales<T>(n: &NoiseOf<'_, Slices<T>>, len: usize) -> Result<()>
-where
-    T: Real,
-{
-    match n.scale {
-        reference::Scale::Rows { cols, scales } => reference::check_rows(len, cols, scales.len()),
-        _ => Ok(()),
-    }
-}
-
 impl<T: Real> BackendTypes for Slices<T> {
     type Elem = T;
     type Buffer = [T];
@@ -76,19 +65,19 @@ impl<T: Real> NoiseOps for Slices<T> {
         reference::fill_noise(key, noise, 0, out)
     }
     fn write_noise(&self, noise: &NoiseOf<'_, Self>, w: &[T], out: &mut [T]) -> Result<()> {
-        check_scales(noise, w.len())?;
+        reference::check_noise(noise, w.len())?;
         reference::write_noise(noise, 0, w, out)
     }
 }
 
 impl<T: Real> PerturbOps for Slices<T> {
     fn perturb(&self, w: &mut [T], noise: &NoiseOf<'_, Self>) -> Result<()> {
-        check_scales(noise, w.len())?;
+        reference::check_noise(noise, w.len())?;
         reference::perturb(noise, 0, w);
         Ok(())
     }
     fn denoise(&self, w: &mut [T], noise: &NoiseOf<'_, Self>) -> Result<()> {
-        check_scales(noise, w.len())?;
+        reference::check_noise(noise, w.len())?;
         reference::denoise(noise, 0, w);
         Ok(())
     }
@@ -141,7 +130,7 @@ impl<T: Real> UpdateOps for Slices<T> {
         sgd: &Sgd,
     ) -> Result<()> {
         if let Some(n) = noise {
-            check_scales(n, w.len())?;
+            reference::check_noise(n, w.len())?;
         }
         reference::denoise_sgd(noise, 0, w, grad, velocity, sgd)
     }
