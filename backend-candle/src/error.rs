@@ -67,6 +67,10 @@ pub enum Error {
     /// candle refused an operation (the inner optimiser's step, a backward
     /// pass, a device call).
     Candle(candle_core::Error),
+    /// smoothout-cuda could not be set up on a variable's CUDA device
+    /// (NVRTC or cuBLAS missing, a kernel that does not compile).
+    #[cfg(feature = "cuda")]
+    Cuda(smoothout_cuda::CudaError),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -111,6 +115,8 @@ impl fmt::Display for Error {
             } => write!(f, "parameter `{name}`: {source}"),
             Error::SmoothOut { name: None, source } => source.fmt(f),
             Error::Candle(e) => write!(f, "candle: {e}"),
+            #[cfg(feature = "cuda")]
+            Error::Cuda(e) => write!(f, "smoothout-cuda: {e}"),
         }
     }
 }
@@ -120,6 +126,8 @@ impl std::error::Error for Error {
         match self {
             Error::SmoothOut { source, .. } => Some(source),
             Error::Candle(e) => Some(e),
+            #[cfg(feature = "cuda")]
+            Error::Cuda(e) => Some(e),
             _ => None,
         }
     }

@@ -86,7 +86,7 @@ pub(crate) trait Visit {
     fn host(&mut self, slice: HostSlice<'_>) -> Result<()>;
 
     /// The variable's memory on a CUDA device.
-    #[cfg(smoothout_candle_cuda)]
+    #[cfg(feature = "cuda")]
     fn cuda(
         &mut self,
         storage: &mut candle_core::CudaStorage,
@@ -121,7 +121,7 @@ impl<V: Visit> InplaceOp1 for Op<'_, V> {
         r.map_err(|e| self.fail(e))
     }
 
-    #[cfg(smoothout_candle_cuda)]
+    #[cfg(feature = "cuda")]
     fn cuda_fwd(
         &self,
         storage: &mut candle_core::CudaStorage,
@@ -159,7 +159,7 @@ fn device_error(name: &str, tensor: &Tensor, e: candle_core::Error) -> Error {
         name: name.to_owned(),
         device: format!("{:?}", tensor.device().location()),
         hint: if tensor.device().is_cuda() {
-            "build smoothout-candle with RUSTFLAGS=\"--cfg smoothout_candle_cuda\" (the CUDA path is not finished)"
+            "build smoothout-candle with its feature `cuda`"
         } else {
             "SmoothOut runs on candle's CPU and CUDA devices only"
         },
@@ -180,7 +180,7 @@ mod tests {
             }
             Ok(())
         }
-        #[cfg(smoothout_candle_cuda)]
+        #[cfg(feature = "cuda")]
         fn cuda(
             &mut self,
             _: &mut candle_core::CudaStorage,

@@ -67,21 +67,22 @@
 //! backend's kernels over borrowed slices (compiled for AVX2 or AVX-512
 //! when the CPU has them, the same bits); other dtypes are refused
 //! with [`Error::UnsupportedDtype`]. No parameter-sized buffer is allocated;
-//! AdaSmoothOut keeps one scale per row. Variables are perturbed in
+//! AdaSmoothOut keeps one scale per row. CPU variables are perturbed in
 //! parallel, one rayon task each; θ depends only on each variable's key, so
 //! the bits do not depend on the thread count.
 //!
 //! # Features
 //!
-//! None yet. The CUDA path (`f32` variables on candle's CUDA device,
-//! perturbed by smoothout-cuda's NVRTC kernels on candle's own stream) is
-//! written but not built: it is switched on with
-//! `RUSTFLAGS="--cfg smoothout_candle_cuda"`, not a Cargo feature, because
-//! candle-core's `cuda` feature cannot be built next to smoothout-cuda yet
-//! (their cudarc features conflict, and candle-kernels needs nvcc) and a
-//! feature would break `cargo test --workspace --all-features`. Without it
-//! the crate never touches CUDA, and CUDA variables are refused with
-//! [`Error::UnsupportedDevice`].
+//! - `cuda`: `f32` variables on candle's CUDA device, perturbed in place by
+//!   smoothout-cuda's NVRTC kernels on candle's own stream (candle-core's
+//!   `cuda` feature, which needs nvcc at build time:
+//!   `scripts/fetch-nvcc.sh`). One smoothout-cuda backend per CUDA device,
+//!   shared by its variables; CUDA variables are perturbed from the calling
+//!   thread (candle's default CUDA stream is per thread), CPU ones in rayon
+//!   tasks. Other dtypes on CUDA are refused with
+//!   [`Error::UnsupportedDtype`]. Built and linted in CI without a GPU; not
+//!   yet run on one. Without the feature the crate never touches CUDA, and
+//!   CUDA variables are refused with [`Error::UnsupportedDevice`].
 //!
 //! # Errors
 //!
@@ -90,7 +91,7 @@
 //! [`candle_core::Error`] carrying the same message.
 #![deny(missing_docs)]
 
-#[cfg(smoothout_candle_cuda)]
+#[cfg(feature = "cuda")]
 mod cuda;
 mod error;
 mod inplace;

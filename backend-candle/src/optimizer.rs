@@ -9,7 +9,10 @@ use smoothout::{param_id, Config, Draw, ParamSpec};
 
 use crate::error::{Error, Result};
 use crate::params::Params;
-use crate::state::Entry;
+use crate::state::{Backends, Entry};
+
+/// A variable to perturb or de-noise, with its index in name order.
+type Task<'a> = (usize, &'a mut Entry);
 
 /// SmoothOut (or AdaSmoothOut, with [`smoothout::Scaling::FilterNorm`])
 /// around the optimiser `O`.
@@ -80,16 +83,18 @@ impl<O: Optimizer> SmoothOut<O> {
     /// # Errors
     /// [`Error::UnsupportedDtype`] or [`Error::UnsupportedDevice`] for a
     /// perturbed variable the adapter cannot reach (f32 and f64 on the CPU;
-    /// f32 on CUDA once the CUDA path is built); [`Error::SmoothOut`] when the
+    /// f32 on CUDA with the feature `cuda`); [`Error::SmoothOut`] when the
     /// core refuses the configuration.
     pub fn wrap(inner: O, params: Params, config: Config) -> Result<Self> {
         config.validate()?;
+        // One device backend per CUDA device, shared by its variables.
+        let mut backends = Backends::default();
         let entries = params
             .into_entries()
             .into_iter()
             .map(|(var, spec)| {
                 let id = param_id(&spec.name);
-                Entry::new(var, spec, &config, id)
+                Entry::new(var, spec, &config, id, &mut backends)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(SmoothOut {
@@ -100,9 +105,10 @@ impl<O: Optimizer> SmoothOut<O> {
         })
     }
 
-    /// Adds θ for `draw` to every perturbed variable, in place, one rayon
-    /// task per variable, largest first (θ depends on the variable's key only, so the bits
-    /// do not depend on the thread count). If one variable fails, those
+    /// Adds θ for `draw` to every perturbed variable, in place: one rayon
+    /// task per CPU variable, largest first (θ depends on the variable's key
+    /// only, so the bits do not depend on the thread count); CUDA variables
+    /// queued on candle's stream from the calling thread. If one variable fails, those
     /// perturbed are de-noised again and the error of the first failing
     /// variable in name order is returned.
     ///
@@ -145,25 +151,31 @@ impl<O: Optimizer> SmoothOut<O> {
         results.into_iter().try_for_each(|(_, r)| r)
     }
 
-    /// Runs `f` on every perturbed variable, one rayon task each, the
-    /// largest first (so that two threads finish close together); returns
-    /// `(index, result)` in name order.
+    /// Runs `f` on every perturbed variable and returns `(index, result)`
+    /// in name order. CUDA variables first, in order on the calling thread
+    /// (candle's default CUDA stream is per thread, so our kernels must be
+    /// queued from the thread that runs candle's ops; queuing is
+    /// asynchronous anyway); then the CPU variables, one rayon task each,
+    /// the largest first (so that two threads finish close together).
     fn each_perturbed(
         &mut self,
         f: impl Fn(&mut Entry) -> Result<()> + Sync,
     ) -> Vec<(usize, Result<()>)> {
-        let mut tasks: Vec<(usize, &mut Entry)> = self
+        let (device, mut host): (Vec<Task<'_>>, Vec<Task<'_>>) = self
             .entries
             .iter_mut()
             .enumerate()
             .filter(|(_, e)| e.is_perturbed())
-            .collect();
-        tasks.sort_by_key(|(_, e)| std::cmp::Reverse(e.var.elem_count()));
-        let mut results: Vec<(usize, Result<()>)> = tasks
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|(i, e)| (i, f(e)))
-            .collect();
+            .partition(|(_, e)| e.is_cuda());
+        let mut results: Vec<(usize, Result<()>)> =
+            device.into_iter().map(|(i, e)| (i, f(e))).collect();
+        host.sort_by_key(|(_, e)| std::cmp::Reverse(e.var.elem_count()));
+        results.extend(
+            host.into_par_iter()
+                .with_max_len(1)
+                .map(|(i, e)| (i, f(e)))
+                .collect::<Vec<_>>(),
+        );
         results.sort_by_key(|&(i, _)| i);
         results
     }

@@ -12,8 +12,16 @@ use smoothout_cpu::Host;
 enum Noise {
     F32(Param<Host<f32>>),
     F64(Param<Host<f64>>),
-    #[cfg(smoothout_candle_cuda)]
+    #[cfg(feature = "cuda")]
     Cuda(crate::cuda::CudaParam),
+}
+
+/// The device backends shared by the variables while an adapter is built
+/// (on the CPU there is nothing to share).
+#[derive(Debug, Default)]
+pub(crate) struct Backends {
+    #[cfg(feature = "cuda")]
+    cuda: crate::cuda::CudaBackends,
 }
 
 /// A variable, its spec, and (when perturbed) its noise state.
@@ -72,7 +80,7 @@ impl Visit for Apply<'_> {
         }
     }
 
-    #[cfg(smoothout_candle_cuda)]
+    #[cfg(feature = "cuda")]
     fn cuda(
         &mut self,
         storage: &mut candle_core::CudaStorage,
@@ -98,7 +106,13 @@ impl Entry {
     /// # Errors
     /// A dtype or device the adapter cannot perturb (only for perturbed
     /// variables), or the core's refusal of the configuration or spec.
-    pub(crate) fn new(var: Var, spec: ParamSpec, config: &Config, id: u64) -> Result<Self> {
+    pub(crate) fn new(
+        var: Var,
+        spec: ParamSpec,
+        config: &Config,
+        id: u64,
+        backends: &mut Backends,
+    ) -> Result<Self> {
         if spec.len() != var.elem_count() {
             return Err(Error::SpecShape {
                 spec: spec.len(),
@@ -108,18 +122,24 @@ impl Entry {
         }
         // Zero-element variables carry no noise (the core refuses empty specs).
         let noise = if spec.perturbed && !spec.is_empty() {
-            Some(Self::noise(&var, &spec, config, id)?)
+            Some(Self::noise(&var, &spec, config, id, backends)?)
         } else {
             None
         };
         Ok(Entry { var, spec, noise })
     }
 
-    fn noise(var: &Var, spec: &ParamSpec, config: &Config, id: u64) -> Result<Noise> {
+    fn noise(
+        var: &Var,
+        spec: &ParamSpec,
+        config: &Config,
+        id: u64,
+        backends: &mut Backends,
+    ) -> Result<Noise> {
         let name = &spec.name;
         let device = var.device();
         if device.is_cuda() {
-            return Self::cuda_noise(var, spec, config, id);
+            return Self::cuda_noise(var, spec, config, id, backends);
         }
         if !device.is_cpu() {
             return Err(Error::UnsupportedDevice {
@@ -142,18 +162,36 @@ impl Entry {
         })
     }
 
-    #[cfg(smoothout_candle_cuda)]
-    fn cuda_noise(var: &Var, spec: &ParamSpec, config: &Config, id: u64) -> Result<Noise> {
-        crate::cuda::CudaParam::new(var, spec, config, id).map(Noise::Cuda)
+    #[cfg(feature = "cuda")]
+    fn cuda_noise(
+        var: &Var,
+        spec: &ParamSpec,
+        config: &Config,
+        id: u64,
+        backends: &mut Backends,
+    ) -> Result<Noise> {
+        crate::cuda::CudaParam::new(var, spec, config, id, &mut backends.cuda).map(Noise::Cuda)
     }
 
-    #[cfg(not(smoothout_candle_cuda))]
-    fn cuda_noise(_: &Var, spec: &ParamSpec, _: &Config, _: u64) -> Result<Noise> {
+    #[cfg(not(feature = "cuda"))]
+    fn cuda_noise(
+        _: &Var,
+        spec: &ParamSpec,
+        _: &Config,
+        _: u64,
+        _: &mut Backends,
+    ) -> Result<Noise> {
         Err(Error::UnsupportedDevice {
             name: spec.name.clone(),
             device: "cuda".to_owned(),
-            hint: "build smoothout-candle with RUSTFLAGS=\"--cfg smoothout_candle_cuda\" (the CUDA path is not finished)",
+            hint: "build smoothout-candle with its feature `cuda`",
         })
+    }
+
+    /// Whether the variable lives on a CUDA device (perturbed on the calling
+    /// thread: candle's default CUDA stream is per thread).
+    pub(crate) fn is_cuda(&self) -> bool {
+        self.var.device().is_cuda()
     }
 
     /// Whether noise touches this variable.
