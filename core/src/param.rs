@@ -96,7 +96,8 @@ impl<B: StateOps> Param<B> {
     ///
     /// # Errors
     /// The configuration's errors ([`Config::validate`]);
-    /// [`Error::EmptyParameter`] for a spec with a zero-sized dimension;
+    /// [`Error::EmptyParameter`] (with `param` 0: a lone parameter has no
+    /// index in a set) for a spec with a zero-sized dimension;
     /// allocation errors of the backend.
     pub fn new(backend: &B, config: Config, id: u64, spec: ParamSpec) -> Result<Self> {
         config.validate()?;

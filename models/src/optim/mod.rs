@@ -6,8 +6,9 @@
 //! **in place**: it takes the buffers by reference, so a network's own
 //! buffers — both lists lent at once by
 //! [`crate::layers::Layer::params_and_grads_mut`] — are updated where they
-//! live, with no copy and no moving out. It follows PyTorch's formulas, and exports its state — momentum buffers,
-//! Adam moments, the step count — as plain host buffers and scalars
+//! live, with no copy and no moving out. It follows PyTorch's formulas,
+//! and exports its state — momentum buffers, Adam moments, the step count —
+//! as plain host buffers and scalars
 //! ([`OptimState`]) so that a checkpoint can resume bit-exactly.
 //!
 //! * [`SgdMomentum`]: SGD with heavy-ball or Nesterov momentum and coupled
