@@ -164,13 +164,12 @@ fn check_against_reference<T: Real + candle_core::WithDType>(dtype: DType, scali
             assert!(same_bits(w, d), "{name}");
             continue;
         }
-        let (theta, _) = reference_theta(scaling, name, dims, w, draw);
+        let (theta, scales) = reference_theta(scaling, name, dims, w, draw);
         // Bit for bit the reference's own de-noise of the perturbed values…
         let mut want = p.clone();
         let k = key(name, draw);
         match scaling {
             Scaling::FilterNorm => {
-                let (_, scales) = reference_theta(scaling, name, dims, w, draw);
                 let cols = w.len() / scales.len();
                 let n = ParamNoise {
                     key: k,

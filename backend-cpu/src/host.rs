@@ -4,8 +4,8 @@ use core::marker::PhantomData;
 
 use smoothout::reference;
 use smoothout::{
-    BackendTypes, BlasOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps, PerturbOps, Real,
-    Result, Sgd, StateOps, Unit, UpdateOps,
+    BackendTypes, BlasOps, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps, PerturbOps, Real, Result,
+    Sgd, Slices, StateOps, Unit, UpdateOps,
 };
 
 use crate::isa::{kernels, Isa};
@@ -161,17 +161,9 @@ impl<T: Real> UpdateOps for Host<T> {
 impl<T: Real> StateOps for Host<T> {
     type State = Vec<T>;
     fn state(&self, len: usize) -> Result<Vec<T>> {
-        Ok(vec![T::zero(); len])
+        Slices::new().state(len)
     }
     fn copy(&self, src: &[T], dst: &mut [T]) -> Result<()> {
-        if src.len() != dst.len() {
-            return Err(Error::LengthMismatch {
-                what: "copy destination",
-                expected: src.len(),
-                actual: dst.len(),
-            });
-        }
-        dst.copy_from_slice(src);
-        Ok(())
+        Slices::new().copy(src, dst)
     }
 }
