@@ -720,7 +720,7 @@ pub fn slopes(points: &[SensitivityPoint], set: usize) -> Result<Vec<f64>> {
 /// Runs `f`, then copies the parameters and running statistics that `net`
 /// had before back into it, whether `f` succeeded or not. The first error
 /// is the one returned.
-fn with_restore<B: TensorBackend + 'static, T>(
+pub(super) fn with_restore<B: TensorBackend + 'static, T>(
     b: &B,
     net: &mut Sequential<B>,
     f: impl FnOnce(&B, &mut Sequential<B>) -> Result<T>,

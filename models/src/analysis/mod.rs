@@ -10,14 +10,25 @@
 //!   [`sensitivity_curve`] measure a trained network's loss along the line
 //!   between two minima, on filter-normalised random slices, and under
 //!   weight noise of growing strength ([`slopes`]: the paper's Eq. 9).
+//! * [`network_hessian`] / [`hessian_spectrum`]: the PyHessian measures —
+//!   the top Hessian eigenvalues by Lanczos ([`top_eigenvalues`]) and the
+//!   trace by Hutchinson's estimator ([`hutchinson_trace`]) — from
+//!   Hessian-vector products ([`Hvp`]), for a network by central
+//!   differences of its gradient ([`FiniteDifferenceHvp`]).
 //! * [`write_line_plot`] and [`write_surface_plot`] draw the pictures (PNG
 //!   and SVG, with an embedded font) and write their numbers as CSV beside
 //!   them.
 //!
 //! `smoothout experiment table1` puts them together.
 
+mod hessian;
 mod landscape;
 mod lbfgsb;
+
+pub use hessian::{
+    hessian_spectrum, hutchinson_trace, network_hessian, top_eigenvalues, FiniteDifferenceHvp,
+    HessianConfig, HessianSpectrum, Hvp, DEFAULT_HVP_STEP,
+};
 
 pub use landscape::{
     filter_normalized_direction, flat_buffers, flat_params, interpolate, landscape_1d,
