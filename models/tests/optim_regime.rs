@@ -2,7 +2,7 @@
 //! warm-up, and every validation error.
 
 use smoothout::Error;
-use smoothout_models::optim::{LrRegime, LrScaling};
+use smoothout_models::optim::{LrRegime, LrScaling, Milestones};
 
 fn setting<T: std::fmt::Debug>(r: smoothout::Result<T>, name: &str) {
     match r {
@@ -145,4 +145,87 @@ fn errors() {
         msg.contains("learning rate") && msg.contains(">= 0"),
         "{msg}"
     );
+}
+
+#[test]
+fn default_milestones_are_decay() {
+    for epochs in 0..=2000 {
+        for lr in [0.1, 0.3, 1e-3, 0.0, 7.0] {
+            assert_eq!(
+                LrRegime::milestones(lr, epochs, &Milestones::default()).unwrap(),
+                LrRegime::decay(lr, epochs).unwrap(),
+                "{epochs} epochs, lr {lr}"
+            );
+        }
+    }
+    // 0.5 and 0.75 as the program reads them
+    let text = Milestones::Fractions(vec![(5, 10), (75, 100)]);
+    for epochs in [1, 2, 3, 10, 33, u64::MAX] {
+        assert_eq!(
+            LrRegime::milestones(0.1, epochs, &text).unwrap(),
+            LrRegime::decay(0.1, epochs).unwrap()
+        );
+    }
+}
+
+#[test]
+fn milestones() {
+    let e = Milestones::Epochs(vec![81, 122, 164]);
+    assert_eq!(e.epochs(200).unwrap(), [81, 122, 164]);
+    let r = LrRegime::milestones(0.1, 200, &e).unwrap();
+    assert_eq!(
+        r.points(),
+        [
+            (0, 0.1),
+            (81, 0.1 / 10.0),
+            (122, 0.1 / 100.0),
+            (164, 0.1 / 1000.0)
+        ]
+    );
+    // exact: ⌊100 · 29/100⌋ = 29 where 0.29 * 100.0 = 28.999…
+    let f = Milestones::Fractions(vec![(29, 100), (2, 3)]);
+    assert_eq!(f.epochs(100).unwrap(), [29, 66]);
+    // fractions landing on epoch 0 or on the previous one count once
+    let f = Milestones::Fractions(vec![(1, 10), (2, 10), (9, 10)]);
+    assert_eq!(f.epochs(3).unwrap(), [2]);
+    assert_eq!(f.epochs(5).unwrap(), [1, 4]);
+    assert_eq!(f.epochs(1).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        LrRegime::milestones(1.0, 5, &f).unwrap().points(),
+        [(0, 1.0), (1, 0.1), (4, 0.01)]
+    );
+    // a whole-epoch list does not depend on the run's length
+    assert_eq!(
+        Milestones::Epochs(vec![3]).epochs(4).unwrap(),
+        Milestones::Epochs(vec![3]).epochs(400).unwrap()
+    );
+}
+
+#[test]
+fn milestone_errors() {
+    let ep = |v: &[u64], epochs| Milestones::Epochs(v.to_vec()).epochs(epochs);
+    let fr = |v: &[(u64, u64)]| Milestones::Fractions(v.to_vec()).epochs(10);
+    setting(ep(&[], 10), "milestones");
+    setting(fr(&[]), "milestones");
+    setting(ep(&[0], 10), "milestone epoch");
+    setting(ep(&[10], 10), "milestone epoch");
+    setting(ep(&[3], 0), "milestone epoch");
+    setting(ep(&[5, 5], 10), "milestone epoch");
+    setting(ep(&[6, 5], 10), "milestone epoch");
+    setting(fr(&[(0, 2)]), "milestone fraction");
+    setting(fr(&[(2, 2)]), "milestone fraction");
+    setting(fr(&[(3, 2)]), "milestone fraction");
+    setting(fr(&[(1, 0)]), "milestone fraction");
+    setting(fr(&[(1, 2), (2, 4)]), "milestone fraction");
+    setting(fr(&[(3, 4), (1, 2)]), "milestone fraction");
+    setting(
+        LrRegime::milestones(-1.0, 10, &Milestones::default()),
+        "learning rate",
+    );
+    setting(
+        LrRegime::milestones(0.1, 10, &Milestones::Epochs(vec![])),
+        "milestones",
+    );
+    let msg = ep(&[6, 5], 10).unwrap_err().to_string();
+    assert!(msg.contains("strictly increasing"), "{msg}");
 }

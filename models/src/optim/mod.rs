@@ -26,7 +26,9 @@
 //! * [`LrRegime`]: the learning rate as data — step regimes "from epoch `e`:
 //!   lr `x`" as in the authors' `main_gbn.py`, scaled linearly or by the
 //!   square root of batch over ghost-batch size ([`LrScaling`]), linear
-//!   warm-up over `k` steps, and train-longer (epoch multiplier).
+//!   warm-up over `k` steps, and train-longer (epoch multiplier);
+//!   [`Milestones`] says where a step regime drops ÷10 (whole epochs or
+//!   fractions of the run).
 //!
 //! Invalid settings are [`smoothout::Error::InvalidSetting`] (naming the
 //! setting); buffer lists of the wrong length or shape are
@@ -55,11 +57,13 @@
 
 mod adam;
 mod clip;
+mod milestones;
 mod regime;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
 pub use clip::{clip_grad_norm, global_norm};
+pub use milestones::Milestones;
 pub use regime::{LrRegime, LrScaling};
 pub use sgd::SgdMomentum;
 

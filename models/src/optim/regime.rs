@@ -2,6 +2,8 @@
 
 use smoothout::{Error, Result};
 
+use super::Milestones;
+
 fn invalid<T>(name: &'static str, value: f64, expected: &'static str) -> Result<T> {
     Err(Error::InvalidSetting {
         name,
@@ -140,10 +142,47 @@ impl LrRegime {
         Ok(Self::decay_points(lr, epochs))
     }
 
+    /// `lr`, divided by 10 at each of `milestones` in a run of `epochs`
+    /// epochs (see [`Milestones::epochs`]):
+    ///
+    /// ```text
+    /// points = (0, lr), (m_1, lr / 10), (m_2, lr / 100), …
+    /// ```
+    ///
+    /// [`Milestones::default`] gives [`LrRegime::decay`] exactly.
+    ///
+    /// ```
+    /// use smoothout_models::optim::{LrRegime, Milestones};
+    /// let r = LrRegime::milestones(0.1, 200, &Milestones::Epochs(vec![81, 122]))?;
+    /// assert_eq!(r.points(), [(0, 0.1), (81, 0.01), (122, 0.001)]);
+    /// assert_eq!(
+    ///     LrRegime::milestones(0.1, 10, &Milestones::default())?,
+    ///     LrRegime::decay(0.1, 10)?
+    /// );
+    /// # Ok::<(), smoothout::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate, and
+    /// as [`Milestones::epochs`].
+    pub fn milestones(lr: f64, epochs: u64, milestones: &Milestones) -> Result<Self> {
+        super::check_lr(lr)?;
+        let mut points = vec![(0, lr)];
+        // 10^k is exact in f64 up to k = 22, so the k-th rate is lr / 10^k
+        // rounded once, as `decay` computes it
+        let mut divisor = 1.0;
+        for e in milestones.epochs(epochs)? {
+            divisor *= 10.0;
+            points.push((e, lr / divisor));
+        }
+        Self::steps(&points)
+    }
+
     /// [`LrRegime::decay`] for a rate already checked.
     pub(crate) fn decay_points(lr: f64, epochs: u64) -> Self {
         let half = epochs / 2;
-        let three_quarters = epochs * 3 / 4;
+        // ⌊3·epochs / 4⌋ without overflow for any epochs
+        let three_quarters = (u128::from(epochs) * 3 / 4) as u64;
         let mut points = vec![(0, lr)];
         if half > 0 {
             points.push((half, lr / 10.0));

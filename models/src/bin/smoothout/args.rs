@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use smoothout::{Denoise, Schedule};
 use smoothout_models::data::{Augment, DatasetKind};
-use smoothout_models::optim::LrRegime;
+use smoothout_models::optim::{LrRegime, LrScaling, Milestones};
 use smoothout_models::train::{
     Method, Network, NoiseKind, OptimizerKind, PerturbSet, TrainConfig, TrainError,
 };
@@ -171,6 +171,16 @@ pub enum OptimizerArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LrScalingArg {
+    /// The rates as given.
+    None,
+    /// × batch/ghost.
+    Linear,
+    /// × √(batch/ghost) (the authors' --lr_bb_fix).
+    Sqrt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AugmentArg {
     None,
     /// Random crop with 4 pixels of padding and horizontal flip.
@@ -207,9 +217,43 @@ pub struct TrainArgs {
     /// Ghost batch size: BatchNorm statistics and noise draws per chunk.
     #[arg(long)]
     pub ghost: Option<usize>,
-    /// Initial learning rate, divided by 10 at 50% and 75% of the epochs.
+    /// Initial learning rate, divided by 10 at each of --milestones.
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     pub lr: f64,
+    /// Where the learning rate drops ÷10: whole epochs (30,60: after 30
+    /// and after 60 epochs), or fractions of the run (0.5,0.75: after
+    /// ⌊epochs·f⌋ epochs, exact in the decimals); strictly increasing, not
+    /// mixed. Epochs lie in 1..epochs−1, fractions strictly between 0 and
+    /// 1; a fraction that lands on epoch 0, or on the epoch of the one
+    /// before, adds no drop. --train-longer stretches them with the run. A run with whole-epoch
+    /// milestones can be extended by --resume with a larger --epochs;
+    /// fractions move with --epochs, so such a resume is refused.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "0.5,0.75",
+        allow_negative_numbers = true
+    )]
+    pub milestones: String,
+    /// Scale every rate by the batch over the ghost batch (the size the
+    /// rates were set for, as the authors' -mb): none, linear (× batch/ghost)
+    /// or sqrt (× √(batch/ghost), the authors' --lr_bb_fix). linear and sqrt
+    /// need --ghost.
+    #[arg(long, value_enum, default_value = "none")]
+    pub lr_scaling: LrScalingArg,
+    /// Linear warm-up: optimiser step s (from 0) of the first N runs at
+    /// (s+1)/N of the regime's rate (0: none). Counted in steps over the
+    /// whole run; --train-longer does not stretch it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warmup: u64,
+    /// Train longer (the authors' --regime_bb_fix): multiply --epochs and
+    /// every milestone by m = ⌈batch/ghost⌉, so that the run takes about as
+    /// many optimiser steps as one at the ghost size. --epochs stays the base
+    /// count: the run, its progress bar, metrics and checkpoint have
+    /// m·epochs epochs, and anneal/tanh schedules span them all. Needs
+    /// --ghost.
+    #[arg(long)]
+    pub train_longer: bool,
     /// Momentum of SGD.
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
     pub momentum: f64,
@@ -326,7 +370,124 @@ pub fn parse_schedule(s: &str) -> Result<Schedule, TrainError> {
     sched.map_err(|e| bad(e.to_string()))
 }
 
+/// Parses `--milestones`: whole epochs (`30,60`) or decimal fractions of
+/// the run (`0.5,0.75`), not mixed. Order and range are checked by
+/// [`Milestones::epochs`].
+pub fn parse_milestones(s: &str) -> Result<Milestones, TrainError> {
+    let bad = |why: String| TrainError::Config {
+        setting: "--milestones",
+        reason: why,
+    };
+    let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+    let mut epochs = Vec::new();
+    let mut fractions = Vec::new();
+    for item in s.split(',').map(str::trim) {
+        let not_one = || {
+            bad(format!(
+                "`{item}` is neither a whole epoch (e.g. 30) nor a decimal fraction of the run (e.g. 0.5, at most 18 decimals)"
+            ))
+        };
+        if item.is_empty() {
+            return Err(bad(format!(
+                "`{s}` has an empty item: give a comma list such as 30,60 or 0.5,0.75"
+            )));
+        }
+        match item.split_once('.') {
+            None if digits(item) => {
+                epochs.push(item.parse::<u64>().map_err(|_| not_one())?);
+            }
+            Some((int, frac))
+                if digits(int) && !frac.is_empty() && frac.len() <= 18 && digits(frac) =>
+            {
+                let den = 10u64.pow(frac.len() as u32);
+                let int: u64 = if int.is_empty() {
+                    0
+                } else {
+                    int.parse().map_err(|_| not_one())?
+                };
+                let frac: u64 = frac.parse().map_err(|_| not_one())?;
+                let num = int
+                    .checked_mul(den)
+                    .and_then(|n| n.checked_add(frac))
+                    .ok_or_else(not_one)?;
+                fractions.push((num, den));
+            }
+            _ => return Err(not_one()),
+        }
+    }
+    match (epochs.is_empty(), fractions.is_empty()) {
+        (false, false) => Err(bad(format!(
+            "`{s}` mixes whole epochs and fractions: give epochs (e.g. 30,60) or fractions of the run (e.g. 0.5,0.75)"
+        ))),
+        (true, _) => Ok(Milestones::Fractions(fractions)),
+        (false, true) => Ok(Milestones::Epochs(epochs)),
+    }
+}
+
 impl TrainArgs {
+    /// The learning-rate regime of a run of `epochs` (base) epochs at
+    /// `batch`: `--lr` ÷10 at `--milestones`, scaled by `--lr-scaling`,
+    /// stretched by `--train-longer`, with `--warmup`. With the defaults,
+    /// `LrRegime::decay(lr, epochs)`.
+    pub fn regime(&self, epochs: u64, batch: usize) -> Result<LrRegime, TrainError> {
+        let config = |setting: &'static str| {
+            move |e: smoothout::Error| TrainError::Config {
+                setting,
+                reason: e.to_string(),
+            }
+        };
+        // The checks `TrainConfig::validate` makes later, first, so that
+        // they are not reported as a regime's error.
+        let at_least_one = |setting: &'static str| TrainError::Config {
+            setting,
+            reason: "must be at least 1".into(),
+        };
+        if epochs == 0 {
+            return Err(at_least_one("--epochs"));
+        }
+        if batch == 0 {
+            return Err(at_least_one("--batch"));
+        }
+        LrRegime::constant(self.lr).map_err(config("--lr"))?;
+        let milestones = parse_milestones(&self.milestones)?;
+        let mut r = LrRegime::milestones(self.lr, epochs, &milestones).map_err(|e| {
+            TrainError::Config {
+                setting: "--milestones",
+                reason: format!(
+                    "{e} (--epochs is {epochs}; give strictly increasing whole epochs from 1 to epochs − 1, or fractions of the run strictly between 0 and 1)"
+                ),
+            }
+        })?;
+        let scaling = match self.lr_scaling {
+            LrScalingArg::None => LrScaling::None,
+            LrScalingArg::Linear => LrScaling::Linear,
+            LrScalingArg::Sqrt => LrScaling::Sqrt,
+        };
+        // The ghost size is the reference: the batch the rates (and the
+        // epochs) were set for, as the authors' -mb.
+        let ghost = |setting: &'static str| match self.ghost {
+            Some(0) => Err(at_least_one("--ghost")),
+            Some(g) => Ok(g),
+            None => Err(TrainError::Config {
+                setting,
+                reason: "needs --ghost: the ghost batch size is the batch the learning rates \
+                         and epochs were set for, and the factor is batch/ghost"
+                    .into(),
+            }),
+        };
+        if scaling != LrScaling::None {
+            r = r
+                .scaled(scaling, batch, ghost("--lr-scaling")?)
+                .map_err(config("--lr-scaling"))?;
+        }
+        if self.train_longer {
+            let m = LrRegime::batch_multiplier(batch, ghost("--train-longer")?)
+                .map_err(config("--train-longer"))?;
+            r = r.train_longer(m).map_err(config("--train-longer"))?;
+        }
+        Ok(r.with_warmup(self.warmup))
+    }
+
     /// The configuration of `method` on `dataset`.
     pub fn config(&self, method: MethodArg) -> Result<TrainConfig, TrainError> {
         let kind = self.dataset.kind();
@@ -344,14 +505,12 @@ impl TrainArgs {
             MethodArg::Adasmoothout => Method::AdaSmoothOut,
         };
         let epochs = self.epochs.unwrap_or(if digits { 30 } else { 10 });
+        let batch = self.batch.unwrap_or(if digits { 32 } else { 256 });
         let mut c = TrainConfig::new(method, network)
-            .with_batch(self.batch.unwrap_or(if digits { 32 } else { 256 }))
+            .with_batch(batch)
             .with_epochs(epochs)
             .with_seed(self.seed);
-        c.regime = LrRegime::decay(self.lr, epochs).map_err(|e| TrainError::Config {
-            setting: "--lr",
-            reason: e.to_string(),
-        })?;
+        c.regime = self.regime(epochs, batch)?;
         c.ghost = self.ghost;
         c.momentum = self.momentum;
         c.weight_decay = self.weight_decay;
@@ -394,3 +553,6 @@ impl TrainArgs {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests;

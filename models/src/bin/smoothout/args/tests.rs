@@ -1,0 +1,293 @@
+//! `smoothout train`'s learning-rate options: the defaults give today's
+//! regime, each option the regime it documents, and bad input a typed
+//! `TrainError::Config` naming the flag and the rule.
+
+use clap::Parser;
+use smoothout_models::optim::{LrRegime, LrScaling};
+use smoothout_models::train::{TrainConfig, TrainError};
+
+use super::{Cli, Command, MethodArg, TrainArgs};
+
+fn args(extra: &[&str]) -> TrainArgs {
+    let cli = Cli::try_parse_from(["smoothout", "train"].iter().chain(extra))
+        .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+    match cli.command {
+        Command::Train(a) => *a,
+        other => panic!("not train: {other:?}"),
+    }
+}
+
+fn config(extra: &[&str]) -> TrainConfig {
+    args(extra)
+        .config(MethodArg::Adasmoothout)
+        .unwrap_or_else(|e| panic!("{extra:?}: {e}"))
+}
+
+/// The regime of `extra`.
+fn regime(extra: &[&str]) -> LrRegime {
+    config(extra).regime
+}
+
+/// `extra` is refused as `setting`, with a reason that contains `rule`.
+fn refused(extra: &[&str], setting: &str, rule: &str) {
+    match args(extra).config(MethodArg::Baseline) {
+        Err(TrainError::Config { setting: s, reason }) => {
+            assert_eq!(s, setting, "{extra:?}: {reason}");
+            assert!(
+                reason.contains(rule),
+                "{extra:?}: `{reason}` lacks `{rule}`"
+            );
+        }
+        other => panic!("{extra:?}: expected Config({setting}), got {other:?}"),
+    }
+}
+
+#[test]
+fn the_defaults_give_todays_regime() {
+    // the dataset defaults: digits 30 epochs at batch 32, else 10 at 256
+    for (extra, epochs) in [
+        (&[][..], 30),
+        (&["--dataset", "mnist"][..], 10),
+        (&["--dataset", "cifar10"][..], 10),
+    ] {
+        let c = config(extra);
+        assert_eq!(c.regime, LrRegime::decay(0.1, epochs).unwrap(), "{extra:?}");
+        assert_eq!((c.epochs, c.total_epochs().unwrap()), (epochs, epochs));
+    }
+    for epochs in [1u64, 2, 3, 4, 5, 7, 10, 11, 30, 99, 200, 1001] {
+        for lr in [0.1, 0.05, 0.3, 1e-3, 0.0] {
+            let e = epochs.to_string();
+            let l = lr.to_string();
+            let c = config(&["--epochs", &e, "--lr", &l, "--ghost", "8"]);
+            assert_eq!(
+                c.regime,
+                LrRegime::decay(lr, epochs).unwrap(),
+                "{epochs} epochs, lr {lr}"
+            );
+            // and so the same fingerprint, which checkpoints compare
+            let mut today = c.clone();
+            today.regime = LrRegime::decay(lr, epochs).unwrap();
+            assert_eq!(c.fingerprint(), today.fingerprint());
+        }
+    }
+    // spelling the default out changes nothing
+    assert_eq!(
+        config(&[
+            "--milestones",
+            "0.5,0.75",
+            "--lr-scaling",
+            "none",
+            "--warmup",
+            "0"
+        ]),
+        config(&[])
+    );
+}
+
+#[test]
+fn milestones_in_epochs_and_fractions() {
+    let r = regime(&["--epochs", "90", "--milestones", "30,60"]);
+    assert_eq!(
+        r,
+        LrRegime::steps(&[(0, 0.1), (30, 0.01), (60, 0.001)]).unwrap()
+    );
+    let r = regime(&["--epochs", "200", "--milestones", "81,122,164"]);
+    assert_eq!(r.points()[3], (164, 0.1 / 1000.0));
+    let r = regime(&[
+        "--epochs",
+        "8",
+        "--milestones",
+        "0.25, 0.5,0.75",
+        "--lr",
+        "1",
+    ]);
+    assert_eq!(
+        r,
+        LrRegime::steps(&[(0, 1.0), (2, 0.1), (4, 0.01), (6, 0.001)]).unwrap()
+    );
+    // exact decimals: 0.29 of 100 epochs is epoch 29 (0.29 * 100.0 < 29 in f64)
+    let r = regime(&["--epochs", "100", "--milestones", "0.29"]);
+    assert_eq!(r.points(), [(0, 0.1), (29, 0.01)]);
+    // `.5` is a fraction too; fractions that meet count once
+    assert_eq!(
+        regime(&["--epochs", "3", "--milestones", ".5,0.6"]).points(),
+        [(0, 0.1), (1, 0.01)]
+    );
+    // one epoch: nothing to drop
+    assert_eq!(
+        regime(&["--epochs", "1", "--milestones", "0.1,0.9"]).points(),
+        [(0, 0.1)]
+    );
+}
+
+#[test]
+fn lr_scaling_uses_the_ghost_size() {
+    let base = LrRegime::decay(0.1, 10).unwrap();
+    let on = |scaling| {
+        regime(&[
+            "--epochs",
+            "10",
+            "--batch",
+            "2048",
+            "--ghost",
+            "128",
+            "--lr-scaling",
+            scaling,
+        ])
+    };
+    assert_eq!(on("none"), base);
+    assert_eq!(
+        on("sqrt"),
+        base.clone().scaled(LrScaling::Sqrt, 2048, 128).unwrap()
+    );
+    assert_eq!(on("sqrt").lr(0, 0).unwrap(), 0.1 * 4.0);
+    assert_eq!(on("linear").lr(0, 0).unwrap(), 0.1 * 16.0);
+    assert_eq!(on("linear").points()[2], (7, 0.001 * 16.0));
+    // a ghost larger than the batch scales down
+    let r = regime(&[
+        "--epochs",
+        "10",
+        "--batch",
+        "64",
+        "--ghost",
+        "256",
+        "--lr-scaling",
+        "sqrt",
+    ]);
+    assert_eq!(r.lr(0, 0).unwrap(), 0.05);
+}
+
+#[test]
+fn warmup_is_in_steps() {
+    let r = regime(&["--epochs", "10", "--warmup", "4"]);
+    assert_eq!(r, LrRegime::decay(0.1, 10).unwrap().with_warmup(4));
+    assert_eq!(r.lr(0, 0).unwrap(), 0.1 / 4.0);
+    assert_eq!(r.lr(0, 3).unwrap(), 0.1);
+}
+
+#[test]
+fn train_longer_stretches_epochs_and_milestones() {
+    // ⌈1000 / 128⌉ = 8
+    let c = config(&[
+        "--epochs",
+        "10",
+        "--batch",
+        "1000",
+        "--ghost",
+        "128",
+        "--train-longer",
+    ]);
+    assert_eq!(c.regime.epoch_multiplier(), 8);
+    assert_eq!(c.regime.points(), [(0, 0.1), (40, 0.01), (56, 0.001)]);
+    assert_eq!((c.epochs, c.total_epochs().unwrap()), (10, 80));
+    let c = config(&[
+        "--epochs",
+        "90",
+        "--milestones",
+        "30,60",
+        "--batch",
+        "512",
+        "--ghost",
+        "128",
+        "--train-longer",
+        "--lr-scaling",
+        "sqrt",
+        "--warmup",
+        "50",
+    ]);
+    let want = LrRegime::steps(&[(0, 0.1), (30, 0.01), (60, 0.001)])
+        .unwrap()
+        .scaled(LrScaling::Sqrt, 512, 128)
+        .unwrap()
+        .train_longer(LrRegime::batch_multiplier(512, 128).unwrap())
+        .unwrap()
+        .with_warmup(50);
+    assert_eq!(c.regime, want);
+    assert_eq!(c.regime.points()[1], (120, 0.01 * 2.0));
+    assert_eq!(c.total_epochs().unwrap(), 360);
+}
+
+#[test]
+fn bad_milestones_are_refused_naming_the_rule() {
+    let m = "--milestones";
+    for (list, rule) in [
+        ("60,30", "strictly increasing"),
+        ("30,30", "strictly increasing"),
+        ("0.75,0.5", "strictly increasing"),
+        ("0.5,0.50", "strictly increasing"),
+        ("0", "below the number of epochs"),
+        ("30,90", "below the number of epochs"),
+        ("0.0", "strictly between 0 and 1"),
+        ("1.0", "strictly between 0 and 1"),
+        ("0.5,1.5", "strictly between 0 and 1"),
+        ("30,0.5", "mixes whole epochs and fractions"),
+        ("NaN", "neither a whole epoch"),
+        ("inf", "neither a whole epoch"),
+        ("-0.5", "neither a whole epoch"),
+        ("1e-1", "neither a whole epoch"),
+        ("+30", "neither a whole epoch"),
+        ("5.", "neither a whole epoch"),
+        ("thirty", "neither a whole epoch"),
+        ("99999999999999999999", "neither a whole epoch"),
+        ("0.1234567890123456789", "neither a whole epoch"),
+        ("", "empty item"),
+        ("30,,60", "empty item"),
+    ] {
+        refused(&["--epochs", "90", m, list], m, rule);
+    }
+    // the message says what --epochs is
+    refused(&["--epochs", "50", m, "30,60"], m, "--epochs is 50");
+}
+
+#[test]
+fn scaling_and_train_longer_need_a_ghost_size() {
+    refused(&["--lr-scaling", "sqrt"], "--lr-scaling", "needs --ghost");
+    refused(&["--lr-scaling", "linear"], "--lr-scaling", "needs --ghost");
+    refused(&["--train-longer"], "--train-longer", "needs --ghost");
+    refused(&["--train-longer", "--ghost", "0"], "--ghost", "at least 1");
+    refused(
+        &["--lr-scaling", "sqrt", "--ghost", "4", "--batch", "0"],
+        "--batch",
+        "at least 1",
+    );
+    refused(
+        &["--epochs", "0", "--milestones", "1"],
+        "--epochs",
+        "at least 1",
+    );
+    // a rate that overflows once scaled, a stretch that overflows
+    refused(
+        &[
+            "--lr",
+            "1e308",
+            "--lr-scaling",
+            "linear",
+            "--batch",
+            "64",
+            "--ghost",
+            "1",
+        ],
+        "--lr-scaling",
+        "finite",
+    );
+    refused(
+        &[
+            "--epochs",
+            "9223372036854775807",
+            "--batch",
+            "4",
+            "--ghost",
+            "1",
+            "--train-longer",
+        ],
+        "--train-longer",
+        "small enough",
+    );
+    // the rate is still checked first, as --lr
+    refused(&["--lr", "NaN", "--milestones", "x"], "--lr", "finite");
+    // --warmup takes a step count: clap refuses the rest before config()
+    for bad in ["-1", "0.5", "x"] {
+        assert!(Cli::try_parse_from(["smoothout", "train", "--warmup", bad]).is_err());
+    }
+    assert!(Cli::try_parse_from(["smoothout", "train", "--lr-scaling", "cube"]).is_err());
+}
