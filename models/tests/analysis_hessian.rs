@@ -34,7 +34,7 @@ use smoothout_cpu::Cpu;
 use smoothout_models::analysis::{
     flat_params, hessian_spectrum, hutchinson_trace, network_hessian, top_eigenvalues,
     FiniteDifferenceHvp, HessianConfig, HessianSpectrum, Hvp, NetworkLoss, Objective, Snapshot,
-    DEFAULT_HVP_STEP,
+    DEFAULT_HVP_STEP, SMOOTH_HVP_STEP,
 };
 use smoothout_models::data::{seeded_rng, Dataset, Normalize};
 use smoothout_models::layers::Layer;
@@ -288,7 +288,7 @@ fn lanczos_is_exact_when_its_space_is_everything() {
 
     let mut obj = small_quadratic();
     let x0 = x0_for(n);
-    let mut fd = FiniteDifferenceHvp::new(&mut obj, &x0, DEFAULT_HVP_STEP).unwrap();
+    let mut fd = FiniteDifferenceHvp::new(&mut obj, &x0, SMOOTH_HVP_STEP).unwrap();
     let (err, theta, _) = lanczos_error(&mut fd, &want, 10, n);
     assert!(
         err <= 1e-8 * scale,
@@ -582,16 +582,25 @@ fn fd_bound_ratio<H: Hvp + ?Sized>(h: &mut H, f: &Smooth, x0: &[f64], step: f64)
 fn finite_differences_keep_the_stated_error_bound() {
     let f = Smooth::new();
     let x0 = smooth_x0();
-    for step in [1e-1, 1e-2, 1e-3, 1e-4, DEFAULT_HVP_STEP, 1e-6, 1e-7] {
+    for step in [
+        1e-1,
+        1e-2,
+        1e-3,
+        1e-4,
+        SMOOTH_HVP_STEP,
+        1e-6,
+        1e-7,
+        DEFAULT_HVP_STEP,
+    ] {
         let mut obj = Smooth::new();
         let mut fd = FiniteDifferenceHvp::new(&mut obj, &x0, step).unwrap();
         let ratio = fd_bound_ratio(&mut fd, &f, &x0, step);
         assert!(ratio <= 1.0, "h = {step:e}: error / bound = {ratio}");
     }
-    // The bound is not vacuous: at the default step the products are good
+    // The bound is not vacuous: at the smooth optimum the products are good
     // to 1e-9 of ‖H‖ ‖v‖ (‖H‖ ≤ its largest absolute row sum).
     let mut obj = Smooth::new();
-    let mut fd = FiniteDifferenceHvp::new(&mut obj, &x0, DEFAULT_HVP_STEP).unwrap();
+    let mut fd = FiniteDifferenceHvp::new(&mut obj, &x0, SMOOTH_HVP_STEP).unwrap();
     let hd = dense(&mut fd);
     let exact = dense(&mut AnalyticSmooth(&f, &x0));
     let h_norm = (0..8)
@@ -732,10 +741,10 @@ fn broken_products_fail_the_same_checks() {
         let mut broken = Broken {
             objective: &mut obj,
             x0: x0.clone(),
-            step: DEFAULT_HVP_STEP,
+            step: SMOOTH_HVP_STEP,
             flaw,
         };
-        let ratio = fd_bound_ratio(&mut broken, &f, &x0, DEFAULT_HVP_STEP);
+        let ratio = fd_bound_ratio(&mut broken, &f, &x0, SMOOTH_HVP_STEP);
         assert!(ratio > 1.0, "{flaw:?} passed the bound check ({ratio})");
     }
 
@@ -968,7 +977,9 @@ fn softmax_regression_hessian_is_the_analytic_one() {
 
     let got = {
         let mut loss = NetworkLoss::new(&b, &mut net, &data, &norm, 4).unwrap();
-        let mut fd = FiniteDifferenceHvp::new(&mut loss, &theta, DEFAULT_HVP_STEP).unwrap();
+        // No ReLU here: the function is smooth, so the step that balances
+        // truncation and rounding applies.
+        let mut fd = FiniteDifferenceHvp::new(&mut loss, &theta, SMOOTH_HVP_STEP).unwrap();
         let h = dense(&mut fd);
         // The products leave the network at the last point evaluated.
         loss.set_params(&theta).unwrap();
@@ -1237,5 +1248,138 @@ fn spectra_depend_on_the_seed_only() {
     assert_eq!(
         hessian_spectrum(&mut Exact(&q), &config).unwrap(),
         hessian_spectrum(&mut Exact(&q), &config).unwrap()
+    );
+}
+
+// ------------------------------------------------------ kinks and the step
+
+/// `f(x) = Σ_i relu(a_iᵀx + b_i) · d_iᵀx`: a gradient that jumps by
+/// `(d_iᵀx) a_i` where unit `i` switches, like a ReLU network's. Unit `i`'s
+/// pre-activation at `x0` is `offsets[i]`; away from the switches the
+/// Hessian is `Σ_{i active} (a_i d_iᵀ + d_i a_iᵀ)` (ReLU'' = 0).
+struct Kinked {
+    a: Vec<Vec<f64>>,
+    b: Vec<f64>,
+    d: Vec<Vec<f64>>,
+}
+
+impl Kinked {
+    fn new(n: usize, x0: &[f64], offsets: &[f64]) -> Kinked {
+        let mut rng = seeded_rng(77);
+        let mut vecs = || -> Vec<Vec<f64>> {
+            (0..offsets.len())
+                .map(|_| (0..n).map(|_| gaussian(&mut rng)).collect())
+                .collect()
+        };
+        let (a, d) = (vecs(), vecs());
+        let b = a
+            .iter()
+            .zip(offsets)
+            .map(|(ai, off)| off - dot(ai, x0))
+            .collect();
+        Kinked { a, b, d }
+    }
+
+    fn hessian_times(&self, x0: &[f64], v: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; v.len()];
+        for ((ai, bi), di) in self.a.iter().zip(&self.b).zip(&self.d) {
+            if dot(ai, x0) + bi > 0.0 {
+                let (av, dv) = (dot(ai, v), dot(di, v));
+                for k in 0..v.len() {
+                    out[k] += ai[k] * dv + di[k] * av;
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Objective for Kinked {
+    fn dim(&self) -> usize {
+        self.a[0].len()
+    }
+    fn value_and_grad(
+        &mut self,
+        x: &[f64],
+        grad: &mut [f64],
+    ) -> smoothout_models::train::Result<f64> {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let mut f = 0.0;
+        for ((ai, bi), di) in self.a.iter().zip(&self.b).zip(&self.d) {
+            let z = dot(ai, x) + bi;
+            if z > 0.0 {
+                let dx = dot(di, x);
+                f += z * dx;
+                for k in 0..x.len() {
+                    grad[k] += ai[k] * dx + di[k] * z;
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The default step is small enough that a pre-activation 3·10⁻⁶ from its
+/// switch is not crossed, where the step that is best for smooth functions
+/// crosses it and the product is off by the jump over 2h.
+#[test]
+fn the_default_step_does_not_cross_nearby_kinks() {
+    let n = 12;
+    let x0: Vec<f64> = (0..n).map(|i| 0.3 * (i as f64 + 1.0).sin()).collect();
+    // Pre-activations: one 3e-6 above its switch, the rest well away.
+    let offsets = [3e-6, -0.4, 0.7, 0.05, -0.02, 1.3, 0.2, -0.9];
+    let relative_error = |step: f64| -> f64 {
+        let mut f = Kinked::new(n, &x0, &offsets);
+        let (a0, want_of) = (f.a[0].clone(), Kinked::new(n, &x0, &offsets));
+        let mut fd = FiniteDifferenceHvp::new(&mut f, &x0, step).unwrap();
+        // Along unit 0's normal: its pre-activation moves by h‖a_0‖.
+        let mut out = vec![0.0; n];
+        fd.hvp(&a0, &mut out).unwrap();
+        let want = want_of.hessian_times(&x0, &a0);
+        let err: Vec<f64> = out.iter().zip(&want).map(|(o, w)| o - w).collect();
+        max_abs(&err) / max_abs(&want)
+    };
+    let at_default = relative_error(DEFAULT_HVP_STEP);
+    let at_smooth = relative_error(SMOOTH_HVP_STEP);
+    assert!(at_default < 1e-6, "default step: {at_default}");
+    assert!(
+        at_smooth > 1e-2,
+        "smooth step should cross the kink: {at_smooth}"
+    );
+}
+
+/// On a ReLU network with many pre-activations, the default step and one
+/// ten times smaller measure the same spectrum (no crossing at either, and
+/// rounding far below the digits that matter).
+#[test]
+fn the_network_spectrum_does_not_depend_on_the_step_below_the_default() {
+    let b = Cpu::<f64>::with_threads(2).unwrap();
+    let data = synthetic(64, 6, 3, 52);
+    let norm = Normalize::fit(&data).unwrap();
+    let measure = |step: f64| {
+        let mut net = small_net(&b, &[32, 32], 5);
+        let config = HessianConfig {
+            lanczos_steps: 12,
+            trace_samples: 6,
+            step,
+            ..HessianConfig::default()
+        };
+        network_hessian(&b, &mut net, &data, &norm, 64, &config).unwrap()
+    };
+    let (s, t) = (measure(DEFAULT_HVP_STEP), measure(DEFAULT_HVP_STEP / 10.0));
+    let scale = s.eigenvalues[0].abs().max(1.0);
+    for (x, y) in s.eigenvalues.iter().zip(&t.eigenvalues) {
+        assert!(
+            (x - y).abs() <= 1e-5 * scale,
+            "{:?} vs {:?}",
+            s.eigenvalues,
+            t.eigenvalues
+        );
+    }
+    assert!(
+        (s.trace - t.trace).abs() <= 1e-5 * s.trace.abs().max(scale),
+        "{} vs {}",
+        s.trace,
+        t.trace
     );
 }

@@ -155,6 +155,9 @@ fn smoothout_cmd(out: &Path, extra: &[&str]) -> Command {
         "3",
         "--threads",
         "2",
+        "--seed",
+        "0",
+        "--no-measure",
         "--quiet",
         "--out",
     ]);

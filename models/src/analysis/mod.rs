@@ -18,6 +18,7 @@
 //! * [`write_line_plot`] and [`write_surface_plot`] draw the pictures (PNG
 //!   and SVG, with an embedded font) and write their numbers as CSV beside
 //!   them.
+//! * [`Summary`] and [`t975`]: mean ± sd over seeds and 95% intervals.
 //!
 //! `smoothout experiment table1` puts them together.
 
@@ -27,7 +28,7 @@ mod lbfgsb;
 
 pub use hessian::{
     hessian_spectrum, hutchinson_trace, network_hessian, top_eigenvalues, FiniteDifferenceHvp,
-    HessianConfig, HessianSpectrum, Hvp, DEFAULT_HVP_STEP,
+    HessianConfig, HessianSpectrum, Hvp, DEFAULT_HVP_STEP, SMOOTH_HVP_STEP,
 };
 
 pub use landscape::{
@@ -38,9 +39,11 @@ pub use landscape::{
 pub use lbfgsb::{maximize, minimize, LbfgsbConfig, LbfgsbError, LbfgsbResult, Termination};
 mod plot;
 mod sharpness;
+mod stats;
 pub use plot::{
     write_line_plot, write_surface_plot, LinePlot, PlotFiles, Series, Surface, PLOT_SIZE,
 };
 pub use sharpness::{
     network_sharpness, sharpness, NetworkLoss, Objective, Sharpness, SharpnessConfig, SharpnessRun,
 };
+pub use stats::{t975, Summary};

@@ -93,6 +93,9 @@ pub struct ExperimentArgs {
     /// Noise draws per point of the sensitivity curves.
     #[arg(long, default_value_t = 4)]
     pub copies: usize,
+    /// Training images the Hessian measures use (the first ones).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub hessian_examples: usize,
     /// Seed of training, noise, sharpness starts and directions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -208,10 +211,10 @@ pub struct TrainArgs {
     /// cifar-shallow for CIFAR.
     #[arg(long)]
     pub net: Option<String>,
-    /// Epochs. Default: 30 for digits, 10 otherwise.
+    /// Epochs. Default: 100 for digits, 10 otherwise.
     #[arg(long)]
     pub epochs: Option<u64>,
-    /// Examples per optimiser step. Default: 32 for digits, 256 otherwise.
+    /// Examples per optimiser step. Default: 512 for digits, 256 otherwise.
     #[arg(long)]
     pub batch: Option<usize>,
     /// Ghost batch size: BatchNorm statistics and noise draws per chunk.
@@ -289,9 +292,17 @@ pub struct TrainArgs {
     /// Training-time augmentation. Default: crop-flip for CIFAR, none otherwise.
     #[arg(long, value_enum)]
     pub augment: Option<AugmentArg>,
-    /// Seed of initialisation, data order and noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seeds of initialisation, data order and noise, comma-separated; each
+    /// method trains once per seed. Default: 0,1,2 for digits, 0 otherwise.
+    #[arg(long, value_delimiter = ',')]
+    pub seed: Option<Vec<u64>>,
+    /// Skip the flatness measurements after training (λ_max, Hessian trace,
+    /// sensitivity s and its picture).
+    #[arg(long)]
+    pub no_measure: bool,
+    /// Training images the flatness measurements use (the first ones).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub measure_examples: usize,
     /// Directory for the run directories.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
@@ -335,6 +346,22 @@ pub struct EvalArgs {
     /// `--features cuda`; see `cargo smoothout-cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// Also measure the Hessian of the training loss (top eigenvalues by
+    /// Lanczos, trace by Hutchinson; BatchNorm frozen, f64 on the CPU) and
+    /// the sensitivity s to weight noise, on the first --examples training
+    /// images.
+    #[arg(long)]
+    pub hessian: bool,
+    /// With --hessian: how many of the top eigenvalues to print.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// With --hessian: training images the measurements use (the first ones).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub examples: usize,
+    /// With --hessian: the finite-difference step of the Hessian-vector
+    /// products, along a unit direction.
+    #[arg(long, default_value_t = smoothout_models::analysis::DEFAULT_HVP_STEP, value_name = "H")]
+    pub hvp_step: f64,
 }
 
 #[derive(Args, Debug)]
@@ -488,8 +515,17 @@ impl TrainArgs {
         Ok(r.with_warmup(self.warmup))
     }
 
-    /// The configuration of `method` on `dataset`.
-    pub fn config(&self, method: MethodArg) -> Result<TrainConfig, TrainError> {
+    /// The seeds to train, each once per method.
+    pub fn seeds(&self) -> Vec<u64> {
+        match &self.seed {
+            Some(s) => s.clone(),
+            None if self.dataset.kind() == DatasetKind::Digits => vec![0, 1, 2],
+            None => vec![0],
+        }
+    }
+
+    /// The configuration of `method` with `seed` on `dataset`.
+    pub fn config(&self, method: MethodArg, seed: u64) -> Result<TrainConfig, TrainError> {
         let kind = self.dataset.kind();
         let digits = kind == DatasetKind::Digits;
         let cifar = matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100);
@@ -504,12 +540,12 @@ impl TrainArgs {
             MethodArg::Smoothout => Method::SmoothOut,
             MethodArg::Adasmoothout => Method::AdaSmoothOut,
         };
-        let epochs = self.epochs.unwrap_or(if digits { 30 } else { 10 });
-        let batch = self.batch.unwrap_or(if digits { 32 } else { 256 });
+        let epochs = self.epochs.unwrap_or(if digits { 100 } else { 10 });
+        let batch = self.batch.unwrap_or(if digits { 512 } else { 256 });
         let mut c = TrainConfig::new(method, network)
             .with_batch(batch)
             .with_epochs(epochs)
-            .with_seed(self.seed);
+            .with_seed(seed);
         c.regime = self.regime(epochs, batch)?;
         c.ghost = self.ghost;
         c.momentum = self.momentum;

@@ -10,8 +10,8 @@ use smoothout::Scaling;
 use smoothout_cpu::Cpu;
 use smoothout_models::analysis::{
     filter_normalized_direction, interpolate, landscape_1d, landscape_2d, network_sharpness,
-    sensitivity_curve, slopes, write_line_plot, write_surface_plot, EvalSet, LinePlot, Series,
-    Sharpness, SharpnessConfig, Snapshot, Surface,
+    sensitivity_curve, slopes, write_line_plot, write_surface_plot, EvalSet, HessianConfig,
+    HessianSpectrum, LinePlot, Series, Sharpness, SharpnessConfig, Snapshot, Surface,
 };
 use smoothout_models::data::{Dataset, DatasetKind, Normalize, Split};
 use smoothout_models::layers::Layer;
@@ -20,6 +20,7 @@ use smoothout_models::train::{
 };
 
 use crate::args::ExperimentArgs;
+use crate::flatness::{self, first};
 use crate::progress::Progress;
 
 /// One cell of the paper's Table I: accuracy and sharpness, baseline →
@@ -81,6 +82,7 @@ struct Model {
     test_acc: f64,
     seconds: f64,
     sharpness: Option<Sharpness>,
+    hessian: Option<HessianSpectrum>,
 }
 
 impl Model {
@@ -96,11 +98,6 @@ fn title(method: Method) -> &'static str {
     } else {
         "SmoothOut"
     }
-}
-
-fn first(data: &Dataset, n: usize) -> Result<Dataset, TrainError> {
-    let idx: Vec<usize> = (0..n.min(data.len())).collect();
-    Ok(data.subset(&idx)?)
 }
 
 pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
@@ -170,6 +167,36 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
             t.elapsed().as_secs_f64()
         );
         m.sharpness = Some(s);
+    }
+
+    // Hessian: top eigenvalues and trace (f64 copies, BatchNorm frozen).
+    let hessian_sub = first(&data.train, a.hessian_examples)?;
+    let hcfg = HessianConfig {
+        top: 3,
+        seed: a.seed,
+        ..HessianConfig::default()
+    };
+    for m in &mut models {
+        let t = Instant::now();
+        let h = flatness::hessian(
+            m.trainer.backend(),
+            m.trainer.network(),
+            &network,
+            &hessian_sub,
+            &normalize,
+            &hcfg,
+            a.threads,
+        )?;
+        eprintln!(
+            "{}: λ_max {:.3}, trace {:.1} ± {:.1} ({} Hessian-vector products, {:.0} s)",
+            m.label(),
+            h.eigenvalues[0],
+            h.trace,
+            h.trace_se,
+            h.hvps,
+            t.elapsed().as_secs_f64()
+        );
+        m.hessian = Some(h);
     }
 
     // Sensitivity (Fig. 2b): C̄(w; a) and accuracy against a.
@@ -429,6 +456,7 @@ fn train_one(
         test_acc,
         seconds,
         sharpness: None,
+        hessian: None,
     })
 }
 
@@ -447,22 +475,27 @@ fn markdown(
     let _ = writeln!(s, "# Table I on {} ({net_name})\n", kind.title());
     let _ = writeln!(
         s,
-        "`smoothout experiment table1 --dataset {}` — {} epochs per run, SGD momentum 0.9, lr 0.1 ÷10 at 50% and 75% of the epochs, SmoothOut a = {}, seed {}; sharpness: ε = 5·10⁻⁴, full space, L-BFGS-B 10 iterations, max over 5 runs, on the first {} training images; f32 on the CPU backend, {:.0} min in all.\n",
+        "`smoothout experiment table1 --dataset {}` — {} epochs per run, SGD momentum 0.9, lr 0.1 ÷10 at 50% and 75% of the epochs, SmoothOut a = {}, seed {}; sharpness: ε = 5·10⁻⁴, full space, L-BFGS-B 10 iterations, max over 5 runs, on the first {} training images; Hessian of the mean training loss over all parameters (BatchNorm frozen, f64 copies of the networks) on the first {} training images: λ_max by Lanczos ({} steps), trace by Hutchinson ({} Rademacher vectors, ± standard error); f32 training on the CPU backend, {:.0} min in all.\n",
         kind.name(),
         a.epochs,
         a.a,
         a.seed,
         a.examples,
+        a.hessian_examples,
+        HessianConfig::default().lanczos_steps,
+        HessianConfig::default().trace_samples,
         start.elapsed().as_secs_f64() / 60.0
     );
     let _ = writeln!(
         s,
-        "| DNN | batch | baseline | SmoothOut | improvement | (C_ε, A)-sharpness baseline → SmoothOut | paper: baseline | paper: SmoothOut | paper: sharpness |"
+        "| DNN | batch | baseline | SmoothOut | improvement | (C_ε, A)-sharpness baseline → SmoothOut | λ_max baseline → SmoothOut | Hessian trace baseline → SmoothOut | paper: baseline | paper: SmoothOut | paper: sharpness |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---:|---:|---|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---|---|---:|---:|---|");
     for (i, pair) in models.chunks(2).enumerate() {
         let (base, so) = (&pair[0], &pair[1]);
         let sh = |m: &Model| m.sharpness.as_ref().map_or(f64::NAN, |x| x.value);
+        let lam = |m: &Model| m.hessian.as_ref().map_or(f64::NAN, |h| h.eigenvalues[0]);
+        let tr = |m: &Model| m.hessian.as_ref().map_or(f64::NAN, |h| h.trace);
         let (pb, ps, psh) = match paper {
             Some(p) => (
                 format!("{:.2}%", p[i].baseline),
@@ -473,28 +506,47 @@ fn markdown(
         };
         let _ = writeln!(
             s,
-            "| {net_name} | {} | {:.2}% | {:.2}% | {:+.2}% | {:.4} → {:.4} | {pb} | {ps} | {psh} |",
+            "| {net_name} | {} | {:.2}% | {:.2}% | {:+.2}% | {:.4} → {:.4} | {:.3} → {:.3} | {:.1} → {:.1} | {pb} | {ps} | {psh} |",
             base.batch,
             100.0 * base.test_acc,
             100.0 * so.test_acc,
             100.0 * (so.test_acc - base.test_acc),
             sh(base),
-            sh(so)
+            sh(so),
+            lam(base),
+            lam(so),
+            tr(base),
+            tr(so)
         );
         debug_assert_eq!(paper.map_or(base.batch, |p| p[i].batch), base.batch);
     }
     let _ = writeln!(
         s,
-        "\nPer run (training time, each sharpness search's maximum):\n"
+        "\nPer run (training time, each sharpness search's maximum, the top three Hessian eigenvalues with their Lanczos residual bounds, the trace ± its standard error):\n"
     );
-    let _ = writeln!(s, "| run | training s | f0 | max per run |");
-    let _ = writeln!(s, "|---|---:|---:|---|");
+    let _ = writeln!(
+        s,
+        "| run | training s | f0 | max per run | λ₁, λ₂, λ₃ | trace |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---|---|---:|");
     for m in models {
         if let Some(sh) = &m.sharpness {
             let runs: Vec<String> = sh.runs.iter().map(|r| format!("{:.5}", r.f_max)).collect();
+            let (eig, trace) = m.hessian.as_ref().map_or_else(
+                || ("—".to_string(), "—".to_string()),
+                |h| {
+                    let e: Vec<String> = h
+                        .eigenvalues
+                        .iter()
+                        .zip(&h.residuals)
+                        .map(|(l, r)| format!("{l:.3} (±{r:.0e})"))
+                        .collect();
+                    (e.join(", "), format!("{:.1} ± {:.1}", h.trace, h.trace_se))
+                },
+            );
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {:.5} | {} |",
+                "| {} | {:.0} | {:.5} | {} | {eig} | {trace} |",
                 m.label(),
                 m.seconds,
                 sh.f0,

@@ -2,6 +2,7 @@
 
 mod args;
 mod experiment;
+mod flatness;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -12,14 +13,16 @@ use clap::{Parser, ValueEnum};
 use smoothout::TensorBackend;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::{
-    load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Split,
+    load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Normalize,
+    Split,
 };
 use smoothout_models::train::{
-    evaluate, load_checkpoint, network_from_checkpoint, Checkpoint, EpochMetrics, RunFiles,
-    TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
+    evaluate, load_checkpoint, network_from_checkpoint, Checkpoint, EpochMetrics, Network,
+    RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
 };
 
 use args::{Cli, Command, DatasetArg, DeviceArg, EvalArgs, FetchArgs, TrainArgs};
+use flatness::{Flatness, MeasureConfig, RunResult};
 use progress::Progress;
 
 /// Images held out of the 1 797 built-in digits for testing.
@@ -99,14 +102,33 @@ macro_rules! on_device {
 
 fn train(a: &TrainArgs) -> Result<(), TrainError> {
     // Check every configuration before any training starts.
-    let configs = a
-        .method
+    let seeds = a.seeds();
+    if let Some(dup) = seeds
         .iter()
-        .map(|&m| a.config(m))
-        .collect::<Result<Vec<_>, _>>()?;
+        .enumerate()
+        .find_map(|(i, s)| seeds[..i].contains(s).then_some(s))
+    {
+        return Err(TrainError::Config {
+            setting: "--seed",
+            reason: format!("seed {dup} is listed twice: each seed is one run per method"),
+        });
+    }
+    let mut configs = Vec::new();
+    for &seed in &seeds {
+        for &m in &a.method {
+            configs.push(a.config(m, seed)?);
+        }
+    }
     if a.checkpoint_every == Some(0) {
         return Err(TrainError::Config {
             setting: "--checkpoint-every",
+            reason: "must be at least 1".into(),
+        });
+    }
+    let measure = (!a.no_measure).then(|| MeasureConfig::new(a.measure_examples, 1, a.threads));
+    if a.measure_examples == 0 {
+        return Err(TrainError::Config {
+            setting: "--measure-examples",
             reason: "must be at least 1".into(),
         });
     }
@@ -120,7 +142,9 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
         data.train.image_shape(),
         data.train.classes()
     );
+    let normalize = Normalize::fit(&data.train)?;
     let mut results = Vec::new();
+    let mut runs = Vec::new();
     for cfg in configs {
         let name = format!(
             "{}-{}-{}-seed{}",
@@ -134,26 +158,69 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
             dir: dir.clone(),
             every: Some(a.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY)),
         };
-        let (last, secs) =
-            on_device!(a.device, a.threads, train_one(cfg, a, &data, &name, &files))?;
+        let (method, seed) = (cfg.method.name().to_string(), cfg.seed);
+        let (last, secs, flatness) = on_device!(
+            a.device,
+            a.threads,
+            train_one(cfg, a, &data, &normalize, measure.as_ref(), &name, &files)
+        )?;
+        if let Some(m) = &last {
+            runs.push(RunResult {
+                method,
+                seed,
+                test_acc: m.test_acc,
+                flatness,
+            });
+        }
         results.push((name, dir, last, secs));
     }
     print_summary(&results);
+    if runs.len() > 1 || measure.is_some() {
+        let mut methods: Vec<String> = Vec::new();
+        for r in &runs {
+            if !methods.contains(&r.method) {
+                methods.push(r.method.clone());
+            }
+        }
+        println!();
+        print!("{}", flatness::table(&runs, &methods));
+        if let (Some(m), Some(f)) = (&measure, runs.iter().find_map(|r| r.flatness.as_ref())) {
+            println!("\n{}.", m.describe(f.examples));
+            let stem = a.out.join(format!("{}-flatness", kind.name()));
+            let title = format!(
+                "{} on {}: loss under weight noise",
+                runs_net_name(&results),
+                kind.title()
+            );
+            if let Some(files) = flatness::plot(&stem, &runs, &methods, &title)? {
+                println!(
+                    "Sensitivity curves: {} (numbers in {})",
+                    files.png.display(),
+                    files.csv.display()
+                );
+            }
+        }
+    }
     Ok(())
 }
 
-/// Trains (or resumes) one run on backend `b`: its last epoch's metrics and
-/// the wall time in seconds.
+/// Trains (or resumes) one run on backend `b`, then measures its flatness
+/// when `measure` says how: its last epoch's metrics, the wall time of
+/// training in seconds, and the measurements.
+#[allow(clippy::too_many_arguments)]
 fn train_one<B: TensorBackend + 'static>(
     b: B,
     cfg: TrainConfig,
     a: &TrainArgs,
     data: &Split,
+    normalize: &Normalize,
+    measure: Option<&MeasureConfig>,
     name: &str,
     files: &RunFiles,
-) -> Result<(Option<EpochMetrics>, f64), TrainError> {
+) -> Result<(Option<EpochMetrics>, f64, Option<Flatness>), TrainError> {
     let dir = &files.dir;
     let ckpt = dir.join(CHECKPOINT_FILE);
+    let network = cfg.network.clone();
     let mut trainer = if ckpt.exists() {
         if !a.resume {
             return Err(TrainError::Config {
@@ -180,7 +247,40 @@ fn train_one<B: TensorBackend + 'static>(
     let mut progress = Progress::new(name, &trainer, a.quiet);
     let history = trainer.run(data, Some(files), &mut |e| progress.event(&e))?;
     progress.finish();
-    Ok((history.last().cloned(), start.elapsed().as_secs_f64()))
+    let secs = start.elapsed().as_secs_f64();
+    let flatness = match measure {
+        Some(m) => {
+            let f = flatness::measure(
+                trainer.backend(),
+                trainer.network(),
+                &network,
+                &data.train,
+                normalize,
+                m,
+            )?;
+            if a.quiet {
+                eprintln!(
+                    "{name}: λ_max {:.3}, trace {:.1} ± {:.1}, s {:.3} ({:.1} s)",
+                    f.spectrum.eigenvalues[0],
+                    f.spectrum.trace,
+                    f.spectrum.trace_se,
+                    f.slope,
+                    f.seconds
+                );
+            }
+            Some(f)
+        }
+        None => None,
+    };
+    Ok((history.last().cloned(), secs, flatness))
+}
+
+/// The network part of the runs' names (`digits-mlp-64-64-…` → `mlp-64-64`).
+fn runs_net_name(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) -> String {
+    results.first().map_or_else(String::new, |(name, ..)| {
+        let parts: Vec<&str> = name.split('-').collect();
+        parts[1..parts.len().saturating_sub(2)].join("-")
+    })
 }
 
 fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
@@ -241,23 +341,26 @@ fn eval(a: &EvalArgs) -> Result<(), TrainError> {
             })?
         }
     };
-    on_device!(
-        a.device,
-        a.threads,
-        eval_on(&ckpt, &path, dataset, &a.data_dir)
-    )
+    if a.hessian && (a.top == 0 || a.examples == 0) {
+        return Err(TrainError::Config {
+            setting: if a.top == 0 { "--top" } else { "--examples" },
+            reason: "must be at least 1".into(),
+        });
+    }
+    on_device!(a.device, a.threads, eval_on(&ckpt, &path, dataset, a))
 }
 
 /// Evaluates checkpoint `ckpt` (read from `path`) on `dataset`'s test set.
+/// With `--hessian`, also measures its flatness on the training set.
 fn eval_on<B: TensorBackend + 'static>(
     b: B,
     ckpt: &Checkpoint,
     path: &Path,
     dataset: DatasetArg,
-    data_dir: &Path,
+    a: &EvalArgs,
 ) -> Result<(), TrainError> {
     let (mut net, normalize, shape, classes) = network_from_checkpoint(&b, ckpt, path)?;
-    let data = load(dataset, data_dir)?;
+    let data = load(dataset, &a.data_dir)?;
     if data.test.image_shape() != shape || data.test.classes() != classes {
         return Err(TrainError::Config {
             setting: "--dataset",
@@ -276,6 +379,32 @@ fn eval_on<B: TensorBackend + 'static>(
         100.0 * acc,
         data.test.len()
     );
+    if a.hessian {
+        let network = Network::parse(ckpt.meta("network").unwrap_or_default())?;
+        let mut cfg = MeasureConfig::new(a.examples, a.top, a.threads);
+        cfg.hessian.step = a.hvp_step;
+        let f = flatness::measure(&b, &net, &network, &data.train, &normalize, &cfg)?;
+        let sp = &f.spectrum;
+        let eig: Vec<String> = sp
+            .eigenvalues
+            .iter()
+            .zip(&sp.residuals)
+            .enumerate()
+            .map(|(i, (l, r))| format!("λ_{} = {l:.4} (residual ≤ {r:.1e})", i + 1))
+            .collect();
+        println!("{}", eig.join(", "));
+        println!(
+            "trace = {:.3} ± {:.3} (standard error, {} samples)",
+            sp.trace, sp.trace_se, sp.trace_samples
+        );
+        println!("s = {:.4} at a = {}", f.slope, cfg.a_max());
+        println!(
+            "{} ({} Hessian-vector products, {:.1} s).",
+            cfg.describe(f.examples),
+            sp.hvps,
+            f.seconds
+        );
+    }
     Ok(())
 }
 

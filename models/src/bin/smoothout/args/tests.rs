@@ -19,7 +19,7 @@ fn args(extra: &[&str]) -> TrainArgs {
 
 fn config(extra: &[&str]) -> TrainConfig {
     args(extra)
-        .config(MethodArg::Adasmoothout)
+        .config(MethodArg::Adasmoothout, 0)
         .unwrap_or_else(|e| panic!("{extra:?}: {e}"))
 }
 
@@ -30,7 +30,7 @@ fn regime(extra: &[&str]) -> LrRegime {
 
 /// `extra` is refused as `setting`, with a reason that contains `rule`.
 fn refused(extra: &[&str], setting: &str, rule: &str) {
-    match args(extra).config(MethodArg::Baseline) {
+    match args(extra).config(MethodArg::Baseline, 0) {
         Err(TrainError::Config { setting: s, reason }) => {
             assert_eq!(s, setting, "{extra:?}: {reason}");
             assert!(
