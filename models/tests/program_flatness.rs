@@ -73,6 +73,7 @@ fn train_measures_every_seed_and_eval_agrees() {
         "adasmoothout",
         "paired by seed",
         "95% interval",
+        "adasmoothout below baseline on the same seed — λ_max: ",
         "on the first 300 training images",
     ] {
         assert!(table.contains(want), "the table lacks {want}: {table}");
@@ -80,7 +81,11 @@ fn train_measures_every_seed_and_eval_agrees() {
     // Both methods' rows give two seeds.
     let rows: Vec<&str> = table
         .lines()
-        .filter(|l| l.starts_with("baseline ") || l.starts_with("adasmoothout "))
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            matches!(w.next(), Some("baseline" | "adasmoothout"))
+                && w.next().is_some_and(|n| n.parse::<usize>().is_ok())
+        })
         .collect();
     assert_eq!(rows.len(), 2, "{table}");
     assert!(rows

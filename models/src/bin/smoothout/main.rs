@@ -250,6 +250,10 @@ fn train_one<B: TensorBackend + 'static>(
     let secs = start.elapsed().as_secs_f64();
     let flatness = match measure {
         Some(m) => {
+            eprintln!(
+                "{name}: measuring λ_max, the Hessian trace and s on {} training images",
+                m.examples.min(data.train.len())
+            );
             let f = flatness::measure(
                 trainer.backend(),
                 trainer.network(),
@@ -258,16 +262,14 @@ fn train_one<B: TensorBackend + 'static>(
                 normalize,
                 m,
             )?;
-            if a.quiet {
-                eprintln!(
-                    "{name}: λ_max {:.3}, trace {:.1} ± {:.1}, s {:.3} ({:.1} s)",
-                    f.spectrum.eigenvalues[0],
-                    f.spectrum.trace,
-                    f.spectrum.trace_se,
-                    f.slope,
-                    f.seconds
-                );
-            }
+            eprintln!(
+                "{name}: λ_max {:.3}, trace {:.1} ± {:.1}, s {:.3} ({:.1} s)",
+                f.spectrum.eigenvalues[0],
+                f.spectrum.trace,
+                f.spectrum.trace_se,
+                f.slope,
+                f.seconds
+            );
             Some(f)
         }
         None => None,

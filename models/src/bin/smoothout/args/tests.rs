@@ -44,9 +44,9 @@ fn refused(extra: &[&str], setting: &str, rule: &str) {
 
 #[test]
 fn the_defaults_give_todays_regime() {
-    // the dataset defaults: digits 30 epochs at batch 32, else 10 at 256
+    // the dataset defaults: digits 100 epochs at batch 512, else 10 at 256
     for (extra, epochs) in [
-        (&[][..], 30),
+        (&[][..], 100),
         (&["--dataset", "mnist"][..], 10),
         (&["--dataset", "cifar10"][..], 10),
     ] {
