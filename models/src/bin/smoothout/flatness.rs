@@ -361,3 +361,63 @@ pub fn plot(
     )?;
     Ok(Some(files))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(method: &str, seed: u64, acc: f64) -> RunResult {
+        RunResult {
+            method: method.into(),
+            seed,
+            test_acc: acc / 100.0,
+            flatness: None,
+        }
+    }
+
+    fn methods() -> Vec<String> {
+        vec!["baseline".into(), "adasmoothout".into()]
+    }
+
+    #[test]
+    fn the_paired_difference_and_its_verdict() {
+        // Differences +1.0, +1.2, +0.8 points: mean 1.0, sd 0.2, interval
+        // 1.0 ± 4.303·0.2/√3 = 1.0 ± 0.50: excludes 0.
+        let runs = [
+            run("baseline", 0, 97.0),
+            run("adasmoothout", 0, 98.0),
+            run("baseline", 1, 97.5),
+            run("adasmoothout", 1, 98.7),
+            run("baseline", 2, 96.0),
+            run("adasmoothout", 2, 96.8),
+        ];
+        let t = table(&runs, &methods());
+        assert!(
+            t.contains("+1.00 points (95% interval +0.50 … +1.50, 3 seeds)"),
+            "{t}"
+        );
+        assert!(t.contains("excludes 0"), "{t}");
+        assert!(t.contains("96.83 ± 0.76  97.00 97.50 96.00"), "{t}");
+        assert!(!t.contains("λ_max"), "nothing was measured: {t}");
+
+        // Pairs are matched by seed, not by order: +1, −1, +1 holds 0.
+        let runs = [
+            run("adasmoothout", 2, 98.0),
+            run("baseline", 0, 97.0),
+            run("baseline", 1, 97.0),
+            run("baseline", 2, 97.0),
+            run("adasmoothout", 0, 98.0),
+            run("adasmoothout", 1, 96.0),
+        ];
+        let t = table(&runs, &methods());
+        assert!(t.contains("+0.33 points"), "{t}");
+        assert!(t.contains("holds 0"), "{t}");
+
+        // One seed: no interval, and the table says how to get one.
+        let t = table(
+            &[run("baseline", 0, 97.0), run("adasmoothout", 0, 98.0)],
+            &methods(),
+        );
+        assert!(t.contains("+1.00 points on one seed"), "{t}");
+    }
+}

@@ -125,13 +125,16 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
             reason: "must be at least 1".into(),
         });
     }
-    let measure = (!a.no_measure).then(|| MeasureConfig::new(a.measure_examples, 1, a.threads));
     if a.measure_examples == 0 {
         return Err(TrainError::Config {
             setting: "--measure-examples",
             reason: "must be at least 1".into(),
         });
     }
+    let measure = (!a.no_measure).then(|| MeasureConfig::new(a.measure_examples, 1, a.threads));
+    let net_name = configs
+        .first()
+        .map_or_else(String::new, |c| c.network.name());
     let data = load(a.dataset, &a.data_dir)?;
     let kind = a.dataset.kind();
     eprintln!(
@@ -187,11 +190,7 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
         if let (Some(m), Some(f)) = (&measure, runs.iter().find_map(|r| r.flatness.as_ref())) {
             println!("\n{}.", m.describe(f.examples));
             let stem = a.out.join(format!("{}-flatness", kind.name()));
-            let title = format!(
-                "{} on {}: loss under weight noise",
-                runs_net_name(&results),
-                kind.title()
-            );
+            let title = format!("{net_name} on {}: loss under weight noise", kind.title());
             if let Some(files) = flatness::plot(&stem, &runs, &methods, &title)? {
                 println!(
                     "Sensitivity curves: {} (numbers in {})",
@@ -275,14 +274,6 @@ fn train_one<B: TensorBackend + 'static>(
         None => None,
     };
     Ok((history.last().cloned(), secs, flatness))
-}
-
-/// The network part of the runs' names (`digits-mlp-64-64-…` → `mlp-64-64`).
-fn runs_net_name(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) -> String {
-    results.first().map_or_else(String::new, |(name, ..)| {
-        let parts: Vec<&str> = name.split('-').collect();
-        parts[1..parts.len().saturating_sub(2)].join("-")
-    })
 }
 
 fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
