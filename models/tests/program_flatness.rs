@@ -41,7 +41,7 @@ fn number_after(text: &str, key: &str) -> f64 {
 fn run_line<'a>(stderr: &'a str, run: &str) -> &'a str {
     stderr
         .lines()
-        .find(|l| l.starts_with(run) && l.contains("λ_max"))
+        .find(|l| l.starts_with(&format!("{run}: λ_max ")))
         .unwrap_or_else(|| panic!("no measurement line for {run} in {stderr}"))
 }
 
