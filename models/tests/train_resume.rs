@@ -101,7 +101,9 @@ fn resume_mid_epoch_is_exact_for_every_method() {
 #[test]
 fn resume_is_exact_with_ghost_batches_adam_and_clipping() {
     let mut cfg = small(Method::AdaSmoothOut);
-    cfg.ghost = Some(32);
+    // uneven chunks: 30, 30, 30, 10, and 30, 30, 30, 7 in the last batch of
+    // 97 (chunks of 32 would leave one of a single example, refused)
+    cfg.ghost = Some(30);
     cfg.optimizer = OptimizerKind::Adam;
     cfg.regime = smoothout_models::optim::LrRegime::decay(1e-3, 2).unwrap();
     cfg.clip = Some(1.0);

@@ -9,6 +9,12 @@ use crate::data::Augment;
 use crate::networks::{self, NetConfig, Sequential};
 use crate::optim::LrRegime;
 
+/// The rule every learning rate of a training run follows, as the error
+/// for `lr` states it.
+fn lr_rule(lr: f64) -> String {
+    format!("{lr} is not a finite value > 0 (a rate of 0 trains nothing)")
+}
+
 /// The training method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -156,6 +162,28 @@ impl Network {
         })
     }
 
+    /// Whether the network has a BatchNorm over features (after a fully
+    /// connected layer, `[N, C]` inputs): its statistics come from the
+    /// examples of a ghost chunk alone, so a chunk of one example has zero
+    /// variance, normalises every input to β and passes no gradient back.
+    /// The ResNets' BatchNorms follow convolutions and also average over
+    /// the pixels (at least 4×4 of them), so they train on one-example
+    /// chunks.
+    ///
+    /// ```
+    /// use smoothout_models::train::Network;
+    /// assert!(Network::Mlp(vec![64]).has_feature_batch_norm());
+    /// assert!(!Network::ResNet44.has_feature_batch_norm());
+    /// ```
+    #[must_use]
+    pub fn has_feature_batch_norm(&self) -> bool {
+        match self {
+            Network::Mlp(hidden) => !hidden.is_empty(),
+            Network::F1 | Network::CifarShallow => true,
+            Network::ResNet44 | Network::ResNet18 => false,
+        }
+    }
+
     /// Builds the network for images of `image_shape` (`[C, H, W]`) and
     /// `classes` classes, initialised from `seed`.
     ///
@@ -244,7 +272,9 @@ pub struct TrainConfig {
     /// Ghost batch size: the batch runs in chunks of this many examples,
     /// each with its own BatchNorm statistics and (SmoothOut) its own noise
     /// draw, de-noised after that chunk's backward; gradients are averaged
-    /// over the batch. `None`: one chunk.
+    /// over the batch. At most [`TrainConfig::batch`]; when it does not
+    /// divide the batch, the last chunk is shorter (its gradient weighs by
+    /// its size). `None`: one chunk.
     pub ghost: Option<usize>,
     /// Epochs to train (before the regime's train-longer multiplier).
     pub epochs: u64,
@@ -334,10 +364,88 @@ impl TrainConfig {
             .map_err(|e| TrainError::config("--epochs", e.to_string()))
     }
 
-    /// The ghost chunk size (the batch when there are no ghost batches).
+    /// The ghost chunk size (the batch when there are no ghost batches). A
+    /// batch of `n` examples runs in ⌈n / chunk⌉ chunks, the last one
+    /// shorter when `chunk` does not divide `n`.
     #[must_use]
     pub fn chunk(&self) -> usize {
         self.ghost.unwrap_or(self.batch).min(self.batch)
+    }
+
+    /// Whether a batch of `n` examples, cut into ghost chunks, has a chunk
+    /// of exactly one example for a network that cannot train on one
+    /// ([`Network::has_feature_batch_norm`]).
+    pub(crate) fn one_example_chunk(&self, n: usize) -> bool {
+        let chunk = self.chunk();
+        self.network.has_feature_batch_norm()
+            && n > 0
+            && chunk > 0
+            && (chunk == 1 || n % chunk == 1)
+    }
+
+    /// Why a one-example chunk is refused.
+    pub(crate) fn one_example_why(&self) -> String {
+        format!(
+            "{} normalises each feature over a chunk's examples (BatchNorm), and over one \
+             example the variance is zero, so every input becomes β and no gradient flows back",
+            self.network.name()
+        )
+    }
+
+    /// Checks what depends on the size of the training set: the last,
+    /// short batch of an epoch (`train_len` mod `batch` examples) must not
+    /// leave a chunk of one example for a network with BatchNorm over
+    /// features ([`Network::has_feature_batch_norm`]). [`Trainer::new`]
+    /// calls it after [`TrainConfig::validate`].
+    ///
+    /// ```
+    /// use smoothout_models::train::{Method, Network, TrainConfig};
+    /// let cfg = TrainConfig::new(Method::Baseline, Network::Mlp(vec![16])).with_batch(64);
+    /// assert!(cfg.validate_data(640).is_ok() && cfg.validate_data(650).is_ok());
+    /// assert!(cfg.validate_data(641).is_err()); // a last batch of 1 example
+    /// ```
+    ///
+    /// [`Trainer::new`]: super::Trainer::new
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] (`--batch`) naming the sizes and a batch size
+    /// that works.
+    pub fn validate_data(&self, train_len: usize) -> Result<()> {
+        if self.batch == 0 {
+            return Err(TrainError::config("--batch", "must be at least 1"));
+        }
+        let leaves_one = |c: &TrainConfig| c.one_example_chunk(train_len % c.batch);
+        if !leaves_one(self) {
+            return Ok(());
+        }
+        let last = train_len % self.batch;
+        let chunk = if last > self.chunk() {
+            format!(
+                ", cut into chunks of {} (--ghost) ending in one of 1",
+                self.chunk()
+            )
+        } else {
+            String::new()
+        };
+        // The nearest batch size that passes every check, the ghost size kept.
+        let works = |batch: usize| {
+            let c = self.clone().with_batch(batch);
+            c.ghost.is_none_or(|g| g <= batch) && !c.one_example_chunk(batch) && !leaves_one(&c)
+        };
+        let nearest = (1..=1024)
+            .flat_map(|d| [self.batch.checked_add(d), self.batch.checked_sub(d)])
+            .flatten()
+            .find(|&b| b > 0 && works(b))
+            .map_or_else(String::new, |b| format!(" (e.g. --batch {b})"));
+        Err(TrainError::config(
+            "--batch",
+            format!(
+                "the {train_len} training examples in batches of {} leave a last batch of {last} \
+                 each epoch{chunk}: {}; choose a --batch that leaves no chunk of 1 example{nearest}",
+                self.batch,
+                self.one_example_why()
+            ),
+        ))
     }
 
     /// The core SmoothOut configuration, or `None` for the baseline.
@@ -367,8 +475,32 @@ impl TrainConfig {
         Ok(Some(cfg))
     }
 
+    /// Checks a learning rate of a training run: finite and > 0. (An
+    /// [`LrRegime`] or optimiser accepts a rate of 0, which leaves the
+    /// weights unchanged; a training run at that rate trains nothing.)
+    ///
+    /// ```
+    /// use smoothout_models::train::TrainConfig;
+    /// assert!(TrainConfig::check_lr(0.1).is_ok());
+    /// assert!(TrainConfig::check_lr(0.0).is_err() && TrainConfig::check_lr(-0.1).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] (`--lr`) for a rate that is not finite and
+    /// positive, the same text for 0 and for negatives.
+    pub fn check_lr(lr: f64) -> Result<()> {
+        if lr.is_finite() && lr > 0.0 {
+            Ok(())
+        } else {
+            Err(TrainError::config("--lr", lr_rule(lr)))
+        }
+    }
+
     /// Checks every setting, naming the command-line flag of the first bad
-    /// one.
+    /// one: among others every learning rate of the regime is finite and
+    /// positive, `ghost ≤ batch`, and a network with BatchNorm over features
+    /// never trains on a ghost chunk of one example (for the last, short
+    /// batch of an epoch see [`TrainConfig::validate_data`]).
     ///
     /// # Errors
     /// [`TrainError::Config`] or [`TrainError::Core`].
@@ -389,6 +521,45 @@ impl TrainConfig {
             if h.contains(&0) {
                 return Err(TrainError::config("--net", "MLP widths must be at least 1"));
             }
+        }
+        for &(epoch, lr) in self.regime.points() {
+            Self::check_lr(lr).map_err(|e| match epoch {
+                0 => e,
+                _ => TrainError::config(
+                    "--lr",
+                    format!("{} (the regime's rate from epoch {epoch})", lr_rule(lr)),
+                ),
+            })?;
+        }
+        if let Some(g) = self.ghost.filter(|&g| g > self.batch) {
+            return Err(TrainError::config(
+                "--ghost",
+                format!(
+                    "{g} is larger than --batch {}: a ghost batch is a chunk of the batch; give --ghost at most {}",
+                    self.batch, self.batch
+                ),
+            ));
+        }
+        if self.one_example_chunk(self.batch) {
+            let why = self.one_example_why();
+            return Err(match self.ghost {
+                Some(1) => TrainError::config(
+                    "--ghost",
+                    format!("chunks of 1 example: {why}; give --ghost at least 2"),
+                ),
+                None => TrainError::config(
+                    "--batch",
+                    format!("batches of 1 example: {why}; give --batch at least 2"),
+                ),
+                Some(g) => TrainError::config(
+                    "--ghost",
+                    format!(
+                        "--batch {} in chunks of {g} leaves a last chunk of 1 example: {why}; \
+                         give a --ghost that divides --batch or leaves a last chunk of at least 2",
+                        self.batch
+                    ),
+                ),
+            });
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(TrainError::config(

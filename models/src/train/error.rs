@@ -66,6 +66,31 @@ impl TrainError {
         }
     }
 
+    /// The same error with `hint` — what to do, in the words of the
+    /// command that met it — appended to a [`TrainError::Checkpoint`]'s
+    /// reason in parentheses; any other error unchanged. (What fixes a
+    /// bad checkpoint depends on the command: resuming a run can start
+    /// afresh, evaluating one cannot.)
+    ///
+    /// ```
+    /// use smoothout_models::train::TrainError;
+    /// let e = TrainError::Checkpoint { path: "run/checkpoint.safetensors".into(), reason: "metadata `classes` is 0".into() };
+    /// assert_eq!(
+    ///     e.with_checkpoint_hint("train the run again").to_string(),
+    ///     "checkpoint run/checkpoint.safetensors: metadata `classes` is 0 (train the run again)"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn with_checkpoint_hint(self, hint: &str) -> Self {
+        match self {
+            TrainError::Checkpoint { path, reason } => TrainError::Checkpoint {
+                path,
+                reason: format!("{reason} ({hint})"),
+            },
+            e => e,
+        }
+    }
+
     /// A [`TrainError::Io`].
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         TrainError::Io {
@@ -82,11 +107,9 @@ impl fmt::Display for TrainError {
             TrainError::Data(e) => write!(f, "{e}"),
             TrainError::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            TrainError::Checkpoint { path, reason } => write!(
-                f,
-                "checkpoint {}: {reason} (start afresh without --resume, or point --out at the run that wrote it)",
-                path.display()
-            ),
+            TrainError::Checkpoint { path, reason } => {
+                write!(f, "checkpoint {}: {reason}", path.display())
+            }
             TrainError::NonFinite { step } => write!(
                 f,
                 "the training loss is not finite at step {step}: the run diverged; lower --lr or the noise strength --a"

@@ -184,9 +184,11 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     ///
     /// # Errors
     /// [`TrainError::Config`] for an invalid configuration or a network
-    /// that does not fit the data; [`TrainError::Data`] for an empty set.
+    /// that does not fit the data (also [`TrainConfig::validate_data`]);
+    /// [`TrainError::Data`] for an empty set.
     pub fn new(backend: B, config: TrainConfig, train: &Dataset) -> Result<Self> {
         config.validate()?;
+        config.validate_data(train.len())?;
         if train.is_empty() {
             return Err(TrainError::config("--dataset", "the training set is empty"));
         }
@@ -391,8 +393,9 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// does the same on the next batch of the run's data order.
     ///
     /// # Errors
-    /// [`TrainError::Config`] for an empty batch or `x` of the wrong
-    /// length; [`TrainError::NonFinite`] when the loss diverges (the
+    /// [`TrainError::Config`] for an empty batch, `x` of the wrong length,
+    /// or a ghost chunk of one example for a network with BatchNorm over
+    /// features; [`TrainError::NonFinite`] when the loss diverges (the
     /// parameters are then de-noised and not updated); backend errors.
     pub fn step_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
         let image_len: usize = self.image_shape.iter().product();
@@ -407,6 +410,16 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             ));
         }
         let n = labels.len();
+        if self.config.one_example_chunk(n) {
+            return Err(TrainError::config(
+                "batch",
+                format!(
+                    "a batch of {n} in chunks of {} has a chunk of 1 example: {}",
+                    self.config.chunk(),
+                    self.config.one_example_why()
+                ),
+            ));
+        }
         let chunk = self.config.chunk();
         let chunks = n.div_ceil(chunk);
         self.net.zero_grad(&self.backend)?;
@@ -923,8 +936,10 @@ pub fn evaluate<B: TensorBackend + 'static>(
 /// classes.
 ///
 /// # Errors
-/// [`TrainError::Checkpoint`] when the checkpoint lacks a tensor or
-/// metadata entry, or holds another element type.
+/// [`TrainError::Checkpoint`], naming `path`, when the checkpoint lacks a
+/// tensor or metadata entry, holds another element type, or holds values
+/// no network is built from (an unknown network, 0 classes, an image shape
+/// the network cannot take, a standard deviation that is not positive).
 pub fn network_from_checkpoint<B: TensorBackend + 'static>(
     b: &B,
     c: &Checkpoint,
@@ -932,7 +947,9 @@ pub fn network_from_checkpoint<B: TensorBackend + 'static>(
 ) -> Result<(Sequential<B>, Normalize, [usize; 3], usize)> {
     let r = Reader { c, path };
     r.check_format()?;
-    let network = super::config::Network::parse(r.meta("network")?)?;
+    let name = r.meta("network")?;
+    let network = super::config::Network::parse(name)
+        .map_err(|_| r.bad(format!("metadata `network` = `{name}` is not a network")))?;
     let dims: Vec<usize> = r
         .meta("image_shape")?
         .trim_matches(|ch| ch == '[' || ch == ']')
@@ -947,7 +964,14 @@ pub fn network_from_checkpoint<B: TensorBackend + 'static>(
         .try_into()
         .map_err(|_| r.bad("metadata `image_shape` is not [C, H, W]".into()))?;
     let classes: usize = r.number("classes")?;
-    let mut net = network.build(b, 0, image_shape, classes)?;
+    if classes == 0 {
+        return Err(r.bad("metadata `classes` is 0".into()));
+    }
+    let mut net = network.build(b, 0, image_shape, classes).map_err(|e| {
+        r.bad(format!(
+            "its network {name} cannot take {image_shape:?} images in {classes} classes: {e}"
+        ))
+    })?;
     let specs = net.specs();
     for (spec, p) in specs.iter().zip(net.params_mut()) {
         *p = b.upload(&r.tensor(&format!("param.{}", spec.name), spec.len())?)?;
@@ -962,6 +986,14 @@ pub fn network_from_checkpoint<B: TensorBackend + 'static>(
             _ => Err(r.bad(format!("tensor `{name}` is missing or not f32"))),
         }
     };
-    let normalize = Normalize::new(stats("normalize.mean")?, stats("normalize.std")?)?;
+    let normalize = Normalize::new(stats("normalize.mean")?, stats("normalize.std")?)
+        .map_err(|e| r.bad(format!("tensors `normalize.mean`/`normalize.std`: {e}")))?;
+    if normalize.mean().len() != image_shape[0] {
+        return Err(r.bad(format!(
+            "tensor `normalize.mean` has {} channels, metadata `image_shape` {}",
+            normalize.mean().len(),
+            image_shape[0]
+        )));
+    }
     Ok((net, normalize, image_shape, classes))
 }

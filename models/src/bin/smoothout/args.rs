@@ -224,10 +224,16 @@ pub struct TrainArgs {
     /// Examples per optimiser step. Default: 512 for digits, 256 otherwise.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Ghost batch size: BatchNorm statistics and noise draws per chunk.
+    /// Ghost batch size: the batch runs in chunks of this many examples
+    /// (at most --batch), each with its own BatchNorm statistics and noise
+    /// draw. When it does not divide --batch, the last chunk of each batch
+    /// is shorter (its gradient weighs by its size), as are the chunks of
+    /// an epoch's last, short batch. Networks with BatchNorm after a fully
+    /// connected layer (mlp, f1, cifar-shallow) refuse any chunk of 1
+    /// example: its variance is zero.
     #[arg(long)]
     pub ghost: Option<usize>,
-    /// Initial learning rate, divided by 10 at each of --milestones.
+    /// Initial learning rate (> 0), divided by 10 at each of --milestones.
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     pub lr: f64,
     /// Where the learning rate drops ÷10: whole epochs (30,60: after 30
@@ -482,7 +488,7 @@ impl TrainArgs {
         if batch == 0 {
             return Err(at_least_one("--batch"));
         }
-        LrRegime::constant(self.lr).map_err(config("--lr"))?;
+        TrainConfig::check_lr(self.lr)?;
         let milestones = parse_milestones(&self.milestones)?;
         let mut r = LrRegime::milestones(self.lr, epochs, &milestones).map_err(|e| {
             TrainError::Config {
@@ -592,7 +598,21 @@ impl TrainArgs {
             None => Augment::none(),
         };
         c.eval_train = !self.no_train_eval;
-        c.validate()?;
+        c.validate().map_err(|e| match e {
+            // The core names its own type (`Denoise::Exact`); name the flag.
+            TrainError::Core(smoothout::Error::NotRegenerable { reason }) => TrainError::Config {
+                setting: "--noise",
+                reason: format!(
+                    "{} noise cannot be removed by regenerating it ({reason}): add \
+                     --exact-denoise, which restores a saved copy of the weights (or \
+                     --no-denoise for the ablation that leaves the noise in)",
+                    self.noise
+                        .to_possible_value()
+                        .map_or_else(String::new, |v| v.get_name().to_string())
+                ),
+            },
+            e => e,
+        })?;
         Ok(c)
     }
 }

@@ -27,15 +27,25 @@ use progress::Progress;
 
 /// Images held out of the 1 797 built-in digits for testing.
 const DIGITS_TEST: usize = 360;
+/// What to do about a checkpoint each command cannot use (a
+/// `TrainError::Checkpoint` says what is wrong with the file, not what the
+/// command can do about it).
+const TRAIN_HINT: &str = "start afresh without --resume, or point --out at the run that wrote it";
+const EVAL_HINT: &str = "the file is damaged, edited or not written by `smoothout train`: \
+                         evaluate another run's checkpoint, or train this run again";
+const EXPERIMENT_HINT: &str =
+    "delete that run's directory to train it afresh, or choose another --runs";
 /// Checkpoint every this many steps unless `--checkpoint-every` says.
 const DEFAULT_CHECKPOINT_EVERY: u64 = 200;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(a) => train(&a),
-        Command::Eval(a) => eval(&a),
-        Command::Experiment(args::Experiment::Table1(a)) => experiment::table1(&a),
+        Command::Train(a) => train(&a).map_err(|e| e.with_checkpoint_hint(TRAIN_HINT)),
+        Command::Eval(a) => eval(&a).map_err(|e| e.with_checkpoint_hint(EVAL_HINT)),
+        Command::Experiment(args::Experiment::Table1(a)) => {
+            experiment::table1(&a).map_err(|e| e.with_checkpoint_hint(EXPERIMENT_HINT))
+        }
         Command::Fetch(a) => fetch(&a),
     };
     match result {

@@ -55,7 +55,7 @@ fn the_defaults_give_todays_regime() {
         assert_eq!((c.epochs, c.total_epochs().unwrap()), (epochs, epochs));
     }
     for epochs in [1u64, 2, 3, 4, 5, 7, 10, 11, 30, 99, 200, 1001] {
-        for lr in [0.1, 0.05, 0.3, 1e-3, 0.0] {
+        for lr in [0.1, 0.05, 0.3, 1e-3] {
             let e = epochs.to_string();
             let l = lr.to_string();
             let c = config(&["--epochs", &e, "--lr", &l, "--ghost", "8"]);
@@ -143,18 +143,12 @@ fn lr_scaling_uses_the_ghost_size() {
     assert_eq!(on("sqrt").lr(0, 0).unwrap(), 0.1 * 4.0);
     assert_eq!(on("linear").lr(0, 0).unwrap(), 0.1 * 16.0);
     assert_eq!(on("linear").points()[2], (7, 0.001 * 16.0));
-    // a ghost larger than the batch scales down
-    let r = regime(&[
-        "--epochs",
-        "10",
-        "--batch",
-        "64",
+    // a ghost larger than the batch is refused, not scaled down
+    refused(
+        &["--batch", "64", "--ghost", "256", "--lr-scaling", "sqrt"],
         "--ghost",
-        "256",
-        "--lr-scaling",
-        "sqrt",
-    ]);
-    assert_eq!(r.lr(0, 0).unwrap(), 0.05);
+        "at most 64",
+    );
 }
 
 #[test]
@@ -290,4 +284,142 @@ fn scaling_and_train_longer_need_a_ghost_size() {
         assert!(Cli::try_parse_from(["smoothout", "train", "--warmup", bad]).is_err());
     }
     assert!(Cli::try_parse_from(["smoothout", "train", "--lr-scaling", "cube"]).is_err());
+}
+
+/// `--lr 0` trains nothing: refused like a negative rate, with the same
+/// words; the library's regimes still take 0, and the default regime (and
+/// so the checkpoints' fingerprint) is today's.
+#[test]
+fn the_learning_rate_must_be_positive() {
+    let reason = |lr: &str| match args(&[&format!("--lr={lr}")]).config(MethodArg::Baseline, 0) {
+        Err(TrainError::Config {
+            setting: "--lr",
+            reason,
+        }) => reason,
+        other => panic!("--lr {lr}: expected Config(--lr), got {other:?}"),
+    };
+    assert_eq!(
+        reason("0"),
+        "0 is not a finite value > 0 (a rate of 0 trains nothing)"
+    );
+    for lr in ["-0", "-0.1", "-1e308", "NaN", "inf", "-inf", "5e-324"] {
+        let r = reason(lr);
+        if lr == "5e-324" {
+            // positive, but its milestones ÷10 round to 0
+            assert!(r.contains("from epoch 50"), "{lr}: {r}");
+        }
+        assert!(r.contains("is not a finite value > 0"), "{lr}: {r}");
+    }
+    // the text is the same for 0 and a negative rate, the value aside
+    assert_eq!(
+        reason("0").replacen('0', "", 1),
+        reason("-1").replacen("-1", "", 1)
+    );
+    // the library keeps 0 as a rate (a frozen step), but no run trains at it
+    let mut c = config(&[]);
+    c.regime = LrRegime::constant(0.0).unwrap();
+    assert!(matches!(
+        c.validate(),
+        Err(TrainError::Config {
+            setting: "--lr",
+            ..
+        })
+    ));
+    assert_eq!(config(&[]).regime, LrRegime::decay(0.1, 100).unwrap());
+}
+
+/// A ghost batch larger than the batch, and any ghost chunk of one
+/// example for a network with BatchNorm over features, are refused naming
+/// the rule; uneven chunks are allowed (and documented in `--help`).
+#[test]
+fn ghost_chunks_follow_the_documented_rules() {
+    refused(
+        &["--batch", "64", "--ghost", "65"],
+        "--ghost",
+        "larger than --batch 64",
+    );
+    refused(&["--ghost", "1"], "--ghost", "chunks of 1 example");
+    refused(&["--ghost", "1"], "--ghost", "the variance is zero");
+    refused(&["--batch", "1"], "--batch", "batches of 1 example");
+    refused(
+        &["--batch", "65", "--ghost", "16"],
+        "--ghost",
+        "--batch 65 in chunks of 16 leaves a last chunk of 1 example",
+    );
+    refused(
+        &[
+            "--net",
+            "f1",
+            "--dataset",
+            "mnist",
+            "--batch",
+            "33",
+            "--ghost",
+            "2",
+        ],
+        "--ghost",
+        "f1 normalises each feature",
+    );
+    // uneven chunks: 64 in 24, 24 and 16
+    assert_eq!(config(&["--batch", "64", "--ghost", "24"]).chunk(), 24);
+    // the ResNets' BatchNorms also average over pixels: one example is fine
+    let c = config(&[
+        "--dataset",
+        "cifar10",
+        "--net",
+        "resnet44",
+        "--batch",
+        "8",
+        "--ghost",
+        "1",
+    ]);
+    assert_eq!(c.chunk(), 1);
+    // `--help` says what happens to uneven chunks and one-example chunks
+    let help = {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.find_subcommand_mut("train")
+            .unwrap()
+            .render_long_help()
+            .to_string()
+    };
+    let ghost = help.split("--ghost <GHOST>").nth(1).unwrap();
+    let ghost = &ghost[..ghost.find("\n\n").unwrap()];
+    for words in ["at most --batch", "last chunk", "is shorter", "chunk of 1"] {
+        assert!(
+            ghost.contains(words),
+            "--ghost help lacks `{words}`: {ghost}"
+        );
+    }
+}
+
+/// Bernoulli noise without `--exact-denoise` names the flag, not the
+/// library's type.
+#[test]
+fn bernoulli_noise_names_the_exact_denoise_flag() {
+    for method in [MethodArg::Smoothout, MethodArg::Adasmoothout] {
+        match args(&["--noise", "bernoulli", "--a", "0.1"]).config(method, 0) {
+            Err(TrainError::Config {
+                setting: "--noise",
+                reason,
+            }) => {
+                assert!(reason.contains("add --exact-denoise"), "{reason}");
+                assert!(reason.starts_with("bernoulli noise"), "{reason}");
+                assert!(!reason.contains("Denoise::"), "{reason}");
+            }
+            other => panic!("{method:?}: expected Config(--noise), got {other:?}"),
+        }
+        let ok = |extra: &[&str]| {
+            let a = args(&[&["--noise", "bernoulli", "--a", "0.1"][..], extra].concat());
+            a.config(method, 0)
+                .map(|_| ())
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        ok(&["--exact-denoise"]);
+        ok(&["--no-denoise"]);
+    }
+    // the baseline draws no noise, so it needs no de-noising
+    assert!(args(&["--noise", "bernoulli"])
+        .config(MethodArg::Baseline, 0)
+        .is_ok());
 }
