@@ -598,4 +598,6 @@ impl TrainArgs {
 }
 
 #[cfg(test)]
+mod random_lines;
+#[cfg(test)]
 mod tests;
