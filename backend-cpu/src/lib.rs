@@ -54,6 +54,52 @@ use smoothout::{
 /// 64-element noise tile).
 pub const DEFAULT_CHUNK: usize = 1 << 15;
 
+/// Worker threads allowed per core: [`max_threads`] is this many times the
+/// cores the system reports, and never less than [`MIN_THREAD_LIMIT`].
+pub const THREADS_PER_CORE: usize = 4;
+
+/// The thread limit on machines with few cores (and where the number of
+/// cores cannot be read).
+pub const MIN_THREAD_LIMIT: usize = 32;
+
+/// The most worker threads a [`Cpu`] may have:
+///
+/// ```text
+/// max_threads = max(THREADS_PER_CORE · cores, MIN_THREAD_LIMIT)
+/// ```
+///
+/// with `cores` from [`std::thread::available_parallelism`] (1 when it
+/// cannot be read). More threads than cores only add switching, and a count
+/// such as 100 000 would spawn threads until the system stops it.
+///
+/// ```
+/// let max = smoothout_cpu::max_threads();
+/// assert!(max >= smoothout_cpu::MIN_THREAD_LIMIT);
+/// assert!(smoothout_cpu::check_threads(max).is_ok());
+/// assert!(smoothout_cpu::check_threads(max + 1).is_err());
+/// ```
+#[must_use]
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.saturating_mul(THREADS_PER_CORE).max(MIN_THREAD_LIMIT)
+}
+
+/// Checks a thread count for [`Cpu::with_threads`] without starting
+/// anything: 0 (one per core) or `1..=max_threads()`.
+///
+/// # Errors
+/// [`CpuError::TooManyThreads`] above [`max_threads`].
+pub fn check_threads(threads: usize) -> core::result::Result<(), CpuError> {
+    let max = max_threads();
+    if threads > max {
+        return Err(CpuError::TooManyThreads {
+            requested: threads,
+            max,
+        });
+    }
+    Ok(())
+}
+
 /// The `ndarray` + `rayon` backend for element type `T` (`f32` or `f64`).
 #[derive(Debug)]
 pub struct Cpu<T> {
@@ -72,6 +118,13 @@ pub enum CpuError {
     ZeroChunk,
     /// The CPU lacks the instruction set asked for.
     UnsupportedIsa(Isa),
+    /// More worker threads were asked for than [`max_threads`] allows.
+    TooManyThreads {
+        /// The count asked for.
+        requested: usize,
+        /// [`max_threads`] on this machine.
+        max: usize,
+    },
 }
 
 impl core::fmt::Display for CpuError {
@@ -82,6 +135,12 @@ impl core::fmt::Display for CpuError {
             CpuError::UnsupportedIsa(isa) => write!(
                 f,
                 "this CPU does not support {isa:?}: use Isa::detect() or Isa::Baseline"
+            ),
+            CpuError::TooManyThreads { requested, max } => write!(
+                f,
+                "{requested} worker threads are more than the {max} this machine allows \
+                 ({THREADS_PER_CORE} per core, and at least {MIN_THREAD_LIMIT}): use at most \
+                 {max}, or 0 for one per core"
             ),
         }
     }
@@ -96,7 +155,13 @@ impl<T: Real> Cpu<T> {
     }
 
     /// A backend with `threads` worker threads (0: one per core).
+    ///
+    /// # Errors
+    /// [`CpuError::TooManyThreads`] above [`max_threads`] (checked before
+    /// any thread starts); [`CpuError::ThreadPool`] when the pool cannot
+    /// start.
     pub fn with_threads(threads: usize) -> core::result::Result<Self, CpuError> {
+        check_threads(threads)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()

@@ -41,16 +41,19 @@ impl<B: TensorBackend> Linear<B> {
         if inputs == 0 || outputs == 0 {
             return Err(bad_shape("linear size", 0));
         }
+        let len = inputs
+            .checked_mul(outputs)
+            .ok_or_else(|| bad_shape("linear size (inputs × outputs overflows)", outputs))?;
         let mut rng = seeded_rng(seed);
         let bound = 1.0 / (inputs as f64).sqrt();
-        let w = uniform_init(b, inputs * outputs, bound, &mut rng)?;
+        let w = uniform_init(b, len, bound, &mut rng)?;
         let bias = uniform_init(b, outputs, bound, &mut rng)?;
         Ok(Linear {
             inputs,
             outputs,
             name: "linear".into(),
             params: [w, bias],
-            grads: [b.zeros(inputs * outputs)?, b.zeros(outputs)?],
+            grads: [b.zeros(len)?, b.zeros(outputs)?],
             x: None,
         })
     }

@@ -214,7 +214,15 @@ impl Network {
         };
         Ok(match self {
             Network::Mlp(hidden) => {
-                let inputs = image_shape.iter().product();
+                let inputs = image_shape
+                    .iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(d))
+                    .ok_or_else(|| {
+                        TrainError::config(
+                            "--net",
+                            format!("{image_shape:?} images have more values than fit in memory"),
+                        )
+                    })?;
                 networks::mlp(b, cfg, inputs, hidden, classes)?
             }
             Network::F1 => {

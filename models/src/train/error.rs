@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use super::memory::Bytes;
 use crate::data::DataError;
 
 /// Every way configuring, running, checkpointing or resuming a training run
@@ -22,6 +23,24 @@ pub enum TrainError {
         setting: &'static str,
         /// What is wrong and what to use instead.
         reason: String,
+    },
+    /// A run, or a checkpoint's network, needs more memory than the machine
+    /// has available (see [`crate::train::check_memory`]); nothing was
+    /// allocated.
+    Memory {
+        /// What needs it (the network, the input shape, the batch, and the
+        /// file the sizes come from).
+        what: String,
+        /// The estimate in bytes; `None` when it does not fit in 64 bits.
+        needed: Option<u64>,
+        /// The estimate by part, when there is one.
+        parts: Option<String>,
+        /// The bytes available.
+        available: u64,
+        /// Where `available` comes from.
+        source: &'static str,
+        /// What to reduce.
+        advice: String,
     },
     /// Reading or writing a file failed.
     Io {
@@ -106,6 +125,24 @@ impl fmt::Display for TrainError {
             TrainError::Core(e) => write!(f, "{e}"),
             TrainError::Data(e) => write!(f, "{e}"),
             TrainError::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
+            TrainError::Memory {
+                what,
+                needed,
+                parts,
+                available,
+                source,
+                advice,
+            } => {
+                let available = Bytes(*available);
+                match needed {
+                    Some(n) => write!(f, "{what} needs about {}", Bytes(*n))?,
+                    None => write!(f, "{what} needs more than 2^64 bytes")?,
+                }
+                if let Some(p) = parts {
+                    write!(f, " ({p})")?;
+                }
+                write!(f, ", more than the {available} {source}: {advice}")
+            }
             TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             TrainError::Checkpoint { path, reason } => {
                 write!(f, "checkpoint {}: {reason}", path.display())

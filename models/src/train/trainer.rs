@@ -10,6 +10,7 @@ use super::checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, TensorData
 use super::config::{OptimizerKind, TrainConfig};
 use super::error::{Result, TrainError};
 use super::files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
+use super::memory::{check_memory, Bytes};
 use crate::data::{permutation, seeded_rng, Dataset, Normalize, Split};
 use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
@@ -185,7 +186,9 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// # Errors
     /// [`TrainError::Config`] for an invalid configuration or a network
     /// that does not fit the data (also [`TrainConfig::validate_data`]);
-    /// [`TrainError::Data`] for an empty set.
+    /// [`TrainError::Data`] for an empty set; [`TrainError::Memory`] when
+    /// the run needs more memory than the machine has available
+    /// ([`TrainConfig::memory`], checked before anything is allocated).
     pub fn new(backend: B, config: TrainConfig, train: &Dataset) -> Result<Self> {
         config.validate()?;
         config.validate_data(train.len())?;
@@ -194,6 +197,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         }
         let image_shape = train.image_shape();
         let classes = train.classes();
+        check_training_memory::<B>(&config, image_shape, classes, train.len())?;
         let net = config
             .network
             .build(&backend, config.seed, image_shape, classes)?;
@@ -794,6 +798,59 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     }
 }
 
+/// Refuses a run of `config` on `train_len` examples of `image_shape` in
+/// `classes` classes that needs more memory than is available.
+fn check_training_memory<B: TensorBackend>(
+    config: &TrainConfig,
+    image_shape: [usize; 3],
+    classes: usize,
+    train_len: usize,
+) -> Result<()> {
+    let estimate = config.memory(
+        image_shape,
+        classes,
+        train_len,
+        core::mem::size_of::<B::Elem>(),
+    );
+    let advice = |available: u64| {
+        let Some(e) = estimate.as_ref() else {
+            return "use a smaller network (fewer or narrower layers in --net, e.g. mlp-64-64)"
+                .to_string();
+        };
+        match e.without_activations() {
+            Some(fixed) if fixed < available => {
+                let per_example = (e.footprint.cached_per_example)
+                    .saturating_add(e.footprint.working_per_example)
+                    .saturating_mul(core::mem::size_of::<B::Elem>() as u64)
+                    .max(1);
+                let fit = (available - fixed) / per_example;
+                format!(
+                    "the activations of one ghost chunk need {}: use a --batch or --ghost of at \
+                     most {fit} examples, or a smaller network (--net)",
+                    Bytes(e.activations)
+                )
+            }
+            _ => "the network alone does not fit, whatever the batch: use a smaller network \
+                  (fewer or narrower layers in --net, e.g. mlp-64-64)"
+                .to_string(),
+        }
+    };
+    check_memory(
+        || {
+            format!(
+                "training {} on {image_shape:?} images in {classes} classes at batch {}{}",
+                config.network.name(),
+                config.batch,
+                config
+                    .ghost
+                    .map_or_else(String::new, |g| format!(" (ghost {g})"))
+            )
+        },
+        estimate.as_ref(),
+        advice,
+    )
+}
+
 /// Checked reads from a checkpoint, with errors that name its file.
 struct Reader<'a> {
     c: &'a Checkpoint,
@@ -939,7 +996,10 @@ pub fn evaluate<B: TensorBackend + 'static>(
 /// [`TrainError::Checkpoint`], naming `path`, when the checkpoint lacks a
 /// tensor or metadata entry, holds another element type, or holds values
 /// no network is built from (an unknown network, 0 classes, an image shape
-/// the network cannot take, a standard deviation that is not positive).
+/// the network cannot take, a standard deviation that is not positive, a
+/// network of another size than its tensors); [`TrainError::Memory`] when
+/// the network its metadata describes needs more memory than is available
+/// (checked before anything is allocated).
 pub fn network_from_checkpoint<B: TensorBackend + 'static>(
     b: &B,
     c: &Checkpoint,
@@ -966,6 +1026,42 @@ pub fn network_from_checkpoint<B: TensorBackend + 'static>(
     let classes: usize = r.number("classes")?;
     if classes == 0 {
         return Err(r.bad("metadata `classes` is 0".into()));
+    }
+    // The sizes come from the file: check them before allocating.
+    check_memory(
+        || {
+            format!(
+                "the network of checkpoint {} (its metadata says network = {}, image_shape = \
+                 {image_shape:?}, classes = {classes})",
+                path.display(),
+                network.name()
+            )
+        },
+        network
+            .memory(image_shape, classes, core::mem::size_of::<B::Elem>())
+            .as_ref(),
+        |_| {
+            "evaluate it on a machine with more memory; if its metadata was edited, the \
+             checkpoint is damaged (evaluate the run's own checkpoint, or train it again)"
+                .to_string()
+        },
+    )?;
+    if let Some(f) = network.footprint(image_shape, classes) {
+        let stored: u64 = c
+            .tensors
+            .iter()
+            .filter(|(name, _, _)| name.starts_with("param."))
+            .map(|(_, _, d)| d.len() as u64)
+            .sum();
+        if stored != f.parameters {
+            return Err(r.bad(format!(
+                "its metadata (network = {}, image_shape = {image_shape:?}, classes = {classes}) \
+                 describes {} parameters, its tensors hold {stored}: the metadata does not fit \
+                 the tensors",
+                network.name(),
+                f.parameters
+            )));
+        }
     }
     let mut net = network.build(b, 0, image_shape, classes).map_err(|e| {
         r.bad(format!(

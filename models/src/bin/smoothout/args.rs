@@ -618,4 +618,6 @@ impl TrainArgs {
 }
 
 #[cfg(test)]
+mod random_lines;
+#[cfg(test)]
 mod tests;

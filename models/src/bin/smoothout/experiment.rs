@@ -101,6 +101,7 @@ fn title(method: Method) -> &'static str {
 }
 
 pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
+    crate::check_threads(a.threads)?;
     let start = Instant::now();
     let kind = a.dataset.kind();
     let (network, net_name, batches, paper) = setup(kind);

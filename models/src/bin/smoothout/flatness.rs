@@ -17,7 +17,7 @@ use smoothout_models::analysis::{
 use smoothout_models::data::{Dataset, Normalize};
 use smoothout_models::layers::Layer;
 use smoothout_models::networks::Sequential;
-use smoothout_models::train::{Network, TrainError};
+use smoothout_models::train::{check_memory, Network, TrainError};
 
 /// The measurements' settings.
 #[derive(Clone, Debug)]
@@ -96,10 +96,16 @@ fn f64_copy<B: TensorBackend + 'static>(
     train: &Dataset,
     threads: usize,
 ) -> Result<(Cpu<f64>, Sequential<Cpu<f64>>), TrainError> {
-    let c64 = Cpu::<f64>::with_threads(threads).map_err(|e| TrainError::Config {
-        setting: "--threads",
-        reason: e.to_string(),
-    })?;
+    // The same constructor, and so the same thread limit, as the f32
+    // backend (`crate::backend`).
+    let c64 = Cpu::<f64>::with_threads(threads).map_err(crate::threads_error)?;
+    check_memory(
+        || format!("the f64 copy of {} for the measurements", network.name()),
+        network
+            .memory(train.image_shape(), train.classes(), 8)
+            .as_ref(),
+        |_| "skip the measurements (train: --no-measure; eval: leave out --hessian)".into(),
+    )?;
     let mut net64 = network.build(&c64, 0, train.image_shape(), train.classes())?;
     Snapshot::of(b, net)?.apply(&c64, &mut net64)?;
     Ok((c64, net64))

@@ -74,10 +74,21 @@ pub(crate) fn load(dataset: DatasetArg, root: &Path) -> Result<Split, TrainError
 }
 
 fn backend(threads: usize) -> Result<Cpu<f32>, TrainError> {
-    Cpu::with_threads(threads).map_err(|e| TrainError::Config {
+    Cpu::with_threads(threads).map_err(threads_error)
+}
+
+fn threads_error(e: smoothout_cpu::CpuError) -> TrainError {
+    TrainError::Config {
         setting: "--threads",
         reason: e.to_string(),
-    })
+    }
+}
+
+/// `--threads` checked before anything runs: the CPU backends check it
+/// again, but with `--device cuda` the measurements after training are the
+/// first to start one.
+pub(crate) fn check_threads(threads: usize) -> Result<(), TrainError> {
+    smoothout_cpu::check_threads(threads).map_err(threads_error)
 }
 
 /// The CUDA backend on GPU 0, or why there is none.
@@ -111,6 +122,7 @@ macro_rules! on_device {
 }
 
 fn train(a: &TrainArgs) -> Result<(), TrainError> {
+    check_threads(a.threads)?;
     // Check every configuration before any training starts.
     let seeds = a.seeds();
     if let Some(dup) = seeds
@@ -316,6 +328,7 @@ fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
 }
 
 fn eval(a: &EvalArgs) -> Result<(), TrainError> {
+    check_threads(a.threads)?;
     let path = if a.run.is_dir() {
         a.run.join(CHECKPOINT_FILE)
     } else {
