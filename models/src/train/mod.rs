@@ -46,14 +46,16 @@ mod checkpoint;
 mod config;
 mod error;
 mod files;
+mod run_dir;
 mod trainer;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomic, Checkpoint, TensorData};
 pub use config::{Method, Network, NoiseKind, OptimizerKind, PerturbSet, TrainConfig};
 pub use error::{Result, TrainError};
 pub use files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
+pub use run_dir::RunDirState;
 pub(crate) use trainer::upload_batch;
 pub use trainer::{
-    evaluate, network_from_checkpoint, Event, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
+    evaluate, network_from_checkpoint, Event, RunEnd, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
 };
