@@ -19,6 +19,12 @@
 //! run that was never interrupted (`tests/train_resume.rs` kills a real
 //! process to check this).
 //!
+//! [`RunFiles::prepare`] makes a run's directory ready before training
+//! (created, proven writable, temporaries of killed writes removed, its
+//! contents reported), and [`Trainer::run_until_stopped`] stops between two
+//! steps when a flag is set — e.g. by a Ctrl-C handler — with a checkpoint
+//! of the step reached.
+//!
 //! # One step
 //!
 //! With ghost batches of `g` examples a batch runs in chunks; for chunk `k`
