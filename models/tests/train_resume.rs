@@ -6,12 +6,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use smoothout::Reference;
 use smoothout_models::data::{Dataset, Split};
 use smoothout_models::train::{
-    history_from_str, load_checkpoint, Checkpoint, Method, Network, OptimizerKind, TrainConfig,
-    Trainer, CHECKPOINT_FILE,
+    history_from_str, load_checkpoint, Checkpoint, Event, Method, Network, OptimizerKind, RunEnd,
+    RunFiles, TrainConfig, Trainer, CHECKPOINT_FILE,
 };
 
 fn digits() -> Split {
@@ -112,6 +113,52 @@ fn resume_is_exact_with_ghost_batches_adam_and_clipping() {
     cfg.optimizer = OptimizerKind::Nesterov;
     cfg.weight_decay = 5e-4;
     resume_matches(cfg, 11, "nesterov");
+}
+
+/// A stop flag set mid-epoch ends the run after that step with a
+/// checkpoint of it, from which the run continues bit-identically.
+#[test]
+fn a_stop_flag_checkpoints_the_step_reached() {
+    let data = digits();
+    let cfg = small(Method::SmoothOut);
+    let mut whole = Trainer::new(Reference::<f32>::new(), cfg.clone(), &data.train).unwrap();
+    whole.run(&data, None, &mut |_| {}).unwrap();
+
+    let dir = scratch("stop-flag");
+    let files = RunFiles {
+        dir: dir.clone(),
+        every: None,
+    };
+    let stop = AtomicBool::new(false);
+    let mut first = Trainer::new(Reference::<f32>::new(), cfg.clone(), &data.train).unwrap();
+    assert!(17 % first.steps_per_epoch() != 0, "stop mid-epoch");
+    let mut saved = Vec::new();
+    let end = first
+        .run_until_stopped(
+            u64::MAX,
+            &data,
+            Some(&files),
+            &mut |e| match e {
+                Event::Step(s) if s.global_step == 17 => stop.store(true, Ordering::Relaxed),
+                Event::Saved { step, .. } => saved.push(step),
+                _ => {}
+            },
+            &stop,
+        )
+        .unwrap();
+    assert_eq!(end, RunEnd::Stopped { step: 17 });
+    assert_eq!(saved.last(), Some(&17));
+    // Still set: no step, nothing written.
+    let again = first.run_until_stopped(u64::MAX, &data, Some(&files), &mut |_| panic!(), &stop);
+    assert_eq!(again.unwrap(), RunEnd::Stopped { step: 17 });
+    drop(first);
+
+    let path = dir.join(CHECKPOINT_FILE);
+    let mut second = Trainer::resume(Reference::<f32>::new(), cfg, &data.train, &path).unwrap();
+    assert_eq!(second.steps_done(), 17);
+    second.run(&data, None, &mut |_| {}).unwrap();
+    assert_same_state(&whole.checkpoint().unwrap(), &second.checkpoint().unwrap());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -270,5 +317,183 @@ fn an_existing_run_is_not_overwritten_without_resume() {
         before,
         std::fs::read(out.join(RUN).join(CHECKPOINT_FILE)).unwrap()
     );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// Starts the program, sends it `signal` (`INT` or `TERM`, with `kill`)
+/// right after a mid-epoch checkpoint of its second epoch, and returns its
+/// exit status and everything it printed to stderr.
+fn interrupt_after_a_checkpoint(out: &Path, signal: &str) -> (std::process::ExitStatus, String) {
+    let steps_per_epoch = (1797 - 360u64).div_ceil(64);
+    let mut child = smoothout_cmd(out, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start smoothout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut seen = Vec::new();
+    let mut sent = false;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("stderr is text");
+        let step = line
+            .split("checkpoint at step ")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .and_then(|s| s.parse::<u64>().ok());
+        seen.push(line);
+        if !sent && step.is_some_and(|s| s > steps_per_epoch && s % steps_per_epoch != 0) {
+            let kill = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(kill.success(), "kill -{signal} failed");
+            sent = true;
+        }
+    }
+    let status = child.wait().expect("wait for smoothout");
+    assert!(sent, "no mid-epoch checkpoint line: {seen:#?}");
+    (status, seen.join("\n"))
+}
+
+/// SIGINT and SIGTERM: the process finishes its step, checkpoints, prints
+/// the command that continues it and exits with 128 + the signal; that
+/// command, run as printed, ends bit-identical to an uninterrupted run.
+#[test]
+fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
+    let whole = scratch("signal-whole");
+    let out = smoothout_cmd(&whole, &[])
+        .output()
+        .expect("uninterrupted run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = load_checkpoint(&whole.join(RUN).join(CHECKPOINT_FILE)).unwrap();
+
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let dir = scratch(&format!("signal-{signal}"));
+        let (status, stderr) = interrupt_after_a_checkpoint(&dir, signal);
+        assert_eq!(status.code(), Some(code), "SIG{signal}: {stderr}");
+        // The checkpoint holds the step the message names, mid-run.
+        let stopped: u64 = stderr
+            .split("stopped at step ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no 'stopped at step' line: {stderr}"));
+        let ckpt = dir.join(RUN).join(CHECKPOINT_FILE);
+        let at_stop = load_checkpoint(&ckpt).expect("a whole checkpoint");
+        assert_eq!(at_stop.meta("step"), Some(stopped.to_string().as_str()));
+        assert!(stopped < 12 * 23, "stopped mid-run (step {stopped})");
+        // The printed command line continues the run.
+        let command = stderr
+            .lines()
+            .skip_while(|l| !l.ends_with("To continue:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no resume command: {stderr}"))
+            .trim();
+        assert!(command.ends_with(" --resume"), "{command}");
+        assert!(
+            command.contains(env!("CARGO_BIN_EXE_smoothout")),
+            "{command}"
+        );
+        let resumed = Command::new("sh")
+            .args(["-c", command])
+            .output()
+            .expect("run the printed command");
+        assert!(
+            resumed.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
+        assert_same_state(&load_checkpoint(&ckpt).unwrap(), &reference);
+        let csv = std::fs::read_to_string(dir.join(RUN).join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 12);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_dir_all(whole);
+}
+
+/// A second SIGINT while the first is being honoured ends the process at
+/// once, with status 130, without finishing the step under way.
+#[test]
+fn a_second_interrupt_exits_at_once() {
+    let out = scratch("second-signal");
+    // Long steps (one per epoch, seconds each in a test build), so that
+    // both signals land inside the second step.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+        .args([
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "baseline",
+            "--net",
+            "mlp-512-512",
+            "--batch",
+            "1437",
+            "--epochs",
+            "3",
+            "--threads",
+            "1",
+            "--seed",
+            "0",
+            "--no-measure",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start smoothout");
+    let interrupt = |pid: u32| {
+        let kill = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success());
+    };
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr is text");
+        let first_epoch = line.contains("epoch   1");
+        seen.push(line);
+        if first_epoch {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("epoch   1")),
+        "{seen:#?}"
+    );
+    // Let the files of epoch 1 be written (metrics.csv comes last) and
+    // step 2 begin: a first signal during the writes would stop the run
+    // gracefully before step 2.
+    let run = out.join("digits-mlp-512-512-baseline-seed0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !run.join("metrics.csv").exists() {
+        assert!(std::time::Instant::now() < deadline, "no metrics.csv");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    interrupt(child.id());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    interrupt(child.id());
+    seen.extend(lines.map(|l| l.expect("stderr is text")));
+    let status = child.wait().expect("wait for smoothout");
+    let seen = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(!seen.contains("epoch   2"), "the step was finished: {seen}");
+    assert!(
+        !seen.contains("stopped at step"),
+        "it stopped gracefully: {seen}"
+    );
+    // The checkpoint of epoch 1 is whole.
+    let ckpt = load_checkpoint(&run.join(CHECKPOINT_FILE)).expect("the checkpoint of epoch 1");
+    assert_eq!(ckpt.meta("step"), Some("1"));
     let _ = std::fs::remove_dir_all(out);
 }

@@ -63,6 +63,14 @@ pub enum TrainError {
         /// The optimiser step at which it happened.
         step: u64,
     },
+    /// A run's directory cannot be created or written to (found before
+    /// training starts, by creating it and a probe file in it).
+    Unwritable {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
 }
 
 /// `Result` with [`TrainError`].
@@ -151,6 +159,11 @@ impl fmt::Display for TrainError {
                 f,
                 "the training loss is not finite at step {step}: the run diverged; lower --lr or the noise strength --a"
             ),
+            TrainError::Unwritable { path, source } => write!(
+                f,
+                "cannot create or write in the run directory {}: {source}; choose an --out directory this user can write to",
+                path.display()
+            ),
         }
     }
 }
@@ -160,7 +173,7 @@ impl std::error::Error for TrainError {
         match self {
             TrainError::Core(e) => Some(e),
             TrainError::Data(e) => Some(e),
-            TrainError::Io { source, .. } => Some(source),
+            TrainError::Io { source, .. } | TrainError::Unwritable { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -19,6 +19,12 @@
 //! run that was never interrupted (`tests/train_resume.rs` kills a real
 //! process to check this).
 //!
+//! [`RunFiles::prepare`] makes a run's directory ready before training
+//! (created, proven writable, temporaries of killed writes removed, its
+//! contents reported), and [`Trainer::run_until_stopped`] stops between two
+//! steps when a flag is set — e.g. by a Ctrl-C handler — with a checkpoint
+//! of the step reached.
+//!
 //! # One step
 //!
 //! With ghost batches of `g` examples a batch runs in chunks; for chunk `k`
@@ -47,6 +53,7 @@ mod config;
 mod error;
 mod files;
 mod memory;
+mod run_dir;
 mod trainer;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomic, Checkpoint, TensorData};
@@ -57,8 +64,9 @@ pub use memory::{
     available_memory, check_memory, Bytes, Footprint, MemoryEstimate, EVAL_BATCH,
     FALLBACK_MEMORY_LIMIT,
 };
+pub use run_dir::RunDirState;
 pub(crate) use trainer::upload_batch;
 pub use trainer::{
-    evaluate, network_from_checkpoint, Event, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
+    evaluate, network_from_checkpoint, Event, RunEnd, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
 };

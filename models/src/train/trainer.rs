@@ -2,6 +2,7 @@
 //! evaluation, checkpoints.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use smoothout::{Draw, ParamSpec, Real, Sgd, SmoothOut, TensorBackend};
@@ -76,6 +77,20 @@ pub enum Event<'a> {
         /// The file.
         path: &'a Path,
         /// Optimiser steps it holds.
+        step: u64,
+    },
+}
+
+/// How [`Trainer::run_until_stopped`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunEnd {
+    /// The run is finished, or reached the step it was asked to stop at.
+    Done,
+    /// The stop flag was set: training stopped after `step` optimiser
+    /// steps (and, with files, the checkpoint holds that step).
+    Stopped {
+        /// Optimiser steps done.
         step: u64,
     },
 }
@@ -583,13 +598,73 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         files: Option<&RunFiles>,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<EpochMetrics>> {
+        self.run_until_stopped(step, data, files, on_event, &AtomicBool::new(false))?;
+        Ok(self.history.clone())
+    }
+
+    /// [`Trainer::run_until`] that also stops, between two steps, once
+    /// `stop` is set — by a signal handler, another thread, or `on_event`'s
+    /// owner. The step under way when `stop` is set finishes (with its
+    /// epoch's evaluation if it ends one); then, with `files`, a checkpoint
+    /// of the step reached is written (unless one was just written), so
+    /// that [`Trainer::resume`] continues bit-identically. `stop` is only
+    /// read, never reset.
+    ///
+    /// A `stop` already set when this is called takes no step and writes
+    /// nothing.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use smoothout::Reference;
+    /// use smoothout_models::data::Dataset;
+    /// use smoothout_models::train::{Event, Method, Network, RunEnd, TrainConfig, Trainer};
+    ///
+    /// let data = Dataset::digits_embedded().shuffled_split(300, 0)?;
+    /// let cfg = TrainConfig::new(Method::Baseline, Network::Mlp(vec![16])).with_batch(128);
+    /// let mut t = Trainer::new(Reference::<f32>::new(), cfg, &data.train)?;
+    /// let stop = AtomicBool::new(false);
+    /// let end = t.run_until_stopped(u64::MAX, &data, None, &mut |e| {
+    ///     if let Event::Step(s) = e {
+    ///         if s.global_step == 5 {
+    ///             stop.store(true, Ordering::Relaxed); // e.g. from a Ctrl-C handler
+    ///         }
+    ///     }
+    /// }, &stop)?;
+    /// assert_eq!(end, RunEnd::Stopped { step: 5 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::run`].
+    pub fn run_until_stopped(
+        &mut self,
+        step: u64,
+        data: &Split,
+        files: Option<&RunFiles>,
+        on_event: &mut dyn FnMut(Event<'_>),
+        stop: &AtomicBool,
+    ) -> Result<RunEnd> {
         if files.and_then(|f| f.every) == Some(0) {
             return Err(TrainError::config(
                 "--checkpoint-every",
                 "must be at least 1",
             ));
         }
+        // The step of the last checkpoint this call wrote, if any.
+        let mut saved = None;
+        let start = self.step;
         while !self.finished() && self.step < step {
+            if stop.load(Ordering::Relaxed) {
+                if let Some(f) = files.filter(|_| saved != Some(self.step) && self.step > start) {
+                    let path = f.dir.join(CHECKPOINT_FILE);
+                    self.save(&path)?;
+                    on_event(Event::Saved {
+                        path: &path,
+                        step: self.step,
+                    });
+                }
+                return Ok(RunEnd::Stopped { step: self.step });
+            }
             let info = self.step(&data.train)?;
             on_event(Event::Step(&info));
             let at_epoch_end = info.step_in_epoch == info.steps_per_epoch;
@@ -606,6 +681,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                     if at_epoch_end {
                         write_metrics(&f.dir, &self.history)?;
                     }
+                    saved = Some(self.step);
                     on_event(Event::Saved {
                         path: &path,
                         step: self.step,
@@ -613,7 +689,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 }
             }
         }
-        Ok(self.history.clone())
+        Ok(RunEnd::Done)
     }
 
     /// Evaluates after epoch `epoch` (1-based) and appends its metrics.

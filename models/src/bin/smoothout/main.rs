@@ -3,7 +3,9 @@
 mod args;
 mod experiment;
 mod flatness;
+mod interrupt;
 mod progress;
+mod run_dirs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ use smoothout_models::data::{
     Split,
 };
 use smoothout_models::train::{
-    evaluate, load_checkpoint, network_from_checkpoint, Checkpoint, EpochMetrics, Network,
+    evaluate, load_checkpoint, network_from_checkpoint, Checkpoint, EpochMetrics, Network, RunEnd,
     RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
 };
 
@@ -49,7 +51,10 @@ fn main() -> ExitCode {
         Command::Fetch(a) => fetch(&a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        // Stopped by SIGINT/SIGTERM after checkpointing: 128 + the signal.
+        Ok(()) => interrupt::received().map_or(ExitCode::SUCCESS, |sig| {
+            ExitCode::from(interrupt::exit_status(sig))
+        }),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -157,6 +162,7 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
     let net_name = configs
         .first()
         .map_or_else(String::new, |c| c.network.name());
+    interrupt::install()?;
     let data = load(a.dataset, &a.data_dir)?;
     let kind = a.dataset.kind();
     eprintln!(
@@ -168,27 +174,40 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
         data.train.classes()
     );
     let normalize = Normalize::fit(&data.train)?;
-    let mut results = Vec::new();
-    let mut runs = Vec::new();
+    let run_files = |name: &str| RunFiles {
+        dir: a.out.join(name),
+        every: Some(a.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY)),
+    };
+    // Every run's directory, before the first run trains.
+    for cfg in &configs {
+        let name = run_name(a, cfg);
+        run_dirs::prepare(&name, &run_files(&name), a.resume)?;
+    }
+    let (mut results, mut runs, total) = (Vec::new(), Vec::new(), configs.len());
     for cfg in configs {
-        let name = format!(
-            "{}-{}-{}-seed{}",
-            kind.name(),
-            cfg.network.name(),
-            cfg.method.name(),
-            cfg.seed
-        );
-        let dir = a.out.join(&name);
-        let files = RunFiles {
-            dir: dir.clone(),
-            every: Some(a.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY)),
-        };
+        let name = run_name(a, &cfg);
+        let files = run_files(&name);
+        let dir = files.dir.clone();
         let (method, seed) = (cfg.method.name().to_string(), cfg.seed);
         let (last, secs, flatness) = on_device!(
             a.device,
             a.threads,
             train_one(cfg, a, &data, &normalize, measure.as_ref(), &name, &files)
         )?;
+        if let Some(sig) = interrupt::received() {
+            let left = total - results.len() - 1;
+            eprintln!(
+                "\n{} stopped training{}. To continue:\n  {}",
+                interrupt::name(sig),
+                if left > 0 {
+                    format!("; {left} more run(s) did not start")
+                } else {
+                    String::new()
+                },
+                interrupt::resume_command()
+            );
+            return Ok(());
+        }
         if let Some(m) = &last {
             runs.push(RunResult {
                 method,
@@ -223,6 +242,17 @@ fn train(a: &TrainArgs) -> Result<(), TrainError> {
         }
     }
     Ok(())
+}
+
+/// The directory name of run `cfg` under `--out`.
+fn run_name(a: &TrainArgs, cfg: &TrainConfig) -> String {
+    format!(
+        "{}-{}-{}-seed{}",
+        a.dataset.kind().name(),
+        cfg.network.name(),
+        cfg.method.name(),
+        cfg.seed
+    )
 }
 
 /// Trains (or resumes) one run on backend `b`, then measures its flatness
@@ -266,8 +296,27 @@ fn train_one<B: TensorBackend + 'static>(
     trainer.annotate("dataset", a.dataset.kind().name());
     let start = Instant::now();
     let mut progress = Progress::new(name, &trainer, a.quiet);
-    let history = trainer.run(data, Some(files), &mut |e| progress.event(&e))?;
+    let end = trainer.run_until_stopped(
+        u64::MAX,
+        data,
+        Some(files),
+        &mut |e| progress.event(&e),
+        interrupt::flag(),
+    )?;
     progress.finish();
+    let history = trainer.history().to_vec();
+    if let RunEnd::Stopped { step } = end {
+        let total = trainer.total_epochs() * trainer.steps_per_epoch();
+        match step {
+            0 => eprintln!("{name}: stopped before its first step"),
+            _ if ckpt.exists() => eprintln!(
+                "{name}: stopped at step {step} of {total}; {} holds it",
+                ckpt.display()
+            ),
+            _ => eprintln!("{name}: stopped at step {step} of {total}"),
+        }
+        return Ok((history.last().cloned(), start.elapsed().as_secs_f64(), None));
+    }
     let secs = start.elapsed().as_secs_f64();
     let flatness = match measure {
         Some(m) => {
