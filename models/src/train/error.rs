@@ -38,6 +38,15 @@ pub enum TrainError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A checkpoint file carries no checksums (written before smoothout
+    /// stored them, or by another program), so damage to it cannot be
+    /// detected; it is refused unless the loader is told to accept such
+    /// files (`LoadOptions::accept_unchecked`,
+    /// `--accept-unchecked-checkpoint`).
+    UncheckedCheckpoint {
+        /// The file.
+        path: PathBuf,
+    },
     /// The loss became NaN or infinite (diverged): lower the learning rate
     /// or the noise.
     NonFinite {
@@ -82,9 +91,13 @@ impl fmt::Display for TrainError {
             TrainError::Data(e) => write!(f, "{e}"),
             TrainError::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            TrainError::Checkpoint { path, reason } => write!(
+            TrainError::Checkpoint { path, reason } => {
+                write!(f, "checkpoint {}: {reason}", path.display())
+            }
+            TrainError::UncheckedCheckpoint { path } => write!(
                 f,
-                "checkpoint {}: {reason} (start afresh without --resume, or point --out at the run that wrote it)",
+                "checkpoint {} carries no checksums (it was written by an older smoothout, or by another program), \
+                 so damage to it cannot be detected: pass --accept-unchecked-checkpoint to load it anyway",
                 path.display()
             ),
             TrainError::NonFinite { step } => write!(
