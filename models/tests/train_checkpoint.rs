@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use smoothout_models::train::{
-    history_from_str, history_to_string, load_checkpoint, save_checkpoint, write_atomic,
-    write_metrics, Checkpoint, EpochMetrics, TensorData, TrainError,
+    history_from_str, history_to_string, load_checkpoint, load_checkpoint_with, save_checkpoint,
+    write_atomic, write_metrics, Checkpoint, EpochMetrics, LoadOptions, TensorData, TrainError,
 };
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -141,10 +141,58 @@ fn sample_bytes() -> Vec<u8> {
 
 /// Writes `bytes` to a file and loads it.
 fn load_bytes(bytes: &[u8]) -> Result<Checkpoint, TrainError> {
+    load_bytes_with(bytes, LoadOptions::default())
+}
+
+/// Writes `bytes` to a file and loads it with `options`.
+fn load_bytes_with(bytes: &[u8], options: LoadOptions) -> Result<Checkpoint, TrainError> {
     let dir = Scratch::new("bytes");
     let path = dir.path("x.safetensors");
     fs::write(&path, bytes).unwrap();
-    load_checkpoint(&path)
+    load_checkpoint_with(&path, options)
+}
+
+/// Loading that accepts files without checksums (hand-written ones).
+const ACCEPT: LoadOptions = LoadOptions {
+    accept_unchecked: true,
+};
+
+/// Whether two checkpoints hold the same tensors (bit for bit, NaNs
+/// included) and metadata.
+fn same_checkpoint(a: &Checkpoint, b: &Checkpoint) -> bool {
+    let bits = |d: &TensorData| -> Vec<u64> {
+        match d {
+            TensorData::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
+            TensorData::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
+        }
+    };
+    a.metadata == b.metadata
+        && a.tensors.len() == b.tensors.len()
+        && a.tensors.iter().all(|(name, shape, data)| {
+            b.tensor(name).is_some_and(|(s, d)| {
+                s == shape.as_slice()
+                    && core::mem::discriminant(d) == core::mem::discriminant(data)
+                    && bits(d) == bits(data)
+            })
+        })
+}
+
+/// The header of a safetensors file as JSON, and where the data start.
+fn split_file(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, usize) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value =
+        serde_json::from_str(std::str::from_utf8(&bytes[8..8 + n]).unwrap()).unwrap();
+    let serde_json::Value::Object(map) = header else {
+        panic!("the header is an object")
+    };
+    (map, 8 + n)
+}
+
+/// `bytes` with its header replaced by `header` (the data unchanged).
+fn with_header(bytes: &[u8], header: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    let (_, data_start) = split_file(bytes);
+    let text = serde_json::to_string(header).unwrap();
+    raw_file(&text, &bytes[data_start..])
 }
 
 /// A safetensors file assembled by hand from a header string and data.
@@ -419,8 +467,14 @@ fn data_offsets_out_of_range() {
 #[test]
 fn hand_written_valid_file_loads() {
     // Checks the parser against the format independently of our writer.
+    // The file carries no checksums: refused unless that is accepted.
     let header = "{\"__metadata__\":{\"k\":\"v\"},\"w\":{\"dtype\":\"F64\",\"shape\":[1,1],\"data_offsets\":[0,8]}}";
-    let c = load_bytes(&raw_file(header, &(-0.0f64).to_le_bytes())).unwrap();
+    let file = raw_file(header, &(-0.0f64).to_le_bytes());
+    assert!(matches!(
+        load_bytes(&file),
+        Err(TrainError::UncheckedCheckpoint { .. })
+    ));
+    let c = load_bytes_with(&file, ACCEPT).unwrap();
     assert_eq!(c.meta("k"), Some("v"));
     let (shape, data) = c.tensor("w").unwrap();
     assert_eq!(shape, &[1, 1]);
@@ -473,6 +527,275 @@ fn every_truncation_is_a_checkpoint_error() {
         load_checkpoint(&path),
         Err(TrainError::Checkpoint { .. })
     ));
+}
+
+/// CRC-32 (IEEE, reflected, as zlib's `crc32`) bit by bit: a reference
+/// independent of the crate the writer uses.
+fn crc32_reference(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn crc32_reference_is_zlibs() {
+    // The check value of CRC-32/ISO-HDLC.
+    assert_eq!(crc32_reference(b"123456789"), 0xcbf4_3926);
+}
+
+/// The header's checksum as the module documentation lays it out.
+fn documented_header_crc(
+    header: &serde_json::Map<String, serde_json::Value>,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> u32 {
+    let text = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    let mut covered = Vec::new();
+    let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
+    names.sort();
+    for name in names {
+        let info = &header[name.as_str()];
+        covered.push(b'T');
+        text(&mut covered, name);
+        text(&mut covered, info["dtype"].as_str().unwrap());
+        let shape = info["shape"].as_array().unwrap();
+        covered.extend_from_slice(&(shape.len() as u64).to_le_bytes());
+        for d in shape {
+            covered.extend_from_slice(&d.as_u64().unwrap().to_le_bytes());
+        }
+    }
+    for (k, v) in metadata {
+        covered.push(b'M');
+        text(&mut covered, k);
+        text(&mut covered, v);
+    }
+    crc32_reference(&covered)
+}
+
+#[test]
+fn checksums_are_crc32_as_documented() {
+    let bytes = sample_bytes();
+    let (header, data_start) = split_file(&bytes);
+    let meta = header["__metadata__"].as_object().unwrap();
+    let mut tensors = 0;
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let offsets = info["data_offsets"].as_array().unwrap();
+        let (a, b) = (
+            offsets[0].as_u64().unwrap() as usize,
+            offsets[1].as_u64().unwrap() as usize,
+        );
+        let want = format!(
+            "crc32:{:08x}",
+            crc32_reference(&bytes[data_start + a..data_start + b])
+        );
+        assert_eq!(meta[&format!("checksum.{name}")], want.as_str(), "{name}");
+        tensors += 1;
+    }
+    assert_eq!(tensors, sample_checkpoint().tensors.len());
+    // The header's: over the tensor list and the metadata other than the
+    // checksums, which is exactly what was saved.
+    let saved = sample_checkpoint().metadata;
+    let want = format!("crc32:{:08x}", documented_header_crc(&header, &saved));
+    assert_eq!(meta["checksum.__metadata__"], want.as_str());
+    assert_eq!(meta.len(), saved.len() + tensors + 1);
+    // Loading verifies and removes them.
+    let loaded = load_bytes(&bytes).unwrap();
+    assert_eq!(loaded.metadata, saved);
+    assert!(same_checkpoint(&loaded, &sample_checkpoint()));
+}
+
+#[test]
+fn a_damaged_tensor_is_named() {
+    let bytes = sample_bytes();
+    let (header, data_start) = split_file(&bytes);
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let offsets = info["data_offsets"].as_array().unwrap();
+        let (a, b) = (
+            offsets[0].as_u64().unwrap() as usize,
+            offsets[1].as_u64().unwrap() as usize,
+        );
+        if b == a {
+            continue;
+        }
+        // The first, a middle and the last bit of the tensor's data.
+        for bit in [0, (b - a) * 4 + 3, (b - a) * 8 - 1] {
+            let mut damaged = bytes.clone();
+            damaged[data_start + a + bit / 8] ^= 1 << (bit % 8);
+            for options in [LoadOptions::default(), ACCEPT] {
+                let r = checkpoint_reason(load_bytes_with(&damaged, options));
+                assert!(
+                    r.contains(&format!("tensor '{name}'")) && r.contains("checksum"),
+                    "{r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_changed_header_fails_its_checksum() {
+    let bytes = sample_bytes();
+    let (header, _) = split_file(&bytes);
+    // A metadata value, a shape (same element count) and a metadata key,
+    // each changed consistently with everything else in the file.
+    let mut value = header.clone();
+    value["__metadata__"]["epoch"] = "13".into();
+    let mut shape = header.clone();
+    shape["layer.0.weight"]["shape"] = serde_json::json!([9, 4]);
+    let mut empty = header.clone();
+    empty["empty"]["shape"] = serde_json::json!([0, 6]);
+    let mut key = header.clone();
+    let meta = key["__metadata__"].as_object_mut().unwrap();
+    let v = meta.remove("epoch").unwrap();
+    meta.insert("epocH".into(), v);
+    for changed in [value, shape, empty, key] {
+        let r = checkpoint_reason(load_bytes(&with_header(&bytes, &changed)));
+        assert!(r.contains("header") && r.contains("checksum"), "{r}");
+    }
+}
+
+#[test]
+fn missing_extra_or_malformed_checksums_are_refused() {
+    let bytes = sample_bytes();
+    let (header, _) = split_file(&bytes);
+    let edit = |f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
+        let mut h = header.clone();
+        f(h["__metadata__"].as_object_mut().unwrap());
+        with_header(&bytes, &h)
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            edit(&|m| {
+                m.remove("checksum.z.double");
+            }),
+            "tensor 'z.double' has no checksum",
+        ),
+        (
+            edit(&|m| {
+                m.remove("checksum.__metadata__");
+            }),
+            "the header has no checksum",
+        ),
+        (
+            edit(&|m| {
+                m.insert("checksum.ghost".into(), "crc32:00000000".into());
+            }),
+            "'ghost'",
+        ),
+        (
+            edit(&|m| {
+                m.insert("checksum.empty".into(), "crc32:0000000".into());
+            }),
+            "`checksum.empty` is not a checksum",
+        ),
+        (
+            edit(&|m| {
+                m.insert("checksum.empty".into(), "md5:00000000".into());
+            }),
+            "`checksum.empty` is not a checksum",
+        ),
+    ];
+    for (file, want) in cases {
+        // Accepting files without checksums does not excuse a file that
+        // has some.
+        for options in [LoadOptions::default(), ACCEPT] {
+            let r = checkpoint_reason(load_bytes_with(&file, options));
+            assert!(r.contains(want), "{want}: {r}");
+        }
+    }
+    // With every checksum gone the file is unchecked: refused unless
+    // accepted, and then it loads as saved.
+    let bare = edit(&|m| m.retain(|k, _| !k.starts_with("checksum.")));
+    match load_bytes(&bare) {
+        Err(e @ TrainError::UncheckedCheckpoint { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("no checksums") && text.contains("--accept-unchecked-checkpoint"),
+                "{text}"
+            );
+        }
+        other => panic!("expected UncheckedCheckpoint, got {other:?}"),
+    }
+    assert!(same_checkpoint(
+        &load_bytes_with(&bare, ACCEPT).unwrap(),
+        &sample_checkpoint()
+    ));
+}
+
+#[test]
+fn checksum_keys_are_reserved() {
+    let dir = Scratch::new("reserved");
+    let path = dir.path("r.safetensors");
+    let mut c = sample_checkpoint();
+    c.metadata
+        .insert("checksum.layer.0.bias".into(), "crc32:00000000".into());
+    let r = checkpoint_reason(save_checkpoint(&path, &c).map(|()| Checkpoint::new()));
+    assert!(r.contains("reserved"), "{r}");
+    assert!(dir.listing().is_empty());
+    // A key that merely starts with the same word is the user's.
+    let mut c = sample_checkpoint();
+    c.metadata.insert("checksums".into(), "mine".into());
+    save_checkpoint(&path, &c).unwrap();
+    assert_eq!(
+        load_checkpoint(&path).unwrap().meta("checksums"),
+        Some("mine")
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_reported_as_unreadable() {
+    let dir = Scratch::new("unreadable");
+    // A directory where the file should be: readable by nobody, root too.
+    let path = dir.path("ckpt.safetensors");
+    fs::create_dir(&path).unwrap();
+    match load_checkpoint(&path) {
+        Err(e @ TrainError::Io { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("cannot be read"), "{text}");
+            let TrainError::Io { source, .. } = e else {
+                unreachable!()
+            };
+            assert_ne!(source.kind(), std::io::ErrorKind::NotFound);
+            // The operating system's error stays the source.
+            assert!(std::error::Error::source(&source).is_some());
+        }
+        other => panic!("expected Io, got {other:?}"),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.path("locked.safetensors");
+        save_checkpoint(&file, &sample_checkpoint()).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).unwrap();
+        if fs::read(&file).is_ok() {
+            eprintln!("skipping the permission case: this process reads any file (root)");
+        } else {
+            match load_checkpoint(&file) {
+                Err(TrainError::Io { source, .. }) => {
+                    assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+                    assert!(source.to_string().contains("cannot be read"), "{source}");
+                }
+                other => panic!("expected Io PermissionDenied, got {other:?}"),
+            }
+        }
+    }
 }
 
 fn sample_history() -> Vec<EpochMetrics> {
@@ -658,13 +981,16 @@ proptest! {
         } else {
             body
         };
-        match load_bytes(&bytes) {
-            Ok(_) | Err(TrainError::Checkpoint { .. }) => {}
-            Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+        for options in [LoadOptions::default(), ACCEPT] {
+            match load_bytes_with(&bytes, options) {
+                Ok(_) | Err(TrainError::Checkpoint { .. } | TrainError::UncheckedCheckpoint { .. }) => {}
+                Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+            }
         }
     }
 
-    /// A valid file with a few bytes changed and cut anywhere: never a panic.
+    /// A valid file with a few bytes changed and cut anywhere: never a
+    /// panic, and never a checkpoint other than the one saved.
     #[test]
     fn damaged_valid_file_never_panics(
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
@@ -673,9 +999,12 @@ proptest! {
         let bytes = sample_bytes();
         let cut = cut % (bytes.len() + 1);
         let damaged = mutate(bytes, &edits, cut);
-        match load_bytes(&damaged) {
-            Ok(_) | Err(TrainError::Checkpoint { .. }) => {}
-            Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+        for options in [LoadOptions::default(), ACCEPT] {
+            match load_bytes_with(&damaged, options) {
+                Ok(c) => prop_assert!(same_checkpoint(&c, &sample_checkpoint()), "loaded other contents"),
+                Err(TrainError::Checkpoint { .. }) => {}
+                Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+            }
         }
     }
 

@@ -152,7 +152,7 @@ pub const SMOOTH_HVP_STEP: f64 = 1e-5;
 /// size does not.
 ///
 /// ```
-/// use smoothout_models::analysis::{FiniteDifferenceHvp, Hvp, Objective, DEFAULT_HVP_STEP};
+/// use smoothout_models::analysis::{FiniteDifferenceHvp, Hvp, Objective, SMOOTH_HVP_STEP};
 /// use smoothout_models::train::Result;
 ///
 /// /// f(x) = exp(x₀) + x₀ x₁²: H = [[eˣ⁰, 2x₁], [2x₁, 2x₀]].
@@ -167,7 +167,8 @@ pub const SMOOTH_HVP_STEP: f64 = 1e-5;
 /// }
 /// let x0 = [0.5, -1.0];
 /// let mut f = F;
-/// let mut h = FiniteDifferenceHvp::new(&mut f, &x0, DEFAULT_HVP_STEP)?;
+/// // A smooth function: the step that balances truncation and rounding.
+/// let mut h = FiniteDifferenceHvp::new(&mut f, &x0, SMOOTH_HVP_STEP)?;
 /// let mut out = [0.0; 2];
 /// h.hvp(&[1.0, 0.0], &mut out)?;
 /// assert!((out[0] - 0.5f64.exp()).abs() < 1e-9 && (out[1] + 2.0).abs() < 1e-9);

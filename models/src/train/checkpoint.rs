@@ -11,6 +11,42 @@
 //! the directory), so a run killed in the middle of a save still finds the
 //! previous checkpoint intact when it resumes.
 //!
+//! # Checksums
+//!
+//! [`save_checkpoint`] adds checksums to the header's `__metadata__`, so that
+//! a file damaged after it was written (a flipped bit on disk, a botched
+//! copy, an edit) is refused rather than loaded as different weights. Each
+//! is a CRC-32 — the IEEE polynomial of zlib, gzip and PNG, as Python's
+//! `zlib.crc32` computes it — written `crc32:` and eight lowercase hex
+//! digits:
+//!
+//! | key | covers |
+//! |---|---|
+//! | `checksum.<tensor name>` | the tensor's data bytes as stored (its little-endian elements) |
+//! | `checksum.__metadata__` | the rest of the header: tensor list and metadata, as below |
+//!
+//! The header's checksum runs over, first, every tensor in the order of
+//! their names — the byte `T`; the name and the dtype (`F32` or `F64`),
+//! each as its byte length (u64 little-endian) followed by its UTF-8 bytes;
+//! the number of dimensions and then each dimension, as u64 little-endian —
+//! and then every metadata entry whose key does not start with `checksum.`,
+//! in the order of the keys: the byte `M`, then key and value, each as
+//! length and bytes. (No tensor can be called `__metadata__`, so its key
+//! is free. The data offsets are not covered: the parser checks them
+//! against the shapes, and the tensors' checksums check what they point
+//! at.)
+//!
+//! [`load_checkpoint`] verifies every checksum and reports the first that
+//! fails, naming the tensor (or the header); it also refuses a file in
+//! which a tensor has no checksum, or a checksum names a tensor the file
+//! does not hold. The checksums are not part of the loaded
+//! [`Checkpoint::metadata`], and keys starting with `checksum.` are
+//! reserved: [`save_checkpoint`] refuses them. A file with no checksum at
+//! all — written before smoothout stored them, or by another program — is
+//! refused with [`TrainError::UncheckedCheckpoint`], unless it is loaded
+//! with [`LoadOptions::accept_unchecked`] (`--accept-unchecked-checkpoint`
+//! on the command line); the next save of a resumed run adds checksums.
+//!
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use std::any::Any;
@@ -114,6 +150,24 @@ impl TensorData {
         }
     }
 
+    /// The first element that is NaN or infinite — its index and value as
+    /// text (`NaN`, `inf`, `-inf`) — and how many such elements there are;
+    /// `None` when every element is finite.
+    pub(crate) fn non_finite(&self) -> Option<(usize, String, usize)> {
+        fn scan<T: Copy + core::fmt::Display>(
+            v: &[T],
+            finite: impl Fn(T) -> bool,
+        ) -> Option<(usize, String, usize)> {
+            let first = v.iter().position(|&x| !finite(x))?;
+            let count = v[first..].iter().filter(|&&x| !finite(x)).count();
+            Some((first, v[first].to_string(), count))
+        }
+        match self {
+            TensorData::F32(v) => scan(v, f32::is_finite),
+            TensorData::F64(v) => scan(v, f64::is_finite),
+        }
+    }
+
     /// Little-endian bytes of the elements.
     fn to_le_bytes(&self) -> Vec<u8> {
         match self {
@@ -165,6 +219,78 @@ impl Checkpoint {
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
     }
+}
+
+/// How [`load_checkpoint_with`] treats a file.
+///
+/// The default is strict: every file must carry checksums.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept a file that carries no checksum at all (written before
+    /// smoothout stored them, or by another program), whose damage cannot
+    /// be detected. A file that carries checksums is verified either way.
+    pub accept_unchecked: bool,
+}
+
+/// Metadata keys starting with this are the checksums (reserved).
+const CHECKSUM_PREFIX: &str = "checksum.";
+/// The key of the header's checksum (no tensor can be called
+/// `__metadata__`, so no tensor's checksum has this key).
+const HEADER_CHECKSUM: &str = "checksum.__metadata__";
+/// What a failed checksum means, and what to do.
+const DAMAGED: &str = concat!(
+    "the file was damaged after it was written (a disk or copy error, or an edit): ",
+    "use an intact copy, or train the run afresh"
+);
+
+/// A checksum as the metadata spells it.
+fn crc_text(crc: u32) -> String {
+    format!("crc32:{crc:08x}")
+}
+
+/// The value of a checksum written by [`crc_text`].
+fn parse_crc(text: &str) -> Option<u32> {
+    let hex = text.strip_prefix("crc32:")?;
+    if hex.len() != 8 || !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// The header's checksum over `tensors` (name, dtype, shape; any order)
+/// and the `metadata` entries that are not checksums (any order), as the
+/// module documentation lays it out.
+fn header_crc<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a str, &'a [usize])>,
+    metadata: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> u32 {
+    fn text(h: &mut crc32fast::Hasher, s: &str) {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut metadata: Vec<_> = metadata
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(CHECKSUM_PREFIX))
+        .collect();
+    metadata.sort_unstable();
+    let mut h = crc32fast::Hasher::new();
+    for (name, dtype, shape) in tensors {
+        h.update(b"T");
+        text(&mut h, name);
+        text(&mut h, dtype);
+        h.update(&(shape.len() as u64).to_le_bytes());
+        for &d in shape {
+            h.update(&(d as u64).to_le_bytes());
+        }
+    }
+    for (k, v) in metadata {
+        h.update(b"M");
+        text(&mut h, k);
+        text(&mut h, v);
+    }
+    h.finalize()
 }
 
 /// A tensor ready for the safetensors writer.
@@ -232,32 +358,58 @@ fn encode(path: &Path, ckpt: &Checkpoint) -> Result<Vec<u8>> {
             },
         ));
     }
-    let metadata = if ckpt.metadata.is_empty() {
-        None
-    } else {
-        Some(
-            ckpt.metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        )
-    };
-    safetensors::serialize(encoded.iter().map(|(n, e)| (*n, e)), metadata)
+    if let Some(key) = ckpt
+        .metadata
+        .keys()
+        .find(|k| k.starts_with(CHECKSUM_PREFIX))
+    {
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "metadata key '{key}' starts with '{CHECKSUM_PREFIX}', which is reserved for the checksums the file carries"
+            ),
+        ));
+    }
+    let mut metadata: HashMap<String, String> = ckpt
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (name, e) in &encoded {
+        metadata.insert(
+            format!("{CHECKSUM_PREFIX}{name}"),
+            crc_text(crc32fast::hash(&e.bytes)),
+        );
+    }
+    let header = header_crc(
+        ckpt.tensors
+            .iter()
+            .map(|(name, shape, data)| (name.as_str(), data.dtype_name(), shape.as_slice())),
+        ckpt.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    metadata.insert(HEADER_CHECKSUM.to_string(), crc_text(header));
+    safetensors::serialize(encoded.iter().map(|(n, e)| (*n, e)), Some(metadata))
         .map_err(|e| TrainError::checkpoint(path, format!("cannot encode: {e}")))
 }
 
 /// Writes `ckpt` to `path` as a safetensors file, atomically.
 ///
 /// Tensors are stored little-endian as `F32` or `F64`; the metadata map
-/// becomes the header's `__metadata__`. The bytes go through
+/// becomes the header's `__metadata__`, with checksums added: a CRC-32 of
+/// each tensor's bytes under `checksum.<tensor name>` and one of the rest
+/// of the header (tensor names, dtypes and shapes, and the metadata) under
+/// `checksum.__metadata__`, each written `crc32:` and eight hex digits (the
+/// exact layout is in the documentation at the top of
+/// `models/src/train/checkpoint.rs`). The bytes go through
 /// [`write_atomic`], so `path` holds either the old file or the complete new
 /// one, never a mixture. The parent directory is created if missing.
 ///
 /// # Errors
 ///
 /// * [`TrainError::Checkpoint`] if two tensors share a name, a name is empty
-///   or `"__metadata__"`, or a shape's element count differs from its
-///   data's length; nothing is written then.
+///   or `"__metadata__"`, a shape's element count differs from its data's
+///   length, or a metadata key starts with `checksum.` (reserved); nothing
+///   is written then.
 /// * [`TrainError::Io`] if creating, writing, syncing or renaming fails.
 ///
 /// # Example
@@ -288,31 +440,70 @@ pub fn save_checkpoint(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint written by [`save_checkpoint`] (or any safetensors
-/// file holding only `F32` and `F64` tensors).
-///
-/// Tensors are listed in the file's order (by data offset); metadata comes
-/// from the header's `__metadata__`, empty if absent. Never panics,
-/// whatever the file holds.
+/// Reads a checkpoint written by [`save_checkpoint`] and verifies its
+/// checksums: [`load_checkpoint_with`] and the default (strict)
+/// [`LoadOptions`], which refuse a file without checksums.
 ///
 /// # Errors
 ///
-/// * [`TrainError::Io`] if the file cannot be read (a missing file keeps
-///   the [`io::ErrorKind::NotFound`] source).
+/// As [`load_checkpoint_with`].
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    load_checkpoint_with(path, LoadOptions::default())
+}
+
+/// Reads a checkpoint written by [`save_checkpoint`] (or, with
+/// [`LoadOptions::accept_unchecked`], any safetensors file holding only
+/// `F32` and `F64` tensors) and verifies its checksums.
+///
+/// Tensors are listed in the file's order (by data offset); metadata comes
+/// from the header's `__metadata__` without the checksums, empty if
+/// absent. Values are not judged: NaN and infinities load as they were
+/// saved (the trainer's loaders refuse them). Never panics, whatever the
+/// file holds.
+///
+/// # Errors
+///
+/// * [`TrainError::Io`] if the file cannot be read; the error keeps the
+///   operating system's kind ([`io::ErrorKind::NotFound`] for a missing
+///   file, `PermissionDenied` for an unreadable one) and says that the file
+///   cannot be read.
 /// * [`TrainError::Checkpoint`] if the bytes are not a valid safetensors
 ///   file (too short, header length past the end, header not UTF-8 JSON,
 ///   data offsets outside the file or not matching the shapes, trailing
-///   bytes) or a tensor has a type other than `F32`/`F64`.
-pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let bytes = fs::read(path).map_err(|e| TrainError::io(path, e))?;
-    decode(path, &bytes)
+///   bytes), a tensor has a type other than `F32`/`F64`, or a checksum is
+///   missing, malformed or does not match: the reason names the tensor,
+///   or the header.
+/// * [`TrainError::UncheckedCheckpoint`] if the file carries no checksum at
+///   all and `options` do not accept that.
+pub fn load_checkpoint_with(path: &Path, options: LoadOptions) -> Result<Checkpoint> {
+    let bytes = fs::read(path).map_err(|e| TrainError::io(path, unreadable(e)))?;
+    decode(path, &bytes, options)
+}
+
+/// `e`, of the same kind, saying that the file cannot be read.
+fn unreadable(e: io::Error) -> io::Error {
+    /// The words around the operating system's error, which stays the
+    /// source.
+    #[derive(Debug)]
+    struct CannotRead(io::Error);
+    impl std::fmt::Display for CannotRead {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot be read: {}", self.0)
+        }
+    }
+    impl std::error::Error for CannotRead {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    io::Error::new(e.kind(), CannotRead(e))
 }
 
 /// The length of the header-size prefix.
 const PREFIX: usize = 8;
 
-/// Parses a whole file.
-fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
+/// Parses a whole file and verifies its checksums.
+fn decode(path: &Path, bytes: &[u8], options: LoadOptions) -> Result<Checkpoint> {
     let bad = |reason: String| TrainError::checkpoint(path, reason);
     precheck(bytes).map_err(bad)?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
@@ -321,11 +512,13 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
         .map_err(|e| bad(format!("not a valid safetensors file: {}", describe(&e))))?;
 
     let mut tensors = Vec::with_capacity(file.len());
+    let mut crcs = Vec::with_capacity(file.len());
     for name in meta.offset_keys() {
         let view = file
             .tensor(&name)
             .map_err(|e| bad(format!("tensor '{name}': {}", describe(&e))))?;
         let raw = view.data();
+        crcs.push(crc32fast::hash(raw));
         let data = match view.dtype() {
             Dtype::F32 => TensorData::F32(
                 raw.chunks_exact(4)
@@ -345,12 +538,84 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
         };
         tensors.push((name, view.shape().to_vec(), data));
     }
-    let metadata = meta
+    let (checksums, metadata): (BTreeMap<String, String>, BTreeMap<String, String>) = meta
         .metadata()
-        .as_ref()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    Ok(Checkpoint { tensors, metadata })
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| k.starts_with(CHECKSUM_PREFIX));
+    let c = Checkpoint { tensors, metadata };
+    if checksums.is_empty() {
+        return if options.accept_unchecked {
+            Ok(c)
+        } else {
+            Err(TrainError::UncheckedCheckpoint {
+                path: path.to_path_buf(),
+            })
+        };
+    }
+    verify(&c, &crcs, &checksums).map_err(bad)?;
+    Ok(c)
+}
+
+/// Checks the checksums of a file that carries some: each tensor's (in
+/// the file's order, `crcs` computed from its bytes), that none names a
+/// missing tensor, then the header's.
+fn verify(
+    c: &Checkpoint,
+    crcs: &[u32],
+    checksums: &BTreeMap<String, String>,
+) -> core::result::Result<(), String> {
+    let stored = |key: &str, what: &str| -> core::result::Result<u32, String> {
+        let text = checksums.get(key).ok_or_else(|| {
+            format!(
+                "{what} has no checksum (metadata `{key}` is missing) although the file carries checksums: \
+                 its header was damaged, or the file was edited"
+            )
+        })?;
+        parse_crc(text).ok_or_else(|| {
+            format!(
+                "metadata `{key}` is not a checksum (`crc32:` and 8 lowercase hex digits): {DAMAGED}"
+            )
+        })
+    };
+    for ((name, _, _), &crc) in c.tensors.iter().zip(crcs) {
+        let want = stored(
+            &format!("{CHECKSUM_PREFIX}{name}"),
+            &format!("tensor '{name}'"),
+        )?;
+        if want != crc {
+            return Err(format!(
+                "tensor '{name}' does not match its checksum (stored {}, its data give {}): {DAMAGED}",
+                crc_text(want),
+                crc_text(crc)
+            ));
+        }
+    }
+    for key in checksums.keys() {
+        let name = &key[CHECKSUM_PREFIX.len()..];
+        if key != HEADER_CHECKSUM && c.tensor(name).is_none() {
+            return Err(format!(
+                "metadata `{key}` is the checksum of a tensor '{name}' that the file does not hold: \
+                 its header was damaged, or the file was edited"
+            ));
+        }
+    }
+    let want = stored(HEADER_CHECKSUM, "the header")?;
+    let got = header_crc(
+        c.tensors
+            .iter()
+            .map(|(name, shape, data)| (name.as_str(), data.dtype_name(), shape.as_slice())),
+        c.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    if want != got {
+        return Err(format!(
+            "the header (its metadata and list of tensors) does not match its checksum (stored {}, the header gives {}): {DAMAGED}",
+            crc_text(want),
+            crc_text(got)
+        ));
+    }
+    Ok(())
 }
 
 /// Checks what the safetensors parser takes on trust: that every data
@@ -395,9 +660,12 @@ fn precheck(bytes: &[u8]) -> core::result::Result<(), String> {
             match o.as_u64() {
                 Some(o) if o <= data_len => {}
                 _ => {
+                    let shown: Vec<String> = offsets.iter().map(ToString::to_string).collect();
                     return Err(format!(
-                        "tensor '{name}' has data offsets {offsets:?} outside the file's {data_len} data bytes"
-                    ))
+                        "tensor '{name}' has data offsets [{}] outside the file's {data_len} data bytes \
+                         (the file is truncated, or its header damaged)",
+                        shown.join(", ")
+                    ));
                 }
             }
         }
@@ -507,7 +775,7 @@ mod tests {
         c.push("a", &[], TensorData::F32(vec![f32::MIN_POSITIVE / 8.0]));
         c.metadata.insert("k".into(), "v".into());
         let bytes = encode(p(), &c).unwrap();
-        let back = decode(p(), &bytes).unwrap();
+        let back = decode(p(), &bytes, LoadOptions::default()).unwrap();
         assert_eq!(back.metadata, c.metadata);
         // The writer orders F64 (wider) before F32.
         let names: Vec<_> = back.tensors.iter().map(|t| t.0.as_str()).collect();
@@ -571,7 +839,7 @@ mod tests {
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header.as_bytes());
         assert!(matches!(
-            decode(p(), &bytes),
+            decode(p(), &bytes, LoadOptions::default()),
             Err(TrainError::Checkpoint { .. })
         ));
     }

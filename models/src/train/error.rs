@@ -57,6 +57,15 @@ pub enum TrainError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A checkpoint file carries no checksums (written before smoothout
+    /// stored them, or by another program), so damage to it cannot be
+    /// detected; it is refused unless the loader is told to accept such
+    /// files (`LoadOptions::accept_unchecked`,
+    /// `--accept-unchecked-checkpoint`).
+    UncheckedCheckpoint {
+        /// The file.
+        path: PathBuf,
+    },
     /// The loss became NaN or infinite (diverged): lower the learning rate
     /// or the noise.
     NonFinite {
@@ -155,6 +164,12 @@ impl fmt::Display for TrainError {
             TrainError::Checkpoint { path, reason } => {
                 write!(f, "checkpoint {}: {reason}", path.display())
             }
+            TrainError::UncheckedCheckpoint { path } => write!(
+                f,
+                "checkpoint {} carries no checksums (it was written by an older smoothout, or by another program), \
+                 so damage to it cannot be detected: pass --accept-unchecked-checkpoint to load it anyway",
+                path.display()
+            ),
             TrainError::NonFinite { step } => write!(
                 f,
                 "the training loss is not finite at step {step}: the run diverged; lower --lr or the noise strength --a"

@@ -9,7 +9,7 @@
 //!
 //! | file | contents |
 //! |---|---|
-//! | `checkpoint.safetensors` | weights, BatchNorm statistics, optimiser buffers, step, metrics so far |
+//! | `checkpoint.safetensors` | weights, BatchNorm statistics, optimiser buffers, step, metrics so far, and a checksum of each tensor and of the header ([`load_checkpoint`] verifies them) |
 //! | `metrics.jsonl` | one JSON object per epoch ([`EpochMetrics`]) |
 //! | `metrics.csv` | the same as CSV |
 //!
@@ -56,7 +56,10 @@ mod memory;
 mod run_dir;
 mod trainer;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, write_atomic, Checkpoint, TensorData};
+pub use checkpoint::{
+    load_checkpoint, load_checkpoint_with, save_checkpoint, write_atomic, Checkpoint, LoadOptions,
+    TensorData,
+};
 pub use config::{Method, Network, NoiseKind, OptimizerKind, PerturbSet, TrainConfig};
 pub use error::{Result, TrainError};
 pub use files::{history_from_str, history_to_string, write_metrics, EpochMetrics};

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use smoothout::{Draw, ParamSpec, Real, Sgd, SmoothOut, TensorBackend};
 
-use super::checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, TensorData};
+use super::checkpoint::{
+    load_checkpoint_with, save_checkpoint, Checkpoint, LoadOptions, TensorData,
+};
 use super::config::{OptimizerKind, TrainConfig};
 use super::error::{Result, TrainError};
 use super::files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
@@ -21,6 +23,8 @@ use crate::optim::{clip_grad_norm, Adam, AdamConfig, OptimState, Optimizer, SgdM
 pub const CHECKPOINT_FORMAT: &str = "smoothout-checkpoint-1";
 /// File name of a run's checkpoint inside its directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// What to do when a checkpoint belongs to another run.
+const RESUME_HINT: &str = "start afresh without --resume, or point --out at the run that wrote it";
 
 /// Streams of the host-side generator, so that data order, augmentation
 /// and anything added later never share draws.
@@ -265,14 +269,32 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         })
     }
 
-    /// [`Trainer::new`], then the state of the checkpoint at `path`.
+    /// [`Trainer::new`], then the state of the checkpoint at `path`, whose
+    /// checksums must be present and intact.
     ///
     /// # Errors
-    /// As [`Trainer::new`] and [`Trainer::restore`]; [`TrainError::Io`]
-    /// when the file cannot be read.
+    /// As [`Trainer::resume_with`].
     pub fn resume(backend: B, config: TrainConfig, train: &Dataset, path: &Path) -> Result<Self> {
+        Self::resume_with(backend, config, train, path, LoadOptions::default())
+    }
+
+    /// [`Trainer::new`], then the state of the checkpoint at `path`, read
+    /// by [`load_checkpoint_with`](super::load_checkpoint_with) with
+    /// `options` (whether a file without checksums is accepted).
+    ///
+    /// # Errors
+    /// As [`Trainer::new`] and [`Trainer::restore`]; as
+    /// [`load_checkpoint_with`](super::load_checkpoint_with) when the file
+    /// cannot be read, is damaged or carries no checksums.
+    pub fn resume_with(
+        backend: B,
+        config: TrainConfig,
+        train: &Dataset,
+        path: &Path,
+        options: LoadOptions,
+    ) -> Result<Self> {
         let mut t = Trainer::new(backend, config, train)?;
-        let ckpt = load_checkpoint(path)?;
+        let ckpt = load_checkpoint_with(path, options)?;
         t.restore(&ckpt, path)?;
         Ok(t)
     }
@@ -802,25 +824,34 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     ///
     /// # Errors
     /// [`TrainError::Checkpoint`] when the checkpoint is of another format,
-    /// configuration, network or element type, or lacks a tensor; nothing
-    /// is changed then.
+    /// configuration, network or element type, lacks a tensor, or holds a
+    /// NaN or infinity in any tensor (named) or in its epoch's running
+    /// sums — values that came from the file, refused before any training
+    /// could be blamed for them; nothing is changed then.
     pub fn restore(&mut self, c: &Checkpoint, path: &Path) -> Result<()> {
         let r = Reader { c, path };
-        r.check_format()?;
+        r.check_format().map_err(|e| match e {
+            TrainError::Checkpoint { path, reason } => TrainError::Checkpoint {
+                path,
+                reason: format!("{reason} ({RESUME_HINT})"),
+            },
+            e => e,
+        })?;
         let fp = self.config.fingerprint();
         let stored = r.meta("fingerprint")?;
         if stored != fp {
             return Err(r.bad(format!(
-                "it was written by another configuration:\n  checkpoint: {stored}\n  this run:   {fp}"
+                "it was written by another configuration ({RESUME_HINT}):\n  checkpoint: {stored}\n  this run:   {fp}"
             )));
         }
         let step: u64 = r.number("step")?;
         if step > self.total_steps() {
             return Err(r.bad(format!(
-                "it holds {step} steps, more than this run's {} epochs of {} steps",
+                "it holds {step} steps, more than this run's {} epochs of {} steps ({RESUME_HINT})",
                 self.total_epochs, self.steps_per_epoch
             )));
         }
+        r.check_finite()?;
         // Read and check everything before changing anything.
         let params: Vec<Vec<B::Elem>> = self
             .specs
@@ -847,16 +878,16 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let stored = r.meta("optim_kind")?;
         if stored != current.kind {
             return Err(r.bad(format!(
-                "its optimiser is {stored}, this run's is {}",
+                "its optimiser is {stored}, this run's is {} ({RESUME_HINT})",
                 current.kind
             )));
         }
         let history = history_from_str(path, r.meta("history")?)?;
         let sums = EpochSums {
-            loss: r.number("epoch_loss")?,
+            loss: r.finite("epoch_loss")?,
             correct: r.number("epoch_correct")?,
             seen: r.number("epoch_seen")?,
-            seconds: r.number("epoch_seconds")?,
+            seconds: r.finite("epoch_seconds")?,
         };
         let b = &self.backend;
         for (p, v) in self.net.params_mut().into_iter().zip(&params) {
@@ -950,12 +981,45 @@ impl<'a> Reader<'a> {
             .map_err(|_| self.bad(format!("metadata `{key}` is not a number")))
     }
 
+    /// Metadata `key` as a finite number.
+    fn finite(&self, key: &str) -> Result<f64> {
+        let v: f64 = self.number(key)?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.bad(format!(
+                "metadata `{key}` is {v}, not a finite number: the run that wrote it had diverged, \
+                 or the file was edited"
+            )))
+        }
+    }
+
     fn check_format(&self) -> Result<()> {
         if self.meta("format")? == CHECKPOINT_FORMAT {
             Ok(())
         } else {
             Err(self.bad(format!("format is not {CHECKPOINT_FORMAT}")))
         }
+    }
+
+    /// Every tensor of the checkpoint, whether it is used or not, holds
+    /// only finite values; the error names the first tensor that does not.
+    fn check_finite(&self) -> Result<()> {
+        for (name, _, data) in &self.c.tensors {
+            if let Some((at, value, count)) = data.non_finite() {
+                let others = match count {
+                    1 => String::new(),
+                    n => format!("; {} more after it", n - 1),
+                };
+                return Err(self.bad(format!(
+                    "tensor '{name}' holds {value} at element {at} of {}{others}: the checkpoint \
+                     stores non-finite values (the run that wrote it had diverged, or the file was \
+                     edited), so it cannot be used",
+                    data.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Tensor `name` as `len` elements of the run's type.
@@ -1070,12 +1134,13 @@ pub fn evaluate<B: TensorBackend + 'static>(
 ///
 /// # Errors
 /// [`TrainError::Checkpoint`], naming `path`, when the checkpoint lacks a
-/// tensor or metadata entry, holds another element type, or holds values
-/// no network is built from (an unknown network, 0 classes, an image shape
-/// the network cannot take, a standard deviation that is not positive, a
-/// network of another size than its tensors); [`TrainError::Memory`] when
-/// the network its metadata describes needs more memory than is available
-/// (checked before anything is allocated).
+/// tensor or metadata entry, holds another element type, holds a NaN or
+/// an infinity in any tensor (named), or holds values no network is built
+/// from (an unknown network, 0 classes, an image shape the network cannot
+/// take, a standard deviation that is not positive, a network of another
+/// size than its tensors); [`TrainError::Memory`] when the network its
+/// metadata describes needs more memory than is available (checked before
+/// anything is allocated).
 pub fn network_from_checkpoint<B: TensorBackend + 'static>(
     b: &B,
     c: &Checkpoint,
@@ -1083,6 +1148,7 @@ pub fn network_from_checkpoint<B: TensorBackend + 'static>(
 ) -> Result<(Sequential<B>, Normalize, [usize; 3], usize)> {
     let r = Reader { c, path };
     r.check_format()?;
+    r.check_finite()?;
     let name = r.meta("network")?;
     let network = super::config::Network::parse(name)
         .map_err(|_| r.bad(format!("metadata `network` = `{name}` is not a network")))?;

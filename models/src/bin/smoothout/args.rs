@@ -325,6 +325,11 @@ pub struct TrainArgs {
     /// Continue runs from their checkpoints (runs without one start afresh).
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: also accept checkpoints that carry no checksums
+    /// (written by smoothout before it stored them), whose damage cannot be
+    /// detected. The resumed run's next checkpoint carries checksums.
+    #[arg(long, requires = "resume")]
+    pub accept_unchecked_checkpoint: bool,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -375,6 +380,10 @@ pub struct EvalArgs {
     /// products, along a unit direction.
     #[arg(long, default_value_t = smoothout_models::analysis::DEFAULT_HVP_STEP, value_name = "H")]
     pub hvp_step: f64,
+    /// Also accept a checkpoint that carries no checksums (written by
+    /// smoothout before it stored them), whose damage cannot be detected.
+    #[arg(long)]
+    pub accept_unchecked_checkpoint: bool,
 }
 
 #[derive(Args, Debug)]

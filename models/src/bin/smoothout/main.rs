@@ -19,8 +19,8 @@ use smoothout_models::data::{
     Split,
 };
 use smoothout_models::train::{
-    evaluate, load_checkpoint, network_from_checkpoint, Checkpoint, EpochMetrics, Network, RunEnd,
-    RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
+    evaluate, load_checkpoint_with, network_from_checkpoint, Checkpoint, EpochMetrics, LoadOptions,
+    Network, RunEnd, RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
 };
 
 use args::{Cli, Command, DatasetArg, DeviceArg, EvalArgs, FetchArgs, TrainArgs};
@@ -272,7 +272,7 @@ fn train_one<B: TensorBackend + 'static>(
     let dir = &files.dir;
     let ckpt = dir.join(CHECKPOINT_FILE);
     let network = cfg.network.clone();
-    let mut trainer = if ckpt.exists() {
+    let mut trainer = if exists(&ckpt)? {
         if !a.resume {
             return Err(TrainError::Config {
                 setting: "--resume",
@@ -282,7 +282,10 @@ fn train_one<B: TensorBackend + 'static>(
                 ),
             });
         }
-        let t = Trainer::resume(b, cfg, &data.train, &ckpt)?;
+        let options = LoadOptions {
+            accept_unchecked: a.accept_unchecked_checkpoint,
+        };
+        let t = Trainer::resume_with(b, cfg, &data.train, &ckpt, options)?;
         eprintln!(
             "{name}: resuming from {} at step {} of {}",
             ckpt.display(),
@@ -376,6 +379,17 @@ fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
     }
 }
 
+/// Whether `path` exists. Only a missing file is `false`: when the
+/// operating system cannot tell (no permission to search a directory on
+/// the way, a loop of symbolic links, …) that is the error, with its reason,
+/// rather than a file that "does not exist" or a run to start afresh.
+fn exists(path: &Path) -> Result<bool, TrainError> {
+    path.try_exists().map_err(|e| TrainError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(e.kind(), format!("cannot be read: {e}")),
+    })
+}
+
 fn eval(a: &EvalArgs) -> Result<(), TrainError> {
     check_threads(a.threads)?;
     let path = if a.run.is_dir() {
@@ -383,7 +397,7 @@ fn eval(a: &EvalArgs) -> Result<(), TrainError> {
     } else {
         a.run.clone()
     };
-    if !path.exists() {
+    if !exists(&path)? {
         return Err(TrainError::Config {
             setting: "run",
             reason: format!(
@@ -392,7 +406,10 @@ fn eval(a: &EvalArgs) -> Result<(), TrainError> {
             ),
         });
     }
-    let ckpt = load_checkpoint(&path)?;
+    let options = LoadOptions {
+        accept_unchecked: a.accept_unchecked_checkpoint,
+    };
+    let ckpt = load_checkpoint_with(&path, options)?;
     let dataset = match a.dataset {
         Some(d) => d,
         None => {
@@ -444,6 +461,18 @@ fn eval_on<B: TensorBackend + 'static>(
         100.0 * acc,
         data.test.len()
     );
+    if !loss.is_finite() {
+        // The weights are finite (the loader checks), but the outputs
+        // overflow: not a result to report as one.
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its network's test loss on {} is {loss}, not a finite number: its weights are finite \
+                 but its outputs overflow (the run that wrote it had diverged)",
+                dataset.kind().title()
+            ),
+        });
+    }
     if a.hessian {
         let network = Network::parse(ckpt.meta("network").unwrap_or_default())?;
         let mut cfg = MeasureConfig::new(a.examples, a.top, a.threads);
