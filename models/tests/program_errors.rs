@@ -145,7 +145,9 @@ fn eval_errors_name_the_checkpoint_and_fit_eval() {
             edited(&ckpt, &out, "shape.safetensors", |c| {
                 c.metadata.insert("image_shape".into(), "[1, 0, 8]".into());
             }),
-            "its network mlp-16 cannot take [1, 0, 8] images in 10 classes",
+            // (caught by the parameter count the metadata implies, before
+            // any network is built)
+            "its metadata (network = mlp-16, image_shape = [1, 0, 8], classes = 10) describes",
         ),
         (
             edited(&ckpt, &out, "format.safetensors", |c| {
