@@ -103,6 +103,10 @@ pub struct ExperimentArgs {
     /// Training images the Hessian measures use (the first ones).
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pub hessian_examples: usize,
+    /// Reuse kept runs whose checkpoints carry no checksums (written by an
+    /// older smoothout); damage to them cannot be detected.
+    #[arg(long)]
+    pub accept_unchecked_checkpoint: bool,
     /// Seed of training, noise, sharpness starts and directions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -16,7 +16,8 @@ use smoothout_models::analysis::{
 use smoothout_models::data::{Dataset, DatasetKind, Normalize, Split};
 use smoothout_models::layers::Layer;
 use smoothout_models::train::{
-    write_atomic, Method, Network, RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
+    write_atomic, LoadOptions, Method, Network, RunFiles, TrainConfig, TrainError, Trainer,
+    CHECKPOINT_FILE,
 };
 
 use crate::args::ExperimentArgs;
@@ -428,8 +429,11 @@ fn train_one(
     let dir: PathBuf = runs_dir.join(&name);
     let ckpt = dir.join(CHECKPOINT_FILE);
     let b = crate::backend(a.threads)?;
-    let mut trainer = if ckpt.exists() {
-        Trainer::resume(b, cfg, &data.train, &ckpt)?
+    let mut trainer = if crate::exists(&ckpt)? {
+        let options = LoadOptions {
+            accept_unchecked: a.accept_unchecked_checkpoint,
+        };
+        Trainer::resume_with(b, cfg, &data.train, &ckpt, options)?
     } else {
         Trainer::new(b, cfg, &data.train)?
     };

@@ -383,7 +383,7 @@ fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
 /// operating system cannot tell (no permission to search a directory on
 /// the way, a loop of symbolic links, …) that is the error, with its reason,
 /// rather than a file that "does not exist" or a run to start afresh.
-fn exists(path: &Path) -> Result<bool, TrainError> {
+pub(crate) fn exists(path: &Path) -> Result<bool, TrainError> {
     path.try_exists().map_err(|e| TrainError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::new(e.kind(), format!("cannot be read: {e}")),
