@@ -144,6 +144,37 @@ fn seeds_and_measurement_options_are_checked() {
     assert!(!ok && err.contains("--measure-examples"), "{err}");
     let (ok, _, err) = smoothout(&["eval", "nowhere", "--hessian", "--top", "0"]);
     assert!(!ok && !err.contains("panicked"), "{err}");
+    // The Hessian settings' errors name the program's flags.
+    let out = scratch("flags");
+    let (ok, _, err) = smoothout(&[
+        "train",
+        "--method",
+        "baseline",
+        "--net",
+        "mlp-16",
+        "--epochs",
+        "1",
+        "--seed",
+        "0",
+        "--no-measure",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let run = out.join("digits-mlp-16-baseline-seed0");
+    for (flag, value) in [
+        ("--lanczos-steps", "0"),
+        ("--trace-samples", "1"),
+        ("--hvp-step", "0"),
+    ] {
+        let (ok, _, err) = smoothout(&["eval", run.to_str().unwrap(), "--hessian", flag, value]);
+        assert!(
+            !ok && err.contains(&format!("invalid {flag}")),
+            "{flag} {value}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]

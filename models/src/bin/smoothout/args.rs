@@ -384,6 +384,13 @@ pub struct EvalArgs {
     /// products, along a unit direction.
     #[arg(long, default_value_t = smoothout_models::analysis::DEFAULT_HVP_STEP, value_name = "H")]
     pub hvp_step: f64,
+    /// With --hessian: Lanczos steps (Hessian-vector products) for the top
+    /// eigenvalues; at least --top.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub lanczos_steps: usize,
+    /// With --hessian: Rademacher vectors of the trace estimate; at least 2.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub trace_samples: usize,
     /// Also accept a checkpoint that carries no checksums (written by
     /// smoothout before it stored them), whose damage cannot be detected.
     #[arg(long)]

@@ -477,6 +477,8 @@ fn eval_on<B: TensorBackend + 'static>(
         let network = Network::parse(ckpt.meta("network").unwrap_or_default())?;
         let mut cfg = MeasureConfig::new(a.examples, a.top, a.threads);
         cfg.hessian.step = a.hvp_step;
+        cfg.hessian.lanczos_steps = a.lanczos_steps;
+        cfg.hessian.trace_samples = a.trace_samples;
         let f = flatness::measure(&b, &net, &network, &data.train, &normalize, &cfg)?;
         let sp = &f.spectrum;
         let eig: Vec<String> = sp
