@@ -3,32 +3,12 @@
 //! trains, naming the sizes; `eval` of a bad checkpoint names the file and
 //! says what `eval` can do, not what `train --resume` can.
 
+mod program_support;
+use program_support::{scratch, smoothout};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use smoothout_models::train::{load_checkpoint, save_checkpoint, TensorData, CHECKPOINT_FILE};
-
-fn smoothout(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothout"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A fresh directory under the system's temporary one.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "smoothout-program-errors-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 const TINY: [&str; 12] = [
     "train",
@@ -72,7 +52,7 @@ fn a_last_batch_with_a_one_example_chunk_is_refused_before_training() {
             ][..],
         ),
     ] {
-        let out = scratch("last-batch");
+        let out = scratch("program-errors-last-batch");
         let (ok, _, err) = smoothout(&[&TINY[..], extra, &["--out", out.to_str().unwrap()]].concat());
         assert!(!ok, "{extra:?} was accepted");
         for w in words {
@@ -86,7 +66,7 @@ fn a_last_batch_with_a_one_example_chunk_is_refused_before_training() {
         let _ = std::fs::remove_dir_all(out);
     }
     // the batch size the message suggests trains
-    let out = scratch("last-batch-ok");
+    let out = scratch("program-errors-last-batch-ok");
     let (ok, _, err) =
         smoothout(&[&TINY[..], &["--batch", "5", "--out", out.to_str().unwrap()]].concat());
     assert!(ok, "{err}");
@@ -113,7 +93,7 @@ fn edited(
 /// --resume` of the same file keeps its own advice.
 #[test]
 fn eval_errors_name_the_checkpoint_and_fit_eval() {
-    let out = scratch("eval");
+    let out = scratch("program-errors-eval");
     let (ok, _, err) = smoothout(&[&TINY[..], &["--out", out.to_str().unwrap()]].concat());
     assert!(ok, "{err}");
     let run = out.join("digits-mlp-16-baseline-seed0");

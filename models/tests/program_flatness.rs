@@ -1,26 +1,8 @@
 //! The main command's flatness table and picture, and `eval --hessian`,
 //! run as a user runs them.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn smoothout(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothout"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smoothout-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+mod program_support;
+use program_support::{scratch, smoothout};
 
 /// The number after `key` in `text` (up to the next space or comma).
 fn number_after(text: &str, key: &str) -> f64 {

@@ -3,19 +3,16 @@
 //! are errors up front; temporaries left by a killed checkpoint write are
 //! removed, and nothing else is.
 
-use std::path::{Path, PathBuf};
+mod program_support;
+use program_support::scratch;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use smoothout_models::train::CHECKPOINT_FILE;
 
 const BASELINE: &str = "digits-mlp-16-baseline-seed0";
 const ADA: &str = "digits-mlp-16-adasmoothout-seed0";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smoothout-rundir-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// One epoch of a small network on the digits into `out`.
 fn train(out: &Path, extra: &[&str]) -> Output {
@@ -56,7 +53,7 @@ fn refused_before_training(o: &Output) -> String {
 
 #[test]
 fn files_without_a_checkpoint_are_not_overwritten() {
-    let out = scratch("stray");
+    let out = scratch("rundir-stray");
     let run = out.join(BASELINE);
     std::fs::create_dir_all(&run).unwrap();
     std::fs::write(run.join("metrics.csv"), "mine\n").unwrap();
@@ -75,7 +72,7 @@ fn files_without_a_checkpoint_are_not_overwritten() {
 
 #[test]
 fn a_later_run_that_exists_is_refused_before_the_first_trains() {
-    let out = scratch("later");
+    let out = scratch("rundir-later");
     std::fs::create_dir_all(out.join(ADA)).unwrap();
     // Only its presence matters: the refusal comes before it is read.
     std::fs::write(out.join(ADA).join(CHECKPOINT_FILE), "a run").unwrap();
@@ -88,7 +85,7 @@ fn a_later_run_that_exists_is_refused_before_the_first_trains() {
 
 #[test]
 fn stale_temporaries_of_the_run_are_removed_and_nothing_else() {
-    let out = scratch("stale");
+    let out = scratch("rundir-stale");
     let run = out.join(BASELINE);
     let stale = [
         ".checkpoint.safetensors.tmp-4194305-0",
@@ -140,7 +137,7 @@ fn assert_unwritable(out: &Path) {
 
 #[test]
 fn an_out_under_a_regular_file_is_found_at_the_start() {
-    let dir = scratch("under-file");
+    let dir = scratch("rundir-under-file");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("file"), "").unwrap();
     assert_unwritable(&dir.join("file").join("runs"));
@@ -167,7 +164,7 @@ fn a_read_only_out_is_found_at_the_start() {
         eprintln!("skipped: running as root, for whom a read-only directory is writable");
         return;
     }
-    let out = scratch("read-only");
+    let out = scratch("rundir-read-only");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
     assert_unwritable(&out);

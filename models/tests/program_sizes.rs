@@ -3,7 +3,10 @@
 //! hand-edited metadata. Each command runs as a child process and must end
 //! with exit status 1 and a message — not 134 (abort), not a hang.
 
-use std::path::{Path, PathBuf};
+mod program_support;
+use program_support::scratch;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,12 +54,6 @@ fn refused(args: &[&str], want: &[&str]) {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smoothout-sizes-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 const SMALL: [&str; 8] = [
     "--net",
     "mlp-16",
@@ -73,7 +70,7 @@ const SMALL: [&str; 8] = [
 /// (whose measurements run on the CPU).
 #[test]
 fn too_many_threads_are_refused_by_every_command() {
-    let out = scratch("threads");
+    let out = scratch("sizes-threads");
     let o = out.to_str().unwrap();
     let over = (smoothout_cpu::max_threads() + 1).to_string();
     for threads in [over.as_str(), "100000"] {
@@ -110,7 +107,7 @@ fn too_many_threads_are_refused_by_every_command() {
 /// 255999999744 bytes failed" (exit 134).
 #[test]
 fn a_network_too_large_for_memory_is_refused() {
-    let out = scratch("net");
+    let out = scratch("sizes-net");
     let o = out.to_str().unwrap();
     for (net, want) in [
         ("mlp-999999999", "needs about"),
@@ -154,7 +151,7 @@ fn write_checkpoint(path: &Path, edit: &[(&str, &str)]) {
 /// unbounded allocation.
 #[test]
 fn eval_refuses_a_checkpoint_with_edited_sizes() {
-    let dir = scratch("eval");
+    let dir = scratch("sizes-eval");
     let good = dir.join("good.safetensors");
     write_checkpoint(&good, &[]);
     let (code, err) = smoothout(&["eval", good.to_str().unwrap()], Duration::from_secs(60));

@@ -3,7 +3,8 @@
 //! the `smoothout` program reports missing data with the command that
 //! fetches it.
 
-use std::process::Command;
+mod program_support;
+use program_support::smoothout;
 
 use smoothout::Reference;
 use smoothout_cpu::Cpu;
@@ -206,18 +207,6 @@ fn run_files_hold_metrics_and_a_checkpoint_that_evaluates_the_same() {
     let (loss, acc) = evaluate(&b, &mut net, &norm, &data.test, 100).unwrap();
     assert_eq!((loss, acc), (h[2].test_loss, h[2].test_acc));
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn smoothout(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothout"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -4,19 +4,16 @@
 //! with other learning-rate options is refused while a whole-epoch regime
 //! can be extended.
 
-use std::path::{Path, PathBuf};
+mod program_support;
+use program_support::scratch;
+
+use std::path::Path;
 use std::process::Command;
 
 use smoothout_models::train::{load_checkpoint, CHECKPOINT_FILE};
 
 /// The run directory `smoothout train` names for these runs.
 const RUN: &str = "digits-mlp-16-baseline-seed0";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smoothout-regime-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// `smoothout train` on the digits (a small baseline run) into `out`:
 /// success, stderr.
@@ -85,7 +82,7 @@ fn the_help_explains_the_learning_rate_options() {
 
 #[test]
 fn bad_learning_rate_options_stop_before_training() {
-    let out = scratch("bad");
+    let out = scratch("regime-bad");
     for (extra, want) in [
         (
             &["--milestones", "60,30", "--epochs", "90"][..],
@@ -124,7 +121,7 @@ fn bad_learning_rate_options_stop_before_training() {
 fn train_longer_runs_the_stretched_epochs() {
     // batch 64 in ghost batches of 32: twice the epochs, the drop at base
     // epoch 1 moves to epoch 2
-    let out = scratch("longer");
+    let out = scratch("regime-longer");
     let (ok, err) = train(
         &out,
         &[
@@ -155,7 +152,7 @@ fn train_longer_runs_the_stretched_epochs() {
 
 #[test]
 fn resume_with_other_learning_rate_options_is_refused() {
-    let out = scratch("resume");
+    let out = scratch("regime-resume");
     let (ok, err) = train(&out, &["--epochs", "2", "--milestones", "1"]);
     assert!(ok, "{err}");
     assert_eq!(lrs(&out), [0.1, 0.01]);
