@@ -32,7 +32,7 @@
 use smoothout::reference::fill_unit;
 use smoothout::{NoiseKey, TensorBackend, Unit};
 
-use super::landscape::with_restore;
+use super::landscape::{check_len, with_restore};
 use super::sharpness::{NetworkLoss, Objective};
 use crate::data::{Dataset, Normalize};
 use crate::networks::Sequential;
@@ -830,18 +830,6 @@ fn check_product(out: &[f64]) -> Result<()> {
                 out[i]
             ),
         )),
-    }
-}
-
-fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(TrainError::Core(smoothout::Error::LengthMismatch {
-            what,
-            expected,
-            actual,
-        }))
     }
 }
 

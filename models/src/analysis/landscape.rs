@@ -812,7 +812,7 @@ fn buffer_count<B: TensorBackend, L: Layer<B> + ?Sized>(b: &B, net: &L) -> usize
     net.buffers().iter().map(|(_, x)| b.len(x)).sum()
 }
 
-fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
+pub(super) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
     if expected == actual {
         Ok(())
     } else {
