@@ -74,6 +74,9 @@ pub enum CudaError {
         /// cuBLAS's status name.
         name: &'static str,
     },
+    /// `SMOOTHOUT_CUDA_STANDIN` is set and the CPU stand-in for the driver
+    /// could not be built or loaded.
+    StandIn(crate::standin::StandInError),
     /// A kernel file did not compile (or lacks a kernel it must define).
     Compile {
         /// The file under `backend-cuda/kernels/`.
@@ -110,6 +113,7 @@ impl fmt::Display for CudaError {
                 "cuBLAS could not be initialised: {name}; check that libcublas matches the \
                  driver's CUDA version"
             ),
+            CudaError::StandIn(e) => write!(f, "{e} ({} is set)", crate::standin::ENV),
             CudaError::Compile { file, arch, log } => write!(
                 f,
                 "kernels/{file} did not compile for {arch} with NVRTC:\n{log}"
@@ -142,7 +146,7 @@ pub fn probe(library: Library) -> Result<(), CudaError> {
 /// 13.0, copied because cudarc only has it when it loads CUDA at run time;
 /// when another crate in the build, such as candle, makes cudarc link CUDA
 /// instead, the probe still names the files).
-fn lib_names(stem: &str) -> Vec<String> {
+pub(crate) fn lib_names(stem: &str) -> Vec<String> {
     use std::env::consts::{DLL_PREFIX as P, DLL_SUFFIX as S};
     let w = usize::BITS;
     let (major, minor) = (13, 0);

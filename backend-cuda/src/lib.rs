@@ -30,6 +30,7 @@
 
 mod error;
 pub mod kernels;
+pub mod standin;
 mod tensor;
 
 use std::collections::HashMap;
@@ -112,8 +113,11 @@ impl Cuda {
     /// message says how to install it); [`CudaError::NoDevice`] when the
     /// driver sees no such device; [`CudaError::Compile`] when a kernel does
     /// not compile for this device; [`CudaError::Driver`] or
-    /// [`CudaError::Cublas`] when setting up fails.
+    /// [`CudaError::Cublas`] when setting up fails; [`CudaError::StandIn`]
+    /// when [`standin::ENV`] is set and the stand-in cannot be built or
+    /// loaded.
     pub fn with_device(ordinal: usize) -> core::result::Result<Self, CudaError> {
+        standin::from_env()?;
         probe(Library::Driver)?;
         // cuInit fails with CUDA_ERROR_NO_DEVICE on a machine without a GPU,
         // and with CUDA_ERROR_STUB_LIBRARY where the loaded libcuda is the

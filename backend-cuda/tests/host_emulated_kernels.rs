@@ -3,7 +3,7 @@
 //!
 //! `tests/emu/noise_driver.cpp` compiles `common.cuh` and `noise.cu` as C++
 //! (`-ffp-contract=off -fno-fast-math`, the host's equivalent of NVRTC's
-//! `--fmad=false`) against `tests/emu/cuda_shim.h`. The shim supplies the
+//! `--fmad=false`) against `standin/cuda_shim.h`. The shim supplies the
 //! CUDA built-ins: the thread indices, the `_rn` intrinsics as plain IEEE
 //! operations, `float4`, and the warp shuffles, with each warp's 32 lanes
 //! run as coroutines that meet at every shuffle and exchange values exactly

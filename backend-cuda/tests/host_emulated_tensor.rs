@@ -3,7 +3,7 @@
 //!
 //! `tests/emu/tensor_driver.cpp` compiles `common.cuh` and `tensor.cu` as
 //! C++ (`-ffp-contract=off -fno-fast-math`, the host's equivalent of
-//! NVRTC's `--fmad=false`) against `tests/emu/cuda_shim.h`. Kernels whose
+//! NVRTC's `--fmad=false`) against `standin/cuda_shim.h`. Kernels whose
 //! threads do not communicate run thread after thread; the per-channel
 //! reductions (`channel_partials`, `bn_grad_partials`) run block after
 //! block, each block's 256 threads as coroutines that meet at every

@@ -13,8 +13,10 @@ use smoothout_cuda::Cuda;
 /// moment), or why there is none.
 fn gpu() -> Result<Cuda, String> {
     static GPU: OnceLock<Result<Cuda, String>> = OnceLock::new();
-    GPU.get_or_init(|| Cuda::new().map_err(|e| e.to_string()))
-        .clone()
+    GPU.get_or_init(|| {
+        smoothout_cuda::standin::test_backend(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+    })
+    .clone()
 }
 
 fn upload(v: Vec<f32>) -> <Cuda as smoothout::BackendTypes>::Buffer {

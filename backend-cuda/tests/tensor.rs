@@ -45,7 +45,9 @@ use bounds::{
 /// The process-wide backend, or why there is none.
 fn gpu() -> Option<&'static Cuda> {
     static GPU: OnceLock<Result<Cuda, String>> = OnceLock::new();
-    match GPU.get_or_init(|| Cuda::new().map_err(|e| e.to_string())) {
+    match GPU.get_or_init(|| {
+        smoothout_cuda::standin::test_backend(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+    }) {
         Ok(gpu) => Some(gpu),
         Err(e) => {
             eprintln!("skipped: {e}");

@@ -105,7 +105,9 @@ const LAMBDA: f64 = 10.0;
 /// takes a moment), or `None` after printing why there is none.
 fn gpu() -> Option<Cuda> {
     static GPU: OnceLock<Result<Cuda, String>> = OnceLock::new();
-    match GPU.get_or_init(|| Cuda::new().map_err(|e| e.to_string())) {
+    match GPU.get_or_init(|| {
+        smoothout_cuda::standin::test_backend(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+    }) {
         Ok(g) => Some(g.clone()),
         Err(e) => {
             eprintln!("skipped: {e}");

@@ -41,7 +41,7 @@ pub fn build_driver(driver: &str, kernel: &str) -> Result<Library, String> {
             "-shared",
             "-I",
         ])
-        .arg(&emu_dir)
+        .arg(here.join("standin"))
         .arg("-I")
         .arg(here.join("kernels"))
         .arg(emu_dir.join(driver))
@@ -51,7 +51,7 @@ pub fn build_driver(driver: &str, kernel: &str) -> Result<Library, String> {
         .map_err(|e| format!("no C++ compiler `c++` ({e})"))?;
     if !out.status.success() {
         panic!(
-            "kernels/{kernel} does not compile against tests/emu/cuda_shim.h:\n{}",
+            "kernels/{kernel} does not compile against standin/cuda_shim.h:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -9,7 +9,7 @@
 // several host threads may emulate launches at once. so_run_threads runs
 // every (block, thread) of a grid one after another (enough for kernels
 // whose threads do not communicate). so_run_warps runs each warp's 32 lanes
-// as coroutines (ucontext) on the calling thread: a lane runs until it
+// as coroutines (so_ctx, below) on the calling thread: a lane runs until it
 // reaches a shuffle, and when all 32 lanes have reached it, every lane gets
 // the value of its source lane and they run on, one after another again. It
 // is deterministic, and a warp whose lanes do not all meet at a shuffle
@@ -38,6 +38,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,12 +114,96 @@ static inline const char *so_run_threads(unsigned grid, unsigned block,
     return nullptr;
 }
 
+// ---- Coroutines ---------------------------------------------------------
+//
+// so_ctx is a suspended coroutine; so_ctx_switch(from, to) suspends the
+// caller into `from` and resumes `to`. On x86-64 the switch saves the
+// callee-saved registers on the coroutine's own stack and swaps the stack
+// pointer (no system call); elsewhere it is ucontext's swapcontext, which
+// also saves the signal mask with a system call per switch (correct, about
+// 20 times slower). A coroutine's entry function never returns: it ends by
+// switching back to its scheduler.
+
+#if defined(__x86_64__) && !defined(SO_SHIM_UCONTEXT)
+struct so_ctx {
+    void *sp;
+};
+extern "C" void so_ctx_swap(void **save_sp, void *load_sp);
+extern "C" void so_ctx_start();
+// so_ctx_swap pushes rbp, rbx, r12–r15, stores rsp, loads the other rsp and
+// pops the same six; so_ctx_start is where a new coroutine's first swap
+// "returns" to: it calls the entry function left in r12.
+__asm__(R"(
+    .text
+    .p2align 4
+    .weak so_ctx_swap
+    .hidden so_ctx_swap
+    .type so_ctx_swap, @function
+so_ctx_swap:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size so_ctx_swap, .-so_ctx_swap
+    .weak so_ctx_start
+    .hidden so_ctx_start
+    .type so_ctx_start, @function
+so_ctx_start:
+    callq *%r12
+    ud2
+    .size so_ctx_start, .-so_ctx_start
+)");
+
+static inline void so_make_context(so_ctx *ctx, char *stack, size_t size, void (*entry)()) {
+    // The six registers so_ctx_swap pops, then so_ctx_start as the return
+    // address; sp ≡ 8 (mod 16), so that so_ctx_start's call enters `entry`
+    // with the stack aligned as the ABI requires.
+    uintptr_t top = ((uintptr_t)(stack + size)) & ~(uintptr_t)15;
+    void **sp = (void **)(top - 72);
+    for (int i = 0; i < 6; ++i) sp[i] = nullptr;
+    sp[3] = (void *)entry;  // r12
+    sp[6] = (void *)so_ctx_start;
+    ctx->sp = sp;
+}
+
+static inline void so_ctx_switch(so_ctx *from, so_ctx *to) { so_ctx_swap(&from->sp, to->sp); }
+#else
+struct so_ctx {
+    ucontext_t uc;
+};
+
+// (Out of line: getcontext returns twice as far as the compiler knows.)
+__attribute__((noinline)) static void so_make_context(so_ctx *ctx, char *stack, size_t size,
+                                                      void (*entry)()) {
+    if (getcontext(&ctx->uc) != 0) so_fail("getcontext");
+    ctx->uc.uc_stack.ss_sp = stack;
+    ctx->uc.uc_stack.ss_size = size;
+    ctx->uc.uc_link = nullptr;
+    makecontext(&ctx->uc, entry, 0);
+}
+
+static inline void so_ctx_switch(so_ctx *from, so_ctx *to) {
+    if (swapcontext(&from->uc, &to->uc) != 0) so_fail("swapcontext");
+}
+#endif
+
 enum { SO_LANE_RUNNING, SO_LANE_AT_SHUFFLE, SO_LANE_DONE };
 enum { SO_SHFL_DOWN, SO_SHFL_IDX };
 
 struct so_warp_state {
-    ucontext_t sched;
-    ucontext_t ctx[32];
+    so_ctx sched;
+    so_ctx ctx[32];
     int state[32];
     int op[32];
     int arg[32];
@@ -131,24 +216,10 @@ thread_local so_warp_state *so_warp = nullptr;
 
 static void so_lane_entry() {
     (*so_warp->body)();
-    so_warp->state[so_warp->current] = SO_LANE_DONE;
-    // returns to uc_link, the scheduler
-}
-
-// A fresh coroutine that runs `entry` on `stack`, then resumes `link`.
-// (Out of line: getcontext returns twice as far as the compiler knows.)
-__attribute__((noinline)) static void so_make_context(ucontext_t *ctx, char *stack, size_t size,
-                                                      ucontext_t *link, void (*entry)()) {
-    if (getcontext(ctx) != 0) so_fail("getcontext");
-    ctx->uc_stack.ss_sp = stack;
-    ctx->uc_stack.ss_size = size;
-    ctx->uc_link = link;
-    makecontext(ctx, entry, 0);
-}
-
-// A fresh coroutine that runs so_lane_entry on `stack`, then resumes `link`.
-static void so_make_lane(ucontext_t *ctx, char *stack, size_t size, ucontext_t *link) {
-    so_make_context(ctx, stack, size, link, so_lane_entry);
+    int lane = so_warp->current;
+    so_warp->state[lane] = SO_LANE_DONE;
+    so_ctx_switch(&so_warp->ctx[lane], &so_warp->sched);
+    so_fail("a finished lane was resumed");
 }
 
 // Every warp of a gridDim.x × blockDim.x launch, one after another, its 32
@@ -157,7 +228,8 @@ static inline const char *so_run_warps(unsigned grid, unsigned block,
                                        const std::function<void()> &body) {
     if (block % 32 != 0) return "blockDim.x is not a multiple of 32";
     const size_t stack = 256 * 1024;
-    std::vector<char> stacks(32 * stack);
+    // The stacks, kept from launch to launch on this host thread.
+    thread_local std::vector<char> stacks(32 * stack);
     so_warp_state st;
     st.body = &body;
     gridDim = dim3{grid, 1, 1};
@@ -167,7 +239,7 @@ static inline const char *so_run_warps(unsigned grid, unsigned block,
     for (unsigned b = 0; b < grid && !err; ++b) {
         for (unsigned w = 0; w < block / 32 && !err; ++w) {
             for (int l = 0; l < 32; ++l) {
-                so_make_lane(&st.ctx[l], &stacks[l * stack], stack, &st.sched);
+                so_make_context(&st.ctx[l], &stacks[l * stack], stack, so_lane_entry);
                 st.state[l] = SO_LANE_RUNNING;
             }
             for (;;) {
@@ -176,7 +248,7 @@ static inline const char *so_run_warps(unsigned grid, unsigned block,
                     blockIdx = dim3{b, 0, 0};
                     threadIdx = dim3{w * 32 + (unsigned)l, 0, 0};
                     st.current = l;
-                    if (swapcontext(&st.sched, &st.ctx[l]) != 0) so_fail("swapcontext");
+                    so_ctx_switch(&st.sched, &st.ctx[l]);
                 }
                 int done = 0;
                 for (int l = 0; l < 32; ++l) done += st.state[l] == SO_LANE_DONE;
@@ -222,7 +294,7 @@ static inline T so_shuffle(unsigned mask, T v, int op, int arg) {
     st.arg[lane] = arg;
     st.size[lane] = (int)sizeof(T);
     st.state[lane] = SO_LANE_AT_SHUFFLE;
-    if (swapcontext(&st.ctx[lane], &st.sched) != 0) so_fail("swapcontext");
+    so_ctx_switch(&st.ctx[lane], &st.sched);
     T r;
     memcpy(&r, &st.out[lane], sizeof(T));
     return r;
@@ -250,8 +322,8 @@ enum { SO_THREAD_RUNNING, SO_THREAD_AT_BARRIER, SO_THREAD_DONE };
 enum { SO_ORDER_ASCENDING, SO_ORDER_DESCENDING, SO_ORDER_SHUFFLED };
 
 struct so_block_state {
-    ucontext_t sched;
-    std::vector<ucontext_t> ctx;
+    so_ctx sched;
+    std::vector<so_ctx> ctx;
     std::vector<int> state;
     std::vector<void *> site;  // where each waiting thread called __syncthreads
     unsigned current;
@@ -261,8 +333,10 @@ thread_local so_block_state *so_block = nullptr;
 
 static void so_thread_entry() {
     (*so_block->body)();
-    so_block->state[so_block->current] = SO_THREAD_DONE;
-    // returns to uc_link, the scheduler
+    unsigned t = so_block->current;
+    so_block->state[t] = SO_THREAD_DONE;
+    so_ctx_switch(&so_block->ctx[t], &so_block->sched);
+    so_fail("a finished thread was resumed");
 }
 
 // Waits until every thread of the block is here (out of line, so that its
@@ -273,7 +347,7 @@ __attribute__((noinline, unused)) static void __syncthreads() {
     unsigned t = st.current;
     st.site[t] = __builtin_return_address(0);
     st.state[t] = SO_THREAD_AT_BARRIER;
-    if (swapcontext(&st.ctx[t], &st.sched) != 0) so_fail("swapcontext");
+    so_ctx_switch(&st.ctx[t], &st.sched);
 }
 
 // Every block of a gridDim.x × gridDim.y launch of `block` threads, one
@@ -301,8 +375,7 @@ static inline const char *so_run_blocks(unsigned grid_x, unsigned grid_y, unsign
     for (unsigned by = 0; by < grid_y && !err; ++by) {
         for (unsigned bx = 0; bx < grid_x && !err; ++bx) {
             for (unsigned t = 0; t < block; ++t) {
-                so_make_context(&st.ctx[t], &stacks[t * stack], stack, &st.sched,
-                                so_thread_entry);
+                so_make_context(&st.ctx[t], &stacks[t * stack], stack, so_thread_entry);
                 st.state[t] = SO_THREAD_RUNNING;
             }
             for (;;) {
@@ -325,7 +398,7 @@ static inline const char *so_run_blocks(unsigned grid_x, unsigned grid_y, unsign
                     blockIdx = dim3{bx, by, 0};
                     threadIdx = dim3{t, 0, 0};
                     st.current = t;
-                    if (swapcontext(&st.sched, &st.ctx[t]) != 0) so_fail("swapcontext");
+                    so_ctx_switch(&st.sched, &st.ctx[t]);
                 }
                 unsigned done = 0;
                 for (unsigned t = 0; t < block; ++t) done += st.state[t] == SO_THREAD_DONE;
