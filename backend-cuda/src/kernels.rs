@@ -111,6 +111,57 @@ fn defines_entry(ptx: &str, name: &str) -> bool {
     })
 }
 
+/// The sizes in bytes of the parameters of entry point `name` in PTX text,
+/// in order (`.param .u64` is 8, `.param .u32` and `.f32` are 4, an array
+/// `.b8 x[16]` is 16), or `None` when the PTX does not define it.
+pub(crate) fn entry_params(ptx: &str, name: &str) -> Option<Vec<usize>> {
+    let mut lines = ptx.lines();
+    lines.find(|l| {
+        let l = l.trim_start();
+        (l.starts_with(".visible .entry") || l.starts_with(".entry"))
+            && l.split(|c: char| c.is_whitespace() || c == '(')
+                .any(|w| w == name)
+    })?;
+    let mut sizes = Vec::new();
+    for line in lines {
+        if let Some(decl) = line.trim_start().strip_prefix(".param") {
+            sizes.push(param_size(decl)?);
+        }
+        if line.contains(')') {
+            break;
+        }
+    }
+    Some(sizes)
+}
+
+/// The size of one `.param` declaration (the text after `.param`): its
+/// scalar type's size times its name's array length.
+fn param_size(decl: &str) -> Option<usize> {
+    let words: Vec<&str> = decl
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let scalar = words.iter().find_map(|w| {
+        let bits = w
+            .strip_prefix(".u")
+            .or_else(|| w.strip_prefix(".s"))
+            .or_else(|| w.strip_prefix(".b"))
+            .or_else(|| w.strip_prefix(".f"))?;
+        match bits {
+            "8" => Some(1),
+            "16" => Some(2),
+            "32" => Some(4),
+            "64" => Some(8),
+            _ => None,
+        }
+    })?;
+    let count = match words.last()?.split_once('[') {
+        Some((_, n)) => n.trim_end_matches(']').parse().ok()?,
+        None => 1,
+    };
+    Some(scalar * count)
+}
+
 /// Compiles every module for every architecture of [`CHECK_ARCHS`]: what
 /// CI runs on a machine without a GPU. Returns `(file, arch, PTX bytes)`.
 ///
@@ -139,6 +190,17 @@ mod tests {
         assert!(defines_entry(ptx, "perturb_filter_norm"));
         assert!(!defines_entry(ptx, "denoise"));
         assert!(!defines_entry(ptx, "perturb_filter"));
+    }
+
+    #[test]
+    fn entry_parameters_are_read_with_their_sizes() {
+        let ptx = ".version 8.8\n.visible .entry axpy(\n\t.param .f32 axpy_param_0,\n\t\
+                   .param .u64 .ptr .global .align 4 axpy_param_1,\n\t.param .u32 axpy_param_2,\n\t\
+                   .param .align 4 .b8 axpy_param_3[12]\n)\n{\n\tret;\n}\n\
+                   .visible .entry empty()\n{\n}\n";
+        assert_eq!(entry_params(ptx, "axpy"), Some(vec![4, 8, 4, 12]));
+        assert_eq!(entry_params(ptx, "empty"), Some(vec![]));
+        assert_eq!(entry_params(ptx, "missing"), None);
     }
 
     #[test]

@@ -72,7 +72,8 @@ struct Inner {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     arch: String,
-    functions: HashMap<&'static str, CudaFunction>,
+    /// Each kernel with its parameters' sizes in bytes, read from its PTX.
+    functions: HashMap<&'static str, (CudaFunction, Vec<usize>)>,
     /// Passed where a kernel's `float` pointer argument is unused.
     dummy: CudaSlice<f32>,
     /// Passed where a kernel's `double` pointer argument is unused.
@@ -196,10 +197,17 @@ impl Cuda {
         let mut functions = HashMap::new();
         for m in &kernels::MODULES {
             let ptx = kernels::compile(m, &arch)?;
+            let text = ptx.to_src();
             let module = ctx.load_module(ptx).map_err(driver("load a PTX module"))?;
             for &k in m.kernels {
                 let f = module.load_function(k).map_err(driver("find a kernel"))?;
-                functions.insert(k, f);
+                // `compile` checked that the PTX defines every kernel.
+                let params = kernels::entry_params(&text, k).ok_or_else(|| CudaError::Compile {
+                    file: m.file,
+                    arch: arch.clone(),
+                    log: format!("the parameters of {k} could not be read from the PTX"),
+                })?;
+                functions.insert(k, (f, params));
             }
         }
         let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Cublas {
@@ -260,7 +268,7 @@ impl Cuda {
         &self.inner.blas
     }
 
-    pub(crate) fn function(&self, name: &'static str) -> &CudaFunction {
+    pub(crate) fn function(&self, name: &'static str) -> &(CudaFunction, Vec<usize>) {
         // Every name used by the backend is in `kernels::MODULES`, whose
         // kernels were all found when the backend was created.
         &self.inner.functions[name]
@@ -282,16 +290,52 @@ fn warp_rows(rows: u64) -> LaunchConfig {
     grid(rows.saturating_mul(32))
 }
 
+/// The size in bytes a kernel argument takes in the launch's parameter
+/// list: a device pointer for buffers, the value's own size for scalars.
+pub(crate) trait KernelArg {
+    fn arg_bytes(&self) -> usize;
+}
+
+impl<T> KernelArg for CudaSlice<T> {
+    fn arg_bytes(&self) -> usize {
+        core::mem::size_of::<cudarc::driver::sys::CUdeviceptr>()
+    }
+}
+
+macro_rules! scalar_args {
+    ($($t:ty),*) => {$(
+        impl KernelArg for $t {
+            fn arg_bytes(&self) -> usize {
+                core::mem::size_of::<$t>()
+            }
+        }
+    )*};
+}
+scalar_args!(i32, u32, u64, f32, f64);
+
 /// Launches kernel `$kernel` with `$cfg` and the arguments, mapping a
-/// failure to [`Error::Device`] for operation `$op`.
+/// failure to [`Error::Device`] for operation `$op`. The arguments' count
+/// and sizes are checked against the kernel's parameters in its PTX first
+/// (a mismatch is [`Error::Device`] named `"kernel arguments do not match
+/// the kernel's PTX parameters"`): the driver reads each parameter with the
+/// size the PTX gives it and cannot tell.
 macro_rules! launch {
     ($self:expr, $op:expr, $kernel:expr, $cfg:expr; $($arg:expr),* $(,)?) => {{
-        let f = $self.function($kernel);
+        let (f, params) = $self.function($kernel);
+        let sizes = [$( $crate::KernelArg::arg_bytes(&*$arg) ),*];
+        if sizes[..] != params[..] {
+            return Err(Error::Device {
+                op: $op,
+                name: "kernel arguments do not match the kernel's PTX parameters",
+                code: -1,
+            });
+        }
         let mut l = $self.stream().launch_builder(f);
         $( l.arg($arg); )*
-        // SAFETY: the argument list matches the kernel's signature in
-        // kernels/*.cu (types and order), and every buffer is at least as
-        // long as the lengths passed with it (checked by the caller).
+        // SAFETY: the argument list has the kernel's parameter sizes, in
+        // the order of its signature in kernels/*.cu, and every buffer is
+        // at least as long as the lengths passed with it (checked by the
+        // caller).
         unsafe { l.launch($cfg) }
             .map(drop)
             .map_err($crate::error::device($op))
