@@ -60,7 +60,8 @@ check() {
         return
     fi
     caught="$(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "$backup/log" | sort -u | head -4 | paste -sd ' ' -)"
-    standin="$(grep -m1 -oE '(cuda|cublas) stand-in: .*' "$backup/log" || true)"
+    # The first message of the stand-in, or of the backend's own argument check.
+    standin="$(grep -m1 -oE "(cuda|cublas) stand-in: .*|kernel arguments do not match the kernel's PTX parameters" "$backup/log" || true)"
     if [ -n "$caught" ]; then
         printf '%-44s caught by: %s%s\n' "$name" "$caught" "${standin:+  [$standin]}"
     else
