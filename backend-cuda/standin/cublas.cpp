@@ -16,7 +16,6 @@
 
 #include "standin.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 
 #include <vector>
@@ -35,15 +34,6 @@ struct so_blas_handle {
 typedef so_blas_handle *cublasHandle_t;
 typedef int cublasStatus_t;
 
-static int so_blas_fail(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cublas stand-in: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
 
 SO_API cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
     if (!handle) return SO_BLAS_INVALID_VALUE;
@@ -93,8 +83,7 @@ static int so_gemm_check(const char *op, cublasHandle_t handle, int ta, int tb, 
     long long br = tb == 0 ? k : n, bc = tb == 0 ? n : k;
     if (!so_op_ok(ta) || !so_op_ok(tb) || m < 0 || n < 0 || k < 0 || count < 0 ||
         lda < so_max1(ar) || ldb < so_max1(br) || ldc < so_max1(m) || !alpha || !beta)
-        return so_blas_fail(SO_BLAS_INVALID_VALUE,
-                            "%s: invalid argument (transa %d, transb %d, m %d, n %d, k %d, lda "
+        return so_report(SO_BLAS_INVALID_VALUE, "cublas", "%s: invalid argument (transa %d, transb %d, m %d, n %d, k %d, lda "
                             "%d, ldb %d, ldc %d, batch %d)",
                             op, ta, tb, m, n, k, lda, ldb, ldc, count);
     for (int i = 0; i < count; ++i) {
@@ -102,8 +91,7 @@ static int so_gemm_check(const char *op, cublasHandle_t handle, int ta, int tb, 
         if ((reads_ab && !so_matrix_ok(a + i * sa, ar, ac, lda)) ||
             (reads_ab && !so_matrix_ok(b + i * sb, br, bc, ldb)) ||
             !so_matrix_ok(c + i * sc, m, n, ldc))
-            return so_blas_fail(SO_BLAS_EXECUTION_FAILED,
-                                "%s: batch %d: a matrix reaches outside its allocation (m %d, n "
+            return so_report(SO_BLAS_EXECUTION_FAILED, "cublas", "%s: batch %d: a matrix reaches outside its allocation (m %d, n "
                                 "%d, k %d, lda %d, ldb %d, ldc %d)",
                                 op, i, m, n, k, lda, ldb, ldc);
     }

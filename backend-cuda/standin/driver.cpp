@@ -23,7 +23,6 @@
 
 #include "standin.h"
 
-#include <stdarg.h>
 
 #include <atomic>
 #include <cstdint>
@@ -73,15 +72,6 @@ static int so_attribute(int attr, int *value) {
     }
 }
 
-static int so_fail_with(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cuda stand-in: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
 
 // ---- Kernels: host builds, found by name ----------------------------------
 
@@ -240,7 +230,7 @@ static bool so_stream_ok(CUstream s) { return s == nullptr || so_streams.count(s
 // ---- Initialisation, devices, contexts -----------------------------------------
 
 SO_API CUresult cuInit(unsigned flags) {
-    if (flags != 0) return so_fail_with(SO_INVALID_VALUE, "cuInit: flags must be 0");
+    if (flags != 0) return so_report(SO_INVALID_VALUE, "cuda", "cuInit: flags must be 0");
     SO_LOCK;
     so_initialised = true;
     return SO_SUCCESS;
@@ -272,7 +262,7 @@ SO_API CUresult cuDeviceGetAttribute(int *value, int attr, CUdevice device) {
     if (!value) return SO_INVALID_VALUE;
     if (device != 0) return SO_INVALID_DEVICE;
     if (!so_attribute(attr, value))
-        return so_fail_with(SO_INVALID_VALUE, "cuDeviceGetAttribute: attribute %d is not emulated",
+        return so_report(SO_INVALID_VALUE, "cuda", "cuDeviceGetAttribute: attribute %d is not emulated",
                             attr);
     return SO_SUCCESS;
 }
@@ -422,7 +412,7 @@ static CUresult so_free(CUdeviceptr ptr, bool null_ok) {
     SO_LOCK;
     auto it = so_allocs.find((uintptr_t)ptr);
     if (it == so_allocs.end())
-        return so_fail_with(SO_INVALID_VALUE, "cuMemFree: 0x%llx is not an allocation's start",
+        return so_report(SO_INVALID_VALUE, "cuda", "cuMemFree: 0x%llx is not an allocation's start",
                             ptr);
     so_allocs.erase(it);
     free((void *)(uintptr_t)ptr);
@@ -432,7 +422,7 @@ static CUresult so_free(CUdeviceptr ptr, bool null_ok) {
 SO_API CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
     SO_NEED_CONTEXT;
     if (!ptr) return SO_INVALID_VALUE;
-    if (bytes == 0) return so_fail_with(SO_INVALID_VALUE, "cuMemAlloc: 0 bytes");
+    if (bytes == 0) return so_report(SO_INVALID_VALUE, "cuda", "cuMemAlloc: 0 bytes");
     return so_alloc(ptr, bytes);
 }
 
@@ -482,12 +472,10 @@ static CUresult so_check_ranges(const char *op, CUstream stream, CUdeviceptr dst
     if (!so_stream_ok(stream)) return SO_INVALID_HANDLE;
     if (bytes == 0) return SO_SUCCESS;
     if (dst_dev && !so_in_allocation((uintptr_t)dst, bytes))
-        return so_fail_with(SO_INVALID_VALUE,
-                            "%s: destination 0x%llx + %zu bytes is not inside one allocation", op,
+        return so_report(SO_INVALID_VALUE, "cuda", "%s: destination 0x%llx + %zu bytes is not inside one allocation", op,
                             dst, bytes);
     if (src_dev && !so_in_allocation((uintptr_t)src, bytes))
-        return so_fail_with(SO_INVALID_VALUE,
-                            "%s: source 0x%llx + %zu bytes is not inside one allocation", op, src,
+        return so_report(SO_INVALID_VALUE, "cuda", "%s: source 0x%llx + %zu bytes is not inside one allocation", op, src,
                             bytes);
     return SO_SUCCESS;
 }
@@ -627,8 +615,7 @@ SO_API CUresult cuModuleLoadData(CUmodule *module, const void *image) {
     if (!module || !image) return SO_INVALID_VALUE;
     std::vector<CUfunc_st> entries;
     if (!so_parse_ptx((const char *)image, entries))
-        return so_fail_with(SO_INVALID_IMAGE,
-                            "cuModuleLoadData: not PTX text (the stand-in loads PTX only)");
+        return so_report(SO_INVALID_IMAGE, "cuda", "cuModuleLoadData: not PTX text (the stand-in loads PTX only)");
     CUmodule m = new CUmod_st;
     for (CUfunc_st &f : entries) {
         f.kernel = so_find_kernel(f.name);
@@ -659,10 +646,9 @@ SO_API CUresult cuModuleGetFunction(CUfunction *fn, CUmodule module, const char 
     if (it == module->functions.end()) return SO_NOT_FOUND;
     CUfunction f = it->second;
     if (!f->kernel)
-        return so_fail_with(SO_NOT_FOUND, "cuModuleGetFunction: %s has no host build", name);
+        return so_report(SO_NOT_FOUND, "cuda", "cuModuleGetFunction: %s has no host build", name);
     if (f->ptx_sizes != f->kernel->sizes)
-        return so_fail_with(SO_NOT_FOUND,
-                            "cuModuleGetFunction: %s: the PTX's %zu parameters and the host "
+        return so_report(SO_NOT_FOUND, "cuda", "cuModuleGetFunction: %s: the PTX's %zu parameters and the host "
                             "build's %zu differ in number or size",
                             name, f->ptx_sizes.size(), f->kernel->sizes.size());
     *fn = f;
@@ -692,31 +678,27 @@ SO_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned 
     unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
     for (int d = 0; d < 3; ++d) {
         if (grid[d] == 0 || grid[d] > SO_MAX_GRID[d])
-            return so_fail_with(SO_INVALID_VALUE, "cuLaunchKernel(%s): grid dimension %d is %u",
+            return so_report(SO_INVALID_VALUE, "cuda", "cuLaunchKernel(%s): grid dimension %d is %u",
                                 name, d, grid[d]);
         if (block[d] == 0 || block[d] > SO_MAX_BLOCK[d])
-            return so_fail_with(SO_INVALID_VALUE, "cuLaunchKernel(%s): block dimension %d is %u",
+            return so_report(SO_INVALID_VALUE, "cuda", "cuLaunchKernel(%s): block dimension %d is %u",
                                 name, d, block[d]);
     }
     if ((unsigned long long)bx * by * bz > SO_MAX_THREADS)
-        return so_fail_with(SO_INVALID_VALUE,
-                            "cuLaunchKernel(%s): %llu threads per block, the limit is %u", name,
+        return so_report(SO_INVALID_VALUE, "cuda", "cuLaunchKernel(%s): %llu threads per block, the limit is %u", name,
                             (unsigned long long)bx * by * bz, SO_MAX_THREADS);
     if (shared + f->static_shared > SO_SHARED)
-        return so_fail_with(SO_INVALID_VALUE,
-                            "cuLaunchKernel(%s): %u bytes of dynamic and %zu of static shared "
+        return so_report(SO_INVALID_VALUE, "cuda", "cuLaunchKernel(%s): %u bytes of dynamic and %zu of static shared "
                             "memory, the limit is %zu",
                             name, shared, f->static_shared, SO_SHARED);
     if (extra)
-        return so_fail_with(SO_NOT_SUPPORTED,
-                            "cuLaunchKernel(%s): `extra` is not emulated; pass kernelParams",
+        return so_report(SO_NOT_SUPPORTED, "cuda", "cuLaunchKernel(%s): `extra` is not emulated; pass kernelParams",
                             name);
     if (!params && !k.sizes.empty()) return SO_INVALID_VALUE;
     // What the emulation runs: one-dimensional blocks, and a second grid
     // dimension only for the block-synchronised kernels.
     if (by != 1 || bz != 1 || gz != 1 || (gy != 1 && k.runner != SO_RUN_BLOCKS))
-        return so_fail_with(SO_NOT_SUPPORTED,
-                            "cuLaunchKernel(%s): grid %ux%ux%u of blocks %ux%ux%u is not "
+        return so_report(SO_NOT_SUPPORTED, "cuda", "cuLaunchKernel(%s): grid %ux%ux%u of blocks %ux%ux%u is not "
                             "emulated",
                             name, gx, gy, gz, bx, by, bz);
     {
@@ -725,14 +707,13 @@ SO_API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned 
             if (!k.pointer[i]) continue;
             uintptr_t p = so_load<uintptr_t>(params[i]);
             if (!so_in_allocation(p, 0))
-                return so_fail_with(SO_ILLEGAL_ADDRESS,
-                                    "cuLaunchKernel(%s): pointer argument %zu (0x%llx) is not "
+                return so_report(SO_ILLEGAL_ADDRESS, "cuda", "cuLaunchKernel(%s): pointer argument %zu (0x%llx) is not "
                                     "in a live allocation",
                                     name, i, (unsigned long long)p);
         }
     }
     if (const char *err = k.run(params, gx, gy, bx))
-        return so_fail_with(SO_ILLEGAL_ADDRESS, "cuLaunchKernel(%s): %s", name, err);
+        return so_report(SO_ILLEGAL_ADDRESS, "cuda", "cuLaunchKernel(%s): %s", name, err);
     return SO_SUCCESS;
 }
 

@@ -5,7 +5,9 @@
 #ifndef SO_STANDIN_H
 #define SO_STANDIN_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define SO_API extern "C" __attribute__((visibility("default")))
 
@@ -25,6 +27,19 @@ enum {
     SO_ILLEGAL_ADDRESS = 700,
     SO_NOT_SUPPORTED = 801,
 };
+
+// Prints "<who> stand-in: <message>" on stderr and returns `code`: every
+// failure of the stand-in says what was wrong.
+__attribute__((format(printf, 3, 4))) static inline int so_report(int code, const char *who,
+                                                                   const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s stand-in: ", who);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
 
 // 1 when [ptr, ptr + bytes) lies inside one live allocation (bytes may be
 // 0: then ptr must point into one), else 0.

@@ -330,6 +330,14 @@ fn gemm_by_definition(
     }
 }
 
+#[track_caller]
+fn assert_same_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (idx, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.to_bits(), w.to_bits(), "{what}: C[{idx}] {g} vs {w}");
+    }
+}
+
 fn op(t: bool) -> Op {
     if t {
         Op::CUBLAS_OP_T
@@ -394,13 +402,7 @@ fn sgemm_follows_cublas_column_major_semantics() {
             }
             .expect("sgemm");
             let got = s.clone_dtoh(&dc).expect("c");
-            for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    g.to_bits(),
-                    w.to_bits(),
-                    "ta {ta} tb {tb} α {alpha} β {beta}: C[{idx}] {g} vs {w}"
-                );
-            }
+            assert_same_bits(&got, &want, &format!("ta {ta} tb {tb} α {alpha} β {beta}"));
         }
     }
 }
@@ -460,12 +462,7 @@ fn strided_batched_sgemm_is_one_sgemm_per_batch() {
     }
     .expect("strided batched sgemm");
     let got = s.clone_dtoh(&dc).expect("c");
-    assert!(
-        got.iter()
-            .zip(&want)
-            .all(|(g, w)| g.to_bits() == w.to_bits()),
-        "{got:?} vs {want:?}"
-    );
+    assert_same_bits(&got, &want, "strided batched");
 }
 
 #[test]

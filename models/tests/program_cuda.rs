@@ -61,6 +61,13 @@ fn train(device: &str, out: &Path, standin: &Path) {
     );
 }
 
+/// The largest `|a|` and the largest `|a − b|`, elementwise.
+fn scale_and_gap(a: &[f64], b: &[f64]) -> (f64, f64) {
+    a.iter().zip(b).fold((0.0f64, 0.0f64), |(s, d), (x, y)| {
+        (s.max(x.abs()), d.max((x - y).abs()))
+    })
+}
+
 fn values(data: &TensorData) -> Vec<f64> {
     match data {
         TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
@@ -111,13 +118,7 @@ fn one_digits_epoch_on_cuda_matches_the_cpu_run() {
                 .tensor(name)
                 .unwrap_or_else(|| panic!("{run}: {name} missing from the cuda run"));
             assert_eq!(gshape, shape.as_slice(), "{run}: {name} shape");
-            let (c, g) = (values(data), values(gdata));
-            let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-            let worst = c
-                .iter()
-                .zip(&g)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f64, f64::max);
+            let (scale, worst) = scale_and_gap(&values(data), &values(gdata));
             eprintln!(
                 "{run} {name}: max |Δ| {worst:.3e}, bound {:.3e}",
                 rel * scale
@@ -137,16 +138,8 @@ fn one_digits_epoch_on_cuda_matches_the_cpu_run() {
         if !(name.starts_with("param.fc") && name.ends_with(".weight")) {
             continue;
         }
-        let (a, b) = (
-            values(data),
-            values(ada.tensor(name).expect("same tensors").1),
-        );
-        let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let apart = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f64, f64::max);
+        let other = ada.tensor(name).expect("same tensors").1;
+        let (scale, apart) = scale_and_gap(&values(data), &values(other));
         eprintln!(
             "baseline vs adasmoothout {name}: max |Δ| {apart:.3e}, bound {:.3e}",
             rel * scale
