@@ -59,6 +59,13 @@ fn train(device: &str, out: &Path, standin: &Path) {
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)
     );
+    if device == "cuda" {
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            stderr.contains("CUDA device 0: "),
+            "the program does not say which CUDA device it uses:\n{stderr}"
+        );
+    }
 }
 
 /// The largest `|a|` and the largest `|a − b|`, elementwise.

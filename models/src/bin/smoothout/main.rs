@@ -96,13 +96,19 @@ pub(crate) fn check_threads(threads: usize) -> Result<(), TrainError> {
     smoothout_cpu::check_threads(threads).map_err(threads_error)
 }
 
-/// The CUDA backend on GPU 0, or why there is none.
+/// The CUDA backend on GPU 0, or why there is none. Says on stderr which
+/// device it is (the CPU stand-in of `SMOOTHOUT_CUDA_STANDIN` names itself).
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<smoothout_cuda::Cuda, TrainError> {
-    smoothout_cuda::Cuda::new().map_err(|e| TrainError::Config {
+    let gpu = smoothout_cuda::Cuda::new().map_err(|e| TrainError::Config {
         setting: "--device",
         reason: e.to_string(),
-    })
+    })?;
+    let name = gpu
+        .device_name()
+        .unwrap_or_else(|e| format!("name unknown: {e}"));
+    eprintln!("CUDA device 0: {name}, kernels compiled for {}", gpu.arch());
+    Ok(gpu)
 }
 
 /// `--device cuda` in a program built without CUDA.
