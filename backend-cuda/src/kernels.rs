@@ -103,12 +103,15 @@ pub fn compile(module: &Module, arch: &str) -> Result<Ptx, CudaError> {
 
 /// Whether PTX text defines the entry point `name`.
 fn defines_entry(ptx: &str, name: &str) -> bool {
-    ptx.lines().any(|l| {
-        let l = l.trim_start();
-        (l.starts_with(".visible .entry") || l.starts_with(".entry"))
-            && l.split(|c: char| c.is_whitespace() || c == '(')
-                .any(|w| w == name)
-    })
+    ptx.lines().any(|l| opens_entry(l, name))
+}
+
+/// Whether a PTX line opens the entry point `name` (`.visible .entry name(`).
+fn opens_entry(line: &str, name: &str) -> bool {
+    let l = line.trim_start();
+    (l.starts_with(".visible .entry") || l.starts_with(".entry"))
+        && l.split(|c: char| c.is_whitespace() || c == '(')
+            .any(|w| w == name)
 }
 
 /// The sizes in bytes of the parameters of entry point `name` in PTX text,
@@ -116,13 +119,11 @@ fn defines_entry(ptx: &str, name: &str) -> bool {
 /// `.b8 x[16]` is 16), or `None` when the PTX does not define it.
 pub(crate) fn entry_params(ptx: &str, name: &str) -> Option<Vec<usize>> {
     let mut lines = ptx.lines();
-    lines.find(|l| {
-        let l = l.trim_start();
-        (l.starts_with(".visible .entry") || l.starts_with(".entry"))
-            && l.split(|c: char| c.is_whitespace() || c == '(')
-                .any(|w| w == name)
-    })?;
+    let opening = lines.find(|l| opens_entry(l, name))?;
     let mut sizes = Vec::new();
+    if opening.contains(')') {
+        return Some(sizes); // `.entry name()`: no parameters
+    }
     for line in lines {
         if let Some(decl) = line.trim_start().strip_prefix(".param") {
             sizes.push(param_size(decl)?);
@@ -197,9 +198,11 @@ mod tests {
         let ptx = ".version 8.8\n.visible .entry axpy(\n\t.param .f32 axpy_param_0,\n\t\
                    .param .u64 .ptr .global .align 4 axpy_param_1,\n\t.param .u32 axpy_param_2,\n\t\
                    .param .align 4 .b8 axpy_param_3[12]\n)\n{\n\tret;\n}\n\
-                   .visible .entry empty()\n{\n}\n";
+                   .visible .entry empty()\n{\n}\n\
+                   .visible .entry last(\n\t.param .u64 last_param_0\n)\n{\n}\n";
         assert_eq!(entry_params(ptx, "axpy"), Some(vec![4, 8, 4, 12]));
         assert_eq!(entry_params(ptx, "empty"), Some(vec![]));
+        assert_eq!(entry_params(ptx, "last"), Some(vec![8]));
         assert_eq!(entry_params(ptx, "missing"), None);
     }
 
