@@ -53,13 +53,6 @@ SO_API cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, void *stream) {
     return SO_BLAS_SUCCESS;
 }
 
-SO_API cublasStatus_t cublasGetStream_v2(cublasHandle_t handle, void **stream) {
-    if (!handle) return SO_BLAS_NOT_INITIALIZED;
-    if (!stream) return SO_BLAS_INVALID_VALUE;
-    *stream = handle->stream;
-    return SO_BLAS_SUCCESS;
-}
-
 static bool so_op_ok(int op) { return op == 0 || op == 1 || op == 2; }
 
 // Whether a rows × cols matrix with leading dimension ld at `p` lies inside

@@ -1,8 +1,11 @@
 // The stand-in libcuda: the part of the CUDA driver API that cudarc calls for
 // this backend, on the CPU. Device memory is host memory (a CUdeviceptr is a
-// host address), every operation runs at once on the calling thread (streams
-// and events have nothing to wait for), and a kernel launch runs the
+// host address), every operation runs at once on the calling thread (a
+// stream has nothing to wait for), and a kernel launch runs the
 // host-compiled build of the same kernels/*.cu source through cuda_shim.h.
+// Only the functions this backend calls (through cudarc, and the tests
+// through cudarc's `result` layer) are exported: cudarc resolves each on
+// first use, so the rest are simply absent.
 //
 // What it checks, returning the code the real driver returns:
 // - cuInit first (CUDA_ERROR_NOT_INITIALIZED), a current context for memory,
@@ -50,7 +53,6 @@ static const unsigned SO_MAX_THREADS = 1024;
 static const unsigned SO_MAX_BLOCK[3] = {1024, 1024, 64};
 static const unsigned SO_MAX_GRID[3] = {2147483647u, 65535, 65535};
 static const size_t SO_SHARED = 48 * 1024;
-static const size_t SO_TOTAL_MEMORY = size_t(16) << 30;
 
 static int so_attribute(int attr, int *value) {
     switch (attr) {
@@ -171,7 +173,6 @@ static const so_kernel *so_find_kernel(const std::string &name) {
 
 struct CUctx_st { int device; };
 struct CUstream_st { int unused; };
-struct CUevent_st { int unused; };
 struct CUfunc_st;
 struct CUmod_st {
     std::map<std::string, CUfunc_st *> functions;
@@ -188,7 +189,6 @@ typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
 typedef CUctx_st *CUcontext;
 typedef CUstream_st *CUstream;
-typedef CUevent_st *CUevent;
 typedef CUmod_st *CUmodule;
 typedef CUfunc_st *CUfunction;
 
@@ -197,7 +197,6 @@ static std::atomic<bool> so_initialised{false};
 static CUctx_st so_primary{0};
 static std::atomic<int> so_primary_refs{0};
 static std::set<CUstream> so_streams;
-static std::set<CUevent> so_events;
 static std::set<CUmodule> so_modules;
 static std::map<uintptr_t, size_t> so_allocs;  // base → bytes
 thread_local CUcontext so_current = nullptr;
@@ -236,12 +235,6 @@ SO_API CUresult cuInit(unsigned flags) {
     return SO_SUCCESS;
 }
 
-SO_API CUresult cuDriverGetVersion(int *version) {
-    if (!version) return SO_INVALID_VALUE;
-    *version = 13000;
-    return SO_SUCCESS;
-}
-
 SO_API CUresult cuDeviceGetCount(int *count) {
     SO_NEED_INIT;
     if (!count) return SO_INVALID_VALUE;
@@ -272,14 +265,6 @@ SO_API CUresult cuDeviceGetName(char *name, int len, CUdevice device) {
     if (!name || len <= 0) return SO_INVALID_VALUE;
     if (device != 0) return SO_INVALID_DEVICE;
     snprintf(name, (size_t)len, "%s", SO_DEVICE_NAME);
-    return SO_SUCCESS;
-}
-
-SO_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice device) {
-    SO_NEED_INIT;
-    if (!bytes) return SO_INVALID_VALUE;
-    if (device != 0) return SO_INVALID_DEVICE;
-    *bytes = SO_TOTAL_MEMORY;
     return SO_SUCCESS;
 }
 
@@ -316,19 +301,7 @@ SO_API CUresult cuCtxGetCurrent(CUcontext *ctx) {
     return SO_SUCCESS;
 }
 
-SO_API CUresult cuCtxGetDevice(CUdevice *device) {
-    SO_NEED_CONTEXT;
-    if (!device) return SO_INVALID_VALUE;
-    *device = 0;
-    return SO_SUCCESS;
-}
-
-SO_API CUresult cuCtxSynchronize() {
-    SO_NEED_CONTEXT;
-    return SO_SUCCESS;
-}
-
-// ---- Streams and events (work runs when queued: nothing to wait for) -------------
+// ---- Streams (work runs when queued: nothing to wait for) -----------------------
 
 SO_API CUresult cuStreamCreate(CUstream *stream, unsigned flags) {
     SO_NEED_CONTEXT;
@@ -337,10 +310,6 @@ SO_API CUresult cuStreamCreate(CUstream *stream, unsigned flags) {
     *stream = new CUstream_st{0};
     so_streams.insert(*stream);
     return SO_SUCCESS;
-}
-
-SO_API CUresult cuStreamCreateWithPriority(CUstream *stream, unsigned flags, int) {
-    return cuStreamCreate(stream, flags);
 }
 
 SO_API CUresult cuStreamDestroy_v2(CUstream stream) {
@@ -355,43 +324,6 @@ SO_API CUresult cuStreamSynchronize(CUstream stream) {
     SO_NEED_CONTEXT;
     SO_LOCK;
     return so_stream_ok(stream) ? SO_SUCCESS : SO_INVALID_HANDLE;
-}
-
-SO_API CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned) {
-    SO_NEED_CONTEXT;
-    SO_LOCK;
-    if (!so_stream_ok(stream) || !so_events.count(event)) return SO_INVALID_HANDLE;
-    return SO_SUCCESS;
-}
-
-SO_API CUresult cuEventCreate(CUevent *event, unsigned) {
-    SO_NEED_CONTEXT;
-    if (!event) return SO_INVALID_VALUE;
-    SO_LOCK;
-    *event = new CUevent_st{0};
-    so_events.insert(*event);
-    return SO_SUCCESS;
-}
-
-SO_API CUresult cuEventRecord(CUevent event, CUstream stream) {
-    SO_NEED_CONTEXT;
-    SO_LOCK;
-    if (!so_stream_ok(stream) || !so_events.count(event)) return SO_INVALID_HANDLE;
-    return SO_SUCCESS;
-}
-
-SO_API CUresult cuEventSynchronize(CUevent event) {
-    SO_NEED_CONTEXT;
-    SO_LOCK;
-    return so_events.count(event) ? SO_SUCCESS : SO_INVALID_HANDLE;
-}
-
-SO_API CUresult cuEventDestroy_v2(CUevent event) {
-    SO_NEED_CONTEXT;
-    SO_LOCK;
-    if (!so_events.erase(event)) return SO_INVALID_HANDLE;
-    delete event;
-    return SO_SUCCESS;
 }
 
 // ---- Memory ----------------------------------------------------------------------
@@ -452,17 +384,6 @@ SO_API CUresult cuMemFreeAsync(CUdeviceptr ptr, CUstream stream) {
         if (!so_stream_ok(stream)) return SO_INVALID_HANDLE;
     }
     return so_free(ptr, true);
-}
-
-SO_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
-    SO_NEED_CONTEXT;
-    if (!free_bytes || !total) return SO_INVALID_VALUE;
-    SO_LOCK;
-    size_t used = 0;
-    for (auto &a : so_allocs) used += a.second;
-    *total = SO_TOTAL_MEMORY;
-    *free_bytes = used < SO_TOTAL_MEMORY ? SO_TOTAL_MEMORY - used : 0;
-    return SO_SUCCESS;
 }
 
 // Checks a copy's or memset's device ranges and stream.
