@@ -16,6 +16,10 @@
 //! same 32-lane sums); GEMM, convolution and the reductions of batch
 //! normalisation and the loss are summed in another order.
 //!
+//! Without a GPU, [`standin`] runs all of this crate's host code — every
+//! cudarc call, launch and cuBLAS call — through a CPU stand-in for the
+//! driver and cuBLAS; the GPU tests use it in every CI run.
+//!
 //! ```no_run
 //! use smoothout::{BufferOps, Noise, NoiseKey, NoiseOps};
 //! use smoothout_cuda::Cuda;

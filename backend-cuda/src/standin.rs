@@ -320,6 +320,9 @@ pub(crate) fn from_env() -> Result<(), crate::CudaError> {
     let Some(parent) = std::env::var_os(ENV) else {
         return Ok(());
     };
+    if real_driver_has_device() {
+        return Ok(()); // nothing to build
+    }
     let dir = build(Path::new(&parent)).map_err(crate::CudaError::StandIn)?;
     install(&dir).map_err(crate::CudaError::StandIn)?;
     Ok(())
