@@ -23,6 +23,8 @@
 //! * [`clip_grad_norm`]: scales the gradients so that their global L2 norm is
 //!   at most `max_norm` and returns the norm before clipping, like
 //!   `torch.nn.utils.clip_grad_norm_` (the reference code clips at 5).
+//! * [`Ascent`]: the perturbation ε of SAM and ASAM, added to the
+//!   parameters in place from their gradients.
 //! * [`LrRegime`]: the learning rate as data — step regimes "from epoch `e`:
 //!   lr `x`" as in the authors' `main_gbn.py`, scaled linearly or by the
 //!   square root of batch over ghost-batch size ([`LrScaling`]), linear
@@ -56,12 +58,14 @@
 //! ```
 
 mod adam;
+mod ascent;
 mod clip;
 mod milestones;
 mod regime;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
+pub use ascent::Ascent;
 pub use clip::{clip_grad_norm, global_norm};
 pub use milestones::Milestones;
 pub use regime::{LrRegime, LrScaling};

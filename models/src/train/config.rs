@@ -15,7 +15,11 @@ fn lr_rule(lr: f64) -> String {
     format!("{lr} is not a finite value > 0 (a rate of 0 trains nothing)")
 }
 
-/// The training method.
+/// The training method. SmoothOut, AdaSmoothOut and the two random weight
+/// perturbations draw their noise from the same counter-based generator
+/// and remove it by regenerating it; SAM and ASAM perturb along the
+/// gradient. Every method perturbs the parameters [`TrainConfig::perturb`]
+/// names and has its strength in [`TrainConfig::a`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     /// Plain training, no noise.
@@ -24,18 +28,123 @@ pub enum Method {
     SmoothOut,
     /// AdaSmoothOut: θ scaled per row (filter) by `a · ‖w_i‖` (DESIGN.md).
     AdaSmoothOut,
+    /// SAM (Foret et al., 2021): the gradient at `w + ε`, `ε = ρ·g/‖g‖`
+    /// (`ρ` = [`TrainConfig::a`]), applied at `w`. Two passes per step.
+    Sam,
+    /// ASAM (Kwon et al., 2021): SAM with `ε = ρ·T²g/‖Tg‖`, `T = |w| + η`
+    /// element-wise (`η` = [`TrainConfig::eta`]). Two passes per step.
+    Asam,
+    /// Random weight perturbation: Gaussian θ with `σ = γ·‖w_i‖` per row
+    /// (filter), `γ` = [`TrainConfig::a`], removed by regeneration. One pass.
+    Rwp,
+    /// Mixed-loss RWP (Li et al., 2024): the gradient of
+    /// `β·L(w) + (1 − β)·L(w + θ)` (`β` = [`TrainConfig::beta`]), θ as
+    /// [`Method::Rwp`]'s. Two passes per step.
+    MixedRwp,
 }
 
 impl Method {
+    /// Every method, in the order tables list them.
+    pub const ALL: [Method; 7] = [
+        Method::Baseline,
+        Method::SmoothOut,
+        Method::AdaSmoothOut,
+        Method::Sam,
+        Method::Asam,
+        Method::Rwp,
+        Method::MixedRwp,
+    ];
+
     /// The name the command line uses (`baseline`, `smoothout`,
-    /// `adasmoothout`).
+    /// `adasmoothout`, `sam`, `asam`, `rwp`, `mrwp`).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Method::Baseline => "baseline",
             Method::SmoothOut => "smoothout",
             Method::AdaSmoothOut => "adasmoothout",
+            Method::Sam => "sam",
+            Method::Asam => "asam",
+            Method::Rwp => "rwp",
+            Method::MixedRwp => "mrwp",
         }
+    }
+
+    /// The method [`Method::name`] calls `s`.
+    ///
+    /// ```
+    /// use smoothout_models::train::Method;
+    /// assert_eq!(Method::parse("mrwp")?, Method::MixedRwp);
+    /// assert!(Method::parse("sgd").is_err());
+    /// # Ok::<(), smoothout_models::train::TrainError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] (`--method`) naming the methods.
+    pub fn parse(s: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                TrainError::config(
+                    "--method",
+                    format!("`{s}` is not a method: use one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    /// The command-line flag of the strength [`TrainConfig::a`] is for this
+    /// method: `--a` (SmoothOut, AdaSmoothOut; also the baseline's, which
+    /// ignores it), `--rho` (SAM, ASAM) or `--gamma` (RWP, m-RWP).
+    #[must_use]
+    pub fn strength_flag(self) -> &'static str {
+        match self {
+            Method::Baseline | Method::SmoothOut | Method::AdaSmoothOut => "--a",
+            Method::Sam | Method::Asam => "--rho",
+            Method::Rwp | Method::MixedRwp => "--gamma",
+        }
+    }
+
+    /// Forward and backward passes over each batch: 2 for SAM, ASAM and
+    /// m-RWP, 1 otherwise.
+    #[must_use]
+    pub fn passes(self) -> u32 {
+        match self {
+            Method::Sam | Method::Asam | Method::MixedRwp => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the method draws noise θ (and so runs through the core's
+    /// SmoothOut step).
+    #[must_use]
+    pub fn draws_noise(self) -> bool {
+        matches!(
+            self,
+            Method::SmoothOut | Method::AdaSmoothOut | Method::Rwp | Method::MixedRwp
+        )
+    }
+
+    /// The strength the command line uses when none is given: 0.0375 for
+    /// SmoothOut and 0.15 for AdaSmoothOut (the paper's), ρ = 0.05 for SAM
+    /// (its authors' CIFAR value), ρ = 0.5 for ASAM (its authors', with
+    /// η = 0.01), γ = 0.01 for RWP and m-RWP.
+    #[must_use]
+    pub fn default_strength(self) -> f64 {
+        match self {
+            Method::Baseline | Method::SmoothOut => 0.0375,
+            Method::AdaSmoothOut => 0.15,
+            Method::Sam => 0.05,
+            Method::Asam => 0.5,
+            Method::Rwp | Method::MixedRwp => 0.01,
+        }
+    }
+
+    /// Whether the method perturbs along the gradient (SAM, ASAM).
+    #[must_use]
+    pub fn ascends(self) -> bool {
+        matches!(self, Method::Sam | Method::Asam)
     }
 }
 
@@ -260,15 +369,21 @@ impl Network {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
-    /// Baseline, SmoothOut or AdaSmoothOut.
+    /// The method.
     pub method: Method,
     /// The network.
     pub network: Network,
     /// The distribution of θ.
     pub noise: NoiseKind,
-    /// Noise strength: `a` of U(−a, a), the Gaussian's σ, or the drop
-    /// probability (ignored by the baseline).
+    /// The method's strength (ignored by the baseline): SmoothOut's `a` of
+    /// U(−a, a), the Gaussian's σ or the drop probability; SAM's and ASAM's
+    /// radius ρ; RWP's and m-RWP's γ (σ = γ·‖w_i‖).
     pub a: f64,
+    /// ASAM's η in `T = |w| + η` (ignored by the other methods).
+    pub eta: f64,
+    /// m-RWP's weight β of the unperturbed loss (ignored by the other
+    /// methods).
+    pub beta: f64,
     /// Strength over training.
     pub schedule: Schedule,
     /// How θ is removed ([`Denoise::Off`] is the no-denoise ablation).
@@ -309,18 +424,30 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// `method` on `network` with the defaults: uniform noise, `a = 0.0375`
-    /// (the paper's MNIST value), constant schedule, regenerating de-noise,
+    /// (the paper's MNIST value; for SAM, ASAM, RWP and m-RWP
+    /// [`Method::default_strength`] and Gaussian noise for the RWPs),
+    /// η = 0.01, β = 0.5, constant schedule, regenerating de-noise,
     /// weights and biases perturbed, batch 128, no ghost batches, 10
     /// epochs, SGD with momentum 0.9 and lr 0.1 divided by 10 at 50% and 75%
     /// of training, no weight decay or clipping, seed 0, no augmentation,
     /// train-set evaluation on, evaluation batches of 1000.
     #[must_use]
     pub fn new(method: Method, network: Network) -> Self {
+        let rwp = matches!(method, Method::Rwp | Method::MixedRwp);
         TrainConfig {
             method,
             network,
-            noise: NoiseKind::Uniform,
-            a: 0.0375,
+            noise: if rwp {
+                NoiseKind::Gaussian
+            } else {
+                NoiseKind::Uniform
+            },
+            a: match method {
+                Method::Baseline | Method::SmoothOut | Method::AdaSmoothOut => 0.0375,
+                m => m.default_strength(),
+            },
+            eta: 0.01,
+            beta: 0.5,
             schedule: Schedule::Constant,
             denoise: Denoise::Regenerate,
             perturb: PerturbSet::WeightsAndBiases,
@@ -456,7 +583,9 @@ impl TrainConfig {
         ))
     }
 
-    /// The core SmoothOut configuration, or `None` for the baseline.
+    /// The core SmoothOut configuration of SmoothOut and AdaSmoothOut;
+    /// `None` for the other methods (the RWPs draw their noise through
+    /// [`super::RowNoise`]).
     ///
     /// # Errors
     /// [`TrainError::Config`] (`--a`) for an invalid strength;
@@ -464,7 +593,9 @@ impl TrainConfig {
     /// Bernoulli noise with regenerating de-noise).
     pub fn smoothout(&self, total_steps: u64) -> Result<Option<Config>> {
         let scaling = match self.method {
-            Method::Baseline => return Ok(None),
+            Method::Baseline | Method::Sam | Method::Asam | Method::Rwp | Method::MixedRwp => {
+                return Ok(None)
+            }
             Method::SmoothOut => Scaling::Fixed,
             Method::AdaSmoothOut => Scaling::FilterNorm,
         };
@@ -473,7 +604,7 @@ impl TrainConfig {
             NoiseKind::Gaussian => Noise::gaussian(self.a),
             NoiseKind::Bernoulli => Noise::bernoulli(self.a),
         }
-        .map_err(|e| TrainError::config("--a", e.to_string()))?;
+        .map_err(|e| TrainError::config(self.method.strength_flag(), e.to_string()))?;
         let cfg = Config::new(noise)
             .with_scaling(scaling)
             .with_schedule(self.schedule, total_steps)
@@ -596,7 +727,69 @@ impl TrainConfig {
             }
         }
         self.total_epochs()?;
+        self.validate_method()?;
         self.smoothout(1)?;
+        Ok(())
+    }
+
+    /// The checks of SAM's, ASAM's and the RWPs' own settings.
+    fn validate_method(&self) -> Result<()> {
+        let m = self.method;
+        if m.ascends() && !(self.a.is_finite() && self.a >= 0.0) {
+            return Err(TrainError::config(
+                "--rho",
+                format!("{} is not a finite radius >= 0", self.a),
+            ));
+        }
+        if m == Method::Asam && !(self.eta.is_finite() && self.eta >= 0.0) {
+            return Err(TrainError::config(
+                "--eta",
+                format!("{} is not a finite value >= 0", self.eta),
+            ));
+        }
+        if m == Method::MixedRwp && !(0.0..=1.0).contains(&self.beta) {
+            return Err(TrainError::config(
+                "--beta",
+                format!(
+                    "{} is outside [0, 1]: it weighs the unperturbed loss against the perturbed one",
+                    self.beta
+                ),
+            ));
+        }
+        let rwp = matches!(m, Method::Rwp | Method::MixedRwp);
+        if rwp && !(self.a.is_finite() && self.a >= 0.0) {
+            return Err(TrainError::config(
+                "--gamma",
+                format!("{} is not a finite value >= 0", self.a),
+            ));
+        }
+        if rwp && self.schedule != Schedule::Constant {
+            return Err(TrainError::config(
+                "--schedule",
+                format!("{} keeps γ constant; schedules are SmoothOut's", m.name()),
+            ));
+        }
+        if rwp && self.denoise != Denoise::Regenerate {
+            return Err(TrainError::config(
+                "--no-denoise",
+                format!(
+                    "{} always removes its noise by regenerating it (--no-denoise and \
+                     --exact-denoise are SmoothOut's)",
+                    m.name()
+                ),
+            ));
+        }
+        if rwp && self.noise != NoiseKind::Gaussian {
+            return Err(TrainError::config(
+                "--noise",
+                format!(
+                    "{} draws Gaussian noise (σ = γ·‖w_i‖ per filter); for {:?} noise scaled \
+                     per filter use --method adasmoothout",
+                    m.name(),
+                    self.noise
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -628,6 +821,17 @@ impl TrainConfig {
             self.seed,
             self.augment,
         );
+        // Only the methods that read them carry η and β, so that the
+        // fingerprints of the other methods' checkpoints stay as they were.
+        match self.method {
+            Method::Asam => {
+                let _ = write!(s, " eta={:e}", self.eta);
+            }
+            Method::MixedRwp => {
+                let _ = write!(s, " beta={:e}", self.beta);
+            }
+            _ => {}
+        }
         s
     }
 }

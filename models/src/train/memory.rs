@@ -27,7 +27,7 @@
 
 use std::fmt;
 
-use super::config::{Network, OptimizerKind, TrainConfig};
+use super::config::{Method, Network, OptimizerKind, TrainConfig};
 use super::error::{Result, TrainError};
 use smoothout::Denoise;
 
@@ -491,7 +491,11 @@ impl TrainConfig {
     /// `image_shape` in `classes` classes, with elements of `elem_bytes`
     /// bytes (see [`MemoryEstimate`]): the model, the optimiser's buffers
     /// (one per parameter for SGD, two for Adam, one more for
-    /// `Denoise::Exact`), the activations of one ghost chunk (at most the
+    /// `Denoise::Exact`), what the two-pass methods hold during a step (SAM
+    /// and ASAM a copy of the parameters, m-RWP one of the gradients, ASAM
+    /// two scratch buffers of one
+    /// parameter each, counted here as all parameters; SAM, ASAM and m-RWP
+    /// a copy of the BatchNorm buffers), the activations of one ghost chunk (at most the
     /// batch, at most the data) or one evaluation batch, whichever is
     /// larger, the batch itself and the data order, and the host copies of
     /// a checkpoint. `None` on overflow.
@@ -526,7 +530,17 @@ impl TrainConfig {
         if self.denoise == Denoise::Exact {
             copies += 1;
         }
-        let optimizer = mul(mul(copies, f.parameters)?, e)?;
+        let held = match self.method {
+            Method::Sam | Method::MixedRwp => 1,
+            Method::Asam => 3,
+            _ => 0,
+        };
+        let bn_held = if self.method.passes() > 1 {
+            f.buffers
+        } else {
+            0
+        };
+        let optimizer = mul(mul(copies + held, f.parameters)?.checked_add(bn_held)?, e)?;
         let per_example = f.cached_per_example.checked_add(f.working_per_example)?;
         let activations =
             mul(mul(chunk, per_example)?, e)?.max(mul(mul(eval, f.working_per_example)?, e)?);

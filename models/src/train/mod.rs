@@ -53,6 +53,7 @@ mod config;
 mod error;
 mod files;
 mod memory;
+mod row_noise;
 mod run_dir;
 mod trainer;
 
@@ -67,6 +68,7 @@ pub use memory::{
     available_memory, check_memory, Bytes, Footprint, MemoryEstimate, EVAL_BATCH,
     FALLBACK_MEMORY_LIMIT,
 };
+pub use row_noise::RowNoise;
 pub use run_dir::RunDirState;
 pub(crate) use trainer::upload_batch;
 pub use trainer::{

@@ -10,14 +10,15 @@ use smoothout::{Draw, ParamSpec, Real, Sgd, SmoothOut, TensorBackend};
 use super::checkpoint::{
     load_checkpoint_with, save_checkpoint, Checkpoint, LoadOptions, TensorData,
 };
-use super::config::{OptimizerKind, TrainConfig};
+use super::config::{Method, OptimizerKind, TrainConfig};
 use super::error::{Result, TrainError};
 use super::files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
 use super::memory::{check_memory, Bytes};
+use super::row_noise::RowNoise;
 use crate::data::{permutation, seeded_rng, Dataset, Normalize, Split};
 use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
-use crate::optim::{clip_grad_norm, Adam, AdamConfig, OptimState, Optimizer, SgdMomentum};
+use crate::optim::{clip_grad_norm, Adam, AdamConfig, Ascent, OptimState, Optimizer, SgdMomentum};
 
 /// Tag of the checkpoint format this module writes.
 pub const CHECKPOINT_FORMAT: &str = "smoothout-checkpoint-1";
@@ -112,8 +113,9 @@ pub struct StepInfo {
     pub steps_per_epoch: u64,
     /// Optimiser steps taken so far in the run.
     pub global_step: u64,
-    /// Mean training loss of this step's batch (at the perturbed point for
-    /// SmoothOut).
+    /// Mean training loss of this step's batch: at the perturbed point for
+    /// SmoothOut, AdaSmoothOut and RWP, at the unperturbed point (the first
+    /// pass) for SAM, ASAM and m-RWP.
     pub loss: f64,
     /// The learning rate the step used.
     pub lr: f64,
@@ -172,6 +174,8 @@ pub struct Trainer<B: TensorBackend + 'static> {
     net: Sequential<B>,
     specs: Vec<ParamSpec>,
     smoothout: Option<SmoothOut<B>>,
+    /// RWP's and m-RWP's noise.
+    rows: Option<RowNoise<B>>,
     opt: Opt<B>,
     loss: SoftmaxCrossEntropy,
     normalize: Normalize,
@@ -185,6 +189,13 @@ pub struct Trainer<B: TensorBackend + 'static> {
     history: Vec<EpochMetrics>,
     notes: Vec<(String, String)>,
     order: Option<(u64, Vec<usize>)>,
+    /// SAM and ASAM: the perturbed parameters at `w` while the second pass
+    /// runs at `w + ε`; m-RWP: the gradient at `w` (allocated at the first
+    /// step).
+    held: Vec<B::Buffer>,
+    /// The two-pass methods: the BatchNorm statistics of the first pass
+    /// while the second runs (allocated at the first step).
+    held_stats: Vec<B::Buffer>,
 }
 
 impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
@@ -232,6 +243,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             Some(c) => Some(SmoothOut::new(&backend, c, specs.clone())?),
             None => None,
         };
+        let rows = match config.method {
+            Method::Rwp | Method::MixedRwp => {
+                Some(RowNoise::new(config.a, config.seed, specs.clone())?)
+            }
+            _ => None,
+        };
         let sizes: Vec<usize> = specs.iter().map(ParamSpec::len).collect();
         let lr = config.regime.lr(0, 0)?;
         let opt = match config.optimizer {
@@ -260,9 +277,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             history: Vec::new(),
             notes: Vec::new(),
             order: None,
+            held: Vec::new(),
+            held_stats: Vec::new(),
             net,
             specs,
             smoothout,
+            rows,
             opt,
             config,
             backend,
@@ -393,13 +413,20 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         Ok(op(so, &self.backend, &mut self.net.params_mut())?)
     }
 
-    /// Adds θ of `draw` to the network's parameters (SmoothOut only).
+    /// Adds θ of `draw` to the network's parameters (the methods that
+    /// draw noise).
     fn perturb(&mut self, draw: Draw) -> Result<()> {
+        if let Some(r) = self.rows.as_mut() {
+            return Ok(r.perturb(&self.backend, &mut self.net.params_mut(), draw)?);
+        }
         self.with_smoothout(|so, b, p| so.perturb(b, p, draw))
     }
 
-    /// Takes θ of `draw` out again (SmoothOut only).
+    /// Takes θ of `draw` out again (the methods that draw noise).
     fn denoise(&mut self, draw: Draw) -> Result<()> {
+        if let Some(r) = self.rows.as_mut() {
+            return Ok(r.denoise(&self.backend, &mut self.net.params_mut(), draw)?);
+        }
         self.with_smoothout(|so, b, p| so.denoise(b, p, draw))
     }
 
@@ -429,15 +456,18 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// augmented as wanted. Ghost chunks, each perturbed with its own draw
     /// and de-noised after its backward (the last one fused into the SGD
     /// update), clipping, the update; the step counter advances (the
-    /// learning rate follows it). Returns the batch's mean loss and how
-    /// many examples the perturbed network got right. [`Trainer::step`]
+    /// learning rate follows it). SAM, ASAM and m-RWP run the chunks twice,
+    /// as [`Method`] describes, with the BatchNorm statistics of the first
+    /// pass. Returns the batch's mean loss and how many examples the
+    /// network got right (at the point [`StepInfo::loss`] says). [`Trainer::step`]
     /// does the same on the next batch of the run's data order.
     ///
     /// # Errors
     /// [`TrainError::Config`] for an empty batch, `x` of the wrong length,
     /// or a ghost chunk of one example for a network with BatchNorm over
-    /// features; [`TrainError::NonFinite`] when the loss diverges (the
-    /// parameters are then de-noised and not updated); backend errors.
+    /// features; [`TrainError::NonFinite`] when the loss or SAM's
+    /// gradient norm diverges (the parameters are then de-noised or put
+    /// back at `w`, and not updated); backend errors.
     pub fn step_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
         let image_len: usize = self.image_shape.iter().product();
         if labels.is_empty() || x.len() != labels.len() * image_len {
@@ -461,37 +491,173 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 ),
             ));
         }
-        let chunk = self.config.chunk();
-        let chunks = n.div_ceil(chunk);
+        let chunks = n.div_ceil(self.config.chunk());
         self.net.zero_grad(&self.backend)?;
-        let (mut loss_sum, mut correct) = (0.0, 0);
-        for g in 0..chunks {
-            let (lo, hi) = (g * chunk, ((g + 1) * chunk).min(n));
-            let draw = Draw::new(self.step, g as u64);
-            self.net
-                .set_dropout_step(self.step.wrapping_mul(chunks as u64) + g as u64);
-            self.perturb(draw)?;
-            let weight = (hi - lo) as f64 / n as f64;
-            let pass = self.chunk_pass(&x[lo * image_len..hi * image_len], &labels[lo..hi], weight);
-            let (loss, c) = match pass {
-                Ok(v) => v,
-                Err(e) => {
-                    self.denoise(draw)?;
-                    return Err(e);
-                }
-            };
-            loss_sum += loss * (hi - lo) as f64;
-            correct += c;
-            if g + 1 < chunks {
-                self.denoise(draw)?;
-            }
-        }
+        let (loss_sum, correct) = match self.config.method {
+            Method::Sam | Method::Asam => self.ascent_passes(x, labels)?,
+            Method::MixedRwp => self.mixed_passes(x, labels)?,
+            _ => self.passes(x, labels, 1.0, true)?,
+        };
         let last = Draw::new(self.step, chunks as u64 - 1);
         let epoch = self.step / self.steps_per_epoch;
         let lr = self.config.regime.lr(epoch, self.step)?;
         self.update(last, lr)?;
         self.step += 1;
         Ok((loss_sum / n as f64, correct))
+    }
+
+    /// Forward and backward of every ghost chunk of the batch (`x`,
+    /// `labels` checked by [`Trainer::step_batch`]), gradients added in,
+    /// each chunk's scaled by `weight` times its share of the batch. With
+    /// `noisy`, each chunk is perturbed with its own draw and de-noised
+    /// after its backward, except the last, which [`Trainer::update`]
+    /// de-noises (nothing happens for methods without noise). Returns the
+    /// summed loss over the examples and the correct count.
+    fn passes(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        weight: f64,
+        noisy: bool,
+    ) -> Result<(f64, u64)> {
+        let image_len: usize = self.image_shape.iter().product();
+        let n = labels.len();
+        let chunk = self.config.chunk();
+        let chunks = n.div_ceil(chunk);
+        let (mut loss_sum, mut correct) = (0.0, 0);
+        for g in 0..chunks {
+            let (lo, hi) = (g * chunk, ((g + 1) * chunk).min(n));
+            let draw = Draw::new(self.step, g as u64);
+            self.net
+                .set_dropout_step(self.step.wrapping_mul(chunks as u64) + g as u64);
+            if noisy {
+                self.perturb(draw)?;
+            }
+            let share = weight * ((hi - lo) as f64 / n as f64);
+            let pass = self.chunk_pass(&x[lo * image_len..hi * image_len], &labels[lo..hi], share);
+            let (loss, c) = match pass {
+                Ok(v) => v,
+                Err(e) => {
+                    if noisy {
+                        self.denoise(draw)?;
+                    }
+                    return Err(e);
+                }
+            };
+            loss_sum += loss * (hi - lo) as f64;
+            correct += c;
+            if noisy && g + 1 < chunks {
+                self.denoise(draw)?;
+            }
+        }
+        Ok((loss_sum, correct))
+    }
+
+    /// Runs `pass`, the second pass of a two-pass method, and then puts
+    /// back the BatchNorm statistics as the first pass left them, whatever
+    /// `pass` returned: the running statistics come from the first pass
+    /// only (a second pass at `w + ε` would count each batch twice, and at a
+    /// point the network never takes).
+    fn second_pass<T>(&mut self, pass: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let b = &self.backend;
+        let stats = self.net.buffers();
+        if self.held_stats.len() != stats.len() {
+            self.held_stats = stats
+                .iter()
+                .map(|(_, s)| b.zeros(b.len(s)))
+                .collect::<smoothout::Result<_>>()?;
+        }
+        for ((_, s), h) in stats.into_iter().zip(&mut self.held_stats) {
+            b.copy(s, h)?;
+        }
+        let result = pass(self);
+        let b = &self.backend;
+        for ((_, s), h) in self.net.buffers_mut().into_iter().zip(&self.held_stats) {
+            b.copy(h, s)?;
+        }
+        result
+    }
+
+    /// m-RWP's passes: the gradient at `w` (BatchNorm statistics
+    /// updated), held, then the gradient at `w + θ` (θ of the last chunk
+    /// left for [`Trainer::update`] to remove), and the mix `β·g(w) +
+    /// (1 − β)·g(w + θ)` in the network's gradient buffers. Each pass sums
+    /// its chunks as a one-pass step does, so at γ = 0 and β = ½ the mix is
+    /// the baseline's gradient bit for bit. Returns the first pass's summed
+    /// loss and correct count.
+    fn mixed_passes(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
+        let clean = self.passes(x, labels, 1.0, false)?;
+        let b = &self.backend;
+        let grads = self.net.grads();
+        if self.held.len() != grads.len() {
+            self.held = grads
+                .iter()
+                .map(|g| b.zeros(b.len(g)))
+                .collect::<smoothout::Result<_>>()?;
+        }
+        for (g, h) in grads.into_iter().zip(&mut self.held) {
+            b.copy(g, h)?;
+        }
+        self.net.zero_grad(b)?;
+        self.second_pass(|t| t.passes(x, labels, 1.0, true))?;
+        let b = &self.backend;
+        let beta = self.config.beta;
+        for (g, h) in self.net.grads_mut().into_iter().zip(&self.held) {
+            b.scale(B::Elem::from_f64(1.0 - beta), g)?;
+            b.axpy(B::Elem::from_f64(beta), h, g)?;
+        }
+        Ok(clean)
+    }
+
+    /// SAM's and ASAM's passes: the gradient at `w` (BatchNorm statistics
+    /// updated), ε from it on the perturbed parameters, the gradient at
+    /// `w + ε` in the network's gradient buffers, and the parameters back
+    /// at `w` exactly (restored from a copy, not by subtracting ε). Returns
+    /// the first pass's summed loss and correct count.
+    fn ascent_passes(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
+        let clean = self.passes(x, labels, 1.0, false)?;
+        let ascent = match self.config.method {
+            Method::Asam => Ascent::Asam {
+                rho: self.config.a,
+                eta: self.config.eta,
+            },
+            _ => Ascent::Sam { rho: self.config.a },
+        };
+        let b = &self.backend;
+        let (params, grads) = self.net.params_and_grads_mut();
+        let (mut ps, mut gs) = (Vec::new(), Vec::new());
+        for ((p, g), spec) in params.into_iter().zip(grads).zip(&self.specs) {
+            if spec.perturbed {
+                ps.push(p);
+                gs.push(&*g);
+            }
+        }
+        if self.held.len() != ps.len() {
+            self.held = ps
+                .iter()
+                .map(|p| b.zeros(b.len(p)))
+                .collect::<smoothout::Result<_>>()?;
+        }
+        for (p, h) in ps.iter().zip(&mut self.held) {
+            b.copy(p, h)?;
+        }
+        let norm = ascent.perturb(b, &mut ps, &gs)?;
+        if !norm.is_finite() {
+            return Err(TrainError::NonFinite { step: self.step });
+        }
+        self.net.zero_grad(&self.backend)?;
+        let second = self.second_pass(|t| t.passes(x, labels, 1.0, false));
+        let b = &self.backend;
+        let params = self.net.params_mut();
+        let perturbed = params
+            .into_iter()
+            .zip(&self.specs)
+            .filter_map(|(p, spec)| spec.perturbed.then_some(p));
+        for (p, h) in perturbed.zip(&self.held) {
+            b.copy(h, p)?;
+        }
+        second?;
+        Ok(clean)
     }
 
     /// Clipping, de-noising of `last` and the update at rate `lr`, in
@@ -515,6 +681,9 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             (so, opt) => {
                 if let Some(so) = so {
                     so.denoise(b, &mut params, last)?;
+                }
+                if let Some(r) = self.rows.as_mut() {
+                    r.denoise(b, &mut params, last)?;
                 }
                 let grads: Vec<&B::Buffer> = grads.into_iter().map(|g| &*g).collect();
                 opt.get_mut().step(b, &mut params, &grads)?;

@@ -158,6 +158,28 @@ pub enum MethodArg {
     Smoothout,
     /// Noise scaled per filter/neuron by a times its weight norm.
     Adasmoothout,
+    /// SAM: the gradient at w + ρ·g/‖g‖, applied at w (two passes).
+    Sam,
+    /// ASAM: SAM with ε = ρ·T²g/‖Tg‖, T = |w| + η (two passes).
+    Asam,
+    /// Random weight perturbation: Gaussian noise, σ = γ·‖filter‖.
+    Rwp,
+    /// Mixed-loss RWP: β·L(w) + (1 − β)·L(w + θ) (two passes).
+    Mrwp,
+}
+
+impl MethodArg {
+    pub fn method(self) -> Method {
+        match self {
+            MethodArg::Baseline => Method::Baseline,
+            MethodArg::Smoothout => Method::SmoothOut,
+            MethodArg::Adasmoothout => Method::AdaSmoothOut,
+            MethodArg::Sam => Method::Sam,
+            MethodArg::Asam => Method::Asam,
+            MethodArg::Rwp => Method::Rwp,
+            MethodArg::Mrwp => Method::MixedRwp,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -286,13 +308,29 @@ pub struct TrainArgs {
     /// Clip the gradient's global L2 norm to this value.
     #[arg(long, allow_negative_numbers = true)]
     pub clip: Option<f64>,
-    /// Noise distribution.
-    #[arg(long, value_enum, default_value = "uniform")]
-    pub noise: NoiseArg,
-    /// Noise strength (U(-a, a), Gaussian σ, or drop probability). Default:
-    /// 0.0375 for smoothout, 0.15 for adasmoothout (the paper's values).
+    /// Noise distribution of smoothout and adasmoothout. Default: uniform
+    /// (rwp and mrwp draw gaussian noise and accept no other).
+    #[arg(long, value_enum)]
+    pub noise: Option<NoiseArg>,
+    /// Noise strength of smoothout and adasmoothout (U(-a, a), Gaussian σ,
+    /// or drop probability). Default: 0.0375 for smoothout, 0.15 for
+    /// adasmoothout (the paper's values).
     #[arg(long, allow_negative_numbers = true)]
     pub a: Option<f64>,
+    /// SAM's and ASAM's radius ρ. Default: 0.05 for sam, 0.5 for asam
+    /// (their authors' values).
+    #[arg(long, allow_negative_numbers = true)]
+    pub rho: Option<f64>,
+    /// ASAM's η in T = |w| + η.
+    #[arg(long, allow_negative_numbers = true)]
+    pub eta: Option<f64>,
+    /// RWP's and m-RWP's strength γ: σ = γ·‖filter‖ per filter (row).
+    /// Default: 0.01.
+    #[arg(long, allow_negative_numbers = true)]
+    pub gamma: Option<f64>,
+    /// m-RWP's weight β of the unperturbed loss in β·L(w) + (1 − β)·L(w + θ).
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta: Option<f64>,
     /// Strength over training: constant, anneal:INDEX or tanh:SCALE.
     #[arg(long, default_value = "constant")]
     pub schedule: String,
@@ -548,6 +586,45 @@ impl TrainArgs {
         Ok(r.with_warmup(self.warmup))
     }
 
+    /// Refuses a method's own setting when no listed method reads it
+    /// (`--rho` without sam or asam, and so on), rather than ignoring it.
+    pub fn check_method_flags(&self) -> Result<(), TrainError> {
+        let listed = |ms: &[Method]| self.method.iter().any(|m| ms.contains(&m.method()));
+        let flags = [
+            (
+                "--rho",
+                self.rho.is_some(),
+                &[Method::Sam, Method::Asam][..],
+                "sam or asam",
+            ),
+            ("--eta", self.eta.is_some(), &[Method::Asam][..], "asam"),
+            (
+                "--gamma",
+                self.gamma.is_some(),
+                &[Method::Rwp, Method::MixedRwp][..],
+                "rwp or mrwp",
+            ),
+            (
+                "--beta",
+                self.beta.is_some(),
+                &[Method::MixedRwp][..],
+                "mrwp",
+            ),
+        ];
+        for (setting, given, methods, names) in flags {
+            if given && !listed(methods) {
+                return Err(TrainError::Config {
+                    setting,
+                    reason: format!(
+                        "it is read only by {names}, which --method does not list; add \
+                         {names} to --method or leave {setting} out"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The seeds to train, each once per method.
     pub fn seeds(&self) -> Vec<u64> {
         match &self.seed {
@@ -568,11 +645,7 @@ impl TrainArgs {
             None if cifar => Network::CifarShallow,
             None => Network::F1,
         };
-        let method = match method {
-            MethodArg::Baseline => Method::Baseline,
-            MethodArg::Smoothout => Method::SmoothOut,
-            MethodArg::Adasmoothout => Method::AdaSmoothOut,
-        };
+        let method = method.method();
         let epochs = self.epochs.unwrap_or(if digits { 100 } else { 10 });
         let batch = self.batch.unwrap_or(if digits { 512 } else { 256 });
         let mut c = TrainConfig::new(method, network)
@@ -589,15 +662,21 @@ impl TrainArgs {
             OptimizerArg::Nesterov => OptimizerKind::Nesterov,
             OptimizerArg::Adam => OptimizerKind::Adam,
         };
-        c.noise = match self.noise {
-            NoiseArg::Uniform => NoiseKind::Uniform,
-            NoiseArg::Gaussian => NoiseKind::Gaussian,
-            NoiseArg::Bernoulli => NoiseKind::Bernoulli,
+        if let Some(noise) = self.noise {
+            c.noise = match noise {
+                NoiseArg::Uniform => NoiseKind::Uniform,
+                NoiseArg::Gaussian => NoiseKind::Gaussian,
+                NoiseArg::Bernoulli => NoiseKind::Bernoulli,
+            };
+        }
+        let strength = match method.strength_flag() {
+            "--rho" => self.rho,
+            "--gamma" => self.gamma,
+            _ => self.a,
         };
-        c.a = self.a.unwrap_or(match method {
-            Method::AdaSmoothOut => 0.15,
-            _ => 0.0375,
-        });
+        c.a = strength.unwrap_or(method.default_strength());
+        c.eta = self.eta.unwrap_or(c.eta);
+        c.beta = self.beta.unwrap_or(c.beta);
         c.schedule = parse_schedule(&self.schedule)?;
         c.denoise = if self.no_denoise {
             Denoise::Off
@@ -627,6 +706,7 @@ impl TrainArgs {
                      --exact-denoise, which restores a saved copy of the weights (or \
                      --no-denoise for the ablation that leaves the noise in)",
                     self.noise
+                        .unwrap_or(NoiseArg::Uniform)
                         .to_possible_value()
                         .map_or_else(String::new, |v| v.get_name().to_string())
                 ),

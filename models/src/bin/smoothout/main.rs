@@ -134,6 +134,7 @@ macro_rules! on_device {
 
 fn train(a: &TrainArgs) -> Result<(), TrainError> {
     check_threads(a.threads)?;
+    a.check_method_flags()?;
     // Check every configuration before any training starts.
     let seeds = a.seeds();
     if let Some(dup) = seeds
