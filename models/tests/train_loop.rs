@@ -51,17 +51,24 @@ fn every_method_learns_the_digits() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let data = digits();
-    let mut cfg = small(Method::AdaSmoothOut);
-    cfg.ghost = Some(16);
-    let state = |threads| {
-        let b = Cpu::<f32>::with_threads(threads).unwrap();
-        let mut t = Trainer::new(b, cfg.clone(), &data.train).unwrap();
-        for _ in 0..5 {
-            t.step(&data.train).unwrap();
-        }
-        t.checkpoint().unwrap().tensors
-    };
-    assert_eq!(state(1), state(2));
+    for method in [
+        Method::AdaSmoothOut,
+        Method::Sam,
+        Method::Asam,
+        Method::MixedRwp,
+    ] {
+        let mut cfg = small(method);
+        cfg.ghost = Some(16);
+        let state = |threads| {
+            let b = Cpu::<f32>::with_threads(threads).unwrap();
+            let mut t = Trainer::new(b, cfg.clone(), &data.train).unwrap();
+            for _ in 0..5 {
+                t.step(&data.train).unwrap();
+            }
+            t.checkpoint().unwrap().tensors
+        };
+        assert_eq!(state(1), state(2), "{method:?}");
+    }
 }
 
 #[test]

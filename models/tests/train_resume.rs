@@ -97,6 +97,10 @@ fn resume_mid_epoch_is_exact_for_every_method() {
     resume_matches(small(Method::Baseline), 17, "baseline");
     resume_matches(small(Method::SmoothOut), 17, "smoothout");
     resume_matches(small(Method::AdaSmoothOut), 5, "ada");
+    resume_matches(small(Method::Sam), 7, "sam");
+    resume_matches(small(Method::Asam), 11, "asam");
+    resume_matches(small(Method::Rwp), 9, "rwp");
+    resume_matches(small(Method::MixedRwp), 13, "mrwp");
 }
 
 #[test]

@@ -15,9 +15,9 @@
 //!   trace by Hutchinson's estimator ([`hutchinson_trace`]) — from
 //!   Hessian-vector products ([`Hvp`]), for a network by central
 //!   differences of its gradient ([`FiniteDifferenceHvp`]).
-//! * [`write_line_plot`] and [`write_surface_plot`] draw the pictures (PNG
-//!   and SVG, with an embedded font) and write their numbers as CSV beside
-//!   them.
+//! * [`write_line_plot`], [`write_scatter_plot`] and [`write_surface_plot`]
+//!   draw the pictures (PNG and SVG, with an embedded font) and write their
+//!   numbers as CSV beside them.
 //! * [`Summary`] and [`t975`]: mean ± sd over seeds and 95% intervals.
 //!
 //! `smoothout experiment table1` puts them together.
@@ -41,7 +41,8 @@ mod plot;
 mod sharpness;
 mod stats;
 pub use plot::{
-    write_line_plot, write_surface_plot, LinePlot, PlotFiles, Series, Surface, PLOT_SIZE,
+    write_line_plot, write_scatter_plot, write_surface_plot, LinePlot, PlotFiles, Series, Surface,
+    PLOT_SIZE,
 };
 pub use sharpness::{
     network_sharpness, sharpness, NetworkLoss, Objective, Sharpness, SharpnessConfig, SharpnessRun,

@@ -124,7 +124,7 @@ pub struct PlotFiles {
 /// marker at each point, so a single point stays visible.
 ///
 /// The CSV has the header `series,x,y` and one row per point, series after
-/// series, in the order given:
+/// series, in the order given (a scatter chart's too):
 ///
 /// ```text
 /// series,x,y
@@ -167,8 +167,41 @@ pub struct PlotFiles {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn write_line_plot(stem: &Path, plot: &LinePlot) -> Result<PlotFiles, TrainError> {
+    write_chart(stem, plot, true)
+}
+
+/// Writes a scatter chart to `<stem>.png`, `<stem>.svg` and `<stem>.csv`:
+/// [`write_line_plot`] with every point marked and none joined (one series
+/// per group of points, e.g. per method) and a 5% margin on the x axis too,
+/// with the same files, checks and errors.
+///
+/// ```
+/// use smoothout_models::analysis::{write_scatter_plot, LinePlot, Series};
+///
+/// let dir = std::env::temp_dir().join(format!("smoothout-scatter-doc-{}", std::process::id()));
+/// let plot = LinePlot {
+///     title: "Accuracy against sharpness".into(),
+///     x_label: "λ_max".into(),
+///     y_label: "test accuracy %".into(),
+///     series: vec![Series { label: "SAM".into(), points: vec![(1.0, 98.5), (1.2, 98.4)] }],
+///     log_y: false,
+/// };
+/// let files = write_scatter_plot(&dir.join("scatter"), &plot)?;
+/// assert_eq!(std::fs::read_to_string(&files.csv)?.lines().count(), 3);
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`write_line_plot`].
+pub fn write_scatter_plot(stem: &Path, plot: &LinePlot) -> Result<PlotFiles, TrainError> {
+    write_chart(stem, plot, false)
+}
+
+/// [`write_line_plot`] (points `joined`) or [`write_scatter_plot`].
+fn write_chart(stem: &Path, plot: &LinePlot, joined: bool) -> Result<PlotFiles, TrainError> {
     let files = plot_files(stem)?;
-    let (x, y) = line_frame(plot)?;
+    let (x, y) = line_frame(plot, if joined { 0.0 } else { 0.05 })?;
     ensure_font()?;
 
     // Plotters' coordinates are consumed by the chart and LogCoord is not
@@ -177,13 +210,21 @@ pub fn write_line_plot(stem: &Path, plot: &LinePlot) -> Result<PlotFiles, TrainE
     let lin_y = || RangedCoordf64::from(y.0..y.1);
     let (svg, png) = if plot.log_y {
         (
-            render_svg(&files.svg, |root| draw_line_chart(root, plot, x, log_y()))?,
-            render_png(&files.png, |root| draw_line_chart(root, plot, x, log_y()))?,
+            render_svg(&files.svg, |root| {
+                draw_line_chart(root, plot, x, log_y(), joined)
+            })?,
+            render_png(&files.png, |root| {
+                draw_line_chart(root, plot, x, log_y(), joined)
+            })?,
         )
     } else {
         (
-            render_svg(&files.svg, |root| draw_line_chart(root, plot, x, lin_y()))?,
-            render_png(&files.png, |root| draw_line_chart(root, plot, x, lin_y()))?,
+            render_svg(&files.svg, |root| {
+                draw_line_chart(root, plot, x, lin_y(), joined)
+            })?,
+            render_png(&files.png, |root| {
+                draw_line_chart(root, plot, x, lin_y(), joined)
+            })?,
         )
     };
 
@@ -430,8 +471,9 @@ const MARKED_POINTS: usize = 50;
 /// An axis range `(low, high)`.
 type Span = (f64, f64);
 
-/// Checks `plot` and returns its axis ranges `(x, y)`.
-fn line_frame(plot: &LinePlot) -> Result<(Span, Span), TrainError> {
+/// Checks `plot` and returns its axis ranges `(x, y)`, x padded by
+/// `x_pad` of its span on each side.
+fn line_frame(plot: &LinePlot, x_pad: f64) -> Result<(Span, Span), TrainError> {
     let bad =
         |reason: String| TrainError::config("line plot", format!("`{}`: {reason}", plot.title));
     if plot.series.is_empty() {
@@ -461,7 +503,7 @@ fn line_frame(plot: &LinePlot) -> Result<(Span, Span), TrainError> {
         }
     }
     let too_wide = |axis: &str| bad(format!("the {axis} values span more than an f64 holds"));
-    let x = xs.padded(0.0).ok_or_else(|| too_wide("x"))?;
+    let x = xs.padded(x_pad).ok_or_else(|| too_wide("x"))?;
     let y = if plot.log_y {
         ys.padded_log(0.05).ok_or_else(|| {
             bad(
@@ -483,6 +525,7 @@ fn draw_line_chart<DB, Y>(
     plot: &LinePlot,
     x: Span,
     y: Y,
+    joined: bool,
 ) -> Drawn<DB>
 where
     DB: DrawingBackend,
@@ -509,17 +552,28 @@ where
 
     for (k, s) in plot.series.iter().enumerate() {
         let colour = PALETTE[k % PALETTE.len()];
-        let line = chart.draw_series(LineSeries::new(
-            s.points.iter().copied(),
-            colour.stroke_width(2),
-        ))?;
-        if !s.label.is_empty() {
-            line.label(&s.label).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+        if joined {
+            let line = chart.draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?;
+            if !s.label.is_empty() {
+                line.label(&s.label).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            }
         }
-        if s.points.len() <= MARKED_POINTS {
-            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+        if !joined || s.points.len() <= MARKED_POINTS {
+            let radius = if joined { 3 } else { 5 };
+            let dots = chart.draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, radius, colour.filled())),
+            )?;
+            if !joined && !s.label.is_empty() {
+                dots.label(&s.label)
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
+            }
         }
     }
     if plot.series.iter().any(|s| !s.label.is_empty()) {

@@ -2,7 +2,9 @@
 //! is γ times the norm of the row (filter) it perturbs.
 
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::{Draw, Error, NoiseKey, NoiseOf, ParamSpec, Real, Result, TensorBackend, Unit};
+use smoothout::{
+    Draw, Error, NoiseKey, NoiseOf, ParamSpec, Real, Result, Sgd, TensorBackend, Unit,
+};
 
 /// RWP's θ (Li et al.; the noise of [`crate::train::Method::Rwp`] and
 /// [`crate::train::Method::MixedRwp`]): for each perturbed parameter and
@@ -104,17 +106,62 @@ impl<B: TensorBackend> RowNoise<B> {
         Ok(())
     }
 
+    /// Checks that `draw` is the one applied.
+    fn check_draw(&self, draw: Draw) -> Result<()> {
+        match self.applied {
+            None => Err(Error::NotPerturbed),
+            Some(d) if d != draw => Err(Error::DrawMismatch),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Removes θ of `draw` and takes the SGD step with momentum in one pass
+    /// per parameter (the backend's fused `denoise_sgd`; the parameters
+    /// that are not perturbed get the plain update).
+    ///
+    /// # Errors
+    /// As [`RowNoise::denoise`]; [`Error::LengthMismatch`] for `grads` and
+    /// `velocity` that do not match `params`; [`Sgd::validate`]'s.
+    pub fn denoise_sgd(
+        &mut self,
+        b: &B,
+        params: &mut [&mut B::Buffer],
+        grads: &[&mut B::Buffer],
+        velocity: &mut [B::Buffer],
+        sgd: &Sgd,
+        draw: Draw,
+    ) -> Result<()> {
+        self.check_draw(draw)?;
+        self.check(b, params)?;
+        sgd.validate()?;
+        for (what, n) in [
+            ("gradient buffers", grads.len()),
+            ("velocity buffers", velocity.len()),
+        ] {
+            if n != params.len() {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected: params.len(),
+                    actual: n,
+                });
+            }
+        }
+        for (i, ((p, g), v)) in params.iter_mut().zip(grads).zip(velocity).enumerate() {
+            let scales = self.scales[i].take();
+            let noise = scales.as_ref().map(|s| self.noise(i, draw, s));
+            b.denoise_sgd(p, g, v, noise.as_ref(), sgd)?;
+        }
+        self.applied = None;
+        Ok(())
+    }
+
     /// `w ← w − θ` for `draw`, regenerated.
     ///
     /// # Errors
     /// [`Error::NotPerturbed`] or [`Error::DrawMismatch`] unless `draw` is
     /// the one applied; [`Error::LengthMismatch`]; backend errors.
     pub fn denoise(&mut self, b: &B, params: &mut [&mut B::Buffer], draw: Draw) -> Result<()> {
-        match self.applied {
-            None => return Err(Error::NotPerturbed),
-            Some(d) if d != draw => return Err(Error::DrawMismatch),
-            Some(_) => {}
-        }
+        self.check_draw(draw)?;
         self.check(b, params)?;
         for (i, p) in params.iter_mut().enumerate() {
             if let Some(scales) = self.scales[i].take() {

@@ -669,20 +669,26 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             clip_grad_norm(b, &mut grads, max)?;
         }
         self.opt.get_mut().set_lr(lr)?;
-        match (&mut self.smoothout, &mut self.opt) {
-            (Some(so), Opt::Sgd(sgd)) if !sgd.nesterov() => {
-                let cfg = Sgd {
-                    lr,
-                    ..*sgd.config()
-                };
+        let sgd_step = |sgd: &SgdMomentum<B>| Sgd {
+            lr,
+            ..*sgd.config()
+        };
+        match (&mut self.smoothout, &mut self.rows, &mut self.opt) {
+            (Some(so), _, Opt::Sgd(sgd)) if !sgd.nesterov() => {
+                let cfg = sgd_step(sgd);
                 so.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?;
                 sgd.count_step();
             }
-            (so, opt) => {
+            (None, Some(r), Opt::Sgd(sgd)) if !sgd.nesterov() => {
+                let cfg = sgd_step(sgd);
+                r.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?;
+                sgd.count_step();
+            }
+            (so, rows, opt) => {
                 if let Some(so) = so {
                     so.denoise(b, &mut params, last)?;
                 }
-                if let Some(r) = self.rows.as_mut() {
+                if let Some(r) = rows {
                     r.denoise(b, &mut params, last)?;
                 }
                 let grads: Vec<&B::Buffer> = grads.into_iter().map(|g| &*g).collect();

@@ -72,6 +72,107 @@ pub enum Experiment {
     /// --runs and reused when the command runs again.
     #[command(after_help = "Example:\n  smoothout experiment table1 --dataset mnist")]
     Table1(ExperimentArgs),
+    /// Flat-minimum methods side by side: baseline, SmoothOut, AdaSmoothOut,
+    /// SAM, ASAM, RWP and m-RWP, over seeds and batch sizes, with paired
+    /// 95% intervals against the baseline.
+    ///
+    /// First each method's strength is chosen on a validation split held
+    /// out of the training set (seed 0, each value of --grid); then every
+    /// method trains on the whole training set with its chosen strength,
+    /// once per seed, and is measured: test accuracy, (C_ε, A)-sharpness,
+    /// λ_max and the Hessian trace. Runs are kept under --runs and reused;
+    /// their results also go to runs.csv under --out, so a sweep can be
+    /// completed over several invocations or machines (--shard), and the
+    /// tables are rebuilt from the runs that exist, naming those missing.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+}
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  smoothout experiment compare --dataset mnist --batch 256,6000
+  smoothout experiment compare --dataset fashion-mnist --batch 6000
+  smoothout experiment compare --methods baseline,sam --grid sam=0.02,0.05,0.1 --seeds 0,1,2,3,4
+  smoothout experiment compare --shard 2/4     # the second quarter of the runs (e.g. a Slurm array task)
+  smoothout experiment compare --report-only   # the tables from the runs that exist";
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The dataset (fetch it first).
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: DatasetArg,
+    /// Where fetched datasets live.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Network (as `smoothout train --net`). Default: f1 for (Fashion-)MNIST,
+    /// mlp-64-64 for digits, cifar-shallow for CIFAR.
+    #[arg(long)]
+    pub net: Option<String>,
+    /// Methods, comma-separated; the baseline is always included.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "baseline,smoothout,adasmoothout,sam,asam,rwp,mrwp"
+    )]
+    pub methods: Vec<MethodArg>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "256,6000")]
+    pub batch: Vec<usize>,
+    /// Seeds of the final runs, comma-separated (at least two give intervals).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub seeds: Vec<u64>,
+    /// Epochs of every run.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: u64,
+    /// Batches larger than this run in ghost chunks of this size, with
+    /// every learning rate × √(batch/ghost) (the paper's large-batch
+    /// regime); smaller batches run as they are.
+    #[arg(long, default_value_t = 256)]
+    pub ghost: usize,
+    /// Initial learning rate (÷10 at half and three quarters of the run).
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// The strengths tried for a method, as METHOD=V1,V2,… (repeat the
+    /// flag for several methods). Defaults: smoothout=0.005,0.015,0.0375
+    /// adasmoothout=0.02,0.05,0.15 sam=0.01,0.05,0.1 asam=0.1,0.5,1
+    /// rwp=0.002,0.005,0.01 mrwp=0.005,0.01,0.02.
+    #[arg(long, value_name = "METHOD=LIST")]
+    pub grid: Vec<String>,
+    /// Training images held out as the validation split the strengths are
+    /// chosen on (the last ones; the test set is never used for it).
+    #[arg(long, default_value_t = 10_000)]
+    pub validation: usize,
+    /// ASAM's η.
+    #[arg(long, default_value_t = 0.01)]
+    pub eta: f64,
+    /// m-RWP's β.
+    #[arg(long, default_value_t = 0.5)]
+    pub beta: f64,
+    /// Run only share K of N of the runs (K from 1): runs are numbered in
+    /// a fixed order and this process takes every N-th from the K-th.
+    /// Processes that share --runs and --out complete the sweep together.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Train nothing: write the tables from the runs that exist.
+    #[arg(long)]
+    pub report_only: bool,
+    /// Training images the Hessian measures and the sharpness use (the
+    /// first ones).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub measure_examples: usize,
+    /// Where the tables and pictures go (a folder per dataset).
+    #[arg(long, default_value = "docs/results/compare")]
+    pub out: PathBuf,
+    /// Where the runs go (checkpoints, metrics, result.csv).
+    #[arg(long, default_value = "runs/compare")]
+    pub runs: PathBuf,
+    /// Reuse kept runs whose checkpoints carry no checksums.
+    #[arg(long)]
+    pub accept_unchecked_checkpoint: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug)]

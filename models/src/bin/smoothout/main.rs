@@ -1,6 +1,7 @@
 //! `smoothout`: train, evaluate and fetch data from the command line.
 
 mod args;
+mod compare;
 mod experiment;
 mod flatness;
 mod interrupt;
@@ -47,6 +48,9 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval(&a).map_err(|e| e.with_checkpoint_hint(EVAL_HINT)),
         Command::Experiment(args::Experiment::Table1(a)) => {
             experiment::table1(&a).map_err(|e| e.with_checkpoint_hint(EXPERIMENT_HINT))
+        }
+        Command::Experiment(args::Experiment::Compare(a)) => {
+            compare::compare(&a).map_err(|e| e.with_checkpoint_hint(EXPERIMENT_HINT))
         }
         Command::Fetch(a) => fetch(&a),
     };

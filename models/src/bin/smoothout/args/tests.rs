@@ -423,3 +423,68 @@ fn bernoulli_noise_names_the_exact_denoise_flag() {
         .config(MethodArg::Baseline, 0)
         .is_ok());
 }
+
+#[test]
+fn each_method_reads_its_own_strength_flag() {
+    use smoothout_models::train::{Method, NoiseKind};
+    let of = |extra: &[&str], m: MethodArg| args(extra).config(m, 0).unwrap();
+    // the defaults
+    for (m, a) in [
+        (MethodArg::Smoothout, 0.0375),
+        (MethodArg::Adasmoothout, 0.15),
+        (MethodArg::Sam, 0.05),
+        (MethodArg::Asam, 0.5),
+        (MethodArg::Rwp, 0.01),
+        (MethodArg::Mrwp, 0.01),
+    ] {
+        let c = of(&[], m);
+        assert_eq!((c.method, c.a), (m.method(), a), "{m:?}");
+    }
+    let flags = [
+        "--a", "0.02", "--rho", "0.1", "--gamma", "0.03", "--eta", "0.2",
+    ];
+    let flags = [&flags[..], &["--beta", "0.7"]].concat();
+    assert_eq!(of(&flags, MethodArg::Smoothout).a, 0.02);
+    assert_eq!(of(&flags, MethodArg::Sam).a, 0.1);
+    let asam = of(&flags, MethodArg::Asam);
+    assert_eq!((asam.a, asam.eta), (0.1, 0.2));
+    let mrwp = of(&flags, MethodArg::Mrwp);
+    assert_eq!(
+        (mrwp.method, mrwp.a, mrwp.beta),
+        (Method::MixedRwp, 0.03, 0.7)
+    );
+    assert_eq!(mrwp.noise, NoiseKind::Gaussian);
+    // RWP draws Gaussian noise and says so when asked for another
+    match args(&["--noise", "uniform"]).config(MethodArg::Rwp, 0) {
+        Err(TrainError::Config { setting, .. }) => assert_eq!(setting, "--noise"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_method_flag_without_its_method_is_refused() {
+    let refused = |extra: &[&str], flag: &str| match args(extra).check_method_flags() {
+        Err(TrainError::Config { setting, reason }) => {
+            assert_eq!(setting, flag, "{reason}");
+            assert!(reason.contains("--method"), "{reason}");
+        }
+        other => panic!("{extra:?}: {other:?}"),
+    };
+    refused(&["--rho", "0.1"], "--rho");
+    refused(&["--method", "sam", "--eta", "0.1"], "--eta");
+    refused(&["--method", "sam", "--gamma", "0.1"], "--gamma");
+    refused(&["--method", "rwp", "--beta", "0.1"], "--beta");
+    let fine = [
+        "--method",
+        "asam,mrwp",
+        "--rho",
+        "1",
+        "--eta",
+        "0",
+        "--gamma",
+        "0.1",
+        "--beta",
+        "0",
+    ];
+    assert!(args(&fine).check_method_flags().is_ok());
+}
