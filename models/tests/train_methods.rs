@@ -56,6 +56,14 @@ fn network(cfg: &TrainConfig) -> Sequential<B> {
     cfg.network.build(&B::new(), cfg.seed, SHAPE, 10).unwrap()
 }
 
+/// The network's specs, marked perturbed as `cfg` says.
+fn perturbed_specs(cfg: &TrainConfig, net: &Sequential<B>) -> Vec<ParamSpec> {
+    net.specs()
+        .into_iter()
+        .map(|s| cfg.perturb.apply(s))
+        .collect()
+}
+
 fn params(net: &Sequential<B>) -> Vec<Vec<f64>> {
     net.params().into_iter().cloned().collect()
 }
@@ -210,11 +218,7 @@ fn rwp_draws_gaussian_noise_with_sigma_gamma_times_each_filters_norm() {
     let gamma = 0.3;
     let cfg = config(Method::Rwp, gamma);
     let net = network(&cfg);
-    let specs: Vec<ParamSpec> = net
-        .specs()
-        .into_iter()
-        .map(|s| cfg.perturb.apply(s))
-        .collect();
+    let specs = perturbed_specs(&cfg, &net);
     let w = params(&net);
     let draw = Draw::new(0, 0);
     let minus_w = |mut p: Vec<Vec<f64>>| {
@@ -305,11 +309,7 @@ fn mixed_rwp_steps_along_the_mixed_gradient() {
     let mut cfg = config(Method::MixedRwp, gamma);
     cfg.beta = beta;
     let mut net = network(&cfg);
-    let specs: Vec<ParamSpec> = net
-        .specs()
-        .into_iter()
-        .map(|s| cfg.perturb.apply(s))
-        .collect();
+    let specs = perturbed_specs(&cfg, &net);
     let w = params(&net);
     let g_clean = gradient(&mut net, &x, &labels);
     let mut rwp = RowNoise::<B>::new(gamma, cfg.seed, specs).unwrap();

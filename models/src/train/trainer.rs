@@ -559,17 +559,8 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// only (a second pass at `w + ε` would count each batch twice, and at a
     /// point the network never takes).
     fn second_pass<T>(&mut self, pass: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let b = &self.backend;
-        let stats = self.net.buffers();
-        if self.held_stats.len() != stats.len() {
-            self.held_stats = stats
-                .iter()
-                .map(|(_, s)| b.zeros(b.len(s)))
-                .collect::<smoothout::Result<_>>()?;
-        }
-        for ((_, s), h) in stats.into_iter().zip(&mut self.held_stats) {
-            b.copy(s, h)?;
-        }
+        let stats: Vec<&B::Buffer> = self.net.buffers().into_iter().map(|(_, s)| s).collect();
+        hold(&self.backend, &mut self.held_stats, &stats)?;
         let result = pass(self);
         let b = &self.backend;
         for ((_, s), h) in self.net.buffers_mut().into_iter().zip(&self.held_stats) {
@@ -587,18 +578,8 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// loss and correct count.
     fn mixed_passes(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
         let clean = self.passes(x, labels, 1.0, false)?;
-        let b = &self.backend;
-        let grads = self.net.grads();
-        if self.held.len() != grads.len() {
-            self.held = grads
-                .iter()
-                .map(|g| b.zeros(b.len(g)))
-                .collect::<smoothout::Result<_>>()?;
-        }
-        for (g, h) in grads.into_iter().zip(&mut self.held) {
-            b.copy(g, h)?;
-        }
-        self.net.zero_grad(b)?;
+        hold(&self.backend, &mut self.held, &self.net.grads())?;
+        self.net.zero_grad(&self.backend)?;
         self.second_pass(|t| t.passes(x, labels, 1.0, true))?;
         let b = &self.backend;
         let beta = self.config.beta;
@@ -632,15 +613,11 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 gs.push(&*g);
             }
         }
-        if self.held.len() != ps.len() {
-            self.held = ps
-                .iter()
-                .map(|p| b.zeros(b.len(p)))
-                .collect::<smoothout::Result<_>>()?;
-        }
-        for (p, h) in ps.iter().zip(&mut self.held) {
-            b.copy(p, h)?;
-        }
+        hold(
+            b,
+            &mut self.held,
+            &ps.iter().map(|p| &**p).collect::<Vec<_>>(),
+        )?;
         let norm = ascent.perturb(b, &mut ps, &gs)?;
         if !norm.is_finite() {
             return Err(TrainError::NonFinite { step: self.step });
@@ -1232,6 +1209,23 @@ fn argmax<E: Real>(row: &[E]) -> usize {
         }
     }
     best
+}
+
+/// Copies `from` into `held`, allocating `held` anew unless it already
+/// holds buffers of the same lengths (so a trainer allocates once, at its
+/// first step).
+fn hold<B: TensorBackend>(b: &B, held: &mut Vec<B::Buffer>, from: &[&B::Buffer]) -> Result<()> {
+    let fits = held.len() == from.len() && held.iter().zip(from).all(|(h, f)| b.len(h) == b.len(f));
+    if !fits {
+        *held = from
+            .iter()
+            .map(|f| b.zeros(b.len(f)))
+            .collect::<smoothout::Result<_>>()?;
+    }
+    for (f, h) in from.iter().zip(held.iter_mut()) {
+        b.copy(f, h)?;
+    }
+    Ok(())
 }
 
 /// `x` converted to the backend's element type and uploaded.
