@@ -1,6 +1,6 @@
 //! `smoothout train --device cuda` as a user runs it: one epoch on the
-//! built-in digits, plain and with AdaSmoothOut, against the same command
-//! with `--device cpu`. Without a GPU the program runs through the CPU
+//! built-in digits, plain, with AdaSmoothOut, SAM, ASAM, RWP and m-RWP,
+//! against the same command with `--device cpu`. Without a GPU the program runs through the CPU
 //! stand-in for the driver and cuBLAS (`SMOOTHOUT_CUDA_STANDIN`), so its
 //! whole CUDA path — device selection, uploads, every kernel and cuBLAS
 //! call, the checkpoint read back from the device — runs in every CI run.
@@ -12,7 +12,9 @@
 //! `k` the longest sum (the 512-example batch of the weight gradient),
 //! summed over the steps and doubled for the momentum that carries each
 //! step's difference into the next, relative to the tensor's largest
-//! value: `|Δw| ≤ 2 · steps · 2(k+2)ε · max|w|`. The largest difference
+//! value: `|Δw| ≤ 2 · steps · 2(k+2)ε · max|w|`, times the passes per step
+//! for SAM, ASAM and m-RWP (the second pass starts from the first's
+//! gradient). The largest difference
 //! measured is 1.2·10⁻⁷ (one `f32` ulp of a BatchNorm weight near 1),
 //! about 10⁻⁴ of the bound. That the bound still
 //! has power is checked too: the baseline's and AdaSmoothOut's weights
@@ -41,7 +43,7 @@ fn train(device: &str, out: &Path, standin: &Path) {
             "--device",
             device,
             "--method",
-            "baseline,adasmoothout",
+            "baseline,adasmoothout,sam,asam,rwp,mrwp",
             "--seed",
             "0",
             "--epochs",
@@ -100,7 +102,15 @@ fn one_digits_epoch_on_cuda_matches_the_cpu_run() {
     let rel = 2.0 * steps * 2.0 * (k + 2.0) * f64::from(f32::EPSILON);
     let mut compared = 0;
     let mut cpu_runs = Vec::new();
-    for run in ["baseline-seed0", "adasmoothout-seed0"] {
+    for (run, passes) in [
+        ("baseline-seed0", 1.0),
+        ("adasmoothout-seed0", 1.0),
+        ("-sam-seed0", 2.0),
+        ("asam-seed0", 2.0),
+        ("-rwp-seed0", 1.0),
+        ("mrwp-seed0", 2.0),
+    ] {
+        let rel = rel * passes;
         let find = |root: &Path| {
             std::fs::read_dir(root)
                 .expect("runs")
@@ -139,8 +149,9 @@ fn one_digits_epoch_on_cuda_matches_the_cpu_run() {
         }
         cpu_runs.push(cpu);
     }
-    assert!(compared >= 8, "only {compared} tensors compared");
+    assert!(compared >= 24, "only {compared} tensors compared");
     let (plain, ada) = (&cpu_runs[0], &cpu_runs[1]);
+    // (the power check: baseline against AdaSmoothOut, at the one-pass bound)
     for (name, _, data) in &plain.tensors {
         if !(name.starts_with("param.fc") && name.ends_with(".weight")) {
             continue;
