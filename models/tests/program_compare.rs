@@ -2,17 +2,23 @@
 //! digits: the sweep chooses each strength on the validation split, the
 //! table holds the paired differences the rows give, a second invocation
 //! trains nothing, shards together give the same results as one process,
-//! the tables can be rebuilt from the run directories alone, and bad input
-//! names its flag.
+//! the tables can be rebuilt from the run directories alone, an interrupted
+//! sweep continues to the same results, and bad input names its flag.
 
 mod program_support;
 use program_support::{scratch, smoothout};
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// A small sweep: SAM against the baseline, two strengths, two seeds, one
 /// epoch.
 fn sweep(runs: &Path, out: &Path, extra: &[&str]) -> (bool, String, String) {
+    smoothout(&sweep_args(runs, out, extra))
+}
+
+fn sweep_args<'a>(runs: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let (runs, out) = (runs.to_str().unwrap(), out.to_str().unwrap());
     let mut args = vec![
         "experiment",
@@ -41,7 +47,7 @@ fn sweep(runs: &Path, out: &Path, extra: &[&str]) -> (bool, String, String) {
         out,
     ];
     args.extend_from_slice(extra);
-    smoothout(&args)
+    args
 }
 
 /// `runs.csv`'s rows, each split into its fields, by run name, without the
@@ -163,5 +169,47 @@ fn bad_sweeps_name_their_flag() {
         assert!(!ok, "{extra:?} was accepted");
         assert!(err.contains(flag), "{extra:?}: {err}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_interrupted_sweep_continues_to_the_same_results() {
+    let dir = scratch("compare-signal");
+    let (ok, _, err) = sweep(&dir.join("runs-whole"), &dir.join("out-whole"), &[]);
+    assert!(ok, "{err}");
+    let (runs, out) = (dir.join("runs"), dir.join("out"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+        .args(sweep_args(&runs, &out, &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut sent = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        // the second run starts: the first is done
+        if !sent && line.starts_with("run 2 of") {
+            let kill = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(kill.success());
+            sent = true;
+        }
+        seen.push(line);
+    }
+    let status = child.wait().unwrap();
+    let seen = seen.join("\n");
+    assert!(sent, "{seen}");
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("run the same command again"), "{seen}");
+    let (ok, _, err) = sweep(&runs, &out, &[]);
+    assert!(ok, "{err}");
+    assert!(
+        !err.contains("run 1 of"),
+        "the finished run trained again: {err}"
+    );
+    assert_eq!(rows(&out), rows(&dir.join("out-whole")));
     let _ = std::fs::remove_dir_all(&dir);
 }
