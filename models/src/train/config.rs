@@ -116,16 +116,6 @@ impl Method {
         }
     }
 
-    /// Whether the method draws noise θ (and so runs through the core's
-    /// SmoothOut step).
-    #[must_use]
-    pub fn draws_noise(self) -> bool {
-        matches!(
-            self,
-            Method::SmoothOut | Method::AdaSmoothOut | Method::Rwp | Method::MixedRwp
-        )
-    }
-
     /// The strength the command line uses when none is given: 0.0375 for
     /// SmoothOut and 0.15 for AdaSmoothOut (the paper's), ρ = 0.05 for SAM
     /// (its authors' CIFAR value), ρ = 0.5 for ASAM (its authors', with
@@ -139,12 +129,6 @@ impl Method {
             Method::Asam => 0.5,
             Method::Rwp | Method::MixedRwp => 0.01,
         }
-    }
-
-    /// Whether the method perturbs along the gradient (SAM, ASAM).
-    #[must_use]
-    pub fn ascends(self) -> bool {
-        matches!(self, Method::Sam | Method::Asam)
     }
 }
 
@@ -735,10 +719,13 @@ impl TrainConfig {
     /// The checks of SAM's, ASAM's and the RWPs' own settings.
     fn validate_method(&self) -> Result<()> {
         let m = self.method;
-        if m.ascends() && !(self.a.is_finite() && self.a >= 0.0) {
+        let rwp = matches!(m, Method::Rwp | Method::MixedRwp);
+        if (rwp || matches!(m, Method::Sam | Method::Asam))
+            && !(self.a.is_finite() && self.a >= 0.0)
+        {
             return Err(TrainError::config(
-                "--rho",
-                format!("{} is not a finite radius >= 0", self.a),
+                m.strength_flag(),
+                format!("{} is not a finite strength >= 0", self.a),
             ));
         }
         if m == Method::Asam && !(self.eta.is_finite() && self.eta >= 0.0) {
@@ -754,13 +741,6 @@ impl TrainConfig {
                     "{} is outside [0, 1]: it weighs the unperturbed loss against the perturbed one",
                     self.beta
                 ),
-            ));
-        }
-        let rwp = matches!(m, Method::Rwp | Method::MixedRwp);
-        if rwp && !(self.a.is_finite() && self.a >= 0.0) {
-            return Err(TrainError::config(
-                "--gamma",
-                format!("{} is not a finite value >= 0", self.a),
             ));
         }
         if rwp && self.schedule != Schedule::Constant {
