@@ -164,6 +164,7 @@ fn bad_sweeps_name_their_flag() {
         (&["--grid", "sam=0.1,0.1"][..], "--grid"),
         (&["--seeds", "1,1"][..], "--seeds"),
         (&["--validation", "5000"][..], "--validation"),
+        (&["--ghost", "0"][..], "--ghost"),
     ] {
         let (ok, _, err) = sweep(&runs, &out, extra);
         assert!(!ok, "{extra:?} was accepted");

@@ -473,11 +473,15 @@ pub fn compare(a: &CompareArgs) -> Result<(), TrainError> {
             "give batch sizes of at least 1, each once".into(),
         ));
     }
-    if a.epochs == 0 || a.ghost == 0 || a.measure_examples == 0 || a.validation == 0 {
-        return Err(bad(
-            "--epochs",
-            "--epochs, --ghost, --validation and --measure-examples must each be at least 1".into(),
-        ));
+    for (setting, value) in [
+        ("--epochs", a.epochs),
+        ("--ghost", a.ghost as u64),
+        ("--validation", a.validation as u64),
+        ("--measure-examples", a.measure_examples as u64),
+    ] {
+        if value == 0 {
+            return Err(bad(setting, "must be at least 1".into()));
+        }
     }
     let (k, n) = shard(a)?;
     let grids = grids(a, &methods)?;
