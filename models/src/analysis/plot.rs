@@ -172,8 +172,9 @@ pub fn write_line_plot(stem: &Path, plot: &LinePlot) -> Result<PlotFiles, TrainE
 
 /// Writes a scatter chart to `<stem>.png`, `<stem>.svg` and `<stem>.csv`:
 /// [`write_line_plot`] with every point marked and none joined (one series
-/// per group of points, e.g. per method) and a 5% margin on the x axis too,
-/// with the same files, checks and errors.
+/// per group of points, e.g. per method), a 5% margin on the x axis too,
+/// and room above the points for the legend; the same files, checks and
+/// errors.
 ///
 /// ```
 /// use smoothout_models::analysis::{write_scatter_plot, LinePlot, Series};
@@ -201,7 +202,12 @@ pub fn write_scatter_plot(stem: &Path, plot: &LinePlot) -> Result<PlotFiles, Tra
 /// [`write_line_plot`] (points `joined`) or [`write_scatter_plot`].
 fn write_chart(stem: &Path, plot: &LinePlot, joined: bool) -> Result<PlotFiles, TrainError> {
     let files = plot_files(stem)?;
-    let (x, y) = line_frame(plot, if joined { 0.0 } else { 0.05 })?;
+    let (x, mut y) = line_frame(plot, if joined { 0.0 } else { 0.05 })?;
+    if !joined && !plot.log_y {
+        // Room above the points for the legend (about 6% of the height per
+        // entry), which would otherwise hide points in its corner.
+        y.1 += (y.1 - y.0) * 0.06 * plot.series.len() as f64;
+    }
     ensure_font()?;
 
     // Plotters' coordinates are consumed by the chart and LogCoord is not
