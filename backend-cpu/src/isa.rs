@@ -87,8 +87,10 @@ macro_rules! multiversion {
 /// The reference kernels, one function each, dispatched on an [`Isa`].
 pub(crate) mod kernels {
     use super::Isa;
+    use crate::tensor::dense;
     use smoothout::reference::{self, ParamNoise};
-    use smoothout::{Noise, NoiseKey, Real, Result, Sgd, Unit};
+    use smoothout::tensor_reference as tr;
+    use smoothout::{BatchNorm, Conv2d, Noise, NoiseKey, Real, Result, Sgd, Unit};
 
     multiversion! {
         fn fill_noise(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()>
@@ -115,5 +117,32 @@ pub(crate) mod kernels {
             n: Option<&ParamNoise<'_, T, [T]>>, start: u64, w: &mut [T], g: &[T],
             v: &mut [T], sgd: &Sgd
         ) -> Result<()> = reference::denoise_sgd;
+    }
+
+    // The tensor operations' per-task kernels.
+    multiversion! {
+        fn relu(x: &[T], y: &mut [T]) = tr::relu;
+        fn relu_backward(x: &[T], dy: &[T], dx: &mut [T]) = tr::relu_backward;
+        fn scale(alpha: T, x: &mut [T]) = tr::scale;
+        fn add(x: &[T], y: &mut [T]) = tr::add;
+        fn mul(x: &[T], y: &mut [T]) = tr::mul;
+        fn add_bias_block(bias: &[T], inner: usize, x: &mut [T]) = tr::add_bias_block;
+        fn im2col_image(conv: &Conv2d, x: &[T], col: &mut [T]) = tr::im2col_image;
+        fn col2im_image(conv: &Conv2d, col: &[T], x: &mut [T]) = tr::col2im_image;
+        fn batch_norm_forward_sample(bn: &BatchNorm, x: &[T], coefs: &[[f64; 4]], y: &mut [T])
+            = tr::batch_norm_forward_sample;
+        fn batch_norm_backward_sample(
+            bn: &BatchNorm, x: &[T], dy: &[T], coefs: &[[f64; 5]], dx: &mut [T]
+        ) = tr::batch_norm_backward_sample;
+        fn column_sums(x: &[T], channels: usize, c0: usize, acc: &mut [f64])
+            = dense::column_sums;
+        fn column_square_deviations(
+            x: &[T], channels: usize, c0: usize, mean: &[f64], acc: &mut [f64]
+        ) = dense::column_square_deviations;
+        #[allow(clippy::too_many_arguments)]
+        fn column_norm_grads(
+            x: &[T], dy: &[T], channels: usize, c0: usize, centres: &[(f64, f64)],
+            dgamma: &mut [f64], dbeta: &mut [f64]
+        ) = dense::column_norm_grads;
     }
 }

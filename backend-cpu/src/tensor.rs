@@ -23,6 +23,7 @@ use smoothout::{
     PoolOps, Real, Result,
 };
 
+use crate::isa::kernels;
 use crate::{slice, slice_mut, Cpu};
 use r::wide;
 
@@ -222,11 +223,11 @@ impl<T: Real> ConvOps for Cpu<T> {
     fn im2col(&self, conv: &Conv2d, x: &ArrayD<T>, col: &mut ArrayD<T>) -> Result<()> {
         let (x, col) = (slice(x)?, slice_mut(col)?);
         conv.validate_buffers(x.len(), col.len())?;
-        let per = conv.col_rows() * conv.col_cols();
+        let (per, isa) = (conv.col_rows() * conv.col_cols(), self.isa);
         self.pool.install(|| {
             col.par_chunks_mut(per)
                 .zip(x.par_chunks(conv.image_len()))
-                .for_each(|(col, x)| r::im2col_image(conv, x, col));
+                .for_each(|(col, x)| kernels::im2col_image(isa, conv, x, col));
         });
         Ok(())
     }
@@ -234,11 +235,11 @@ impl<T: Real> ConvOps for Cpu<T> {
     fn col2im(&self, conv: &Conv2d, col: &ArrayD<T>, x: &mut ArrayD<T>) -> Result<()> {
         let (col, x) = (slice(col)?, slice_mut(x)?);
         conv.validate_buffers(x.len(), col.len())?;
-        let per = conv.col_rows() * conv.col_cols();
+        let (per, isa) = (conv.col_rows() * conv.col_cols(), self.isa);
         self.pool.install(|| {
             x.par_chunks_mut(conv.image_len())
                 .zip(col.par_chunks(per))
-                .for_each(|(x, col)| r::col2im_image(conv, col, x));
+                .for_each(|(x, col)| kernels::col2im_image(isa, conv, col, x));
         });
         Ok(())
     }
@@ -319,6 +320,99 @@ fn channel_sums<const K: usize>(
     blocks.into_iter().flatten().collect()
 }
 
+/// The per-channel sums of tensors laid out `[batch, channels]` (`inner =
+/// 1`, the BatchNorm of dense layers): a task owns a block of channels and
+/// sweeps the rows in order, adding each row's run of the block into one
+/// accumulator per channel. Every sum runs over the rows in index order,
+/// as the reference's per-channel loops do, so the bits are theirs; the
+/// loop over a row's channels is what vectorises.
+pub(crate) mod dense {
+    use smoothout::tensor_reference::wide;
+    use smoothout::Real;
+
+    /// `acc[j] += x[n, c0 + j]` for every row `n`.
+    #[inline(always)]
+    pub(crate) fn column_sums<T: Real>(x: &[T], channels: usize, c0: usize, acc: &mut [f64]) {
+        let w = acc.len();
+        for row in x.chunks_exact(channels) {
+            for (a, &v) in acc.iter_mut().zip(&row[c0..c0 + w]) {
+                *a += wide(v);
+            }
+        }
+    }
+
+    /// `acc[j] += (x[n, c0 + j] − mean[j])²` for every row `n`.
+    #[inline(always)]
+    pub(crate) fn column_square_deviations<T: Real>(
+        x: &[T],
+        channels: usize,
+        c0: usize,
+        mean: &[f64],
+        acc: &mut [f64],
+    ) {
+        let w = acc.len();
+        let mean = &mean[..w];
+        for row in x.chunks_exact(channels) {
+            for ((a, &v), &mu) in acc.iter_mut().zip(&row[c0..c0 + w]).zip(mean) {
+                let d = wide(v) - mu;
+                *a += d * d;
+            }
+        }
+    }
+
+    /// `dγ[j] += dy · x̂` and `dβ[j] += dy` at `[n, c0 + j]` for every row
+    /// `n`, with `x̂ = (x − μ) · inv_std` from `centres[j] = (μ, inv_std)`.
+    #[inline(always)]
+    pub(crate) fn column_norm_grads<T: Real>(
+        x: &[T],
+        dy: &[T],
+        channels: usize,
+        c0: usize,
+        centres: &[(f64, f64)],
+        dgamma: &mut [f64],
+        dbeta: &mut [f64],
+    ) {
+        let w = dgamma.len();
+        let (centres, dbeta) = (&centres[..w], &mut dbeta[..w]);
+        for (xr, dr) in x.chunks_exact(channels).zip(dy.chunks_exact(channels)) {
+            let (xr, dr) = (&xr[c0..c0 + w], &dr[c0..c0 + w]);
+            for j in 0..w {
+                let d = wide(dr[j]);
+                let (mu, inv) = centres[j];
+                dgamma[j] += d * ((wide(xr[j]) - mu) * inv);
+                dbeta[j] += d;
+            }
+        }
+    }
+}
+
+/// [`channel_sums`] for `inner = 1` through the [`dense`] kernels: `sums(c0,
+/// acc)` adds channels `c0..c0 + w` into `acc[k][..w]`, which start at
+/// `start`.
+fn dense_sums<const K: usize>(
+    start: f64,
+    threads: usize,
+    channels: usize,
+    sums: impl Fn(usize, &mut [Vec<f64>; K]) + Sync,
+) -> Vec<[f64; K]> {
+    let block = channels.div_ceil(4 * threads.max(1)).max(1);
+    let starts: Vec<usize> = (0..channels).step_by(block).collect();
+    let blocks: Vec<[Vec<f64>; K]> = starts
+        .into_par_iter()
+        .map(|c0| {
+            let w = (c0 + block).min(channels) - c0;
+            let mut acc = core::array::from_fn(|_| vec![start; w]);
+            sums(c0, &mut acc);
+            acc
+        })
+        .collect();
+    let mut out = Vec::with_capacity(channels);
+    for acc in blocks {
+        out.extend((0..acc[0].len()).map(|j| core::array::from_fn(|k| acc[k][j])));
+    }
+    out
+}
+
 impl<T: Real> BatchNormOps for Cpu<T> {
     fn batch_norm_stats(
         &self,
@@ -331,14 +425,26 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
         let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
         let m = (batch * inner) as f64;
-        let threads = self.threads();
+        let (threads, isa) = (self.threads(), self.isa);
         self.pool.install(|| {
-            let sums = channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(x[i])]);
+            let sums = if inner == 1 {
+                dense_sums(-0.0, threads, channels, |c0, [acc]| {
+                    kernels::column_sums(isa, x, channels, c0, acc);
+                })
+            } else {
+                channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(x[i])])
+            };
             let mu: Vec<f64> = sums.iter().map(|s| s[0] / m).collect();
-            let sq = channel_sums(-0.0, threads, batch, channels, inner, |c, i| {
-                let d = wide(x[i]) - mu[c];
-                [d * d]
-            });
+            let sq = if inner == 1 {
+                dense_sums(-0.0, threads, channels, |c0, [acc]| {
+                    kernels::column_square_deviations(isa, x, channels, c0, &mu[c0..], acc);
+                })
+            } else {
+                channel_sums(-0.0, threads, batch, channels, inner, |c, i| {
+                    let d = wide(x[i]) - mu[c];
+                    [d * d]
+                })
+            };
             for c in 0..channels {
                 mean[c] = T::from_f64(mu[c]);
                 var[c] = T::from_f64(sq[c][0] / m);
@@ -363,12 +469,17 @@ impl<T: Real> BatchNormOps for Cpu<T> {
             &[x.len(), y.len()],
             &[gamma.len(), beta.len(), mean.len(), var.len()],
         )?;
-        let per = bn.channels * bn.spatial;
+        let (per, isa) = (bn.channels * bn.spatial, self.isa);
+        let task = self.whole_samples(per);
         let coefs = r::batch_norm_forward_coefs(bn, gamma, beta, mean, var);
         self.pool.install(|| {
-            y.par_chunks_mut(per)
-                .zip(x.par_chunks(per))
-                .for_each(|(y, x)| r::batch_norm_forward_sample(bn, x, &coefs, y));
+            y.par_chunks_mut(task)
+                .zip(x.par_chunks(task))
+                .for_each(|(y, x)| {
+                    for (y, x) in y.chunks_mut(per).zip(x.chunks(per)) {
+                        kernels::batch_norm_forward_sample(isa, bn, x, &coefs, y);
+                    }
+                });
         });
         Ok(())
     }
@@ -398,25 +509,37 @@ impl<T: Real> BatchNormOps for Cpu<T> {
                 dbeta.len(),
             ],
         )?;
-        let per = bn.channels * bn.spatial;
-        let threads = self.threads();
+        let (per, threads, isa) = (bn.channels * bn.spatial, self.threads(), self.isa);
         self.pool.install(|| {
             let centres = r::batch_norm_centres(bn, mean, var);
-            let sums = channel_sums(0.0, threads, bn.batch, bn.channels, bn.spatial, |c, i| {
-                let (mu, inv) = centres[c];
-                let d = wide(dy[i]);
-                [d * ((wide(x[i]) - mu) * inv), d]
-            });
+            let sums = if bn.spatial == 1 {
+                dense_sums(0.0, threads, bn.channels, |c0, [dg, db]| {
+                    let centres = &centres[c0..];
+                    kernels::column_norm_grads(isa, x, dy, bn.channels, c0, centres, dg, db);
+                })
+            } else {
+                channel_sums(0.0, threads, bn.batch, bn.channels, bn.spatial, |c, i| {
+                    let (mu, inv) = centres[c];
+                    let d = wide(dy[i]);
+                    [d * ((wide(x[i]) - mu) * inv), d]
+                })
+            };
             let (dg, db): (Vec<f64>, Vec<f64>) = sums.into_iter().map(|[g, b]| (g, b)).unzip();
             for c in 0..bn.channels {
                 dgamma[c] = T::from_f64(dg[c]);
                 dbeta[c] = T::from_f64(db[c]);
             }
             let coefs = r::batch_norm_backward_coefs(bn, gamma, &centres, &dg, &db);
-            dx.par_chunks_mut(per)
-                .zip(x.par_chunks(per))
-                .zip(dy.par_chunks(per))
-                .for_each(|((dx, x), dy)| r::batch_norm_backward_sample(bn, x, dy, &coefs, dx));
+            let task = self.whole_samples(per);
+            dx.par_chunks_mut(task)
+                .zip(x.par_chunks(task))
+                .zip(dy.par_chunks(task))
+                .for_each(|((dx, x), dy)| {
+                    let samples = dx.chunks_mut(per).zip(x.chunks(per)).zip(dy.chunks(per));
+                    for ((dx, x), dy) in samples {
+                        kernels::batch_norm_backward_sample(isa, bn, x, dy, &coefs, dx);
+                    }
+                });
         });
         Ok(())
     }
@@ -454,6 +577,13 @@ impl<T: Real> LossOps for Cpu<T> {
 }
 
 impl<T: Real> Cpu<T> {
+    /// Elements per parallel task for work done a sample of `per` elements
+    /// at a time: as many whole samples as fill `self.chunk` (at least one),
+    /// so that a batch of small samples is not a task per sample.
+    fn whole_samples(&self, per: usize) -> usize {
+        (self.chunk / per.max(1)).max(1) * per.max(1)
+    }
+
     /// Runs `f` over `y` in chunks of `self.chunk`, zipped with `x`'s.
     fn zip_chunks(&self, x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]) + Sync) {
         let n = self.chunk;
@@ -469,7 +599,8 @@ impl<T: Real> MapOps for Cpu<T> {
     fn relu(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
         let (x, y) = (slice(x)?, slice_mut(y)?);
         check_len("relu output", x.len(), y.len())?;
-        self.zip_chunks(x, y, r::relu);
+        let isa = self.isa;
+        self.zip_chunks(x, y, |x, y| kernels::relu(isa, x, y));
         Ok(())
     }
 
@@ -477,35 +608,39 @@ impl<T: Real> MapOps for Cpu<T> {
         let (x, dy, dx) = (slice(x)?, slice(dy)?, slice_mut(dx)?);
         check_len("relu gradient", x.len(), dy.len())?;
         check_len("relu input gradient", x.len(), dx.len())?;
-        let n = self.chunk;
+        let (n, isa) = (self.chunk, self.isa);
         self.pool.install(|| {
             dx.par_chunks_mut(n)
                 .zip(x.par_chunks(n))
                 .zip(dy.par_chunks(n))
-                .for_each(|((dx, x), dy)| r::relu_backward(x, dy, dx));
+                .for_each(|((dx, x), dy)| kernels::relu_backward(isa, x, dy, dx));
         });
         Ok(())
     }
 
     fn scale(&self, alpha: T, x: &mut ArrayD<T>) -> Result<()> {
         let x = slice_mut(x)?;
-        let n = self.chunk;
-        self.pool
-            .install(|| x.par_chunks_mut(n).for_each(|x| r::scale(alpha, x)));
+        let (n, isa) = (self.chunk, self.isa);
+        self.pool.install(|| {
+            x.par_chunks_mut(n)
+                .for_each(|x| kernels::scale(isa, alpha, x))
+        });
         Ok(())
     }
 
     fn add(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
         let (x, y) = (slice(x)?, slice_mut(y)?);
         check_len("add operands", y.len(), x.len())?;
-        self.zip_chunks(x, y, r::add);
+        let isa = self.isa;
+        self.zip_chunks(x, y, |x, y| kernels::add(isa, x, y));
         Ok(())
     }
 
     fn mul(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
         let (x, y) = (slice(x)?, slice_mut(y)?);
         check_len("mul operands", y.len(), x.len())?;
-        self.zip_chunks(x, y, r::mul);
+        let isa = self.isa;
+        self.zip_chunks(x, y, |x, y| kernels::mul(isa, x, y));
         Ok(())
     }
 
@@ -520,9 +655,14 @@ impl<T: Real> MapOps for Cpu<T> {
     fn add_bias(&self, bias: &ArrayD<T>, inner: usize, x: &mut ArrayD<T>) -> Result<()> {
         let (bias, x) = (slice(bias)?, slice_mut(x)?);
         r::check_bias(bias.len(), inner, x.len())?;
+        let (per, isa) = (bias.len() * inner, self.isa);
+        let task = self.whole_samples(per);
         self.pool.install(|| {
-            x.par_chunks_mut(bias.len() * inner)
-                .for_each(|x| r::add_bias_block(bias, inner, x));
+            x.par_chunks_mut(task).for_each(|x| {
+                for x in x.chunks_mut(per) {
+                    kernels::add_bias_block(isa, bias, inner, x);
+                }
+            });
         });
         Ok(())
     }
@@ -532,10 +672,16 @@ impl<T: Real> MapOps for Cpu<T> {
         r::check_bias(db.len(), inner, dy.len())?;
         let channels = db.len();
         let batch = dy.len() / (channels * inner).max(1);
-        let threads = self.threads();
-        let sums = self
-            .pool
-            .install(|| channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(dy[i])]));
+        let (threads, isa) = (self.threads(), self.isa);
+        let sums = self.pool.install(|| {
+            if inner == 1 {
+                dense_sums(-0.0, threads, channels, |c0, [acc]| {
+                    kernels::column_sums(isa, dy, channels, c0, acc);
+                })
+            } else {
+                channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(dy[i])])
+            }
+        });
         for (d, s) in db.iter_mut().zip(sums) {
             *d = T::from_f64(s[0]);
         }

@@ -104,6 +104,7 @@ fn source(o: usize, k: usize, stride: usize, padding: usize, size: usize) -> Opt
 
 /// One image's im2col (`x`: `C·H·W`, `col`: `C·kh·kw × out_h·out_w`);
 /// `conv` must be valid and the slices sized for one image.
+#[inline(always)]
 pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
     let (oh, ow) = (conv.out_h(), conv.out_w());
     let plane = conv.height * conv.width;
@@ -129,6 +130,7 @@ pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
 
 /// One image's col2im, accumulating into `x` in the order rows, then
 /// columns of `col`; `conv` must be valid and the slices sized for one image.
+#[inline(always)]
 pub fn col2im_image<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
     let (oh, ow) = (conv.out_h(), conv.out_w());
     let plane = conv.height * conv.width;
@@ -367,12 +369,21 @@ pub fn batch_norm_forward_coefs<T: Real>(
 /// Forward normalisation of one sample (`channels · spatial` elements):
 /// per element, in `f64`, `γ · (x − μ) · inv_std + β`, rounded once, with
 /// the factors of [`batch_norm_forward_coefs`].
+#[inline(always)]
 pub fn batch_norm_forward_sample<T: Real>(
     bn: &BatchNorm,
     x: &[T],
     coefs: &[[f64; 4]],
     y: &mut [T],
 ) {
+    if bn.spatial == 1 {
+        // One element per channel: the same arithmetic as below, in one
+        // loop over the channels that the compiler can vectorise.
+        for ((y, &x), &[g, b, mu, inv]) in y.iter_mut().zip(x).zip(coefs) {
+            *y = T::from_f64(g * ((wide(x) - mu) * inv) + b);
+        }
+        return;
+    }
     for ((y, x), &[g, b, mu, inv]) in y
         .chunks_mut(bn.spatial)
         .zip(x.chunks(bn.spatial))
@@ -425,6 +436,7 @@ pub fn batch_norm_backward_coefs<T: Real>(
 /// Backward of one sample: per element, in `f64`,
 /// `γ · inv_std / M · (M · dy − dβ − x̂ · dγ)`, rounded once, with the
 /// factors of [`batch_norm_backward_coefs`].
+#[inline(always)]
 pub fn batch_norm_backward_sample<T: Real>(
     bn: &BatchNorm,
     x: &[T],
@@ -433,6 +445,14 @@ pub fn batch_norm_backward_sample<T: Real>(
     dx: &mut [T],
 ) {
     let m = (bn.batch * bn.spatial) as f64;
+    if bn.spatial == 1 {
+        // As for the forward pass: one loop over the channels.
+        for (((dx, &x), &dy), &[mu, inv, k, db, dg]) in dx.iter_mut().zip(x).zip(dy).zip(coefs) {
+            let xhat = (wide(x) - mu) * inv;
+            *dx = T::from_f64(k * (m * wide(dy) - db - xhat * dg));
+        }
+        return;
+    }
     for (((dx, x), dy), &[mu, inv, k, db, dg]) in dx
         .chunks_mut(bn.spatial)
         .zip(x.chunks(bn.spatial))
@@ -556,6 +576,7 @@ pub fn check_bias(channels: usize, inner: usize, len: usize) -> Result<()> {
 }
 
 /// `x += bias` for one `channels × inner` block.
+#[inline(always)]
 pub fn add_bias_block<T: Real>(bias: &[T], inner: usize, x: &mut [T]) {
     for (x, &b) in x.chunks_mut(inner).zip(bias) {
         for x in x {

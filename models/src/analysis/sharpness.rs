@@ -436,7 +436,7 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
                 total += loss * weight;
                 if want_grad {
                     b.scale(B::Elem::from_f64(weight), &mut dz)?;
-                    self.net.backward(b, &dz)?;
+                    self.net.backward_params(b, &dz)?;
                 }
             }
             Ok::<f64, TrainError>(total)

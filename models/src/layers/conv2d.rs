@@ -99,6 +99,34 @@ impl<B: TensorBackend> Conv2d<B> {
     }
 }
 
+impl<B: TensorBackend> Conv2d<B> {
+    /// Adds `dW` (and `db`) from `dy` into the gradients; returns the cached
+    /// convolution.
+    fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<smoothout::Conv2d> {
+        let (conv, col) = self.cache.as_ref().ok_or_else(no_cache)?;
+        let (n, rows, cols, f) = (conv.batch, conv.col_rows(), conv.col_cols(), self.filters);
+        smoothout::tensor::check_len("conv dy (N·F·H'·W')", n * f * cols, b.len(dy))?;
+        // dW += Σ_n dy_n · col_nᵀ: β = 1 on every product, so the gradient
+        // accumulates onto what is already there.
+        let gw = Gemm::new(f, rows, cols)
+            .transposed(false, true)
+            .scaled(1.0, 1.0);
+        let per_image = GemmBatch {
+            count: n,
+            stride_a: f * cols,
+            stride_b: rows * cols,
+            stride_c: 0,
+        };
+        b.gemm_summed(&gw, &per_image, dy, col, &mut self.grads[0])?;
+        if self.bias {
+            let mut db = b.zeros(f)?;
+            b.bias_grad(dy, cols, &mut db)?;
+            b.add(&db, &mut self.grads[1])?;
+        }
+        Ok(*conv)
+    }
+}
+
 impl<B: TensorBackend> Layer<B> for Conv2d<B> {
     fn forward(
         &mut self,
@@ -154,21 +182,8 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
-        let (conv, col) = self.cache.as_ref().ok_or_else(no_cache)?;
+        let conv = self.param_grads(b, dy)?;
         let (n, rows, cols, f) = (conv.batch, conv.col_rows(), conv.col_cols(), self.filters);
-        smoothout::tensor::check_len("conv dy (N·F·H'·W')", n * f * cols, b.len(dy))?;
-        // dW += Σ_n dy_n · col_nᵀ: β = 1 on every product, so the gradient
-        // accumulates onto what is already there.
-        let gw = Gemm::new(f, rows, cols)
-            .transposed(false, true)
-            .scaled(1.0, 1.0);
-        let per_image = GemmBatch {
-            count: n,
-            stride_a: f * cols,
-            stride_b: rows * cols,
-            stride_c: 0,
-        };
-        b.gemm_summed(&gw, &per_image, dy, col, &mut self.grads[0])?;
         // dcol_n = Wᵀ · dy_n, the weights shared across the batch.
         let mut dcol = b.zeros(n * rows * cols)?;
         let gx = Gemm::new(rows, cols, f).transposed(true, false);
@@ -179,14 +194,13 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
             stride_c: rows * cols,
         };
         b.gemm_strided(&gx, &shared, &self.params[0], dy, &mut dcol)?;
-        if self.bias {
-            let mut db = b.zeros(f)?;
-            b.bias_grad(dy, cols, &mut db)?;
-            b.add(&db, &mut self.grads[1])?;
-        }
         let mut dx = b.zeros(n * conv.image_len())?;
-        b.col2im(conv, &dcol, &mut dx)?;
+        b.col2im(&conv, &dcol, &mut dx)?;
         Ok(dx)
+    }
+
+    fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
+        self.param_grads(b, dy).map(drop)
     }
 
     fn specs(&self) -> Vec<ParamSpec> {

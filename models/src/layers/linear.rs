@@ -66,6 +66,24 @@ impl<B: TensorBackend> Linear<B> {
     }
 }
 
+impl<B: TensorBackend> Linear<B> {
+    /// Adds `dW` and `db` from `dy` into the gradients; returns the cached
+    /// batch size.
+    fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<usize> {
+        let (x, n) = self.x.as_ref().ok_or_else(no_cache)?;
+        let n = *n;
+        smoothout::tensor::check_len("linear dy (N·out)", n * self.outputs, b.len(dy))?;
+        let gw = Gemm::new(self.outputs, self.inputs, n)
+            .transposed(true, false)
+            .scaled(1.0, 1.0);
+        b.gemm(&gw, dy, x, &mut self.grads[0])?;
+        let mut db = b.zeros(self.outputs)?;
+        b.bias_grad(dy, 1, &mut db)?;
+        b.add(&db, &mut self.grads[1])?;
+        Ok(n)
+    }
+}
+
 impl<B: TensorBackend> Layer<B> for Linear<B> {
     fn forward(
         &mut self,
@@ -87,7 +105,12 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
         b.gemm(&g, x, &self.params[0], &mut y)?;
         b.add_bias(&self.params[1], 1, &mut y)?;
         if train {
-            let mut c = b.zeros(total)?;
+            // The last step's cached input, when its size fits, is
+            // overwritten rather than allocated again.
+            let mut c = match self.x.take() {
+                Some((c, _)) if b.len(&c) == total => c,
+                _ => b.zeros(total)?,
+            };
             b.copy(x, &mut c)?;
             self.x = Some((c, n));
         }
@@ -95,16 +118,7 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
-        let (x, n) = self.x.as_ref().ok_or_else(no_cache)?;
-        let n = *n;
-        smoothout::tensor::check_len("linear dy (N·out)", n * self.outputs, b.len(dy))?;
-        let gw = Gemm::new(self.outputs, self.inputs, n)
-            .transposed(true, false)
-            .scaled(1.0, 1.0);
-        b.gemm(&gw, dy, x, &mut self.grads[0])?;
-        let mut db = b.zeros(self.outputs)?;
-        b.bias_grad(dy, 1, &mut db)?;
-        b.add(&db, &mut self.grads[1])?;
+        let n = self.param_grads(b, dy)?;
         let mut dx = b.zeros(n * self.inputs)?;
         b.gemm(
             &Gemm::new(n, self.inputs, self.outputs),
@@ -113,6 +127,10 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
             &mut dx,
         )?;
         Ok(dx)
+    }
+
+    fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
+        self.param_grads(b, dy).map(drop)
     }
 
     fn specs(&self) -> Vec<ParamSpec> {

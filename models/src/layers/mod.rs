@@ -111,6 +111,17 @@ pub trait Layer<B: TensorBackend> {
     /// length.
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer>;
 
+    /// [`Layer::backward`] for a caller with no use for `∂L/∂x` (the first
+    /// layer of a network: the data takes no gradient). It adds the same
+    /// `∂L/∂θ`, bit for bit, and may skip the input gradient's work; the
+    /// default computes it and drops it.
+    ///
+    /// # Errors
+    /// As [`Layer::backward`].
+    fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
+        self.backward(b, dy).map(drop)
+    }
+
     /// What each parameter is, in the order of [`Layer::params`].
     fn specs(&self) -> Vec<ParamSpec> {
         Vec::new()

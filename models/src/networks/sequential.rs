@@ -154,6 +154,21 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
         Ok(g)
     }
 
+    fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
+        let Some(((_, first), rest)) = self.children.split_first_mut() else {
+            return Ok(());
+        };
+        let mut it = rest.iter_mut().rev();
+        let Some((_, last)) = it.next() else {
+            return first.get_mut().backward_params(b, dy);
+        };
+        let mut g = last.get_mut().backward(b, dy)?;
+        for (_, c) in it {
+            g = c.get_mut().backward(b, &g)?;
+        }
+        first.get_mut().backward_params(b, &g)
+    }
+
     fn specs(&self) -> Vec<ParamSpec> {
         self.children
             .iter()
@@ -254,6 +269,9 @@ impl<B: TensorBackend> Layer<B> for LinearNoBias<B> {
     }
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         self.0.backward(b, dy)
+    }
+    fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
+        self.0.backward_params(b, dy)
     }
     fn specs(&self) -> Vec<ParamSpec> {
         self.0.specs().into_iter().take(1).collect()

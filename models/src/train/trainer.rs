@@ -447,7 +447,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         if weight != 1.0 {
             b.scale(B::Elem::from_f64(weight), &mut dz)?;
         }
-        self.net.backward(b, &dz)?;
+        self.net.backward_params(b, &dz)?;
         Ok((loss, correct))
     }
 
