@@ -243,6 +243,122 @@ impl<T: Real> ConvOps for Cpu<T> {
         });
         Ok(())
     }
+
+    /// Image by image in parallel: each task unfolds its image into a
+    /// buffer of its own and runs that image's GEMM, so the batch's columns
+    /// never exist at once (the provided method's bits: the same `im2col`
+    /// and the same per-image GEMM).
+    fn conv_forward(
+        &self,
+        conv: &Conv2d,
+        filters: usize,
+        w: &Self::Buffer,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()> {
+        let (w, x, y) = (slice(w)?, slice(x)?, slice_mut(y)?);
+        let (g, batch) = conv.forward_gemm(filters);
+        let per_col = checked_col(conv, x.len())?;
+        batch.validate(&g, w.len(), conv.batch * per_col, y.len(), false)?;
+        let (out, isa) = (filters * conv.col_cols(), self.isa);
+        if out == 0 {
+            return Ok(());
+        }
+        self.pool.install(|| {
+            y.par_chunks_mut(out)
+                .zip(x.par_chunks(conv.image_len()))
+                .try_for_each_init(
+                    || vec![T::zero(); per_col],
+                    |col, (y, x)| {
+                        kernels::im2col_image(isa, conv, x, col);
+                        self.gemm_slices(&g, w, col, &mut y[..out])
+                    },
+                )
+        })
+    }
+
+    /// The products in the provided method's order (image by image into
+    /// `dw`), each image unfolded into one of two buffers while the
+    /// previous image's product runs, so the batch's columns never exist at
+    /// once.
+    fn conv_weight_grad(
+        &self,
+        conv: &Conv2d,
+        filters: usize,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        dw: &mut Self::Buffer,
+    ) -> Result<()> {
+        let (x, dy, dw) = (slice(x)?, slice(dy)?, slice_mut(dw)?);
+        let (g, batch) = conv.weight_grad_gemm(filters);
+        let per_col = checked_col(conv, x.len())?;
+        batch.validate(&g, dy.len(), conv.batch * per_col, dw.len(), true)?;
+        let (image, isa) = (conv.image_len(), self.isa);
+        let (mut col, mut next) = (vec![T::zero(); per_col], vec![T::zero(); per_col]);
+        kernels::im2col_image(isa, conv, &x[..image], &mut col);
+        let mut products = batch.products(&g, true).enumerate().peekable();
+        while let Some((i, (gi, [ra, _, rc]))) = products.next() {
+            let last = products.peek().is_none();
+            let (done, ()) = self.pool.install(|| {
+                rayon::join(
+                    || self.gemm_slices(&gi, &dy[ra], &col, &mut dw[rc]),
+                    || {
+                        if !last {
+                            let x = &x[(i + 1) * image..(i + 2) * image];
+                            kernels::im2col_image(isa, conv, x, &mut next);
+                        }
+                    },
+                )
+            });
+            done?;
+            core::mem::swap(&mut col, &mut next);
+        }
+        Ok(())
+    }
+
+    /// Image by image in parallel: each task computes its image's column
+    /// gradient into a buffer of its own and folds it into its image of
+    /// `dx` (the provided method's bits: the same per-image GEMM and
+    /// `col2im`).
+    fn conv_input_grad(
+        &self,
+        conv: &Conv2d,
+        filters: usize,
+        w: &Self::Buffer,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()> {
+        let (w, dy, dx) = (slice(w)?, slice(dy)?, slice_mut(dx)?);
+        let (g, batch) = conv.input_grad_gemm(filters);
+        let per_col = checked_col(conv, dx.len())?;
+        batch.validate(&g, w.len(), dy.len(), conv.batch * per_col, false)?;
+        let (out, isa) = (filters * conv.col_cols(), self.isa);
+        if out == 0 {
+            return Ok(());
+        }
+        self.pool.install(|| {
+            dx.par_chunks_mut(conv.image_len())
+                .zip(dy.par_chunks(out))
+                .try_for_each_init(
+                    || vec![T::zero(); per_col],
+                    |dcol, (dx, dy)| {
+                        self.gemm_slices(&g, w, dy, dcol)?;
+                        kernels::col2im_image(isa, conv, dcol, dx);
+                        Ok(())
+                    },
+                )
+        })
+    }
+}
+
+/// Validates `conv` and an input of `x` elements as
+/// [`Conv2d::validate_buffers`] does for a whole batch's columns, and
+/// returns the length of one image's columns.
+fn checked_col(conv: &Conv2d, x: usize) -> Result<usize> {
+    conv.validate()?;
+    let per_col = conv.col_rows() * conv.col_cols();
+    conv.validate_buffers(x, conv.batch * per_col)?;
+    Ok(per_col)
 }
 
 impl<T: Real> PoolOps for Cpu<T> {
@@ -279,15 +395,20 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 }
 
+/// Channels whose sums [`channel_sums`] interleaves.
+const LANES: usize = 8;
+
 /// Per-channel `f64` sums over a tensor laid out `[batch, channels, inner]`:
 /// `out[c][k] = Σ term(c, i)[k]` over channel `c`'s elements `i`, added in
 /// index order (sample-major, then position), which is the order of the
 /// reference's per-channel loops — so the sums are bit-identical to them.
-/// The work is split into blocks of channels, each swept sample by sample
-/// so that memory is read in runs of `block · inner` contiguous elements
-/// (a strided walk per channel is many times slower for `inner = 1`).
-/// Sums start from `start`: `−0.0` where the reference uses Rust's float
-/// `sum` (which starts there), `0.0` where it folds from `0.0`.
+/// The work is split into blocks of channels; each block is swept sample by
+/// sample, [`LANES`] channels at a time position by position, so that the
+/// additions of different channels overlap (one channel's additions depend
+/// on each other and would wait for the previous one). Sums start from
+/// `start`: `−0.0` where the reference uses Rust's float `sum` (which
+/// starts there), `0.0` where it folds from `0.0`. (`inner = 1` goes through
+/// [`dense_sums`], which vectorises across channels.)
 fn channel_sums<const K: usize>(
     start: f64,
     threads: usize,
@@ -304,12 +425,17 @@ fn channel_sums<const K: usize>(
             let c1 = (c0 + block).min(channels);
             let mut acc = vec![[start; K]; c1 - c0];
             for n in 0..batch {
-                for (c, acc) in (c0..c1).zip(acc.iter_mut()) {
-                    let base = (n * channels + c) * inner;
-                    for i in base..base + inner {
-                        let t = term(c, i);
-                        for k in 0..K {
-                            acc[k] += t[k];
+                // Up to LANES channels side by side, position by position:
+                // each channel's sum still runs in its own order, but the
+                // channels' dependency chains interleave instead of waiting
+                // on each other's additions.
+                for (g0, acc) in (c0..c1).step_by(LANES).zip(acc.chunks_mut(LANES)) {
+                    for p in 0..inner {
+                        for (c, acc) in (g0..).zip(acc.iter_mut()) {
+                            let t = term(c, (n * channels + c) * inner + p);
+                            for k in 0..K {
+                                acc[k] += t[k];
+                            }
                         }
                     }
                 }

@@ -7,7 +7,7 @@
 //! typed [`Error`], never a panic. The plain-loop ground truth is
 //! [`crate::tensor_reference`].
 
-use crate::backend::{Backend, BackendTypes};
+use crate::backend::{Backend, BackendTypes, BufferOps};
 use crate::error::{Error, Result};
 
 fn positive(name: &'static str, v: usize) -> Result<()> {
@@ -392,6 +392,55 @@ impl Conv2d {
         self.channels * self.height * self.width
     }
 
+    /// The GEMM of one image's forward product, `y_n = W · col_n` (`W`:
+    /// `filters × col_rows`), and the batch of them ([`ConvOps::conv_forward`]).
+    #[must_use]
+    pub fn forward_gemm(&self, filters: usize) -> (Gemm, GemmBatch) {
+        let (rows, cols) = (self.col_rows(), self.col_cols());
+        let batch = GemmBatch {
+            count: self.batch,
+            stride_a: 0,
+            stride_b: rows * cols,
+            stride_c: filters * cols,
+        };
+        (Gemm::new(filters, cols, rows), batch)
+    }
+
+    /// The GEMM of one image's weight-gradient product, `dW += dy_n ·
+    /// col_nᵀ` (β = 1), and the summed batch of them
+    /// ([`ConvOps::conv_weight_grad`]).
+    #[must_use]
+    pub fn weight_grad_gemm(&self, filters: usize) -> (Gemm, GemmBatch) {
+        let (rows, cols) = (self.col_rows(), self.col_cols());
+        let g = Gemm::new(filters, rows, cols)
+            .transposed(false, true)
+            .scaled(1.0, 1.0);
+        let batch = GemmBatch {
+            count: self.batch,
+            stride_a: filters * cols,
+            stride_b: rows * cols,
+            stride_c: 0,
+        };
+        (g, batch)
+    }
+
+    /// The GEMM of one image's column gradient, `dcol_n = Wᵀ · dy_n`, and
+    /// the batch of them ([`ConvOps::conv_input_grad`]).
+    #[must_use]
+    pub fn input_grad_gemm(&self, filters: usize) -> (Gemm, GemmBatch) {
+        let (rows, cols) = (self.col_rows(), self.col_cols());
+        let batch = GemmBatch {
+            count: self.batch,
+            stride_a: 0,
+            stride_b: filters * cols,
+            stride_c: rows * cols,
+        };
+        (
+            Gemm::new(rows, cols, filters).transposed(true, false),
+            batch,
+        )
+    }
+
     /// Checks that every size is at least 1 and the padded image holds the
     /// kernel.
     ///
@@ -724,6 +773,81 @@ pub trait ConvOps: BackendTypes {
     /// # Errors
     /// As [`Conv2d::validate_buffers`].
     fn col2im(&self, conv: &Conv2d, col: &Self::Buffer, x: &mut Self::Buffer) -> Result<()>;
+
+    /// The convolution `y ← W ⊛ x` of every image, `W` being `filters ×
+    /// (channels·kh·kw)` and `y` `batch × filters × (out_h·out_w)`: per
+    /// image, `y_n = W · col_n` with `col` from [`ConvOps::im2col`], as
+    /// [`MatmulOps::gemm_strided`]. The provided body unfolds the whole
+    /// batch at once; a backend may unfold one image at a time, with the
+    /// same bits.
+    ///
+    /// # Errors
+    /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
+    fn conv_forward(
+        &self,
+        conv: &Conv2d,
+        filters: usize,
+        w: &Self::Buffer,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>
+    where
+        Self: MatmulOps + BufferOps,
+    {
+        let (g, batch) = conv.forward_gemm(filters);
+        let mut col = self.zeros(conv.batch * conv.col_rows() * conv.col_cols())?;
+        self.im2col(conv, x, &mut col)?;
+        self.gemm_strided(&g, &batch, w, &col, y)
+    }
+
+    /// `dW ← dW + Σ_n dy_n · col_nᵀ` (the weight gradient of
+    /// [`ConvOps::conv_forward`], added into `dw`), as
+    /// [`MatmulOps::gemm_summed`] with β = 1 does it: one product per image,
+    /// in order. The provided body unfolds the whole batch at once; a
+    /// backend may unfold one image at a time, with the same bits.
+    ///
+    /// # Errors
+    /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
+    fn conv_weight_grad(
+        &self,
+        conv: &Conv2d,
+        filters: usize,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        dw: &mut Self::Buffer,
+    ) -> Result<()>
+    where
+        Self: MatmulOps + BufferOps,
+    {
+        let (g, batch) = conv.weight_grad_gemm(filters);
+        let mut col = self.zeros(conv.batch * conv.col_rows() * conv.col_cols())?;
+        self.im2col(conv, x, &mut col)?;
+        self.gemm_summed(&g, &batch, dy, &col, dw)
+    }
+
+    /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (the input gradient of
+    /// [`ConvOps::conv_forward`], added into `dx`). The provided body folds
+    /// the whole batch's columns at once; a backend may go one image at a
+    /// time, with the same bits.
+    ///
+    /// # Errors
+    /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
+    fn conv_input_grad(
+        &self,
+        conv: &Conv2d,
+        filters: usize,
+        w: &Self::Buffer,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>
+    where
+        Self: MatmulOps + BufferOps,
+    {
+        let (g, batch) = conv.input_grad_gemm(filters);
+        let mut dcol = self.zeros(conv.batch * conv.col_rows() * conv.col_cols())?;
+        self.gemm_strided(&g, &batch, w, dy, &mut dcol)?;
+        self.col2im(conv, &dcol, dx)
+    }
 }
 
 /// Max and average pooling.

@@ -102,25 +102,54 @@ fn source(o: usize, k: usize, stride: usize, padding: usize, size: usize) -> Opt
     (o * stride + k).checked_sub(padding).filter(|&v| v < size)
 }
 
+/// The output positions `lo..hi` (within `0..out`) whose source position
+/// `o · stride + k − padding` lies in `0..size`: those [`source`] maps to
+/// `Some`.
+#[inline(always)]
+fn in_range(out: usize, k: usize, stride: usize, padding: usize, size: usize) -> (usize, usize) {
+    let lo = padding.saturating_sub(k).div_ceil(stride).min(out);
+    let hi = (size + padding).saturating_sub(k).div_ceil(stride).min(out);
+    (lo, hi.max(lo))
+}
+
 /// One image's im2col (`x`: `C·H·W`, `col`: `C·kh·kw × out_h·out_w`);
-/// `conv` must be valid and the slices sized for one image.
+/// `conv` must be valid and the slices sized for one image. Each output row
+/// is a run of zeros, a copy of part of an input row (strided for stride
+/// > 1), and zeros again.
 #[inline(always)]
 pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
     let (oh, ow) = (conv.out_h(), conv.out_w());
-    let plane = conv.height * conv.width;
+    let (plane, width, stride, pad) = (
+        conv.height * conv.width,
+        conv.width,
+        conv.stride,
+        conv.padding,
+    );
     for c in 0..conv.channels {
         for i in 0..conv.kernel_h {
             for j in 0..conv.kernel_w {
                 let row = (c * conv.kernel_h + i) * conv.kernel_w + j;
                 let out = &mut col[row * oh * ow..(row + 1) * oh * ow];
-                for y in 0..oh {
-                    let sy = source(y, i, conv.stride, conv.padding, conv.height);
-                    for xo in 0..ow {
-                        let sx = source(xo, j, conv.stride, conv.padding, conv.width);
-                        out[y * ow + xo] = match (sy, sx) {
-                            (Some(sy), Some(sx)) => x[c * plane + sy * conv.width + sx],
-                            _ => T::zero(),
-                        };
+                let (lo, hi) = in_range(ow, j, stride, pad, width);
+                for (y, out) in out.chunks_exact_mut(ow).enumerate() {
+                    let Some(sy) = source(y, i, stride, pad, conv.height) else {
+                        out.fill(T::zero());
+                        continue;
+                    };
+                    let src = &x[c * plane + sy * width..c * plane + (sy + 1) * width];
+                    out[..lo].fill(T::zero());
+                    out[hi..].fill(T::zero());
+                    // lo · stride + j ≥ pad, so the first source index is ≥ 0.
+                    let first = lo * stride + j - pad;
+                    if stride == 1 {
+                        out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    } else {
+                        for (o, &v) in out[lo..hi]
+                            .iter_mut()
+                            .zip(src[first..].iter().step_by(stride))
+                        {
+                            *o = v;
+                        }
                     }
                 }
             }
@@ -130,23 +159,37 @@ pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
 
 /// One image's col2im, accumulating into `x` in the order rows, then
 /// columns of `col`; `conv` must be valid and the slices sized for one image.
+/// Within one row of `col` every column adds into a different element of
+/// `x`, so each element receives its terms in that order.
 #[inline(always)]
 pub fn col2im_image<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
     let (oh, ow) = (conv.out_h(), conv.out_w());
-    let plane = conv.height * conv.width;
+    let (plane, width, stride, pad) = (
+        conv.height * conv.width,
+        conv.width,
+        conv.stride,
+        conv.padding,
+    );
     for c in 0..conv.channels {
         for i in 0..conv.kernel_h {
             for j in 0..conv.kernel_w {
                 let row = (c * conv.kernel_h + i) * conv.kernel_w + j;
                 let src = &col[row * oh * ow..(row + 1) * oh * ow];
-                for y in 0..oh {
-                    let Some(sy) = source(y, i, conv.stride, conv.padding, conv.height) else {
+                let (lo, hi) = in_range(ow, j, stride, pad, width);
+                for (y, src) in src.chunks_exact(ow).enumerate() {
+                    let Some(sy) = source(y, i, stride, pad, conv.height) else {
                         continue;
                     };
-                    for xo in 0..ow {
-                        if let Some(sx) = source(xo, j, conv.stride, conv.padding, conv.width) {
-                            let d = &mut x[c * plane + sy * conv.width + sx];
-                            *d = *d + src[y * ow + xo];
+                    let dst = &mut x[c * plane + sy * width..c * plane + (sy + 1) * width];
+                    let first = lo * stride + j - pad;
+                    let terms = src[lo..hi].iter();
+                    if stride == 1 {
+                        for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(terms) {
+                            *d = *d + v;
+                        }
+                    } else {
+                        for (d, &v) in dst[first..].iter_mut().step_by(stride).zip(terms) {
+                            *d = *d + v;
                         }
                     }
                 }

@@ -1,7 +1,7 @@
 //! Batch normalisation (1-D and 2-D), with running statistics and ghost
 //! batches.
 
-use super::{bad_shape, no_cache, Layer};
+use super::{bad_shape, keep_copy, no_cache, Layer};
 use smoothout::tensor_reference::{self as r, wide};
 use smoothout::{ParamSpec, Real, Result, TensorBackend};
 
@@ -239,16 +239,38 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             let [g, be] = &self.params;
             b.batch_norm_forward(&bn, x, g, be, &self.running_mean, &self.running_var, &mut y)?;
             self.cache = None;
-            self.frozen_cache = None;
+            let old = self.frozen_cache.take().map(|(kept, _)| kept);
             if train {
-                let mut keep = b.zeros(total)?;
-                b.copy(x, &mut keep)?;
-                self.frozen_cache = Some((keep, spatial));
+                self.frozen_cache = Some((keep_copy(b, x, old)?, spatial));
             }
             return Ok((y, shape.to_vec()));
         }
         self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
+        let old = self.cache.take().map(|(_, _, chunks)| chunks);
+        if ghost >= n {
+            // One chunk, the whole batch: the same operations as below on
+            // a copy of all of `x` (the last step's, when its size fits),
+            // normalised straight into `y`.
+            let bn = self.request(n, spatial);
+            let old = old.and_then(|mut c| c.pop()).map(|c| c.x);
+            let xc = keep_copy(b, x, old)?;
+            let mut mean = b.zeros(self.channels)?;
+            let mut var = b.zeros(self.channels)?;
+            b.batch_norm_stats(&bn, &xc, &mut mean, &mut var)?;
+            let [g, be] = &self.params;
+            b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut y)?;
+            self.update_running(b, &mean, &var, n * spatial)?;
+            let chunk = Chunk {
+                start: 0,
+                samples: n,
+                x: xc,
+                mean,
+                var,
+            };
+            self.cache = Some((shape.to_vec(), spatial, vec![chunk]));
+            return Ok((y, shape.to_vec()));
+        }
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < n {
@@ -293,6 +315,26 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         let mut dx = b.zeros(total)?;
         let mut dg = b.zeros(self.channels)?;
         let mut dbeta = b.zeros(self.channels)?;
+        if let [c] = chunks.as_slice() {
+            if c.samples * per_sample == total {
+                // The whole batch in one chunk: `dy` and `dx` as they are.
+                let bn = self.request(c.samples, *spatial);
+                b.batch_norm_backward(
+                    &bn,
+                    &c.x,
+                    dy,
+                    &self.params[0],
+                    &c.mean,
+                    &c.var,
+                    &mut dx,
+                    &mut dg,
+                    &mut dbeta,
+                )?;
+                b.add(&dg, &mut self.grads[0])?;
+                b.add(&dbeta, &mut self.grads[1])?;
+                return Ok(dx);
+            }
+        }
         for c in chunks {
             let bn = self.request(c.samples, *spatial);
             let len = c.samples * per_sample;

@@ -1,8 +1,8 @@
 //! 2-D convolution as im2col + GEMM.
 
-use super::{bad_shape, no_cache, uniform_init, Layer};
+use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
 use crate::data::seeded_rng;
-use smoothout::{Gemm, GemmBatch, ParamSpec, Result, TensorBackend};
+use smoothout::{ParamSpec, Result, TensorBackend};
 
 /// A square-kernel convolution over `NCHW` images, zero padding, one
 /// stride, with bias:
@@ -13,10 +13,12 @@ use smoothout::{Gemm, GemmBatch, ParamSpec, Result, TensorBackend};
 /// dW   += Σ_n dy_n · col_nᵀ      db += Σ_{n, p} dy_n      dx = col2im(Wᵀ · dy_n)
 /// ```
 ///
-/// The batch's column matrix is kept for the backward pass. Each product
-/// over the images is one batched GEMM ([`smoothout::GemmBatch`]): `y` and
-/// `dcol` one strided product with the weights shared, `dW` one summed
-/// product.
+/// The input is kept for the backward pass, which unfolds it again. The
+/// three products are the backend's [`smoothout::ConvOps::conv_forward`],
+/// `conv_weight_grad` and `conv_input_grad`: by default whole-batch columns
+/// and batched GEMMs ([`smoothout::GemmBatch`]: `y` and `dcol` strided
+/// products with the weights shared, `dW` a summed product); the CPU
+/// backend unfolds one image at a time, with the same bits.
 ///
 /// ```
 /// use smoothout::Reference;
@@ -40,6 +42,7 @@ pub struct Conv2d<B: TensorBackend> {
     name: String,
     params: Vec<B::Buffer>,
     grads: Vec<B::Buffer>,
+    /// The last training forward's geometry and a copy of its input.
     cache: Option<(smoothout::Conv2d, B::Buffer)>,
 }
 
@@ -103,21 +106,11 @@ impl<B: TensorBackend> Conv2d<B> {
     /// Adds `dW` (and `db`) from `dy` into the gradients; returns the cached
     /// convolution.
     fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<smoothout::Conv2d> {
-        let (conv, col) = self.cache.as_ref().ok_or_else(no_cache)?;
-        let (n, rows, cols, f) = (conv.batch, conv.col_rows(), conv.col_cols(), self.filters);
+        let (conv, x) = self.cache.as_ref().ok_or_else(no_cache)?;
+        let (n, cols, f) = (conv.batch, conv.col_cols(), self.filters);
         smoothout::tensor::check_len("conv dy (N·F·H'·W')", n * f * cols, b.len(dy))?;
-        // dW += Σ_n dy_n · col_nᵀ: β = 1 on every product, so the gradient
-        // accumulates onto what is already there.
-        let gw = Gemm::new(f, rows, cols)
-            .transposed(false, true)
-            .scaled(1.0, 1.0);
-        let per_image = GemmBatch {
-            count: n,
-            stride_a: f * cols,
-            stride_b: rows * cols,
-            stride_c: 0,
-        };
-        b.gemm_summed(&gw, &per_image, dy, col, &mut self.grads[0])?;
+        // dW += Σ_n dy_n · col_nᵀ, accumulating onto what is already there.
+        b.conv_weight_grad(conv, f, x, dy, &mut self.grads[0])?;
         if self.bias {
             let mut db = b.zeros(f)?;
             b.bias_grad(dy, cols, &mut db)?;
@@ -153,49 +146,26 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
             padding: self.padding,
         };
         conv.validate()?;
-        let (rows, cols) = (conv.col_rows(), conv.col_cols());
-        let mut col = b.zeros(n * rows * cols)?;
-        b.im2col(&conv, x, &mut col)?;
-        let f = self.filters;
+        let (f, cols) = (self.filters, conv.col_cols());
         let mut y = b.zeros(n * f * cols)?;
-        let images = GemmBatch {
-            count: n,
-            stride_a: 0,
-            stride_b: rows * cols,
-            stride_c: f * cols,
-        };
-        b.gemm_strided(
-            &Gemm::new(f, cols, rows),
-            &images,
-            &self.params[0],
-            &col,
-            &mut y,
-        )?;
+        b.conv_forward(&conv, f, &self.params[0], x, &mut y)?;
         if self.bias {
             b.add_bias(&self.params[1], cols, &mut y)?;
         }
         let out = vec![n, f, conv.out_h(), conv.out_w()];
         if train {
-            self.cache = Some((conv, col));
+            // The input, for the backward pass to unfold again.
+            let old = self.cache.take().map(|(_, kept)| kept);
+            self.cache = Some((conv, keep_copy(b, x, old)?));
         }
         Ok((y, out))
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let conv = self.param_grads(b, dy)?;
-        let (n, rows, cols, f) = (conv.batch, conv.col_rows(), conv.col_cols(), self.filters);
-        // dcol_n = Wᵀ · dy_n, the weights shared across the batch.
-        let mut dcol = b.zeros(n * rows * cols)?;
-        let gx = Gemm::new(rows, cols, f).transposed(true, false);
-        let shared = GemmBatch {
-            count: n,
-            stride_a: 0,
-            stride_b: f * cols,
-            stride_c: rows * cols,
-        };
-        b.gemm_strided(&gx, &shared, &self.params[0], dy, &mut dcol)?;
-        let mut dx = b.zeros(n * conv.image_len())?;
-        b.col2im(&conv, &dcol, &mut dx)?;
+        // dx = col2im(Wᵀ · dy_n) image by image, the weights shared.
+        let mut dx = b.zeros(conv.batch * conv.image_len())?;
+        b.conv_input_grad(&conv, self.filters, &self.params[0], dy, &mut dx)?;
         Ok(dx)
     }
 

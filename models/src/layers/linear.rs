@@ -1,6 +1,6 @@
 //! Fully connected layer.
 
-use super::{bad_shape, no_cache, uniform_init, Layer};
+use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
 use crate::data::seeded_rng;
 use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
 
@@ -105,14 +105,8 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
         b.gemm(&g, x, &self.params[0], &mut y)?;
         b.add_bias(&self.params[1], 1, &mut y)?;
         if train {
-            // The last step's cached input, when its size fits, is
-            // overwritten rather than allocated again.
-            let mut c = match self.x.take() {
-                Some((c, _)) if b.len(&c) == total => c,
-                _ => b.zeros(total)?,
-            };
-            b.copy(x, &mut c)?;
-            self.x = Some((c, n));
+            let old = self.x.take().map(|(c, _)| c);
+            self.x = Some((keep_copy(b, x, old)?, n));
         }
         Ok((y, vec![n, self.outputs]))
     }

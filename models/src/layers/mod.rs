@@ -196,6 +196,22 @@ pub(crate) fn concat_params_and_grads<'a, B: TensorBackend + 'a>(
     (params, grads)
 }
 
+/// A copy of `x` for the backward pass, written over `old` (the last
+/// step's copy) when its length fits, so that a steady training loop does
+/// not allocate and fault it in again.
+pub(crate) fn keep_copy<B: TensorBackend>(
+    b: &B,
+    x: &B::Buffer,
+    old: Option<B::Buffer>,
+) -> Result<B::Buffer> {
+    let mut kept = match old {
+        Some(kept) if b.len(&kept) == b.len(x) => kept,
+        _ => b.zeros(b.len(x))?,
+    };
+    b.copy(x, &mut kept)?;
+    Ok(kept)
+}
+
 pub(crate) fn no_cache() -> Error {
     Error::InvalidSetting {
         name: "backward before forward",

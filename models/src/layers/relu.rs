@@ -1,6 +1,6 @@
 //! ReLU.
 
-use super::{no_cache, Layer};
+use super::{keep_copy, no_cache, Layer};
 use smoothout::{Result, TensorBackend};
 
 /// `y = max(x, 0)`; the gradient passes where `x > 0`.
@@ -43,9 +43,7 @@ impl<B: TensorBackend> Layer<B> for Relu<B> {
         let mut y = b.zeros(b.len(x))?;
         b.relu(x, &mut y)?;
         if train {
-            let mut c = b.zeros(b.len(x))?;
-            b.copy(x, &mut c)?;
-            self.x = Some(c);
+            self.x = Some(keep_copy(b, x, self.x.take())?);
         }
         Ok((y, shape.to_vec()))
     }

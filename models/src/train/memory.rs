@@ -51,7 +51,7 @@ pub struct Footprint {
     /// BatchNorm's running means and variances (exact).
     pub buffers: u64,
     /// Elements the layers keep per example from a training forward for
-    /// the backward (inputs, im2col columns, masks).
+    /// the backward (inputs, masks).
     pub cached_per_example: u64,
     /// The most elements one layer holds at once per example beyond the
     /// cache (its input, output and scratch, or their gradients).
@@ -282,8 +282,12 @@ impl Walk {
         let col = mul(rows, mul(oh, ow)?)?;
         let out = mul(filters, mul(oh, ow)?)?;
         add(&mut self.parameters, mul(filters, rows)?)?;
-        add(&mut self.cached, col)?;
-        self.working(self.len()?, out, col)?;
+        // The layer keeps its input and unfolds it again in the backward
+        // pass; the columns are scratch (the whole batch's with the
+        // provided `ConvOps` methods, one image's per thread on the CPU).
+        let input = self.len()?;
+        add(&mut self.cached, input)?;
+        self.working(input, out, col)?;
         self.shape = [filters, oh, ow];
         Some(())
     }

@@ -1,0 +1,253 @@
+//! `Cpu`'s image-by-image convolution (`ConvOps::conv_forward`,
+//! `conv_weight_grad`, `conv_input_grad`) against what the provided methods
+//! do (whole-batch `im2col`/`col2im` and batched GEMMs), composed here from
+//! `Cpu`'s own operations: the same bits, for strides 1 and 2, with and
+//! without padding, square and non-square images, one and two threads,
+//! `f32` and `f64`; and typed errors for buffers of the wrong length.
+
+use ndarray::{ArrayD, IxDyn};
+use smoothout::{BufferOps, Conv2d, ConvOps, Error, MatmulOps, Real};
+use smoothout_cpu::Cpu;
+
+/// A 1-D array holding `v`.
+fn array<T>(v: Vec<T>) -> ArrayD<T> {
+    let n = v.len();
+    ArrayD::from_shape_vec(IxDyn(&[n]), v).expect("a 1-D shape always fits")
+}
+
+/// `n` values in [−1, 1) from a fixed-seed SplitMix64.
+fn values<T: Real>(n: usize, seed: u64) -> Vec<T> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            T::from_f64((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+/// A geometry: (batch, channels, height, width, kernel, stride, padding,
+/// filters).
+type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+const CASES: [Case; 6] = [
+    (3, 2, 5, 5, 3, 1, 1, 4),
+    (2, 3, 7, 6, 3, 2, 1, 5),
+    (4, 1, 6, 6, 2, 2, 0, 3),
+    (2, 2, 5, 7, 5, 1, 2, 2),
+    (1, 4, 4, 4, 1, 1, 0, 6),
+    (5, 3, 9, 8, 3, 2, 0, 70),
+];
+
+fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            Real::to_f64(*x).to_bits() == Real::to_f64(*y).to_bits(),
+            "{what}[{i}]: {x:?} != {y:?}"
+        );
+    }
+}
+
+/// The provided methods' bodies on `cpu`: the whole batch's columns, then
+/// the batched GEMM (and `col2im` for the input gradient).
+struct WholeBatch<'a, T: Real>(&'a Cpu<T>);
+
+impl<T: Real> WholeBatch<'_, T> {
+    fn columns(&self, conv: &Conv2d) -> ArrayD<T> {
+        let len = conv.batch * conv.col_rows() * conv.col_cols();
+        self.0.zeros(len).expect("columns")
+    }
+
+    fn forward(&self, conv: &Conv2d, f: usize, w: &[T], x: &[T], y: &mut Vec<T>) {
+        let (g, batch) = conv.forward_gemm(f);
+        let mut col = self.columns(conv);
+        self.0
+            .im2col(conv, &array(x.to_vec()), &mut col)
+            .expect("im2col");
+        let mut out = array(y.clone());
+        self.0
+            .gemm_strided(&g, &batch, &array(w.to_vec()), &col, &mut out)
+            .expect("gemm_strided");
+        *y = out.into_raw_vec_and_offset().0;
+    }
+
+    fn weight_grad(&self, conv: &Conv2d, f: usize, x: &[T], dy: &[T], dw: &mut Vec<T>) {
+        let (g, batch) = conv.weight_grad_gemm(f);
+        let mut col = self.columns(conv);
+        self.0
+            .im2col(conv, &array(x.to_vec()), &mut col)
+            .expect("im2col");
+        let mut out = array(dw.clone());
+        self.0
+            .gemm_summed(&g, &batch, &array(dy.to_vec()), &col, &mut out)
+            .expect("gemm_summed");
+        *dw = out.into_raw_vec_and_offset().0;
+    }
+
+    fn input_grad(&self, conv: &Conv2d, f: usize, w: &[T], dy: &[T], dx: &mut Vec<T>) {
+        let (g, batch) = conv.input_grad_gemm(f);
+        let mut dcol = self.columns(conv);
+        self.0
+            .gemm_strided(
+                &g,
+                &batch,
+                &array(w.to_vec()),
+                &array(dy.to_vec()),
+                &mut dcol,
+            )
+            .expect("gemm_strided");
+        let mut out = array(dx.clone());
+        self.0.col2im(conv, &dcol, &mut out).expect("col2im");
+        *dx = out.into_raw_vec_and_offset().0;
+    }
+}
+
+fn check<T: Real>(threads: usize) {
+    let cpu = Cpu::<T>::with_threads(threads).expect("thread pool");
+    let reference = WholeBatch(&cpu);
+    for (seed, &(batch, channels, height, width, kernel, stride, padding, filters)) in
+        CASES.iter().enumerate()
+    {
+        let conv = Conv2d {
+            batch,
+            channels,
+            height,
+            width,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride,
+            padding,
+        };
+        conv.validate().expect("a valid geometry");
+        let rows = conv.col_rows();
+        let out = batch * filters * conv.col_cols();
+        let seed = seed as u64 * 10;
+        let (w, x, dy) = (
+            values::<T>(filters * rows, seed),
+            values::<T>(batch * conv.image_len(), seed + 1),
+            values::<T>(out, seed + 2),
+        );
+        let (dw0, dx0) = (
+            values::<T>(filters * rows, seed + 3),
+            values::<T>(batch * conv.image_len(), seed + 4),
+        );
+        let case = format!("{threads} threads, {conv:?}, {filters} filters");
+
+        let mut y_ref = vec![T::zero(); out];
+        reference.forward(&conv, filters, &w, &x, &mut y_ref);
+        let mut y = array(vec![T::zero(); out]);
+        cpu.conv_forward(&conv, filters, &array(w.clone()), &array(x.clone()), &mut y)
+            .expect("cpu forward");
+        same_bits(&format!("forward, {case}"), y.as_slice().unwrap(), &y_ref);
+
+        let mut dw_ref = dw0.clone();
+        reference.weight_grad(&conv, filters, &x, &dy, &mut dw_ref);
+        let mut dw = array(dw0.clone());
+        cpu.conv_weight_grad(
+            &conv,
+            filters,
+            &array(x.clone()),
+            &array(dy.clone()),
+            &mut dw,
+        )
+        .expect("cpu weight grad");
+        same_bits(
+            &format!("weight grad, {case}"),
+            dw.as_slice().unwrap(),
+            &dw_ref,
+        );
+        assert!(
+            dw_ref != dw0,
+            "the weight gradient changed nothing ({case})"
+        );
+
+        let mut dx_ref = dx0.clone();
+        reference.input_grad(&conv, filters, &w, &dy, &mut dx_ref);
+        let mut dx = array(dx0.clone());
+        cpu.conv_input_grad(
+            &conv,
+            filters,
+            &array(w.clone()),
+            &array(dy.clone()),
+            &mut dx,
+        )
+        .expect("cpu input grad");
+        same_bits(
+            &format!("input grad, {case}"),
+            dx.as_slice().unwrap(),
+            &dx_ref,
+        );
+    }
+}
+
+#[test]
+fn image_by_image_equals_whole_batch_f32() {
+    check::<f32>(1);
+    check::<f32>(2);
+}
+
+#[test]
+fn image_by_image_equals_whole_batch_f64() {
+    check::<f64>(1);
+    check::<f64>(2);
+}
+
+#[test]
+fn wrong_lengths_are_typed_errors() {
+    let cpu = Cpu::<f32>::with_threads(2).expect("thread pool");
+    let conv = Conv2d {
+        batch: 2,
+        channels: 1,
+        height: 4,
+        width: 4,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let (filters, out) = (2, 2 * 2 * 16);
+    let w = array(vec![0.5f32; filters * 9]);
+    let x = array(vec![1.0f32; 2 * 16]);
+    let short = array(vec![1.0f32; 2 * 16 - 1]);
+    let mut y = array(vec![0.0f32; out]);
+    let dy = array(vec![1.0f32; out]);
+    let mut dw = array(vec![0.0f32; filters * 9]);
+    let mut dx = array(vec![0.0f32; 2 * 16]);
+    let is_length = |r: smoothout::Result<()>| matches!(r, Err(Error::LengthMismatch { .. }));
+    assert!(is_length(
+        cpu.conv_forward(&conv, filters, &w, &short, &mut y)
+    ));
+    assert!(is_length(
+        cpu.conv_forward(&conv, filters, &short, &x, &mut y)
+    ));
+    assert!(is_length(
+        cpu.conv_weight_grad(&conv, filters, &x, &short, &mut dw)
+    ));
+    assert!(is_length(cpu.conv_input_grad(
+        &conv,
+        filters,
+        &w,
+        &dy,
+        &mut short.clone()
+    )));
+    assert!(cpu.conv_forward(&conv, filters, &w, &x, &mut y).is_ok());
+    assert!(cpu
+        .conv_weight_grad(&conv, filters, &x, &dy, &mut dw)
+        .is_ok());
+    assert!(cpu
+        .conv_input_grad(&conv, filters, &w, &dy, &mut dx)
+        .is_ok());
+    let bad = Conv2d { stride: 0, ..conv };
+    assert!(matches!(
+        cpu.conv_forward(&bad, filters, &w, &x, &mut y),
+        Err(Error::InvalidSetting {
+            name: "conv stride",
+            ..
+        })
+    ));
+}
