@@ -280,7 +280,12 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// The products in the provided method's order (image by image into
     /// `dw`), each image unfolded into one of two buffers while the
     /// previous image's product runs, so the batch's columns never exist at
-    /// once.
+    /// once. With at least `2 · GEMM_ROWS` columns per filter the sum is
+    /// kept transposed (`dWᵀ += col_n · dy_nᵀ`, one row per column of
+    /// `dW`), so that the product splits into row blocks across the
+    /// threads; every element is still the same dot product over the same
+    /// `k` order with the same accumulation into it, so the bits are those
+    /// of the untransposed sum (tested against it).
     fn conv_weight_grad(
         &self,
         conv: &Conv2d,
@@ -293,7 +298,14 @@ impl<T: Real> ConvOps for Cpu<T> {
         let (g, batch) = conv.weight_grad_gemm(filters);
         let per_col = checked_col(conv, x.len())?;
         batch.validate(&g, dy.len(), conv.batch * per_col, dw.len(), true)?;
-        let (image, isa) = (conv.image_len(), self.isa);
+        let (image, isa, rows) = (conv.image_len(), self.isa, conv.col_rows());
+        let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
+        let mut dwt = Vec::new();
+        if transposed {
+            dwt = (0..rows * filters)
+                .map(|e| dw[(e % filters) * rows + e / filters])
+                .collect();
+        }
         let (mut col, mut next) = (vec![T::zero(); per_col], vec![T::zero(); per_col]);
         kernels::im2col_image(isa, conv, &x[..image], &mut col);
         let mut products = batch.products(&g, true).enumerate().peekable();
@@ -301,7 +313,16 @@ impl<T: Real> ConvOps for Cpu<T> {
             let last = products.peek().is_none();
             let (done, ()) = self.pool.install(|| {
                 rayon::join(
-                    || self.gemm_slices(&gi, &dy[ra], &col, &mut dw[rc]),
+                    || {
+                        if transposed {
+                            let gt = Gemm::new(gi.n, gi.m, gi.k)
+                                .transposed(false, true)
+                                .scaled(gi.alpha, gi.beta);
+                            self.gemm_slices(&gt, &col, &dy[ra], &mut dwt)
+                        } else {
+                            self.gemm_slices(&gi, &dy[ra], &col, &mut dw[rc])
+                        }
+                    },
                     || {
                         if !last {
                             let x = &x[(i + 1) * image..(i + 2) * image];
@@ -312,6 +333,11 @@ impl<T: Real> ConvOps for Cpu<T> {
             });
             done?;
             core::mem::swap(&mut col, &mut next);
+        }
+        if transposed {
+            for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
+                *d = dwt[(e % rows) * filters + e / rows];
+            }
         }
         Ok(())
     }

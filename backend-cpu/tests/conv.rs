@@ -34,13 +34,16 @@ fn values<T: Real>(n: usize, seed: u64) -> Vec<T> {
 /// filters).
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 8] = [
     (3, 2, 5, 5, 3, 1, 1, 4),
     (2, 3, 7, 6, 3, 2, 1, 5),
     (4, 1, 6, 6, 2, 2, 0, 3),
     (2, 2, 5, 7, 5, 1, 2, 2),
     (1, 4, 4, 4, 1, 1, 0, 6),
     (5, 3, 9, 8, 3, 2, 0, 70),
+    // 144 and 200 columns per filter: the transposed, split weight gradient.
+    (3, 16, 6, 6, 3, 1, 1, 8),
+    (2, 8, 7, 5, 5, 2, 2, 3),
 ];
 
 fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
