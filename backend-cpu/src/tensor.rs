@@ -259,7 +259,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         let (w, x, y) = (slice(w)?, slice(x)?, slice_mut(y)?);
         let (g, batch) = conv.forward_gemm(filters);
         let per_col = checked_col(conv, x.len())?;
-        batch.validate(&g, w.len(), conv.batch * per_col, y.len(), false)?;
+        batch.validate(&g, w.len(), conv.col_len(), y.len(), false)?;
         let (out, isa) = (filters * conv.col_cols(), self.isa);
         if out == 0 {
             return Ok(());
@@ -297,7 +297,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         let (x, dy, dw) = (slice(x)?, slice(dy)?, slice_mut(dw)?);
         let (g, batch) = conv.weight_grad_gemm(filters);
         let per_col = checked_col(conv, x.len())?;
-        batch.validate(&g, dy.len(), conv.batch * per_col, dw.len(), true)?;
+        batch.validate(&g, dy.len(), conv.col_len(), dw.len(), true)?;
         let (image, isa, rows) = (conv.image_len(), self.isa, conv.col_rows());
         let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
         let mut dwt = Vec::new();
@@ -357,7 +357,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         let (w, dy, dx) = (slice(w)?, slice(dy)?, slice_mut(dx)?);
         let (g, batch) = conv.input_grad_gemm(filters);
         let per_col = checked_col(conv, dx.len())?;
-        batch.validate(&g, w.len(), dy.len(), conv.batch * per_col, false)?;
+        batch.validate(&g, w.len(), dy.len(), conv.col_len(), false)?;
         let (out, isa) = (filters * conv.col_cols(), self.isa);
         if out == 0 {
             return Ok(());
@@ -377,14 +377,13 @@ impl<T: Real> ConvOps for Cpu<T> {
     }
 }
 
-/// Validates `conv` and an input of `x` elements as
-/// [`Conv2d::validate_buffers`] does for a whole batch's columns, and
-/// returns the length of one image's columns.
+/// Validates `conv` and an input of `x` elements (as
+/// [`Conv2d::validate_buffers`]), and returns the length of one image's
+/// columns.
 fn checked_col(conv: &Conv2d, x: usize) -> Result<usize> {
     conv.validate()?;
-    let per_col = conv.col_rows() * conv.col_cols();
-    conv.validate_buffers(x, conv.batch * per_col)?;
-    Ok(per_col)
+    check_len("conv input (N·C·H·W)", conv.batch * conv.image_len(), x)?;
+    Ok(conv.col_rows() * conv.col_cols())
 }
 
 impl<T: Real> PoolOps for Cpu<T> {
@@ -424,6 +423,13 @@ impl<T: Real> PoolOps for Cpu<T> {
 /// Channels whose sums [`channel_sums`] interleaves.
 const LANES: usize = 8;
 
+/// The per-channel sums' split: blocks of this many channels (four per
+/// thread), and where each starts.
+fn channel_blocks(threads: usize, channels: usize) -> (usize, Vec<usize>) {
+    let block = channels.div_ceil(4 * threads.max(1)).max(1);
+    (block, (0..channels).step_by(block).collect())
+}
+
 /// Per-channel `f64` sums over a tensor laid out `[batch, channels, inner]`:
 /// `out[c][k] = Σ term(c, i)[k]` over channel `c`'s elements `i`, added in
 /// index order (sample-major, then position), which is the order of the
@@ -443,8 +449,7 @@ fn channel_sums<const K: usize>(
     inner: usize,
     term: impl Fn(usize, usize) -> [f64; K] + Sync,
 ) -> Vec<[f64; K]> {
-    let block = channels.div_ceil(4 * threads.max(1)).max(1);
-    let starts: Vec<usize> = (0..channels).step_by(block).collect();
+    let (block, starts) = channel_blocks(threads, channels);
     let blocks: Vec<Vec<[f64; K]>> = starts
         .into_par_iter()
         .map(|c0| {
@@ -547,8 +552,7 @@ fn dense_sums<const K: usize>(
     channels: usize,
     sums: impl Fn(usize, &mut [Vec<f64>; K]) + Sync,
 ) -> Vec<[f64; K]> {
-    let block = channels.div_ceil(4 * threads.max(1)).max(1);
-    let starts: Vec<usize> = (0..channels).step_by(block).collect();
+    let (block, starts) = channel_blocks(threads, channels);
     let blocks: Vec<[Vec<f64>; K]> = starts
         .into_par_iter()
         .map(|c0| {

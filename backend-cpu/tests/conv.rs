@@ -62,8 +62,7 @@ struct WholeBatch<'a, T: Real>(&'a Cpu<T>);
 
 impl<T: Real> WholeBatch<'_, T> {
     fn columns(&self, conv: &Conv2d) -> ArrayD<T> {
-        let len = conv.batch * conv.col_rows() * conv.col_cols();
-        self.0.zeros(len).expect("columns")
+        self.0.zeros(conv.col_len()).expect("columns")
     }
 
     fn forward(&self, conv: &Conv2d, f: usize, w: &[T], x: &[T], y: &mut Vec<T>) {

@@ -392,6 +392,13 @@ impl Conv2d {
         self.channels * self.height * self.width
     }
 
+    /// Elements of the whole batch's column matrix, `batch · col_rows ·
+    /// col_cols`.
+    #[must_use]
+    pub fn col_len(&self) -> usize {
+        self.batch * self.col_rows() * self.col_cols()
+    }
+
     /// The GEMM of one image's forward product, `y_n = W · col_n` (`W`:
     /// `filters × col_rows`), and the batch of them ([`ConvOps::conv_forward`]).
     #[must_use]
@@ -483,11 +490,7 @@ impl Conv2d {
     pub fn validate_buffers(&self, x: usize, col: usize) -> Result<()> {
         self.validate()?;
         check_len("conv input (N·C·H·W)", self.batch * self.image_len(), x)?;
-        check_len(
-            "conv columns (N·C·kh·kw·out_h·out_w)",
-            self.batch * self.col_rows() * self.col_cols(),
-            col,
-        )
+        check_len("conv columns (N·C·kh·kw·out_h·out_w)", self.col_len(), col)
     }
 }
 
@@ -795,7 +798,7 @@ pub trait ConvOps: BackendTypes {
         Self: MatmulOps + BufferOps,
     {
         let (g, batch) = conv.forward_gemm(filters);
-        let mut col = self.zeros(conv.batch * conv.col_rows() * conv.col_cols())?;
+        let mut col = self.zeros(conv.col_len())?;
         self.im2col(conv, x, &mut col)?;
         self.gemm_strided(&g, &batch, w, &col, y)
     }
@@ -820,7 +823,7 @@ pub trait ConvOps: BackendTypes {
         Self: MatmulOps + BufferOps,
     {
         let (g, batch) = conv.weight_grad_gemm(filters);
-        let mut col = self.zeros(conv.batch * conv.col_rows() * conv.col_cols())?;
+        let mut col = self.zeros(conv.col_len())?;
         self.im2col(conv, x, &mut col)?;
         self.gemm_summed(&g, &batch, dy, &col, dw)
     }
@@ -844,7 +847,7 @@ pub trait ConvOps: BackendTypes {
         Self: MatmulOps + BufferOps,
     {
         let (g, batch) = conv.input_grad_gemm(filters);
-        let mut dcol = self.zeros(conv.batch * conv.col_rows() * conv.col_cols())?;
+        let mut dcol = self.zeros(conv.col_len())?;
         self.gemm_strided(&g, &batch, w, dy, &mut dcol)?;
         self.col2im(conv, &dcol, dx)
     }

@@ -1,7 +1,7 @@
 //! Batch normalisation (1-D and 2-D), with running statistics and ghost
 //! batches.
 
-use super::{bad_shape, keep_copy, no_cache, Layer};
+use super::{bad_shape, keep_copy, no_cache, reuse, Layer};
 use smoothout::tensor_reference::{self as r, wide};
 use smoothout::{ParamSpec, Real, Result, TensorBackend};
 
@@ -247,45 +247,28 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         }
         self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
-        let old = self.cache.take().map(|(_, _, chunks)| chunks);
-        if ghost >= n {
-            // One chunk, the whole batch: the same operations as below on
-            // a copy of all of `x` (the last step's, when its size fits),
-            // normalised straight into `y`.
-            let bn = self.request(n, spatial);
-            let old = old.and_then(|mut c| c.pop()).map(|c| c.x);
-            let xc = keep_copy(b, x, old)?;
-            let mut mean = b.zeros(self.channels)?;
-            let mut var = b.zeros(self.channels)?;
-            b.batch_norm_stats(&bn, &xc, &mut mean, &mut var)?;
-            let [g, be] = &self.params;
-            b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut y)?;
-            self.update_running(b, &mean, &var, n * spatial)?;
-            let chunk = Chunk {
-                start: 0,
-                samples: n,
-                x: xc,
-                mean,
-                var,
-            };
-            self.cache = Some((shape.to_vec(), spatial, vec![chunk]));
-            return Ok((y, shape.to_vec()));
-        }
+        // The last step's chunk copies, overwritten where their sizes fit.
+        let mut old = self.cache.take().into_iter().flat_map(|(_, _, c)| c);
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < n {
             let samples = ghost.min(n - start);
             let bn = self.request(samples, spatial);
             let len = samples * per_sample;
-            let mut xc = b.zeros(len)?;
+            let mut xc = reuse(b, old.next().map(|c| c.x), len)?;
             b.copy_range(x, start * per_sample, &mut xc, 0, len)?;
             let mut mean = b.zeros(self.channels)?;
             let mut var = b.zeros(self.channels)?;
             b.batch_norm_stats(&bn, &xc, &mut mean, &mut var)?;
-            let mut yc = b.zeros(len)?;
             let [g, be] = &self.params;
-            b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut yc)?;
-            b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
+            if samples == n {
+                // One chunk, the whole batch: normalised straight into `y`.
+                b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut y)?;
+            } else {
+                let mut yc = b.zeros(len)?;
+                b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut yc)?;
+                b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
+            }
             self.update_running(b, &mean, &var, samples * spatial)?;
             chunks.push(Chunk {
                 start,
@@ -315,10 +298,10 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         let mut dx = b.zeros(total)?;
         let mut dg = b.zeros(self.channels)?;
         let mut dbeta = b.zeros(self.channels)?;
-        if let [c] = chunks.as_slice() {
-            if c.samples * per_sample == total {
-                // The whole batch in one chunk: `dy` and `dx` as they are.
-                let bn = self.request(c.samples, *spatial);
+        for c in chunks {
+            let bn = self.request(c.samples, *spatial);
+            let len = c.samples * per_sample;
+            let mut run = |dy: &B::Buffer, dx: &mut B::Buffer| {
                 b.batch_norm_backward(
                     &bn,
                     &c.x,
@@ -326,35 +309,23 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                     &self.params[0],
                     &c.mean,
                     &c.var,
-                    &mut dx,
+                    dx,
                     &mut dg,
                     &mut dbeta,
-                )?;
-                b.add(&dg, &mut self.grads[0])?;
-                b.add(&dbeta, &mut self.grads[1])?;
-                return Ok(dx);
+                )
+            };
+            if len == total {
+                // One chunk, the whole batch: `dy` and `dx` as they are.
+                run(dy, &mut dx)?;
+            } else {
+                let mut dyc = b.zeros(len)?;
+                b.copy_range(dy, c.start * per_sample, &mut dyc, 0, len)?;
+                let mut dxc = b.zeros(len)?;
+                run(&dyc, &mut dxc)?;
+                b.copy_range(&dxc, 0, &mut dx, c.start * per_sample, len)?;
             }
-        }
-        for c in chunks {
-            let bn = self.request(c.samples, *spatial);
-            let len = c.samples * per_sample;
-            let mut dyc = b.zeros(len)?;
-            b.copy_range(dy, c.start * per_sample, &mut dyc, 0, len)?;
-            let mut dxc = b.zeros(len)?;
-            b.batch_norm_backward(
-                &bn,
-                &c.x,
-                &dyc,
-                &self.params[0],
-                &c.mean,
-                &c.var,
-                &mut dxc,
-                &mut dg,
-                &mut dbeta,
-            )?;
             b.add(&dg, &mut self.grads[0])?;
             b.add(&dbeta, &mut self.grads[1])?;
-            b.copy_range(&dxc, 0, &mut dx, c.start * per_sample, len)?;
         }
         Ok(dx)
     }

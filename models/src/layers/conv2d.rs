@@ -100,9 +100,7 @@ impl<B: TensorBackend> Conv2d<B> {
         self.name = name.into();
         self
     }
-}
 
-impl<B: TensorBackend> Conv2d<B> {
     /// Adds `dW` (and `db`) from `dy` into the gradients; returns the cached
     /// convolution.
     fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<smoothout::Conv2d> {

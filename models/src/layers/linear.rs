@@ -64,9 +64,7 @@ impl<B: TensorBackend> Linear<B> {
         self.name = name.into();
         self
     }
-}
 
-impl<B: TensorBackend> Linear<B> {
     /// Adds `dW` and `db` from `dy` into the gradients; returns the cached
     /// batch size.
     fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<usize> {

@@ -204,12 +204,22 @@ pub(crate) fn keep_copy<B: TensorBackend>(
     x: &B::Buffer,
     old: Option<B::Buffer>,
 ) -> Result<B::Buffer> {
-    let mut kept = match old {
-        Some(kept) if b.len(&kept) == b.len(x) => kept,
-        _ => b.zeros(b.len(x))?,
-    };
+    let mut kept = reuse(b, old, b.len(x))?;
     b.copy(x, &mut kept)?;
     Ok(kept)
+}
+
+/// `old` when it holds `len` elements (its contents to be overwritten), a
+/// new buffer of zeros otherwise.
+pub(crate) fn reuse<B: TensorBackend>(
+    b: &B,
+    old: Option<B::Buffer>,
+    len: usize,
+) -> Result<B::Buffer> {
+    match old {
+        Some(old) if b.len(&old) == len => Ok(old),
+        _ => b.zeros(len),
+    }
 }
 
 pub(crate) fn no_cache() -> Error {

@@ -119,6 +119,20 @@ impl<B: TensorBackend> Sequential<B> {
     }
 }
 
+/// Backward through `children`, last to first, from `dy`; `None` when there
+/// are none.
+fn backward_chain<B: TensorBackend>(
+    children: &mut [(String, Node<B>)],
+    b: &B,
+    dy: &B::Buffer,
+) -> Result<Option<B::Buffer>> {
+    let mut g: Option<B::Buffer> = None;
+    for (_, c) in children.iter_mut().rev() {
+        g = Some(c.get_mut().backward(b, g.as_ref().unwrap_or(dy))?);
+    }
+    Ok(g)
+}
+
 impl<B: TensorBackend> Layer<B> for Sequential<B> {
     fn forward(
         &mut self,
@@ -141,32 +155,22 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
-        let mut it = self.children.iter_mut().rev();
-        let Some((_, last)) = it.next() else {
-            let mut dx = b.zeros(b.len(dy))?;
-            b.copy(dy, &mut dx)?;
-            return Ok(dx);
-        };
-        let mut g = last.get_mut().backward(b, dy)?;
-        for (_, c) in it {
-            g = c.get_mut().backward(b, &g)?;
+        match backward_chain(&mut self.children, b, dy)? {
+            Some(dx) => Ok(dx),
+            None => {
+                let mut dx = b.zeros(b.len(dy))?;
+                b.copy(dy, &mut dx)?;
+                Ok(dx)
+            }
         }
-        Ok(g)
     }
 
     fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
         let Some(((_, first), rest)) = self.children.split_first_mut() else {
             return Ok(());
         };
-        let mut it = rest.iter_mut().rev();
-        let Some((_, last)) = it.next() else {
-            return first.get_mut().backward_params(b, dy);
-        };
-        let mut g = last.get_mut().backward(b, dy)?;
-        for (_, c) in it {
-            g = c.get_mut().backward(b, &g)?;
-        }
-        first.get_mut().backward_params(b, &g)
+        let g = backward_chain(rest, b, dy)?;
+        first.get_mut().backward_params(b, g.as_ref().unwrap_or(dy))
     }
 
     fn specs(&self) -> Vec<ParamSpec> {
