@@ -89,8 +89,9 @@ pub(crate) mod kernels {
     use super::Isa;
     use crate::tensor::dense;
     use smoothout::reference::{self, ParamNoise};
-    use smoothout::tensor_reference as tr;
-    use smoothout::{BatchNorm, Conv2d, Noise, NoiseKey, Real, Result, Sgd, Unit};
+    use smoothout::tensor::reference as tr;
+    use smoothout::tensor::{BatchNorm, Conv2d};
+    use smoothout::{Noise, NoiseKey, Real, Result, Sgd, Unit};
 
     multiversion! {
         fn fill_noise(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()>

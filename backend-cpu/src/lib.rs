@@ -8,7 +8,7 @@
 //! perturbation and de-noising give the reference's bits whatever the number
 //! of threads and the chunk size.
 //!
-//! The tensor operations of [`smoothout::TensorBackend`] work the same way
+//! The tensor operations of [`smoothout::tensor::TensorBackend`] work the same way
 //! (images, planes, channels or rows per task); GEMM goes through
 //! `matrixmultiply` in one block of rows per thread, and since each
 //! element's sum over `k` runs in the same order whatever the rows, its bits

@@ -8,7 +8,7 @@
 //! batched forms are loops of that GEMM on the matrices' elements: the
 //! strided one runs its products in parallel (their outputs are disjoint),
 //! the summed one in order, as the reference does. Everything else calls the
-//! [`smoothout::tensor_reference`] kernels on fixed ranges — images, planes,
+//! [`smoothout::tensor::reference`] kernels on fixed ranges — images, planes,
 //! channels, rows, or chunks of elements — so the bits do not depend on the
 //! number of threads, and all but GEMM equal the reference's.
 
@@ -17,11 +17,12 @@ use core::any::TypeId;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 use smoothout::tensor::check_len;
-use smoothout::tensor_reference as r;
-use smoothout::{
+use smoothout::tensor::reference as r;
+use smoothout::tensor::{
     BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
-    PoolOps, Real, Result,
+    PoolOps,
 };
+use smoothout::{Real, Result};
 
 use crate::isa::kernels;
 use crate::{slice, slice_mut, Cpu};
@@ -484,7 +485,7 @@ fn channel_sums<const K: usize>(
 /// as the reference's per-channel loops do, so the bits are theirs; the
 /// loop over a row's channels is what vectorises.
 pub(crate) mod dense {
-    use smoothout::tensor_reference::wide;
+    use smoothout::tensor::reference::wide;
     use smoothout::Real;
 
     /// `acc[j] += x[n, c0 + j]` for every row `n`.

@@ -6,7 +6,8 @@
 //! `f32` and `f64`; and typed errors for buffers of the wrong length.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::{BufferOps, Conv2d, ConvOps, Error, MatmulOps, Real};
+use smoothout::tensor::{Conv2d, ConvOps, MatmulOps};
+use smoothout::{BufferOps, Error, Real};
 use smoothout_cpu::Cpu;
 
 /// A 1-D array holding `v`.

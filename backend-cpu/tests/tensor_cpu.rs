@@ -1,10 +1,11 @@
-//! The shared tensor-op suite ([`smoothout::testgen_tensor`]) on [`Cpu`]
+//! The shared tensor-op suite ([`smoothout::testgen::tensor`]) on [`Cpu`]
 //! with one and two threads, in `f32` and `f64`: GEMM within the written
 //! bound of the naive reference, everything else bit for bit; and typed
 //! errors for non-contiguous arrays.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::{Error, Gemm, GemmBatch, MapOps, MatmulOps};
+use smoothout::tensor::{Gemm, GemmBatch, MapOps, MatmulOps};
+use smoothout::Error;
 use smoothout_cpu::Cpu;
 
 /// A 1-D array holding `v`.

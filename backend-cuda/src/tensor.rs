@@ -7,7 +7,7 @@
 //! fixed-order `f64` reduction over the products. Everything else is a
 //! kernel of `kernels/tensor.cu`, one thread per output element:
 //!
-//! - bit-identical to [`smoothout::tensor_reference`]: im2col, col2im (each
+//! - bit-identical to [`smoothout::tensor::reference`]: im2col, col2im (each
 //!   input element gathers its column entries in the reference's order, no
 //!   atomics), pooling forward and backward (gathers, windows in the
 //!   reference's order), the batch-norm forward given the same statistics,
@@ -25,11 +25,12 @@ use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm as _, GemmConfig, StridedBatchedConfig};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use smoothout::tensor::check_len;
-use smoothout::tensor_reference as r;
-use smoothout::{
-    BatchNorm, BatchNormOps, Conv2d, ConvOps, Error, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
-    Pool2d, PoolKind, PoolOps, Result,
+use smoothout::tensor::reference as r;
+use smoothout::tensor::{
+    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    PoolKind, PoolOps,
 };
+use smoothout::{Error, Result};
 
 use crate::error::{blas, device};
 use crate::{grid, launch, Cuda, THREADS};

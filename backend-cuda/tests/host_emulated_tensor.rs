@@ -1,5 +1,5 @@
 //! The kernels of `kernels/tensor.cu`, run on the host by emulation,
-//! against `smoothout::tensor_reference`, checked without a GPU.
+//! against `smoothout::tensor::reference`, checked without a GPU.
 //!
 //! `tests/emu/tensor_driver.cpp` compiles `common.cuh` and `tensor.cu` as
 //! C++ (`-ffp-contract=off -fno-fast-math`, the host's equivalent of
@@ -74,10 +74,11 @@ use bounds::{
     bias_grad_input, bn_inputs, check_bias_grad, check_bn_grads, check_bn_stats, check_dlogits,
     check_loss, data, gemm_summed_bound, softmax_inputs, within, BIAS_GRADS, BNS, SOFTMAXES,
 };
-use smoothout::tensor_reference as r;
-use smoothout::{
-    BatchNorm, BatchNormOps, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind, Reference,
+use smoothout::tensor::reference as r;
+use smoothout::tensor::{
+    BatchNorm, BatchNormOps, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind,
 };
+use smoothout::Reference;
 
 type GemmEmptyFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u64, f32, f32, i32) -> Status;
 type GemmSumChunkFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, i32, *mut f64) -> Status;
@@ -1487,7 +1488,7 @@ fn bias_grad_matches_reference() {
         }
         tally.bounded(check_bias_grad(&what, shape, &dy, &got, &want));
     }
-    // The shapes and data of smoothout::testgen_tensor::maps, which the GPU
+    // The shapes and data of smoothout::testgen::tensor::maps, which the GPU
     // test compares bit for bit: tests/tensor.rs's table says these sums
     // round to the reference's bits.
     for (s, &(outer, channels, inner)) in [

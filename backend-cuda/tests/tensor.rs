@@ -1,12 +1,12 @@
 //! The tensor operations of [`Cuda`] against the plain-loop reference
-//! ([`smoothout::tensor_reference`], [`Reference<f32>`]).
+//! ([`smoothout::tensor::reference`], [`Reference<f32>`]).
 //!
 //! Every test needs a GPU: without one (or without the CUDA libraries) it
 //! prints `skipped: <why>` and passes. The backend is created once per test
 //! process.
 //!
 //! Where the CUDA result is bit-identical to the reference, the shared
-//! bodies of [`smoothout::testgen_tensor`] run unchanged (their own table
+//! bodies of [`smoothout::testgen::tensor`] run unchanged (their own table
 //! gives their tolerances; GEMM's is a Higham-style bound). Where the device
 //! sums in another order, or uses its own `exp` and `log`, the tests here
 //! compare within these bounds (`ε₃₂ = 2⁻²³`, `ε₆₄ = 2⁻⁵²`, `M` the number
@@ -28,11 +28,9 @@
 
 use std::sync::OnceLock;
 
-use smoothout::tensor_reference as r;
-use smoothout::{
-    BackendTypes, BatchNorm, BatchNormOps, BufferOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
-    Reference,
-};
+use smoothout::tensor::reference as r;
+use smoothout::tensor::{BatchNorm, BatchNormOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps};
+use smoothout::{BackendTypes, BufferOps, Reference};
 use smoothout_cuda::Cuda;
 
 #[path = "support/tensor_bounds.rs"]
@@ -56,7 +54,7 @@ fn gpu() -> Option<&'static Cuda> {
     }
 }
 
-/// Instantiates shared bodies of `smoothout::testgen_tensor` on the GPU.
+/// Instantiates shared bodies of `smoothout::testgen::tensor` on the GPU.
 macro_rules! shared {
     ($($body:ident),* $(,)?) => {
         $(
@@ -64,7 +62,7 @@ macro_rules! shared {
             fn $body() {
                 let Some(gpu) = gpu() else { return };
                 let make = |v: Vec<f32>| gpu.upload(&v).unwrap();
-                smoothout::testgen_tensor::$body(gpu, &make);
+                smoothout::testgen::tensor::$body(gpu, &make);
             }
         )*
     };

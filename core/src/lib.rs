@@ -16,28 +16,33 @@
 //!
 //! # Overview
 //!
-//! * [`philox`] and [`mod@unit`]: counter-based noise; the draw for
-//!   `(seed, step, ghost, parameter, element)` is a pure function, bit-identical
-//!   on every backend and thread count.
-//! * [`Noise`], [`Scaling`], [`Schedule`]: what to draw, how to scale it,
-//!   how the strength evolves.
-//! * [`ParamSpec`]: which buffers are perturbed (all but normalisation
-//!   parameters by default).
-//! * [`Param`]: the step for one parameter buffer, keyed by a stable id
-//!   ([`param_id`]), on memory its owner lends to each call — through
-//!   [`Slices`], any `&mut [f32]` or `&mut [f64]`, in place.
-//! * [`SmoothOut`]: the step for a whole parameter set (a loop over
-//!   [`Param`]s), generic over the backend, with closure, fused-SGD and
-//!   guard APIs; each method asks only for the backend ops it uses.
+//! The crate's folders follow the algorithm:
+//!
+//! * [`mod@noise`]: what θ is. [`Noise`] (uniform, Gaussian, Bernoulli) and
+//!   [`Scaling`] (fixed, per element, AdaSmoothOut's per filter) are requests
+//!   as data; [`Schedule`] changes the strength over training. The bits come
+//!   from a counter-based generator ([`philox`], [`mod@unit`]): the draw for
+//!   `(seed, step, ghost, parameter, element)` is a pure function,
+//!   bit-identical on every backend and thread count.
+//! * [`mod@step`]: Algorithm 1. [`ParamSpec`] says which buffers are perturbed
+//!   (all but normalisation parameters by default); [`Param`] is the step for
+//!   one buffer, keyed by a stable id ([`param_id`]), on memory its owner
+//!   lends to each call — through [`Slices`], any `&mut [f32]` or
+//!   `&mut [f64]`, in place; [`SmoothOut`] is the step for a whole parameter
+//!   set, generic over the backend, with closure, fused-SGD ([`Sgd`]) and
+//!   guard APIs.
 //! * [`Objective`] and [`sensitivity`]: the N-copy objective and the
 //!   sharpness `s` of Eq. 9.
-//! * [`mod@reference`]: the plain-slice implementation every backend is tested
-//!   against; it needs neither `std` nor `alloc`.
-//! * [`mod@tensor`]: what layers need besides the step — GEMM, im2col/col2im
-//!   convolution, pooling, batch normalisation, softmax cross-entropy and
-//!   element-wise maps — as requests ([`Gemm`], [`GemmBatch`], [`Conv2d`],
-//!   [`Pool2d`], [`BatchNorm`]) and small ops traits, gathered in
-//!   [`TensorBackend`]; [`tensor_reference`] is their plain-loop ground truth.
+//! * [`mod@backend`]: the ops a backend provides, as small traits (each
+//!   method of the step asks only for the ones it uses), and the
+//!   [`Reference`] backend; [`mod@reference`] is the plain-slice
+//!   implementation every backend is tested against, needing neither `std`
+//!   nor `alloc`.
+//!
+//! Beside the step, [`mod@tensor`] holds what a network's layers need from a
+//! backend — GEMM, convolution, pooling, batch normalisation, softmax
+//! cross-entropy, element-wise maps — so that the same backends can train
+//! whole networks; it is not part of SmoothOut itself.
 //!
 //! # Example
 //!
@@ -75,7 +80,7 @@
 //!   [`sensitivity`] and [`PhiloxRng`] on plain slices.
 //! * `testgen` (implies `std`; for backend crates' tests): the shared test
 //!   bodies in `smoothout::testgen` and the `backend_tests!` macro, and the
-//!   tensor-op bodies in `smoothout::testgen_tensor` with
+//!   tensor-op bodies in `smoothout::testgen::tensor` with
 //!   `tensor_backend_tests!`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
@@ -85,54 +90,25 @@ extern crate alloc;
 
 pub mod backend;
 mod error;
-#[cfg(feature = "alloc")]
-mod host;
-mod noise;
+pub mod noise;
 mod objective;
-#[cfg(feature = "alloc")]
-mod param;
-pub mod philox;
 mod real;
 pub mod reference;
-mod rng;
-mod schedule;
-mod sgd;
-mod slices;
-#[cfg(feature = "alloc")]
-mod spec;
-#[cfg(feature = "alloc")]
-mod step;
+pub mod step;
 pub mod tensor;
-pub mod tensor_reference;
 #[cfg(feature = "testgen")]
 pub mod testgen;
-#[cfg(feature = "testgen")]
-pub mod testgen_tensor;
-pub mod unit;
 
+#[cfg(feature = "alloc")]
+pub use backend::Reference;
 pub use backend::{
-    Backend, BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps,
-    UpdateOps,
+    Backend, BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, Slices,
+    StateOps, UpdateOps,
 };
 pub use error::{Error, Result};
-#[cfg(feature = "alloc")]
-pub use host::Reference;
-pub use noise::{Noise, Scaling};
+pub use noise::{philox, unit, Noise, NoiseKey, PhiloxRng, Scaling, Schedule, Unit};
 pub use objective::{sensitivity, Objective};
-#[cfg(feature = "alloc")]
-pub use param::{param_id, Param};
-pub use philox::NoiseKey;
 pub use real::Real;
-pub use rng::PhiloxRng;
-pub use schedule::Schedule;
-pub use sgd::Sgd;
-pub use slices::Slices;
+pub use step::Sgd;
 #[cfg(feature = "alloc")]
-pub use spec::{ParamSpec, Role};
-#[cfg(feature = "alloc")]
-pub use step::{Config, Denoise, Draw, Perturbed, SmoothOut};
-pub use tensor::{
-    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
-    PoolKind, PoolOps, TensorBackend,
-};
-pub use unit::Unit;
+pub use step::{param_id, Config, Denoise, Draw, Param, ParamSpec, Perturbed, Role, SmoothOut};

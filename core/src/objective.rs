@@ -2,8 +2,8 @@
 //! sharpness `s` (Eq. 9), on plain slices.
 
 use crate::error::{Error, Result};
+use crate::noise::philox::NoiseKey;
 use crate::noise::Noise;
-use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference;
 

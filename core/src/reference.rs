@@ -22,11 +22,11 @@
 //! vectorisable.
 
 use crate::error::{Error, Result};
+use crate::noise::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
+use crate::noise::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
 use crate::noise::Noise;
-use crate::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
 use crate::real::Real;
-use crate::sgd::Sgd;
-use crate::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
+use crate::step::Sgd;
 
 /// How the unit draw is scaled into θ for one parameter.
 #[derive(Debug)]

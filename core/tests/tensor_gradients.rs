@@ -1,7 +1,7 @@
 //! Finite-difference checks, in `f64`, of the analytic gradients of batch
 //! normalisation (training mode: the statistics depend on `x`) and of the
 //! softmax cross-entropy, on the [`Reference`] backend (other backends are
-//! bit-identical to it for these operations, see `smoothout::testgen_tensor`).
+//! bit-identical to it for these operations, see `smoothout::testgen::tensor`).
 //!
 //! The scalar checked is `L = Σ w ⊙ y` with fixed random `w`, so
 //! `dL/dy = w`. Central differences with step `h = 1e-5` have truncation
@@ -10,7 +10,8 @@
 //! + 1e-8` leaves four orders of magnitude of margin over both.
 #![cfg(feature = "alloc")]
 
-use smoothout::{BatchNorm, BatchNormOps, LossOps, Reference};
+use smoothout::tensor::{BatchNorm, BatchNormOps, LossOps};
+use smoothout::Reference;
 
 const H: f64 = 1e-5;
 

@@ -1,4 +1,4 @@
-//! The shared tensor-op suite ([`smoothout::testgen_tensor`]) on the
+//! The shared tensor-op suite ([`smoothout::testgen::tensor`]) on the
 //! [`Reference`] backend: its wrapper against the plain-loop functions,
 //! the hand-computed answers and identities, and every error case.
 //!

@@ -14,7 +14,7 @@
 //! running statistics, ghost batches), ReLU, MaxPool2d, AvgPool2d, Dropout
 //! (Philox masks keyed by seed and step), the ResNet basic block and softmax
 //! cross-entropy, each with forward and backward passes generic over any
-//! [`smoothout::TensorBackend`] and listing its parameters as
+//! [`smoothout::tensor::TensorBackend`] and listing its parameters as
 //! [`smoothout::ParamSpec`]s, so that SmoothOut knows what to perturb. Every
 //! layer passes a finite-difference gradient check in `f64` on the
 //! reference and the CPU backends (`tests/layers_gradcheck.rs`).

@@ -29,7 +29,8 @@
 //! pass silently.
 
 use rand_core::RngCore;
-use smoothout::{NoiseKey, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::NoiseKey;
 use smoothout_cpu::Cpu;
 use smoothout_models::analysis::{
     flat_params, hessian_spectrum, hutchinson_trace, network_hessian, top_eigenvalues,

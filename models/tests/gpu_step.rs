@@ -57,7 +57,7 @@
 //!
 //! | quantity | bound on `|cuda − cpu|` | why |
 //! |---|---|---|
-//! | Linear / Conv2d output, input gradient, weight and bias gradient | `2 (k + 2) ε · mag`, `k` the products summed into one output: Linear `in` (forward), `out` (dx), `N` (dW, db); Conv2d `C·k²` (forward), `F·k²` (dx: `F` per column entry, then col2im adds up to `k²` entries), `N·H'·W'` (dW) | cuBLAS sums in another order than the CPU's blocked kernel; each result is within `γ_k · mag` of the exact sum (Higham, *Accuracy and Stability*, §3.1); the bias add or β is one more rounding. The bound of `smoothout::testgen_tensor`'s GEMM row |
+//! | Linear / Conv2d output, input gradient, weight and bias gradient | `2 (k + 2) ε · mag`, `k` the products summed into one output: Linear `in` (forward), `out` (dx), `N` (dW, db); Conv2d `C·k²` (forward), `F·k²` (dx: `F` per column entry, then col2im adds up to `k²` entries), `N·H'·W'` (dW) | cuBLAS sums in another order than the CPU's blocked kernel; each result is within `γ_k · mag` of the exact sum (Higham, *Accuracy and Stability*, §3.1); the bias add or β is one more rounding. The bound of `smoothout::testgen::tensor`'s GEMM row |
 //! | BatchNorm output | `2 (ε|y| + |γ| s (δμ + |x − μ| ε_v / 2))` | the statistics are `f64` sums in another order, each rounded once to `f32`: `μ` and `σ²` may land one `f32` step apart, `δμ = ε|μ| + 2⁻⁵² Σ|x|`, relative `ε_v = ε + M·2⁻⁵²` for `σ²` (`M` elements per channel, `s = 1/√(σ² + 10⁻⁵)`); `y` is then one rounding of an `f64` formula |
 //! | BatchNorm dx, dγ, dβ | first-order propagation of the same `δμ`, `ε_v` through `dx = γ s / M · (M dy − Σdy − x̂ Σ dy x̂)`, plus `M·2⁻⁵²` of each `f64` sum's absolute terms (summation order) and one `f32` rounding of each result; doubled | as above |
 //! | BatchNorm running mean / variance | `2 (0.1 δμ + ε|r|)`, `2 (0.1 M/(M−1) σ² ε_v + ε|r|)` | one `axpy` of the batch statistics |
@@ -75,7 +75,8 @@
 
 use std::sync::OnceLock;
 
-use smoothout::{BufferOps, Draw, ParamSpec, Real, Reference, Sgd, SmoothOut, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{BufferOps, Draw, ParamSpec, Real, Reference, Sgd, SmoothOut};
 use smoothout_cpu::Cpu;
 use smoothout_cuda::Cuda;
 use smoothout_models::data::{seeded_rng, Dataset};

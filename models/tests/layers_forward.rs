@@ -11,7 +11,8 @@
 #[macro_use]
 mod common;
 
-use smoothout::{Error, Reference, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Reference};
 use smoothout_cpu::Cpu;
 use smoothout_models::layers::{
     AvgPool2d, BasicBlock, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu,

@@ -19,7 +19,8 @@
 mod common;
 
 use common::{data, grad_check};
-use smoothout::{Reference, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::Reference;
 use smoothout_cpu::Cpu;
 use smoothout_models::layers::{
     AvgPool2d, BasicBlock, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu,

@@ -3,9 +3,8 @@
 //! `denoise_sgd`, gradient clipping, state export/import and every error;
 //! on the reference backend and the CPU backend (small chunks, two threads).
 
-use smoothout::{
-    Config, Denoise, Draw, Error, Noise, ParamSpec, Real, Reference, Sgd, SmoothOut, TensorBackend,
-};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Config, Denoise, Draw, Error, Noise, ParamSpec, Real, Reference, Sgd, SmoothOut};
 use smoothout_cpu::Cpu;
 use smoothout_models::layers::Layer;
 use smoothout_models::networks::{mlp, NetConfig};

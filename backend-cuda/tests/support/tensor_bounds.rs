@@ -3,13 +3,13 @@
 //! emulated on the host), so that both compare within the same bounds on
 //! the same cases.
 
-use smoothout::BatchNorm;
+use smoothout::tensor::BatchNorm;
 
 const EPS32: f64 = f32::EPSILON as f64;
 const EPS64: f64 = f64::EPSILON;
 
 /// Deterministic values in `[-1, 1)` (SplitMix64 of the index and salt):
-/// the same as `smoothout::testgen_tensor`'s private `data`.
+/// the same as `smoothout::testgen::tensor`'s private `data`.
 pub fn data(len: usize, salt: u64) -> Vec<f32> {
     (0..len as u64)
         .map(|i| {

@@ -30,7 +30,8 @@
 //! [`Snapshot::of`]: super::Snapshot::of
 
 use smoothout::reference::fill_unit;
-use smoothout::{NoiseKey, TensorBackend, Unit};
+use smoothout::tensor::TensorBackend;
+use smoothout::{NoiseKey, Unit};
 
 use super::landscape::{check_len, with_restore};
 use super::sharpness::{NetworkLoss, Objective};

@@ -16,9 +16,9 @@ use crate::layers::Layer;
 use crate::networks::Sequential;
 use crate::train::{evaluate, Result, TrainError};
 use smoothout::reference::fill_unit;
+use smoothout::tensor::TensorBackend;
 use smoothout::{
-    Config, Denoise, Draw, Noise, NoiseKey, ParamSpec, Real, Role, Scaling, SmoothOut,
-    TensorBackend, Unit,
+    Config, Denoise, Draw, Noise, NoiseKey, ParamSpec, Real, Role, Scaling, SmoothOut, Unit,
 };
 
 /// A data set to measure on: the examples, the normalisation the network

@@ -22,7 +22,8 @@
 //! network's inference behaviour (BatchNorm's running statistics, no
 //! dropout: [`crate::layers::Layer::set_frozen`]).
 
-use smoothout::{ParamSpec, Real, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{ParamSpec, Real};
 
 use super::landscape::{flat_params, set_flat_params};
 use super::lbfgsb::{maximize, LbfgsbConfig, Termination};

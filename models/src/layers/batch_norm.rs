@@ -2,8 +2,9 @@
 //! batches.
 
 use super::{bad_shape, keep_copy, no_cache, reuse, Layer};
-use smoothout::tensor_reference::{self as r, wide};
-use smoothout::{ParamSpec, Real, Result, TensorBackend};
+use smoothout::tensor::reference::{self as r, wide};
+use smoothout::tensor::TensorBackend;
+use smoothout::{ParamSpec, Real, Result};
 
 /// One ghost batch's cached input and statistics.
 struct Chunk<B: TensorBackend> {
@@ -188,8 +189,8 @@ impl<B: TensorBackend> BatchNorm<B> {
         b.to_vec(&self.running_var)
     }
 
-    fn request(&self, samples: usize, spatial: usize) -> smoothout::BatchNorm {
-        smoothout::BatchNorm {
+    fn request(&self, samples: usize, spatial: usize) -> smoothout::tensor::BatchNorm {
+        smoothout::tensor::BatchNorm {
             batch: samples,
             channels: self.channels,
             spatial,

@@ -2,7 +2,8 @@
 
 use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
 use crate::data::seeded_rng;
-use smoothout::{ParamSpec, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{ParamSpec, Result};
 
 /// A square-kernel convolution over `NCHW` images, zero padding, one
 /// stride, with bias:
@@ -14,9 +15,9 @@ use smoothout::{ParamSpec, Result, TensorBackend};
 /// ```
 ///
 /// The input is kept for the backward pass, which unfolds it again. The
-/// three products are the backend's [`smoothout::ConvOps::conv_forward`],
+/// three products are the backend's [`smoothout::tensor::ConvOps::conv_forward`],
 /// `conv_weight_grad` and `conv_input_grad`: by default whole-batch columns
-/// and batched GEMMs ([`smoothout::GemmBatch`]: `y` and `dcol` strided
+/// and batched GEMMs ([`smoothout::tensor::GemmBatch`]: `y` and `dcol` strided
 /// products with the weights shared, `dW` a summed product); the CPU
 /// backend unfolds one image at a time, with the same bits.
 ///
@@ -43,7 +44,7 @@ pub struct Conv2d<B: TensorBackend> {
     params: Vec<B::Buffer>,
     grads: Vec<B::Buffer>,
     /// The last training forward's geometry and a copy of its input.
-    cache: Option<(smoothout::Conv2d, B::Buffer)>,
+    cache: Option<(smoothout::tensor::Conv2d, B::Buffer)>,
 }
 
 impl<B: TensorBackend> Conv2d<B> {
@@ -103,7 +104,7 @@ impl<B: TensorBackend> Conv2d<B> {
 
     /// Adds `dW` (and `db`) from `dy` into the gradients; returns the cached
     /// convolution.
-    fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<smoothout::Conv2d> {
+    fn param_grads(&mut self, b: &B, dy: &B::Buffer) -> Result<smoothout::tensor::Conv2d> {
         let (conv, x) = self.cache.as_ref().ok_or_else(no_cache)?;
         let (n, cols, f) = (conv.batch, conv.col_cols(), self.filters);
         smoothout::tensor::check_len("conv dy (N·F·H'·W')", n * f * cols, b.len(dy))?;
@@ -133,7 +134,7 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         if c != self.channels {
             return Err(bad_shape("conv input channels", c));
         }
-        let conv = smoothout::Conv2d {
+        let conv = smoothout::tensor::Conv2d {
             batch: n,
             channels: c,
             height: h,

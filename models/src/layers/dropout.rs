@@ -1,7 +1,8 @@
 //! Dropout with counter-based masks.
 
 use super::{no_cache, Layer};
-use smoothout::{Noise, NoiseKey, Real, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Noise, NoiseKey, Real, Result};
 
 /// Inverted dropout: in train mode each element is zeroed with probability
 /// `p` and the rest scaled by `1 / (1 − p)`; in eval mode the identity.

@@ -2,7 +2,8 @@
 
 use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
 use crate::data::seeded_rng;
-use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
+use smoothout::tensor::{Gemm, TensorBackend};
+use smoothout::{ParamSpec, Result};
 
 /// `y = x · Wᵀ + b` for `x: [N, in]` (any `[N, …]` is flattened),
 /// `W: [out, in]`, `b: [out]`:

@@ -1,10 +1,11 @@
 //! Softmax cross-entropy loss.
 
 use super::bad_shape;
-use smoothout::{Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::Result;
 
 /// The mean softmax cross-entropy of `[N, classes]` logits against `N`
-/// labels, and its gradient (see [`smoothout::LossOps`]):
+/// labels, and its gradient (see [`smoothout::tensor::LossOps`]):
 ///
 /// ```text
 /// p_ij = softmax(z_i)_j      loss = −Σ_i ln p_{i, y_i} / N      dz_ij = (p_ij − [j = y_i]) / N

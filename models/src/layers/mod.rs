@@ -1,5 +1,5 @@
 //! Layers with forward and backward passes, generic over a
-//! [`smoothout::TensorBackend`].
+//! [`smoothout::tensor::TensorBackend`].
 //!
 //! Every layer implements [`Layer`]: `forward` maps an input buffer and its
 //! shape to an output buffer and shape, caching what `backward` needs;
@@ -39,7 +39,7 @@
 //!   Called without one it returns [`Error::InvalidSetting`] named
 //!   `"backward before forward"`.
 //! * [`Conv2d`] runs each product over the images as one batched GEMM
-//!   ([`smoothout::GemmBatch`]: strided for `y` and `dcol`, summed for
+//!   ([`smoothout::tensor::GemmBatch`]: strided for `y` and `dcol`, summed for
 //!   `dW`); [`BatchNorm`]'s ghost batches are cut out with
 //!   [`smoothout::BufferOps::copy_range`].
 //!
@@ -83,7 +83,8 @@ pub use relu::Relu;
 pub use residual::BasicBlock;
 
 use rand_core::RngCore;
-use smoothout::{Error, ParamSpec, Real, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, ParamSpec, Real, Result};
 
 /// A layer: forward, backward, and its parameters in spec order.
 pub trait Layer<B: TensorBackend> {

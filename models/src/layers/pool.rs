@@ -1,7 +1,8 @@
 //! Max and average pooling.
 
 use super::{bad_shape, no_cache, Layer};
-use smoothout::{Pool2d, PoolKind, Result, TensorBackend};
+use smoothout::tensor::{Pool2d, PoolKind, TensorBackend};
+use smoothout::Result;
 
 struct Pool<B: TensorBackend> {
     kernel: usize,

@@ -1,7 +1,8 @@
 //! ReLU.
 
 use super::{keep_copy, no_cache, Layer};
-use smoothout::{Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::Result;
 
 /// `y = max(x, 0)`; the gradient passes where `x > 0`.
 ///

@@ -3,7 +3,8 @@
 use super::{concat_params_and_grads, BatchNorm, Conv2d, Layer, Relu};
 use crate::data::seeded_rng;
 use rand_core::RngCore;
-use smoothout::{ParamSpec, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{ParamSpec, Result};
 
 /// The basic block of He et al.'s ResNet:
 ///

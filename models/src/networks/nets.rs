@@ -4,7 +4,8 @@ use super::sequential::{GlobalAvgPool, LinearNoBias, Sequential};
 use crate::data::seeded_rng;
 use crate::layers::{BasicBlock, BatchNorm, Conv2d, Dropout, Linear, MaxPool2d, Relu};
 use rand_core::RngCore;
-use smoothout::{Error, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Result};
 
 /// What every network constructor takes besides the backend: the seed of
 /// the initialisation (and of the dropout masks) and the ghost batch size

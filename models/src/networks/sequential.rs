@@ -1,7 +1,8 @@
 //! The [`Sequential`] container and the small helper layers of the networks.
 
 use crate::layers::{concat_params_and_grads, AvgPool2d, Dropout, Layer, Linear};
-use smoothout::{Error, ParamSpec, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, ParamSpec, Result};
 
 enum Node<B: TensorBackend> {
     Layer(Box<dyn Layer<B>>),

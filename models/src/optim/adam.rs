@@ -1,6 +1,7 @@
 //! Adam, bias-corrected, with optional coupled weight decay.
 
-use smoothout::{Error, Real, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Real, Result};
 
 use super::{
     check_bufs, check_lr, check_state, download, upload_into, upload_to, zeros, OptimState,

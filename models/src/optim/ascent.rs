@@ -3,7 +3,8 @@
 
 use core::borrow::{Borrow, BorrowMut};
 
-use smoothout::{Error, Real, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Real, Result};
 
 use super::clip::global_norm;
 

@@ -2,7 +2,8 @@
 
 use core::borrow::{Borrow, BorrowMut};
 
-use smoothout::{Error, Real, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Real, Result};
 
 /// The L2 norm of all buffers together, `√(Σᵢ ‖bᵢ‖²)`, each buffer's norm
 /// computed by the backend in `f64` ([`smoothout::NormOps::row_norms`]).

@@ -1,5 +1,5 @@
 //! Optimisers, gradient clipping and learning-rate regimes, generic over any
-//! [`smoothout::TensorBackend`].
+//! [`smoothout::tensor::TensorBackend`].
 //!
 //! Every optimiser works on the parameter and gradient buffer lists in
 //! [`smoothout::ParamSpec`] order (the order a network lists its specs in),
@@ -73,7 +73,8 @@ pub use sgd::SgdMomentum;
 
 use core::borrow::Borrow;
 
-use smoothout::{Error, Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Result};
 
 /// An optimiser's state as plain host data: what a checkpoint stores to
 /// resume bit-exactly.

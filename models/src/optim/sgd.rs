@@ -1,6 +1,7 @@
 //! SGD with heavy-ball or Nesterov momentum.
 
-use smoothout::{Error, Real, Result, Sgd, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, Real, Result, Sgd};
 
 use super::{
     check_bufs, check_lr, check_state, download, upload_into, zeros, OptimState, Optimizer,

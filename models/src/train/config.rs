@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use smoothout::{Config, Denoise, Noise, ParamSpec, Role, Scaling, Schedule, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Config, Denoise, Noise, ParamSpec, Role, Scaling, Schedule};
 
 use super::error::{Result, TrainError};
 use crate::data::Augment;

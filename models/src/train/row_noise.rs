@@ -2,9 +2,8 @@
 //! is γ times the norm of the row (filter) it perturbs.
 
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::{
-    Draw, Error, NoiseKey, NoiseOf, ParamSpec, Real, Result, Sgd, TensorBackend, Unit,
-};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Draw, Error, NoiseKey, NoiseOf, ParamSpec, Real, Result, Sgd, Unit};
 
 /// RWP's θ (Li et al.; the noise of [`crate::train::Method::Rwp`] and
 /// [`crate::train::Method::MixedRwp`]): for each perturbed parameter and

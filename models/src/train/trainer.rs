@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use smoothout::{Draw, ParamSpec, Real, Sgd, SmoothOut, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::{Draw, ParamSpec, Real, Sgd, SmoothOut};
 
 use super::checkpoint::{
     load_checkpoint_with, save_checkpoint, Checkpoint, LoadOptions, TensorData,

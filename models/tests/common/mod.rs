@@ -17,7 +17,8 @@ macro_rules! per_backend {
 }
 
 use rand_core::RngCore;
-use smoothout::{Result, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::Result;
 use smoothout_models::data::seeded_rng;
 use smoothout_models::layers::Layer;
 

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use smoothout::{Scaling, TensorBackend};
+use smoothout::tensor::TensorBackend;
+use smoothout::Scaling;
 use smoothout_cpu::Cpu;
 use smoothout_models::analysis::{
     network_hessian, sensitivity_curve, write_line_plot, EvalSet, HessianConfig, HessianSpectrum,

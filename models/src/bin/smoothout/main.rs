@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use smoothout::TensorBackend;
+use smoothout::tensor::TensorBackend;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Normalize,

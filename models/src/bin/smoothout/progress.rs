@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use smoothout::TensorBackend;
+use smoothout::tensor::TensorBackend;
 use smoothout_models::train::{Event, Trainer};
 
 pub struct Progress {

@@ -9,12 +9,20 @@
 use core::borrow::BorrowMut;
 
 use crate::error::Result;
+use crate::noise::philox::NoiseKey;
+use crate::noise::unit::Unit;
 use crate::noise::Noise;
-use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference::ParamNoise;
-use crate::sgd::Sgd;
-use crate::unit::Unit;
+use crate::step::Sgd;
+
+#[cfg(feature = "alloc")]
+mod host;
+mod slices;
+
+#[cfg(feature = "alloc")]
+pub use host::Reference;
+pub use slices::Slices;
 
 /// The types a backend works with: only associated types, and lengths.
 pub trait BackendTypes {

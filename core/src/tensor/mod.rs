@@ -5,9 +5,11 @@
 //! Every buffer is flat and row-major; the request says how to read it.
 //! Images are `NCHW`. A length or shape that does not fit the request is a
 //! typed [`Error`], never a panic. The plain-loop ground truth is
-//! [`crate::tensor_reference`].
+//! [`crate::tensor::reference`].
 
 use crate::backend::{Backend, BackendTypes, BufferOps};
+
+pub mod reference;
 use crate::error::{Error, Result};
 
 fn positive(name: &'static str, v: usize) -> Result<()> {
@@ -55,7 +57,8 @@ fn product(what: &'static str, dims: &[usize]) -> Result<usize> {
 /// propagate), as in BLAS.
 ///
 /// ```
-/// use smoothout::{Gemm, MatmulOps, Reference};
+/// use smoothout::Reference;
+/// use smoothout::tensor::{Gemm, MatmulOps};
 /// let g = Gemm::new(1, 1, 2);
 /// let mut c = vec![0.0f32];
 /// Reference::new().gemm(&g, &vec![1.0, 2.0], &vec![3.0, 4.0], &mut c)?;
@@ -172,7 +175,8 @@ impl Gemm {
 /// summed product.
 ///
 /// ```
-/// use smoothout::{Gemm, GemmBatch, MatmulOps, Reference};
+/// use smoothout::Reference;
+/// use smoothout::tensor::{Gemm, GemmBatch, MatmulOps};
 /// // Two 1 × 2 by 2 × 1 products sharing a = [1, 2].
 /// let g = Gemm::new(1, 1, 2);
 /// let batch = GemmBatch { count: 2, stride_a: 0, stride_b: 2, stride_c: 1 };
@@ -338,7 +342,7 @@ impl GemmBatch {
 /// `out = weights (filters × channels·kh·kw) · col`, one GEMM per image.
 ///
 /// ```
-/// use smoothout::Conv2d;
+/// use smoothout::tensor::Conv2d;
 /// let c = Conv2d { batch: 2, channels: 3, height: 32, width: 32,
 ///                  kernel_h: 5, kernel_w: 5, stride: 1, padding: 2 };
 /// c.validate()?;
@@ -513,7 +517,7 @@ pub enum PoolKind {
 /// `padding ≤ kernel / 2`, so every window overlaps the image.
 ///
 /// ```
-/// use smoothout::{Pool2d, PoolKind};
+/// use smoothout::tensor::{Pool2d, PoolKind};
 /// let p = Pool2d { batch: 1, channels: 64, height: 32, width: 32,
 ///                  kernel: 3, stride: 2, padding: 0, kind: PoolKind::Max };
 /// p.validate()?;
@@ -631,7 +635,7 @@ impl Pool2d {
 /// ```
 ///
 /// ```
-/// use smoothout::BatchNorm;
+/// use smoothout::tensor::BatchNorm;
 /// BatchNorm { batch: 4, channels: 16, spatial: 64, eps: 1e-5 }.validate()?;
 /// # Ok::<(), smoothout::Error>(())
 /// ```

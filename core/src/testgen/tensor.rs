@@ -4,7 +4,7 @@
 //! Each public function is a test body generic over a [`TensorBackend`] `B`
 //! and a constructor `make: Fn(Vec<B::Elem>) -> B::Buffer`. It runs one
 //! operation on awkward shapes and compares the result with the plain-loop
-//! ground truth of [`crate::tensor_reference`], panicking at the first
+//! ground truth of [`crate::tensor::reference`], panicking at the first
 //! difference; the `*_rejects_*` bodies check that every malformed request
 //! is a typed error (never a panic). A few bodies also pin the ground truth
 //! itself with hand-computed answers or identities (the max-pool tie, the
@@ -39,15 +39,15 @@ use alloc::vec::Vec;
 
 use crate::error::Error;
 use crate::real::Real;
+use crate::tensor::reference as r;
 use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
 use crate::tensor::{BatchNormOps, MapOps};
-use crate::tensor_reference as r;
 use crate::testgen::same_bits;
 use num_traits::float::FloatCore;
 use num_traits::Zero;
 
 /// Instantiates every body of
-/// [`smoothout::testgen_tensor`](crate::testgen_tensor) as a `#[test]` for
+/// [`smoothout::testgen::tensor`](crate::testgen::tensor) as a `#[test]` for
 /// one backend.
 ///
 /// ```text
@@ -101,7 +101,7 @@ macro_rules! tensor_backend_tests {
             fn $body() {
                 let backend = $backend;
                 let make = $make;
-                $crate::testgen_tensor::$body(&backend, &make);
+                $crate::testgen::tensor::$body(&backend, &make);
             }
         )*
     };

@@ -4,12 +4,12 @@ use core::marker::PhantomData;
 
 use crate::backend::{BackendTypes, BlasOps, NoiseOf, NoiseOps, NormOps, PerturbOps, UpdateOps};
 use crate::error::Result;
+use crate::noise::philox::NoiseKey;
+use crate::noise::unit::Unit;
 use crate::noise::Noise;
-use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference;
-use crate::sgd::Sgd;
-use crate::unit::Unit;
+use crate::step::Sgd;
 
 /// A single-threaded host backend whose buffers are plain slices, `[T]`:
 /// memory owned by anyone — a framework's tensor storage, an array on the

@@ -1,6 +1,6 @@
 //! A `rand_core` adapter: one key's noise words as an ordinary stream.
 
-use crate::philox::{philox4x32_10, NoiseKey};
+use crate::noise::philox::{philox4x32_10, NoiseKey};
 use rand_core::{impls, RngCore, SeedableRng};
 
 /// The words of a [`NoiseKey`]'s stream, in element order, as an

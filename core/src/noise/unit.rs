@@ -1,7 +1,7 @@
 //! From Philox words to unit noise: the exact bit layout.
 //!
 //! Every draw starts from the 32-bit word `x` of its element (see
-//! [`crate::philox`]). Only the top 24 bits `k = x >> 8` are used, so every
+//! [`crate::noise::philox`]). Only the top 24 bits `k = x >> 8` are used, so every
 //! value below is exact in `f32` and a CUDA kernel reproduces it bit for bit
 //! with plain IEEE single-precision arithmetic:
 //!
@@ -19,7 +19,7 @@
 //! Gaussian ones depend on the `logf`/`sinf`/`cosf` implementation, which is
 //! `libm` here (called directly, so enabling `std` cannot change them).
 
-use crate::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
+use crate::noise::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
 
 /// The shape of a unit draw, before any strength or scaling is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

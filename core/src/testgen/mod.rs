@@ -46,20 +46,22 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::backend::Reference;
 use crate::backend::{Backend, NoiseOf};
 use crate::error::Error;
+use crate::noise::philox::NoiseKey;
+use crate::noise::unit::Unit;
+use crate::noise::Schedule;
 use crate::noise::{Noise, Scaling};
-use crate::param::{param_id, Param};
-use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference::{self, ParamNoise, Scale};
-use crate::schedule::Schedule;
-use crate::sgd::Sgd;
-use crate::spec::ParamSpec;
+use crate::step::ParamSpec;
+use crate::step::Sgd;
+use crate::step::{param_id, Param};
 use crate::step::{Config, Denoise, Draw, SmoothOut};
-use crate::unit::Unit;
-use crate::Reference;
 use num_traits::{One, Zero};
+
+pub mod tensor;
 
 /// Instantiates every body of [`smoothout::testgen`](crate::testgen) as a
 /// `#[test]` for one backend.

@@ -4,17 +4,17 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
+use crate::backend::slices::Slices;
 use crate::backend::{
     BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps, UpdateOps,
 };
 use crate::error::Result;
+use crate::noise::philox::NoiseKey;
+use crate::noise::unit::Unit;
 use crate::noise::Noise;
-use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference;
-use crate::sgd::Sgd;
-use crate::slices::Slices;
-use crate::unit::Unit;
+use crate::step::Sgd;
 
 /// A single-threaded backend over `Vec<T>` that calls [`crate::reference`]
 /// directly: the ground truth other backends are compared with, and a

@@ -5,13 +5,13 @@ use core::borrow::{Borrow, BorrowMut};
 
 use crate::backend::{NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps, UpdateOps};
 use crate::error::{Error, Result};
+use crate::noise::philox::NoiseKey;
 use crate::noise::{Noise, Scaling};
-use crate::philox::NoiseKey;
 use crate::real::Real;
 use crate::reference::{ParamNoise, Scale};
-use crate::sgd::Sgd;
-use crate::spec::ParamSpec;
-use crate::step::{Config, Denoise, Draw};
+use crate::step::config::{Config, Denoise, Draw};
+use crate::step::sgd::Sgd;
+use crate::step::spec::ParamSpec;
 
 /// A stable parameter id from its name: 64-bit FNV-1a over the name's UTF-8
 /// bytes (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`).

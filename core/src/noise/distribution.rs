@@ -1,7 +1,7 @@
 //! Noise requests and scaling modes, as data.
 
 use crate::error::{Error, Result};
-use crate::unit::Unit;
+use crate::noise::unit::Unit;
 
 /// What to draw: the distribution of θ before any adaptive scaling.
 ///

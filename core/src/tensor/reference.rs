@@ -512,7 +512,7 @@ pub fn batch_norm_backward_sample<T: Real>(
 /// Validates a softmax cross-entropy call.
 ///
 /// # Errors
-/// As [`crate::LossOps::softmax_cross_entropy`].
+/// As [`crate::tensor::LossOps::softmax_cross_entropy`].
 pub fn check_softmax_cross_entropy(
     classes: usize,
     logits: usize,
@@ -571,7 +571,7 @@ pub fn softmax_cross_entropy_row<T: Real>(z: &[T], label: usize, rows: usize, d:
 /// The mean softmax cross-entropy and its gradient (rows in order).
 ///
 /// # Errors
-/// As [`crate::LossOps::softmax_cross_entropy`].
+/// As [`crate::tensor::LossOps::softmax_cross_entropy`].
 pub fn softmax_cross_entropy<T: Real>(
     classes: usize,
     logits: &[T],
@@ -594,7 +594,7 @@ pub fn softmax_cross_entropy<T: Real>(
 /// Validates `x` against a bias of `channels` and `inner`.
 ///
 /// # Errors
-/// As [`crate::MapOps::add_bias`].
+/// As [`crate::tensor::MapOps::add_bias`].
 pub fn check_bias(channels: usize, inner: usize, len: usize) -> Result<()> {
     if channels == 0 || inner == 0 {
         return Err(Error::InvalidSetting {
@@ -682,7 +682,7 @@ mod backend {
     use alloc::vec::Vec;
 
     use super::*;
-    use crate::host::Reference;
+    use crate::backend::Reference;
     use crate::tensor::{BatchNormOps, ConvOps, LossOps, MapOps, MatmulOps, PoolOps};
 
     impl<T: Real> MatmulOps for Reference<T> {
