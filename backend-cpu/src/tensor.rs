@@ -19,8 +19,8 @@ use rayon::prelude::*;
 use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
-    PoolOps,
+    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, ConvOps, Gemm, GemmBatch,
+    LossOps, MapOps, MatmulOps, Pool2d, PoolOps,
 };
 use smoothout::{Real, Result};
 
@@ -616,10 +616,10 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         x: &ArrayD<T>,
         gamma: &ArrayD<T>,
         beta: &ArrayD<T>,
-        mean: &ArrayD<T>,
-        var: &ArrayD<T>,
+        stats: BatchNormStats<'_, ArrayD<T>>,
         y: &mut ArrayD<T>,
     ) -> Result<()> {
+        let BatchNormStats { mean, var } = stats;
         let (x, y) = (slice(x)?, slice_mut(y)?);
         let (gamma, beta, mean, var) = (slice(gamma)?, slice(beta)?, slice(mean)?, slice(var)?);
         bn.validate_buffers(
@@ -647,12 +647,10 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         x: &ArrayD<T>,
         dy: &ArrayD<T>,
         gamma: &ArrayD<T>,
-        mean: &ArrayD<T>,
-        var: &ArrayD<T>,
-        dx: &mut ArrayD<T>,
-        dgamma: &mut ArrayD<T>,
-        dbeta: &mut ArrayD<T>,
+        stats: BatchNormStats<'_, ArrayD<T>>,
+        grads: BatchNormGrads<'_, ArrayD<T>>,
     ) -> Result<()> {
+        let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) = (stats, grads);
         let (x, dy, dx) = (slice(x)?, slice(dy)?, slice_mut(dx)?);
         let (gamma, mean, var) = (slice(gamma)?, slice(mean)?, slice(var)?);
         let (dgamma, dbeta) = (slice_mut(dgamma)?, slice_mut(dbeta)?);

@@ -27,8 +27,8 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormOps, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
-    PoolKind, PoolOps,
+    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, ConvOps, Gemm, GemmBatch,
+    LossOps, MapOps, MatmulOps, Pool2d, PoolKind, PoolOps,
 };
 use smoothout::{Error, Result};
 
@@ -458,10 +458,10 @@ impl BatchNormOps for Cuda {
         x: &CudaSlice<f32>,
         gamma: &CudaSlice<f32>,
         beta: &CudaSlice<f32>,
-        mean: &CudaSlice<f32>,
-        var: &CudaSlice<f32>,
+        stats: BatchNormStats<'_, CudaSlice<f32>>,
         y: &mut CudaSlice<f32>,
     ) -> Result<()> {
+        let BatchNormStats { mean, var } = stats;
         bn.validate_buffers(
             &[x.len(), y.len()],
             &[gamma.len(), beta.len(), mean.len(), var.len()],
@@ -477,12 +477,10 @@ impl BatchNormOps for Cuda {
         x: &CudaSlice<f32>,
         dy: &CudaSlice<f32>,
         gamma: &CudaSlice<f32>,
-        mean: &CudaSlice<f32>,
-        var: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
-        dgamma: &mut CudaSlice<f32>,
-        dbeta: &mut CudaSlice<f32>,
+        stats: BatchNormStats<'_, CudaSlice<f32>>,
+        grads: BatchNormGrads<'_, CudaSlice<f32>>,
     ) -> Result<()> {
+        let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) = (stats, grads);
         const OP: &str = "batch_norm_backward";
         bn.validate_buffers(
             &[x.len(), dy.len(), dx.len()],

@@ -76,7 +76,8 @@ use bounds::{
 };
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormOps, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind,
+    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, Gemm, GemmBatch, MapOps,
+    Pool2d, PoolKind,
 };
 use smoothout::Reference;
 
@@ -1224,7 +1225,17 @@ fn batch_norm_matches_reference() {
         // Forward with the reference's statistics: bit for bit.
         let mut y0 = vec![f32::NAN; bn.len()];
         reference
-            .batch_norm_forward(&bn, &x, &gamma, &beta, &m0, &v0, &mut y0)
+            .batch_norm_forward(
+                &bn,
+                &x,
+                &gamma,
+                &beta,
+                BatchNormStats {
+                    mean: &m0,
+                    var: &v0,
+                },
+                &mut y0,
+            )
             .expect("reference forward");
         let (xb, gb, bb) = (Buf::new(&x), Buf::new(&gamma), Buf::new(&beta));
         let (m0b, v0b) = (Buf::new(&m0), Buf::new(&v0));
@@ -1354,7 +1365,21 @@ fn batch_norm_matches_reference() {
             vec![f32::NAN; channels],
         );
         reference
-            .batch_norm_backward(&bn, &x, &dy, &gamma, &m0, &v0, &mut dx0, &mut dg0, &mut db0)
+            .batch_norm_backward(
+                &bn,
+                &x,
+                &dy,
+                &gamma,
+                BatchNormStats {
+                    mean: &m0,
+                    var: &v0,
+                },
+                BatchNormGrads {
+                    dx: &mut dx0,
+                    dgamma: &mut dg0,
+                    dbeta: &mut db0,
+                },
+            )
             .expect("reference backward");
         // dx from the emulated sums by the reference's own formula.
         let coefs = r::batch_norm_backward_coefs(&bn, &gamma, &centres, &dg64, &db64);

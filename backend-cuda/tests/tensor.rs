@@ -29,7 +29,10 @@
 use std::sync::OnceLock;
 
 use smoothout::tensor::reference as r;
-use smoothout::tensor::{BatchNorm, BatchNormOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps};
+use smoothout::tensor::{
+    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Gemm, GemmBatch, LossOps, MapOps,
+    MatmulOps,
+};
 use smoothout::{BackendTypes, BufferOps, Reference};
 use smoothout_cuda::Cuda;
 
@@ -142,17 +145,51 @@ fn batch_norm_within_bounds() {
         let (gb, bb) = (up(gpu, &gamma), up(gpu, &beta));
         let mut y0 = nan(bn.len());
         reference
-            .batch_norm_forward(&bn, &x, &gamma, &beta, &m0, &v0, &mut y0)
+            .batch_norm_forward(
+                &bn,
+                &x,
+                &gamma,
+                &beta,
+                BatchNormStats {
+                    mean: &m0,
+                    var: &v0,
+                },
+                &mut y0,
+            )
             .unwrap();
         let mut yb = up(gpu, &nan(bn.len()));
-        gpu.batch_norm_forward(&bn, &xb, &gb, &bb, &m0b, &v0b, &mut yb)
-            .unwrap();
+        gpu.batch_norm_forward(
+            &bn,
+            &xb,
+            &gb,
+            &bb,
+            BatchNormStats {
+                mean: &m0b,
+                var: &v0b,
+            },
+            &mut yb,
+        )
+        .unwrap();
         same_bits(&format!("forward {what}"), &down(gpu, &yb), &y0);
 
         // Backward with the reference's statistics.
         let (mut dx0, mut dg0, mut db0) = (nan(bn.len()), nan(channels), nan(channels));
         reference
-            .batch_norm_backward(&bn, &x, &dy, &gamma, &m0, &v0, &mut dx0, &mut dg0, &mut db0)
+            .batch_norm_backward(
+                &bn,
+                &x,
+                &dy,
+                &gamma,
+                BatchNormStats {
+                    mean: &m0,
+                    var: &v0,
+                },
+                BatchNormGrads {
+                    dx: &mut dx0,
+                    dgamma: &mut dg0,
+                    dbeta: &mut db0,
+                },
+            )
             .unwrap();
         let dyb = up(gpu, &dy);
         let (mut dxb, mut dgb, mut dbb) = (
@@ -161,7 +198,19 @@ fn batch_norm_within_bounds() {
             up(gpu, &nan(channels)),
         );
         gpu.batch_norm_backward(
-            &bn, &xb, &dyb, &gb, &m0b, &v0b, &mut dxb, &mut dgb, &mut dbb,
+            &bn,
+            &xb,
+            &dyb,
+            &gb,
+            BatchNormStats {
+                mean: &m0b,
+                var: &v0b,
+            },
+            BatchNormGrads {
+                dx: &mut dxb,
+                dgamma: &mut dgb,
+                dbeta: &mut dbb,
+            },
         )
         .unwrap();
         let centres = r::batch_norm_centres(&bn, &m0, &v0);

@@ -10,7 +10,7 @@
 //! + 1e-8` leaves four orders of magnitude of margin over both.
 #![cfg(feature = "alloc")]
 
-use smoothout::tensor::{BatchNorm, BatchNormOps, LossOps};
+use smoothout::tensor::{BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, LossOps};
 use smoothout::Reference;
 
 const H: f64 = 1e-5;
@@ -37,8 +37,15 @@ fn bn_loss(b: &Reference<f64>, bn: &BatchNorm, x: &[f64], g: &[f64], be: &[f64],
     let x = x.to_vec();
     b.batch_norm_stats(bn, &x, &mut m, &mut v).expect("stats");
     let mut y = vec![0.0; bn.len()];
-    b.batch_norm_forward(bn, &x, &g.to_vec(), &be.to_vec(), &m, &v, &mut y)
-        .expect("forward");
+    b.batch_norm_forward(
+        bn,
+        &x,
+        &g.to_vec(),
+        &be.to_vec(),
+        BatchNormStats { mean: &m, var: &v },
+        &mut y,
+    )
+    .expect("forward");
     y.iter().zip(w).map(|(y, w)| y * w).sum()
 }
 
@@ -70,8 +77,19 @@ fn batch_norm_backward_matches_finite_differences() {
             vec![0.0; bn.channels],
             vec![0.0; bn.channels],
         );
-        b.batch_norm_backward(&bn, &x, &w, &gamma, &m, &v, &mut dx, &mut dg, &mut db)
-            .expect("backward");
+        b.batch_norm_backward(
+            &bn,
+            &x,
+            &w,
+            &gamma,
+            BatchNormStats { mean: &m, var: &v },
+            BatchNormGrads {
+                dx: &mut dx,
+                dgamma: &mut dg,
+                dbeta: &mut db,
+            },
+        )
+        .expect("backward");
         let f = |x: &[f64], g: &[f64], be: &[f64]| bn_loss(&b, &bn, x, g, be, &w);
         for i in 0..bn.len() {
             let (mut p, mut q) = (x.clone(), x.clone());

@@ -882,6 +882,38 @@ pub trait PoolOps: BackendTypes {
     ) -> Result<()>;
 }
 
+/// The per-channel mean and biased variance a batch-normalisation pass uses:
+/// the batch's own (training) or the running ones (evaluation), `channels`
+/// values each.
+#[derive(Debug)]
+pub struct BatchNormStats<'a, Buf: ?Sized> {
+    /// μ, one per channel.
+    pub mean: &'a Buf,
+    /// σ² (biased), one per channel.
+    pub var: &'a Buf,
+}
+
+impl<Buf: ?Sized> Clone for BatchNormStats<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Buf: ?Sized> Copy for BatchNormStats<'_, Buf> {}
+
+/// The three gradients [`BatchNormOps::batch_norm_backward`] writes, each
+/// overwritten: `dx` has the input's length, `dgamma` and `dbeta` one value
+/// per channel.
+#[derive(Debug)]
+pub struct BatchNormGrads<'a, Buf: ?Sized> {
+    /// ∂L/∂x.
+    pub dx: &'a mut Buf,
+    /// ∂L/∂γ.
+    pub dgamma: &'a mut Buf,
+    /// ∂L/∂β.
+    pub dbeta: &'a mut Buf,
+}
+
 /// Batch normalisation, training-mode formulas (see [`BatchNorm`]).
 pub trait BatchNormOps: BackendTypes {
     /// Per-channel mean and biased variance of `x`, summed in `f64` and
@@ -901,15 +933,13 @@ pub trait BatchNormOps: BackendTypes {
     ///
     /// # Errors
     /// As [`BatchNorm::validate_buffers`].
-    #[allow(clippy::too_many_arguments)]
     fn batch_norm_forward(
         &self,
         bn: &BatchNorm,
         x: &Self::Buffer,
         gamma: &Self::Buffer,
         beta: &Self::Buffer,
-        mean: &Self::Buffer,
-        var: &Self::Buffer,
+        stats: BatchNormStats<'_, Self::Buffer>,
         y: &mut Self::Buffer,
     ) -> Result<()>;
     /// `dx`, `dγ`, `dβ` (all overwritten) from `dy`, with `mean` and `var`
@@ -917,18 +947,14 @@ pub trait BatchNormOps: BackendTypes {
     ///
     /// # Errors
     /// As [`BatchNorm::validate_buffers`].
-    #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward(
         &self,
         bn: &BatchNorm,
         x: &Self::Buffer,
         dy: &Self::Buffer,
         gamma: &Self::Buffer,
-        mean: &Self::Buffer,
-        var: &Self::Buffer,
-        dx: &mut Self::Buffer,
-        dgamma: &mut Self::Buffer,
-        dbeta: &mut Self::Buffer,
+        stats: BatchNormStats<'_, Self::Buffer>,
+        grads: BatchNormGrads<'_, Self::Buffer>,
     ) -> Result<()>;
 }
 

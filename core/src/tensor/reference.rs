@@ -11,7 +11,9 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
+use crate::tensor::{
+    check_len, BatchNorm, BatchNormGrads, BatchNormStats, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind,
+};
 
 /// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
 /// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
@@ -758,10 +760,10 @@ mod backend {
             x: &Vec<T>,
             gamma: &Vec<T>,
             beta: &Vec<T>,
-            mean: &Vec<T>,
-            var: &Vec<T>,
+            stats: BatchNormStats<'_, Vec<T>>,
             y: &mut Vec<T>,
         ) -> Result<()> {
+            let BatchNormStats { mean, var } = stats;
             bn.validate_buffers(
                 &[x.len(), y.len()],
                 &[gamma.len(), beta.len(), mean.len(), var.len()],
@@ -780,12 +782,11 @@ mod backend {
             x: &Vec<T>,
             dy: &Vec<T>,
             gamma: &Vec<T>,
-            mean: &Vec<T>,
-            var: &Vec<T>,
-            dx: &mut Vec<T>,
-            dgamma: &mut Vec<T>,
-            dbeta: &mut Vec<T>,
+            stats: BatchNormStats<'_, Vec<T>>,
+            grads: BatchNormGrads<'_, Vec<T>>,
         ) -> Result<()> {
+            let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) =
+                (stats, grads);
             bn.validate_buffers(
                 &[x.len(), dy.len(), dx.len()],
                 &[

@@ -41,7 +41,7 @@ use crate::error::Error;
 use crate::real::Real;
 use crate::tensor::reference as r;
 use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
-use crate::tensor::{BatchNormOps, MapOps};
+use crate::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, MapOps};
 use crate::testgen::same_bits;
 use num_traits::float::FloatCore;
 use num_traits::Zero;
@@ -906,7 +906,17 @@ where
 
         let mut y0 = vec![B::Elem::nan(); bn.len()];
         reference
-            .batch_norm_forward(&bn, &x, &gamma, &beta, &m0, &v0, &mut y0)
+            .batch_norm_forward(
+                &bn,
+                &x,
+                &gamma,
+                &beta,
+                BatchNormStats {
+                    mean: &m0,
+                    var: &v0,
+                },
+                &mut y0,
+            )
             .expect("ref forward");
         let mut y = make(vec![B::Elem::nan(); bn.len()]);
         backend
@@ -915,8 +925,7 @@ where
                 &make(x.clone()),
                 &make(gamma.clone()),
                 &make(beta.clone()),
-                &m,
-                &v,
+                BatchNormStats { mean: &m, var: &v },
                 &mut y,
             )
             .expect("forward");
@@ -924,7 +933,21 @@ where
 
         let (mut dx0, mut dg0, mut db0) = (vec![B::Elem::nan(); bn.len()], z(), z());
         reference
-            .batch_norm_backward(&bn, &x, &dy, &gamma, &m0, &v0, &mut dx0, &mut dg0, &mut db0)
+            .batch_norm_backward(
+                &bn,
+                &x,
+                &dy,
+                &gamma,
+                BatchNormStats {
+                    mean: &m0,
+                    var: &v0,
+                },
+                BatchNormGrads {
+                    dx: &mut dx0,
+                    dgamma: &mut dg0,
+                    dbeta: &mut db0,
+                },
+            )
             .expect("ref backward");
         let (mut dx, mut dg, mut db) = (make(vec![B::Elem::nan(); bn.len()]), make(z()), make(z()));
         backend
@@ -933,11 +956,12 @@ where
                 &make(x.clone()),
                 &make(dy.clone()),
                 &make(gamma.clone()),
-                &m,
-                &v,
-                &mut dx,
-                &mut dg,
-                &mut db,
+                BatchNormStats { mean: &m, var: &v },
+                BatchNormGrads {
+                    dx: &mut dx,
+                    dgamma: &mut dg,
+                    dbeta: &mut db,
+                },
             )
             .expect("backward");
         same_bits(&format!("dx {bn:?}"), &read(backend, &dx), &dx0);
@@ -980,7 +1004,17 @@ where
         );
         expect_err(
             "forward",
-            backend.batch_norm_forward(&bad, &z(t), &z(c), &z(c), &z(c), &z(c), &mut z(t)),
+            backend.batch_norm_forward(
+                &bad,
+                &z(t),
+                &z(c),
+                &z(c),
+                BatchNormStats {
+                    mean: &z(c),
+                    var: &z(c),
+                },
+                &mut z(t),
+            ),
         );
         expect_err(
             "backward",
@@ -989,11 +1023,15 @@ where
                 &z(t),
                 &z(t),
                 &z(c),
-                &z(c),
-                &z(c),
-                &mut z(t),
-                &mut z(c),
-                &mut z(c),
+                BatchNormStats {
+                    mean: &z(c),
+                    var: &z(c),
+                },
+                BatchNormGrads {
+                    dx: &mut z(t),
+                    dgamma: &mut z(c),
+                    dbeta: &mut z(c),
+                },
             ),
         );
     }
@@ -1018,8 +1056,10 @@ where
                 &z(len(0, k, t)),
                 &z(len(1, k, c)),
                 &z(len(2, k, c)),
-                &z(len(3, k, c)),
-                &z(len(4, k, c)),
+                BatchNormStats {
+                    mean: &z(len(3, k, c)),
+                    var: &z(len(4, k, c)),
+                },
                 &mut z(len(5, k, t)),
             ),
         );
@@ -1032,11 +1072,15 @@ where
                 &z(len(0, k, t)),
                 &z(len(1, k, t)),
                 &z(len(2, k, c)),
-                &z(len(3, k, c)),
-                &z(len(4, k, c)),
-                &mut z(len(5, k, t)),
-                &mut z(len(6, k, c)),
-                &mut z(len(7, k, c)),
+                BatchNormStats {
+                    mean: &z(len(3, k, c)),
+                    var: &z(len(4, k, c)),
+                },
+                BatchNormGrads {
+                    dx: &mut z(len(5, k, t)),
+                    dgamma: &mut z(len(6, k, c)),
+                    dbeta: &mut z(len(7, k, c)),
+                },
             ),
         );
     }

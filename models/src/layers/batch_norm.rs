@@ -3,7 +3,7 @@
 
 use super::{bad_shape, keep_copy, no_cache, reuse, Layer};
 use smoothout::tensor::reference::{self as r, wide};
-use smoothout::tensor::TensorBackend;
+use smoothout::tensor::{BatchNormGrads, BatchNormStats, TensorBackend};
 use smoothout::{ParamSpec, Real, Result};
 
 /// One ghost batch's cached input and statistics.
@@ -238,7 +238,17 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         if !train || self.frozen {
             let bn = self.request(n, spatial);
             let [g, be] = &self.params;
-            b.batch_norm_forward(&bn, x, g, be, &self.running_mean, &self.running_var, &mut y)?;
+            b.batch_norm_forward(
+                &bn,
+                x,
+                g,
+                be,
+                BatchNormStats {
+                    mean: &self.running_mean,
+                    var: &self.running_var,
+                },
+                &mut y,
+            )?;
             self.cache = None;
             let old = self.frozen_cache.take().map(|(kept, _)| kept);
             if train {
@@ -264,10 +274,30 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             let [g, be] = &self.params;
             if samples == n {
                 // One chunk, the whole batch: normalised straight into `y`.
-                b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut y)?;
+                b.batch_norm_forward(
+                    &bn,
+                    &xc,
+                    g,
+                    be,
+                    BatchNormStats {
+                        mean: &mean,
+                        var: &var,
+                    },
+                    &mut y,
+                )?;
             } else {
                 let mut yc = b.zeros(len)?;
-                b.batch_norm_forward(&bn, &xc, g, be, &mean, &var, &mut yc)?;
+                b.batch_norm_forward(
+                    &bn,
+                    &xc,
+                    g,
+                    be,
+                    BatchNormStats {
+                        mean: &mean,
+                        var: &var,
+                    },
+                    &mut yc,
+                )?;
                 b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
             }
             self.update_running(b, &mean, &var, samples * spatial)?;
@@ -308,11 +338,15 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                     &c.x,
                     dy,
                     &self.params[0],
-                    &c.mean,
-                    &c.var,
-                    dx,
-                    &mut dg,
-                    &mut dbeta,
+                    BatchNormStats {
+                        mean: &c.mean,
+                        var: &c.var,
+                    },
+                    BatchNormGrads {
+                        dx: dx,
+                        dgamma: &mut dg,
+                        dbeta: &mut dbeta,
+                    },
                 )
             };
             if len == total {
