@@ -44,11 +44,17 @@ impl SplitMix64 {
     }
 }
 
-/// SplitMix64 as a hash of an index: [`mix`] of `(i ^ salt⋘32) + golden`,
-/// its top 53 bits mapped to `[-1, 1)` (over `2^52`, minus one). Element
-/// `i` of a tensor does not depend on how many came before it.
+/// SplitMix64 as a hash: the output for state `z` (`z` plus the golden
+/// increment, then [`mix`]), so that element `i` of a tensor does not
+/// depend on how many came before it.
+pub fn hash(z: u64) -> u64 {
+    mix(z.wrapping_add(GOLDEN))
+}
+
+/// [`hash`] of `i ^ salt⋘32`, its top 53 bits mapped to `[-1, 1)` (over
+/// `2^52`, minus one).
 pub fn hashed_signed(i: u64, salt: u64) -> f64 {
-    let z = mix((i ^ salt.rotate_left(32)).wrapping_add(GOLDEN));
+    let z = hash(i ^ salt.rotate_left(32));
     (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
@@ -115,6 +121,8 @@ mod tests {
         assert_eq!(g.next_u64(), 6457827717110365317);
         assert_eq!(g.next_u64(), 3203168211198807973);
         assert_eq!(g.next_u64(), 9817491932198370423);
+        // The hash of a state is the sequence's next output from it.
+        assert_eq!(hash(1234567), 6457827717110365317);
     }
 
     #[test]
