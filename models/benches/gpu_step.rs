@@ -296,9 +296,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // class count and the steps per epoch; `step_batch` never reads its
     // pixels.
     let mut rng = SplitMix64(0x5EED);
-    let pixels: Vec<u8> = (0..biggest * image_len)
-        .map(|_| (rng.next_u64() >> 56) as u8)
-        .collect();
+    let pixels = rng.bytes(biggest * image_len);
     let labels: Vec<u8> = (0..biggest).map(|i| (i % CLASSES) as u8).collect();
     let train = Dataset::new(pixels, labels, IMAGE, CLASSES, 255)?;
 
@@ -312,14 +310,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     for &plan in &opts.plans {
         // One fixed batch per size, already "normalised" (zero mean, unit-ish
         // spread), shared by the methods.
-        let data = Batch {
-            x: (0..plan.batch * image_len)
-                .map(|_| rng.unit() * 1.7)
-                .collect(),
-            y: (0..plan.batch)
-                .map(|_| (rng.next_u64() % CLASSES as u64) as u32)
-                .collect(),
-        };
+        let (x, y) = rng.batch(plan.batch, image_len, CLASSES);
+        let data = Batch { x, y };
         let (cases, ended) = measure(&gpu, &train, plan, &data)?;
         println!(
             "batch {}: {} steps per measurement; {ended}",

@@ -279,9 +279,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // its pixels are never read by `step_batch`.
     let n = opts.batches.iter().copied().max().unwrap_or(1);
     let mut rng = SplitMix64(0x5EED);
-    let pixels: Vec<u8> = (0..n * image)
-        .map(|_| (rng.next_u64() >> 56) as u8)
-        .collect();
+    let pixels = rng.bytes(n * image);
     let labels: Vec<u8> = (0..n).map(|i| (i % CLASSES) as u8).collect();
     let train = Dataset::new(pixels, labels, shape, CLASSES, 255)?;
 
@@ -290,13 +288,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let inputs: Vec<(Vec<f32>, Vec<u32>)> = opts
         .batches
         .iter()
-        .map(|&b| {
-            let x = (0..b * image).map(|_| rng.unit() * 1.7).collect();
-            let y = (0..b)
-                .map(|_| (rng.next_u64() % CLASSES as u64) as u32)
-                .collect();
-            (x, y)
-        })
+        .map(|&b| rng.batch(b, image, CLASSES))
         .collect();
 
     let mut cases = Vec::new();

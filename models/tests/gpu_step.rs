@@ -901,10 +901,7 @@ where
     let image = net.image();
     let image_len: usize = image.iter().product();
     let mut rng = SplitMix64(SEED ^ 0xDA7A);
-    let x: Vec<f32> = (0..n * image_len).map(|_| rng.unit() * 1.7).collect();
-    let labels: Vec<u32> = (0..n)
-        .map(|_| (rng.next_u64() % CLASSES as u64) as u32)
-        .collect();
+    let (x, labels) = rng.batch(n, image_len, CLASSES);
     let mut shape = vec![n];
     shape.extend_from_slice(&image);
 

@@ -42,6 +42,23 @@ impl SplitMix64 {
     pub fn signed(&mut self) -> f64 {
         self.next_f64() * 2.0 - 1.0
     }
+
+    /// `n` random bytes, each the top 8 bits of one output: the pixels of
+    /// a synthetic dataset.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
+    }
+
+    /// A synthetic batch of `n` examples of `image_len` inputs, already
+    /// "normalised" (zero mean, unit-ish spread: `1.7 ·`
+    /// [`unit`](Self::unit)), then its `n` labels (`next_u64 % classes`).
+    pub fn batch(&mut self, n: usize, image_len: usize, classes: usize) -> (Vec<f32>, Vec<u32>) {
+        let x = (0..n * image_len).map(|_| self.unit() * 1.7).collect();
+        let y = (0..n)
+            .map(|_| (self.next_u64() % classes as u64) as u32)
+            .collect();
+        (x, y)
+    }
 }
 
 /// SplitMix64 as a hash: the output for state `z` (`z` plus the golden
