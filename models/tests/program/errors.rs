@@ -3,26 +3,22 @@
 //! trains, naming the sizes; `eval` of a bad checkpoint names the file and
 //! says what `eval` can do, not what `train --resume` can.
 
-use crate::support::program::{scratch, smoothout};
+use crate::support::program::{scratch, smoothout, SMALL};
 
 use std::path::{Path, PathBuf};
 
 use smoothout_models::train::{load_checkpoint, save_checkpoint, TensorData, CHECKPOINT_FILE};
 
-const TINY: [&str; 12] = [
-    "train",
-    "--method",
-    "baseline",
-    "--net",
-    "mlp-16",
-    "--epochs",
-    "1",
-    "--seed",
-    "0",
-    "--no-measure",
-    "--quiet",
-    "--no-train-eval",
-];
+/// `train --method baseline` of [`SMALL`], without the training-set
+/// evaluation.
+fn tiny() -> Vec<&'static str> {
+    [
+        &["train", "--method", "baseline"][..],
+        &SMALL,
+        &["--no-train-eval"],
+    ]
+    .concat()
+}
 
 /// The built-in digits hold 1 437 training images: batches of 4 leave one
 /// image for the last batch of each epoch, and batches of 64 in ghost
@@ -52,7 +48,7 @@ fn a_last_batch_with_a_one_example_chunk_is_refused_before_training() {
         ),
     ] {
         let out = scratch("program-errors-last-batch");
-        let (ok, _, err) = smoothout(&[&TINY[..], extra, &["--out", out.to_str().unwrap()]].concat());
+        let (ok, _, err) = smoothout(&[&tiny()[..], extra, &["--out", out.to_str().unwrap()]].concat());
         assert!(!ok, "{extra:?} was accepted");
         for w in words {
             assert!(err.contains(w), "{extra:?}: `{err}` lacks `{w}`");
@@ -66,8 +62,13 @@ fn a_last_batch_with_a_one_example_chunk_is_refused_before_training() {
     }
     // the batch size the message suggests trains
     let out = scratch("program-errors-last-batch-ok");
-    let (ok, _, err) =
-        smoothout(&[&TINY[..], &["--batch", "5", "--out", out.to_str().unwrap()]].concat());
+    let (ok, _, err) = smoothout(
+        &[
+            &tiny()[..],
+            &["--batch", "5", "--out", out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert!(ok, "{err}");
     let _ = std::fs::remove_dir_all(out);
 }
@@ -93,7 +94,7 @@ fn edited(
 #[test]
 fn eval_errors_name_the_checkpoint_and_fit_eval() {
     let out = scratch("program-errors-eval");
-    let (ok, _, err) = smoothout(&[&TINY[..], &["--out", out.to_str().unwrap()]].concat());
+    let (ok, _, err) = smoothout(&[&tiny()[..], &["--out", out.to_str().unwrap()]].concat());
     assert!(ok, "{err}");
     let run = out.join("digits-mlp-16-baseline-seed0");
     let ckpt = run.join(CHECKPOINT_FILE);
@@ -148,7 +149,7 @@ fn eval_errors_name_the_checkpoint_and_fit_eval() {
     // the same damage met by `train --resume`: train's advice
     std::fs::copy(&cases[4].0, &ckpt).unwrap();
     let (ok, _, err) =
-        smoothout(&[&TINY[..], &["--out", out.to_str().unwrap(), "--resume"]].concat());
+        smoothout(&[&tiny()[..], &["--out", out.to_str().unwrap(), "--resume"]].concat());
     assert!(!ok);
     assert!(
         err.contains("format is not smoothout-checkpoint-1 (start afresh without --resume"),

@@ -1,7 +1,7 @@
 //! The main command's flatness table and picture, and `eval --hessian`,
 //! run as a user runs them.
 
-use crate::support::program::{scratch, smoothout};
+use crate::support::program::{scratch, smoothout, SMALL};
 
 /// The number after `key` in `text` (up to the next space or comma).
 fn number_after(text: &str, key: &str) -> f64 {
@@ -127,21 +127,14 @@ fn seeds_and_measurement_options_are_checked() {
     assert!(!ok && !err.contains("panicked"), "{err}");
     // The Hessian settings' errors name the program's flags.
     let out = scratch("flags");
-    let (ok, _, err) = smoothout(&[
-        "train",
-        "--method",
-        "baseline",
-        "--net",
-        "mlp-16",
-        "--epochs",
-        "1",
-        "--seed",
-        "0",
-        "--no-measure",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = smoothout(
+        &[
+            &["train", "--method", "baseline"][..],
+            &SMALL,
+            &["--out", out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert!(ok, "{err}");
     let run = out.join("digits-mlp-16-baseline-seed0");
     for (flag, value) in [

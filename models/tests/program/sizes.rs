@@ -3,7 +3,7 @@
 //! hand-edited metadata. Each command runs as a child process and must end
 //! with exit status 1 and a message — not 134 (abort), not a hang.
 
-use crate::support::program::scratch;
+use crate::support::program::{scratch, SMALL};
 
 use std::path::Path;
 use std::process::Stdio;
@@ -52,17 +52,6 @@ fn refused(args: &[&str], want: &[&str]) {
         assert!(err.contains(w), "{args:?}: `{w}` not in: {err}");
     }
 }
-
-const SMALL: [&str; 8] = [
-    "--net",
-    "mlp-16",
-    "--epochs",
-    "1",
-    "--seed",
-    "0",
-    "--no-measure",
-    "--quiet",
-];
 
 /// Point 1: `--threads 100000` spawned threads until killed. Now every
 /// command refuses more than the limit at once, also with `--device cuda`

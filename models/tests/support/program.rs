@@ -8,6 +8,19 @@ use std::process::Command;
 /// names it.
 pub const BIN: &str = env!("CARGO_BIN_EXE_smoothout");
 
+/// The flags of the smallest run the tests train: `mlp-16`, one epoch,
+/// seed 0, no flatness measurements, quiet.
+pub const SMALL: [&str; 8] = [
+    "--net",
+    "mlp-16",
+    "--epochs",
+    "1",
+    "--seed",
+    "0",
+    "--no-measure",
+    "--quiet",
+];
+
 /// A command that runs the program.
 pub fn command() -> Command {
     Command::new(BIN)
