@@ -2,11 +2,12 @@
 # Builds, on a machine WITHOUT a GPU, everything the one GPU run needs, and
 # gathers it in .gpu/ (git-ignored) for backend-cuda/gpu-check.sh:
 #
-#   test-smoothout-cuda-<name>      every integration test of smoothout-cuda (tests/*.rs)
+#   test-smoothout-cuda-<name>      every integration test of smoothout-cuda (tests/*.rs, tests/*/main.rs)
 #   test-smoothout-models-gpu_step  models' CPU-against-CUDA step test
 #   bench-kernels                   smoothout-cuda's kernel bandwidth bench
 #   bench-gpu_step                  models' ResNet-44 step bench
-#   resnet44_torch.py, gpu-check.sh, manifest.tsv, build-info.txt
+#   resnet44_torch.py and the network it imports (models/benches/resnet_torch.py),
+#   gpu-check.sh, manifest.tsv, build-info.txt
 #
 # Release builds, debug info stripped (the working tree that travels to the
 # GPU machine is limited to 64 MiB). CUDA is loaded at run time, so nothing
@@ -105,7 +106,7 @@ grep -q "	test-smoothout-cuda-" "$dest/manifest.tsv" || {
     exit 1
 }
 
-cp backend-cuda/bench/resnet44_torch.py backend-cuda/gpu-check.sh "$dest/"
+cp backend-cuda/bench/resnet44_torch.py models/benches/resnet_torch.py backend-cuda/gpu-check.sh "$dest/"
 {
     echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "root: $root"

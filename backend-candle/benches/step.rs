@@ -37,6 +37,8 @@ use std::error::Error;
 use std::process::Command;
 use std::time::Instant;
 
+use smoothout_testkit::{median, peak_rss_kib};
+
 use candle_core::{DType, Device, ModuleT, Tensor, Var};
 use candle_nn::{loss::cross_entropy, Optimizer, VarBuilder, VarMap};
 use smoothout::{Config, Draw, Noise, Scaling};
@@ -186,24 +188,6 @@ fn batch() -> candle_core::Result<(Tensor, Tensor)> {
     let x = Tensor::randn(0f32, 1., (BATCH, f1::F1::SHAPE.0), &dev)?;
     let y: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
     Ok((x, Tensor::new(y, &dev)?))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-/// Peak resident set of this process in KiB (Linux), if known.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Child mode: a few steps of one variant, then its peak RSS on stdout.

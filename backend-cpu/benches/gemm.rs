@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use smoothout_testkit::upper_median;
 
 /// Rows of C per parallel task (as in `Cpu`).
 const ROWS: usize = 64;
@@ -88,11 +89,6 @@ fn run(
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
     let shapes = [
@@ -123,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     t.push(s.elapsed().as_secs_f64());
                 }
             }
-            let (x, y) = (median(t_mm), median(t_gm));
+            let (x, y) = (upper_median(&t_mm), upper_median(&t_gm));
             println!(
                 "| {m}×{k}×{n} | {what} | {threads} | {:.3} | {:.1} | {:.3} | {:.1} | {:.2} |",
                 x * 1e3,

@@ -9,6 +9,7 @@ use ndarray::{ArrayD, IxDyn};
 use smoothout::tensor::{Conv2d, ConvOps, MatmulOps};
 use smoothout::{BufferOps, Error, Real};
 use smoothout_cpu::Cpu;
+use smoothout_testkit::SplitMix64;
 
 /// A 1-D array holding `v`.
 fn array<T>(v: Vec<T>) -> ArrayD<T> {
@@ -18,17 +19,8 @@ fn array<T>(v: Vec<T>) -> ArrayD<T> {
 
 /// `n` values in [−1, 1) from a fixed-seed SplitMix64.
 fn values<T: Real>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            T::from_f64((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        })
-        .collect()
+    let mut rng = SplitMix64(seed);
+    (0..n).map(|_| T::from_f64(rng.signed())).collect()
 }
 
 /// A geometry: (batch, channels, height, width, kernel, stride, padding,

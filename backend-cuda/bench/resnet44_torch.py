@@ -2,7 +2,9 @@
 with `cargo bench -p smoothout-models --features cuda --bench gpu_step`.
 
 The network is smoothout-models' ResNet-44 (models/src/networks/nets.rs,
-`resnet_cifar` with depth 44), written again here:
+`resnet_cifar` with depth 44), as models/benches/resnet_torch.py defines it
+for both PyTorch benches (imported from this script's folder, where
+gpu-build.sh puts a copy, or else from models/benches/ of the repository):
 
     conv 3x3, 3 -> 16, padding 1, no bias; BatchNorm; ReLU
     three stages of 7 basic blocks with 16, 32, 64 filters, the first block
@@ -51,58 +53,20 @@ import time
 try:
     import torch
     from torch import nn
-    import torch.nn.functional as F
 except ImportError as e:  # pragma: no cover - depends on the machine
     print(f"skipped: PyTorch is not installed ({e})")
     sys.exit(0)
 
+_here = os.path.dirname(os.path.abspath(__file__))
+for _d in (_here, os.path.join(_here, "..", "..", "models", "benches")):
+    if os.path.exists(os.path.join(_d, "resnet_torch.py")):
+        sys.path.insert(0, _d)
+        break
+from resnet_torch import ResNetCifar  # noqa: E402
+
 EXPECTED_PARAMS = 661_338
 A = 0.15
 METHODS = ("baseline", "adasmoothout")
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, channels, filters, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, filters, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(filters)
-        self.conv2 = nn.Conv2d(filters, filters, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(filters)
-        self.shortcut = None
-        if stride != 1 or channels != filters:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(channels, filters, 1, stride, 0, bias=False),
-                nn.BatchNorm2d(filters),
-            )
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        s = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(h + s)
-
-
-class ResNetCifar(nn.Module):
-    def __init__(self, depth=44, classes=10):
-        super().__init__()
-        assert (depth - 2) % 6 == 0
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        blocks = []
-        channels = 16
-        for filters, stride in ((16, 1), (32, 2), (64, 2)):
-            for i in range(n):
-                blocks.append(BasicBlock(channels, filters, stride if i == 0 else 1))
-                channels = filters
-        self.layers = nn.Sequential(*blocks)
-        self.fc = nn.Linear(channels, classes)
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.layers(h)
-        h = h.mean(dim=(2, 3))
-        return self.fc(h)
 
 
 class Case:

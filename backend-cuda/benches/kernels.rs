@@ -33,6 +33,7 @@ use std::time::Instant;
 use smoothout::reference::{ParamNoise, Scale};
 use smoothout::{BufferOps, NoiseKey, NoiseOf, PerturbOps, Sgd, StateOps, Unit, UpdateOps};
 use smoothout_cuda::Cuda;
+use smoothout_testkit::{median, write_json};
 
 const WARMUP: usize = 20;
 const LAUNCHES: usize = 100;
@@ -84,17 +85,6 @@ struct Pass<'a> {
     secs: Vec<f64>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
 /// JSON string literal (names and error messages only).
 fn json_str(s: &str) -> String {
     let mut o = String::from("\"");
@@ -111,16 +101,6 @@ fn json_str(s: &str) -> String {
     }
     o.push('"');
     o
-}
-
-fn write_json(path: &Option<PathBuf>, body: &str) -> Result<(), Box<dyn Error>> {
-    if let Some(p) = path {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(p, body)?;
-    }
-    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

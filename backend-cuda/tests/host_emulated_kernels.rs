@@ -27,6 +27,7 @@ use build::{build_driver, check, grid, launches, or_skip, sym, Status, THREADS};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::unit::bernoulli_threshold;
 use smoothout::{Noise, NoiseKey, Sgd, Unit};
+use smoothout_testkit::hash;
 
 type FillNoiseFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, i32, f32, u32) -> Status;
 type PerturbFn = unsafe extern "C" fn(
@@ -208,19 +209,12 @@ fn same(what: &str, got: &[f32], want: &[f32]) -> usize {
     got.len()
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Weights of both signs over magnitudes 2^-10 .. 2^10, with +0.0, -0.0
 /// and subnormals among them.
 fn weights(n: usize, salt: u64) -> Vec<f32> {
     (0..n)
         .map(|i| {
-            let z = mix(i as u64 ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let z = hash(i as u64 ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
             let x = match i % 13 {
                 4 => 0.0,
                 9 => -0.0,

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use smoothout_cuda::Cuda;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
+use smoothout_testkit::{json_list, median, write_json, SplitMix64};
 
 const METHODS: [Method; 2] = [Method::Baseline, Method::AdaSmoothOut];
 const IMAGE: [usize; 3] = [3, 32, 32];
@@ -104,24 +105,6 @@ impl Options {
     }
 }
 
-/// SplitMix64: a tiny fixed-seed generator for the synthetic inputs.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-    }
-}
-
 fn config(method: Method, batch: usize) -> TrainConfig {
     let mut cfg = TrainConfig::new(method, Network::ResNet44)
         .with_batch(batch)
@@ -135,37 +118,9 @@ fn config(method: Method, batch: usize) -> TrainConfig {
     cfg
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-fn json_list(v: &[f64]) -> String {
-    let items: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// JSON string literal (names and error messages only).
 fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
-}
-
-fn write_json(path: &Option<PathBuf>, body: &str) -> Result<(), Box<dyn Error>> {
-    if let Some(p) = path {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(p, body)?;
-    }
-    Ok(())
 }
 
 /// One configuration's figures.
@@ -340,10 +295,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // A synthetic CIFAR-shaped training set: it fixes the input shape, the
     // class count and the steps per epoch; `step_batch` never reads its
     // pixels.
-    let mut rng = SplitMix(0x5EED);
-    let pixels: Vec<u8> = (0..biggest * image_len)
-        .map(|_| (rng.next() >> 56) as u8)
-        .collect();
+    let mut rng = SplitMix64(0x5EED);
+    let pixels = rng.bytes(biggest * image_len);
     let labels: Vec<u8> = (0..biggest).map(|i| (i % CLASSES) as u8).collect();
     let train = Dataset::new(pixels, labels, IMAGE, CLASSES, 255)?;
 
@@ -357,14 +310,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     for &plan in &opts.plans {
         // One fixed batch per size, already "normalised" (zero mean, unit-ish
         // spread), shared by the methods.
-        let data = Batch {
-            x: (0..plan.batch * image_len)
-                .map(|_| rng.unit() * 1.7)
-                .collect(),
-            y: (0..plan.batch)
-                .map(|_| (rng.next() % CLASSES as u64) as u32)
-                .collect(),
-        };
+        let (x, y) = rng.batch(plan.batch, image_len, CLASSES);
+        let data = Batch { x, y };
         let (cases, ended) = measure(&gpu, &train, plan, &data)?;
         println!(
             "batch {}: {} steps per measurement; {ended}",

@@ -67,7 +67,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+
+# ResNet-44, shared with backend-cuda/bench/resnet44_torch.py (this
+# script's folder is on sys.path).
+from resnet_torch import ResNetCifar  # noqa: E402
 
 THREADS = 2
 CLASSES = 10
@@ -110,49 +113,6 @@ def c1():
     )
 
 
-class BasicBlock(nn.Module):
-    """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), 3x3 convs
-    without bias; the shortcut a 1x1 conv + BN where the shape changes."""
-
-    def __init__(self, cin, filters, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, filters, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(filters)
-        self.conv2 = nn.Conv2d(filters, filters, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(filters)
-        self.shortcut = None
-        if stride != 1 or cin != filters:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, filters, 1, stride, bias=False), nn.BatchNorm2d(filters)
-            )
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = self.bn2(self.conv2(out))
-        out += x if self.shortcut is None else self.shortcut(x)
-        return F.relu(out, inplace=True)
-
-
-class ResNetCifar(nn.Module):
-    def __init__(self, depth):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        blocks, cin = [], 16
-        for filters, stride in ((16, 1), (32, 2), (64, 2)):
-            for i in range(n):
-                blocks.append(BasicBlock(cin, filters, stride if i == 0 else 1))
-                cin = filters
-        self.layers = nn.Sequential(*blocks)
-        self.fc = nn.Linear(cin, CLASSES)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        x = self.layers(x)
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
-
-
 # Per network: constructor, input shape, default batches, parameter count of
 # our network (Sequential::num_params, printed by the Rust bench), and the
 # strengths of the Rust bench's configurations.
@@ -160,7 +120,7 @@ NETS = {
     "f1": (f1, (1, 28, 28), (256, 4096), 1_462_794, {"smoothout": 0.0375, "adasmoothout": 0.15}),
     "c1": (c1, (3, 32, 32), (128,), 1_388_490, {"smoothout": 0.0375, "adasmoothout": 0.0375}),
     "resnet44": (
-        lambda: ResNetCifar(44),
+        lambda: ResNetCifar(44, CLASSES, inplace=True),
         (3, 32, 32),
         (128,),
         661_338,

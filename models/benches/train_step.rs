@@ -60,6 +60,7 @@ use std::time::Instant;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
+use smoothout_testkit::{json_list, median, peak_rss_kib, SplitMix64};
 
 const METHODS: [Method; 3] = [Method::Baseline, Method::SmoothOut, Method::AdaSmoothOut];
 const THREADS: usize = 2;
@@ -114,16 +115,7 @@ fn allocated() -> (u64, u64) {
 
 /// The process's peak resident memory in MiB (VmHWM), on Linux.
 fn max_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    peak_rss_kib().map(|kib| kib as f64 / 1024.0)
 }
 
 /// The network under test.
@@ -262,24 +254,6 @@ impl Options {
     }
 }
 
-/// SplitMix64: a tiny fixed-seed generator for the synthetic inputs.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-    }
-}
-
 /// One configuration under test, its per-round timings and the
 /// allocations of its counted step.
 struct Case {
@@ -289,22 +263,6 @@ struct Case {
     ms: Vec<f64>,
     allocs: u64,
     alloc_bytes: u64,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-fn json_list(v: &[f64]) -> String {
-    let items: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
-    format!("[{}]", items.join(", "))
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -320,8 +278,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // shape, the class count, the normalisation and the steps per epoch;
     // its pixels are never read by `step_batch`.
     let n = opts.batches.iter().copied().max().unwrap_or(1);
-    let mut rng = SplitMix(0x5EED);
-    let pixels: Vec<u8> = (0..n * image).map(|_| (rng.next() >> 56) as u8).collect();
+    let mut rng = SplitMix64(0x5EED);
+    let pixels = rng.bytes(n * image);
     let labels: Vec<u8> = (0..n).map(|i| (i % CLASSES) as u8).collect();
     let train = Dataset::new(pixels, labels, shape, CLASSES, 255)?;
 
@@ -330,13 +288,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let inputs: Vec<(Vec<f32>, Vec<u32>)> = opts
         .batches
         .iter()
-        .map(|&b| {
-            let x = (0..b * image).map(|_| rng.unit() * 1.7).collect();
-            let y = (0..b)
-                .map(|_| (rng.next() % CLASSES as u64) as u32)
-                .collect();
-            (x, y)
-        })
+        .map(|&b| rng.batch(b, image, CLASSES))
         .collect();
 
     let mut cases = Vec::new();

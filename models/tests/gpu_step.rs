@@ -84,6 +84,7 @@ use smoothout_models::layers::{
     BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu, SoftmaxCrossEntropy,
 };
 use smoothout_models::train::{Method, Network, PerturbSet, TrainConfig, Trainer};
+use smoothout_testkit::SplitMix64;
 
 use rand_core::RngCore;
 
@@ -873,23 +874,6 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
 
 // ------------------------------------------------------------ the step ----
 
-/// SplitMix64 for the synthetic batch.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[-1, 1)`.
-    fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-    }
-}
-
 /// Swaps the CPU (or device) layers' parameters with `store`.
 fn swap_params<B: TensorBackend>(layers: Vec<&mut Box<dyn Layer<B>>>, store: &mut [B::Buffer]) {
     let mut it = store.iter_mut();
@@ -917,11 +901,8 @@ where
     };
     let image = net.image();
     let image_len: usize = image.iter().product();
-    let mut rng = SplitMix(SEED ^ 0xDA7A);
-    let x: Vec<f32> = (0..n * image_len).map(|_| rng.unit() * 1.7).collect();
-    let labels: Vec<u32> = (0..n)
-        .map(|_| (rng.next() % CLASSES as u64) as u32)
-        .collect();
+    let mut rng = SplitMix64(SEED ^ 0xDA7A);
+    let (x, labels) = rng.batch(n, image_len, CLASSES);
     let mut shape = vec![n];
     shape.extend_from_slice(&image);
 

@@ -3,7 +3,7 @@
 //! C++ compiler into a shared library and loaded with `libloading`; and
 //! what launching its entry points needs (their status, src/lib.rs's
 //! grid-stride launch). Shared by `host_emulated_kernels.rs` and
-//! `host_emulated_tensor.rs`.
+//! `host_emulated_tensor/`.
 
 use std::ffi::{c_char, CStr};
 use std::path::Path;

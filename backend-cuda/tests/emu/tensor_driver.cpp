@@ -1,4 +1,4 @@
-// kernels/tensor.cu compiled for the host (tests/host_emulated_tensor.rs):
+// kernels/tensor.cu compiled for the host (tests/host_emulated_tensor/):
 // the shim, then common.cuh and tensor.cu as NVRTC sees them (one text), then
 // one entry point per kernel that emulates a launch with the kernel's own
 // arguments: grid × block threads one after another for the kernels whose

@@ -1,9 +1,10 @@
 //! The data, shapes and bounds of `tensor.rs`'s module table, shared by
-//! `tensor.rs` (on a GPU) and `host_emulated_tensor.rs` (the kernels
+//! `tensor.rs` (on a GPU) and `host_emulated_tensor/` (the kernels
 //! emulated on the host), so that both compare within the same bounds on
 //! the same cases.
 
 use smoothout::tensor::BatchNorm;
+use smoothout_testkit::hashed_signed;
 
 const EPS32: f64 = f32::EPSILON as f64;
 const EPS64: f64 = f64::EPSILON;
@@ -12,13 +13,7 @@ const EPS64: f64 = f64::EPSILON;
 /// the same as `smoothout::testgen::tensor`'s private `data`.
 pub fn data(len: usize, salt: u64) -> Vec<f32> {
     (0..len as u64)
-        .map(|i| {
-            let mut z = (i ^ salt.rotate_left(32)).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 / (1u64 << 52) as f64 - 1.0) as f32
-        })
+        .map(|i| hashed_signed(i, salt) as f32)
         .collect()
 }
 

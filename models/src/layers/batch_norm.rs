@@ -343,7 +343,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                         var: &c.var,
                     },
                     BatchNormGrads {
-                        dx: dx,
+                        dx,
                         dgamma: &mut dg,
                         dbeta: &mut dbeta,
                     },

@@ -1,0 +1,222 @@
+//! scikit-learn's 8×8 digits: the embedded copy pinned against known
+//! answers, and one test per malformed CSV case.
+
+use crate::support::data::{gz, TempDir};
+use smoothout_models::data::{
+    load_digits, parse_digits_csv, sha256_hex, DataError, Dataset, DatasetKind, DIGITS_CSV_GZ,
+    KNOWN_FILES,
+};
+
+fn line(pixels: &str, label: &str) -> String {
+    format!("{pixels},{label}\n")
+}
+
+fn zeros() -> String {
+    vec!["0"; 64].join(",")
+}
+
+#[test]
+fn embedded_file_is_sklearns() {
+    let known = KNOWN_FILES
+        .iter()
+        .find(|f| f.dataset == DatasetKind::Digits)
+        .unwrap();
+    assert_eq!(DIGITS_CSV_GZ.len() as u64, known.size);
+    assert_eq!(sha256_hex(DIGITS_CSV_GZ), known.sha256);
+}
+
+// Known answers from the file itself (zcat | awk) and scikit-learn's
+// documentation: 1797 images, these class counts, this first and last row.
+#[test]
+fn embedded_known_answers() {
+    let d = Dataset::digits_embedded();
+    assert_eq!(d.shape(), [1797, 1, 8, 8]);
+    assert_eq!((d.classes(), d.max_pixel()), (10, 16));
+    assert_eq!(
+        d.class_counts(),
+        [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    );
+    assert_eq!(
+        d.image(0).unwrap()[..16],
+        [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0]
+    );
+    assert_eq!(d.label(0), Some(0));
+    assert_eq!(d.label(1796), Some(8));
+    assert_eq!(d.image(1796).unwrap()[..8], [0, 0, 10, 14, 8, 1, 0, 0]);
+    let total: u64 = d.pixels().iter().map(|&p| u64::from(p)).sum();
+    assert_eq!(total, 561_718);
+}
+
+#[test]
+fn raw_and_gzip_alike_with_blank_lines_and_crlf() {
+    let text = format!(
+        "{}\n  \n{}",
+        line(&zeros(), "3").trim_end(),
+        line(&vec!["16"; 64].join(", "), " 7").replace('\n', "\r\n")
+    );
+    let raw = parse_digits_csv(text.as_bytes()).unwrap();
+    assert_eq!(raw.labels(), &[3, 7]);
+    assert_eq!(raw.image(1).unwrap(), &[16u8; 64][..]);
+    assert_eq!(parse_digits_csv(&gz(text.as_bytes())).unwrap(), raw);
+}
+
+#[test]
+fn wrong_field_count() {
+    let text = format!(
+        "{}{}",
+        line(&zeros(), "1"),
+        line(&vec!["0"; 63].join(","), "1")
+    );
+    let err = parse_digits_csv(text.as_bytes()).unwrap_err();
+    assert!(matches!(err, DataError::Line { line: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err.innermost(),
+            DataError::FieldCount {
+                expected: 65,
+                found: 64
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("line 2: 64 comma-separated fields"),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_numeric_field() {
+    let mut fields = vec!["0"; 64];
+    fields[9] = "x1";
+    let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
+    assert!(
+        matches!(err.innermost(), DataError::NotANumber { field: 10, text } if text == "x1"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn negative_and_empty_fields_are_not_numbers() {
+    for bad in ["-1", "", "1.5", "+2"] {
+        let mut fields = vec!["0"; 64];
+        fields[0] = bad;
+        let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
+        assert!(
+            matches!(err.innermost(), DataError::NotANumber { field: 1, .. }),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn pixel_out_of_range() {
+    let mut fields = vec!["0"; 64];
+    fields[63] = "17";
+    let text = format!("{}{}", line(&zeros(), "1"), line(&fields.join(","), "1"));
+    let err = parse_digits_csv(text.as_bytes()).unwrap_err();
+    assert!(matches!(err, DataError::Line { line: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err.innermost(),
+            DataError::PixelOutOfRange {
+                index: 1,
+                value: 17,
+                max: 16
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn huge_number_saturates_and_is_out_of_range() {
+    let mut fields = vec!["0"; 64];
+    fields[0] = "99999999999999999999999";
+    let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
+    assert!(
+        matches!(
+            err.innermost(),
+            DataError::PixelOutOfRange {
+                value: u32::MAX,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn label_out_of_range() {
+    let err = parse_digits_csv(line(&zeros(), "10").as_bytes()).unwrap_err();
+    assert!(
+        matches!(
+            err.innermost(),
+            DataError::LabelOutOfRange {
+                index: 0,
+                label: 10,
+                classes: 10
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn empty_file() {
+    for text in ["", "\n\n", "  \r\n"] {
+        let err = parse_digits_csv(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{text:?}: {err:?}");
+    }
+}
+
+#[test]
+fn truncated_gzip() {
+    let n = DIGITS_CSV_GZ.len();
+    let err = parse_digits_csv(&DIGITS_CSV_GZ[..n / 2]).unwrap_err();
+    assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+}
+
+#[test]
+fn truncated_plain_text_cuts_a_line() {
+    let text = line(&zeros(), "1");
+    let err = parse_digits_csv(&text.as_bytes()[..40]).unwrap_err();
+    assert!(
+        matches!(err.innermost(), DataError::FieldCount { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn load_from_data_root() {
+    let tmp = TempDir::new("digits");
+    let err = load_digits(tmp.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Missing {
+                dataset: DatasetKind::Digits,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("scripts/fetch-data.sh digits --dir"),
+        "{err}"
+    );
+
+    tmp.write("digits/digits.csv.gz", DIGITS_CSV_GZ);
+    assert_eq!(load_digits(tmp.path()).unwrap(), Dataset::digits_embedded());
+
+    tmp.write("digits/digits.csv.gz", b"1,2\n");
+    let err = load_digits(tmp.path()).unwrap_err();
+    assert!(matches!(err, DataError::InFile { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("digits.csv.gz: line 1: 2 comma-separated"),
+        "{err}"
+    );
+}

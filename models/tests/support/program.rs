@@ -1,0 +1,46 @@
+//! Shared helpers of the tests that run the `smoothout` program as a user
+//! does.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `smoothout` program cargo built for these tests: the one place that
+/// names it.
+pub const BIN: &str = env!("CARGO_BIN_EXE_smoothout");
+
+/// The flags of the smallest run the tests train: `mlp-16`, one epoch,
+/// seed 0, no flatness measurements, quiet.
+pub const SMALL: [&str; 8] = [
+    "--net",
+    "mlp-16",
+    "--epochs",
+    "1",
+    "--seed",
+    "0",
+    "--no-measure",
+    "--quiet",
+];
+
+/// A command that runs the program.
+pub fn command() -> Command {
+    Command::new(BIN)
+}
+
+/// Runs the program with `args`: whether it succeeded, its stdout and its
+/// stderr.
+pub fn smoothout(args: &[&str]) -> (bool, String, String) {
+    let out = command().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An empty directory `smoothout-<name>-<pid>` under the system's
+/// temporary one (whatever a previous run left there is removed).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smoothout-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
