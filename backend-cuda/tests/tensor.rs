@@ -150,26 +150,13 @@ fn batch_norm_within_bounds() {
                 &x,
                 &gamma,
                 &beta,
-                BatchNormStats {
-                    mean: &m0,
-                    var: &v0,
-                },
+                BatchNormStats::new(&m0, &v0),
                 &mut y0,
             )
             .unwrap();
         let mut yb = up(gpu, &nan(bn.len()));
-        gpu.batch_norm_forward(
-            &bn,
-            &xb,
-            &gb,
-            &bb,
-            BatchNormStats {
-                mean: &m0b,
-                var: &v0b,
-            },
-            &mut yb,
-        )
-        .unwrap();
+        gpu.batch_norm_forward(&bn, &xb, &gb, &bb, BatchNormStats::new(&m0b, &v0b), &mut yb)
+            .unwrap();
         same_bits(&format!("forward {what}"), &down(gpu, &yb), &y0);
 
         // Backward with the reference's statistics.
@@ -180,15 +167,8 @@ fn batch_norm_within_bounds() {
                 &x,
                 &dy,
                 &gamma,
-                BatchNormStats {
-                    mean: &m0,
-                    var: &v0,
-                },
-                BatchNormGrads {
-                    dx: &mut dx0,
-                    dgamma: &mut dg0,
-                    dbeta: &mut db0,
-                },
+                BatchNormStats::new(&m0, &v0),
+                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
             )
             .unwrap();
         let dyb = up(gpu, &dy);
@@ -202,15 +182,8 @@ fn batch_norm_within_bounds() {
             &xb,
             &dyb,
             &gb,
-            BatchNormStats {
-                mean: &m0b,
-                var: &v0b,
-            },
-            BatchNormGrads {
-                dx: &mut dxb,
-                dgamma: &mut dgb,
-                dbeta: &mut dbb,
-            },
+            BatchNormStats::new(&m0b, &v0b),
+            BatchNormGrads::new(&mut dxb, &mut dgb, &mut dbb),
         )
         .unwrap();
         let centres = r::batch_norm_centres(&bn, &m0, &v0);

@@ -42,7 +42,7 @@ fn bn_loss(b: &Reference<f64>, bn: &BatchNorm, x: &[f64], g: &[f64], be: &[f64],
         &x,
         &g.to_vec(),
         &be.to_vec(),
-        BatchNormStats { mean: &m, var: &v },
+        BatchNormStats::new(&m, &v),
         &mut y,
     )
     .expect("forward");
@@ -82,12 +82,8 @@ fn batch_norm_backward_matches_finite_differences() {
             &x,
             &w,
             &gamma,
-            BatchNormStats { mean: &m, var: &v },
-            BatchNormGrads {
-                dx: &mut dx,
-                dgamma: &mut dg,
-                dbeta: &mut db,
-            },
+            BatchNormStats::new(&m, &v),
+            BatchNormGrads::new(&mut dx, &mut dg, &mut db),
         )
         .expect("backward");
         let f = |x: &[f64], g: &[f64], be: &[f64]| bn_loss(&b, &bn, x, g, be, &w);

@@ -102,10 +102,7 @@ fn batch_norm_matches_reference() {
                 &x,
                 &gamma,
                 &beta,
-                BatchNormStats {
-                    mean: &m0,
-                    var: &v0,
-                },
+                BatchNormStats::new(&m0, &v0),
                 &mut y0,
             )
             .expect("reference forward");
@@ -242,15 +239,8 @@ fn batch_norm_matches_reference() {
                 &x,
                 &dy,
                 &gamma,
-                BatchNormStats {
-                    mean: &m0,
-                    var: &v0,
-                },
-                BatchNormGrads {
-                    dx: &mut dx0,
-                    dgamma: &mut dg0,
-                    dbeta: &mut db0,
-                },
+                BatchNormStats::new(&m0, &v0),
+                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
             )
             .expect("reference backward");
         // dx from the emulated sums by the reference's own formula.

@@ -893,6 +893,14 @@ pub struct BatchNormStats<'a, Buf: ?Sized> {
     pub var: &'a Buf,
 }
 
+impl<'a, Buf: ?Sized> BatchNormStats<'a, Buf> {
+    /// The statistics `mean` and `var`.
+    #[must_use]
+    pub const fn new(mean: &'a Buf, var: &'a Buf) -> Self {
+        BatchNormStats { mean, var }
+    }
+}
+
 impl<Buf: ?Sized> Clone for BatchNormStats<'_, Buf> {
     fn clone(&self) -> Self {
         *self
@@ -912,6 +920,13 @@ pub struct BatchNormGrads<'a, Buf: ?Sized> {
     pub dgamma: &'a mut Buf,
     /// ∂L/∂β.
     pub dbeta: &'a mut Buf,
+}
+
+impl<'a, Buf: ?Sized> BatchNormGrads<'a, Buf> {
+    /// The gradients to write: `dx`, `dgamma`, `dbeta`.
+    pub fn new(dx: &'a mut Buf, dgamma: &'a mut Buf, dbeta: &'a mut Buf) -> Self {
+        BatchNormGrads { dx, dgamma, dbeta }
+    }
 }
 
 /// Batch normalisation, training-mode formulas (see [`BatchNorm`]).

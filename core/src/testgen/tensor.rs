@@ -911,10 +911,7 @@ where
                 &x,
                 &gamma,
                 &beta,
-                BatchNormStats {
-                    mean: &m0,
-                    var: &v0,
-                },
+                BatchNormStats::new(&m0, &v0),
                 &mut y0,
             )
             .expect("ref forward");
@@ -925,7 +922,7 @@ where
                 &make(x.clone()),
                 &make(gamma.clone()),
                 &make(beta.clone()),
-                BatchNormStats { mean: &m, var: &v },
+                BatchNormStats::new(&m, &v),
                 &mut y,
             )
             .expect("forward");
@@ -938,15 +935,8 @@ where
                 &x,
                 &dy,
                 &gamma,
-                BatchNormStats {
-                    mean: &m0,
-                    var: &v0,
-                },
-                BatchNormGrads {
-                    dx: &mut dx0,
-                    dgamma: &mut dg0,
-                    dbeta: &mut db0,
-                },
+                BatchNormStats::new(&m0, &v0),
+                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
             )
             .expect("ref backward");
         let (mut dx, mut dg, mut db) = (make(vec![B::Elem::nan(); bn.len()]), make(z()), make(z()));
@@ -956,12 +946,8 @@ where
                 &make(x.clone()),
                 &make(dy.clone()),
                 &make(gamma.clone()),
-                BatchNormStats { mean: &m, var: &v },
-                BatchNormGrads {
-                    dx: &mut dx,
-                    dgamma: &mut dg,
-                    dbeta: &mut db,
-                },
+                BatchNormStats::new(&m, &v),
+                BatchNormGrads::new(&mut dx, &mut dg, &mut db),
             )
             .expect("backward");
         same_bits(&format!("dx {bn:?}"), &read(backend, &dx), &dx0);
@@ -1009,10 +995,7 @@ where
                 &z(t),
                 &z(c),
                 &z(c),
-                BatchNormStats {
-                    mean: &z(c),
-                    var: &z(c),
-                },
+                BatchNormStats::new(&z(c), &z(c)),
                 &mut z(t),
             ),
         );
@@ -1023,15 +1006,8 @@ where
                 &z(t),
                 &z(t),
                 &z(c),
-                BatchNormStats {
-                    mean: &z(c),
-                    var: &z(c),
-                },
-                BatchNormGrads {
-                    dx: &mut z(t),
-                    dgamma: &mut z(c),
-                    dbeta: &mut z(c),
-                },
+                BatchNormStats::new(&z(c), &z(c)),
+                BatchNormGrads::new(&mut z(t), &mut z(c), &mut z(c)),
             ),
         );
     }

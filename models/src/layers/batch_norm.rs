@@ -243,10 +243,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                 x,
                 g,
                 be,
-                BatchNormStats {
-                    mean: &self.running_mean,
-                    var: &self.running_var,
-                },
+                BatchNormStats::new(&self.running_mean, &self.running_var),
                 &mut y,
             )?;
             self.cache = None;
@@ -274,30 +271,10 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             let [g, be] = &self.params;
             if samples == n {
                 // One chunk, the whole batch: normalised straight into `y`.
-                b.batch_norm_forward(
-                    &bn,
-                    &xc,
-                    g,
-                    be,
-                    BatchNormStats {
-                        mean: &mean,
-                        var: &var,
-                    },
-                    &mut y,
-                )?;
+                b.batch_norm_forward(&bn, &xc, g, be, BatchNormStats::new(&mean, &var), &mut y)?;
             } else {
                 let mut yc = b.zeros(len)?;
-                b.batch_norm_forward(
-                    &bn,
-                    &xc,
-                    g,
-                    be,
-                    BatchNormStats {
-                        mean: &mean,
-                        var: &var,
-                    },
-                    &mut yc,
-                )?;
+                b.batch_norm_forward(&bn, &xc, g, be, BatchNormStats::new(&mean, &var), &mut yc)?;
                 b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
             }
             self.update_running(b, &mean, &var, samples * spatial)?;
@@ -338,15 +315,8 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                     &c.x,
                     dy,
                     &self.params[0],
-                    BatchNormStats {
-                        mean: &c.mean,
-                        var: &c.var,
-                    },
-                    BatchNormGrads {
-                        dx,
-                        dgamma: &mut dg,
-                        dbeta: &mut dbeta,
-                    },
+                    BatchNormStats::new(&c.mean, &c.var),
+                    BatchNormGrads::new(dx, &mut dg, &mut dbeta),
                 )
             };
             if len == total {
