@@ -331,7 +331,7 @@ fn damaged_checkpoints_are_refused_naming_the_problem() {
 }
 
 fn smoothout() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
 }
 
 /// `smoothout eval <path>` (the dataset from the checkpoint's note).

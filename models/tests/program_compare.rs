@@ -179,7 +179,7 @@ fn an_interrupted_sweep_continues_to_the_same_results() {
     let (ok, _, err) = sweep(&dir.join("runs-whole"), &dir.join("out-whole"), &[]);
     assert!(ok, "{err}");
     let (runs, out) = (dir.join("runs"), dir.join("out"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args(sweep_args(&runs, &out, &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -37,7 +37,7 @@ use smoothout_models::train::{load_checkpoint, TensorData};
 /// when it fails.
 fn train(device: &str, out: &Path, standin: &Path) {
     let out_arg = out.to_str().expect("utf-8 path");
-    let result = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let result = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args([
             "train",
             "--device",

@@ -16,7 +16,7 @@ const ADA: &str = "digits-mlp-16-adasmoothout-seed0";
 
 /// One epoch of a small network on the digits into `out`.
 fn train(out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args([
             "train",
             "--dataset",

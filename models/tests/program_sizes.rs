@@ -17,7 +17,7 @@ use smoothout_models::train::{save_checkpoint, Method, Network, TrainConfig, Tra
 /// Runs the program with `args`, killing it after `limit`: its exit code
 /// (`None`: killed by a signal or by the limit) and its stderr.
 fn smoothout(args: &[&str], limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

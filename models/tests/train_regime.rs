@@ -18,7 +18,7 @@ const RUN: &str = "digits-mlp-16-baseline-seed0";
 /// `smoothout train` on the digits (a small baseline run) into `out`:
 /// success, stderr.
 fn train(out: &Path, extra: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let o = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args([
             "train",
             "--dataset",
@@ -59,7 +59,7 @@ fn lrs(out: &Path) -> Vec<f64> {
 
 #[test]
 fn the_help_explains_the_learning_rate_options() {
-    let o = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let o = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args(["train", "--help"])
         .output()
         .unwrap();

@@ -191,7 +191,7 @@ fn resume_refuses_another_configuration() {
 }
 
 fn smoothout_cmd(out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_smoothout"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"));
     c.args([
         "train",
         "--dataset",
@@ -399,7 +399,7 @@ fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
             .trim();
         assert!(command.ends_with(" --resume"), "{command}");
         assert!(
-            command.contains(env!("CARGO_BIN_EXE_smoothout")),
+            command.contains(env!("CARGO_BIN_EXE_smoothout-cli")),
             "{command}"
         );
         let resumed = Command::new("sh")
@@ -427,7 +427,7 @@ fn a_second_interrupt_exits_at_once() {
     let out = scratch("second-signal");
     // Long steps (one per epoch, seconds each in a test build), so that
     // both signals land inside the second step.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args([
             "train",
             "--dataset",

@@ -8,7 +8,7 @@ use std::process::Command;
 /// Runs the program with `args`: whether it succeeded, its stdout and its
 /// stderr.
 pub fn smoothout(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothout"))
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothout-cli"))
         .args(args)
         .output()
         .unwrap();
