@@ -4,7 +4,7 @@
 use rand_core::RngCore;
 
 use super::error::{DataError, Result};
-use super::shuffle::uniform_below;
+use crate::rng::uniform_below;
 
 /// Random crop with zero padding and random horizontal flip, the standard
 /// CIFAR augmentation (He et al.: pad 4, crop 32×32, flip half the images).

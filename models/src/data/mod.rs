@@ -50,7 +50,6 @@ mod error;
 mod gzip;
 mod idx;
 mod normalize;
-mod shuffle;
 
 pub use augment::Augment;
 pub use catalog::{verify, DatasetKind, KnownFile, KNOWN_FILES};
@@ -64,4 +63,6 @@ pub use error::{DataError, Result};
 pub use gzip::MAX_DECOMPRESSED;
 pub use idx::{load_fashion_mnist, load_idx_files, load_mnist, parse_idx};
 pub use normalize::Normalize;
-pub use shuffle::{permutation, seeded_rng, shuffle, uniform_below, Xoshiro256PlusPlus};
+// The seeded generator lives in `crate::rng` (the layers use it too); the
+// data keep their names for it.
+pub use crate::rng::{permutation, seeded_rng, shuffle, uniform_below, Xoshiro256PlusPlus};

@@ -1,7 +1,7 @@
 //! 2-D convolution as im2col + GEMM.
 
 use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
-use crate::data::seeded_rng;
+use crate::rng::seeded_rng;
 use smoothout::{ParamSpec, Result, TensorBackend};
 
 /// A square-kernel convolution over `NCHW` images, zero padding, one

@@ -1,7 +1,7 @@
 //! Fully connected layer.
 
 use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
-use crate::data::seeded_rng;
+use crate::rng::seeded_rng;
 use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
 
 /// `y = x · Wᵀ + b` for `x: [N, in]` (any `[N, …]` is flattened),

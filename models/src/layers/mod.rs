@@ -24,7 +24,7 @@
 //!
 //! Initialisation follows PyTorch's defaults (Kaiming-uniform with
 //! `a = √5`, so weights and biases are `U(−1/√fan_in, 1/√fan_in)`), drawn
-//! from a seeded xoshiro256++ ([`crate::data::seeded_rng`]).
+//! from a seeded xoshiro256++ ([`crate::rng::seeded_rng`]).
 //!
 //! # Design notes
 //!

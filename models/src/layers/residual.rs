@@ -1,7 +1,7 @@
 //! The ResNet basic block.
 
 use super::{concat_params_and_grads, BatchNorm, Conv2d, Layer, Relu};
-use crate::data::seeded_rng;
+use crate::rng::seeded_rng;
 use rand_core::RngCore;
 use smoothout::{ParamSpec, Result, TensorBackend};
 

@@ -1,8 +1,8 @@
 //! The paper's networks, built from [`crate::layers`].
 
 use super::sequential::{GlobalAvgPool, LinearNoBias, Sequential};
-use crate::data::seeded_rng;
 use crate::layers::{BasicBlock, BatchNorm, Conv2d, Dropout, Linear, MaxPool2d, Relu};
+use crate::rng::seeded_rng;
 use rand_core::RngCore;
 use smoothout::{Error, Result, TensorBackend};
 

@@ -15,10 +15,11 @@ use super::error::{Result, TrainError};
 use super::files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
 use super::memory::{check_memory, Bytes};
 use super::row_noise::RowNoise;
-use crate::data::{permutation, seeded_rng, Dataset, Normalize, Split};
+use crate::data::{Dataset, Normalize, Split};
 use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
 use crate::optim::{clip_grad_norm, Adam, AdamConfig, Ascent, OptimState, Optimizer, SgdMomentum};
+use crate::rng::{derive_seed, permutation, seeded_rng, STREAM_AUGMENT, STREAM_ORDER};
 
 /// Tag of the checkpoint format this module writes.
 pub const CHECKPOINT_FORMAT: &str = "smoothout-checkpoint-1";
@@ -26,23 +27,6 @@ pub const CHECKPOINT_FORMAT: &str = "smoothout-checkpoint-1";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// What to do when a checkpoint belongs to another run.
 const RESUME_HINT: &str = "start afresh without --resume, or point --out at the run that wrote it";
-
-/// Streams of the host-side generator, so that data order, augmentation
-/// and anything added later never share draws.
-const STREAM_ORDER: u64 = 1;
-const STREAM_AUGMENT: u64 = 2;
-
-/// SplitMix64's finaliser: a bijective 64-bit mix.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A seed for `stream` at `index` under the run's `seed`.
-fn derive_seed(seed: u64, stream: u64, index: u64) -> u64 {
-    mix(mix(seed ^ mix(stream)) ^ index)
-}
 
 enum Opt<B: TensorBackend> {
     Sgd(SgdMomentum<B>),
