@@ -84,7 +84,10 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+mod bytes;
 pub mod data;
+mod error;
+mod eval;
 pub mod layers;
 pub mod networks;
 pub mod optim;

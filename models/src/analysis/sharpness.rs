@@ -27,10 +27,11 @@ use smoothout::{ParamSpec, Real, TensorBackend};
 use super::landscape::{flat_params, set_flat_params};
 use super::lbfgsb::{maximize, LbfgsbConfig, Termination};
 use crate::data::{Dataset, Normalize};
+use crate::error::{Result, TrainError};
+use crate::eval::upload_batch;
 use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
 use crate::rng::seeded_rng;
-use crate::train::{upload_batch, Result, TrainError};
 
 /// A differentiable function of a flat parameter vector.
 pub trait Objective {

@@ -19,9 +19,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::catalog::DatasetKind;
 use super::dataset::{Dataset, Split};
 use super::error::{DataError, Result};
+use super::kind::DatasetKind;
 
 /// Pixel bytes per CIFAR image: 3 × 32 × 32.
 pub const CIFAR_IMAGE_LEN: usize = 3 * 32 * 32;

@@ -12,10 +12,10 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::catalog::DatasetKind;
 use super::dataset::Dataset;
 use super::error::{DataError, Result};
 use super::gzip::{maybe_gunzip, MAX_DECOMPRESSED};
+use super::kind::DatasetKind;
 
 /// Comma-separated fields per line: 64 pixels and the label.
 pub const DIGITS_FIELDS: usize = 65;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::catalog::DatasetKind;
+use super::kind::DatasetKind;
 
 /// Every way loading, parsing or transforming a dataset can fail.
 ///

@@ -60,7 +60,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use smoothout::Real;
 
-use super::error::{Result, TrainError};
+use crate::error::{Result, TrainError};
 
 /// The element data of one tensor, in its stored precision.
 #[derive(Clone, Debug, PartialEq)]
