@@ -3,7 +3,7 @@
 //! trainer (data order per epoch, augmentation per step) and the analysis:
 //! unbiased bounded integers, shuffles and permutations on `rand_xoshiro`'s
 //! xoshiro256++ (DESIGN.md: the host-side generator for data shuffling and
-//! initialisation), and the trainer's per-stream seeds ([`derive_seed`]).
+//! initialisation), and the trainer's per-stream seeds (`derive_seed`).
 
 use rand_core::{RngCore, SeedableRng};
 pub use rand_xoshiro::Xoshiro256PlusPlus;

@@ -54,6 +54,7 @@ mod files;
 mod memory;
 mod row_noise;
 mod run_dir;
+mod saved_network;
 mod trainer;
 
 pub use crate::bytes::Bytes;
@@ -61,7 +62,7 @@ pub use crate::error::{Result, TrainError};
 pub use crate::eval::evaluate;
 pub use checkpoint::{
     load_checkpoint, load_checkpoint_with, save_checkpoint, write_atomic, Checkpoint, LoadOptions,
-    TensorData,
+    TensorData, CHECKPOINT_FORMAT,
 };
 pub use config::{Method, Network, NoiseKind, OptimizerKind, PerturbSet, TrainConfig};
 pub use files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
@@ -70,7 +71,5 @@ pub use memory::{
 };
 pub use row_noise::RowNoise;
 pub use run_dir::RunDirState;
-pub use trainer::{
-    network_from_checkpoint, Event, RunEnd, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
-    CHECKPOINT_FORMAT,
-};
+pub use saved_network::network_from_checkpoint;
+pub use trainer::{Event, RunEnd, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE};
