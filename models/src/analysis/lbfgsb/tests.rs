@@ -1,6 +1,11 @@
 //! Unit tests of the pieces: the compact form, the Cauchy point, the
 //! subspace step, the solver, the cubic step and the breakpoint heap.
 
+use std::collections::BinaryHeap;
+
+use super::bounds::Breakpoint;
+use super::dense::solve;
+use super::search::{cubic_minimiser, Trial};
 use super::*;
 
 /// `B v` from the compact form.
