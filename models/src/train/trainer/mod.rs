@@ -23,21 +23,24 @@ mod step;
 pub use run::{Event, RunEnd, RunFiles, CHECKPOINT_FILE};
 pub use step::StepInfo;
 
+/// The run's optimiser, each variant named after the type it holds:
+/// [`SgdMomentum`] for both [`OptimizerKind::Sgd`] (heavy ball) and
+/// [`OptimizerKind::Nesterov`], [`Adam`] for [`OptimizerKind::Adam`].
 enum Opt<B: TensorBackend> {
-    Sgd(SgdMomentum<B>),
+    SgdMomentum(SgdMomentum<B>),
     Adam(Adam<B>),
 }
 
 impl<B: TensorBackend> Opt<B> {
     fn get_mut(&mut self) -> &mut dyn Optimizer<B> {
         match self {
-            Opt::Sgd(o) => o,
+            Opt::SgdMomentum(o) => o,
             Opt::Adam(o) => o,
         }
     }
     fn get(&self) -> &dyn Optimizer<B> {
         match self {
-            Opt::Sgd(o) => o,
+            Opt::SgdMomentum(o) => o,
             Opt::Adam(o) => o,
         }
     }
@@ -161,7 +164,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let sizes: Vec<usize> = specs.iter().map(ParamSpec::len).collect();
         let lr = config.regime.lr(0, 0)?;
         let opt = match config.optimizer {
-            OptimizerKind::Sgd | OptimizerKind::Nesterov => Opt::Sgd(SgdMomentum::new(
+            OptimizerKind::Sgd | OptimizerKind::Nesterov => Opt::SgdMomentum(SgdMomentum::new(
                 &backend,
                 &sizes,
                 Sgd::new(lr, config.momentum, config.weight_decay)?,

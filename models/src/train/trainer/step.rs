@@ -318,12 +318,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             ..*sgd.config()
         };
         match (&mut self.smoothout, &mut self.rows, &mut self.opt) {
-            (Some(so), _, Opt::Sgd(sgd)) if !sgd.nesterov() => {
+            (Some(so), _, Opt::SgdMomentum(sgd)) if !sgd.nesterov() => {
                 let cfg = sgd_step(sgd);
                 so.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?;
                 sgd.count_step();
             }
-            (None, Some(r), Opt::Sgd(sgd)) if !sgd.nesterov() => {
+            (None, Some(r), Opt::SgdMomentum(sgd)) if !sgd.nesterov() => {
                 let cfg = sgd_step(sgd);
                 r.denoise_sgd(b, &mut params, &grads, sgd.velocity_mut(), &cfg, last)?;
                 sgd.count_step();
