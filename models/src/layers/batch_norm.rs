@@ -1,7 +1,7 @@
 //! Batch normalisation (1-D and 2-D), with running statistics and ghost
 //! batches.
 
-use super::{bad_shape, keep_copy, no_cache, reuse, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, reuse, Layer};
 use smoothout::tensor_reference::{self as r, wide};
 use smoothout::{ParamSpec, Real, Result, TensorBackend};
 
@@ -220,7 +220,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        let total = super::numel("batch norm input", shape, b.len(x))?;
+        let total = super::layer::numel("batch norm input", shape, b.len(x))?;
         if !(shape.len() == 2 || shape.len() == 4) {
             return Err(bad_shape(
                 "batch norm input rank (must be 2 or 4)",

@@ -1,6 +1,6 @@
 //! 2-D convolution as im2col + GEMM.
 
-use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
 use crate::rng::seeded_rng;
 use smoothout::{ParamSpec, Result, TensorBackend};
 
@@ -126,7 +126,7 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::numel("conv input (N·C·H·W)", shape, b.len(x))?;
+        super::layer::numel("conv input (N·C·H·W)", shape, b.len(x))?;
         let &[n, c, h, w] = shape else {
             return Err(bad_shape("conv input rank (must be 4, NCHW)", shape.len()));
         };

@@ -1,6 +1,6 @@
 //! Fully connected layer.
 
-use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
 use crate::rng::seeded_rng;
 use smoothout::{Gemm, ParamSpec, Result, TensorBackend};
 
@@ -90,7 +90,7 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        let total = super::numel("linear input", shape, b.len(x))?;
+        let total = super::layer::numel("linear input", shape, b.len(x))?;
         let n = shape.first().copied().unwrap_or(0);
         if n == 0 || total != n * self.inputs {
             return Err(bad_shape(

@@ -2,7 +2,7 @@
 
 use smoothout::{Error, Real, Result, TensorBackend};
 
-use super::{
+use super::optimizer::{
     check_bufs, check_lr, check_state, download, upload_into, upload_to, zeros, OptimState,
     Optimizer,
 };

@@ -2,7 +2,7 @@
 
 use smoothout::{Error, Real, Result, Sgd, TensorBackend};
 
-use super::{
+use super::optimizer::{
     check_bufs, check_lr, check_state, download, upload_into, zeros, OptimState, Optimizer,
 };
 
