@@ -2,12 +2,34 @@
 //! place and their check ([`verify`]), and a dataset named on a command line
 //! ([`DatasetKind`]'s `FromStr`, whose error is a [`DataError`]).
 
+use std::fs;
+use std::io;
 use std::path::Path;
 use std::str::FromStr;
 
 use super::checksum::sha256_file;
 use super::error::{DataError, Result};
 use super::kind::DatasetKind;
+
+/// The bytes of `path`, a file of `kind` under the data root `root`: an
+/// absent file is [`DataError::Missing`] (whose message says how to get
+/// the dataset), any other failure [`DataError::Io`].
+pub(crate) fn read_dataset_file(kind: DatasetKind, root: &Path, path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            DataError::Missing {
+                dataset: kind,
+                root: root.to_path_buf(),
+                path: path.to_path_buf(),
+            }
+        } else {
+            DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
 
 impl DatasetKind {
     /// The files `scripts/fetch-data.sh` puts in its folder, with their

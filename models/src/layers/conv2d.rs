@@ -1,6 +1,6 @@
 //! 2-D convolution as im2col + GEMM.
 
-use super::layer::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Layer};
 use crate::rng::seeded_rng;
 use smoothout::{ParamSpec, Result, TensorBackend};
 
@@ -181,16 +181,5 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         }
         s
     }
-    fn params(&self) -> Vec<&B::Buffer> {
-        self.params.iter().collect()
-    }
-    fn grads(&self) -> Vec<&B::Buffer> {
-        self.grads.iter().collect()
-    }
-    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        (
-            self.params.iter_mut().collect(),
-            self.grads.iter_mut().collect(),
-        )
-    }
+    params_in_fields!();
 }

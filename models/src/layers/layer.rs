@@ -182,3 +182,25 @@ pub(crate) fn uniform_init<B: TensorBackend>(
         .collect();
     b.upload(&v)
 }
+
+/// [`Layer::params`], [`Layer::grads`] and [`Layer::params_and_grads_mut`]
+/// of a layer that keeps its parameters in a field `params` and their
+/// gradients in a field `grads`, both in spec order (Linear, Conv2d,
+/// BatchNorm).
+macro_rules! params_in_fields {
+    () => {
+        fn params(&self) -> Vec<&B::Buffer> {
+            self.params.iter().collect()
+        }
+        fn grads(&self) -> Vec<&B::Buffer> {
+            self.grads.iter().collect()
+        }
+        fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+            (
+                self.params.iter_mut().collect(),
+                self.grads.iter_mut().collect(),
+            )
+        }
+    };
+}
+pub(crate) use params_in_fields;
