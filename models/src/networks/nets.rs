@@ -48,6 +48,23 @@ pub enum Stem {
     ImageNet,
 }
 
+/// A convolution without bias from `channels` to `filters`, kernel `k`,
+/// stride and padding `(k, stride, padding)`, initialised from the next
+/// draw of `rng`, named `name` (every convolution of the paper's networks).
+fn conv<B: TensorBackend>(
+    b: &B,
+    (channels, filters): (usize, usize),
+    (k, stride, padding): (usize, usize, usize),
+    rng: &mut impl RngCore,
+    name: impl Into<String>,
+) -> Result<Conv2d<B>> {
+    Ok(
+        Conv2d::new(b, channels, filters, k, stride, padding, rng.next_u64())?
+            .without_bias()
+            .named(name),
+    )
+}
+
 fn bn<B: TensorBackend>(b: &B, c: usize, cfg: NetConfig, name: &str) -> Result<BatchNorm<B>> {
     Ok(BatchNorm::new(b, c)?
         .with_ghost_batch(cfg.ghost_batch)?
@@ -169,21 +186,11 @@ pub fn cifar_shallow<B: TensorBackend + 'static>(
 ) -> Result<Sequential<B>> {
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    net.push(
-        "",
-        Conv2d::new(b, 3, 64, 5, 1, 2, rng.next_u64())?
-            .without_bias()
-            .named("features.0"),
-    );
+    net.push("", conv(b, (3, 64), (5, 1, 2), &mut rng, "features.0")?);
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.2")?);
     net.push("", Relu::new());
-    net.push(
-        "",
-        Conv2d::new(b, 64, 64, 5, 1, 2, rng.next_u64())?
-            .without_bias()
-            .named("features.4"),
-    );
+    net.push("", conv(b, (64, 64), (5, 1, 2), &mut rng, "features.4")?);
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.6")?);
     net.push("", Relu::new());
@@ -259,12 +266,7 @@ pub fn resnet_cifar<B: TensorBackend + 'static>(
     let n = (depth - 2) / 6;
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    net.push(
-        "",
-        Conv2d::new(b, 3, 16, 3, 1, 1, rng.next_u64())?
-            .without_bias()
-            .named("conv1"),
-    );
+    net.push("", conv(b, (3, 16), (3, 1, 1), &mut rng, "conv1")?);
     net.push("", bn(b, 16, cfg, "bn1")?);
     net.push("", Relu::new());
     let c = stages(
@@ -309,12 +311,7 @@ pub fn resnet18<B: TensorBackend + 'static>(
         Stem::Cifar => (3, 1, 1),
         Stem::ImageNet => (7, 2, 3),
     };
-    net.push(
-        "",
-        Conv2d::new(b, 3, 64, k, s, p, rng.next_u64())?
-            .without_bias()
-            .named("conv1"),
-    );
+    net.push("", conv(b, (3, 64), (k, s, p), &mut rng, "conv1")?);
     net.push("", bn(b, 64, cfg, "bn1")?);
     net.push("", Relu::new());
     if stem == Stem::ImageNet {
@@ -385,28 +382,28 @@ pub fn alexnet_bn<B: TensorBackend + 'static>(
         })?;
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    let mut conv = |net: &mut Sequential<B>, i: usize, (c, f): (usize, usize), (k, st, p)| {
-        let c = Conv2d::new(b, c, f, k, st, p, rng.next_u64())?
-            .without_bias()
-            .named(format!("features.{i}"));
-        net.push("", c);
+    let mut push_conv = |net: &mut Sequential<B>, i: usize, channels, kernel| {
+        net.push(
+            "",
+            conv(b, channels, kernel, &mut rng, format!("features.{i}"))?,
+        );
         Ok::<_, Error>(())
     };
-    conv(&mut net, 0, (3, 64), (11, 4, 2))?;
+    push_conv(&mut net, 0, (3, 64), (11, 4, 2))?;
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.2")?);
     net.push("", Relu::new());
-    conv(&mut net, 4, (64, 192), (5, 1, 2))?;
+    push_conv(&mut net, 4, (64, 192), (5, 1, 2))?;
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", Relu::new());
     net.push("", bn(b, 192, cfg, "features.7")?);
-    conv(&mut net, 8, (192, 384), (3, 1, 1))?;
+    push_conv(&mut net, 8, (192, 384), (3, 1, 1))?;
     net.push("", Relu::new());
     net.push("", bn(b, 384, cfg, "features.10")?);
-    conv(&mut net, 11, (384, 256), (3, 1, 1))?;
+    push_conv(&mut net, 11, (384, 256), (3, 1, 1))?;
     net.push("", Relu::new());
     net.push("", bn(b, 256, cfg, "features.13")?);
-    conv(&mut net, 14, (256, 256), (3, 1, 1))?;
+    push_conv(&mut net, 14, (256, 256), (3, 1, 1))?;
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", Relu::new());
     net.push("", bn(b, 256, cfg, "features.17")?);

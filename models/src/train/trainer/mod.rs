@@ -1,7 +1,8 @@
 //! The trainer: a [`Trainer`]'s state and how it is built. Its work lies in
-//! the files beside this one — `step.rs`, one optimiser step (data order,
-//! ghost chunks, SmoothOut draws, the update); `run.rs`, the epochs with
-//! evaluation and files; `state.rs`, its state as a checkpoint and back.
+//! the files beside this one: `report.rs`, what a run is given and what it
+//! reports; `step.rs`, one optimiser step (data order, ghost chunks,
+//! SmoothOut draws, the update); `run.rs`, the epochs with evaluation and
+//! files; `state.rs`, its state as a checkpoint and back.
 
 use smoothout::{ParamSpec, Sgd, SmoothOut, TensorBackend};
 
@@ -16,12 +17,12 @@ use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
 use crate::optim::{Adam, AdamConfig, Optimizer, SgdMomentum};
 
+mod report;
 mod run;
 mod state;
 mod step;
 
-pub use run::{Event, RunEnd, RunFiles, CHECKPOINT_FILE};
-pub use step::StepInfo;
+pub use report::{Event, RunEnd, RunFiles, StepInfo, CHECKPOINT_FILE};
 
 /// The run's optimiser, each variant named after the type it holds:
 /// [`SgdMomentum`] for both [`OptimizerKind::Sgd`] (heavy ball) and

@@ -1,66 +1,16 @@
 //! Whole runs: epochs of steps, evaluation after each, checkpoints and
 //! metrics files, and stopping between two steps when asked.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use smoothout::TensorBackend;
 
-use super::{EpochSums, StepInfo, Trainer};
+use super::report::{Event, RunEnd, RunFiles, CHECKPOINT_FILE};
+use super::{EpochSums, Trainer};
 use crate::data::{Dataset, Split};
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
 use crate::train::files::{write_metrics, EpochMetrics};
-
-/// File name of a run's checkpoint inside its directory.
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-
-/// What the trainer reports while it runs (see [`Trainer::run`]).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event<'a> {
-    /// An optimiser step finished.
-    Step(&'a StepInfo),
-    /// The epoch's training steps are done; evaluation starts.
-    Evaluating {
-        /// 1-based epoch.
-        epoch: u64,
-    },
-    /// An epoch finished and was evaluated.
-    Epoch(&'a EpochMetrics),
-    /// A checkpoint was written.
-    Saved {
-        /// The file.
-        path: &'a Path,
-        /// Optimiser steps it holds.
-        step: u64,
-    },
-}
-
-/// How [`Trainer::run_until_stopped`] ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RunEnd {
-    /// The run is finished, or reached the step it was asked to stop at.
-    Done,
-    /// The stop flag was set: training stopped after `step` optimiser
-    /// steps (and, with files, the checkpoint holds that step).
-    Stopped {
-        /// Optimiser steps done.
-        step: u64,
-    },
-}
-
-/// Where and how often [`Trainer::run`] writes its files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunFiles {
-    /// The run's directory: `checkpoint.safetensors`, `metrics.jsonl` and
-    /// `metrics.csv` go there.
-    pub dir: PathBuf,
-    /// Also checkpoint every this many steps within an epoch (a checkpoint
-    /// is always written after each epoch).
-    pub every: Option<u64>,
-}
 
 impl<B: TensorBackend + 'static> Trainer<B> {
     /// Mean loss and accuracy of the network in eval mode over `data`.

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use smoothout::{Draw, Real, Sgd, SmoothOut, TensorBackend};
 
+use super::report::StepInfo;
 use super::{Opt, Trainer};
 use crate::data::Dataset;
 use crate::error::{Result, TrainError};
@@ -14,29 +15,6 @@ use crate::layers::Layer;
 use crate::optim::{clip_grad_norm, Ascent, SgdMomentum};
 use crate::rng::{derive_seed, permutation, seeded_rng, STREAM_AUGMENT, STREAM_ORDER};
 use crate::train::config::Method;
-
-/// One step's figures, for progress displays.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepInfo {
-    /// 1-based epoch.
-    pub epoch: u64,
-    /// Epochs in the run.
-    pub epochs: u64,
-    /// 1-based step within the epoch.
-    pub step_in_epoch: u64,
-    /// Steps per epoch.
-    pub steps_per_epoch: u64,
-    /// Optimiser steps taken so far in the run.
-    pub global_step: u64,
-    /// Mean training loss of this step's batch: at the perturbed point for
-    /// SmoothOut, AdaSmoothOut and RWP, at the unperturbed point (the first
-    /// pass) for SAM, ASAM and m-RWP.
-    pub loss: f64,
-    /// The learning rate the step used.
-    pub lr: f64,
-    /// Training images per second over the epoch so far.
-    pub images_per_sec: f64,
-}
 
 impl<B: TensorBackend + 'static> Trainer<B> {
     /// The example indices of step `step_in_epoch` of `epoch` (0-based).
