@@ -622,7 +622,7 @@ fn run(
     t.annotate("dataset", sweep.kind.name());
     let files = RunFiles {
         dir: dir.to_path_buf(),
-        every: Some(crate::DEFAULT_CHECKPOINT_EVERY),
+        every: Some(crate::setup::DEFAULT_CHECKPOINT_EVERY),
     };
     let mut progress = Progress::new(name, &t, false);
     let end = t.run_until_stopped(

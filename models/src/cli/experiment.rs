@@ -441,7 +441,7 @@ fn train_one(
     let t = Instant::now();
     let files = RunFiles {
         dir,
-        every: Some(crate::DEFAULT_CHECKPOINT_EVERY),
+        every: Some(crate::setup::DEFAULT_CHECKPOINT_EVERY),
     };
     let mut progress = Progress::new(&name, &trainer, false);
     trainer.run(data, Some(&files), &mut |e| progress.event(&e))?;

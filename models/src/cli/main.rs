@@ -24,7 +24,7 @@ use smoothout_models::train::{
 use args::{Cli, Command, DatasetArg, DeviceArg, EvalArgs, FetchArgs, TrainArgs};
 use flatness::{Flatness, MeasureConfig, RunResult};
 use progress::Progress;
-use setup::{backend, check_threads, exists, load};
+use setup::{backend, check_threads, exists, load, DEFAULT_CHECKPOINT_EVERY};
 
 /// What to do about a checkpoint each command cannot use (a
 /// `TrainError::Checkpoint` says what is wrong with the file, not what the
@@ -34,8 +34,6 @@ const EVAL_HINT: &str = "the file is damaged, edited or not written by `smoothou
                          evaluate another run's checkpoint, or train this run again";
 const EXPERIMENT_HINT: &str =
     "delete that run's directory to train it afresh, or choose another --runs";
-/// Checkpoint every this many steps unless `--checkpoint-every` says.
-const DEFAULT_CHECKPOINT_EVERY: u64 = 200;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

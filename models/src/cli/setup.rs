@@ -1,5 +1,5 @@
 //! What the commands share: their data ([`load`]), the CPU backend and its
-//! `--threads` check, and whether a path exists.
+//! `--threads` check, whether a path exists, and how often runs checkpoint.
 
 use std::path::Path;
 
@@ -10,6 +10,9 @@ use smoothout_models::data::{
 use smoothout_models::train::TrainError;
 
 use crate::args::DatasetArg;
+
+/// Checkpoint every this many steps unless `--checkpoint-every` says.
+pub(crate) const DEFAULT_CHECKPOINT_EVERY: u64 = 200;
 
 /// Images held out of the 1 797 built-in digits for testing.
 const DIGITS_TEST: usize = 360;
