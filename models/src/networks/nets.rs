@@ -214,6 +214,23 @@ pub fn c3<B: TensorBackend + 'static>(b: &B, cfg: NetConfig) -> Result<Sequentia
     cifar_shallow(b, 100, cfg)
 }
 
+/// A ResNet after its stem: the [`stages`] of `plan` from `channels`
+/// channels, global average pooling, and the Linear `fc` to `classes`.
+fn stages_and_head<B: TensorBackend + 'static>(
+    b: &B,
+    net: &mut Sequential<B>,
+    channels: usize,
+    plan: &[(usize, usize, usize)],
+    cfg: NetConfig,
+    rng: &mut impl RngCore,
+    classes: usize,
+) -> Result<()> {
+    let c = stages(b, net, channels, plan, cfg, rng)?;
+    net.push("", GlobalAvgPool::new());
+    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
+    Ok(())
+}
+
 /// Stages of basic blocks: `(filters, blocks, first stride)` each, named
 /// `layer1`, `layer2`, …; returns the channels out.
 fn stages<B: TensorBackend + 'static>(
@@ -269,16 +286,15 @@ pub fn resnet_cifar<B: TensorBackend + 'static>(
     net.push("", conv(b, (3, 16), (3, 1, 1), &mut rng, "conv1")?);
     net.push("", bn(b, 16, cfg, "bn1")?);
     net.push("", Relu::new());
-    let c = stages(
+    stages_and_head(
         b,
         &mut net,
         16,
         &[(16, n, 1), (32, n, 2), (64, n, 2)],
         cfg,
         &mut rng,
+        classes,
     )?;
-    net.push("", GlobalAvgPool::new());
-    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
     Ok(net)
 }
 
@@ -317,16 +333,15 @@ pub fn resnet18<B: TensorBackend + 'static>(
     if stem == Stem::ImageNet {
         net.push("", MaxPool2d::new(3, 2, 1));
     }
-    let c = stages(
+    stages_and_head(
         b,
         &mut net,
         64,
         &[(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)],
         cfg,
         &mut rng,
+        classes,
     )?;
-    net.push("", GlobalAvgPool::new());
-    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
     Ok(net)
 }
 
