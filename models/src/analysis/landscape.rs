@@ -7,14 +7,15 @@
 //! statistics are copied on the backend before the first change and copied
 //! back at the end.
 //!
-//! All losses and accuracies come from [`evaluate`] (eval mode: BatchNorm
+//! All losses and accuracies come from [`evaluate`](crate::train::evaluate) (eval mode: BatchNorm
 //! normalises with its running statistics, dropout passes everything), one
 //! [`SetMetrics`] per [`EvalSet`], in the order the sets are given.
 
 use crate::data::{Dataset, Normalize};
+use crate::error::{Result, TrainError};
+use crate::eval::evaluate;
 use crate::layers::Layer;
 use crate::networks::Sequential;
-use crate::train::{evaluate, Result, TrainError};
 use smoothout::reference::fill_unit;
 use smoothout::tensor::TensorBackend;
 use smoothout::{

@@ -27,10 +27,12 @@ use smoothout::{ParamSpec, Real};
 
 use super::landscape::{flat_params, set_flat_params};
 use super::lbfgsb::{maximize, LbfgsbConfig, Termination};
-use crate::data::{seeded_rng, Dataset, Normalize};
+use crate::data::{Dataset, Normalize};
+use crate::error::{Result, TrainError};
+use crate::eval::upload_batch;
 use crate::layers::{Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
-use crate::train::{upload_batch, Result, TrainError};
+use crate::rng::seeded_rng;
 
 /// A differentiable function of a flat parameter vector.
 pub trait Objective {

@@ -4,7 +4,7 @@
 use rand_core::RngCore;
 
 use super::error::{DataError, Result};
-use super::shuffle::uniform_below;
+use crate::rng::uniform_below;
 
 /// Random crop with zero padding and random horizontal flip, the standard
 /// CIFAR augmentation (He et al.: pad 4, crop 32×32, flip half the images).
@@ -108,13 +108,7 @@ impl Augment {
         rng: &mut R,
     ) -> Result<()> {
         let len = self.check(image_shape)?;
-        if batch.len() % len != 0 {
-            return Err(DataError::LengthMismatch {
-                what: "batch (a whole number of images)",
-                expected: batch.len() / len * len,
-                actual: batch.len(),
-            });
-        }
+        DataError::check_whole_images(batch.len(), len)?;
         for image in batch.chunks_exact_mut(len) {
             self.apply_unchecked(image, image_shape, rng);
         }

@@ -15,13 +15,12 @@
 //! authors' page and unpack them into `data/`, which gives
 //! `data/cifar-10-batches-bin/` and `data/cifar-100-binary/`.
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
-use super::catalog::DatasetKind;
+use super::catalog::read_dataset_file;
 use super::dataset::{Dataset, Split};
 use super::error::{DataError, Result};
+use super::kind::DatasetKind;
 
 /// Pixel bytes per CIFAR image: 3 × 32 × 32.
 pub const CIFAR_IMAGE_LEN: usize = 3 * 32 * 32;
@@ -177,20 +176,7 @@ fn load_files(root: &Path, layout: CifarLayout, names: &[String]) -> Result<Data
     let mut labels = Vec::new();
     for name in names {
         let path = dir.join(name);
-        let bytes = fs::read(&path).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                DataError::Missing {
-                    dataset: kind,
-                    root: root.to_path_buf(),
-                    path: path.clone(),
-                }
-            } else {
-                DataError::Io {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = read_dataset_file(kind, root, &path)?;
         parse_into(&bytes, layout, &mut pixels, &mut labels)
             .map_err(|e| e.in_file(&path, Some(kind)))?;
     }

@@ -1,7 +1,7 @@
 //! The in-memory labelled image set every loader returns.
 
 use super::error::{DataError, Result};
-use super::shuffle::permutation;
+use crate::rng::permutation;
 
 /// Labelled images in memory: `n` images of shape `[channels, height, width]`
 /// stored as bytes, image after image, each channel-major then row-major

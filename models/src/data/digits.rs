@@ -8,14 +8,13 @@
 //! data (E. Alpaydin, C. Kaynak, 1998). It is embedded in this crate, so
 //! [`Dataset::digits_embedded`] needs no download.
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
-use super::catalog::DatasetKind;
+use super::catalog::read_dataset_file;
 use super::dataset::Dataset;
 use super::error::{DataError, Result};
 use super::gzip::{maybe_gunzip, MAX_DECOMPRESSED};
+use super::kind::DatasetKind;
 
 /// Comma-separated fields per line: 64 pixels and the label.
 pub const DIGITS_FIELDS: usize = 65;
@@ -108,20 +107,7 @@ pub fn load_digits(root: impl AsRef<Path>) -> Result<Dataset> {
     let root = root.as_ref();
     let kind = DatasetKind::Digits;
     let path = root.join(kind.dir_name()).join("digits.csv.gz");
-    let bytes = fs::read(&path).map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            DataError::Missing {
-                dataset: kind,
-                root: root.to_path_buf(),
-                path: path.clone(),
-            }
-        } else {
-            DataError::Io {
-                path: path.clone(),
-                source,
-            }
-        }
-    })?;
+    let bytes = read_dataset_file(kind, root, &path)?;
     parse_digits_csv(&bytes).map_err(|e| e.in_file(&path, Some(kind)))
 }
 

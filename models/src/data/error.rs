@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::catalog::DatasetKind;
+use super::kind::DatasetKind;
 
 /// Every way loading, parsing or transforming a dataset can fail.
 ///
@@ -193,6 +193,19 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// [`DataError::LengthMismatch`] unless a batch of `batch_len` values
+    /// is a whole number of images of `image_len` values (`image_len > 0`).
+    pub(crate) fn check_whole_images(batch_len: usize, image_len: usize) -> Result<(), Self> {
+        if batch_len % image_len == 0 {
+            return Ok(());
+        }
+        Err(DataError::LengthMismatch {
+            what: "batch (a whole number of images)",
+            expected: batch_len / image_len * image_len,
+            actual: batch_len,
+        })
+    }
+
     /// The error under any [`InFile`](DataError::InFile) and
     /// [`Line`](DataError::Line) wrappers.
     ///

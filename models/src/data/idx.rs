@@ -15,10 +15,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::catalog::DatasetKind;
 use super::dataset::{Dataset, Split};
 use super::error::{DataError, Result};
 use super::gzip::{maybe_gunzip, MAX_DECOMPRESSED};
+use super::kind::DatasetKind;
 
 const IMAGES: &str = "IDX images";
 const LABELS: &str = "IDX labels";

@@ -49,11 +49,11 @@ mod digits;
 mod error;
 mod gzip;
 mod idx;
+mod kind;
 mod normalize;
-mod shuffle;
 
 pub use augment::Augment;
-pub use catalog::{verify, DatasetKind, KnownFile, KNOWN_FILES};
+pub use catalog::{verify, KnownFile, KNOWN_FILES};
 pub use checksum::{sha256_file, sha256_hex};
 pub use cifar::{
     load_cifar10, load_cifar100, load_cifar100_coarse, parse_cifar, CifarLayout, CIFAR_IMAGE_LEN,
@@ -63,5 +63,8 @@ pub use digits::{load_digits, parse_digits_csv, DIGITS_CSV_GZ, DIGITS_FIELDS, DI
 pub use error::{DataError, Result};
 pub use gzip::MAX_DECOMPRESSED;
 pub use idx::{load_fashion_mnist, load_idx_files, load_mnist, parse_idx};
+pub use kind::DatasetKind;
 pub use normalize::Normalize;
-pub use shuffle::{permutation, seeded_rng, shuffle, uniform_below, Xoshiro256PlusPlus};
+// The seeded generator lives in `crate::rng` (the layers use it too); the
+// data keep their names for it.
+pub use crate::rng::{permutation, seeded_rng, shuffle, uniform_below, Xoshiro256PlusPlus};

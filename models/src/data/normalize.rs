@@ -152,13 +152,7 @@ impl Normalize {
         }
         let plane = h.saturating_mul(w);
         let len = plane.saturating_mul(c);
-        if batch.len() % len != 0 {
-            return Err(DataError::LengthMismatch {
-                what: "batch (a whole number of images)",
-                expected: batch.len() / len * len,
-                actual: batch.len(),
-            });
-        }
+        DataError::check_whole_images(batch.len(), len)?;
         for image in batch.chunks_exact_mut(len) {
             for ((values, &m), &s) in image.chunks_exact_mut(plane).zip(&self.mean).zip(&self.std) {
                 for x in values {

@@ -1,7 +1,7 @@
 //! Batch normalisation (1-D and 2-D), with running statistics and ghost
 //! batches.
 
-use super::{bad_shape, keep_copy, no_cache, reuse, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, reuse, Layer};
 use smoothout::tensor::reference::{self as r, wide};
 use smoothout::tensor::{BatchNormGrads, BatchNormStats, TensorBackend};
 use smoothout::{ParamSpec, Real, Result};
@@ -221,7 +221,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        let total = super::numel("batch norm input", shape, b.len(x))?;
+        let total = super::layer::numel("batch norm input", shape, b.len(x))?;
         if !(shape.len() == 2 || shape.len() == 4) {
             return Err(bad_shape(
                 "batch norm input rank (must be 2 or 4)",
@@ -356,16 +356,5 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             ParamSpec::normalization(format!("{}.bias", self.name), self.channels),
         ]
     }
-    fn params(&self) -> Vec<&B::Buffer> {
-        self.params.iter().collect()
-    }
-    fn grads(&self) -> Vec<&B::Buffer> {
-        self.grads.iter().collect()
-    }
-    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        (
-            self.params.iter_mut().collect(),
-            self.grads.iter_mut().collect(),
-        )
-    }
+    params_in_fields!();
 }

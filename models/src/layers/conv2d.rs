@@ -1,7 +1,7 @@
 //! 2-D convolution as im2col + GEMM.
 
-use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
-use crate::data::seeded_rng;
+use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Layer};
+use crate::rng::seeded_rng;
 use smoothout::tensor::TensorBackend;
 use smoothout::{ParamSpec, Result};
 
@@ -127,7 +127,7 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::numel("conv input (N·C·H·W)", shape, b.len(x))?;
+        super::layer::numel("conv input (N·C·H·W)", shape, b.len(x))?;
         let &[n, c, h, w] = shape else {
             return Err(bad_shape("conv input rank (must be 4, NCHW)", shape.len()));
         };
@@ -182,16 +182,5 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         }
         s
     }
-    fn params(&self) -> Vec<&B::Buffer> {
-        self.params.iter().collect()
-    }
-    fn grads(&self) -> Vec<&B::Buffer> {
-        self.grads.iter().collect()
-    }
-    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        (
-            self.params.iter_mut().collect(),
-            self.grads.iter_mut().collect(),
-        )
-    }
+    params_in_fields!();
 }

@@ -1,6 +1,6 @@
 //! Dropout with counter-based masks.
 
-use super::{no_cache, Layer};
+use super::layer::{no_cache, Layer};
 use smoothout::tensor::TensorBackend;
 use smoothout::{Noise, NoiseKey, Real, Result};
 
@@ -92,7 +92,7 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        let n = super::numel("dropout input", shape, b.len(x))?;
+        let n = super::layer::numel("dropout input", shape, b.len(x))?;
         let mut y = b.zeros(n)?;
         b.copy(x, &mut y)?;
         if !train || self.frozen {

@@ -1,7 +1,7 @@
 //! Fully connected layer.
 
-use super::{bad_shape, keep_copy, no_cache, uniform_init, Layer};
-use crate::data::seeded_rng;
+use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Layer};
+use crate::rng::seeded_rng;
 use smoothout::tensor::{Gemm, TensorBackend};
 use smoothout::{ParamSpec, Result};
 
@@ -91,7 +91,7 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        let total = super::numel("linear input", shape, b.len(x))?;
+        let total = super::layer::numel("linear input", shape, b.len(x))?;
         let n = shape.first().copied().unwrap_or(0);
         if n == 0 || total != n * self.inputs {
             return Err(bad_shape(
@@ -132,16 +132,5 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
             ParamSpec::bias(format!("{}.bias", self.name), self.outputs),
         ]
     }
-    fn params(&self) -> Vec<&B::Buffer> {
-        self.params.iter().collect()
-    }
-    fn grads(&self) -> Vec<&B::Buffer> {
-        self.grads.iter().collect()
-    }
-    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        (
-            self.params.iter_mut().collect(),
-            self.grads.iter_mut().collect(),
-        )
-    }
+    params_in_fields!();
 }

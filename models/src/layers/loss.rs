@@ -1,6 +1,6 @@
 //! Softmax cross-entropy loss.
 
-use super::bad_shape;
+use super::layer::bad_shape;
 use smoothout::tensor::TensorBackend;
 use smoothout::Result;
 
@@ -46,7 +46,7 @@ impl SoftmaxCrossEntropy {
         shape: &[usize],
         labels: &[u32],
     ) -> Result<(f64, B::Buffer)> {
-        super::numel("loss logits", shape, b.len(logits))?;
+        super::layer::numel("loss logits", shape, b.len(logits))?;
         if shape.len() != 2 || shape[1] != self.classes {
             return Err(bad_shape(
                 "loss logits shape (must be [N, classes])",

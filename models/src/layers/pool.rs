@@ -1,6 +1,6 @@
 //! Max and average pooling.
 
-use super::{bad_shape, no_cache, Layer};
+use super::layer::{bad_shape, no_cache, Layer};
 use smoothout::tensor::{Pool2d, PoolKind, TensorBackend};
 use smoothout::Result;
 
@@ -20,7 +20,7 @@ impl<B: TensorBackend> Pool<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::numel("pool input (N·C·H·W)", shape, b.len(x))?;
+        super::layer::numel("pool input (N·C·H·W)", shape, b.len(x))?;
         let &[n, c, h, w] = shape else {
             return Err(bad_shape("pool input rank (must be 4, NCHW)", shape.len()));
         };

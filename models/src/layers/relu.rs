@@ -1,6 +1,6 @@
 //! ReLU.
 
-use super::{keep_copy, no_cache, Layer};
+use super::layer::{keep_copy, no_cache, Layer};
 use smoothout::tensor::TensorBackend;
 use smoothout::Result;
 
@@ -40,7 +40,7 @@ impl<B: TensorBackend> Layer<B> for Relu<B> {
         shape: &[usize],
         train: bool,
     ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::numel("relu input", shape, b.len(x))?;
+        super::layer::numel("relu input", shape, b.len(x))?;
         let mut y = b.zeros(b.len(x))?;
         b.relu(x, &mut y)?;
         if train {

@@ -1,7 +1,10 @@
 //! The ResNet basic block.
 
-use super::{concat_params_and_grads, BatchNorm, Conv2d, Layer, Relu};
-use crate::data::seeded_rng;
+use super::batch_norm::BatchNorm;
+use super::conv2d::Conv2d;
+use super::layer::{concat_params_and_grads, Layer};
+use super::relu::Relu;
+use crate::rng::seeded_rng;
 use rand_core::RngCore;
 use smoothout::tensor::TensorBackend;
 use smoothout::{ParamSpec, Result};

@@ -1,8 +1,8 @@
 //! The paper's networks, built from [`crate::layers`].
 
 use super::sequential::{GlobalAvgPool, LinearNoBias, Sequential};
-use crate::data::seeded_rng;
 use crate::layers::{BasicBlock, BatchNorm, Conv2d, Dropout, Linear, MaxPool2d, Relu};
+use crate::rng::seeded_rng;
 use rand_core::RngCore;
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, Result};
@@ -47,6 +47,23 @@ pub enum Stem {
     /// 7×7 convolution, stride 2, padding 3, then max-pool 3/2 with padding
     /// 1: He et al.'s ImageNet stem (torchvision's `resnet18`).
     ImageNet,
+}
+
+/// A convolution without bias from `channels` to `filters`, kernel `k`,
+/// stride and padding `(k, stride, padding)`, initialised from the next
+/// draw of `rng`, named `name` (every convolution of the paper's networks).
+fn conv<B: TensorBackend>(
+    b: &B,
+    (channels, filters): (usize, usize),
+    (k, stride, padding): (usize, usize, usize),
+    rng: &mut impl RngCore,
+    name: impl Into<String>,
+) -> Result<Conv2d<B>> {
+    Ok(
+        Conv2d::new(b, channels, filters, k, stride, padding, rng.next_u64())?
+            .without_bias()
+            .named(name),
+    )
 }
 
 fn bn<B: TensorBackend>(b: &B, c: usize, cfg: NetConfig, name: &str) -> Result<BatchNorm<B>> {
@@ -170,21 +187,11 @@ pub fn cifar_shallow<B: TensorBackend + 'static>(
 ) -> Result<Sequential<B>> {
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    net.push(
-        "",
-        Conv2d::new(b, 3, 64, 5, 1, 2, rng.next_u64())?
-            .without_bias()
-            .named("features.0"),
-    );
+    net.push("", conv(b, (3, 64), (5, 1, 2), &mut rng, "features.0")?);
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.2")?);
     net.push("", Relu::new());
-    net.push(
-        "",
-        Conv2d::new(b, 64, 64, 5, 1, 2, rng.next_u64())?
-            .without_bias()
-            .named("features.4"),
-    );
+    net.push("", conv(b, (64, 64), (5, 1, 2), &mut rng, "features.4")?);
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.6")?);
     net.push("", Relu::new());
@@ -206,6 +213,23 @@ pub fn c1<B: TensorBackend + 'static>(b: &B, cfg: NetConfig) -> Result<Sequentia
 /// As [`cifar_shallow`].
 pub fn c3<B: TensorBackend + 'static>(b: &B, cfg: NetConfig) -> Result<Sequential<B>> {
     cifar_shallow(b, 100, cfg)
+}
+
+/// A ResNet after its stem: the [`stages`] of `plan` from `channels`
+/// channels, global average pooling, and the Linear `fc` to `classes`.
+fn stages_and_head<B: TensorBackend + 'static>(
+    b: &B,
+    net: &mut Sequential<B>,
+    channels: usize,
+    plan: &[(usize, usize, usize)],
+    cfg: NetConfig,
+    rng: &mut impl RngCore,
+    classes: usize,
+) -> Result<()> {
+    let c = stages(b, net, channels, plan, cfg, rng)?;
+    net.push("", GlobalAvgPool::new());
+    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
+    Ok(())
 }
 
 /// Stages of basic blocks: `(filters, blocks, first stride)` each, named
@@ -260,24 +284,18 @@ pub fn resnet_cifar<B: TensorBackend + 'static>(
     let n = (depth - 2) / 6;
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    net.push(
-        "",
-        Conv2d::new(b, 3, 16, 3, 1, 1, rng.next_u64())?
-            .without_bias()
-            .named("conv1"),
-    );
+    net.push("", conv(b, (3, 16), (3, 1, 1), &mut rng, "conv1")?);
     net.push("", bn(b, 16, cfg, "bn1")?);
     net.push("", Relu::new());
-    let c = stages(
+    stages_and_head(
         b,
         &mut net,
         16,
         &[(16, n, 1), (32, n, 2), (64, n, 2)],
         cfg,
         &mut rng,
+        classes,
     )?;
-    net.push("", GlobalAvgPool::new());
-    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
     Ok(net)
 }
 
@@ -310,27 +328,21 @@ pub fn resnet18<B: TensorBackend + 'static>(
         Stem::Cifar => (3, 1, 1),
         Stem::ImageNet => (7, 2, 3),
     };
-    net.push(
-        "",
-        Conv2d::new(b, 3, 64, k, s, p, rng.next_u64())?
-            .without_bias()
-            .named("conv1"),
-    );
+    net.push("", conv(b, (3, 64), (k, s, p), &mut rng, "conv1")?);
     net.push("", bn(b, 64, cfg, "bn1")?);
     net.push("", Relu::new());
     if stem == Stem::ImageNet {
         net.push("", MaxPool2d::new(3, 2, 1));
     }
-    let c = stages(
+    stages_and_head(
         b,
         &mut net,
         64,
         &[(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)],
         cfg,
         &mut rng,
+        classes,
     )?;
-    net.push("", GlobalAvgPool::new());
-    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
     Ok(net)
 }
 
@@ -386,28 +398,28 @@ pub fn alexnet_bn<B: TensorBackend + 'static>(
         })?;
     let mut rng = seeded_rng(cfg.seed);
     let mut net = Sequential::new();
-    let mut conv = |net: &mut Sequential<B>, i: usize, (c, f): (usize, usize), (k, st, p)| {
-        let c = Conv2d::new(b, c, f, k, st, p, rng.next_u64())?
-            .without_bias()
-            .named(format!("features.{i}"));
-        net.push("", c);
+    let mut push_conv = |net: &mut Sequential<B>, i: usize, channels, kernel| {
+        net.push(
+            "",
+            conv(b, channels, kernel, &mut rng, format!("features.{i}"))?,
+        );
         Ok::<_, Error>(())
     };
-    conv(&mut net, 0, (3, 64), (11, 4, 2))?;
+    push_conv(&mut net, 0, (3, 64), (11, 4, 2))?;
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", bn(b, 64, cfg, "features.2")?);
     net.push("", Relu::new());
-    conv(&mut net, 4, (64, 192), (5, 1, 2))?;
+    push_conv(&mut net, 4, (64, 192), (5, 1, 2))?;
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", Relu::new());
     net.push("", bn(b, 192, cfg, "features.7")?);
-    conv(&mut net, 8, (192, 384), (3, 1, 1))?;
+    push_conv(&mut net, 8, (192, 384), (3, 1, 1))?;
     net.push("", Relu::new());
     net.push("", bn(b, 384, cfg, "features.10")?);
-    conv(&mut net, 11, (384, 256), (3, 1, 1))?;
+    push_conv(&mut net, 11, (384, 256), (3, 1, 1))?;
     net.push("", Relu::new());
     net.push("", bn(b, 256, cfg, "features.13")?);
-    conv(&mut net, 14, (256, 256), (3, 1, 1))?;
+    push_conv(&mut net, 14, (256, 256), (3, 1, 1))?;
     net.push("", MaxPool2d::new(3, 2, 0));
     net.push("", Relu::new());
     net.push("", bn(b, 256, cfg, "features.17")?);

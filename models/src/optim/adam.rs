@@ -3,7 +3,7 @@
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, Real, Result};
 
-use super::{
+use super::optimizer::{
     check_bufs, check_lr, check_state, download, upload_into, upload_to, zeros, OptimState,
     Optimizer,
 };

@@ -2,7 +2,7 @@
 
 use smoothout::{Error, Result};
 
-use super::Milestones;
+use super::milestones::Milestones;
 
 fn invalid<T>(name: &'static str, value: f64, expected: &'static str) -> Result<T> {
     Err(Error::InvalidSetting {
@@ -116,7 +116,7 @@ impl LrRegime {
             }
         }
         for &(_, lr) in points {
-            super::check_lr(lr)?;
+            super::optimizer::check_lr(lr)?;
         }
         Ok(LrRegime {
             points: points.to_vec(),
@@ -138,7 +138,7 @@ impl LrRegime {
     /// # Errors
     /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate.
     pub fn decay(lr: f64, epochs: u64) -> Result<Self> {
-        super::check_lr(lr)?;
+        super::optimizer::check_lr(lr)?;
         Ok(Self::decay_points(lr, epochs))
     }
 
@@ -166,7 +166,7 @@ impl LrRegime {
     /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate, and
     /// as [`Milestones::epochs`].
     pub fn milestones(lr: f64, epochs: u64, milestones: &Milestones) -> Result<Self> {
-        super::check_lr(lr)?;
+        super::optimizer::check_lr(lr)?;
         let mut points = vec![(0, lr)];
         // 10^k is exact in f64 up to k = 22, so the k-th rate is lr / 10^k
         // rounded once, as `decay` computes it
@@ -206,7 +206,7 @@ impl LrRegime {
         let f = scaling.factor(batch, ghost)?;
         for p in &mut self.points {
             p.1 *= f;
-            super::check_lr(p.1)?;
+            super::optimizer::check_lr(p.1)?;
         }
         Ok(self)
     }

@@ -3,7 +3,7 @@
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, Real, Result, Sgd};
 
-use super::{
+use super::optimizer::{
     check_bufs, check_lr, check_state, download, upload_into, zeros, OptimState, Optimizer,
 };
 
@@ -17,7 +17,19 @@ use super::{
 /// w ← w − lr · (g + momentum · v)     (Nesterov)
 /// ```
 ///
-/// each line rounded in the element type in this order. The heavy-ball step
+/// each line rounded in the element type in this order.
+///
+/// Three names, three things: core's [`Sgd`] is the *settings* of one SGD
+/// update (rate, momentum, weight decay: what `denoise_sgd` takes);
+/// `SgdMomentum` is the *optimiser* that holds those settings with the
+/// momentum buffers and step count, heavy ball or Nesterov (as [`Adam`]
+/// holds an [`AdamConfig`]); `OptimizerKind::Sgd` (`--optimizer sgd`) is
+/// the *choice* of its heavy-ball form, beside `Nesterov` and `Adam`.
+///
+/// [`Adam`]: super::Adam
+/// [`AdamConfig`]: super::AdamConfig
+///
+/// The heavy-ball step
 /// is [`smoothout::UpdateOps::denoise_sgd`] with no noise, so it is
 /// bit-identical to SmoothOut's fused update; with `momentum = 0` it is plain
 /// SGD. Nesterov needs `momentum > 0` (as in PyTorch) and one scratch buffer

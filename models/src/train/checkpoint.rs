@@ -60,7 +60,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use smoothout::Real;
 
-use super::error::{Result, TrainError};
+use crate::error::{Result, TrainError};
 
 /// The element data of one tensor, in its stored precision.
 #[derive(Clone, Debug, PartialEq)]
@@ -758,6 +758,96 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// Tag of the format of the trainer's checkpoints (metadata `format`).
+pub const CHECKPOINT_FORMAT: &str = "smoothout-checkpoint-1";
+
+/// Checked reads from a checkpoint, with errors that name its file.
+pub(crate) struct CheckpointReader<'a> {
+    c: &'a Checkpoint,
+    path: &'a Path,
+}
+
+impl<'a> CheckpointReader<'a> {
+    /// Reads `c`, whose errors name `path`.
+    pub(crate) fn new(c: &'a Checkpoint, path: &'a Path) -> Self {
+        CheckpointReader { c, path }
+    }
+
+    /// A [`TrainError::Checkpoint`] naming the file.
+    pub(crate) fn bad(&self, reason: String) -> TrainError {
+        TrainError::checkpoint(self.path, reason)
+    }
+
+    pub(crate) fn meta(&self, key: &str) -> Result<&'a str> {
+        self.c
+            .meta(key)
+            .ok_or_else(|| self.bad(format!("metadata `{key}` is missing")))
+    }
+
+    pub(crate) fn number<T: std::str::FromStr>(&self, key: &str) -> Result<T> {
+        self.meta(key)?
+            .parse()
+            .map_err(|_| self.bad(format!("metadata `{key}` is not a number")))
+    }
+
+    /// Metadata `key` as a finite number.
+    pub(crate) fn finite(&self, key: &str) -> Result<f64> {
+        let v: f64 = self.number(key)?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.bad(format!(
+                "metadata `{key}` is {v}, not a finite number: the run that wrote it had diverged, \
+                 or the file was edited"
+            )))
+        }
+    }
+
+    pub(crate) fn check_format(&self) -> Result<()> {
+        if self.meta("format")? == CHECKPOINT_FORMAT {
+            Ok(())
+        } else {
+            Err(self.bad(format!("format is not {CHECKPOINT_FORMAT}")))
+        }
+    }
+
+    /// Every tensor of the checkpoint, whether it is used or not, holds
+    /// only finite values; the error names the first tensor that does not.
+    pub(crate) fn check_finite(&self) -> Result<()> {
+        for (name, _, data) in &self.c.tensors {
+            if let Some((at, value, count)) = data.non_finite() {
+                let others = match count {
+                    1 => String::new(),
+                    n => format!("; {} more after it", n - 1),
+                };
+                return Err(self.bad(format!(
+                    "tensor '{name}' holds {value} at element {at} of {}{others}: the checkpoint \
+                     stores non-finite values (the run that wrote it had diverged, or the file was \
+                     edited), so it cannot be used",
+                    data.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tensor `name` as `len` elements of the run's type.
+    pub(crate) fn tensor<E: Real>(&self, name: &str, len: usize) -> Result<Vec<E>> {
+        let (_, data) = self
+            .c
+            .tensor(name)
+            .ok_or_else(|| self.bad(format!("tensor `{name}` is missing")))?;
+        let v = data.to_vec::<E>(self.path, name)?;
+        if v.len() != len {
+            return Err(self.bad(format!(
+                "tensor `{name}` has {} elements, expected {len}",
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use smoothout::tensor::TensorBackend;
 use smoothout::{Config, Denoise, Noise, ParamSpec, Role, Scaling, Schedule};
 
-use super::error::{Result, TrainError};
 use crate::data::Augment;
+use crate::error::{Result, TrainError};
 use crate::networks::{self, NetConfig, Sequential};
 use crate::optim::LrRegime;
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::checkpoint::write_atomic;
-use super::error::{Result, TrainError};
+use crate::error::{Result, TrainError};
 
 /// The numbers recorded at the end of one epoch.
 #[derive(Clone, Debug, PartialEq)]

@@ -25,10 +25,9 @@
 //! The figure is of host memory: on `--device cuda` the activations live on
 //! the GPU, whose own allocator reports a shortage as an error.
 
-use std::fmt;
-
 use super::config::{Method, Network, OptimizerKind, TrainConfig};
-use super::error::{Result, TrainError};
+use crate::bytes::Bytes;
+use crate::error::{Result, TrainError};
 use smoothout::Denoise;
 
 /// The memory limit where the available memory cannot be read (not Linux,
@@ -177,27 +176,6 @@ fn describe_parts(e: &MemoryEstimate) -> String {
         Bytes(e.data),
         Bytes(e.checkpoint)
     )
-}
-
-/// A byte count in binary units (`1.5 GiB`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Bytes(pub u64);
-
-impl fmt::Display for Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-        let mut v = self.0 as f64;
-        let mut u = 0;
-        while v >= 1024.0 && u + 1 < UNITS.len() {
-            v /= 1024.0;
-            u += 1;
-        }
-        if u == 0 {
-            write!(f, "{} bytes", self.0)
-        } else {
-            write!(f, "{v:.1} {}", UNITS[u])
-        }
-    }
 }
 
 /// A walk through an architecture, tracking the shape of one example and

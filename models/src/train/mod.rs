@@ -50,28 +50,26 @@
 
 mod checkpoint;
 mod config;
-mod error;
 mod files;
 mod memory;
 mod row_noise;
 mod run_dir;
+mod saved_network;
 mod trainer;
 
+pub use crate::bytes::Bytes;
+pub use crate::error::{Result, TrainError};
+pub use crate::eval::evaluate;
 pub use checkpoint::{
     load_checkpoint, load_checkpoint_with, save_checkpoint, write_atomic, Checkpoint, LoadOptions,
-    TensorData,
+    TensorData, CHECKPOINT_FORMAT,
 };
 pub use config::{Method, Network, NoiseKind, OptimizerKind, PerturbSet, TrainConfig};
-pub use error::{Result, TrainError};
 pub use files::{history_from_str, history_to_string, write_metrics, EpochMetrics};
 pub use memory::{
-    available_memory, check_memory, Bytes, Footprint, MemoryEstimate, EVAL_BATCH,
-    FALLBACK_MEMORY_LIMIT,
+    available_memory, check_memory, Footprint, MemoryEstimate, EVAL_BATCH, FALLBACK_MEMORY_LIMIT,
 };
 pub use row_noise::RowNoise;
 pub use run_dir::RunDirState;
-pub(crate) use trainer::upload_batch;
-pub use trainer::{
-    evaluate, network_from_checkpoint, Event, RunEnd, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE,
-    CHECKPOINT_FORMAT,
-};
+pub use saved_network::network_from_checkpoint;
+pub use trainer::{Event, RunEnd, RunFiles, StepInfo, Trainer, CHECKPOINT_FILE};

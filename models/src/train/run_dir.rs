@@ -11,8 +11,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::error::{Result, TrainError};
 use super::trainer::{RunFiles, CHECKPOINT_FILE};
+use crate::error::{Result, TrainError};
 
 /// The files a run writes with [`write_atomic`](super::write_atomic), whose
 /// temporaries [`RunFiles::prepare`] removes.

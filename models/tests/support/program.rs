@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// The `smoothout` program cargo built for these tests: the one place that
 /// names it.
-pub const BIN: &str = env!("CARGO_BIN_EXE_smoothout");
+pub const BIN: &str = env!("CARGO_BIN_EXE_smoothout-cli");
 
 /// The flags of the smallest run the tests train: `mlp-16`, one epoch,
 /// seed 0, no flatness measurements, quiet.

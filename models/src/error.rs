@@ -1,10 +1,13 @@
-//! Typed training errors: what went wrong, and what to do about it.
+//! Typed errors of training, checkpoints, evaluation and analysis: what
+//! went wrong, and what to do about it (`smoothout_models::train` exports
+//! them; evaluation and the analysis use them without depending on the
+//! trainer).
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use super::memory::Bytes;
+use crate::bytes::Bytes;
 use crate::data::DataError;
 
 /// Every way configuring, running, checkpointing or resuming a training run

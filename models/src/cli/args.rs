@@ -19,7 +19,7 @@ use smoothout_models::train::{
 /// trace, sensitivity to weight noise) and prints one table (under half a
 /// minute).
 #[derive(Parser, Debug)]
-#[command(name = "smoothout", version, about, long_about)]
+#[command(name = "smoothout", bin_name = "smoothout", version, about, long_about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

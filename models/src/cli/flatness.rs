@@ -98,8 +98,8 @@ fn f64_copy<B: TensorBackend + 'static>(
     threads: usize,
 ) -> Result<(Cpu<f64>, Sequential<Cpu<f64>>), TrainError> {
     // The same constructor, and so the same thread limit, as the f32
-    // backend (`crate::backend`).
-    let c64 = Cpu::<f64>::with_threads(threads).map_err(crate::threads_error)?;
+    // backend (`crate::setup::backend`).
+    let c64 = Cpu::<f64>::with_threads(threads).map_err(crate::setup::threads_error)?;
     check_memory(
         || format!("the f64 copy of {} for the measurements", network.name()),
         network

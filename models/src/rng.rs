@@ -1,6 +1,9 @@
-//! Seeded host-side randomness: unbiased bounded integers, shuffles and
-//! permutations, on `rand_xoshiro`'s xoshiro256++ (DESIGN.md: the host-side
-//! generator for data shuffling and initialisation).
+//! Seeded host-side randomness, shared by the data (shuffles, splits,
+//! augmentation), the layers and networks (weight initialisation), the
+//! trainer (data order per epoch, augmentation per step) and the analysis:
+//! unbiased bounded integers, shuffles and permutations on `rand_xoshiro`'s
+//! xoshiro256++ (DESIGN.md: the host-side generator for data shuffling and
+//! initialisation), and the trainer's per-stream seeds (`derive_seed`).
 
 use rand_core::{RngCore, SeedableRng};
 pub use rand_xoshiro::Xoshiro256PlusPlus;
@@ -11,7 +14,7 @@ pub use rand_xoshiro::Xoshiro256PlusPlus;
 ///
 /// ```
 /// use rand_core::RngCore;
-/// use smoothout_models::data::seeded_rng;
+/// use smoothout_models::rng::seeded_rng;
 ///
 /// let (mut a, mut b) = (seeded_rng(7), seeded_rng(7));
 /// assert_eq!(a.next_u64(), b.next_u64());
@@ -46,7 +49,7 @@ pub fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u64) -> u64 {
 /// only on the generator's state.
 ///
 /// ```
-/// use smoothout_models::data::{seeded_rng, shuffle};
+/// use smoothout_models::rng::{seeded_rng, shuffle};
 ///
 /// let mut v: Vec<u32> = (0..10).collect();
 /// shuffle(&mut v, &mut seeded_rng(1));
@@ -64,7 +67,7 @@ pub fn shuffle<T, R: RngCore + ?Sized>(items: &mut [T], rng: &mut R) {
 /// identity with [`seeded_rng`]`(seed)`.
 ///
 /// ```
-/// use smoothout_models::data::permutation;
+/// use smoothout_models::rng::permutation;
 ///
 /// let p = permutation(5, 42);
 /// assert_eq!(p, permutation(5, 42));
@@ -75,6 +78,39 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
     let mut p: Vec<usize> = (0..n).collect();
     shuffle(&mut p, &mut seeded_rng(seed));
     p
+}
+
+/// Stream of the trainer's data order: [`derive_seed`]`(seed, STREAM_ORDER,
+/// epoch)` seeds the permutation of epoch `epoch`. Data order, augmentation
+/// and anything added later use distinct streams, so they never share draws.
+pub(crate) const STREAM_ORDER: u64 = 1;
+/// Stream of the trainer's augmentation: [`derive_seed`]`(seed,
+/// STREAM_AUGMENT, step)` seeds the crops and flips of step `step`.
+pub(crate) const STREAM_AUGMENT: u64 = 2;
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A seed for `stream` at `index` under the run's `seed`, for the host-side
+/// generator ([`seeded_rng`]): `mix(mix(seed ^ mix(stream)) ^ index)` with
+/// SplitMix64's finaliser.
+///
+/// Why this and not `smoothout::NoiseKey::fold_in`: the two serve different
+/// generators. `fold_in` derives the 64-bit keys of the Philox streams that
+/// the weight noise θ is drawn from, on every backend; this derives the
+/// 64-bit seeds of the xoshiro256++ generator that orders and augments the
+/// data on the host. Both are pure functions of (seed, position), so either
+/// would keep runs reproducible and resumable — but replacing this one by
+/// `fold_in` would give every epoch a different data order and every step a
+/// different crop, so every published and checkpointed run (the metrics in
+/// docs/results, the resume tests' reference runs) would change. The two
+/// schemes stay, each for its own generator.
+pub(crate) fn derive_seed(seed: u64, stream: u64, index: u64) -> u64 {
+    mix(mix(seed ^ mix(stream)) ^ index)
 }
 
 #[cfg(test)]

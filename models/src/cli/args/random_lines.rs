@@ -236,7 +236,7 @@ fn check(line: &[String]) {
     let Command::Train(a) = cli.command else {
         panic!("{line:?} parsed as another command")
     };
-    if crate::check_threads(a.threads).is_err() {
+    if crate::setup::check_threads(a.threads).is_err() {
         assert!(a.threads > smoothout_cpu::max_threads(), "{line:?}");
         return;
     }

@@ -7,6 +7,7 @@ mod flatness;
 mod interrupt;
 mod progress;
 mod run_dirs;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,11 +15,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use smoothout::tensor::TensorBackend;
-use smoothout_cpu::Cpu;
-use smoothout_models::data::{
-    load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Normalize,
-    Split,
-};
+use smoothout_models::data::{Normalize, Split};
 use smoothout_models::train::{
     evaluate, load_checkpoint_with, network_from_checkpoint, Checkpoint, EpochMetrics, LoadOptions,
     Network, RunEnd, RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
@@ -27,9 +24,8 @@ use smoothout_models::train::{
 use args::{Cli, Command, DatasetArg, DeviceArg, EvalArgs, FetchArgs, TrainArgs};
 use flatness::{Flatness, MeasureConfig, RunResult};
 use progress::Progress;
+use setup::{backend, check_threads, exists, load, DEFAULT_CHECKPOINT_EVERY};
 
-/// Images held out of the 1 797 built-in digits for testing.
-const DIGITS_TEST: usize = 360;
 /// What to do about a checkpoint each command cannot use (a
 /// `TrainError::Checkpoint` says what is wrong with the file, not what the
 /// command can do about it).
@@ -38,8 +34,6 @@ const EVAL_HINT: &str = "the file is damaged, edited or not written by `smoothou
                          evaluate another run's checkpoint, or train this run again";
 const EXPERIMENT_HINT: &str =
     "delete that run's directory to train it afresh, or choose another --runs";
-/// Checkpoint every this many steps unless `--checkpoint-every` says.
-const DEFAULT_CHECKPOINT_EVERY: u64 = 200;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -66,40 +60,6 @@ fn main() -> ExitCode {
     }
 }
 
-pub(crate) fn load(dataset: DatasetArg, root: &Path) -> Result<Split, TrainError> {
-    Ok(match dataset.kind() {
-        DatasetKind::Digits => Dataset::digits_embedded().shuffled_split(DIGITS_TEST, 0)?,
-        DatasetKind::Mnist => load_mnist(root)?,
-        DatasetKind::FashionMnist => load_fashion_mnist(root)?,
-        DatasetKind::Cifar10 => load_cifar10(root)?,
-        DatasetKind::Cifar100 => load_cifar100(root)?,
-        _ => {
-            return Err(TrainError::Config {
-                setting: "--dataset",
-                reason: "this dataset has no loader in the program".into(),
-            })
-        }
-    })
-}
-
-fn backend(threads: usize) -> Result<Cpu<f32>, TrainError> {
-    Cpu::with_threads(threads).map_err(threads_error)
-}
-
-fn threads_error(e: smoothout_cpu::CpuError) -> TrainError {
-    TrainError::Config {
-        setting: "--threads",
-        reason: e.to_string(),
-    }
-}
-
-/// `--threads` checked before anything runs: the CPU backends check it
-/// again, but with `--device cuda` the measurements after training are the
-/// first to start one.
-pub(crate) fn check_threads(threads: usize) -> Result<(), TrainError> {
-    smoothout_cpu::check_threads(threads).map_err(threads_error)
-}
-
 /// The CUDA backend on GPU 0, or why there is none. Says on stderr which
 /// device it is (the CPU stand-in of `SMOOTHOUT_CUDA_STANDIN` names itself).
 #[cfg(feature = "cuda")]
@@ -117,7 +77,7 @@ fn cuda() -> Result<smoothout_cuda::Cuda, TrainError> {
 
 /// `--device cuda` in a program built without CUDA.
 #[cfg(not(feature = "cuda"))]
-fn cuda() -> Result<Cpu<f32>, TrainError> {
+fn cuda() -> Result<smoothout_cpu::Cpu<f32>, TrainError> {
     Err(TrainError::Config {
         setting: "--device",
         reason: "this smoothout was built without CUDA: run it as `cargo smoothout-cuda …` \
@@ -388,17 +348,6 @@ fn print_summary(results: &[(String, PathBuf, Option<EpochMetrics>, f64)]) {
             );
         }
     }
-}
-
-/// Whether `path` exists. Only a missing file is `false`: when the
-/// operating system cannot tell (no permission to search a directory on
-/// the way, a loop of symbolic links, …) that is the error, with its reason,
-/// rather than a file that "does not exist" or a run to start afresh.
-pub(crate) fn exists(path: &Path) -> Result<bool, TrainError> {
-    path.try_exists().map_err(|e| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(e.kind(), format!("cannot be read: {e}")),
-    })
 }
 
 fn eval(a: &EvalArgs) -> Result<(), TrainError> {

@@ -446,7 +446,7 @@ struct Measured {
 }
 
 pub fn compare(a: &CompareArgs) -> Result<(), TrainError> {
-    crate::check_threads(a.threads)?;
+    crate::setup::check_threads(a.threads)?;
     let kind = a.dataset.kind();
     let network = match &a.net {
         Some(s) => Network::parse(s)?,
@@ -510,7 +510,7 @@ pub fn compare(a: &CompareArgs) -> Result<(), TrainError> {
     interrupt::install()?;
     let start = Instant::now();
     if !a.report_only {
-        let data = crate::load(a.dataset, &a.data_dir)?;
+        let data = crate::setup::load(a.dataset, &a.data_dir)?;
         if a.validation >= data.train.len() {
             return Err(bad(
                 "--validation",
@@ -610,8 +610,8 @@ fn run(
 ) -> Result<Option<Row>, TrainError> {
     let a = sweep.a;
     let ckpt = dir.join(CHECKPOINT_FILE);
-    let b = crate::backend(a.threads)?;
-    let mut t = if crate::exists(&ckpt)? {
+    let b = crate::setup::backend(a.threads)?;
+    let mut t = if crate::setup::exists(&ckpt)? {
         let options = LoadOptions {
             accept_unchecked: a.accept_unchecked_checkpoint,
         };
@@ -622,7 +622,7 @@ fn run(
     t.annotate("dataset", sweep.kind.name());
     let files = RunFiles {
         dir: dir.to_path_buf(),
-        every: Some(crate::DEFAULT_CHECKPOINT_EVERY),
+        every: Some(crate::setup::DEFAULT_CHECKPOINT_EVERY),
     };
     let mut progress = Progress::new(name, &t, false);
     let end = t.run_until_stopped(
@@ -702,7 +702,7 @@ fn measure(sweep: &Sweep<'_>, t: &Trainer<Cpu<f32>>, data: &Split) -> Result<Mea
         &hessian,
         a.threads,
     )?;
-    let b = crate::backend(a.threads)?;
+    let b = crate::setup::backend(a.threads)?;
     let mut net = sweep
         .network
         .build(&b, 0, data.train.image_shape(), data.train.classes())?;

@@ -102,11 +102,11 @@ fn title(method: Method) -> &'static str {
 }
 
 pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
-    crate::check_threads(a.threads)?;
+    crate::setup::check_threads(a.threads)?;
     let start = Instant::now();
     let kind = a.dataset.kind();
     let (network, net_name, batches, paper) = setup(kind);
-    let data: Split = crate::load(a.dataset, &a.data_dir)?;
+    let data: Split = crate::setup::load(a.dataset, &a.data_dir)?;
     let out = a.out.join(format!("table1-{}", kind.name()));
     let runs_dir = a.runs.join(format!("table1-{}", kind.name()));
     eprintln!(
@@ -150,7 +150,7 @@ pub fn table1(a: &ExperimentArgs) -> Result<(), TrainError> {
 
     // One backend for all the measurements (each works on its own copy of
     // a trained network).
-    let b = crate::backend(a.threads)?;
+    let b = crate::setup::backend(a.threads)?;
     let cfg = SharpnessConfig {
         seed: a.seed,
         ..SharpnessConfig::default()
@@ -428,8 +428,8 @@ fn train_one(
     );
     let dir: PathBuf = runs_dir.join(&name);
     let ckpt = dir.join(CHECKPOINT_FILE);
-    let b = crate::backend(a.threads)?;
-    let mut trainer = if crate::exists(&ckpt)? {
+    let b = crate::setup::backend(a.threads)?;
+    let mut trainer = if crate::setup::exists(&ckpt)? {
         let options = LoadOptions {
             accept_unchecked: a.accept_unchecked_checkpoint,
         };
@@ -441,7 +441,7 @@ fn train_one(
     let t = Instant::now();
     let files = RunFiles {
         dir,
-        every: Some(crate::DEFAULT_CHECKPOINT_EVERY),
+        every: Some(crate::setup::DEFAULT_CHECKPOINT_EVERY),
     };
     let mut progress = Progress::new(&name, &trainer, false);
     trainer.run(data, Some(&files), &mut |e| progress.event(&e))?;

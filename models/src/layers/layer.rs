@@ -1,0 +1,207 @@
+//! The [`Layer`] trait and the helpers every layer shares (cached copies,
+//! shape errors, uniform initialisation, parameter lists).
+
+use rand_core::RngCore;
+use smoothout::tensor::TensorBackend;
+use smoothout::{Error, ParamSpec, Real, Result};
+
+/// A layer: forward, backward, and its parameters in spec order.
+pub trait Layer<B: TensorBackend> {
+    /// `y = f(x)` for `x` of `shape`; returns `y` and its shape. In train
+    /// mode the layer caches what [`Layer::backward`] needs (and BatchNorm
+    /// uses batch statistics, Dropout drops).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] or [`Error::InvalidSetting`] when `shape`
+    /// does not fit the layer or `x`.
+    fn forward(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        shape: &[usize],
+        train: bool,
+    ) -> Result<(B::Buffer, Vec<usize>)>;
+
+    /// `∂L/∂x` from `dy = ∂L/∂y` of the last forward, adding `∂L/∂θ` into
+    /// the gradient buffers.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] named `"backward before forward"` when no
+    /// forward was cached; [`Error::LengthMismatch`] for a `dy` of the wrong
+    /// length.
+    fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer>;
+
+    /// [`Layer::backward`] for a caller with no use for `∂L/∂x` (the first
+    /// layer of a network: the data takes no gradient). It adds the same
+    /// `∂L/∂θ`, bit for bit, and may skip the input gradient's work; the
+    /// default computes it and drops it.
+    ///
+    /// # Errors
+    /// As [`Layer::backward`].
+    fn backward_params(&mut self, b: &B, dy: &B::Buffer) -> Result<()> {
+        self.backward(b, dy).map(drop)
+    }
+
+    /// What each parameter is, in the order of [`Layer::params`].
+    fn specs(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    /// The parameters, in spec order.
+    fn params(&self) -> Vec<&B::Buffer> {
+        Vec::new()
+    }
+    /// The parameters, mutably, in spec order: the first list of
+    /// [`Layer::params_and_grads_mut`].
+    fn params_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.params_and_grads_mut().0
+    }
+    /// The accumulated gradients, in spec order.
+    fn grads(&self) -> Vec<&B::Buffer> {
+        Vec::new()
+    }
+    /// The gradients, mutably, in spec order: the second list of
+    /// [`Layer::params_and_grads_mut`].
+    fn grads_mut(&mut self) -> Vec<&mut B::Buffer> {
+        self.params_and_grads_mut().1
+    }
+    /// Every parameter and every gradient, mutably at once (a split
+    /// borrow), both in spec order: `i`-th gradient belongs to the `i`-th
+    /// parameter, as in [`Layer::params`] and [`Layer::grads`]. This is what
+    /// the optimisers, gradient clipping and SmoothOut's step work on in
+    /// place. A layer with parameters implements this one method;
+    /// [`Layer::params_mut`] and [`Layer::grads_mut`] are its halves.
+    fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+        (Vec::new(), Vec::new())
+    }
+    /// State that is not a parameter but must survive a checkpoint
+    /// (BatchNorm's running mean and variance), named like the specs
+    /// (`bn1.running_mean`).
+    fn buffers(&self) -> Vec<(String, &B::Buffer)> {
+        Vec::new()
+    }
+    /// [`Layer::buffers`], mutably (to load a checkpoint).
+    fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
+        Vec::new()
+    }
+    /// Freezes (or thaws) the layer's inference behaviour: while frozen, a
+    /// train-mode forward normalises with BatchNorm's running statistics
+    /// (leaving them unchanged) and lets Dropout pass everything, yet still
+    /// caches what [`Layer::backward`] needs — so the gradient is that of
+    /// the eval-mode loss with respect to the parameters (for sharpness and
+    /// loss landscapes). Layers without such behaviour ignore it.
+    fn set_frozen(&mut self, _frozen: bool) {}
+    /// Sets every gradient to zero.
+    ///
+    /// # Errors
+    /// As the backend's `fill`.
+    fn zero_grad(&mut self, b: &B) -> Result<()> {
+        for g in self.grads_mut() {
+            b.fill(B::Elem::from_f64(0.0), g)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`Layer::params_and_grads_mut`] of a container: its children's lists,
+/// concatenated in the children's order.
+pub(crate) fn concat_params_and_grads<'a, B: TensorBackend + 'a>(
+    children: impl IntoIterator<Item = &'a mut (dyn Layer<B> + 'a)>,
+) -> (Vec<&'a mut B::Buffer>, Vec<&'a mut B::Buffer>) {
+    let (mut params, mut grads) = (Vec::new(), Vec::new());
+    for child in children {
+        let (p, g) = child.params_and_grads_mut();
+        params.extend(p);
+        grads.extend(g);
+    }
+    (params, grads)
+}
+
+/// A copy of `x` for the backward pass, written over `old` (the last
+/// step's copy) when its length fits, so that a steady training loop does
+/// not allocate and fault it in again.
+pub(crate) fn keep_copy<B: TensorBackend>(
+    b: &B,
+    x: &B::Buffer,
+    old: Option<B::Buffer>,
+) -> Result<B::Buffer> {
+    let mut kept = reuse(b, old, b.len(x))?;
+    b.copy(x, &mut kept)?;
+    Ok(kept)
+}
+
+/// `old` when it holds `len` elements (its contents to be overwritten), a
+/// new buffer of zeros otherwise.
+pub(crate) fn reuse<B: TensorBackend>(
+    b: &B,
+    old: Option<B::Buffer>,
+    len: usize,
+) -> Result<B::Buffer> {
+    match old {
+        Some(old) if b.len(&old) == len => Ok(old),
+        _ => b.zeros(len),
+    }
+}
+
+pub(crate) fn no_cache() -> Error {
+    Error::InvalidSetting {
+        name: "backward before forward",
+        value: 0.0,
+        expected: "preceded by a forward pass in train mode",
+    }
+}
+
+pub(crate) fn bad_shape(what: &'static str, got: usize) -> Error {
+    Error::InvalidSetting {
+        name: what,
+        value: got as f64,
+        expected: "the dimensions the layer was built for",
+    }
+}
+
+/// Product of `shape`, checked against `len`.
+pub(crate) fn numel(what: &'static str, shape: &[usize], len: usize) -> Result<usize> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .ok_or_else(|| bad_shape(what, usize::MAX))?;
+    smoothout::tensor::check_len(what, n, len)?;
+    Ok(n)
+}
+
+/// Uniform in `[−bound, bound)` from the top 53 bits of a draw.
+pub(crate) fn uniform_init<B: TensorBackend>(
+    b: &B,
+    len: usize,
+    bound: f64,
+    rng: &mut impl RngCore,
+) -> Result<B::Buffer> {
+    let v: Vec<B::Elem> = (0..len)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+            B::Elem::from_f64((2.0 * u - 1.0) * bound)
+        })
+        .collect();
+    b.upload(&v)
+}
+
+/// [`Layer::params`], [`Layer::grads`] and [`Layer::params_and_grads_mut`]
+/// of a layer that keeps its parameters in a field `params` and their
+/// gradients in a field `grads`, both in spec order (Linear, Conv2d,
+/// BatchNorm).
+macro_rules! params_in_fields {
+    () => {
+        fn params(&self) -> Vec<&B::Buffer> {
+            self.params.iter().collect()
+        }
+        fn grads(&self) -> Vec<&B::Buffer> {
+            self.grads.iter().collect()
+        }
+        fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+            (
+                self.params.iter_mut().collect(),
+                self.grads.iter_mut().collect(),
+            )
+        }
+    };
+}
+pub(crate) use params_in_fields;
