@@ -1,7 +1,7 @@
 // The CUDA built-ins that kernels/common.cuh, kernels/noise.cu and
 // kernels/tensor.cu use, emulated on the host, so that the kernels compile
 // as C++ and run on a CPU (tests/host_emulated_kernels.rs,
-// tests/host_emulated_tensor.rs). Compile with -ffp-contract=off
+// tests/host_emulated_tensor/). Compile with -ffp-contract=off
 // -fno-fast-math: every float and double operation then rounds once, as on
 // the device with --fmad=false.
 //

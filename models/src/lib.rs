@@ -21,14 +21,14 @@
 //! [`smoothout::tensor::TensorBackend`] and listing its parameters as
 //! [`smoothout::ParamSpec`]s, so that SmoothOut knows what to perturb. Every
 //! layer passes a finite-difference gradient check in `f64` on the
-//! reference and the CPU backends (`tests/layers_gradcheck.rs`).
+//! reference and the CPU backends (`tests/layers/gradcheck.rs`).
 //!
 //! [`networks`]: the paper's networks as layers — F1, C1, C3, ResNet-44,
 //! ResNet-18 (CIFAR 3×3 or ImageNet stem) and AlexNet with batch norm — in
 //! a [`networks::Sequential`] container that lists its children's
 //! parameters in spec order, each built from a seed with a configurable
 //! ghost batch size; parameter counts are tested against published figures
-//! (`tests/networks_params.rs`).
+//! (`tests/layers/networks_params.rs`).
 //!
 //! [`optim`]: SGD with heavy-ball or Nesterov momentum and coupled weight
 //! decay (bit-identical to SmoothOut's fused update), Adam, gradient
@@ -44,7 +44,7 @@
 //! (noise kind, schedule, de-noise mode, which parameters are perturbed,
 //! ghost batches, seeds), evaluation after each epoch, metrics as JSON lines
 //! and CSV, and safetensors checkpoints written atomically from which a run
-//! resumes bit-exactly (`tests/train_resume.rs` kills a real process).
+//! resumes bit-exactly (`tests/train/resume.rs` kills a real process).
 //!
 //! # Example
 //!

@@ -92,7 +92,7 @@ pub trait Hvp {
 /// and the chance of a crossing is a thousand times smaller than at
 /// `10⁻⁵`. Measured: a trained 64-64 MLP on the digits gave λ₁ = 31.6 at
 /// `h = 10⁻⁵` (one crossing) and 0.7429 at every `h` from `10⁻⁷` to
-/// `10⁻⁹` (`models/tests/analysis_hessian.rs` checks that the default
+/// `10⁻⁹` (`models/tests/analysis/hessian.rs` checks that the default
 /// agrees with a step ten times smaller on a ReLU network).
 ///
 /// In `f32` (`ε ≈ 1.2·10⁻⁷`) no step gives more than about four digits:

@@ -21,7 +21,7 @@
 //! Counts are of parameters only (weights, biases, BatchNorm's γ and β),
 //! as PyTorch's `parameters()`: BatchNorm's running mean and variance are
 //! buffers, not parameters, and are not counted (nor listed in the specs).
-//! `tests/networks_params.rs` checks each figure and where it comes from.
+//! `tests/layers/networks_params.rs` checks each figure and where it comes from.
 //!
 //! Dropout layers keep a step counter that advances after each train-mode
 //! forward; [`Sequential::set_dropout_step`] sets it (e.g. on resume).

@@ -16,7 +16,7 @@
 //! Every file is written atomically (a temporary file, then a rename), so
 //! a run killed at any moment leaves the previous checkpoint whole, and
 //! [`Trainer::resume`] continues it to weights bit-identical to those of a
-//! run that was never interrupted (`tests/train_resume.rs` kills a real
+//! run that was never interrupted (`tests/train/resume.rs` kills a real
 //! process to check this).
 //!
 //! [`RunFiles::prepare`] makes a run's directory ready before training
