@@ -87,7 +87,7 @@ macro_rules! multiversion {
 /// The reference kernels, one function each, dispatched on an [`Isa`].
 pub(crate) mod kernels {
     use super::Isa;
-    use crate::tensor::dense;
+    use crate::dense;
     use smoothout::reference::{self, ParamNoise};
     use smoothout::tensor::reference as tr;
     use smoothout::tensor::{BatchNorm, Conv2d};

@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod dense;
 mod host;
 mod isa;
 mod tensor;

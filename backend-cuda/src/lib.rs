@@ -34,6 +34,7 @@
 
 mod error;
 pub mod kernels;
+mod lib_names;
 pub mod standin;
 mod tensor;
 
@@ -122,7 +123,7 @@ impl Cuda {
     /// when [`standin::ENV`] is set and the stand-in cannot be built or
     /// loaded.
     pub fn with_device(ordinal: usize) -> core::result::Result<Self, CudaError> {
-        standin::from_env()?;
+        standin::from_env().map_err(CudaError::StandIn)?;
         probe(Library::Driver)?;
         // cuInit fails with CUDA_ERROR_NO_DEVICE on a machine without a GPU,
         // and with CUDA_ERROR_STUB_LIBRARY where the loaded libcuda is the

@@ -290,7 +290,7 @@ pub fn install(dir: &Path) -> Result<Driver, StandInError> {
 fn real_driver_has_device() -> bool {
     type Init = unsafe extern "C" fn(u32) -> i32;
     type Count = unsafe extern "C" fn(*mut i32) -> i32;
-    for name in crate::error::lib_names("cuda") {
+    for name in crate::lib_names::lib_names("cuda") {
         // SAFETY: loading the driver runs its initialisers, as cudarc
         // would; the two functions are read with their documented C
         // signatures.
@@ -316,15 +316,15 @@ fn real_driver_has_device() -> bool {
 
 /// What [`crate::Cuda::new`] does with [`ENV`]: when it is set, builds the
 /// stand-in under its directory and installs it (a real GPU still wins).
-pub(crate) fn from_env() -> Result<(), crate::CudaError> {
+pub(crate) fn from_env() -> Result<(), StandInError> {
     let Some(parent) = std::env::var_os(ENV) else {
         return Ok(());
     };
     if real_driver_has_device() {
         return Ok(()); // nothing to build
     }
-    let dir = build(Path::new(&parent)).map_err(crate::CudaError::StandIn)?;
-    install(&dir).map_err(crate::CudaError::StandIn)?;
+    let dir = build(Path::new(&parent))?;
+    install(&dir)?;
     Ok(())
 }
 
