@@ -47,7 +47,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::backend::Reference;
-use crate::backend::{Backend, NoiseOf};
+use crate::backend::{Backend, BackendTypes, NoiseOf};
 use crate::error::Error;
 use crate::noise::philox::NoiseKey;
 use crate::noise::unit::Unit;
@@ -166,6 +166,12 @@ macro_rules! backend_tests {
     };
 }
 
+/// The `make` every body takes: any closure or function turning host values
+/// into one of the backend's buffers, `Fn(Vec<B::Elem>) -> B::Buffer`.
+pub trait MakeBuffer<B: BackendTypes>: Fn(Vec<B::Elem>) -> B::Buffer {}
+
+impl<B: BackendTypes, F: Fn(Vec<B::Elem>) -> B::Buffer> MakeBuffer<B> for F {}
+
 /// θ for one parameter in terms of host slices (what the reference takes).
 type HostNoise<'a, T> = ParamNoise<'a, T, [T]>;
 
@@ -259,11 +265,12 @@ fn same_bits_f64(what: &str, got: &[f64], want: &[f64]) {
     same_bits(what, got, want);
 }
 
-fn fill_noise_case<B, F>(backend: &B, make: &F, max_len: usize, noise: Noise)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+fn fill_noise_case<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    max_len: usize,
+    noise: Noise,
+) {
     for (i, len) in lengths(max_len) {
         let k = key(i as u64);
         let mut want = nan::<B::Elem>(len);
@@ -280,22 +287,14 @@ where
 
 /// `fill_noise` of `U(−a, a)` for `a ∈ {0, 0.0375, 1}` equals
 /// [`reference::fill_noise`] bit for bit, over a NaN-filled buffer.
-pub fn fill_noise_uniform<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn fill_noise_uniform<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for a in [0.0, 0.0375, 1.0] {
         fill_noise_case(backend, make, max_len, Noise::Uniform { a });
     }
 }
 
 /// `fill_noise` of `N(0, std²)` for `std ∈ {0, 0.01, 1}`, bit for bit.
-pub fn fill_noise_gaussian<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn fill_noise_gaussian<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for std in [0.0, 0.01, 1.0] {
         fill_noise_case(backend, make, max_len, Noise::Gaussian { std });
     }
@@ -303,22 +302,18 @@ where
 
 /// `fill_noise` of the Bernoulli drop indicator for `p ∈ {0, 0.3, 1}`,
 /// bit for bit.
-pub fn fill_noise_bernoulli<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn fill_noise_bernoulli<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for p in [0.0, 0.3, 1.0] {
         fill_noise_case(backend, make, max_len, Noise::Bernoulli { p });
     }
 }
 
 /// A hand-built invalid [`Noise`] is refused with the typed error, not used.
-pub fn fill_noise_rejects_invalid_noise<B, F>(backend: &B, make: &F, _max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn fill_noise_rejects_invalid_noise<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    _max_len: usize,
+) {
     let mut out = make(nan(5));
     let r = backend.fill_noise(key(0), &Noise::Uniform { a: -1.0 }, &mut out);
     assert!(
@@ -372,27 +367,86 @@ fn scalar_scale<'a, T, S: ?Sized>(per_element: bool, s: T) -> Scale<'a, T, S> {
     }
 }
 
-fn perturb_scalar_case<B, F>(backend: &B, make: &F, max_len: usize, per_element: bool)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+/// The same θ for the backend and for the reference: key `key`, draw
+/// `unit`, and a scalar scale `s` (per element or fixed).
+fn scalar_noise<'a, B: Backend>(
+    key: NoiseKey,
+    unit: Unit,
+    per_element: bool,
+    s: B::Elem,
+) -> (NoiseOf<'a, B>, HostNoise<'a, B::Elem>) {
+    let noise = ParamNoise {
+        key,
+        unit,
+        scale: scalar_scale(per_element, s),
+    };
+    let rn = ParamNoise {
+        key,
+        unit,
+        scale: scalar_scale(per_element, s),
+    };
+    (noise, rn)
+}
+
+/// The reference's per-row scales of some weights (strength 0.0375), on the
+/// host and uploaded to a backend buffer.
+struct RowScales<B: Backend> {
+    cols: usize,
+    host: Vec<B::Elem>,
+    buf: B::Buffer,
+}
+
+impl<B: Backend> RowScales<B> {
+    /// The scales of `w0`, rows of `cols`, for `key` and `unit`.
+    fn new<F: MakeBuffer<B>>(
+        make: &F,
+        key: NoiseKey,
+        unit: Unit,
+        w0: &[B::Elem],
+        cols: usize,
+    ) -> Self {
+        let mut host = vec![B::Elem::zero(); w0.len() / cols];
+        reference::filter_scales(key, unit, 0.0375, cols, 0, w0, &mut host)
+            .expect("reference filter_scales");
+        let buf = make(host.clone());
+        RowScales { cols, host, buf }
+    }
+
+    /// θ scaled by these rows for the backend and for the reference.
+    fn noise(&self, key: NoiseKey, unit: Unit) -> (NoiseOf<'_, B>, HostNoise<'_, B::Elem>) {
+        let noise = ParamNoise {
+            key,
+            unit,
+            scale: Scale::Rows {
+                cols: self.cols,
+                scales: &self.buf,
+            },
+        };
+        let rn = ParamNoise {
+            key,
+            unit,
+            scale: Scale::Rows {
+                cols: self.cols,
+                scales: self.host.as_slice(),
+            },
+        };
+        (noise, rn)
+    }
+}
+
+fn perturb_scalar_case<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    max_len: usize,
+    per_element: bool,
+) {
     for (i, len) in lengths(max_len) {
         for unit in [Unit::Uniform, Unit::Gaussian] {
             for s in [0.0375, 0.5] {
                 let s = B::Elem::from_f64(s);
                 let k = key(10 + i as u64);
                 let w0 = weights::<B::Elem>(len, 1, i as u64);
-                let noise: NoiseOf<'_, B> = ParamNoise {
-                    key: k,
-                    unit,
-                    scale: scalar_scale(per_element, s),
-                };
-                let rn = ParamNoise {
-                    key: k,
-                    unit,
-                    scale: scalar_scale(per_element, s),
-                };
+                let (noise, rn) = scalar_noise::<B>(k, unit, per_element, s);
                 let what = format!("{:?} {unit:?} s {s} len {len}", rn.scale);
                 perturb_denoise_case(backend, &what, &w0, make(w0.clone()), &noise, &rn);
             }
@@ -402,55 +456,37 @@ where
 
 /// `perturb` then `denoise` with a fixed scale (SmoothOut), uniform and
 /// Gaussian, both equal to the reference bit for bit.
-pub fn perturb_and_denoise_fixed<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn perturb_and_denoise_fixed<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    max_len: usize,
+) {
     perturb_scalar_case(backend, make, max_len, false);
 }
 
 /// `perturb` then `denoise` with per-element scaling `θ = s·|w|·u`, bit for
 /// bit (the de-noise divides, so this also pins the division).
-pub fn perturb_and_denoise_per_element<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn perturb_and_denoise_per_element<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    max_len: usize,
+) {
     perturb_scalar_case(backend, make, max_len, true);
 }
 
 /// `perturb` then `denoise` with per-row scales (AdaSmoothOut), for every
 /// row structure of [`ROWS`], bit for bit.
-pub fn perturb_and_denoise_rows<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn perturb_and_denoise_rows<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    max_len: usize,
+) {
     for (i, (rows, cols)) in rows(max_len) {
         for unit in [Unit::Uniform, Unit::Gaussian] {
             let k = key(20 + i as u64);
             let w0 = weights::<B::Elem>(rows * cols, cols, i as u64);
-            let mut scales = vec![B::Elem::zero(); rows];
-            reference::filter_scales(k, unit, 0.0375, cols, 0, &w0, &mut scales)
-                .expect("reference filter_scales");
-            let scales_buf = make(scales.clone());
-            let noise: NoiseOf<'_, B> = ParamNoise {
-                key: k,
-                unit,
-                scale: Scale::Rows {
-                    cols,
-                    scales: &scales_buf,
-                },
-            };
-            let rn = ParamNoise {
-                key: k,
-                unit,
-                scale: Scale::Rows {
-                    cols,
-                    scales: scales.as_slice(),
-                },
-            };
+            let scales = RowScales::new(make, k, unit, &w0, cols);
+            let (noise, rn) = scales.noise(k, unit);
             let what = format!("rows {rows} x {cols} {unit:?}");
             perturb_denoise_case(backend, &what, &w0, make(w0.clone()), &noise, &rn);
         }
@@ -459,11 +495,7 @@ where
 
 /// `drop_out` for `p ∈ {0, 0.3, 1}` zeroes the same elements as the
 /// reference.
-pub fn drop_out<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn drop_out<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, len) in lengths(max_len) {
         for p in [0.0, 0.3, 1.0] {
             let k = key(30 + i as u64);
@@ -482,11 +514,7 @@ where
 
 /// `filter_scales` for every row structure of [`ROWS`], uniform and
 /// Gaussian, equals the reference bit for bit; zero rows get a zero scale.
-pub fn filter_scales<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn filter_scales<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, (rows, cols)) in rows(max_len) {
         for unit in [Unit::Uniform, Unit::Gaussian] {
             for strength in [0.0375, 1.0] {
@@ -517,11 +545,7 @@ where
 
 /// The one-pass AdaSmoothOut perturbation, weights and scales, equals
 /// [`reference::perturb_filter_norm`] bit for bit for every row structure.
-pub fn perturb_filter_norm<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn perturb_filter_norm<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, (rows, cols)) in rows(max_len) {
         for unit in [Unit::Uniform, Unit::Gaussian] {
             let k = key(60 + i as u64);
@@ -543,11 +567,7 @@ where
 
 /// `row_norms` for every row structure of [`ROWS`] equals
 /// [`reference::row_norms`] bit for bit (see the module's tolerance table).
-pub fn row_norms<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn row_norms<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, (rows, cols)) in rows(max_len) {
         let w0 = weights::<B::Elem>(rows * cols, cols, 50 + i as u64);
         let mut want = vec![f64::NAN; rows];
@@ -562,11 +582,11 @@ where
 
 /// `row_norms` refuses zero columns, a length that is not a multiple of the
 /// row length, and an output of the wrong length.
-pub fn row_norms_rejects_bad_shapes<B, F>(backend: &B, make: &F, _max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn row_norms_rejects_bad_shapes<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    _max_len: usize,
+) {
     let w = make(weights(21, 7, 0));
     for (cols, rows) in [(0, 3), (4, 5), (7, 4), (7, 2)] {
         let mut out = vec![0.0; rows];
@@ -583,11 +603,7 @@ where
 
 /// `axpy` for several `alpha` (including 0 and −1) equals the reference
 /// bit for bit.
-pub fn axpy<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn axpy<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, len) in lengths(max_len) {
         for alpha in [0.0, -1.0, 0.3] {
             let alpha = B::Elem::from_f64(alpha);
@@ -611,11 +627,7 @@ where
 /// Fused de-noise + SGD momentum, with no noise, fixed, per-element and
 /// per-row noise, two optimiser settings: `w` and the velocity equal the
 /// reference bit for bit.
-pub fn denoise_sgd<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn denoise_sgd<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     let sgds = [
         Sgd::new(0.1, 0.9, 5e-4).expect("valid sgd"),
         Sgd::new(0.05, 0.0, 0.0).expect("valid sgd"),
@@ -631,56 +643,14 @@ where
         let g = weights::<B::Elem>(len, cols, 90 + i);
         let v0 = weights::<B::Elem>(len, cols, 100 + i);
         let k = key(110 + i);
-        let mut scales = vec![B::Elem::zero(); len / cols];
-        reference::filter_scales(k, Unit::Uniform, 0.0375, cols, 0, &w0, &mut scales)
-            .expect("reference filter_scales");
-        let scales_buf = make(scales.clone());
+        let scales = RowScales::new(make, k, Unit::Uniform, &w0, cols);
         let s = B::Elem::from_f64(0.0375);
         for (n, sgd) in sgds.iter().enumerate() {
             for kind in 0..4 {
-                let (noise, rn): (NoiseOf<'_, B>, HostNoise<'_, B::Elem>) = match kind {
-                    1 => (
-                        ParamNoise {
-                            key: k,
-                            unit: Unit::Uniform,
-                            scale: Scale::Fixed(s),
-                        },
-                        ParamNoise {
-                            key: k,
-                            unit: Unit::Uniform,
-                            scale: Scale::Fixed(s),
-                        },
-                    ),
-                    2 => (
-                        ParamNoise {
-                            key: k,
-                            unit: Unit::Gaussian,
-                            scale: Scale::PerElement(s),
-                        },
-                        ParamNoise {
-                            key: k,
-                            unit: Unit::Gaussian,
-                            scale: Scale::PerElement(s),
-                        },
-                    ),
-                    _ => (
-                        ParamNoise {
-                            key: k,
-                            unit: Unit::Uniform,
-                            scale: Scale::Rows {
-                                cols,
-                                scales: &scales_buf,
-                            },
-                        },
-                        ParamNoise {
-                            key: k,
-                            unit: Unit::Uniform,
-                            scale: Scale::Rows {
-                                cols,
-                                scales: scales.as_slice(),
-                            },
-                        },
-                    ),
+                let (noise, rn) = match kind {
+                    1 => scalar_noise::<B>(k, Unit::Uniform, false, s),
+                    2 => scalar_noise::<B>(k, Unit::Gaussian, true, s),
+                    _ => scales.noise(k, Unit::Uniform),
                 };
                 let (mut want_w, mut want_v) = (w0.clone(), v0.clone());
                 let (mut w, mut v) = (make(w0.clone()), make(v0.clone()));
@@ -705,11 +675,11 @@ where
 
 /// `denoise_sgd` refuses a gradient or velocity of another length, and an
 /// invalid hand-built [`Sgd`].
-pub fn denoise_sgd_rejects_bad_lengths<B, F>(backend: &B, make: &F, _max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn denoise_sgd_rejects_bad_lengths<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    _max_len: usize,
+) {
     let sgd = Sgd::new(0.1, 0.9, 0.0).expect("valid sgd");
     let mut w = make(weights(10, 1, 0));
     let mut v = make(vec![B::Elem::zero(); 10]);
@@ -729,11 +699,7 @@ where
 
 /// `zeros`, `copy` and `to_vec`: zeros are `+0.0`, a copy is exact, a copy
 /// between different lengths is refused.
-pub fn buffers<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn buffers<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, len) in lengths(max_len) {
         let z = backend.zeros(len).expect("zeros");
         assert_eq!(backend.len(&z), len);
@@ -799,11 +765,7 @@ fn snapshot<B: Backend>(backend: &B, params: &[B::Buffer]) -> Vec<Vec<B::Elem>> 
 /// guard with explicit and with dropped de-noise) on the backend and on
 /// [`Reference`], comparing the perturbed parameters inside each draw and the
 /// parameters after it.
-fn step_case<B, F>(backend: &B, make: &F, max_len: usize, config: Config)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+fn step_case<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize, config: Config) {
     let specs = step_specs(max_len);
     let init = step_params::<B::Elem>(&specs);
     let reference = Reference::<B::Elem>::new();
@@ -961,11 +923,7 @@ fn step_configs(scaling: Scaling) -> Vec<Config> {
     out
 }
 
-fn step_all<B, F>(backend: &B, make: &F, max_len: usize, scaling: Scaling)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+fn step_all<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize, scaling: Scaling) {
     let configs = step_configs(scaling);
     // Regenerate refuses Bernoulli, and per-element Gaussian; the rest run.
     let expected = if scaling == Scaling::PerElement { 7 } else { 8 };
@@ -978,31 +936,19 @@ where
 /// The SmoothOut step with fixed scaling (anneal schedule), uniform,
 /// Gaussian and Bernoulli noise, de-noise `Regenerate`, `Exact` and `Off`:
 /// the same bits as on [`Reference`] at every stage.
-pub fn step_fixed<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn step_fixed<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     step_all(backend, make, max_len, Scaling::Fixed);
 }
 
 /// The SmoothOut step with per-element scaling, every valid noise and
 /// de-noise mode: the same bits as on [`Reference`].
-pub fn step_per_element<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn step_per_element<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     step_all(backend, make, max_len, Scaling::PerElement);
 }
 
 /// The AdaSmoothOut step (per-filter scaling, tanh schedule), every valid
 /// noise and de-noise mode: the same bits as on [`Reference`].
-pub fn step_filter_norm<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn step_filter_norm<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     step_all(backend, make, max_len, Scaling::FilterNorm);
 }
 
@@ -1022,11 +968,11 @@ impl From<Error> for StepFailure {
 /// When the closure of [`SmoothOut::step`] or [`SmoothOut::step_sgd`] fails,
 /// the parameters are still de-noised (as on [`Reference`]), not updated,
 /// and the next draw can be applied.
-pub fn step_closure_error_still_denoises<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn step_closure_error_still_denoises<B: Backend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    max_len: usize,
+) {
     for denoise in [Denoise::Regenerate, Denoise::Exact] {
         let config = Config::new(Noise::uniform(0.1).expect("valid"))
             .with_scaling(Scaling::FilterNorm)
@@ -1038,24 +984,29 @@ where
         let mut so_ref = SmoothOut::new(&reference, config, specs.clone()).expect("new");
         let mut params: Vec<B::Buffer> = init.iter().cloned().map(make).collect();
         let mut ref_params = init.clone();
+        // After a failed step at `draw`, the parameters hold the bits of the
+        // reference's perturb then de-noise at that draw.
+        let mut expect_reference_denoised = |params: &[B::Buffer], draw: u64, what: &str| {
+            so_ref
+                .perturb(&reference, &mut ref_params, Draw::new(draw, 0))
+                .expect("perturb");
+            so_ref
+                .denoise(&reference, &mut ref_params, Draw::new(draw, 0))
+                .expect("denoise");
+            for (i, (p, r)) in params.iter().zip(&ref_params).enumerate() {
+                same_bits(
+                    &format!("{denoise:?}: param {i} after failed {what}"),
+                    &read(backend, p),
+                    r,
+                );
+            }
+        };
         let r = so.step(backend, &mut params, Draw::new(0, 0), |_| {
             Err::<(), StepFailure>(StepFailure::Backward)
         });
         assert_eq!(r, Err(StepFailure::Backward));
         assert_eq!(so.applied(), None, "{denoise:?}: still perturbed after Err");
-        so_ref
-            .perturb(&reference, &mut ref_params, Draw::new(0, 0))
-            .expect("perturb");
-        so_ref
-            .denoise(&reference, &mut ref_params, Draw::new(0, 0))
-            .expect("denoise");
-        for (i, (p, r)) in params.iter().zip(&ref_params).enumerate() {
-            same_bits(
-                &format!("{denoise:?}: param {i} after failed step"),
-                &read(backend, p),
-                r,
-            );
-        }
+        expect_reference_denoised(&params, 0, "step");
         if denoise == Denoise::Exact {
             for (i, (p, w)) in params.iter().zip(&init).enumerate() {
                 same_bits(&format!("exact restore of param {i}"), &read(backend, p), w);
@@ -1077,19 +1028,7 @@ where
         );
         assert_eq!(r, Err(StepFailure::Backward));
         assert_eq!(so.applied(), None);
-        so_ref
-            .perturb(&reference, &mut ref_params, Draw::new(1, 0))
-            .expect("perturb");
-        so_ref
-            .denoise(&reference, &mut ref_params, Draw::new(1, 0))
-            .expect("denoise");
-        for (i, (p, r)) in params.iter().zip(&ref_params).enumerate() {
-            same_bits(
-                &format!("{denoise:?}: param {i} after failed step_sgd"),
-                &read(backend, p),
-                r,
-            );
-        }
+        expect_reference_denoised(&params, 1, "step_sgd");
         for (i, (v, w)) in velocity.iter().zip(&init).enumerate() {
             same_bits(&format!("velocity {i} untouched"), &read(backend, v), w);
         }
@@ -1133,27 +1072,14 @@ fn write_noise_case<B: Backend>(
 /// Gaussian — equals [`reference::write_noise`] bit for bit, over a
 /// NaN-filled output, and `w + θ` is the perturbed `w`; an output of another
 /// length is an error.
-pub fn write_noise<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn write_noise<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     for (i, len) in lengths(max_len) {
         for unit in [Unit::Uniform, Unit::Gaussian] {
             for per_element in [false, true] {
                 let s = B::Elem::from_f64(0.0375);
                 let k = key(30 + i as u64);
                 let w0 = weights::<B::Elem>(len, 1, i as u64);
-                let noise: NoiseOf<'_, B> = ParamNoise {
-                    key: k,
-                    unit,
-                    scale: scalar_scale(per_element, s),
-                };
-                let rn = ParamNoise {
-                    key: k,
-                    unit,
-                    scale: scalar_scale(per_element, s),
-                };
+                let (noise, rn) = scalar_noise::<B>(k, unit, per_element, s);
                 let what = format!("{:?} {unit:?} len {len}", rn.scale);
                 let w = make(w0.clone());
                 write_noise_case(backend, &what, &w0, &w, make(nan(len)), &noise, &rn);
@@ -1163,26 +1089,8 @@ where
     for (i, (rows, cols)) in rows(max_len) {
         let (k, unit) = (key(40 + i as u64), Unit::Gaussian);
         let w0 = weights::<B::Elem>(rows * cols, cols, i as u64);
-        let mut scales = vec![B::Elem::zero(); rows];
-        reference::filter_scales(k, unit, 0.0375, cols, 0, &w0, &mut scales)
-            .expect("reference filter_scales");
-        let scales_buf = make(scales.clone());
-        let noise: NoiseOf<'_, B> = ParamNoise {
-            key: k,
-            unit,
-            scale: Scale::Rows {
-                cols,
-                scales: &scales_buf,
-            },
-        };
-        let rn = ParamNoise {
-            key: k,
-            unit,
-            scale: Scale::Rows {
-                cols,
-                scales: scales.as_slice(),
-            },
-        };
+        let scales = RowScales::new(make, k, unit, &w0, cols);
+        let (noise, rn) = scales.noise(k, unit);
         let what = format!("rows {rows} x {cols}");
         let w = make(w0.clone());
         write_noise_case(backend, &what, &w0, &w, make(nan(rows * cols)), &noise, &rn);
@@ -1201,11 +1109,7 @@ where
 /// ids on [`Reference`] over three draws of perturb and fused de-noise +
 /// SGD, for every scaling, noise and de-noise mode; and [`Param::write_noise`]
 /// writes the θ that [`Param::perturb`] then adds.
-pub fn per_parameter_step<B, F>(backend: &B, make: &F, max_len: usize)
-where
-    B: Backend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn per_parameter_step<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len: usize) {
     let specs = step_specs(max_len);
     let ids: Vec<u64> = specs.iter().map(|s| param_id(&s.name)).collect();
     let init = step_params::<B::Elem>(&specs);

@@ -42,7 +42,7 @@ use crate::real::Real;
 use crate::tensor::reference as r;
 use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
 use crate::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, MapOps};
-use crate::testgen::same_bits;
+use crate::testgen::{same_bits, MakeBuffer};
 use num_traits::float::FloatCore;
 use num_traits::Zero;
 
@@ -157,11 +157,7 @@ fn gemm_bound(eps: f64, k: usize, g: &Gemm, mag: f64, cm: f64) -> f64 {
 
 /// Runs `g` on the backend and the reference and checks the bound in the
 /// module's table.
-fn gemm_case<B, F>(backend: &B, make: &F, g: Gemm, salt: u64)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+fn gemm_case<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F, g: Gemm, salt: u64) {
     let a: Vec<B::Elem> = data(g.m * g.k, salt);
     let b: Vec<B::Elem> = data(g.k * g.n, salt + 1);
     let c0: Vec<B::Elem> = data(g.m * g.n, salt + 2);
@@ -209,11 +205,7 @@ where
 }
 
 /// GEMM with every transpose combination, α/β pairs and shapes.
-pub fn gemm_all_transposes<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_all_transposes<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     for (s, &(m, n, k)) in GEMM_SHAPES.iter().enumerate() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for (alpha, beta) in GEMM_SCALARS {
@@ -225,11 +217,7 @@ where
 }
 
 /// `β = 0`: NaN in `c` does not reach the result.
-pub fn gemm_beta_zero_ignores_c<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_beta_zero_ignores_c<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let g = Gemm::new(70, 6, 11);
     let mut c = make(vec![B::Elem::nan(); 70 * 6]);
     backend
@@ -239,11 +227,7 @@ where
 }
 
 /// A 2 × 2 product by hand, every transpose (pins the reference too).
-pub fn gemm_known_answer<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_known_answer<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let v = |x: &[f64]| x.iter().map(|&x| B::Elem::from_f64(x)).collect::<Vec<_>>();
     // a = [[1, 2], [3, 4]], b = [[5, 6], [7, 8]], a·b = [[19, 22], [43, 50]].
     let (a, at) = (v(&[1., 2., 3., 4.]), v(&[1., 3., 2., 4.]));
@@ -264,11 +248,7 @@ where
 }
 
 /// Wrong lengths of each operand and non-finite scalars.
-pub fn gemm_rejects_bad_requests<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let g = Gemm::new(3, 4, 5);
     let z = |n| make(vec![B::Elem::zero(); n]);
     expect_err("a", backend.gemm(&g, &z(14), &z(20), &mut z(12)));
@@ -317,11 +297,14 @@ fn batch_layouts(g: &Gemm, count: usize, summed: bool) -> [GemmBatch; 4] {
 /// β = 0 (so reading it would show). Checks the module's bounds for every
 /// addressed element of `c` (backend against reference, reference against
 /// the exact sum in `f64`) and that every other element is untouched.
-fn gemm_batch_case<B, F>(backend: &B, make: &F, g: Gemm, batch: GemmBatch, summed: bool, salt: u64)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+fn gemm_batch_case<B: TensorBackend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    g: Gemm,
+    batch: GemmBatch,
+    summed: bool,
+    salt: u64,
+) {
     let (ma, mb, mc) = (g.m * g.k, g.k * g.n, g.m * g.n);
     let span = |stride: usize, size: usize| (batch.count - 1) * stride + size + 1;
     let a: Vec<B::Elem> = data(span(batch.stride_a, ma), salt);
@@ -424,11 +407,12 @@ where
 
 /// Every batched case of one form: each shape, transpose, α/β pair and
 /// layout, salted `salt · shape index`.
-fn gemm_batch_cases<B, F>(backend: &B, make: &F, summed: bool, salt: u64)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+fn gemm_batch_cases<B: TensorBackend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    summed: bool,
+    salt: u64,
+) {
     for (s, &(m, n, k, count)) in BATCH_SHAPES.iter().enumerate() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for (alpha, beta) in GEMM_SCALARS {
@@ -444,22 +428,14 @@ where
 /// `gemm_strided` on every shape, layout (packed, gaps, `a` or `b` shared
 /// by stride 0), transpose and α/β pair, within the GEMM bound; β = 0 with
 /// NaN in `c` does not read it; gaps are left alone.
-pub fn gemm_strided_all_transposes<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_strided_all_transposes<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     gemm_batch_cases(backend, make, false, 20);
 }
 
 /// `gemm_summed` on every shape, layout, transpose and α/β pair, within the
 /// GEMM bound with `k` replaced by `count · k`; β = 0 with NaN in `c` does
 /// not read it; β ≠ 0 applies to the old `c` once.
-pub fn gemm_summed_all_transposes<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_summed_all_transposes<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     gemm_batch_cases(backend, make, true, 30);
 }
 
@@ -474,11 +450,10 @@ fn expect_setting<T: core::fmt::Debug>(what: &str, name: &str, r: crate::Result<
 /// Both batched forms: no products, a matrix past the end of each buffer,
 /// non-finite scalars, sizes and strides that overflow; the strided form's
 /// overlapping outputs and the summed form's non-zero `stride_c`.
-pub fn gemm_batched_rejects_bad_requests<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn gemm_batched_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+) {
     let g = Gemm::new(3, 4, 5);
     let z = |n| make(vec![B::Elem::zero(); n]);
     let packed = GemmBatch {
@@ -598,11 +573,7 @@ fn col_len(c: &Conv2d) -> usize {
 }
 
 /// im2col bit for bit; col2im accumulating onto a non-zero `x`, bit for bit.
-pub fn im2col_and_col2im<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn im2col_and_col2im<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     for (s, c) in CONVS.iter().enumerate() {
         let x: Vec<B::Elem> = data(c.batch * c.image_len(), s as u64);
         let mut want = vec![B::Elem::nan(); col_len(c)];
@@ -625,11 +596,7 @@ where
 /// `⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩` (in `f64`, to a relative `1e-4` of
 /// `Σ |x||y|`: two sums of the same products in different orders), which
 /// pins the reference's index arithmetic.
-pub fn im2col_col2im_adjoint<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn im2col_col2im_adjoint<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     for (s, c) in CONVS.iter().enumerate() {
         let n = c.batch * c.image_len();
         let x: Vec<B::Elem> = data(n, 7 + s as u64);
@@ -658,11 +625,7 @@ where
 }
 
 /// Zero sizes, a kernel larger than the padded image, wrong lengths.
-pub fn conv_rejects_bad_requests<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn conv_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let ok = CONVS[0];
     let z = |n| make(vec![B::Elem::zero(); n]);
     let n = ok.batch * ok.image_len();
@@ -744,11 +707,7 @@ const POOLS: [(usize, usize, usize, usize, usize, usize, usize); 5] = [
 
 /// Max and average pooling, forward and backward, bit for bit; the data is
 /// quantised to multiples of 1/4 so that windows hold ties.
-pub fn pool_max_and_avg<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn pool_max_and_avg<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     for (s, &(n, c, h, w, k, st, pd)) in POOLS.iter().enumerate() {
         for kind in [PoolKind::Max, PoolKind::Avg] {
             let p = pool(n, c, h, w, k, st, pd, kind);
@@ -779,11 +738,7 @@ where
 
 /// A window of equal values sends its whole gradient to its first element;
 /// overlapping windows add up; padding never wins a max.
-pub fn pool_max_tie_goes_to_first<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn pool_max_tie_goes_to_first<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let v = |x: &[f64]| x.iter().map(|&x| B::Elem::from_f64(x)).collect::<Vec<_>>();
     // 3 × 3 plane of −1 (padding would be 0 > −1), kernel 2, stride 1,
     // padding 1: 4 × 4 outputs; every window's first in-image element wins.
@@ -809,11 +764,7 @@ where
 
 /// Zero sizes, padding above kernel / 2, windows larger than the image,
 /// wrong lengths.
-pub fn pool_rejects_bad_requests<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn pool_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let ok = pool(2, 3, 7, 6, 3, 2, 1, PoolKind::Max);
     let z = |n| make(vec![B::Elem::zero(); n]);
     let (nx, ny) = (2 * 3 * 7 * 6, 2 * 3 * ok.out_h() * ok.out_w());
@@ -873,11 +824,7 @@ const BNS: [(usize, usize, usize, f64); 5] = [
 ];
 
 /// Statistics, forward and backward, bit for bit.
-pub fn batch_norm<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn batch_norm<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let reference = crate::Reference::<B::Elem>::new();
     for (s, &(batch, channels, spatial, eps)) in BNS.iter().enumerate() {
         let bn = BatchNorm {
@@ -957,11 +904,7 @@ where
 }
 
 /// Zero sizes, bad ε, and a wrong length for every buffer of every call.
-pub fn batch_norm_rejects_bad_requests<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn batch_norm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let ok = BatchNorm {
         batch: 2,
         channels: 3,
@@ -1032,10 +975,7 @@ where
                 &z(len(0, k, t)),
                 &z(len(1, k, c)),
                 &z(len(2, k, c)),
-                BatchNormStats {
-                    mean: &z(len(3, k, c)),
-                    var: &z(len(4, k, c)),
-                },
+                BatchNormStats::new(&z(len(3, k, c)), &z(len(4, k, c))),
                 &mut z(len(5, k, t)),
             ),
         );
@@ -1048,15 +988,12 @@ where
                 &z(len(0, k, t)),
                 &z(len(1, k, t)),
                 &z(len(2, k, c)),
-                BatchNormStats {
-                    mean: &z(len(3, k, c)),
-                    var: &z(len(4, k, c)),
-                },
-                BatchNormGrads {
-                    dx: &mut z(len(5, k, t)),
-                    dgamma: &mut z(len(6, k, c)),
-                    dbeta: &mut z(len(7, k, c)),
-                },
+                BatchNormStats::new(&z(len(3, k, c)), &z(len(4, k, c))),
+                BatchNormGrads::new(
+                    &mut z(len(5, k, t)),
+                    &mut z(len(6, k, c)),
+                    &mut z(len(7, k, c)),
+                ),
             ),
         );
     }
@@ -1064,11 +1001,7 @@ where
 
 /// Loss and gradient bit for bit; one class, many rows, and logits offset by
 /// ±10⁴ (exp would overflow without the row maximum).
-pub fn softmax_cross_entropy<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn softmax_cross_entropy<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     for (s, &(rows, classes, offset)) in [
         (1usize, 1usize, 0.0),
         (5, 10, 0.0),
@@ -1105,11 +1038,10 @@ where
 }
 
 /// No classes, no rows, a label out of range, wrong lengths.
-pub fn softmax_cross_entropy_rejects_bad_requests<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn softmax_cross_entropy_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+) {
     let z = |n| make(vec![B::Elem::zero(); n]);
     expect_err(
         "classes 0",
@@ -1145,11 +1077,7 @@ type ReferenceMap<'a, T> = &'a dyn Fn(&crate::Reference<T>, &Vec<T>, &mut Vec<T>
 
 /// Every map bit for bit at lengths across chunk boundaries, with zeros,
 /// negative zeros and NaN in the ReLU input.
-pub fn maps<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn maps<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let reference = crate::Reference::<B::Elem>::new();
     for (s, n) in [1usize, 3, 65, 1000, 100_003].into_iter().enumerate() {
         let mut x: Vec<B::Elem> = data(n, 400 + s as u64);
@@ -1235,11 +1163,7 @@ where
 }
 
 /// Wrong lengths for every binary map; zero or mismatched bias shapes.
-pub fn maps_reject_bad_lengths<B, F>(backend: &B, make: &F)
-where
-    B: TensorBackend,
-    F: Fn(Vec<B::Elem>) -> B::Buffer,
-{
+pub fn maps_reject_bad_lengths<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let z = |n| make(vec![B::Elem::zero(); n]);
     expect_err("relu", backend.relu(&z(3), &mut z(4)));
     expect_err(
