@@ -19,6 +19,31 @@ fn error<T>(r: Result<T, Error>) -> Error {
     e
 }
 
+/// Whether `e` is [`Error::InvalidSetting`] for the setting `name`.
+fn invalid_setting(e: &Error, name: &str) -> bool {
+    matches!(e, Error::InvalidSetting { name: n, .. } if *n == name)
+}
+
+/// [`sensitivity`] of `w ↦ w[0]` at `w = [0.5]`, 4 copies, seed 1.
+fn sensitivity_of_first(
+    grid: &[f64],
+    unit: Unit,
+    values: &mut [f64],
+    slopes: &mut [f64],
+) -> Result<(), Error> {
+    sensitivity(
+        grid,
+        unit,
+        4,
+        1,
+        &[0.5f64],
+        &mut [0.0],
+        values,
+        slopes,
+        |w| w[0],
+    )
+}
+
 const NON_FINITE_OR_NEGATIVE: [f64; 5] = [
     -1.0,
     -f64::MIN_POSITIVE,
@@ -164,29 +189,11 @@ fn per_element_uniform_needs_a_below_one() {
 fn anneal_index_must_be_finite_and_non_negative() {
     for index in NON_FINITE_OR_NEGATIVE {
         let e = error(Schedule::anneal(index));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "anneal index",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "anneal index"), "{e:?}");
         let config =
             Config::new(Noise::uniform(0.1).unwrap()).with_schedule(Schedule::Anneal { index }, 10);
         let e = error(SmoothOut::new(&b(), config, specs()));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "anneal index",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "anneal index"), "{e:?}");
     }
     assert!(Schedule::anneal(0.0).is_ok());
 }
@@ -195,29 +202,11 @@ fn anneal_index_must_be_finite_and_non_negative() {
 fn tanh_scale_must_be_finite_and_positive() {
     for scale in [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let e = error(Schedule::tanh(scale));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "tanh scale",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "tanh scale"), "{e:?}");
         let config =
             Config::new(Noise::uniform(0.1).unwrap()).with_schedule(Schedule::Tanh { scale }, 10);
         let e = error(SmoothOut::new(&b(), config, specs()));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "tanh scale",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "tanh scale"), "{e:?}");
     }
 }
 
@@ -239,16 +228,7 @@ fn tanh_needs_total_steps() {
 fn sgd_learning_rate_must_be_finite_and_non_negative() {
     for lr in NON_FINITE_OR_NEGATIVE {
         let e = error(Sgd::new(lr, 0.9, 0.0));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "learning rate",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "learning rate"), "{e:?}");
     }
 }
 
@@ -256,16 +236,7 @@ fn sgd_learning_rate_must_be_finite_and_non_negative() {
 fn sgd_momentum_must_lie_in_zero_one() {
     for m in [-0.1, 1.0, 1.5, f64::NAN, f64::INFINITY] {
         let e = error(Sgd::new(0.1, m, 0.0));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "momentum",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "momentum"), "{e:?}");
     }
     assert!(Sgd::new(0.1, 0.0, 0.0).is_ok());
 }
@@ -274,16 +245,7 @@ fn sgd_momentum_must_lie_in_zero_one() {
 fn sgd_weight_decay_must_be_finite_and_non_negative() {
     for wd in NON_FINITE_OR_NEGATIVE {
         let e = error(Sgd::new(0.1, 0.9, wd));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "weight decay",
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(invalid_setting(&e, "weight decay"), "{e:?}");
     }
 }
 
@@ -298,16 +260,7 @@ fn hand_built_invalid_sgd_is_refused_by_the_update() {
     let (mut p, g, mut v) = (params(), params(), params());
     so.perturb(&b(), &mut p, Draw::new(0, 0)).unwrap();
     let e = error(so.denoise_sgd(&b(), &mut p, &g, &mut v, &bad, Draw::new(0, 0)));
-    assert!(
-        matches!(
-            e,
-            Error::InvalidSetting {
-                name: "learning rate",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(invalid_setting(&e, "learning rate"), "{e:?}");
     // Refused before anything changed: the draw is still applied and can be removed.
     assert_eq!(so.applied(), Some(Draw::new(0, 0)));
     so.denoise(&b(), &mut p, Draw::new(0, 0)).unwrap();
@@ -545,87 +498,43 @@ fn denoise_sgd_with_mismatched_gradients_is_an_error() {
 
 #[test]
 fn sensitivity_grid_must_strictly_increase() {
-    let w = [0.5f64];
-    let mut scratch = [0.0];
     for grid in [[0.0, 0.2, 0.1], [0.1, 0.1, 0.2], [0.0, f64::NAN, 0.2]] {
         let (mut values, mut slopes) = ([0.0; 3], [0.0; 2]);
-        let e = error(sensitivity(
+        let e = error(sensitivity_of_first(
             &grid,
             Unit::Uniform,
-            4,
-            1,
-            &w,
-            &mut scratch,
             &mut values,
             &mut slopes,
-            |w| w[0],
         ));
-        assert!(
-            matches!(
-                e,
-                Error::InvalidSetting {
-                    name: "sharpness grid",
-                    ..
-                }
-            ),
-            "{grid:?}: {e:?}"
-        );
+        assert!(invalid_setting(&e, "sharpness grid"), "{grid:?}: {e:?}");
     }
     // A negative strength in an increasing grid is an invalid strength.
     let (mut values, mut slopes) = ([0.0; 2], [0.0; 1]);
-    let e = error(sensitivity(
+    let e = error(sensitivity_of_first(
         &[-0.2, 0.1],
         Unit::Gaussian,
-        4,
-        1,
-        &w,
-        &mut scratch,
         &mut values,
         &mut slopes,
-        |w| w[0],
     ));
     assert!(matches!(e, Error::InvalidStrength { .. }), "{e:?}");
     // And an increasing grid of valid strengths works.
-    sensitivity(
-        &[0.0, 0.1],
-        Unit::Uniform,
-        4,
-        1,
-        &w,
-        &mut scratch,
-        &mut values,
-        &mut slopes,
-        |w| w[0],
-    )
-    .unwrap();
+    sensitivity_of_first(&[0.0, 0.1], Unit::Uniform, &mut values, &mut slopes).unwrap();
 }
 
 #[test]
 fn sensitivity_output_lengths_must_match_the_grid() {
-    let w = [0.5f64];
-    let mut scratch = [0.0];
-    let e = error(sensitivity(
+    let e = error(sensitivity_of_first(
         &[0.0, 0.1],
         Unit::Uniform,
-        4,
-        1,
-        &w,
-        &mut scratch,
         &mut [0.0; 3],
         &mut [0.0; 1],
-        |w| w[0],
     ));
     assert!(matches!(e, Error::LengthMismatch { .. }), "{e:?}");
-    let e = error(sensitivity(
+    let e = error(sensitivity_of_first(
         &[0.0, 0.1],
         Unit::Uniform,
-        4,
-        1,
-        &w,
-        &mut scratch,
         &mut [0.0; 2],
         &mut [0.0; 2],
-        |w| w[0],
     ));
     assert!(matches!(e, Error::LengthMismatch { .. }), "{e:?}");
 }
