@@ -52,6 +52,22 @@ const NON_FINITE_OR_NEGATIVE: [f64; 5] = [
     f64::NEG_INFINITY,
 ];
 
+/// `noise` refuses every strength of [`NON_FINITE_OR_NEGATIVE`] as an
+/// invalid strength `name` carrying that value.
+#[track_caller]
+fn refuses_every_non_finite_or_negative_strength(
+    name: &str,
+    noise: fn(f64) -> Result<Noise, Error>,
+) {
+    for strength in NON_FINITE_OR_NEGATIVE {
+        let e = error(noise(strength));
+        assert!(
+            matches!(e, Error::InvalidStrength { name: n, value } if n == name && value.to_bits() == strength.to_bits()),
+            "{e:?}"
+        );
+    }
+}
+
 fn b() -> Reference<f32> {
     Reference::new()
 }
@@ -71,27 +87,23 @@ fn smoothout() -> SmoothOut<Reference<f32>> {
     SmoothOut::new(&b(), Config::new(Noise::uniform(0.1).unwrap()), specs()).unwrap()
 }
 
+/// [`smoothout`] with [`params`] perturbed at `draw`.
+fn perturbed_at(draw: Draw) -> (SmoothOut<Reference<f32>>, Vec<Vec<f32>>) {
+    let mut so = smoothout();
+    let mut p = params();
+    so.perturb(&b(), &mut p, draw).unwrap();
+    (so, p)
+}
+
 #[test]
 fn uniform_strength_must_be_finite_and_non_negative() {
-    for a in NON_FINITE_OR_NEGATIVE {
-        let e = error(Noise::uniform(a));
-        assert!(
-            matches!(e, Error::InvalidStrength { name: "a", value } if value.to_bits() == a.to_bits()),
-            "{e:?}"
-        );
-    }
+    refuses_every_non_finite_or_negative_strength("a", Noise::uniform);
     assert!(Noise::uniform(0.0).is_ok() && Noise::uniform(1e300).is_ok());
 }
 
 #[test]
 fn gaussian_std_must_be_finite_and_non_negative() {
-    for std in NON_FINITE_OR_NEGATIVE {
-        let e = error(Noise::gaussian(std));
-        assert!(
-            matches!(e, Error::InvalidStrength { name: "std", value } if value.to_bits() == std.to_bits()),
-            "{e:?}"
-        );
-    }
+    refuses_every_non_finite_or_negative_strength("std", Noise::gaussian);
     assert!(Noise::gaussian(0.0).is_ok());
 }
 
@@ -185,29 +197,44 @@ fn per_element_uniform_needs_a_below_one() {
     assert!(SmoothOut::new(&b(), below, specs()).is_ok());
 }
 
+/// Each of `values` is refused as the invalid setting `name` by the
+/// checked constructor `checked`, and by [`SmoothOut::new`] when built by
+/// hand (`raw`).
+#[track_caller]
+fn schedule_refuses<const N: usize>(
+    name: &str,
+    values: [f64; N],
+    checked: fn(f64) -> Result<Schedule, Error>,
+    raw: fn(f64) -> Schedule,
+) {
+    for value in values {
+        let e = error(checked(value));
+        assert!(invalid_setting(&e, name), "{e:?}");
+        let config = Config::new(Noise::uniform(0.1).unwrap()).with_schedule(raw(value), 10);
+        let e = error(SmoothOut::new(&b(), config, specs()));
+        assert!(invalid_setting(&e, name), "{e:?}");
+    }
+}
+
 #[test]
 fn anneal_index_must_be_finite_and_non_negative() {
-    for index in NON_FINITE_OR_NEGATIVE {
-        let e = error(Schedule::anneal(index));
-        assert!(invalid_setting(&e, "anneal index"), "{e:?}");
-        let config =
-            Config::new(Noise::uniform(0.1).unwrap()).with_schedule(Schedule::Anneal { index }, 10);
-        let e = error(SmoothOut::new(&b(), config, specs()));
-        assert!(invalid_setting(&e, "anneal index"), "{e:?}");
-    }
+    schedule_refuses(
+        "anneal index",
+        NON_FINITE_OR_NEGATIVE,
+        Schedule::anneal,
+        |index| Schedule::Anneal { index },
+    );
     assert!(Schedule::anneal(0.0).is_ok());
 }
 
 #[test]
 fn tanh_scale_must_be_finite_and_positive() {
-    for scale in [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let e = error(Schedule::tanh(scale));
-        assert!(invalid_setting(&e, "tanh scale"), "{e:?}");
-        let config =
-            Config::new(Noise::uniform(0.1).unwrap()).with_schedule(Schedule::Tanh { scale }, 10);
-        let e = error(SmoothOut::new(&b(), config, specs()));
-        assert!(invalid_setting(&e, "tanh scale"), "{e:?}");
-    }
+    schedule_refuses(
+        "tanh scale",
+        [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY],
+        Schedule::tanh,
+        |scale| Schedule::Tanh { scale },
+    );
 }
 
 #[test]
@@ -370,9 +397,7 @@ fn buffer_of_the_wrong_length_is_a_shape_mismatch() {
 
 #[test]
 fn perturbing_twice_is_already_perturbed() {
-    let mut so = smoothout();
-    let mut p = params();
-    so.perturb(&b(), &mut p, Draw::new(0, 0)).unwrap();
+    let (mut so, mut p) = perturbed_at(Draw::new(0, 0));
     let perturbed = p.clone();
     for draw in [Draw::new(0, 0), Draw::new(0, 1)] {
         let e = error(so.perturb(&b(), &mut p, draw));
@@ -402,9 +427,7 @@ fn denoising_unperturbed_parameters_is_not_perturbed() {
 
 #[test]
 fn denoising_another_draw_is_a_draw_mismatch() {
-    let mut so = smoothout();
-    let mut p = params();
-    so.perturb(&b(), &mut p, Draw::new(4, 1)).unwrap();
+    let (mut so, mut p) = perturbed_at(Draw::new(4, 1));
     let perturbed = p.clone();
     for other in [Draw::new(4, 0), Draw::new(5, 1), Draw::new(0, 0)] {
         let e = error(so.denoise(&b(), &mut p, other));
@@ -523,20 +546,16 @@ fn sensitivity_grid_must_strictly_increase() {
 
 #[test]
 fn sensitivity_output_lengths_must_match_the_grid() {
-    let e = error(sensitivity_of_first(
-        &[0.0, 0.1],
-        Unit::Uniform,
-        &mut [0.0; 3],
-        &mut [0.0; 1],
-    ));
-    assert!(matches!(e, Error::LengthMismatch { .. }), "{e:?}");
-    let e = error(sensitivity_of_first(
-        &[0.0, 0.1],
-        Unit::Uniform,
-        &mut [0.0; 2],
-        &mut [0.0; 2],
-    ));
-    assert!(matches!(e, Error::LengthMismatch { .. }), "{e:?}");
+    // One value too many, then one slope too many.
+    for (values, slopes) in [(3, 1), (2, 2)] {
+        let e = error(sensitivity_of_first(
+            &[0.0, 0.1],
+            Unit::Uniform,
+            &mut vec![0.0; values],
+            &mut vec![0.0; slopes],
+        ));
+        assert!(matches!(e, Error::LengthMismatch { .. }), "{e:?}");
+    }
 }
 
 /// The closure's error is returned, and the parameters are de-noised anyway,

@@ -87,6 +87,23 @@ fn within(what: &str, estimate: f64, exact: f64, se: f64) {
     );
 }
 
+/// Mean 0 (standard error `√(σ²/n)`), variance `sigma2` (standard error
+/// `var_se`), and neighbouring elements independent (lag-1 correlation 0,
+/// standard error `1/√n`).
+#[track_caller]
+fn centred_moments(what: &str, x: &[f32], sigma2: f64, var_se: f64) {
+    let (mean, var) = mean_var(x);
+    let n = N as f64;
+    within(&format!("{what} mean"), mean, 0.0, (sigma2 / n).sqrt());
+    within(&format!("{what} variance"), var, sigma2, var_se);
+    within(
+        &format!("{what} lag-1 correlation"),
+        correlation(&x[..N - 1], &x[1..]),
+        0.0,
+        1.0 / n.sqrt(),
+    );
+}
+
 #[test]
 fn uniform_mean_and_variance() {
     for (salt, a) in [(1, 0.0375), (2, 1.0)] {
@@ -96,28 +113,14 @@ fn uniform_mean_and_variance() {
             x.iter().all(|v| v.abs() < bound),
             "a = {a}: outside (-a, a)"
         );
-        let (mean, var) = mean_var(&x);
         let n = N as f64;
         let sigma2 = a * a / 3.0;
         let mu4 = a.powi(4) / 5.0;
-        within(
-            &format!("uniform a={a} mean"),
-            mean,
-            0.0,
-            (sigma2 / n).sqrt(),
-        );
-        within(
-            &format!("uniform a={a} variance"),
-            var,
+        centred_moments(
+            &format!("uniform a={a}"),
+            &x,
             sigma2,
             ((mu4 - sigma2 * sigma2) / n).sqrt(),
-        );
-        // Neighbouring elements are independent.
-        within(
-            &format!("uniform a={a} lag-1 correlation"),
-            correlation(&x[..N - 1], &x[1..]),
-            0.0,
-            1.0 / n.sqrt(),
         );
     }
 }
@@ -130,27 +133,14 @@ fn gaussian_mean_and_variance() {
             x.iter().all(|v| v.is_finite()),
             "std = {std}: non-finite draw"
         );
-        let (mean, var) = mean_var(&x);
         let n = N as f64;
         let sigma2 = std * std;
-        within(
-            &format!("gaussian std={std} mean"),
-            mean,
-            0.0,
-            (sigma2 / n).sqrt(),
-        );
-        within(
-            &format!("gaussian std={std} variance"),
-            var,
+        // Lag 1 includes the Box–Muller pairs (2j, 2j + 1), which share a radius.
+        centred_moments(
+            &format!("gaussian std={std}"),
+            &x,
             sigma2,
             (2.0 * sigma2 * sigma2 / n).sqrt(),
-        );
-        // Lag 1 includes the Box–Muller pairs (2j, 2j + 1), which share a radius.
-        within(
-            &format!("gaussian std={std} lag-1 correlation"),
-            correlation(&x[..N - 1], &x[1..]),
-            0.0,
-            1.0 / n.sqrt(),
         );
     }
 }
