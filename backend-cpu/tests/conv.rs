@@ -58,12 +58,18 @@ impl<T: Real> WholeBatch<'_, T> {
         self.0.zeros(conv.col_len()).expect("columns")
     }
 
-    fn forward(&self, conv: &Conv2d, f: usize, w: &[T], x: &[T], y: &mut Vec<T>) {
-        let (g, batch) = conv.forward_gemm(f);
+    /// The columns of `x`, the whole batch at once.
+    fn im2col(&self, conv: &Conv2d, x: &[T]) -> ArrayD<T> {
         let mut col = self.columns(conv);
         self.0
             .im2col(conv, &array(x.to_vec()), &mut col)
             .expect("im2col");
+        col
+    }
+
+    fn forward(&self, conv: &Conv2d, f: usize, w: &[T], x: &[T], y: &mut Vec<T>) {
+        let (g, batch) = conv.forward_gemm(f);
+        let col = self.im2col(conv, x);
         let mut out = array(y.clone());
         self.0
             .gemm_strided(&g, &batch, &array(w.to_vec()), &col, &mut out)
@@ -73,10 +79,7 @@ impl<T: Real> WholeBatch<'_, T> {
 
     fn weight_grad(&self, conv: &Conv2d, f: usize, x: &[T], dy: &[T], dw: &mut Vec<T>) {
         let (g, batch) = conv.weight_grad_gemm(f);
-        let mut col = self.columns(conv);
-        self.0
-            .im2col(conv, &array(x.to_vec()), &mut col)
-            .expect("im2col");
+        let col = self.im2col(conv, x);
         let mut out = array(dw.clone());
         self.0
             .gemm_summed(&g, &batch, &array(dy.to_vec()), &col, &mut out)
@@ -133,51 +136,55 @@ fn check<T: Real>(threads: usize) {
         );
         let case = format!("{threads} threads, {conv:?}, {filters} filters");
 
-        let mut y_ref = vec![T::zero(); out];
-        reference.forward(&conv, filters, &w, &x, &mut y_ref);
-        let mut y = array(vec![T::zero(); out]);
-        cpu.conv_forward(&conv, filters, &array(w.clone()), &array(x.clone()), &mut y)
-            .expect("cpu forward");
-        same_bits(&format!("forward, {case}"), y.as_slice().unwrap(), &y_ref);
-
-        let mut dw_ref = dw0.clone();
-        reference.weight_grad(&conv, filters, &x, &dy, &mut dw_ref);
-        let mut dw = array(dw0.clone());
-        cpu.conv_weight_grad(
-            &conv,
-            filters,
-            &array(x.clone()),
-            &array(dy.clone()),
-            &mut dw,
-        )
-        .expect("cpu weight grad");
-        same_bits(
+        one_pass(
+            &format!("forward, {case}"),
+            &vec![T::zero(); out],
+            |y| reference.forward(&conv, filters, &w, &x, y),
+            |y| {
+                cpu.conv_forward(&conv, filters, &array(w.clone()), &array(x.clone()), y)
+                    .expect("cpu forward")
+            },
+        );
+        let dw_ref = one_pass(
             &format!("weight grad, {case}"),
-            dw.as_slice().unwrap(),
-            &dw_ref,
+            &dw0,
+            |dw| reference.weight_grad(&conv, filters, &x, &dy, dw),
+            |dw| {
+                cpu.conv_weight_grad(&conv, filters, &array(x.clone()), &array(dy.clone()), dw)
+                    .expect("cpu weight grad")
+            },
         );
         assert!(
             dw_ref != dw0,
             "the weight gradient changed nothing ({case})"
         );
-
-        let mut dx_ref = dx0.clone();
-        reference.input_grad(&conv, filters, &w, &dy, &mut dx_ref);
-        let mut dx = array(dx0.clone());
-        cpu.conv_input_grad(
-            &conv,
-            filters,
-            &array(w.clone()),
-            &array(dy.clone()),
-            &mut dx,
-        )
-        .expect("cpu input grad");
-        same_bits(
+        one_pass(
             &format!("input grad, {case}"),
-            dx.as_slice().unwrap(),
-            &dx_ref,
+            &dx0,
+            |dx| reference.input_grad(&conv, filters, &w, &dy, dx),
+            |dx| {
+                cpu.conv_input_grad(&conv, filters, &array(w.clone()), &array(dy.clone()), dx)
+                    .expect("cpu input grad")
+            },
         );
     }
+}
+
+/// One pass from the same starting output `out0`, whole batch
+/// (`whole_batch`) and image by image (`cpu`): the same bits. Returns the
+/// whole-batch result.
+fn one_pass<T: Real>(
+    what: &str,
+    out0: &[T],
+    whole_batch: impl FnOnce(&mut Vec<T>),
+    cpu: impl FnOnce(&mut ArrayD<T>),
+) -> Vec<T> {
+    let mut want = out0.to_vec();
+    whole_batch(&mut want);
+    let mut got = array(out0.to_vec());
+    cpu(&mut got);
+    same_bits(what, got.as_slice().unwrap(), &want);
+    want
 }
 
 #[test]

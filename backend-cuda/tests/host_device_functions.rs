@@ -72,6 +72,11 @@ fn driver() -> Result<PathBuf, String> {
     DRIVER_EXE.get_or_init(build_driver).clone()
 }
 
+/// The driver, or `None` after printing why the test is skipped.
+fn driver_or_skip() -> Option<PathBuf> {
+    driver().map_err(|why| eprintln!("skipped: {why}")).ok()
+}
+
 fn build_driver() -> Result<PathBuf, String> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-device-functions");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -115,12 +120,8 @@ fn run(exe: &Path, args: &[String]) -> String {
 
 #[test]
 fn unit_draws_match_core_bit_for_bit() {
-    let exe = match driver() {
-        Ok(e) => e,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(exe) = driver_or_skip() else {
+        return;
     };
     let keys = [
         NoiseKey::for_draw(0, 0, 0, 0),
@@ -165,12 +166,8 @@ fn unit_draws_match_core_bit_for_bit() {
 
 #[test]
 fn ported_logf_and_sincosf_match_libm_on_every_box_muller_input() {
-    let exe = match driver() {
-        Ok(e) => e,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(exe) = driver_or_skip() else {
+        return;
     };
     let text = run(&exe, &[]);
     let got: Vec<u64> = text

@@ -19,6 +19,11 @@ fn gpu() -> Result<Cuda, String> {
     .clone()
 }
 
+/// The GPU backend, or `None` after printing why the test is skipped.
+fn gpu_or_skip() -> Option<Cuda> {
+    gpu().map_err(|e| eprintln!("skipped: {e}")).ok()
+}
+
 fn upload(v: Vec<f32>) -> <Cuda as smoothout::BackendTypes>::Buffer {
     gpu()
         .expect("a test body only runs once the backend exists")
@@ -30,12 +35,8 @@ smoothout::backend_tests!(try cuda, gpu(), upload);
 
 #[test]
 fn uniform_noise_equals_the_cpu_backend() {
-    let gpu = match gpu() {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            return;
-        }
+    let Some(gpu) = gpu_or_skip() else {
+        return;
     };
     let cpu = smoothout_cpu::Cpu::<f32>::with_threads(2).expect("cpu backend");
     let noise = Noise::uniform(0.05).expect("valid");
@@ -84,12 +85,8 @@ fn missing_device_is_a_typed_error() {
 
 #[test]
 fn from_stream_runs_on_the_given_stream_with_the_same_bits() {
-    let gpu = match gpu() {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            return;
-        }
+    let Some(gpu) = gpu_or_skip() else {
+        return;
     };
     let noise = Noise::uniform(0.05).expect("valid");
     let key = NoiseKey::for_draw(7, 3, 0, 11);
