@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::reductions::{channel_at, channel_sums, model_channel_sum};
+use smoothout::testgen::tensor::MAPS_BIASES;
 
 /// src/tensor.rs's `bias_grad`: −0.0 (`fill`) for no rows, else
 /// `channel_sums` with divisor 1.
@@ -32,6 +33,13 @@ fn bias_grad_matches_reference() {
     let Some(emu) = emu_or_skip() else { return };
     let mut tally = Tally::default();
     let reference = Reference::<f32>::new();
+    let reference_bias_grad = |dy: &Vec<f32>, channels: usize, inner: usize| {
+        let mut want = vec![f32::NAN; channels];
+        reference
+            .bias_grad(dy, inner, &mut want)
+            .expect("reference");
+        want
+    };
     // tests/tensor.rs's shapes (outer, channels, inner) and salts, then
     // 300 × 4 × 1, no rows, and a channel of −0.0 only (its sum is −0.0:
     // every sum starts from −0.0, as Rust's f64 `sum`).
@@ -48,10 +56,7 @@ fn bias_grad_matches_reference() {
             }
         }
         let what = format!("bias_grad {outer}×{channels}×{inner}");
-        let mut want = vec![f32::NAN; channels];
-        reference
-            .bias_grad(&dy, inner, &mut want)
-            .expect("reference");
+        let want = reference_bias_grad(&dy, channels, inner);
         let (sums, got) = emulated_bias_grad(emu, &dy, channels, inner, &what, &mut tally);
         if dy.is_empty() {
             tally.exact(same(&what, &got, &want));
@@ -70,21 +75,10 @@ fn bias_grad_matches_reference() {
     // The shapes and data of smoothout::testgen::tensor::maps, which the GPU
     // test compares bit for bit: tests/tensor.rs's table says these sums
     // round to the reference's bits.
-    for (s, &(outer, channels, inner)) in [
-        (1usize, 1usize, 1usize),
-        (33, 10, 1),
-        (3, 16, 25),
-        (2, 5, 7),
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (s, &(outer, channels, inner)) in MAPS_BIASES.iter().enumerate() {
         let dy = data(outer * channels * inner, 700 + s as u64);
         let what = format!("bias_grad (maps) {outer}×{channels}×{inner}");
-        let mut want = vec![f32::NAN; channels];
-        reference
-            .bias_grad(&dy, inner, &mut want)
-            .expect("reference");
+        let want = reference_bias_grad(&dy, channels, inner);
         let (_, got) = emulated_bias_grad(emu, &dy, channels, inner, &what, &mut tally);
         tally.exact(same(&what, &got, &want));
     }

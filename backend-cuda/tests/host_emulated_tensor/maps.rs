@@ -1,6 +1,7 @@
 //! The element-wise maps and `add_bias`.
 
 use super::*;
+use smoothout::testgen::tensor::MAPS_BIASES;
 
 #[test]
 fn maps_and_add_bias_match_reference() {
@@ -63,19 +64,10 @@ fn maps_and_add_bias_match_reference() {
             }
         }
     }
-    // add_bias: linear (inner 1) and convolution layouts, one block.
-    for (s, &(outer, channels, inner)) in [
-        (1usize, 1usize, 1usize),
-        (33, 10, 1),
-        (3, 16, 25),
-        (2, 5, 7),
-        (8, 16, 64),
-        (300, 4, 1),
-        (2, 3, 35),
-    ]
-    .iter()
-    .enumerate()
-    {
+    // add_bias: testgen's maps cases (linear, inner 1, and convolution
+    // layouts), then larger ones; one block.
+    let more = [(8, 16, 64), (300, 4, 1), (2, 3, 35)];
+    for (s, &(outer, channels, inner)) in MAPS_BIASES.iter().chain(&more).enumerate() {
         let n = outer * channels * inner;
         let x = data(n, 700 + s as u64);
         let bias = data(channels, 800 + s as u64);

@@ -1127,16 +1127,7 @@ pub fn maps<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
             &|b, _, y| b.fill(alpha, y).expect("fill"),
         );
     }
-    // Biases: linear (inner 1) and convolution (inner 25) layouts.
-    for (s, &(outer, channels, inner)) in [
-        (1usize, 1usize, 1usize),
-        (33, 10, 1),
-        (3, 16, 25),
-        (2, 5, 7),
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (s, &(outer, channels, inner)) in MAPS_BIASES.iter().enumerate() {
         let n = outer * channels * inner;
         let x: Vec<B::Elem> = data(n, 700 + s as u64);
         let bias: Vec<B::Elem> = data(channels, 800 + s as u64);
@@ -1161,6 +1152,12 @@ pub fn maps<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
         same_bits("bias_grad", &read(backend, &got), &want);
     }
 }
+
+/// `(outer, channels, inner)` of [`maps`]' bias cases (`add_bias`,
+/// `bias_grad`): linear (inner 1) and convolution (inner 25) layouts. Case
+/// `s` takes `x` from salt `700 + s` and the bias from salt `800 + s`.
+pub const MAPS_BIASES: [(usize, usize, usize); 4] =
+    [(1, 1, 1), (33, 10, 1), (3, 16, 25), (2, 5, 7)];
 
 /// Wrong lengths for every binary map; zero or mismatched bias shapes.
 pub fn maps_reject_bad_lengths<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
