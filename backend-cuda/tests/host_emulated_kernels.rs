@@ -17,13 +17,9 @@
 //! between canaries that must stay untouched. Skips with a reason when no
 //! C++ compiler (`c++`) is installed, or on a host without ucontext.
 
-use std::sync::OnceLock;
-
-use libloading::Library;
-
 #[path = "emu/build.rs"]
 mod build;
-use build::{build_driver, check, grid, launches, or_skip, sym, Status, THREADS};
+use build::{check, emu_driver, grid, launches, Status, THREADS};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::unit::bernoulli_threshold;
 use smoothout::{Noise, NoiseKey, Sgd, Unit};
@@ -84,45 +80,21 @@ type FilterScalesFn =
 type PerturbFilterNormFn =
     unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
 
-/// The compiled driver's entry points: `emu_<kernel>(grid, block, the
-/// kernel's own arguments…)`.
-struct Emu {
-    _lib: Library,
-    fill_noise: FillNoiseFn,
-    perturb: PerturbFn,
-    denoise: PerturbFn,
-    write_noise: WriteNoiseFn,
-    drop_out: DropOutFn,
-    denoise_sgd: DenoiseSgdFn,
-    axpy: AxpyFn,
-    row_norms: RowNormsFn,
-    filter_scales: FilterScalesFn,
-    perturb_filter_norm: PerturbFilterNormFn,
-}
-
-/// The driver, built and loaded once per test process (the tests run in
-/// parallel; the shim's state is per thread), or `None` after printing why
-/// the test is skipped.
-fn emu_or_skip() -> Option<&'static Emu> {
-    static EMU: OnceLock<Result<Emu, String>> = OnceLock::new();
-    or_skip(EMU.get_or_init(build))
-}
-
-fn build() -> Result<Emu, String> {
-    let library = build_driver("noise_driver.cpp", "noise.cu")?;
-    Ok(Emu {
-        fill_noise: sym(&library, "emu_fill_noise"),
-        perturb: sym(&library, "emu_perturb"),
-        denoise: sym(&library, "emu_denoise"),
-        write_noise: sym(&library, "emu_write_noise"),
-        drop_out: sym(&library, "emu_drop_out"),
-        denoise_sgd: sym(&library, "emu_denoise_sgd"),
-        axpy: sym(&library, "emu_axpy"),
-        row_norms: sym(&library, "emu_row_norms"),
-        filter_scales: sym(&library, "emu_filter_scales"),
-        perturb_filter_norm: sym(&library, "emu_perturb_filter_norm"),
-        _lib: library,
-    })
+emu_driver! {
+    /// The compiled driver's entry points: `emu_<kernel>(grid, block, the
+    /// kernel's own arguments…)`.
+    struct Emu from ("noise_driver.cpp", "noise.cu") {
+        fill_noise: FillNoiseFn,
+        perturb: PerturbFn,
+        denoise: PerturbFn,
+        write_noise: WriteNoiseFn,
+        drop_out: DropOutFn,
+        denoise_sgd: DenoiseSgdFn,
+        axpy: AxpyFn,
+        row_norms: RowNormsFn,
+        filter_scales: FilterScalesFn,
+        perturb_filter_norm: PerturbFilterNormFn,
+    }
 }
 
 // ---- Launches, as src/lib.rs makes them ----------------------------------

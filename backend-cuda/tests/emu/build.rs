@@ -11,6 +11,41 @@ use std::process::Command;
 
 use libloading::Library;
 
+/// Declares `struct Emu`, one field per entry point of a driver (the field
+/// `f` is the driver's `emu_f`, read as the field's type), with `build()`,
+/// which compiles and loads the driver, and `emu_or_skip()`: the driver,
+/// built and loaded once per test process (the tests run in parallel; the
+/// shim's state is per thread), or `None` after printing why the test is
+/// skipped.
+macro_rules! emu_driver {
+    (
+        $(#[$doc:meta])*
+        struct Emu from ($driver:literal, $kernel:literal) {
+            $($field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$doc])*
+        struct Emu {
+            _lib: ::libloading::Library,
+            $($field: $ty,)*
+        }
+
+        fn emu_or_skip() -> Option<&'static Emu> {
+            static EMU: ::std::sync::OnceLock<Result<Emu, String>> = ::std::sync::OnceLock::new();
+            $crate::build::or_skip(EMU.get_or_init(build))
+        }
+
+        fn build() -> Result<Emu, String> {
+            let library = $crate::build::build_driver($driver, $kernel)?;
+            Ok(Emu {
+                $($field: $crate::build::sym(&library, concat!("emu_", stringify!($field))),)*
+                _lib: library,
+            })
+        }
+    };
+}
+pub(crate) use emu_driver;
+
 /// Compiles `tests/emu/{driver}` (which includes `kernels/{kernel}`) and
 /// loads it, or says why not (no Unix host, no `c++`). A compiler that runs
 /// but rejects the code is a failure: this panics with its messages.

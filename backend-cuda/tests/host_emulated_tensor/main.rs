@@ -72,13 +72,9 @@ mod pool;
 mod reductions;
 mod softmax;
 
-use std::sync::OnceLock;
-
-use libloading::Library;
-
 #[path = "../emu/build.rs"]
 mod build;
-use build::{build_driver, check, grid, launches, or_skip, status_message, sym, Status, THREADS};
+use build::{check, emu_driver, grid, launches, status_message, Status, THREADS};
 #[path = "../support/tensor_bounds.rs"]
 mod bounds;
 use bounds::{
@@ -238,70 +234,34 @@ type ScalarMapFn = unsafe extern "C" fn(u32, u32, f32, *mut f32, u64) -> Status;
 type AddBiasFn = unsafe extern "C" fn(u32, u32, *const f32, *mut f32, u64, u64, u64) -> Status;
 type SelftestFn = unsafe extern "C" fn(i32, i32, *const f64, *mut f64) -> Status;
 
-/// The compiled driver's entry points: `emu_<kernel>(grid, block, the
-/// kernel's own arguments…)`; the block reductions take `(grid_x, grid_y,
-/// block, order, …)`.
-struct Emu {
-    _lib: Library,
-    gemm_empty: GemmEmptyFn,
-    gemm_sum_chunk: GemmSumChunkFn,
-    gemm_sum_finish: GemmSumFinishFn,
-    im2col: ConvFn,
-    col2im: ConvFn,
-    pool_forward: PoolForwardFn,
-    pool_backward: PoolBackwardFn,
-    channel_partials: ChannelPartialsFn,
-    channel_finish: ChannelFinishFn,
-    bn_forward: BnForwardFn,
-    bn_grad_partials: BnGradPartialsFn,
-    bn_grad_finish: BnGradFinishFn,
-    bn_backward: BnBackwardFn,
-    softmax_xent_rows: SoftmaxFn,
-    map_relu: BinaryMapFn,
-    map_relu_backward: ReluBackwardFn,
-    map_scale: ScalarMapFn,
-    map_add: BinaryMapFn,
-    map_mul: BinaryMapFn,
-    map_fill: ScalarMapFn,
-    add_bias: AddBiasFn,
-    selftest: SelftestFn,
-}
-
-/// The driver, built and loaded once per test process (the tests run in
-/// parallel; the shim's state is per thread), or `None` after printing why
-/// the test is skipped.
-fn emu_or_skip() -> Option<&'static Emu> {
-    static EMU: OnceLock<Result<Emu, String>> = OnceLock::new();
-    or_skip(EMU.get_or_init(build))
-}
-
-fn build() -> Result<Emu, String> {
-    let library = build_driver("tensor_driver.cpp", "tensor.cu")?;
-    Ok(Emu {
-        gemm_empty: sym(&library, "emu_gemm_empty"),
-        gemm_sum_chunk: sym(&library, "emu_gemm_sum_chunk"),
-        gemm_sum_finish: sym(&library, "emu_gemm_sum_finish"),
-        im2col: sym(&library, "emu_im2col"),
-        col2im: sym(&library, "emu_col2im"),
-        pool_forward: sym(&library, "emu_pool_forward"),
-        pool_backward: sym(&library, "emu_pool_backward"),
-        channel_partials: sym(&library, "emu_channel_partials"),
-        channel_finish: sym(&library, "emu_channel_finish"),
-        bn_forward: sym(&library, "emu_bn_forward"),
-        bn_grad_partials: sym(&library, "emu_bn_grad_partials"),
-        bn_grad_finish: sym(&library, "emu_bn_grad_finish"),
-        bn_backward: sym(&library, "emu_bn_backward"),
-        softmax_xent_rows: sym(&library, "emu_softmax_xent_rows"),
-        map_relu: sym(&library, "emu_map_relu"),
-        map_relu_backward: sym(&library, "emu_map_relu_backward"),
-        map_scale: sym(&library, "emu_map_scale"),
-        map_add: sym(&library, "emu_map_add"),
-        map_mul: sym(&library, "emu_map_mul"),
-        map_fill: sym(&library, "emu_map_fill"),
-        add_bias: sym(&library, "emu_add_bias"),
-        selftest: sym(&library, "emu_selftest"),
-        _lib: library,
-    })
+emu_driver! {
+    /// The compiled driver's entry points: `emu_<kernel>(grid, block, the
+    /// kernel's own arguments…)`; the block reductions take `(grid_x, grid_y,
+    /// block, order, …)`.
+    struct Emu from ("tensor_driver.cpp", "tensor.cu") {
+        gemm_empty: GemmEmptyFn,
+        gemm_sum_chunk: GemmSumChunkFn,
+        gemm_sum_finish: GemmSumFinishFn,
+        im2col: ConvFn,
+        col2im: ConvFn,
+        pool_forward: PoolForwardFn,
+        pool_backward: PoolBackwardFn,
+        channel_partials: ChannelPartialsFn,
+        channel_finish: ChannelFinishFn,
+        bn_forward: BnForwardFn,
+        bn_grad_partials: BnGradPartialsFn,
+        bn_grad_finish: BnGradFinishFn,
+        bn_backward: BnBackwardFn,
+        softmax_xent_rows: SoftmaxFn,
+        map_relu: BinaryMapFn,
+        map_relu_backward: ReluBackwardFn,
+        map_scale: ScalarMapFn,
+        map_add: BinaryMapFn,
+        map_mul: BinaryMapFn,
+        map_fill: ScalarMapFn,
+        add_bias: AddBiasFn,
+        selftest: SelftestFn,
+    }
 }
 
 // ---- Launches, as src/lib.rs and src/tensor.rs make them ---------------
