@@ -6,7 +6,7 @@
 //! `f32` and `f64`; and typed errors for buffers of the wrong length.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::tensor::{Conv2d, ConvOps, MatmulOps};
+use smoothout::tensor::{Conv2d, ConvOps, Gemm, GemmBatch, MatmulOps};
 use smoothout::{BufferOps, Error, Real};
 use smoothout_cpu::Cpu;
 use smoothout_testkit::SplitMix64;
@@ -53,6 +53,10 @@ fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
 /// the batched GEMM (and `col2im` for the input gradient).
 struct WholeBatch<'a, T: Real>(&'a Cpu<T>);
 
+/// [`MatmulOps::gemm_strided`] or [`MatmulOps::gemm_summed`] of [`Cpu`].
+type BatchedGemm<T> =
+    fn(&Cpu<T>, &Gemm, &GemmBatch, &ArrayD<T>, &ArrayD<T>, &mut ArrayD<T>) -> Result<(), Error>;
+
 impl<T: Real> WholeBatch<'_, T> {
     fn columns(&self, conv: &Conv2d) -> ArrayD<T> {
         self.0.zeros(conv.col_len()).expect("columns")
@@ -67,24 +71,29 @@ impl<T: Real> WholeBatch<'_, T> {
         col
     }
 
-    fn forward(&self, conv: &Conv2d, f: usize, w: &[T], x: &[T], y: &mut Vec<T>) {
-        let (g, batch) = conv.forward_gemm(f);
+    /// `out ← a · columns(x)` by the batched GEMM `(g, batch)`: one product
+    /// per image (`gemm_strided`) or their sum (`gemm_summed`).
+    fn times_columns(
+        &self,
+        conv: &Conv2d,
+        (g, batch): (Gemm, GemmBatch),
+        gemm: BatchedGemm<T>,
+        a: &[T],
+        x: &[T],
+        out: &mut Vec<T>,
+    ) {
         let col = self.im2col(conv, x);
-        let mut out = array(y.clone());
-        self.0
-            .gemm_strided(&g, &batch, &array(w.to_vec()), &col, &mut out)
-            .expect("gemm_strided");
-        *y = out.into_raw_vec_and_offset().0;
+        let mut c = array(out.clone());
+        gemm(self.0, &g, &batch, &array(a.to_vec()), &col, &mut c).expect("batched gemm");
+        *out = c.into_raw_vec_and_offset().0;
+    }
+
+    fn forward(&self, conv: &Conv2d, f: usize, w: &[T], x: &[T], y: &mut Vec<T>) {
+        self.times_columns(conv, conv.forward_gemm(f), Cpu::gemm_strided, w, x, y);
     }
 
     fn weight_grad(&self, conv: &Conv2d, f: usize, x: &[T], dy: &[T], dw: &mut Vec<T>) {
-        let (g, batch) = conv.weight_grad_gemm(f);
-        let col = self.im2col(conv, x);
-        let mut out = array(dw.clone());
-        self.0
-            .gemm_summed(&g, &batch, &array(dy.to_vec()), &col, &mut out)
-            .expect("gemm_summed");
-        *dw = out.into_raw_vec_and_offset().0;
+        self.times_columns(conv, conv.weight_grad_gemm(f), Cpu::gemm_summed, dy, x, dw);
     }
 
     fn input_grad(&self, conv: &Conv2d, f: usize, w: &[T], dy: &[T], dx: &mut Vec<T>) {
