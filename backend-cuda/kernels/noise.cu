@@ -62,6 +62,12 @@ SO_FN float so_scale(int mode, float s, const float *scales, u64 cols, u64 i) {
     return mode == SO_ROWS ? scales[i / cols] : s;
 }
 
+// θ for one element of weight x and unit draw u: sc·|x|·u with per-element
+// scaling, sc·u otherwise.
+SO_FN float so_theta(int mode, float sc, float x, float u) {
+    return mode == SO_PER_ELEMENT ? __fmul_rn(__fmul_rn(sc, fabsf(x)), u) : __fmul_rn(sc, u);
+}
+
 // w ← w + θ.
 extern "C" __global__ void perturb(float *w, u64 n, u32 k0, u32 k1, int unit, int mode, float s,
                                    const float *scales, u64 cols) {
@@ -71,11 +77,7 @@ extern "C" __global__ void perturb(float *w, u64 n, u32 k0, u32 k1, int unit, in
         so_load4(w, b, n, x);
         for (int j = 0; j < 4; ++j) {
             float sc = so_scale(mode, s, scales, cols, min(4 * b + j, n - 1));
-            if (mode == SO_PER_ELEMENT) {
-                x[j] = __fadd_rn(x[j], __fmul_rn(__fmul_rn(sc, fabsf(x[j])), u[j]));
-            } else {
-                x[j] = __fadd_rn(x[j], __fmul_rn(sc, u[j]));
-            }
+            x[j] = __fadd_rn(x[j], so_theta(mode, sc, x[j], u[j]));
         }
         so_store4(w, b, n, x);
     }
@@ -91,8 +93,7 @@ extern "C" __global__ void write_noise(const float *w, float *out, u64 n, u32 k0
         so_load4(w, b, n, x);
         for (int j = 0; j < 4; ++j) {
             float sc = so_scale(mode, s, scales, cols, min(4 * b + j, n - 1));
-            x[j] = mode == SO_PER_ELEMENT ? __fmul_rn(__fmul_rn(sc, fabsf(x[j])), u[j])
-                                          : __fmul_rn(sc, u[j]);
+            x[j] = so_theta(mode, sc, x[j], u[j]);
         }
         so_store4(out, b, n, x);
     }

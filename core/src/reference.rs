@@ -609,23 +609,33 @@ pub fn copy_ranges(
     dst_start: usize,
     len: usize,
 ) -> Result<(core::ops::Range<usize>, core::ops::Range<usize>)> {
-    let s = src_start
+    let src = range_within("copy_range source (start + len)", src_len, src_start, len)?;
+    let dst = range_within(
+        "copy_range destination (start + len)",
+        dst_len,
+        dst_start,
+        len,
+    )?;
+    Ok((src, dst))
+}
+
+/// `start..start + len` when it lies within `0..buf_len`, otherwise
+/// [`Error::LengthMismatch`] naming `what`.
+fn range_within(
+    what: &'static str,
+    buf_len: usize,
+    start: usize,
+    len: usize,
+) -> Result<core::ops::Range<usize>> {
+    let end = start
         .checked_add(len)
-        .filter(|&e| e <= src_len)
+        .filter(|&e| e <= buf_len)
         .ok_or(Error::LengthMismatch {
-            what: "copy_range source (start + len)",
-            expected: src_len,
-            actual: src_start.saturating_add(len),
+            what,
+            expected: buf_len,
+            actual: start.saturating_add(len),
         })?;
-    let d = dst_start
-        .checked_add(len)
-        .filter(|&e| e <= dst_len)
-        .ok_or(Error::LengthMismatch {
-            what: "copy_range destination (start + len)",
-            expected: dst_len,
-            actual: dst_start.saturating_add(len),
-        })?;
-    Ok((src_start..s, dst_start..d))
+    Ok(start..end)
 }
 
 /// `dst[dst_start ..][.. len] ← src[src_start ..][.. len]`.
