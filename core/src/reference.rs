@@ -27,6 +27,7 @@ use crate::noise::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::step::Sgd;
+use crate::tensor::check_len;
 
 /// How the unit draw is scaled into θ for one parameter.
 #[derive(Debug)]
@@ -203,13 +204,11 @@ pub fn write_noise<T: Real>(
     w: &[T],
     out: &mut [T],
 ) -> Result<()> {
-    if out.len() != w.len() {
-        return Err(Error::LengthMismatch {
-            what: "noise output (one element per parameter element)",
-            expected: w.len(),
-            actual: out.len(),
-        });
-    }
+    check_len(
+        "noise output (one element per parameter element)",
+        w.len(),
+        out.len(),
+    )?;
     if let Scale::PerElement(_) = draw.scale {
         out.copy_from_slice(w);
         for_segments(draw, start, out, |o, u, s| {
@@ -501,13 +500,7 @@ pub fn perturb_filter_norm<T: Real>(
 
 /// `y ← y + alpha · x`.
 pub fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) -> Result<()> {
-    if x.len() != y.len() {
-        return Err(Error::LengthMismatch {
-            what: "axpy operands",
-            expected: y.len(),
-            actual: x.len(),
-        });
-    }
+    check_len("axpy operands", y.len(), x.len())?;
     for (y, &x) in y.iter_mut().zip(x) {
         *y = *y + alpha * x;
     }
@@ -535,13 +528,7 @@ pub fn denoise_sgd<T: Real>(
 ) -> Result<()> {
     sgd.validate()?;
     for (what, n) in [("gradient", grad.len()), ("velocity", velocity.len())] {
-        if n != w.len() {
-            return Err(Error::LengthMismatch {
-                what,
-                expected: w.len(),
-                actual: n,
-            });
-        }
+        check_len(what, w.len(), n)?;
     }
     let (lr, mu, wd) = (
         T::from_f64(sgd.lr),
