@@ -46,6 +46,7 @@ use isa::kernels;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 use smoothout::reference::{self, ParamNoise};
+use smoothout::tensor::check_len;
 use smoothout::{
     BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
     PerturbOps, Real, Result, Sgd, StateOps, Unit, UpdateOps,
@@ -246,18 +247,6 @@ fn host<'a, T: Real>(n: &NoiseOf<'a, Cpu<T>>) -> Result<ParamNoise<'a, T, [T]>> 
     n.map_scales(|s: &'a ArrayD<T>| slice(s))
 }
 
-fn same_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(Error::LengthMismatch {
-            what,
-            expected,
-            actual,
-        })
-    }
-}
-
 impl<T: Real> BackendTypes for Cpu<T> {
     type Elem = T;
     type Buffer = ArrayD<T>;
@@ -299,7 +288,7 @@ impl<T: Real> Cpu<T> {
         w: &[T],
         f: impl Fn(u64, &mut [T], &[T]) -> Result<()> + Sync,
     ) -> Result<()> {
-        same_len("noise output", w.len(), out.len())?;
+        check_len("noise output", w.len(), out.len())?;
         let n = self.chunk;
         if w.len() <= n {
             return f(0, out, w);
@@ -408,7 +397,7 @@ impl<T: Real> BlasOps for Cpu<T> {
     fn axpy(&self, alpha: T, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
         let x = slice(x)?;
         let y = slice_mut(y)?;
-        same_len("axpy operands", y.len(), x.len())?;
+        check_len("axpy operands", y.len(), x.len())?;
         let n = self.chunk;
         self.pool.install(|| {
             y.par_chunks_mut(n)
@@ -432,8 +421,8 @@ impl<T: Real> UpdateOps for Cpu<T> {
         let w = slice_mut(w)?;
         let g = slice(grad)?;
         let v = slice_mut(velocity)?;
-        same_len("gradient", w.len(), g.len())?;
-        same_len("velocity", w.len(), v.len())?;
+        check_len("gradient", w.len(), g.len())?;
+        check_len("velocity", w.len(), v.len())?;
         let c = self.chunk;
         if w.len() <= c {
             // One chunk: the same call, without waking the pool.
@@ -462,7 +451,7 @@ impl<T: Real> StateOps for Cpu<T> {
     fn copy(&self, src: &ArrayD<T>, dst: &mut ArrayD<T>) -> Result<()> {
         let s = slice(src)?;
         let d = slice_mut(dst)?;
-        same_len("copy destination", s.len(), d.len())?;
+        check_len("copy destination", s.len(), d.len())?;
         let n = self.chunk;
         self.pool.install(|| {
             d.par_chunks_mut(n)

@@ -62,40 +62,42 @@ SO_FN float so_scale(int mode, float s, const float *scales, u64 cols, u64 i) {
     return mode == SO_ROWS ? scales[i / cols] : s;
 }
 
-// w ← w + θ.
-extern "C" __global__ void perturb(float *w, u64 n, u32 k0, u32 k1, int unit, int mode, float s,
-                                   const float *scales, u64 cols) {
+// θ for one element of weight x and unit draw u: sc·|x|·u with per-element
+// scaling, sc·u otherwise.
+SO_FN float so_theta(int mode, float sc, float x, float u) {
+    return mode == SO_PER_ELEMENT ? __fmul_rn(__fmul_rn(sc, fabsf(x)), u) : __fmul_rn(sc, u);
+}
+
+// out_i ← f(w_i, u_i, sc_i) for every element, u_i the unit draw and sc_i
+// the scale of element i: the loop perturb, write_noise and denoise share
+// (out may be w).
+template <class F>
+SO_FN void so_each_element(const float *w, float *out, u64 n, u32 k0, u32 k1, int unit, int mode,
+                           float s, const float *scales, u64 cols, F f) {
     SO_GRID_STRIDE(b, (n + 3) / 4) {
         float u[4], x[4];
         so_unit_block(b, k0, k1, unit, u);
         so_load4(w, b, n, x);
-        for (int j = 0; j < 4; ++j) {
-            float sc = so_scale(mode, s, scales, cols, min(4 * b + j, n - 1));
-            if (mode == SO_PER_ELEMENT) {
-                x[j] = __fadd_rn(x[j], __fmul_rn(__fmul_rn(sc, fabsf(x[j])), u[j]));
-            } else {
-                x[j] = __fadd_rn(x[j], __fmul_rn(sc, u[j]));
-            }
-        }
-        so_store4(w, b, n, x);
+        for (int j = 0; j < 4; ++j)
+            x[j] = f(x[j], u[j], so_scale(mode, s, scales, cols, min(4 * b + j, n - 1)));
+        so_store4(out, b, n, x);
     }
+}
+
+// w ← w + θ.
+extern "C" __global__ void perturb(float *w, u64 n, u32 k0, u32 k1, int unit, int mode, float s,
+                                   const float *scales, u64 cols) {
+    so_each_element(w, w, n, k0, k1, unit, mode, s, scales, cols, [=](float x, float u, float sc) {
+        return __fadd_rn(x, so_theta(mode, sc, x, u));
+    });
 }
 
 // out ← θ, the noise perturb adds to w (w is read for per-element scaling).
 extern "C" __global__ void write_noise(const float *w, float *out, u64 n, u32 k0, u32 k1,
                                        int unit, int mode, float s, const float *scales,
                                        u64 cols) {
-    SO_GRID_STRIDE(b, (n + 3) / 4) {
-        float u[4], x[4];
-        so_unit_block(b, k0, k1, unit, u);
-        so_load4(w, b, n, x);
-        for (int j = 0; j < 4; ++j) {
-            float sc = so_scale(mode, s, scales, cols, min(4 * b + j, n - 1));
-            x[j] = mode == SO_PER_ELEMENT ? __fmul_rn(__fmul_rn(sc, fabsf(x[j])), u[j])
-                                          : __fmul_rn(sc, u[j]);
-        }
-        so_store4(out, b, n, x);
-    }
+    so_each_element(w, out, n, k0, k1, unit, mode, s, scales, cols,
+                    [=](float x, float u, float sc) { return so_theta(mode, sc, x, u); });
 }
 
 SO_FN float so_denoise_one(float x, float u, int mode, float sc) {
@@ -110,14 +112,8 @@ SO_FN float so_denoise_one(float x, float u, int mode, float sc) {
 // w ← w − θ (θ regenerated).
 extern "C" __global__ void denoise(float *w, u64 n, u32 k0, u32 k1, int unit, int mode, float s,
                                    const float *scales, u64 cols) {
-    SO_GRID_STRIDE(b, (n + 3) / 4) {
-        float u[4], x[4];
-        so_unit_block(b, k0, k1, unit, u);
-        so_load4(w, b, n, x);
-        for (int j = 0; j < 4; ++j)
-            x[j] = so_denoise_one(x[j], u[j], mode, so_scale(mode, s, scales, cols, min(4 * b + j, n - 1)));
-        so_store4(w, b, n, x);
-    }
+    so_each_element(w, w, n, k0, k1, unit, mode, s, scales, cols,
+                    [=](float x, float u, float sc) { return so_denoise_one(x, u, mode, sc); });
 }
 
 // w_i ← 0 where the Bernoulli draw drops it.

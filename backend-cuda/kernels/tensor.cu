@@ -85,6 +85,16 @@ extern "C" __global__ void im2col(const float *x, float *col, u64 batch, u64 cha
     }
 }
 
+// The output position o (< outs) whose window reads input position s at
+// kernel offset k, o · stride + k − padding = s, if there is one.
+SO_FN bool so_output_of(u64 s, u64 k, u64 stride, u64 padding, u64 outs, u64 *o) {
+    if (s + padding < k) return false;
+    u64 t = s + padding - k;
+    if (t % stride != 0) return false;
+    *o = t / stride;
+    return *o < outs;
+}
+
 // One thread per input element (b, ch, sy, sx): x += every column entry read
 // from it, in the reference's order (row (ch·kh + i)·kw + j increasing; each
 // row holds at most one such entry).
@@ -102,18 +112,11 @@ extern "C" __global__ void col2im(const float *col, float *x, u64 batch, u64 cha
         const float *src = col + b * per_image;
         float acc = x[e];
         for (u64 i = 0; i < kh; ++i) {
-            // y · stride + i − padding = sy
-            if (sy + padding < i) continue;
-            u64 ty = sy + padding - i;
-            if (ty % stride != 0) continue;
-            u64 y = ty / stride;
-            if (y >= oh) continue;
+            u64 y;
+            if (!so_output_of(sy, i, stride, padding, oh, &y)) continue;
             for (u64 j = 0; j < kw; ++j) {
-                if (sx + padding < j) continue;
-                u64 tx = sx + padding - j;
-                if (tx % stride != 0) continue;
-                u64 xo = tx / stride;
-                if (xo >= ow) continue;
+                u64 xo;
+                if (!so_output_of(sx, j, stride, padding, ow, &xo)) continue;
                 u64 row = (ch * kh + i) * kw + j;
                 acc = acc + src[row * positions + y * ow + xo];
             }

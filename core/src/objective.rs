@@ -6,6 +6,7 @@ use crate::noise::philox::NoiseKey;
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::reference;
+use crate::tensor::check_len;
 
 /// `C̄(w) ≈ (1/N) Σ_{i<N} C(w + θ_i)` with `N` perturbations θ_i fixed by a
 /// seed (copy `i` uses the key `NoiseKey::from_seed(seed).fold_in(i)`), and
@@ -68,13 +69,7 @@ impl Objective {
 
     /// `out ← w + θ_i` (Bernoulli: `w` with the dropped elements zeroed).
     pub fn perturbed<T: Real>(&self, i: usize, w: &[T], out: &mut [T]) -> Result<()> {
-        if out.len() != w.len() {
-            return Err(Error::LengthMismatch {
-                what: "scratch buffer",
-                expected: w.len(),
-                actual: out.len(),
-            });
-        }
+        check_len("scratch buffer", w.len(), out.len())?;
         out.copy_from_slice(w);
         let key = self.key(i);
         if let Noise::Bernoulli { p } = self.noise {
@@ -120,13 +115,7 @@ impl Objective {
             ("gradient scratch", grad_scratch.len()),
             ("gradient", grad.len()),
         ] {
-            if n != w.len() {
-                return Err(Error::LengthMismatch {
-                    what,
-                    expected: w.len(),
-                    actual: n,
-                });
-            }
+            check_len(what, w.len(), n)?;
         }
         grad.fill(T::zero());
         let inv = T::from_f64(1.0 / self.copies as f64);
@@ -183,13 +172,7 @@ pub fn sensitivity<T: Real>(
     slopes: &mut [f64],
     mut f: impl FnMut(&[T]) -> f64,
 ) -> Result<()> {
-    if values.len() != grid.len() {
-        return Err(Error::LengthMismatch {
-            what: "values (one per grid point)",
-            expected: grid.len(),
-            actual: values.len(),
-        });
-    }
+    check_len("values (one per grid point)", grid.len(), values.len())?;
     if slopes.len() + 1 != grid.len().max(1) {
         return Err(Error::LengthMismatch {
             what: "slopes (one per grid interval)",

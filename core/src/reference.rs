@@ -27,6 +27,7 @@ use crate::noise::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::step::Sgd;
+use crate::tensor::check_len;
 
 /// How the unit draw is scaled into θ for one parameter.
 #[derive(Debug)]
@@ -203,13 +204,11 @@ pub fn write_noise<T: Real>(
     w: &[T],
     out: &mut [T],
 ) -> Result<()> {
-    if out.len() != w.len() {
-        return Err(Error::LengthMismatch {
-            what: "noise output (one element per parameter element)",
-            expected: w.len(),
-            actual: out.len(),
-        });
-    }
+    check_len(
+        "noise output (one element per parameter element)",
+        w.len(),
+        out.len(),
+    )?;
     if let Scale::PerElement(_) = draw.scale {
         out.copy_from_slice(w);
         for_segments(draw, start, out, |o, u, s| {
@@ -501,13 +500,7 @@ pub fn perturb_filter_norm<T: Real>(
 
 /// `y ← y + alpha · x`.
 pub fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) -> Result<()> {
-    if x.len() != y.len() {
-        return Err(Error::LengthMismatch {
-            what: "axpy operands",
-            expected: y.len(),
-            actual: x.len(),
-        });
-    }
+    check_len("axpy operands", y.len(), x.len())?;
     for (y, &x) in y.iter_mut().zip(x) {
         *y = *y + alpha * x;
     }
@@ -535,13 +528,7 @@ pub fn denoise_sgd<T: Real>(
 ) -> Result<()> {
     sgd.validate()?;
     for (what, n) in [("gradient", grad.len()), ("velocity", velocity.len())] {
-        if n != w.len() {
-            return Err(Error::LengthMismatch {
-                what,
-                expected: w.len(),
-                actual: n,
-            });
-        }
+        check_len(what, w.len(), n)?;
     }
     let (lr, mu, wd) = (
         T::from_f64(sgd.lr),
@@ -609,23 +596,33 @@ pub fn copy_ranges(
     dst_start: usize,
     len: usize,
 ) -> Result<(core::ops::Range<usize>, core::ops::Range<usize>)> {
-    let s = src_start
+    let src = range_within("copy_range source (start + len)", src_len, src_start, len)?;
+    let dst = range_within(
+        "copy_range destination (start + len)",
+        dst_len,
+        dst_start,
+        len,
+    )?;
+    Ok((src, dst))
+}
+
+/// `start..start + len` when it lies within `0..buf_len`, otherwise
+/// [`Error::LengthMismatch`] naming `what`.
+fn range_within(
+    what: &'static str,
+    buf_len: usize,
+    start: usize,
+    len: usize,
+) -> Result<core::ops::Range<usize>> {
+    let end = start
         .checked_add(len)
-        .filter(|&e| e <= src_len)
+        .filter(|&e| e <= buf_len)
         .ok_or(Error::LengthMismatch {
-            what: "copy_range source (start + len)",
-            expected: src_len,
-            actual: src_start.saturating_add(len),
+            what,
+            expected: buf_len,
+            actual: start.saturating_add(len),
         })?;
-    let d = dst_start
-        .checked_add(len)
-        .filter(|&e| e <= dst_len)
-        .ok_or(Error::LengthMismatch {
-            what: "copy_range destination (start + len)",
-            expected: dst_len,
-            actual: dst_start.saturating_add(len),
-        })?;
-    Ok((src_start..s, dst_start..d))
+    Ok(start..end)
 }
 
 /// `dst[dst_start ..][.. len] ← src[src_start ..][.. len]`.

@@ -114,12 +114,26 @@ fn in_range(out: usize, k: usize, stride: usize, padding: usize, size: usize) ->
     (lo, hi.max(lo))
 }
 
-/// One image's im2col (`x`: `C·H·W`, `col`: `C·kh·kw × out_h·out_w`);
-/// `conv` must be valid and the slices sized for one image. Each output row
-/// is a run of zeros, a copy of part of an input row (strided for stride
-/// > 1), and zeros again.
+/// One line of an image's columns (`out_w` elements: the values of one
+/// input channel and kernel offset `(i, j)` at one output row) and what it
+/// reads of the image.
+struct ColLine {
+    /// The line's elements in the image's columns.
+    col: core::ops::Range<usize>,
+    /// The input row it reads (a range of the image) and the first input
+    /// column read, `lo · stride + j − padding`; `None` when the output row
+    /// reads the padding.
+    src: Option<(core::ops::Range<usize>, usize)>,
+    /// The output columns `lo..hi` that read inside the input row (see
+    /// [`in_range`]); the others read the padding.
+    lo: usize,
+    hi: usize,
+}
+
+/// Calls `f` for every line of one image's columns, in order (rows of the
+/// columns, then output rows); `conv` must be valid.
 #[inline(always)]
-pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
+fn for_each_col_line(conv: &Conv2d, mut f: impl FnMut(ColLine)) {
     let (oh, ow) = (conv.out_h(), conv.out_w());
     let (plane, width, stride, pad) = (
         conv.height * conv.width,
@@ -131,32 +145,52 @@ pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
         for i in 0..conv.kernel_h {
             for j in 0..conv.kernel_w {
                 let row = (c * conv.kernel_h + i) * conv.kernel_w + j;
-                let out = &mut col[row * oh * ow..(row + 1) * oh * ow];
                 let (lo, hi) = in_range(ow, j, stride, pad, width);
-                for (y, out) in out.chunks_exact_mut(ow).enumerate() {
-                    let Some(sy) = source(y, i, stride, pad, conv.height) else {
-                        out.fill(T::zero());
-                        continue;
-                    };
-                    let src = &x[c * plane + sy * width..c * plane + (sy + 1) * width];
-                    out[..lo].fill(T::zero());
-                    out[hi..].fill(T::zero());
+                for y in 0..oh {
+                    let start = (row * oh + y) * ow;
                     // lo · stride + j ≥ pad, so the first source index is ≥ 0.
-                    let first = lo * stride + j - pad;
-                    if stride == 1 {
-                        out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                    } else {
-                        for (o, &v) in out[lo..hi]
-                            .iter_mut()
-                            .zip(src[first..].iter().step_by(stride))
-                        {
-                            *o = v;
-                        }
-                    }
+                    let src = source(y, i, stride, pad, conv.height).map(|sy| {
+                        let first = lo * stride + j - pad;
+                        (c * plane + sy * width..c * plane + (sy + 1) * width, first)
+                    });
+                    f(ColLine {
+                        col: start..start + ow,
+                        src,
+                        lo,
+                        hi,
+                    });
                 }
             }
         }
     }
+}
+
+/// One image's im2col (`x`: `C·H·W`, `col`: `C·kh·kw × out_h·out_w`);
+/// `conv` must be valid and the slices sized for one image. Each output row
+/// is a run of zeros, a copy of part of an input row (strided for stride
+/// > 1), and zeros again.
+#[inline(always)]
+pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
+    for_each_col_line(conv, |line| {
+        let out = &mut col[line.col];
+        let Some((src, first)) = line.src else {
+            out.fill(T::zero());
+            return;
+        };
+        let (src, lo, hi) = (&x[src], line.lo, line.hi);
+        out[..lo].fill(T::zero());
+        out[hi..].fill(T::zero());
+        if conv.stride == 1 {
+            out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+        } else {
+            for (o, &v) in out[lo..hi]
+                .iter_mut()
+                .zip(src[first..].iter().step_by(conv.stride))
+            {
+                *o = v;
+            }
+        }
+    });
 }
 
 /// One image's col2im, accumulating into `x` in the order rows, then
@@ -165,39 +199,22 @@ pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
 /// `x`, so each element receives its terms in that order.
 #[inline(always)]
 pub fn col2im_image<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
-    let (oh, ow) = (conv.out_h(), conv.out_w());
-    let (plane, width, stride, pad) = (
-        conv.height * conv.width,
-        conv.width,
-        conv.stride,
-        conv.padding,
-    );
-    for c in 0..conv.channels {
-        for i in 0..conv.kernel_h {
-            for j in 0..conv.kernel_w {
-                let row = (c * conv.kernel_h + i) * conv.kernel_w + j;
-                let src = &col[row * oh * ow..(row + 1) * oh * ow];
-                let (lo, hi) = in_range(ow, j, stride, pad, width);
-                for (y, src) in src.chunks_exact(ow).enumerate() {
-                    let Some(sy) = source(y, i, stride, pad, conv.height) else {
-                        continue;
-                    };
-                    let dst = &mut x[c * plane + sy * width..c * plane + (sy + 1) * width];
-                    let first = lo * stride + j - pad;
-                    let terms = src[lo..hi].iter();
-                    if stride == 1 {
-                        for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(terms) {
-                            *d = *d + v;
-                        }
-                    } else {
-                        for (d, &v) in dst[first..].iter_mut().step_by(stride).zip(terms) {
-                            *d = *d + v;
-                        }
-                    }
-                }
+    for_each_col_line(conv, |line| {
+        let Some((dst, first)) = line.src else {
+            return;
+        };
+        let (dst, lo, hi) = (&mut x[dst], line.lo, line.hi);
+        let terms = col[line.col][lo..hi].iter();
+        if conv.stride == 1 {
+            for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(terms) {
+                *d = *d + v;
+            }
+        } else {
+            for (d, &v) in dst[first..].iter_mut().step_by(conv.stride).zip(terms) {
+                *d = *d + v;
             }
         }
-    }
+    });
 }
 
 /// im2col of every image (see [`Conv2d`]).
