@@ -1,7 +1,7 @@
 //! CIFAR-10/100 binary batches: no registry ships them, so these tests write
 //! small files in the format and load them; one test per malformed case.
 
-use crate::support::data::{cifar_record, TempDir};
+use crate::support::data::{cifar_record, missing_text, TempDir};
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_cifar100_coarse, parse_cifar, CifarLayout, DataError,
     DatasetKind, CIFAR_IMAGE_LEN,
@@ -191,18 +191,7 @@ fn error_in_one_batch_names_that_file() {
 #[test]
 fn missing_cifar_says_where_to_get_it() {
     let tmp = TempDir::new("cifar-missing");
-    let err = load_cifar10(tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Missing {
-                dataset: DatasetKind::Cifar10,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let text = err.to_string();
+    let text = missing_text(load_cifar10(tmp.path()).unwrap_err(), DatasetKind::Cifar10);
     assert!(text.contains("data_batch_1.bin"), "{text}");
     assert!(text.contains("no package registry"), "{text}");
     assert!(text.contains("cifar-10-binary.tar.gz"), "{text}");

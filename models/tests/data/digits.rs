@@ -1,7 +1,7 @@
 //! scikit-learn's 8×8 digits: the embedded copy pinned against known
 //! answers, and one test per malformed CSV case.
 
-use crate::support::data::{gz, TempDir};
+use crate::support::data::{gz, missing_text, TempDir};
 use smoothout_models::data::{
     load_digits, parse_digits_csv, sha256_hex, DataError, Dataset, DatasetKind, DIGITS_CSV_GZ,
     KNOWN_FILES,
@@ -191,21 +191,10 @@ fn truncated_plain_text_cuts_a_line() {
 #[test]
 fn load_from_data_root() {
     let tmp = TempDir::new("digits");
-    let err = load_digits(tmp.path()).unwrap_err();
+    let text = missing_text(load_digits(tmp.path()).unwrap_err(), DatasetKind::Digits);
     assert!(
-        matches!(
-            err,
-            DataError::Missing {
-                dataset: DatasetKind::Digits,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("scripts/fetch-data.sh digits --dir"),
-        "{err}"
+        text.contains("scripts/fetch-data.sh digits --dir"),
+        "{text}"
     );
 
     tmp.write("digits/digits.csv.gz", DIGITS_CSV_GZ);

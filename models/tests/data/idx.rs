@@ -1,7 +1,7 @@
 //! IDX (MNIST, Fashion-MNIST): parsing, loading, and one test per malformed
 //! case.
 
-use crate::support::data::{gz, idx_header, idx_images, idx_labels, TempDir};
+use crate::support::data::{gz, idx_header, idx_images, idx_labels, missing_text, TempDir};
 use smoothout_models::data::{
     load_fashion_mnist, load_idx_files, load_mnist, parse_idx, DataError, DatasetKind,
 };
@@ -314,18 +314,7 @@ fn loads_fashion_layout_gzipped() {
 #[test]
 fn missing_file_names_the_fetch_command() {
     let tmp = TempDir::new("mnist-missing");
-    let err = load_mnist(tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Missing {
-                dataset: DatasetKind::Mnist,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let text = err.to_string();
+    let text = missing_text(load_mnist(tmp.path()).unwrap_err(), DatasetKind::Mnist);
     assert!(text.starts_with("MNIST not found at "), "{text}");
     assert!(text.contains("train-images-idx3-ubyte"), "{text}");
     assert!(
