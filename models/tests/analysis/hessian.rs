@@ -1147,7 +1147,7 @@ fn bad_settings_are_typed_errors() {
             .unwrap();
         assert_eq!(setting(e), "--hvp-step");
     }
-    assert!(matches!(
+    assert_matches!(
         FiniteDifferenceHvp::new(&mut q, &[0.0; 9], 1e-5)
             .err()
             .unwrap(),
@@ -1156,7 +1156,7 @@ fn bad_settings_are_typed_errors() {
             actual: 9,
             ..
         })
-    ));
+    );
     let mut bad = [0.0; 10];
     bad[4] = f64::NAN;
     assert!(FiniteDifferenceHvp::new(&mut q, &bad, 1e-5).is_err());

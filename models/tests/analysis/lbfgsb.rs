@@ -495,7 +495,7 @@ fn every_invalid_input_is_a_typed_error() {
         &[1.0],
         &ok,
     );
-    assert!(matches!(nan, Err(LbfgsbError::NonFiniteValueAtStart { value }) if value.is_nan()));
+    assert_matches!(nan, Err(LbfgsbError::NonFiniteValueAtStart { value }) if value.is_nan());
     let e: Box<dyn std::error::Error> = Box::new(LbfgsbError::ZeroMemory);
     assert!(e.to_string().contains("memory"));
 }

@@ -68,15 +68,13 @@ fn wrong_field_count() {
         line(&vec!["0"; 63].join(","), "1")
     );
     let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-    assert!(matches!(err, DataError::Line { line: 2, .. }), "{err:?}");
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::FieldCount {
-                expected: 65,
-                found: 64
-            }
-        ),
+    assert_matches!(err, DataError::Line { line: 2, .. });
+    assert_matches!(
+        err.innermost(),
+        DataError::FieldCount {
+            expected: 65,
+            found: 64
+        },
         "{err:?}"
     );
     assert!(
@@ -91,10 +89,7 @@ fn non_numeric_field() {
     let mut fields = vec!["0"; 64];
     fields[9] = "x1";
     let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
-    assert!(
-        matches!(err.innermost(), DataError::NotANumber { field: 10, text } if text == "x1"),
-        "{err:?}"
-    );
+    assert_matches!(err.innermost(), DataError::NotANumber { field: 10, text } if text == "x1", "{err:?}");
 }
 
 #[test]
@@ -103,8 +98,9 @@ fn negative_and_empty_fields_are_not_numbers() {
         let mut fields = vec!["0"; 64];
         fields[0] = bad;
         let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
-        assert!(
-            matches!(err.innermost(), DataError::NotANumber { field: 1, .. }),
+        assert_matches!(
+            err.innermost(),
+            DataError::NotANumber { field: 1, .. },
             "{bad:?}: {err:?}"
         );
     }
@@ -116,16 +112,14 @@ fn pixel_out_of_range() {
     fields[63] = "17";
     let text = format!("{}{}", line(&zeros(), "1"), line(&fields.join(","), "1"));
     let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-    assert!(matches!(err, DataError::Line { line: 2, .. }), "{err:?}");
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::PixelOutOfRange {
-                index: 1,
-                value: 17,
-                max: 16
-            }
-        ),
+    assert_matches!(err, DataError::Line { line: 2, .. });
+    assert_matches!(
+        err.innermost(),
+        DataError::PixelOutOfRange {
+            index: 1,
+            value: 17,
+            max: 16
+        },
         "{err:?}"
     );
 }
@@ -135,14 +129,12 @@ fn huge_number_saturates_and_is_out_of_range() {
     let mut fields = vec!["0"; 64];
     fields[0] = "99999999999999999999999";
     let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::PixelOutOfRange {
-                value: u32::MAX,
-                ..
-            }
-        ),
+    assert_matches!(
+        err.innermost(),
+        DataError::PixelOutOfRange {
+            value: u32::MAX,
+            ..
+        },
         "{err:?}"
     );
 }
@@ -150,15 +142,13 @@ fn huge_number_saturates_and_is_out_of_range() {
 #[test]
 fn label_out_of_range() {
     let err = parse_digits_csv(line(&zeros(), "10").as_bytes()).unwrap_err();
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::LabelOutOfRange {
-                index: 0,
-                label: 10,
-                classes: 10
-            }
-        ),
+    assert_matches!(
+        err.innermost(),
+        DataError::LabelOutOfRange {
+            index: 0,
+            label: 10,
+            classes: 10
+        },
         "{err:?}"
     );
 }
@@ -167,7 +157,7 @@ fn label_out_of_range() {
 fn empty_file() {
     for text in ["", "\n\n", "  \r\n"] {
         let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-        assert!(matches!(err, DataError::Empty { .. }), "{text:?}: {err:?}");
+        assert_matches!(err, DataError::Empty { .. }, "{text:?}: {err:?}");
     }
 }
 
@@ -175,17 +165,14 @@ fn empty_file() {
 fn truncated_gzip() {
     let n = DIGITS_CSV_GZ.len();
     let err = parse_digits_csv(&DIGITS_CSV_GZ[..n / 2]).unwrap_err();
-    assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+    assert_matches!(err, DataError::Gzip { .. });
 }
 
 #[test]
 fn truncated_plain_text_cuts_a_line() {
     let text = line(&zeros(), "1");
     let err = parse_digits_csv(&text.as_bytes()[..40]).unwrap_err();
-    assert!(
-        matches!(err.innermost(), DataError::FieldCount { .. }),
-        "{err:?}"
-    );
+    assert_matches!(err.innermost(), DataError::FieldCount { .. }, "{err:?}");
 }
 
 #[test]
@@ -202,7 +189,7 @@ fn load_from_data_root() {
 
     tmp.write("digits/digits.csv.gz", b"1,2\n");
     let err = load_digits(tmp.path()).unwrap_err();
-    assert!(matches!(err, DataError::InFile { .. }), "{err:?}");
+    assert_matches!(err, DataError::InFile { .. });
     assert!(
         err.to_string()
             .contains("digits.csv.gz: line 1: 2 comma-separated"),

@@ -385,13 +385,13 @@ fn clipping<B: TensorBackend>(b: &B) {
     assert_eq!(b.to_vec(&bad[0]).unwrap()[1], e(1.0));
     // invalid max norms
     for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert!(matches!(
+        assert_matches!(
             clip_grad_norm(b, &mut g, m),
             Err(Error::InvalidSetting {
                 name: "max gradient norm",
                 ..
             })
-        ));
+        );
     }
 }
 
@@ -399,13 +399,13 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
     let sgd = Sgd::new(0.1, 0.9, 0.0).unwrap();
     // Nesterov needs momentum
     let plain = Sgd::new(0.1, 0.0, 0.0).unwrap();
-    assert!(matches!(
+    assert_matches!(
         SgdMomentum::new(b, &SIZES, plain, true),
         Err(Error::InvalidSetting {
             name: "momentum (Nesterov)",
             ..
         })
-    ));
+    );
     // a hand-built invalid Sgd
     for bad in [
         Sgd { lr: -0.1, ..sgd },
@@ -430,10 +430,10 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
             ..sgd
         },
     ] {
-        assert!(matches!(
+        assert_matches!(
             SgdMomentum::new(b, &SIZES, bad, false),
             Err(Error::InvalidSetting { .. })
-        ));
+        );
     }
     // Adam settings
     let c = AdamConfig::new(1e-3).unwrap();
@@ -464,13 +464,13 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
     ];
     for opt in &mut opts {
         for lr in [-1e-3, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert!(matches!(
+            assert_matches!(
                 opt.set_lr(lr),
                 Err(Error::InvalidSetting {
                     name: "learning rate",
                     ..
                 })
-            ));
+            );
         }
         opt.set_lr(0.0).unwrap();
         assert_eq!(opt.lr(), 0.0);
@@ -478,42 +478,33 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
         let w0 = host_set::<B::Elem>(8);
         let mut w = upload(b, &w0);
         let g = upload(b, &host_set::<B::Elem>(9));
-        assert!(matches!(
+        assert_matches!(
             step_owned(&mut **opt, b, &mut w[..2], &g),
             Err(Error::LengthMismatch { .. })
-        ));
-        assert!(matches!(
+        );
+        assert_matches!(
             step_owned(&mut **opt, b, &mut w, &g[..2]),
             Err(Error::LengthMismatch { .. })
-        ));
+        );
         let mut short = g.clone_from_host(b);
         short[1] = b.zeros(36).unwrap();
-        assert!(matches!(
+        assert_matches!(
             step_owned(&mut **opt, b, &mut w, &short),
             Err(Error::LengthMismatch { .. })
-        ));
+        );
         assert_eq!(bits(&download(b, &w)), bits(&w0));
         assert_eq!(opt.steps(), 0);
         // states of another kind or size
         let mut st = opt.state(b).unwrap();
         st.kind = if st.kind == "adam" { "sgd" } else { "adam" };
-        assert!(matches!(
-            opt.load_state(b, &st),
-            Err(Error::InvalidSetting { .. })
-        ));
+        assert_matches!(opt.load_state(b, &st), Err(Error::InvalidSetting { .. }));
         let mut st = opt.state(b).unwrap();
         st.buffers.pop();
-        assert!(matches!(
-            opt.load_state(b, &st),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert_matches!(opt.load_state(b, &st), Err(Error::LengthMismatch { .. }));
         let mut st = opt.state(b).unwrap();
         st.buffers[1].push(B::Elem::from_f64(0.0));
         st.step = 9;
-        assert!(matches!(
-            opt.load_state(b, &st),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert_matches!(opt.load_state(b, &st), Err(Error::LengthMismatch { .. }));
         assert_eq!(opt.steps(), 0);
     }
     let st: OptimState<B::Elem> = opts[0].state(b).unwrap();

@@ -46,10 +46,7 @@ impl Drop for TempDir {
 /// missing; returns the error's message, for the tests to check what it
 /// tells the user.
 pub fn missing_text(err: DataError, dataset: DatasetKind) -> String {
-    assert!(
-        matches!(err, DataError::Missing { dataset: d, .. } if d == dataset),
-        "{err:?}"
-    );
+    assert_matches!(err, DataError::Missing { dataset: d, .. } if *d == dataset);
     err.to_string()
 }
 

@@ -212,12 +212,12 @@ fn from_slice_and_to_vec_are_inverse() {
     let p = Path::new("mem");
     let a = awkward_f32();
     let d = TensorData::from_slice(&a);
-    assert!(matches!(d, TensorData::F32(_)));
+    assert_matches!(d, TensorData::F32(_));
     assert_eq!(d.len(), a.len());
     assert_eq!(bits_f32(&d.to_vec::<f32>(p, "a").unwrap()), bits_f32(&a));
     let b = awkward_f64();
     let d = TensorData::from_slice(&b);
-    assert!(matches!(d, TensorData::F64(_)));
+    assert_matches!(d, TensorData::F64(_));
     assert_eq!(bits_f64(&d.to_vec::<f64>(p, "b").unwrap()), bits_f64(&b));
     assert!(TensorData::from_slice::<f32>(&[]).is_empty());
 }
@@ -301,7 +301,7 @@ fn failed_save_leaves_previous_file_and_no_temporary() {
 
     for bad in &bad_cases {
         let e = save_checkpoint(&path, bad).unwrap_err();
-        assert!(matches!(e, TrainError::Checkpoint { .. }), "{e:?}");
+        assert_matches!(e, TrainError::Checkpoint { .. });
         assert_eq!(fs::read(&path).unwrap(), before);
         assert_eq!(dir.listing(), ["last.safetensors"]);
     }
@@ -315,7 +315,7 @@ fn failed_write_removes_its_temporary() {
     let target = dir.path("occupied");
     fs::create_dir_all(target.join("inside")).unwrap();
     let e = write_atomic(&target, b"bytes").unwrap_err();
-    assert!(matches!(e, TrainError::Io { .. }), "{e:?}");
+    assert_matches!(e, TrainError::Io { .. });
     assert_eq!(dir.listing(), ["occupied"]);
 }
 
@@ -329,10 +329,10 @@ fn write_atomic_replaces_and_creates_directories() {
     write_atomic(&path, b"").unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"");
     assert_eq!(fs::read_dir(dir.path("a/b")).unwrap().count(), 1);
-    assert!(matches!(
+    assert_matches!(
         write_atomic(Path::new("/"), b"x"),
         Err(TrainError::Io { .. })
-    ));
+    );
 }
 
 #[test]
@@ -440,10 +440,10 @@ fn hand_written_valid_file_loads() {
     // The file carries no checksums: refused unless that is accepted.
     let header = "{\"__metadata__\":{\"k\":\"v\"},\"w\":{\"dtype\":\"F64\",\"shape\":[1,1],\"data_offsets\":[0,8]}}";
     let file = raw_file(header, &(-0.0f64).to_le_bytes());
-    assert!(matches!(
+    assert_matches!(
         load_bytes(&file),
         Err(TrainError::UncheckedCheckpoint { .. })
-    ));
+    );
     let c = load_bytes_with(&file, ACCEPT).unwrap();
     assert_eq!(c.meta("k"), Some("v"));
     let (shape, data) = c.tensor("w").unwrap();
@@ -470,10 +470,10 @@ fn precision_mismatch_is_a_checkpoint_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
+    assert_matches!(
         TensorData::F32(vec![1.0]).to_vec::<f64>(p, "w"),
         Err(TrainError::Checkpoint { .. })
-    ));
+    );
 }
 
 #[test]
@@ -484,8 +484,9 @@ fn every_truncation_is_a_checkpoint_error() {
     let path = dir.path("t.safetensors");
     for cut in 0..bytes.len() {
         fs::write(&path, &bytes[..cut]).unwrap();
-        assert!(
-            matches!(load_checkpoint(&path), Err(TrainError::Checkpoint { .. })),
+        assert_matches!(
+            load_checkpoint(&path),
+            Err(TrainError::Checkpoint { .. }),
             "cut at {cut}"
         );
     }
@@ -493,10 +494,7 @@ fn every_truncation_is_a_checkpoint_error() {
     let mut longer = bytes.clone();
     longer.push(0);
     fs::write(&path, &longer).unwrap();
-    assert!(matches!(
-        load_checkpoint(&path),
-        Err(TrainError::Checkpoint { .. })
-    ));
+    assert_matches!(load_checkpoint(&path), Err(TrainError::Checkpoint { .. }));
 }
 
 /// CRC-32 (IEEE, reflected, as zlib's `crc32`) bit by bit: a reference
@@ -910,10 +908,10 @@ fn malformed_history_is_a_checkpoint_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
+    assert_matches!(
         history_from_str(p, "garbage"),
         Err(TrainError::Checkpoint { .. })
-    ));
+    );
 }
 
 proptest! {

@@ -600,14 +600,14 @@ fn checkpoints_without_checksums_need_the_flag() {
     let data = digits();
 
     // The library: refused by default, accepted when asked, as saved.
-    assert!(matches!(
+    assert_matches!(
         load_checkpoint(&path),
         Err(TrainError::UncheckedCheckpoint { .. })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Trainer::resume(Reference::<f32>::new(), config(), &data.train, &path),
         Err(TrainError::UncheckedCheckpoint { .. })
-    ));
+    );
     let accept = LoadOptions {
         accept_unchecked: true,
     };
