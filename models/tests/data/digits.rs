@@ -15,6 +15,13 @@ fn zeros() -> String {
     vec!["0"; 64].join(",")
 }
 
+/// The 64 pixels of [`zeros`], but field `index` holds `value`.
+fn zeros_but(index: usize, value: &str) -> String {
+    let mut fields = vec!["0"; 64];
+    fields[index] = value;
+    fields.join(",")
+}
+
 #[test]
 fn embedded_file_is_sklearns() {
     let known = KNOWN_FILES
@@ -86,18 +93,14 @@ fn wrong_field_count() {
 
 #[test]
 fn non_numeric_field() {
-    let mut fields = vec!["0"; 64];
-    fields[9] = "x1";
-    let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
+    let err = parse_digits_csv(line(&zeros_but(9, "x1"), "1").as_bytes()).unwrap_err();
     assert_matches!(err.innermost(), DataError::NotANumber { field: 10, text } if text == "x1", "{err:?}");
 }
 
 #[test]
 fn negative_and_empty_fields_are_not_numbers() {
     for bad in ["-1", "", "1.5", "+2"] {
-        let mut fields = vec!["0"; 64];
-        fields[0] = bad;
-        let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
+        let err = parse_digits_csv(line(&zeros_but(0, bad), "1").as_bytes()).unwrap_err();
         assert_matches!(
             err.innermost(),
             DataError::NotANumber { field: 1, .. },
@@ -108,9 +111,7 @@ fn negative_and_empty_fields_are_not_numbers() {
 
 #[test]
 fn pixel_out_of_range() {
-    let mut fields = vec!["0"; 64];
-    fields[63] = "17";
-    let text = format!("{}{}", line(&zeros(), "1"), line(&fields.join(","), "1"));
+    let text = format!("{}{}", line(&zeros(), "1"), line(&zeros_but(63, "17"), "1"));
     let err = parse_digits_csv(text.as_bytes()).unwrap_err();
     assert_matches!(err, DataError::Line { line: 2, .. });
     assert_matches!(
@@ -126,9 +127,8 @@ fn pixel_out_of_range() {
 
 #[test]
 fn huge_number_saturates_and_is_out_of_range() {
-    let mut fields = vec!["0"; 64];
-    fields[0] = "99999999999999999999999";
-    let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
+    let err = parse_digits_csv(line(&zeros_but(0, "99999999999999999999999"), "1").as_bytes())
+        .unwrap_err();
     assert_matches!(
         err.innermost(),
         DataError::PixelOutOfRange {
