@@ -67,15 +67,18 @@ fn raw_and_gzip_alike_with_blank_lines_and_crlf() {
     assert_eq!(parse_digits_csv(&gz(text.as_bytes())).unwrap(), raw);
 }
 
-#[test]
-fn wrong_field_count() {
-    let text = format!(
-        "{}{}",
-        line(&zeros(), "1"),
-        line(&vec!["0"; 63].join(","), "1")
-    );
+/// The error of a file whose first line is good and whose second holds
+/// `pixels`: it names line 2.
+fn error_in_line_2(pixels: &str) -> DataError {
+    let text = format!("{}{}", line(&zeros(), "1"), line(pixels, "1"));
     let err = parse_digits_csv(text.as_bytes()).unwrap_err();
     assert_matches!(err, DataError::Line { line: 2, .. });
+    err
+}
+
+#[test]
+fn wrong_field_count() {
+    let err = error_in_line_2(&vec!["0"; 63].join(","));
     assert_matches!(
         err.innermost(),
         DataError::FieldCount {
@@ -111,9 +114,7 @@ fn negative_and_empty_fields_are_not_numbers() {
 
 #[test]
 fn pixel_out_of_range() {
-    let text = format!("{}{}", line(&zeros(), "1"), line(&zeros_but(63, "17"), "1"));
-    let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-    assert_matches!(err, DataError::Line { line: 2, .. });
+    let err = error_in_line_2(&zeros_but(63, "17"));
     assert_matches!(
         err.innermost(),
         DataError::PixelOutOfRange {
