@@ -324,25 +324,14 @@ const RUN: &str = "digits-mlp-16-adasmoothout-seed0";
 /// `smoothout train` of a small run of `epochs` epochs into `out`, with
 /// `extra` arguments.
 fn train(out: &Path, epochs: u64, extra: &[&str]) -> Output {
-    smoothout()
+    crate::support::program::train_digits("adasmoothout", "mlp-16")
         .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--method",
-            "adasmoothout",
-            "--net",
-            "mlp-16",
             "--batch",
             "128",
             "--milestones",
             "1",
-            "--seed",
-            "0",
             "--threads",
             "1",
-            "--no-measure",
-            "--quiet",
             "--out",
         ])
         .arg(out)

@@ -16,24 +16,13 @@ const RUN: &str = "digits-mlp-16-baseline-seed0";
 /// `smoothout train` on the digits (a small baseline run) into `out`:
 /// success, stderr.
 fn train(out: &Path, extra: &[&str]) -> (bool, String) {
-    let o = crate::support::program::command()
+    let o = crate::support::program::train_digits("baseline", "mlp-16")
         .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--method",
-            "baseline",
-            "--net",
-            "mlp-16",
             "--batch",
             "64",
             "--threads",
             "1",
-            "--seed",
-            "0",
-            "--no-measure",
             "--no-train-eval",
-            "--quiet",
             "--out",
         ])
         .arg(out)

@@ -191,29 +191,9 @@ fn resume_refuses_another_configuration() {
 }
 
 fn smoothout_cmd(out: &Path, extra: &[&str]) -> Command {
-    let mut c = crate::support::program::command();
-    c.args([
-        "train",
-        "--dataset",
-        "digits",
-        "--method",
-        "adasmoothout",
-        "--net",
-        "mlp-32",
-        "--batch",
-        "64",
-        "--epochs",
-        "12",
-        "--checkpoint-every",
-        "3",
-        "--threads",
-        "2",
-        "--seed",
-        "0",
-        "--no-measure",
-        "--quiet",
-        "--out",
-    ]);
+    let mut c = crate::support::program::train_digits("adasmoothout", "mlp-32");
+    c.args(["--batch", "64", "--epochs", "12", "--checkpoint-every", "3"]);
+    c.args(["--threads", "2", "--out"]);
     c.arg(out).args(extra);
     c
 }
@@ -424,25 +404,14 @@ fn a_second_interrupt_exits_at_once() {
     let out = scratch("second-signal");
     // Long steps (one per epoch, seconds each in a test build), so that
     // both signals land inside the second step.
-    let mut child = crate::support::program::command()
+    let mut child = crate::support::program::train_digits("baseline", "mlp-512-512")
         .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--method",
-            "baseline",
-            "--net",
-            "mlp-512-512",
             "--batch",
             "1437",
             "--epochs",
             "3",
             "--threads",
             "1",
-            "--seed",
-            "0",
-            "--no-measure",
-            "--quiet",
             "--out",
         ])
         .arg(&out)
