@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use smoothout::Reference;
@@ -200,28 +200,52 @@ fn smoothout_cmd(out: &Path, extra: &[&str]) -> Command {
 
 const RUN: &str = "digits-mlp-32-adasmoothout-seed0";
 
-/// Kills a real training process right after a mid-epoch checkpoint of
-/// its second epoch, resumes it, and compares with an uninterrupted run.
-#[test]
-fn killed_process_resumes_to_identical_weights() {
-    let steps_per_epoch = (1797 - 360u64).div_ceil(64);
-    let killed = scratch("killed");
-    let mut child = smoothout_cmd(&killed, &[])
+/// Steps per epoch of [`smoothout_cmd`]'s run: the digits' training split
+/// in batches of 64.
+const STEPS_PER_EPOCH: u64 = (1797 - 360u64).div_ceil(64);
+
+/// Runs [`smoothout_cmd`] into `out` with `extra` to its end and expects it
+/// to succeed; returns its stderr.
+fn run_to_end(out: &Path, extra: &[&str]) -> String {
+    let o = smoothout_cmd(out, extra).output().expect("run smoothout");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    stderr
+}
+
+/// Starts [`smoothout_cmd`] into `out` with its stderr piped.
+fn spawn(out: &Path) -> (Child, ChildStderr) {
+    let mut child = smoothout_cmd(out, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start smoothout");
     let stderr = child.stderr.take().expect("piped stderr");
+    (child, stderr)
+}
+
+/// Whether a line of [`smoothout_cmd`]'s stderr reports a checkpoint in the
+/// middle of an epoch after the first.
+fn mid_epoch_checkpoint(line: &str) -> bool {
+    let step = line
+        .split("checkpoint at step ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|s| s.parse::<u64>().ok());
+    step.is_some_and(|s| s > STEPS_PER_EPOCH && s % STEPS_PER_EPOCH != 0)
+}
+
+/// Kills a real training process right after a mid-epoch checkpoint of
+/// its second epoch, resumes it, and compares with an uninterrupted run.
+#[test]
+fn killed_process_resumes_to_identical_weights() {
+    let killed = scratch("killed");
+    let (mut child, stderr) = spawn(&killed);
     let mut seen = Vec::new();
     for line in BufReader::new(stderr).lines() {
         let line = line.expect("stderr is text");
         seen.push(line.clone());
-        let step = line
-            .split("checkpoint at step ")
-            .nth(1)
-            .and_then(|r| r.split(':').next())
-            .and_then(|s| s.parse::<u64>().ok());
-        if step.is_some_and(|s| s > steps_per_epoch && s % steps_per_epoch != 0) {
+        if mid_epoch_checkpoint(&line) {
             child.kill().expect("kill smoothout");
             break;
         }
@@ -234,27 +258,12 @@ fn killed_process_resumes_to_identical_weights() {
     let ckpt = killed.join(RUN).join(CHECKPOINT_FILE);
     let at_kill = load_checkpoint(&ckpt).expect("the last checkpoint is whole");
     let step: u64 = at_kill.meta("step").unwrap().parse().unwrap();
-    assert!(step < 12 * steps_per_epoch, "killed mid-run (step {step})");
+    assert!(step < 12 * STEPS_PER_EPOCH, "killed mid-run (step {step})");
 
-    let resumed = smoothout_cmd(&killed, &["--resume"])
-        .output()
-        .expect("resume");
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
+    assert!(run_to_end(&killed, &["--resume"]).contains("resuming from"));
 
     let whole = scratch("whole");
-    let out = smoothout_cmd(&whole, &[])
-        .output()
-        .expect("uninterrupted run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&whole, &[]);
 
     let a = load_checkpoint(&ckpt).unwrap();
     let b = load_checkpoint(&whole.join(RUN).join(CHECKPOINT_FILE)).unwrap();
@@ -287,12 +296,7 @@ fn killed_process_resumes_to_identical_weights() {
 #[test]
 fn an_existing_run_is_not_overwritten_without_resume() {
     let out = scratch("exists");
-    let first = smoothout_cmd(&out, &[]).output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    run_to_end(&out, &[]);
     let before = std::fs::read(out.join(RUN).join(CHECKPOINT_FILE)).unwrap();
     let again = smoothout_cmd(&out, &[]).output().unwrap();
     assert!(!again.status.success());
@@ -308,24 +312,14 @@ fn an_existing_run_is_not_overwritten_without_resume() {
 /// right after a mid-epoch checkpoint of its second epoch, and returns its
 /// exit status and everything it printed to stderr.
 fn interrupt_after_a_checkpoint(out: &Path, signal: &str) -> (std::process::ExitStatus, String) {
-    let steps_per_epoch = (1797 - 360u64).div_ceil(64);
-    let mut child = smoothout_cmd(out, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start smoothout");
-    let stderr = child.stderr.take().expect("piped stderr");
+    let (mut child, stderr) = spawn(out);
     let mut seen = Vec::new();
     let mut sent = false;
     for line in BufReader::new(stderr).lines() {
         let line = line.expect("stderr is text");
-        let step = line
-            .split("checkpoint at step ")
-            .nth(1)
-            .and_then(|r| r.split(':').next())
-            .and_then(|s| s.parse::<u64>().ok());
+        let mid = mid_epoch_checkpoint(&line);
         seen.push(line);
-        if !sent && step.is_some_and(|s| s > steps_per_epoch && s % steps_per_epoch != 0) {
+        if !sent && mid {
             let kill = Command::new("kill")
                 .args([format!("-{signal}"), child.id().to_string()])
                 .status()
@@ -345,14 +339,7 @@ fn interrupt_after_a_checkpoint(out: &Path, signal: &str) -> (std::process::Exit
 #[test]
 fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
     let whole = scratch("signal-whole");
-    let out = smoothout_cmd(&whole, &[])
-        .output()
-        .expect("uninterrupted run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&whole, &[]);
     let reference = load_checkpoint(&whole.join(RUN).join(CHECKPOINT_FILE)).unwrap();
 
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
