@@ -213,6 +213,13 @@ fn run_to_end(out: &Path, extra: &[&str]) -> String {
     stderr
 }
 
+/// The metrics file of the run in `out` lists each of its 12 epochs once
+/// (under a header line).
+fn assert_every_epoch_once(out: &Path) {
+    let csv = std::fs::read_to_string(out.join(RUN).join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 12);
+}
+
 /// Starts [`smoothout_cmd`] into `out` with its stderr piped.
 fn spawn(out: &Path) -> (Child, ChildStderr) {
     let mut child = smoothout_cmd(out, &[])
@@ -286,9 +293,7 @@ fn killed_process_resumes_to_identical_weights() {
             .collect::<Vec<_>>()
     };
     assert_eq!(history(&a), history(&b));
-    // The metrics files list every epoch once.
-    let csv = std::fs::read_to_string(killed.join(RUN).join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 12);
+    assert_every_epoch_once(&killed);
     let _ = std::fs::remove_dir_all(killed);
     let _ = std::fs::remove_dir_all(whole);
 }
@@ -377,8 +382,7 @@ fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
         );
         assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
         assert_same_state(&load_checkpoint(&ckpt).unwrap(), &reference);
-        let csv = std::fs::read_to_string(dir.join(RUN).join("metrics.csv")).unwrap();
-        assert_eq!(csv.lines().count(), 1 + 12);
+        assert_every_epoch_once(&dir);
         let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::fs::remove_dir_all(whole);
