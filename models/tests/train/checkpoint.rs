@@ -3,6 +3,7 @@
 //! metrics history that a resumed run restores.
 
 use std::fs;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -129,7 +130,7 @@ const ACCEPT: LoadOptions = LoadOptions {
 
 /// Whether two checkpoints hold the same tensors (bit for bit, NaNs
 /// included) and metadata.
-fn same_checkpoint(a: &Checkpoint, b: &Checkpoint) -> bool {
+pub(super) fn same_checkpoint(a: &Checkpoint, b: &Checkpoint) -> bool {
     let bits = |d: &TensorData| -> Vec<u64> {
         match d {
             TensorData::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
@@ -156,6 +157,24 @@ fn split_file(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, usiz
         panic!("the header is an object")
     };
     (map, 8 + n)
+}
+
+/// Where the data start, and each tensor's bytes in the file.
+pub(super) fn layout(bytes: &[u8]) -> (usize, Vec<(String, Range<usize>)>) {
+    let (header, start) = split_file(bytes);
+    let mut tensors = Vec::new();
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let o = info["data_offsets"].as_array().unwrap();
+        let (a, b) = (
+            o[0].as_u64().unwrap() as usize,
+            o[1].as_u64().unwrap() as usize,
+        );
+        tensors.push((name.clone(), start + a..start + b));
+    }
+    (start, tensors)
 }
 
 /// `bytes` with its header replaced by `header` (the data unchanged).
@@ -554,22 +573,11 @@ fn documented_header_crc(
 #[test]
 fn checksums_are_crc32_as_documented() {
     let bytes = sample_bytes();
-    let (header, data_start) = split_file(&bytes);
+    let (header, _) = split_file(&bytes);
     let meta = header["__metadata__"].as_object().unwrap();
     let mut tensors = 0;
-    for (name, info) in &header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let offsets = info["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            offsets[0].as_u64().unwrap() as usize,
-            offsets[1].as_u64().unwrap() as usize,
-        );
-        let want = format!(
-            "crc32:{:08x}",
-            crc32_reference(&bytes[data_start + a..data_start + b])
-        );
+    for (name, range) in layout(&bytes).1 {
+        let want = format!("crc32:{:08x}", crc32_reference(&bytes[range]));
         assert_eq!(meta[&format!("checksum.{name}")], want.as_str(), "{name}");
         tensors += 1;
     }
@@ -589,23 +597,15 @@ fn checksums_are_crc32_as_documented() {
 #[test]
 fn a_damaged_tensor_is_named() {
     let bytes = sample_bytes();
-    let (header, data_start) = split_file(&bytes);
-    for (name, info) in &header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let offsets = info["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            offsets[0].as_u64().unwrap() as usize,
-            offsets[1].as_u64().unwrap() as usize,
-        );
+    for (name, range) in layout(&bytes).1 {
+        let (a, b) = (range.start, range.end);
         if b == a {
             continue;
         }
         // The first, a middle and the last bit of the tensor's data.
         for bit in [0, (b - a) * 4 + 3, (b - a) * 8 - 1] {
             let mut damaged = bytes.clone();
-            damaged[data_start + a + bit / 8] ^= 1 << (bit % 8);
+            damaged[a + bit / 8] ^= 1 << (bit % 8);
             for options in [LoadOptions::default(), ACCEPT] {
                 let r = checkpoint_reason(load_bytes_with(&damaged, options));
                 assert!(
