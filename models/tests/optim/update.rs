@@ -41,8 +41,14 @@ fn step_owned<B: TensorBackend, O: Optimizer<B> + ?Sized>(
     opt.step(b, &mut w, &g)
 }
 
-fn download<B: TensorBackend>(b: &B, bufs: &[B::Buffer]) -> Vec<Vec<B::Elem>> {
-    bufs.iter().map(|x| b.to_vec(x).unwrap()).collect()
+fn download<'a, B: TensorBackend>(
+    b: &B,
+    bufs: impl IntoIterator<Item = &'a B::Buffer>,
+) -> Vec<Vec<B::Elem>>
+where
+    B::Buffer: 'a,
+{
+    bufs.into_iter().map(|x| b.to_vec(x).unwrap()).collect()
 }
 
 fn host_set<T: Real>(seed: u64) -> Vec<Vec<T>> {
@@ -561,17 +567,9 @@ fn in_place_on_a_network<B: TensorBackend + 'static>(b: &B) {
             let n_copies = clip_grad_norm(b, &mut g, 0.5).unwrap();
             step_owned(&mut *on_copies, b, &mut w, &g).unwrap();
             assert_eq!(n_net.to_bits(), n_copies.to_bits());
-            let on_net_w: Vec<Vec<B::Elem>> = net
-                .params()
-                .into_iter()
-                .map(|p| b.to_vec(p).unwrap())
-                .collect();
+            let on_net_w = download(b, net.params());
             assert_eq!(bits(&on_net_w), bits(&download(b, &w)), "step {s}");
-            let on_net_g: Vec<Vec<B::Elem>> = net
-                .grads()
-                .into_iter()
-                .map(|p| b.to_vec(p).unwrap())
-                .collect();
+            let on_net_g = download(b, net.grads());
             assert_eq!(bits(&on_net_g), bits(&download(b, &g)), "clipped, step {s}");
         }
         assert_eq!(on_net.state(b).unwrap(), on_copies.state(b).unwrap());
