@@ -1057,42 +1057,36 @@ where
 const F1_BATCH: usize = 32;
 const C1_BATCH: usize = 8;
 
+/// [`compare_step`] of the GPU (when there is one) against the CPU backend.
+fn gpu_against_cpu(net: (Net, usize), method: Method, title: &str) {
+    let Some(gpu) = gpu() else { return };
+    compare_step(&gpu, || gpu.clone(), net, method, title);
+}
+
 #[test]
 fn f1_step_matches_the_cpu_backend() {
-    let Some(gpu) = gpu() else { return };
-    let title = "F1, CUDA against CPU";
-    compare_step(
-        &gpu,
-        || gpu.clone(),
+    gpu_against_cpu(
         (Net::F1, F1_BATCH),
         Method::Baseline,
-        title,
+        "F1, CUDA against CPU",
     );
 }
 
 #[test]
 fn c1_step_matches_the_cpu_backend() {
-    let Some(gpu) = gpu() else { return };
-    let title = "C1, CUDA against CPU";
-    compare_step(
-        &gpu,
-        || gpu.clone(),
+    gpu_against_cpu(
         (Net::C1, C1_BATCH),
         Method::Baseline,
-        title,
+        "C1, CUDA against CPU",
     );
 }
 
 #[test]
 fn f1_adasmoothout_step_matches_the_cpu_backend() {
-    let Some(gpu) = gpu() else { return };
-    let title = "F1 AdaSmoothOut, CUDA against CPU";
-    compare_step(
-        &gpu,
-        || gpu.clone(),
+    gpu_against_cpu(
         (Net::F1, F1_BATCH),
         Method::AdaSmoothOut,
-        title,
+        "F1 AdaSmoothOut, CUDA against CPU",
     );
 }
 
