@@ -200,6 +200,19 @@ fn linear<B: TensorBackend + 'static>(
     Ok(())
 }
 
+/// A BatchNorm over `channels` and a ReLU, named `bn` and `relu`.
+fn bn_relu<B: TensorBackend + 'static>(
+    b: &B,
+    v: &mut Vec<Built<B>>,
+    [bn, relu]: [String; 2],
+    channels: usize,
+) -> smoothout::Result<()> {
+    let layer = BatchNorm::new(b, channels)?.named(bn.clone());
+    push(v, bn, Kind::BatchNorm, layer);
+    push(v, relu, Kind::Exact, Relu::<B>::new());
+    Ok(())
+}
+
 /// The network as a list of layers, drawing the layers' seeds in the order
 /// of `networks::mlp` (F1) and `networks::cifar_shallow` (C1).
 fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<Built<B>>> {
@@ -216,9 +229,7 @@ fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<B
                     (fan_in, 512, rng.next_u64()),
                     false,
                 )?;
-                let bn = BatchNorm::new(b, 512)?.named(format!("bn{i}"));
-                push(&mut v, format!("bn{i}"), Kind::BatchNorm, bn);
-                push(&mut v, format!("relu{i}"), Kind::Exact, Relu::<B>::new());
+                bn_relu(b, &mut v, [format!("bn{i}"), format!("relu{i}")], 512)?;
                 fan_in = 512;
             }
             linear(
@@ -246,14 +257,8 @@ fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<B
                     Kind::Exact,
                     MaxPool2d::<B>::new(3, 2, 0),
                 );
-                let bn = BatchNorm::new(b, 64)?.named(format!("features.{}", i + 2));
-                push(&mut v, format!("features.{}", i + 2), Kind::BatchNorm, bn);
-                push(
-                    &mut v,
-                    format!("features.{}", i + 3),
-                    Kind::Exact,
-                    Relu::<B>::new(),
-                );
+                let names = [i + 2, i + 3].map(|k| format!("features.{k}"));
+                bn_relu(b, &mut v, names, 64)?;
             }
             for (stream, (fan_in, width, i)) in
                 [(3136, 384, 0), (384, 192, 4)].into_iter().enumerate()
@@ -265,14 +270,8 @@ fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<B
                     (fan_in, width, rng.next_u64()),
                     true,
                 )?;
-                let bn = BatchNorm::new(b, width)?.named(format!("classifier.{}", i + 1));
-                push(&mut v, format!("classifier.{}", i + 1), Kind::BatchNorm, bn);
-                push(
-                    &mut v,
-                    format!("classifier.{}", i + 2),
-                    Kind::Exact,
-                    Relu::<B>::new(),
-                );
+                let names = [i + 1, i + 2].map(|k| format!("classifier.{k}"));
+                bn_relu(b, &mut v, names, width)?;
                 let drop = Dropout::new(0.5, rng.next_u64())?.with_stream(stream as u64);
                 push(&mut v, format!("classifier.{}", i + 3), Kind::Exact, drop);
             }
