@@ -323,6 +323,15 @@ fn host32<B: TensorBackend<Elem = f32>>(b: &B, buf: &B::Buffer) -> Vec<f32> {
     b.to_vec(buf).expect("read back")
 }
 
+/// A layer's buffers (running statistics) on the host.
+fn buffers32<B: TensorBackend<Elem = f32>>(b: &B, layer: &dyn Layer<B>) -> Vec<Vec<f32>> {
+    layer
+        .buffers()
+        .into_iter()
+        .map(|(_, v)| host32(b, v))
+        .collect()
+}
+
 fn abs64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x).abs()).collect()
 }
@@ -728,18 +737,7 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
                 let b = BnStats::new(&act, &shp);
                 let gamma = host(cpu, s.cpu.params()[0]);
                 let tol = b.forward_tol(&act, &gamma, &yc);
-                let rc: Vec<Vec<f32>> = s
-                    .cpu
-                    .buffers()
-                    .into_iter()
-                    .map(|(_, v)| host32(cpu, v))
-                    .collect();
-                let rd: Vec<Vec<f32>> = s
-                    .dev
-                    .buffers()
-                    .into_iter()
-                    .map(|(_, v)| host32(dev, v))
-                    .collect();
+                let (rc, rd) = (buffers32(cpu, &*s.cpu), buffers32(dev, &*s.dev));
                 let (tm, tv) = b.running_tol(&rc[0], &rc[1]);
                 rep.within(&format!("{} running mean", s.name), &rd[0], &rc[0], &tm);
                 rep.within(&format!("{} running var", s.name), &rd[1], &rc[1], &tv);
