@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use smoothout_cuda::Cuda;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
-use smoothout_testkit::{json_list, median, write_json, SplitMix64};
+use smoothout_testkit::{json_list, median, time_range, write_json, SplitMix64};
 
 const METHODS: [Method; 2] = [Method::Baseline, Method::AdaSmoothOut];
 const IMAGE: [usize; 3] = [3, 32, 32];
@@ -361,8 +361,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let ok: Vec<f64> = c.ms.iter().copied().filter(|m| m.is_finite()).collect();
         let med = median(&ok);
         let r = ratios(c);
-        let lo = ok.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = ok.iter().copied().fold(0.0, f64::max);
+        let (lo, hi) = time_range(&ok);
         if ok.is_empty() {
             println!("| {} | {} | failed | | | | 0 |", c.batch, c.method.name());
         } else {

@@ -60,7 +60,7 @@ use std::time::Instant;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
-use smoothout_testkit::{json_list, median, peak_rss_kib, SplitMix64};
+use smoothout_testkit::{json_list, median, peak_rss_kib, time_range, SplitMix64};
 
 const METHODS: [Method; 3] = [Method::Baseline, Method::SmoothOut, Method::AdaSmoothOut];
 const THREADS: usize = 2;
@@ -373,8 +373,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     for (i, c) in cases.iter().enumerate() {
         let med = median(&c.ms);
         let r = ratios(c);
-        let lo = c.ms.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = c.ms.iter().copied().fold(0.0, f64::max);
+        let (lo, hi) = time_range(&c.ms);
         let mib = c.alloc_bytes as f64 / MIB;
         println!(
             "| {} | {} | {med:.2} | {lo:.2}–{hi:.2} | {:.0} | {:.3} | {} | {mib:.1} |",

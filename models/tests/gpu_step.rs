@@ -200,6 +200,19 @@ fn linear<B: TensorBackend + 'static>(
     Ok(())
 }
 
+/// A BatchNorm over `channels` and a ReLU, named `bn` and `relu`.
+fn bn_relu<B: TensorBackend + 'static>(
+    b: &B,
+    v: &mut Vec<Built<B>>,
+    [bn, relu]: [String; 2],
+    channels: usize,
+) -> smoothout::Result<()> {
+    let layer = BatchNorm::new(b, channels)?.named(bn.clone());
+    push(v, bn, Kind::BatchNorm, layer);
+    push(v, relu, Kind::Exact, Relu::<B>::new());
+    Ok(())
+}
+
 /// The network as a list of layers, drawing the layers' seeds in the order
 /// of `networks::mlp` (F1) and `networks::cifar_shallow` (C1).
 fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<Built<B>>> {
@@ -216,9 +229,7 @@ fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<B
                     (fan_in, 512, rng.next_u64()),
                     false,
                 )?;
-                let bn = BatchNorm::new(b, 512)?.named(format!("bn{i}"));
-                push(&mut v, format!("bn{i}"), Kind::BatchNorm, bn);
-                push(&mut v, format!("relu{i}"), Kind::Exact, Relu::<B>::new());
+                bn_relu(b, &mut v, [format!("bn{i}"), format!("relu{i}")], 512)?;
                 fan_in = 512;
             }
             linear(
@@ -246,14 +257,8 @@ fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<B
                     Kind::Exact,
                     MaxPool2d::<B>::new(3, 2, 0),
                 );
-                let bn = BatchNorm::new(b, 64)?.named(format!("features.{}", i + 2));
-                push(&mut v, format!("features.{}", i + 2), Kind::BatchNorm, bn);
-                push(
-                    &mut v,
-                    format!("features.{}", i + 3),
-                    Kind::Exact,
-                    Relu::<B>::new(),
-                );
+                let names = [i + 2, i + 3].map(|k| format!("features.{k}"));
+                bn_relu(b, &mut v, names, 64)?;
             }
             for (stream, (fan_in, width, i)) in
                 [(3136, 384, 0), (384, 192, 4)].into_iter().enumerate()
@@ -265,14 +270,8 @@ fn build<B: TensorBackend + 'static>(b: &B, net: Net) -> smoothout::Result<Vec<B
                     (fan_in, width, rng.next_u64()),
                     true,
                 )?;
-                let bn = BatchNorm::new(b, width)?.named(format!("classifier.{}", i + 1));
-                push(&mut v, format!("classifier.{}", i + 1), Kind::BatchNorm, bn);
-                push(
-                    &mut v,
-                    format!("classifier.{}", i + 2),
-                    Kind::Exact,
-                    Relu::<B>::new(),
-                );
+                let names = [i + 1, i + 2].map(|k| format!("classifier.{k}"));
+                bn_relu(b, &mut v, names, width)?;
                 let drop = Dropout::new(0.5, rng.next_u64())?.with_stream(stream as u64);
                 push(&mut v, format!("classifier.{}", i + 3), Kind::Exact, drop);
             }
@@ -322,6 +321,15 @@ fn host<B: TensorBackend>(b: &B, buf: &B::Buffer) -> Vec<f64> {
 
 fn host32<B: TensorBackend<Elem = f32>>(b: &B, buf: &B::Buffer) -> Vec<f32> {
     b.to_vec(buf).expect("read back")
+}
+
+/// A layer's buffers (running statistics) on the host.
+fn buffers32<B: TensorBackend<Elem = f32>>(b: &B, layer: &dyn Layer<B>) -> Vec<Vec<f32>> {
+    layer
+        .buffers()
+        .into_iter()
+        .map(|(_, v)| host32(b, v))
+        .collect()
 }
 
 fn abs64(v: &[f32]) -> Vec<f64> {
@@ -729,18 +737,7 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
                 let b = BnStats::new(&act, &shp);
                 let gamma = host(cpu, s.cpu.params()[0]);
                 let tol = b.forward_tol(&act, &gamma, &yc);
-                let rc: Vec<Vec<f32>> = s
-                    .cpu
-                    .buffers()
-                    .into_iter()
-                    .map(|(_, v)| host32(cpu, v))
-                    .collect();
-                let rd: Vec<Vec<f32>> = s
-                    .dev
-                    .buffers()
-                    .into_iter()
-                    .map(|(_, v)| host32(dev, v))
-                    .collect();
+                let (rc, rd) = (buffers32(cpu, &*s.cpu), buffers32(dev, &*s.dev));
                 let (tm, tv) = b.running_tol(&rc[0], &rc[1]);
                 rep.within(&format!("{} running mean", s.name), &rd[0], &rc[0], &tm);
                 rep.within(&format!("{} running var", s.name), &rd[1], &rc[1], &tv);
@@ -1057,42 +1054,36 @@ where
 const F1_BATCH: usize = 32;
 const C1_BATCH: usize = 8;
 
+/// [`compare_step`] of the GPU (when there is one) against the CPU backend.
+fn gpu_against_cpu(net: (Net, usize), method: Method, title: &str) {
+    let Some(gpu) = gpu() else { return };
+    compare_step(&gpu, || gpu.clone(), net, method, title);
+}
+
 #[test]
 fn f1_step_matches_the_cpu_backend() {
-    let Some(gpu) = gpu() else { return };
-    let title = "F1, CUDA against CPU";
-    compare_step(
-        &gpu,
-        || gpu.clone(),
+    gpu_against_cpu(
         (Net::F1, F1_BATCH),
         Method::Baseline,
-        title,
+        "F1, CUDA against CPU",
     );
 }
 
 #[test]
 fn c1_step_matches_the_cpu_backend() {
-    let Some(gpu) = gpu() else { return };
-    let title = "C1, CUDA against CPU";
-    compare_step(
-        &gpu,
-        || gpu.clone(),
+    gpu_against_cpu(
         (Net::C1, C1_BATCH),
         Method::Baseline,
-        title,
+        "C1, CUDA against CPU",
     );
 }
 
 #[test]
 fn f1_adasmoothout_step_matches_the_cpu_backend() {
-    let Some(gpu) = gpu() else { return };
-    let title = "F1 AdaSmoothOut, CUDA against CPU";
-    compare_step(
-        &gpu,
-        || gpu.clone(),
+    gpu_against_cpu(
         (Net::F1, F1_BATCH),
         Method::AdaSmoothOut,
-        title,
+        "F1 AdaSmoothOut, CUDA against CPU",
     );
 }
 

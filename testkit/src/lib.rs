@@ -91,6 +91,14 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The smallest and the largest of the times `v` (in the order of
+/// `f64::min` and `f64::max`): `∞` and `0` when `v` is empty.
+pub fn time_range(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    (lo, hi)
+}
+
 /// The upper median of `v`: element `len / 2` once sorted (for an even
 /// length the larger of the two middle values, not their mean); NaN when
 /// `v` is empty.

@@ -66,6 +66,14 @@ fn max_abs(x: &[f64]) -> f64 {
     x.iter().fold(0.0f64, |m, v| m.max(v.abs()))
 }
 
+/// The largest `|a_i − b_i|`.
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 /// The dense `n × n` matrix of `h`, column `j` = `H e_j` (row-major).
 fn dense<H: Hvp + ?Sized>(h: &mut H) -> Vec<f64> {
     let n = h.dim();
@@ -246,11 +254,7 @@ fn x0_for(n: usize) -> Vec<f64> {
 
 /// The largest `|θ_i − λ_i|` over the `θ` given (`λ` descending).
 fn eigen_error(theta: &[f64], lambda: &[f64]) -> f64 {
-    theta
-        .iter()
-        .zip(lambda)
-        .map(|(t, l)| (t - l).abs())
-        .fold(0.0, f64::max)
+    max_abs_diff(theta, lambda)
 }
 
 /// The largest `|θ_i − λ_i|` of the top `top` Ritz values, with the
@@ -607,11 +611,7 @@ fn finite_differences_keep_the_stated_error_bound() {
     let h_norm = (0..8)
         .map(|i| (0..8).map(|j| exact[i * 8 + j].abs()).sum::<f64>())
         .fold(0.0, f64::max);
-    let err = hd
-        .iter()
-        .zip(&exact)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_abs_diff(&hd, &exact);
     assert!(err <= 1e-9 * h_norm, "{err} vs ‖H‖ = {h_norm}");
     // And it is the leading term: at h = 1e-2 the error is h²/6 ∇⁴f[u,u,u,·]
     // ‖v‖, to within 5 %, where that term is not small.
@@ -750,10 +750,7 @@ fn broken_products_fail_the_same_checks() {
     }
 
     // The network's column check against second differences of values.
-    let b = Cpu::<f64>::with_threads(1).unwrap();
-    let data = synthetic(8, 6, 3, 31);
-    let norm = Normalize::fit(&data).unwrap();
-    let mut net = small_net(&b, &[5], 1);
+    let (b, data, norm, mut net) = small_problem();
     let mut loss = NetworkLoss::new(&b, &mut net, &data, &norm, 3).unwrap();
     let x0 = loss.params().unwrap();
     for flaw in [Flaw::Sum, Flaw::Unscaled] {
@@ -824,6 +821,17 @@ fn small_net<B: TensorBackend + 'static>(b: &B, hidden: &[usize], seed: u64) -> 
     net
 }
 
+/// The small network problem of several tests: the single-threaded f64
+/// CPU backend, 8 synthetic examples of 6 inputs and 3 classes (seed 31),
+/// their normalisation, and a 6-5-3 [`small_net`] (seed 1).
+fn small_problem() -> (Cpu<f64>, Dataset, Normalize, Sequential<Cpu<f64>>) {
+    let b = Cpu::<f64>::with_threads(1).unwrap();
+    let data = synthetic(8, 6, 3, 31);
+    let norm = Normalize::fit(&data).unwrap();
+    let net = small_net(&b, &[5], 1);
+    (b, data, norm, net)
+}
+
 /// Second differences of loss values must match the Hessian to this,
 /// relative to `max(1, max|H|)` (see the table).
 const VALUE_TOLERANCE: f64 = 1e-6;
@@ -860,10 +868,7 @@ fn value_difference_error<B: TensorBackend + 'static>(
 
 #[test]
 fn network_hessian_matches_its_columns_and_second_differences() {
-    let b = Cpu::<f64>::with_threads(1).unwrap();
-    let data = synthetic(8, 6, 3, 31);
-    let norm = Normalize::fit(&data).unwrap();
-    let mut net = small_net(&b, &[5], 1);
+    let (b, data, norm, mut net) = small_problem();
     let n = net.num_params();
     assert_eq!(n, 6 * 5 + 5 + 2 * 5 + 5 * 3 + 3);
     let h = {
@@ -986,11 +991,7 @@ fn softmax_regression_hessian_is_the_analytic_one() {
         loss.set_params(&theta).unwrap();
         h
     };
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_abs_diff(&got, &want);
     assert!(err <= 1e-8 * scale, "{err} vs max |H| = {scale}");
 
     // network_hessian (every step) against the analytic matrix.
@@ -1025,10 +1026,7 @@ fn softmax_regression_hessian_is_the_analytic_one() {
 
 #[test]
 fn network_hessian_puts_the_weights_back_bit_for_bit() {
-    let b = Cpu::<f64>::with_threads(1).unwrap();
-    let data = synthetic(8, 6, 3, 31);
-    let norm = Normalize::fit(&data).unwrap();
-    let mut net = small_net(&b, &[5], 1);
+    let (b, data, norm, mut net) = small_problem();
     let before = Snapshot::of(&b, &net).unwrap();
     let config = HessianConfig {
         lanczos_steps: 6,
@@ -1061,10 +1059,7 @@ fn setting(e: TrainError) -> &'static str {
 
 #[test]
 fn bad_settings_are_typed_errors() {
-    let b = Cpu::<f64>::with_threads(1).unwrap();
-    let data = synthetic(8, 6, 3, 31);
-    let norm = Normalize::fit(&data).unwrap();
-    let mut net = small_net(&b, &[5], 1);
+    let (b, data, norm, mut net) = small_problem();
     let before = Snapshot::of(&b, &net).unwrap();
     let d = HessianConfig::default();
     for (config, want) in [
@@ -1147,7 +1142,7 @@ fn bad_settings_are_typed_errors() {
             .unwrap();
         assert_eq!(setting(e), "--hvp-step");
     }
-    assert!(matches!(
+    assert_matches!(
         FiniteDifferenceHvp::new(&mut q, &[0.0; 9], 1e-5)
             .err()
             .unwrap(),
@@ -1156,7 +1151,7 @@ fn bad_settings_are_typed_errors() {
             actual: 9,
             ..
         })
-    ));
+    );
     let mut bad = [0.0; 10];
     bad[4] = f64::NAN;
     assert!(FiniteDifferenceHvp::new(&mut q, &bad, 1e-5).is_err());
@@ -1170,22 +1165,18 @@ fn bad_settings_are_typed_errors() {
     // The measures.
     let q = small_quadratic();
     let mut exact = Exact(&q);
-    assert_eq!(
-        setting(top_eigenvalues(&mut exact, 0, 5, 0).unwrap_err()),
-        "--top"
-    );
-    assert_eq!(
-        setting(top_eigenvalues(&mut exact, 6, 5, 0).unwrap_err()),
-        "--top"
-    );
-    assert_eq!(
-        setting(top_eigenvalues(&mut exact, 11, 20, 0).unwrap_err()),
-        "--top"
-    );
-    assert_eq!(
-        setting(top_eigenvalues(&mut exact, 1, 0, 0).unwrap_err()),
-        "--lanczos-steps"
-    );
+    for (top, steps, flag) in [
+        (0, 5, "--top"),
+        (6, 5, "--top"),
+        (11, 20, "--top"),
+        (1, 0, "--lanczos-steps"),
+    ] {
+        assert_eq!(
+            setting(top_eigenvalues(&mut exact, top, steps, 0).unwrap_err()),
+            flag,
+            "top {top}, {steps} steps"
+        );
+    }
     assert_eq!(
         setting(hutchinson_trace(&mut exact, 1, 0).unwrap_err()),
         "--trace-samples"

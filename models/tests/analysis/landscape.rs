@@ -560,21 +560,21 @@ fn sensitivity_rejects_bad_input_and_restores_after_errors() {
     assert!(is_length_mismatch(run(&specs[1..], &[0.1], 2, &sets)));
     let mut wrong = specs.clone();
     wrong[0] = ParamSpec::weight("fc1.weight", [16, 63]);
-    assert!(matches!(
+    assert_matches!(
         run(&wrong, &[0.1], 2, &sets),
         Err(TrainError::Core(smoothout::Error::ShapeMismatch {
             param: 0,
             ..
         }))
-    ));
+    );
     let none: Vec<_> = specs
         .iter()
         .map(|s| s.clone().with_perturbed(false))
         .collect();
-    assert!(matches!(
+    assert_matches!(
         run(&none, &[0.1], 2, &sets),
         Err(TrainError::Core(smoothout::Error::EmptyParameterSet))
-    ));
+    );
 
     // fails in the evaluation of the first perturbed copy
     let rgb = Normalize::new(vec![0.0; 3], vec![1.0; 3]).unwrap();

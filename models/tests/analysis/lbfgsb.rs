@@ -348,24 +348,12 @@ fn negating_only_the_value_fails_where_maximize_succeeds() {
     let b = [0.3, -0.2, 0.05, -1.0];
     let n = b.len();
     let (lower, upper) = (vec![-0.1; n], vec![0.1; n]);
-    let right = maximize(
-        convex_bowl(&b),
-        &vec![0.0; n],
-        &lower,
-        &upper,
-        &LbfgsbConfig::default(),
-    )
-    .unwrap();
+    // both start at the centre with the default settings
+    let (centre, config) = (vec![0.0; n], LbfgsbConfig::default());
+    let right = maximize(convex_bowl(&b), &centre, &lower, &upper, &config).unwrap();
     let mut bowl = convex_bowl(&b);
     let value_only = |x: &[f64], g: &mut [f64]| -bowl(x, g);
-    let wrong = minimize(
-        value_only,
-        &vec![0.0; n],
-        &lower,
-        &upper,
-        &LbfgsbConfig::default(),
-    )
-    .unwrap();
+    let wrong = minimize(value_only, &centre, &lower, &upper, &config).unwrap();
     let f_wrong = -wrong.f;
     assert_eq!(wrong.termination, Termination::LineSearchFailed);
     assert_eq!(wrong.x, vec![0.0; n], "it cannot leave the centre");
@@ -495,7 +483,7 @@ fn every_invalid_input_is_a_typed_error() {
         &[1.0],
         &ok,
     );
-    assert!(matches!(nan, Err(LbfgsbError::NonFiniteValueAtStart { value }) if value.is_nan()));
+    assert_matches!(nan, Err(LbfgsbError::NonFiniteValueAtStart { value }) if value.is_nan());
     let e: Box<dyn std::error::Error> = Box::new(LbfgsbError::ZeroMemory);
     assert!(e.to_string().contains("memory"));
 }

@@ -142,15 +142,11 @@ fn random_subspace_searches_only_its_span() {
     };
     let x0 = vec![0.5; n as usize];
     let full = sharpness(&mut q, &x0, &cfg(1e-2)).unwrap();
-    let sub = sharpness(
-        &mut q,
-        &x0,
-        &SharpnessConfig {
-            subspace: Some(3),
-            ..cfg(1e-2)
-        },
-    )
-    .unwrap();
+    let in_span = SharpnessConfig {
+        subspace: Some(3),
+        ..cfg(1e-2)
+    };
+    let sub = sharpness(&mut q, &x0, &in_span).unwrap();
     assert!(sub.value > 0.0);
     assert!(
         sub.value < full.value,
@@ -158,15 +154,7 @@ fn random_subspace_searches_only_its_span() {
         sub.value,
         full.value
     );
-    let again = sharpness(
-        &mut q,
-        &x0,
-        &SharpnessConfig {
-            subspace: Some(3),
-            ..cfg(1e-2)
-        },
-    )
-    .unwrap();
+    let again = sharpness(&mut q, &x0, &in_span).unwrap();
     assert_eq!(sub, again);
 }
 

@@ -126,33 +126,27 @@ fn augment_errors() {
     let err = Augment::cifar()
         .apply(&mut batch, SHAPE, &mut rng)
         .unwrap_err();
-    assert!(matches!(err, DataError::LengthMismatch { .. }), "{err:?}");
+    assert_matches!(err, DataError::LengthMismatch { .. });
     let mut one = vec![0.0; LEN];
     let err = Augment::none()
         .with_crop(6)
         .apply_image(&mut one, SHAPE, &mut rng)
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::InvalidSetting {
-                name: "crop padding",
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::InvalidSetting {
+            name: "crop padding",
+            ..
+        }
     );
     let err = Augment::cifar()
         .apply(&mut one, [0, 5, 6], &mut rng)
         .unwrap_err();
-    assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    assert_matches!(err, DataError::Empty { .. });
     let err = Augment::cifar()
         .apply_image(&mut one[1..], SHAPE, &mut rng)
         .unwrap_err();
-    assert!(
-        matches!(err, DataError::LengthMismatch { what: "image", .. }),
-        "{err:?}"
-    );
+    assert_matches!(err, DataError::LengthMismatch { what: "image", .. });
     // Nothing drawn on error.
     assert_eq!(rng.next_u64(), seeded_rng(0).next_u64());
 }
@@ -204,31 +198,25 @@ fn normalize_fit_gives_zero_mean_unit_std() {
 
 #[test]
 fn normalize_errors() {
-    assert!(matches!(
+    assert_matches!(
         Normalize::new(vec![0.0], vec![0.0]),
         Err(DataError::InvalidSetting { name: "std", .. })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Normalize::new(vec![f32::NAN], vec![1.0]),
         Err(DataError::InvalidSetting { name: "mean", .. })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Normalize::new(vec![0.0, 0.0], vec![1.0]),
         Err(DataError::LengthMismatch { .. })
-    ));
-    assert!(matches!(
-        Normalize::new(vec![], vec![]),
-        Err(DataError::Empty { .. })
-    ));
+    );
+    assert_matches!(Normalize::new(vec![], vec![]), Err(DataError::Empty { .. }));
     let norm = Normalize::new(vec![0.0], vec![1.0]).unwrap();
     let mut x = vec![0.0; LEN];
-    assert!(matches!(
+    assert_matches!(
         norm.apply(&mut x, SHAPE),
         Err(DataError::LengthMismatch { .. })
-    ));
+    );
     let flat = Dataset::new(vec![7; 8], vec![0, 0], [1, 2, 2], 1, 255).unwrap();
-    assert!(matches!(
-        Normalize::fit(&flat),
-        Err(DataError::InvalidSetting { .. })
-    ));
+    assert_matches!(Normalize::fit(&flat), Err(DataError::InvalidSetting { .. }));
 }

@@ -19,15 +19,12 @@ fn names_round_trip() {
         DatasetKind::FashionMnist
     );
     let err = "imagenet".parse::<DatasetKind>().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::InvalidSetting {
-                name: "dataset",
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::InvalidSetting {
+            name: "dataset",
+            ..
+        }
     );
     assert!(
         err.to_string().contains("one of mnist, fashion-mnist"),
@@ -98,7 +95,7 @@ fn script_and_table_agree() {
 fn verify_checks_presence_and_sum() {
     let tmp = TempDir::new("verify");
     let err = verify(tmp.path(), DatasetKind::Digits).unwrap_err();
-    assert!(matches!(err, DataError::Missing { .. }), "{err:?}");
+    assert_matches!(err, DataError::Missing { .. });
 
     tmp.write("digits/digits.csv.gz", DIGITS_CSV_GZ);
     verify(tmp.path(), DatasetKind::Digits).unwrap();
@@ -107,7 +104,7 @@ fn verify_checks_presence_and_sum() {
     changed[100] ^= 1;
     tmp.write("digits/digits.csv.gz", &changed);
     let err = verify(tmp.path(), DatasetKind::Digits).unwrap_err();
-    assert!(matches!(err, DataError::Checksum { .. }), "{err:?}");
+    assert_matches!(err, DataError::Checksum { .. });
     assert!(err.to_string().contains("expected 46abec6b"), "{err}");
 
     // Nothing is recorded for CIFAR.

@@ -1,7 +1,7 @@
 //! CIFAR-10/100 binary batches: no registry ships them, so these tests write
 //! small files in the format and load them; one test per malformed case.
 
-use crate::support::data::{cifar_record, TempDir};
+use crate::support::data::{cifar_record, missing_text, TempDir};
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_cifar100_coarse, parse_cifar, CifarLayout, DataError,
     DatasetKind, CIFAR_IMAGE_LEN,
@@ -50,78 +50,66 @@ fn length_not_a_multiple_of_the_record() {
     let mut bytes = records(&[&[1], &[2]]);
     bytes.pop();
     let err = parse_cifar(&bytes, CifarLayout::Cifar10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::RecordSize {
-                len: 6145,
-                record: 3073,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::RecordSize {
+            len: 6145,
+            record: 3073,
+            ..
+        }
     );
 }
 
 #[test]
 fn cifar100_file_read_as_cifar10() {
     let err = parse_cifar(&records(&[&[1, 2]]), CifarLayout::Cifar10).unwrap_err();
-    assert!(matches!(err, DataError::RecordSize { .. }), "{err:?}");
+    assert_matches!(err, DataError::RecordSize { .. });
     assert!(err.to_string().contains("or a CIFAR-100 file"), "{err}");
 }
 
 #[test]
 fn cifar10_label_out_of_range() {
     let err = parse_cifar(&records(&[&[1], &[10]]), CifarLayout::Cifar10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                index: 1,
-                label: 10,
-                classes: 10
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::LabelOutOfRange {
+            index: 1,
+            label: 10,
+            classes: 10
+        }
     );
 }
 
 #[test]
 fn cifar100_fine_label_out_of_range() {
     let err = parse_cifar(&records(&[&[1, 100]]), CifarLayout::Cifar100Fine).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                label: 100,
-                classes: 100,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::LabelOutOfRange {
+            label: 100,
+            classes: 100,
+            ..
+        }
     );
 }
 
 #[test]
 fn cifar100_coarse_label_checked_even_when_fine_is_kept() {
     let err = parse_cifar(&records(&[&[20, 5]]), CifarLayout::Cifar100Fine).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                label: 20,
-                classes: 20,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::LabelOutOfRange {
+            label: 20,
+            classes: 20,
+            ..
+        }
     );
 }
 
 #[test]
 fn empty_file() {
     let err = parse_cifar(&[], CifarLayout::Cifar100Fine).unwrap_err();
-    assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    assert_matches!(err, DataError::Empty { .. });
 }
 
 fn write_cifar10(tmp: &TempDir) {
@@ -182,27 +170,16 @@ fn error_in_one_batch_names_that_file() {
         } => assert_eq!(path, &bad),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
+    assert_matches!(
         err.innermost(),
         DataError::LabelOutOfRange { label: 200, .. }
-    ));
+    );
 }
 
 #[test]
 fn missing_cifar_says_where_to_get_it() {
     let tmp = TempDir::new("cifar-missing");
-    let err = load_cifar10(tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Missing {
-                dataset: DatasetKind::Cifar10,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let text = err.to_string();
+    let text = missing_text(load_cifar10(tmp.path()).unwrap_err(), DatasetKind::Cifar10);
     assert!(text.contains("data_batch_1.bin"), "{text}");
     assert!(text.contains("no package registry"), "{text}");
     assert!(text.contains("cifar-10-binary.tar.gz"), "{text}");

@@ -11,58 +11,58 @@ fn tiny() -> Dataset {
 #[test]
 fn new_validates() {
     let ok = |p: Vec<u8>, l: Vec<u8>| Dataset::new(p, l, [1, 1, 2], 3, 20);
-    assert!(matches!(
+    assert_matches!(
         ok(vec![0; 3], vec![0]),
         Err(DataError::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         ok(vec![0; 4], vec![0]),
         Err(DataError::CountMismatch {
             images: 2,
             labels: 1
         })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         ok(vec![0, 21], vec![0]),
         Err(DataError::PixelOutOfRange {
             index: 0,
             value: 21,
             max: 20
         })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         ok(vec![0, 0], vec![3]),
         Err(DataError::LabelOutOfRange {
             label: 3,
             classes: 3,
             ..
         })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         ok(vec![], vec![]),
         Err(DataError::Empty { what: "dataset" })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Dataset::new(vec![0], vec![0], [1, 1, 1], 257, 255),
         Err(DataError::InvalidSetting {
             name: "classes",
             ..
         })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Dataset::new(vec![0], vec![0], [1, 1, 1], 2, 0),
         Err(DataError::InvalidSetting {
             name: "max_pixel",
             ..
         })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Dataset::new(vec![0], vec![0], [usize::MAX, 2, 2], 2, 255),
         Err(DataError::InvalidSetting {
             name: "image_shape",
             ..
         })
-    ));
+    );
 }
 
 #[test]
@@ -89,26 +89,26 @@ fn batch_f32_scales_by_max_pixel() {
     d.batch_labels(&[5, 1], &mut labels).unwrap();
     assert_eq!(labels, [2, 1]);
 
-    assert!(matches!(
+    assert_matches!(
         d.batch_f32(&[0], &mut out),
         Err(DataError::LengthMismatch {
             expected: 2,
             actual: 4,
             ..
         })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         d.batch_f32(&[0, 6], &mut out),
         Err(DataError::IndexOutOfRange { index: 6, len: 6 })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         d.batch_labels(&[0], &mut labels),
         Err(DataError::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         d.batch_labels(&[9, 0], &mut labels),
         Err(DataError::IndexOutOfRange { .. })
-    ));
+    );
 }
 
 #[test]
@@ -117,21 +117,18 @@ fn subset_and_concat() {
     let s = d.subset(&[4, 4, 1]).unwrap();
     assert_eq!(s.pixels(), &[4, 14, 4, 14, 1, 11]);
     assert_eq!(s.labels(), &[1, 1, 1]);
-    assert!(matches!(d.subset(&[]), Err(DataError::Empty { .. })));
-    assert!(matches!(
-        d.subset(&[6]),
-        Err(DataError::IndexOutOfRange { .. })
-    ));
+    assert_matches!(d.subset(&[]), Err(DataError::Empty { .. }));
+    assert_matches!(d.subset(&[6]), Err(DataError::IndexOutOfRange { .. }));
 
     let both = Dataset::concat(&[d.clone(), s.clone()]).unwrap();
     assert_eq!(both.len(), 9);
     assert_eq!(both.subset(&[6, 7, 8]).unwrap(), s);
     let other = Dataset::new(vec![1, 2], vec![0], [1, 2, 1], 3, 20).unwrap();
-    assert!(matches!(
+    assert_matches!(
         Dataset::concat(&[d, other]),
         Err(DataError::InvalidSetting { .. })
-    ));
-    assert!(matches!(Dataset::concat(&[]), Err(DataError::Empty { .. })));
+    );
+    assert_matches!(Dataset::concat(&[]), Err(DataError::Empty { .. }));
 }
 
 #[test]
@@ -167,12 +164,12 @@ fn shuffled_split_is_a_seeded_partition() {
         .collect();
     assert_eq!(counts, d.class_counts());
 
-    assert!(matches!(
+    assert_matches!(
         d.shuffled_split(0, 1),
         Err(DataError::InvalidSetting {
             name: "test_len",
             ..
         })
-    ));
+    );
     assert!(d.shuffled_split(1797, 1).is_err());
 }

@@ -1,7 +1,7 @@
 //! scikit-learn's 8×8 digits: the embedded copy pinned against known
 //! answers, and one test per malformed CSV case.
 
-use crate::support::data::{gz, TempDir};
+use crate::support::data::{gz, missing_text, TempDir};
 use smoothout_models::data::{
     load_digits, parse_digits_csv, sha256_hex, DataError, Dataset, DatasetKind, DIGITS_CSV_GZ,
     KNOWN_FILES,
@@ -13,6 +13,13 @@ fn line(pixels: &str, label: &str) -> String {
 
 fn zeros() -> String {
     vec!["0"; 64].join(",")
+}
+
+/// The 64 pixels of [`zeros`], but field `index` holds `value`.
+fn zeros_but(index: usize, value: &str) -> String {
+    let mut fields = vec!["0"; 64];
+    fields[index] = value;
+    fields.join(",")
 }
 
 #[test]
@@ -60,23 +67,24 @@ fn raw_and_gzip_alike_with_blank_lines_and_crlf() {
     assert_eq!(parse_digits_csv(&gz(text.as_bytes())).unwrap(), raw);
 }
 
+/// The error of a file whose first line is good and whose second holds
+/// `pixels`: it names line 2.
+fn error_in_line_2(pixels: &str) -> DataError {
+    let text = format!("{}{}", line(&zeros(), "1"), line(pixels, "1"));
+    let err = parse_digits_csv(text.as_bytes()).unwrap_err();
+    assert_matches!(err, DataError::Line { line: 2, .. });
+    err
+}
+
 #[test]
 fn wrong_field_count() {
-    let text = format!(
-        "{}{}",
-        line(&zeros(), "1"),
-        line(&vec!["0"; 63].join(","), "1")
-    );
-    let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-    assert!(matches!(err, DataError::Line { line: 2, .. }), "{err:?}");
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::FieldCount {
-                expected: 65,
-                found: 64
-            }
-        ),
+    let err = error_in_line_2(&vec!["0"; 63].join(","));
+    assert_matches!(
+        err.innermost(),
+        DataError::FieldCount {
+            expected: 65,
+            found: 64
+        },
         "{err:?}"
     );
     assert!(
@@ -88,23 +96,17 @@ fn wrong_field_count() {
 
 #[test]
 fn non_numeric_field() {
-    let mut fields = vec!["0"; 64];
-    fields[9] = "x1";
-    let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
-    assert!(
-        matches!(err.innermost(), DataError::NotANumber { field: 10, text } if text == "x1"),
-        "{err:?}"
-    );
+    let err = parse_digits_csv(line(&zeros_but(9, "x1"), "1").as_bytes()).unwrap_err();
+    assert_matches!(err.innermost(), DataError::NotANumber { field: 10, text } if text == "x1", "{err:?}");
 }
 
 #[test]
 fn negative_and_empty_fields_are_not_numbers() {
     for bad in ["-1", "", "1.5", "+2"] {
-        let mut fields = vec!["0"; 64];
-        fields[0] = bad;
-        let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
-        assert!(
-            matches!(err.innermost(), DataError::NotANumber { field: 1, .. }),
+        let err = parse_digits_csv(line(&zeros_but(0, bad), "1").as_bytes()).unwrap_err();
+        assert_matches!(
+            err.innermost(),
+            DataError::NotANumber { field: 1, .. },
             "{bad:?}: {err:?}"
         );
     }
@@ -112,37 +114,28 @@ fn negative_and_empty_fields_are_not_numbers() {
 
 #[test]
 fn pixel_out_of_range() {
-    let mut fields = vec!["0"; 64];
-    fields[63] = "17";
-    let text = format!("{}{}", line(&zeros(), "1"), line(&fields.join(","), "1"));
-    let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-    assert!(matches!(err, DataError::Line { line: 2, .. }), "{err:?}");
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::PixelOutOfRange {
-                index: 1,
-                value: 17,
-                max: 16
-            }
-        ),
+    let err = error_in_line_2(&zeros_but(63, "17"));
+    assert_matches!(
+        err.innermost(),
+        DataError::PixelOutOfRange {
+            index: 1,
+            value: 17,
+            max: 16
+        },
         "{err:?}"
     );
 }
 
 #[test]
 fn huge_number_saturates_and_is_out_of_range() {
-    let mut fields = vec!["0"; 64];
-    fields[0] = "99999999999999999999999";
-    let err = parse_digits_csv(line(&fields.join(","), "1").as_bytes()).unwrap_err();
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::PixelOutOfRange {
-                value: u32::MAX,
-                ..
-            }
-        ),
+    let err = parse_digits_csv(line(&zeros_but(0, "99999999999999999999999"), "1").as_bytes())
+        .unwrap_err();
+    assert_matches!(
+        err.innermost(),
+        DataError::PixelOutOfRange {
+            value: u32::MAX,
+            ..
+        },
         "{err:?}"
     );
 }
@@ -150,15 +143,13 @@ fn huge_number_saturates_and_is_out_of_range() {
 #[test]
 fn label_out_of_range() {
     let err = parse_digits_csv(line(&zeros(), "10").as_bytes()).unwrap_err();
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::LabelOutOfRange {
-                index: 0,
-                label: 10,
-                classes: 10
-            }
-        ),
+    assert_matches!(
+        err.innermost(),
+        DataError::LabelOutOfRange {
+            index: 0,
+            label: 10,
+            classes: 10
+        },
         "{err:?}"
     );
 }
@@ -167,7 +158,7 @@ fn label_out_of_range() {
 fn empty_file() {
     for text in ["", "\n\n", "  \r\n"] {
         let err = parse_digits_csv(text.as_bytes()).unwrap_err();
-        assert!(matches!(err, DataError::Empty { .. }), "{text:?}: {err:?}");
+        assert_matches!(err, DataError::Empty { .. }, "{text:?}: {err:?}");
     }
 }
 
@@ -175,37 +166,23 @@ fn empty_file() {
 fn truncated_gzip() {
     let n = DIGITS_CSV_GZ.len();
     let err = parse_digits_csv(&DIGITS_CSV_GZ[..n / 2]).unwrap_err();
-    assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+    assert_matches!(err, DataError::Gzip { .. });
 }
 
 #[test]
 fn truncated_plain_text_cuts_a_line() {
     let text = line(&zeros(), "1");
     let err = parse_digits_csv(&text.as_bytes()[..40]).unwrap_err();
-    assert!(
-        matches!(err.innermost(), DataError::FieldCount { .. }),
-        "{err:?}"
-    );
+    assert_matches!(err.innermost(), DataError::FieldCount { .. }, "{err:?}");
 }
 
 #[test]
 fn load_from_data_root() {
     let tmp = TempDir::new("digits");
-    let err = load_digits(tmp.path()).unwrap_err();
+    let text = missing_text(load_digits(tmp.path()).unwrap_err(), DatasetKind::Digits);
     assert!(
-        matches!(
-            err,
-            DataError::Missing {
-                dataset: DatasetKind::Digits,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("scripts/fetch-data.sh digits --dir"),
-        "{err}"
+        text.contains("scripts/fetch-data.sh digits --dir"),
+        "{text}"
     );
 
     tmp.write("digits/digits.csv.gz", DIGITS_CSV_GZ);
@@ -213,7 +190,7 @@ fn load_from_data_root() {
 
     tmp.write("digits/digits.csv.gz", b"1,2\n");
     let err = load_digits(tmp.path()).unwrap_err();
-    assert!(matches!(err, DataError::InFile { .. }), "{err:?}");
+    assert_matches!(err, DataError::InFile { .. });
     assert!(
         err.to_string()
             .contains("digits.csv.gz: line 1: 2 comma-separated"),

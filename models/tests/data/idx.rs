@@ -1,7 +1,7 @@
 //! IDX (MNIST, Fashion-MNIST): parsing, loading, and one test per malformed
 //! case.
 
-use crate::support::data::{gz, idx_header, idx_images, idx_labels, TempDir};
+use crate::support::data::{gz, idx_header, idx_images, idx_labels, missing_text, TempDir};
 use smoothout_models::data::{
     load_fashion_mnist, load_idx_files, load_mnist, parse_idx, DataError, DatasetKind,
 };
@@ -27,16 +27,13 @@ fn bad_magic() {
     let mut images = idx_images(1, 2, 2);
     images[0] = 0x1e;
     let err = parse_idx(&images, &labels, 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                what: "IDX images",
-                expected: 0x0803,
-                found: 0x1e00_0803
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::BadMagic {
+            what: "IDX images",
+            expected: 0x0803,
+            found: 0x1e00_0803
+        }
     );
     assert!(err.to_string().contains("magic number 0x1e000803"), "{err}");
 }
@@ -47,7 +44,7 @@ fn non_byte_idx_type_is_bad_magic() {
     let mut images = idx_images(1, 2, 2);
     images[2] = 0x0d;
     let err = parse_idx(&images, &idx_labels(&[1]), 10).unwrap_err();
-    assert!(matches!(err, DataError::BadMagic { .. }), "{err:?}");
+    assert_matches!(err, DataError::BadMagic { .. });
 }
 
 #[test]
@@ -55,15 +52,12 @@ fn labels_with_bad_magic() {
     let mut labels = idx_labels(&[1]);
     labels[1] = 1;
     let err = parse_idx(&idx_images(1, 2, 2), &labels, 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                what: "IDX labels",
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::BadMagic {
+            what: "IDX labels",
+            ..
+        }
     );
 }
 
@@ -72,16 +66,13 @@ fn wrong_dims_images_of_rank_two() {
     let mut images = idx_header(&[1, 4]);
     images.extend_from_slice(&[0; 4]);
     let err = parse_idx(&images, &idx_labels(&[1]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::WrongRank {
-                what: "IDX images",
-                expected: 3,
-                found: 2
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::WrongRank {
+            what: "IDX images",
+            expected: 3,
+            found: 2
+        }
     );
 }
 
@@ -90,16 +81,13 @@ fn swapped_files_are_wrong_rank() {
     let images = idx_images(1, 2, 2);
     let labels = idx_labels(&[1]);
     let err = parse_idx(&labels, &images, 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::WrongRank {
-                expected: 3,
-                found: 1,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::WrongRank {
+            expected: 3,
+            found: 1,
+            ..
+        }
     );
     assert!(err.to_string().contains("swapped"), "{err}");
 }
@@ -109,14 +97,12 @@ fn truncated_header() {
     let images = idx_images(1, 2, 2);
     for cut in [0, 2, 3, 7, 15] {
         let err = parse_idx(&images[..cut], &idx_labels(&[1]), 10).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DataError::Truncated {
-                    what: "IDX images",
-                    ..
-                }
-            ),
+        assert_matches!(
+            err,
+            DataError::Truncated {
+                what: "IDX images",
+                ..
+            },
             "cut {cut}: {err:?}"
         );
     }
@@ -126,28 +112,22 @@ fn truncated_header() {
 fn truncated_data() {
     let images = idx_images(3, 4, 4);
     let err = parse_idx(&images[..images.len() - 1], &idx_labels(&[1, 2, 3]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: 64,
-                actual: 63,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::Truncated {
+            expected: 64,
+            actual: 63,
+            ..
+        }
     );
     let labels = idx_labels(&[1, 2, 3]);
     let err = parse_idx(&images, &labels[..labels.len() - 2], 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                what: "IDX labels",
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::Truncated {
+            what: "IDX labels",
+            ..
+        }
     );
 }
 
@@ -156,16 +136,13 @@ fn trailing_bytes() {
     let mut images = idx_images(1, 2, 2);
     images.push(0);
     let err = parse_idx(&images, &idx_labels(&[1]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::TrailingBytes {
-                expected: 20,
-                actual: 21,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::TrailingBytes {
+            expected: 20,
+            actual: 21,
+            ..
+        }
     );
 }
 
@@ -175,78 +152,60 @@ fn huge_header_is_rejected_without_allocating() {
     // compared with the 16 bytes present before anything is allocated.
     let images = idx_header(&[u32::MAX, u32::MAX, u32::MAX]);
     let err = parse_idx(&images, &idx_labels(&[1]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                expected: u64::MAX,
-                actual: 16,
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::Truncated {
+            expected: u64::MAX,
+            actual: 16,
+            ..
+        }
     );
     let labels = idx_header(&[u32::MAX]);
     let err = parse_idx(&idx_images(1, 1, 1), &labels, 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Truncated {
-                what: "IDX labels",
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::Truncated {
+            what: "IDX labels",
+            ..
+        }
     );
 }
 
 #[test]
 fn label_out_of_range() {
     let err = parse_idx(&idx_images(3, 2, 2), &idx_labels(&[1, 10, 2]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                index: 1,
-                label: 10,
-                classes: 10
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::LabelOutOfRange {
+            index: 1,
+            label: 10,
+            classes: 10
+        }
     );
 }
 
 #[test]
 fn image_label_count_mismatch() {
     let err = parse_idx(&idx_images(3, 2, 2), &idx_labels(&[1, 2]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::CountMismatch {
-                images: 3,
-                labels: 2
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::CountMismatch {
+            images: 3,
+            labels: 2
+        }
     );
 }
 
 #[test]
 fn zero_images_is_empty() {
     let err = parse_idx(&idx_images(0, 2, 2), &idx_labels(&[]), 10).unwrap_err();
-    assert!(
-        matches!(err, DataError::Empty { what: "dataset" }),
-        "{err:?}"
-    );
+    assert_matches!(err, DataError::Empty { what: "dataset" });
     let err = parse_idx(&idx_images(1, 0, 2), &idx_labels(&[1]), 10).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Empty {
-                what: "image shape"
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::Empty {
+            what: "image shape"
+        }
     );
 }
 
@@ -257,21 +216,18 @@ fn corrupt_gzip() {
     bad[n / 2] ^= 0xff;
     bad.truncate(n - 3);
     let err = parse_idx(&bad, &idx_labels(&[1, 1]), 10).unwrap_err();
-    assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+    assert_matches!(err, DataError::Gzip { .. });
 }
 
 #[test]
 fn invalid_class_count() {
     let err = parse_idx(&idx_images(1, 1, 1), &idx_labels(&[0]), 0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::InvalidSetting {
-                name: "classes",
-                ..
-            }
-        ),
-        "{err:?}"
+    assert_matches!(
+        err,
+        DataError::InvalidSetting {
+            name: "classes",
+            ..
+        }
     );
 }
 
@@ -314,18 +270,7 @@ fn loads_fashion_layout_gzipped() {
 #[test]
 fn missing_file_names_the_fetch_command() {
     let tmp = TempDir::new("mnist-missing");
-    let err = load_mnist(tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::Missing {
-                dataset: DatasetKind::Mnist,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let text = err.to_string();
+    let text = missing_text(load_mnist(tmp.path()).unwrap_err(), DatasetKind::Mnist);
     assert!(text.starts_with("MNIST not found at "), "{text}");
     assert!(text.contains("train-images-idx3-ubyte"), "{text}");
     assert!(
@@ -372,10 +317,10 @@ fn corrupt_file_on_disk_is_named() {
         } => assert_eq!(p, &path),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
+    assert_matches!(
         err.innermost(),
         DataError::LabelOutOfRange { label: 42, .. }
-    ));
+    );
     let text = err.to_string();
     assert!(text.contains("train-labels-idx1-ubyte: label 42"), "{text}");
     assert!(
@@ -390,14 +335,12 @@ fn wrong_image_size_for_mnist() {
     write_mnist_like(&tmp, "mnist", false);
     tmp.write("mnist/train-images-idx3-ubyte", &idx_images(5, 8, 8));
     let err = load_mnist(tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            err.innermost(),
-            DataError::WrongImageShape {
-                expected: [1, 28, 28],
-                found: [1, 8, 8]
-            }
-        ),
+    assert_matches!(
+        err.innermost(),
+        DataError::WrongImageShape {
+            expected: [1, 28, 28],
+            found: [1, 8, 8]
+        },
         "{err:?}"
     );
 }
@@ -410,10 +353,7 @@ fn load_idx_files_reads_any_shape() {
     let set = load_idx_files(&images, &labels, 2).unwrap();
     assert_eq!(set.shape(), [4, 1, 3, 3]);
     let err = load_idx_files(tmp.path().join("nope"), &labels, 2).unwrap_err();
-    assert!(matches!(err, DataError::Io { .. }), "{err:?}");
+    assert_matches!(err, DataError::Io { .. });
     let err = load_idx_files(&labels, &images, 2).unwrap_err();
-    assert!(
-        matches!(err, DataError::InFile { dataset: None, .. }),
-        "{err:?}"
-    );
+    assert_matches!(err, DataError::InFile { dataset: None, .. });
 }

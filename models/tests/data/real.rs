@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use smoothout_models::data::{
-    load_cifar10, load_cifar100, load_digits, load_fashion_mnist, load_mnist, verify, Dataset,
-    DatasetKind,
+    load_cifar10, load_cifar100, load_digits, load_fashion_mnist, load_mnist, verify, DataError,
+    Dataset, DatasetKind, Split,
 };
 
 fn root() -> PathBuf {
@@ -43,15 +43,23 @@ fn present(kind: DatasetKind) -> Option<PathBuf> {
     }
 }
 
+/// An MNIST-like dataset (`kind`, read by `load`) if fetched: verified
+/// against its checksums, with 60 000 training and 10 000 test images of
+/// 28 × 28.
+fn mnist_like(kind: DatasetKind, load: fn(PathBuf) -> Result<Split, DataError>) -> Option<Split> {
+    let root = present(kind)?;
+    verify(&root, kind).unwrap();
+    let split = load(root).unwrap();
+    assert_eq!(split.train.shape(), [60_000, 1, 28, 28]);
+    assert_eq!(split.test.shape(), [10_000, 1, 28, 28]);
+    Some(split)
+}
+
 #[test]
 fn mnist() {
-    let Some(root) = present(DatasetKind::Mnist) else {
+    let Some(m) = mnist_like(DatasetKind::Mnist, load_mnist) else {
         return;
     };
-    verify(&root, DatasetKind::Mnist).unwrap();
-    let m = load_mnist(&root).unwrap();
-    assert_eq!(m.train.shape(), [60_000, 1, 28, 28]);
-    assert_eq!(m.test.shape(), [10_000, 1, 28, 28]);
     // Known class counts of the MNIST training and test sets.
     assert_eq!(
         m.train.class_counts(),
@@ -67,13 +75,9 @@ fn mnist() {
 
 #[test]
 fn fashion_mnist() {
-    let Some(root) = present(DatasetKind::FashionMnist) else {
+    let Some(f) = mnist_like(DatasetKind::FashionMnist, load_fashion_mnist) else {
         return;
     };
-    verify(&root, DatasetKind::FashionMnist).unwrap();
-    let f = load_fashion_mnist(&root).unwrap();
-    assert_eq!(f.train.shape(), [60_000, 1, 28, 28]);
-    assert_eq!(f.test.shape(), [10_000, 1, 28, 28]);
     assert_eq!(f.train.class_counts(), [6000; 10]);
     assert_eq!(f.test.class_counts(), [1000; 10]);
     // The first training image is an ankle boot (class 9), the first test
@@ -96,12 +100,16 @@ fn digits() {
     eprintln!("digits: 1797 images, equal to the embedded copy");
 }
 
+/// A dataset without checksums (`kind`, read by `load`) if fetched.
+fn fetched(kind: DatasetKind, load: fn(PathBuf) -> Result<Split, DataError>) -> Option<Split> {
+    Some(load(present(kind)?).unwrap())
+}
+
 #[test]
 fn cifar10() {
-    let Some(root) = present(DatasetKind::Cifar10) else {
+    let Some(c) = fetched(DatasetKind::Cifar10, load_cifar10) else {
         return;
     };
-    let c = load_cifar10(&root).unwrap();
     assert_eq!(c.train.shape(), [50_000, 3, 32, 32]);
     assert_eq!(c.test.shape(), [10_000, 3, 32, 32]);
     assert_eq!(c.train.class_counts(), [5000; 10]);
@@ -110,10 +118,9 @@ fn cifar10() {
 
 #[test]
 fn cifar100() {
-    let Some(root) = present(DatasetKind::Cifar100) else {
+    let Some(c) = fetched(DatasetKind::Cifar100, load_cifar100) else {
         return;
     };
-    let c = load_cifar100(&root).unwrap();
     assert_eq!(c.train.shape(), [50_000, 3, 32, 32]);
     assert_eq!(c.train.class_counts(), [500; 100]);
     assert_eq!(c.test.class_counts(), [100; 100]);

@@ -164,18 +164,24 @@ fn batch_norm_known<B: TensorBackend<Elem = f64>>(b: &B) {
         .all(|s| !s.perturbed && s.role == smoothout::Role::Normalization));
 }
 
+/// `layer`'s output in training mode for the host values `x` of `shape`,
+/// back on the host.
+fn train_forward<B: TensorBackend<Elem = f64>>(
+    b: &B,
+    layer: &mut impl Layer<B>,
+    x: &[f64],
+    shape: &[usize],
+) -> Vec<f64> {
+    let (y, _) = layer.forward(b, &up(b, x), shape, true).unwrap();
+    host(b, &y)
+}
+
 fn batch_norm_1d_channels<B: TensorBackend<Elem = f64>>(b: &B) {
     // [N, C] with two channels normalised separately
     let mut bn = BatchNorm::new(b, 2).unwrap();
-    let (y, _) = bn
-        .forward(b, &up(b, &[1.0, 10.0, 3.0, 30.0]), &[2, 2], true)
-        .unwrap();
+    let y = train_forward(b, &mut bn, &[1.0, 10.0, 3.0, 30.0], &[2, 2]);
     let (s1, s2) = ((1.0f64 + 1e-5).sqrt(), (100.0f64 + 1e-5).sqrt());
-    near(
-        &host(b, &y),
-        &[-1.0 / s1, -10.0 / s2, 1.0 / s1, 10.0 / s2],
-        1e-12,
-    );
+    near(&y, &[-1.0 / s1, -10.0 / s2, 1.0 / s1, 10.0 / s2], 1e-12);
     near(&bn.running_mean(b).unwrap(), &[0.2, 2.0], 1e-12);
     near(
         &bn.running_var(b).unwrap(),
@@ -189,15 +195,9 @@ fn batch_norm_ghost<B: TensorBackend<Elem = f64>>(b: &B) {
         .unwrap()
         .with_ghost_batch(Some(2))
         .unwrap();
-    let (y, _) = bn
-        .forward(b, &up(b, &[1.0, 3.0, 10.0, 14.0]), &[4, 1], true)
-        .unwrap();
+    let y = train_forward(b, &mut bn, &[1.0, 3.0, 10.0, 14.0], &[4, 1]);
     let (s1, s2) = ((1.0f64 + 1e-5).sqrt(), (4.0f64 + 1e-5).sqrt());
-    near(
-        &host(b, &y),
-        &[-1.0 / s1, 1.0 / s1, -2.0 / s2, 2.0 / s2],
-        1e-12,
-    );
+    near(&y, &[-1.0 / s1, 1.0 / s1, -2.0 / s2, 2.0 / s2], 1e-12);
     // one momentum update per ghost batch, in order
     near(
         &bn.running_mean(b).unwrap(),

@@ -41,8 +41,14 @@ fn step_owned<B: TensorBackend, O: Optimizer<B> + ?Sized>(
     opt.step(b, &mut w, &g)
 }
 
-fn download<B: TensorBackend>(b: &B, bufs: &[B::Buffer]) -> Vec<Vec<B::Elem>> {
-    bufs.iter().map(|x| b.to_vec(x).unwrap()).collect()
+fn download<'a, B: TensorBackend>(
+    b: &B,
+    bufs: impl IntoIterator<Item = &'a B::Buffer>,
+) -> Vec<Vec<B::Elem>>
+where
+    B::Buffer: 'a,
+{
+    bufs.into_iter().map(|x| b.to_vec(x).unwrap()).collect()
 }
 
 fn host_set<T: Real>(seed: u64) -> Vec<Vec<T>> {
@@ -385,13 +391,13 @@ fn clipping<B: TensorBackend>(b: &B) {
     assert_eq!(b.to_vec(&bad[0]).unwrap()[1], e(1.0));
     // invalid max norms
     for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert!(matches!(
+        assert_matches!(
             clip_grad_norm(b, &mut g, m),
             Err(Error::InvalidSetting {
                 name: "max gradient norm",
                 ..
             })
-        ));
+        );
     }
 }
 
@@ -399,13 +405,13 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
     let sgd = Sgd::new(0.1, 0.9, 0.0).unwrap();
     // Nesterov needs momentum
     let plain = Sgd::new(0.1, 0.0, 0.0).unwrap();
-    assert!(matches!(
+    assert_matches!(
         SgdMomentum::new(b, &SIZES, plain, true),
         Err(Error::InvalidSetting {
             name: "momentum (Nesterov)",
             ..
         })
-    ));
+    );
     // a hand-built invalid Sgd
     for bad in [
         Sgd { lr: -0.1, ..sgd },
@@ -430,10 +436,10 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
             ..sgd
         },
     ] {
-        assert!(matches!(
+        assert_matches!(
             SgdMomentum::new(b, &SIZES, bad, false),
             Err(Error::InvalidSetting { .. })
-        ));
+        );
     }
     // Adam settings
     let c = AdamConfig::new(1e-3).unwrap();
@@ -464,13 +470,13 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
     ];
     for opt in &mut opts {
         for lr in [-1e-3, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert!(matches!(
+            assert_matches!(
                 opt.set_lr(lr),
                 Err(Error::InvalidSetting {
                     name: "learning rate",
                     ..
                 })
-            ));
+            );
         }
         opt.set_lr(0.0).unwrap();
         assert_eq!(opt.lr(), 0.0);
@@ -478,42 +484,33 @@ fn errors<B: TensorBackend + 'static>(b: &B) {
         let w0 = host_set::<B::Elem>(8);
         let mut w = upload(b, &w0);
         let g = upload(b, &host_set::<B::Elem>(9));
-        assert!(matches!(
+        assert_matches!(
             step_owned(&mut **opt, b, &mut w[..2], &g),
             Err(Error::LengthMismatch { .. })
-        ));
-        assert!(matches!(
+        );
+        assert_matches!(
             step_owned(&mut **opt, b, &mut w, &g[..2]),
             Err(Error::LengthMismatch { .. })
-        ));
+        );
         let mut short = g.clone_from_host(b);
         short[1] = b.zeros(36).unwrap();
-        assert!(matches!(
+        assert_matches!(
             step_owned(&mut **opt, b, &mut w, &short),
             Err(Error::LengthMismatch { .. })
-        ));
+        );
         assert_eq!(bits(&download(b, &w)), bits(&w0));
         assert_eq!(opt.steps(), 0);
         // states of another kind or size
         let mut st = opt.state(b).unwrap();
         st.kind = if st.kind == "adam" { "sgd" } else { "adam" };
-        assert!(matches!(
-            opt.load_state(b, &st),
-            Err(Error::InvalidSetting { .. })
-        ));
+        assert_matches!(opt.load_state(b, &st), Err(Error::InvalidSetting { .. }));
         let mut st = opt.state(b).unwrap();
         st.buffers.pop();
-        assert!(matches!(
-            opt.load_state(b, &st),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert_matches!(opt.load_state(b, &st), Err(Error::LengthMismatch { .. }));
         let mut st = opt.state(b).unwrap();
         st.buffers[1].push(B::Elem::from_f64(0.0));
         st.step = 9;
-        assert!(matches!(
-            opt.load_state(b, &st),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert_matches!(opt.load_state(b, &st), Err(Error::LengthMismatch { .. }));
         assert_eq!(opt.steps(), 0);
     }
     let st: OptimState<B::Elem> = opts[0].state(b).unwrap();
@@ -570,17 +567,9 @@ fn in_place_on_a_network<B: TensorBackend + 'static>(b: &B) {
             let n_copies = clip_grad_norm(b, &mut g, 0.5).unwrap();
             step_owned(&mut *on_copies, b, &mut w, &g).unwrap();
             assert_eq!(n_net.to_bits(), n_copies.to_bits());
-            let on_net_w: Vec<Vec<B::Elem>> = net
-                .params()
-                .into_iter()
-                .map(|p| b.to_vec(p).unwrap())
-                .collect();
+            let on_net_w = download(b, net.params());
             assert_eq!(bits(&on_net_w), bits(&download(b, &w)), "step {s}");
-            let on_net_g: Vec<Vec<B::Elem>> = net
-                .grads()
-                .into_iter()
-                .map(|p| b.to_vec(p).unwrap())
-                .collect();
+            let on_net_g = download(b, net.grads());
             assert_eq!(bits(&on_net_g), bits(&download(b, &g)), "clipped, step {s}");
         }
         assert_eq!(on_net.state(b).unwrap(), on_copies.state(b).unwrap());

@@ -3,7 +3,7 @@
 //! are errors up front; temporaries left by a killed checkpoint write are
 //! removed, and nothing else is.
 
-use crate::support::program::scratch;
+use crate::support::program::{scratch, SMALL};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -16,22 +16,9 @@ const ADA: &str = "digits-mlp-16-adasmoothout-seed0";
 /// One epoch of a small network on the digits into `out`.
 fn train(out: &Path, extra: &[&str]) -> Output {
     crate::support::program::command()
-        .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--net",
-            "mlp-16",
-            "--epochs",
-            "1",
-            "--seed",
-            "0",
-            "--threads",
-            "1",
-            "--no-measure",
-            "--quiet",
-            "--out",
-        ])
+        .args(["train", "--dataset", "digits", "--threads", "1"])
+        .args(SMALL)
+        .arg("--out")
         .arg(out)
         .args(extra)
         .output()

@@ -102,22 +102,10 @@ fn a_network_too_large_for_memory_is_refused() {
         ("mlp-18446744073709551615", "more than 2^64 bytes"),
         ("mlp-4294967296-4294967296", "more than 2^64 bytes"),
     ] {
-        refused(
-            &[
-                "train",
-                "--net",
-                net,
-                "--epochs",
-                "1",
-                "--seed",
-                "0",
-                "--no-measure",
-                "--quiet",
-                "--out",
-                o,
-            ],
-            &[want, "available", "--net"],
-        );
+        // SMALL with another `--net`
+        let mut train = vec!["train", "--net", net, "--out", o];
+        train.extend(&SMALL[2..]);
+        refused(&train, &[want, "available", "--net"]);
     }
 }
 

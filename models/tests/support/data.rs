@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use smoothout_models::data::{DataError, DatasetKind};
 
 /// A folder under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
@@ -39,6 +40,14 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Checks that a loader's error for an empty folder says `dataset` is
+/// missing; returns the error's message, for the tests to check what it
+/// tells the user.
+pub fn missing_text(err: DataError, dataset: DatasetKind) -> String {
+    assert_matches!(err, DataError::Missing { dataset: d, .. } if *d == dataset);
+    err.to_string()
 }
 
 pub fn gz(data: &[u8]) -> Vec<u8> {

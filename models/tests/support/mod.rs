@@ -5,6 +5,20 @@
 //! includes this folder as its `support` module and uses what it needs.
 #![allow(dead_code, unused_macros)]
 
+/// `assert!(matches!(value, pattern))`, printing the value (or the
+/// message given after the pattern) when it does not match. The value is
+/// evaluated once and borrowed, so the pattern's bindings are references.
+macro_rules! assert_matches {
+    ($value:expr, $pattern:pat $(if $guard:expr)? $(,)?) => {
+        match &$value {
+            value => assert!(matches!(value, $pattern $(if $guard)?), "{:?}", value),
+        }
+    };
+    ($value:expr, $pattern:pat $(if $guard:expr)?, $($message:tt)+) => {
+        assert!(matches!(&$value, $pattern $(if $guard)?), $($message)+)
+    };
+}
+
 #[macro_use]
 pub mod layers;
 

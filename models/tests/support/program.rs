@@ -26,6 +26,24 @@ pub fn command() -> Command {
     Command::new(BIN)
 }
 
+/// A command that runs `smoothout train` of `method` and `net` on the
+/// digits, seed 0, without flatness measurements, quiet; the caller adds
+/// the rest (batch, epochs, threads, `--out`).
+pub fn train_digits(method: &str, net: &str) -> Command {
+    let mut c = command();
+    c.args([
+        "train",
+        "--dataset",
+        "digits",
+        "--method",
+        method,
+        "--net",
+        net,
+    ]);
+    c.args(["--seed", "0", "--no-measure", "--quiet"]);
+    c
+}
+
 /// Runs the program with `args`: whether it succeeded, its stdout and its
 /// stderr.
 pub fn smoothout(args: &[&str]) -> (bool, String, String) {

@@ -3,6 +3,7 @@
 //! metrics history that a resumed run restores.
 
 use std::fs;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -129,7 +130,7 @@ const ACCEPT: LoadOptions = LoadOptions {
 
 /// Whether two checkpoints hold the same tensors (bit for bit, NaNs
 /// included) and metadata.
-fn same_checkpoint(a: &Checkpoint, b: &Checkpoint) -> bool {
+pub(super) fn same_checkpoint(a: &Checkpoint, b: &Checkpoint) -> bool {
     let bits = |d: &TensorData| -> Vec<u64> {
         match d {
             TensorData::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
@@ -156,6 +157,24 @@ fn split_file(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, usiz
         panic!("the header is an object")
     };
     (map, 8 + n)
+}
+
+/// Where the data start, and each tensor's bytes in the file.
+pub(super) fn layout(bytes: &[u8]) -> (usize, Vec<(String, Range<usize>)>) {
+    let (header, start) = split_file(bytes);
+    let mut tensors = Vec::new();
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let o = info["data_offsets"].as_array().unwrap();
+        let (a, b) = (
+            o[0].as_u64().unwrap() as usize,
+            o[1].as_u64().unwrap() as usize,
+        );
+        tensors.push((name.clone(), start + a..start + b));
+    }
+    (start, tensors)
 }
 
 /// `bytes` with its header replaced by `header` (the data unchanged).
@@ -212,12 +231,12 @@ fn from_slice_and_to_vec_are_inverse() {
     let p = Path::new("mem");
     let a = awkward_f32();
     let d = TensorData::from_slice(&a);
-    assert!(matches!(d, TensorData::F32(_)));
+    assert_matches!(d, TensorData::F32(_));
     assert_eq!(d.len(), a.len());
     assert_eq!(bits_f32(&d.to_vec::<f32>(p, "a").unwrap()), bits_f32(&a));
     let b = awkward_f64();
     let d = TensorData::from_slice(&b);
-    assert!(matches!(d, TensorData::F64(_)));
+    assert_matches!(d, TensorData::F64(_));
     assert_eq!(bits_f64(&d.to_vec::<f64>(p, "b").unwrap()), bits_f64(&b));
     assert!(TensorData::from_slice::<f32>(&[]).is_empty());
 }
@@ -301,7 +320,7 @@ fn failed_save_leaves_previous_file_and_no_temporary() {
 
     for bad in &bad_cases {
         let e = save_checkpoint(&path, bad).unwrap_err();
-        assert!(matches!(e, TrainError::Checkpoint { .. }), "{e:?}");
+        assert_matches!(e, TrainError::Checkpoint { .. });
         assert_eq!(fs::read(&path).unwrap(), before);
         assert_eq!(dir.listing(), ["last.safetensors"]);
     }
@@ -315,7 +334,7 @@ fn failed_write_removes_its_temporary() {
     let target = dir.path("occupied");
     fs::create_dir_all(target.join("inside")).unwrap();
     let e = write_atomic(&target, b"bytes").unwrap_err();
-    assert!(matches!(e, TrainError::Io { .. }), "{e:?}");
+    assert_matches!(e, TrainError::Io { .. });
     assert_eq!(dir.listing(), ["occupied"]);
 }
 
@@ -329,10 +348,10 @@ fn write_atomic_replaces_and_creates_directories() {
     write_atomic(&path, b"").unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"");
     assert_eq!(fs::read_dir(dir.path("a/b")).unwrap().count(), 1);
-    assert!(matches!(
+    assert_matches!(
         write_atomic(Path::new("/"), b"x"),
         Err(TrainError::Io { .. })
-    ));
+    );
 }
 
 #[test]
@@ -440,10 +459,10 @@ fn hand_written_valid_file_loads() {
     // The file carries no checksums: refused unless that is accepted.
     let header = "{\"__metadata__\":{\"k\":\"v\"},\"w\":{\"dtype\":\"F64\",\"shape\":[1,1],\"data_offsets\":[0,8]}}";
     let file = raw_file(header, &(-0.0f64).to_le_bytes());
-    assert!(matches!(
+    assert_matches!(
         load_bytes(&file),
         Err(TrainError::UncheckedCheckpoint { .. })
-    ));
+    );
     let c = load_bytes_with(&file, ACCEPT).unwrap();
     assert_eq!(c.meta("k"), Some("v"));
     let (shape, data) = c.tensor("w").unwrap();
@@ -470,10 +489,10 @@ fn precision_mismatch_is_a_checkpoint_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
+    assert_matches!(
         TensorData::F32(vec![1.0]).to_vec::<f64>(p, "w"),
         Err(TrainError::Checkpoint { .. })
-    ));
+    );
 }
 
 #[test]
@@ -484,8 +503,9 @@ fn every_truncation_is_a_checkpoint_error() {
     let path = dir.path("t.safetensors");
     for cut in 0..bytes.len() {
         fs::write(&path, &bytes[..cut]).unwrap();
-        assert!(
-            matches!(load_checkpoint(&path), Err(TrainError::Checkpoint { .. })),
+        assert_matches!(
+            load_checkpoint(&path),
+            Err(TrainError::Checkpoint { .. }),
             "cut at {cut}"
         );
     }
@@ -493,10 +513,7 @@ fn every_truncation_is_a_checkpoint_error() {
     let mut longer = bytes.clone();
     longer.push(0);
     fs::write(&path, &longer).unwrap();
-    assert!(matches!(
-        load_checkpoint(&path),
-        Err(TrainError::Checkpoint { .. })
-    ));
+    assert_matches!(load_checkpoint(&path), Err(TrainError::Checkpoint { .. }));
 }
 
 /// CRC-32 (IEEE, reflected, as zlib's `crc32`) bit by bit: a reference
@@ -556,22 +573,11 @@ fn documented_header_crc(
 #[test]
 fn checksums_are_crc32_as_documented() {
     let bytes = sample_bytes();
-    let (header, data_start) = split_file(&bytes);
+    let (header, _) = split_file(&bytes);
     let meta = header["__metadata__"].as_object().unwrap();
     let mut tensors = 0;
-    for (name, info) in &header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let offsets = info["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            offsets[0].as_u64().unwrap() as usize,
-            offsets[1].as_u64().unwrap() as usize,
-        );
-        let want = format!(
-            "crc32:{:08x}",
-            crc32_reference(&bytes[data_start + a..data_start + b])
-        );
+    for (name, range) in layout(&bytes).1 {
+        let want = format!("crc32:{:08x}", crc32_reference(&bytes[range]));
         assert_eq!(meta[&format!("checksum.{name}")], want.as_str(), "{name}");
         tensors += 1;
     }
@@ -591,23 +597,15 @@ fn checksums_are_crc32_as_documented() {
 #[test]
 fn a_damaged_tensor_is_named() {
     let bytes = sample_bytes();
-    let (header, data_start) = split_file(&bytes);
-    for (name, info) in &header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let offsets = info["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            offsets[0].as_u64().unwrap() as usize,
-            offsets[1].as_u64().unwrap() as usize,
-        );
+    for (name, range) in layout(&bytes).1 {
+        let (a, b) = (range.start, range.end);
         if b == a {
             continue;
         }
         // The first, a middle and the last bit of the tensor's data.
         for bit in [0, (b - a) * 4 + 3, (b - a) * 8 - 1] {
             let mut damaged = bytes.clone();
-            damaged[data_start + a + bit / 8] ^= 1 << (bit % 8);
+            damaged[a + bit / 8] ^= 1 << (bit % 8);
             for options in [LoadOptions::default(), ACCEPT] {
                 let r = checkpoint_reason(load_bytes_with(&damaged, options));
                 assert!(
@@ -910,10 +908,10 @@ fn malformed_history_is_a_checkpoint_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
+    assert_matches!(
         history_from_str(p, "garbage"),
         Err(TrainError::Checkpoint { .. })
-    ));
+    );
 }
 
 proptest! {

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use super::checkpoint::{layout, same_checkpoint};
 use crate::support::files::Scratch;
 use rand_core::RngCore;
 use smoothout::Reference;
@@ -65,44 +66,6 @@ fn real() -> &'static (Checkpoint, Vec<u8>) {
         t.save(&path).unwrap();
         (t.checkpoint().unwrap(), fs::read(&path).unwrap())
     })
-}
-
-/// Where the data start, and each tensor's bytes in the file.
-fn layout(bytes: &[u8]) -> (usize, Vec<(String, Range<usize>)>) {
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value =
-        serde_json::from_str(std::str::from_utf8(&bytes[8..8 + n]).unwrap()).unwrap();
-    let start = 8 + n;
-    let mut tensors = Vec::new();
-    for (name, info) in header.as_object().unwrap() {
-        if name == "__metadata__" {
-            continue;
-        }
-        let o = info["data_offsets"].as_array().unwrap();
-        let (a, b) = (
-            o[0].as_u64().unwrap() as usize,
-            o[1].as_u64().unwrap() as usize,
-        );
-        tensors.push((name.clone(), start + a..start + b));
-    }
-    (start, tensors)
-}
-
-/// Whether two checkpoints hold the same tensors, bit for bit, and the
-/// same metadata.
-fn same_checkpoint(a: &Checkpoint, b: &Checkpoint) -> bool {
-    let bits = |d: &TensorData| -> Vec<u64> {
-        match d {
-            TensorData::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
-            TensorData::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
-        }
-    };
-    a.metadata == b.metadata
-        && a.tensors.len() == b.tensors.len()
-        && a.tensors.iter().all(|(name, shape, data)| {
-            b.tensor(name)
-                .is_some_and(|(s, d)| s == shape.as_slice() && bits(d) == bits(data))
-        })
 }
 
 /// One damaged file.
@@ -324,25 +287,14 @@ const RUN: &str = "digits-mlp-16-adasmoothout-seed0";
 /// `smoothout train` of a small run of `epochs` epochs into `out`, with
 /// `extra` arguments.
 fn train(out: &Path, epochs: u64, extra: &[&str]) -> Output {
-    smoothout()
+    crate::support::program::train_digits("adasmoothout", "mlp-16")
         .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--method",
-            "adasmoothout",
-            "--net",
-            "mlp-16",
             "--batch",
             "128",
             "--milestones",
             "1",
-            "--seed",
-            "0",
             "--threads",
             "1",
-            "--no-measure",
-            "--quiet",
             "--out",
         ])
         .arg(out)
@@ -600,14 +552,14 @@ fn checkpoints_without_checksums_need_the_flag() {
     let data = digits();
 
     // The library: refused by default, accepted when asked, as saved.
-    assert!(matches!(
+    assert_matches!(
         load_checkpoint(&path),
         Err(TrainError::UncheckedCheckpoint { .. })
-    ));
-    assert!(matches!(
+    );
+    assert_matches!(
         Trainer::resume(Reference::<f32>::new(), config(), &data.train, &path),
         Err(TrainError::UncheckedCheckpoint { .. })
-    ));
+    );
     let accept = LoadOptions {
         accept_unchecked: true,
     };

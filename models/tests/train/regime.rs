@@ -16,24 +16,13 @@ const RUN: &str = "digits-mlp-16-baseline-seed0";
 /// `smoothout train` on the digits (a small baseline run) into `out`:
 /// success, stderr.
 fn train(out: &Path, extra: &[&str]) -> (bool, String) {
-    let o = crate::support::program::command()
+    let o = crate::support::program::train_digits("baseline", "mlp-16")
         .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--method",
-            "baseline",
-            "--net",
-            "mlp-16",
             "--batch",
             "64",
             "--threads",
             "1",
-            "--seed",
-            "0",
-            "--no-measure",
             "--no-train-eval",
-            "--quiet",
             "--out",
         ])
         .arg(out)
@@ -115,23 +104,24 @@ fn bad_learning_rate_options_stop_before_training() {
     assert!(!out.exists(), "a refused run left files");
 }
 
+/// Two epochs with a drop after the first, in ghost batches of 32,
+/// stretched by `--train-longer`.
+const LONGER: [&str; 7] = [
+    "--epochs",
+    "2",
+    "--milestones",
+    "1",
+    "--ghost",
+    "32",
+    "--train-longer",
+];
+
 #[test]
 fn train_longer_runs_the_stretched_epochs() {
     // batch 64 in ghost batches of 32: twice the epochs, the drop at base
     // epoch 1 moves to epoch 2
     let out = scratch("regime-longer");
-    let (ok, err) = train(
-        &out,
-        &[
-            "--epochs",
-            "2",
-            "--milestones",
-            "1",
-            "--ghost",
-            "32",
-            "--train-longer",
-        ],
-    );
+    let (ok, err) = train(&out, &LONGER);
     assert!(ok, "{err}");
     assert_eq!(lrs(&out), [0.1, 0.1, 0.01, 0.01]);
     assert!(err.contains("epoch   4"), "{err}");
@@ -156,15 +146,7 @@ fn resume_with_other_learning_rate_options_is_refused() {
     assert_eq!(lrs(&out), [0.1, 0.01]);
     for other in [
         &["--epochs", "2", "--milestones", "1", "--warmup", "5"][..],
-        &[
-            "--epochs",
-            "2",
-            "--milestones",
-            "1",
-            "--ghost",
-            "32",
-            "--train-longer",
-        ][..],
+        &LONGER[..],
         &["--epochs", "2", "--milestones", "1", "--lr", "0.2"][..],
         // fractions move with --epochs: 3 epochs at 0.5,0.75 is another regime
         &["--epochs", "3", "--resume"][..],

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use smoothout::Reference;
@@ -191,57 +191,68 @@ fn resume_refuses_another_configuration() {
 }
 
 fn smoothout_cmd(out: &Path, extra: &[&str]) -> Command {
-    let mut c = crate::support::program::command();
-    c.args([
-        "train",
-        "--dataset",
-        "digits",
-        "--method",
-        "adasmoothout",
-        "--net",
-        "mlp-32",
-        "--batch",
-        "64",
-        "--epochs",
-        "12",
-        "--checkpoint-every",
-        "3",
-        "--threads",
-        "2",
-        "--seed",
-        "0",
-        "--no-measure",
-        "--quiet",
-        "--out",
-    ]);
+    let mut c = crate::support::program::train_digits("adasmoothout", "mlp-32");
+    c.args(["--batch", "64", "--epochs", "12", "--checkpoint-every", "3"]);
+    c.args(["--threads", "2", "--out"]);
     c.arg(out).args(extra);
     c
 }
 
 const RUN: &str = "digits-mlp-32-adasmoothout-seed0";
 
-/// Kills a real training process right after a mid-epoch checkpoint of
-/// its second epoch, resumes it, and compares with an uninterrupted run.
-#[test]
-fn killed_process_resumes_to_identical_weights() {
-    let steps_per_epoch = (1797 - 360u64).div_ceil(64);
-    let killed = scratch("killed");
-    let mut child = smoothout_cmd(&killed, &[])
+/// Steps per epoch of [`smoothout_cmd`]'s run: the digits' training split
+/// in batches of 64.
+const STEPS_PER_EPOCH: u64 = (1797 - 360u64).div_ceil(64);
+
+/// Runs [`smoothout_cmd`] into `out` with `extra` to its end and expects it
+/// to succeed; returns its stderr.
+fn run_to_end(out: &Path, extra: &[&str]) -> String {
+    let o = smoothout_cmd(out, extra).output().expect("run smoothout");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    stderr
+}
+
+/// The metrics file of the run in `out` lists each of its 12 epochs once
+/// (under a header line).
+fn assert_every_epoch_once(out: &Path) {
+    let csv = std::fs::read_to_string(out.join(RUN).join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 12);
+}
+
+/// Starts [`smoothout_cmd`] into `out` with its stderr piped.
+fn spawn(out: &Path) -> (Child, ChildStderr) {
+    let mut child = smoothout_cmd(out, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start smoothout");
     let stderr = child.stderr.take().expect("piped stderr");
+    (child, stderr)
+}
+
+/// Whether a line of [`smoothout_cmd`]'s stderr reports a checkpoint in the
+/// middle of an epoch after the first.
+fn mid_epoch_checkpoint(line: &str) -> bool {
+    let step = line
+        .split("checkpoint at step ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|s| s.parse::<u64>().ok());
+    step.is_some_and(|s| s > STEPS_PER_EPOCH && s % STEPS_PER_EPOCH != 0)
+}
+
+/// Kills a real training process right after a mid-epoch checkpoint of
+/// its second epoch, resumes it, and compares with an uninterrupted run.
+#[test]
+fn killed_process_resumes_to_identical_weights() {
+    let killed = scratch("killed");
+    let (mut child, stderr) = spawn(&killed);
     let mut seen = Vec::new();
     for line in BufReader::new(stderr).lines() {
         let line = line.expect("stderr is text");
         seen.push(line.clone());
-        let step = line
-            .split("checkpoint at step ")
-            .nth(1)
-            .and_then(|r| r.split(':').next())
-            .and_then(|s| s.parse::<u64>().ok());
-        if step.is_some_and(|s| s > steps_per_epoch && s % steps_per_epoch != 0) {
+        if mid_epoch_checkpoint(&line) {
             child.kill().expect("kill smoothout");
             break;
         }
@@ -254,27 +265,12 @@ fn killed_process_resumes_to_identical_weights() {
     let ckpt = killed.join(RUN).join(CHECKPOINT_FILE);
     let at_kill = load_checkpoint(&ckpt).expect("the last checkpoint is whole");
     let step: u64 = at_kill.meta("step").unwrap().parse().unwrap();
-    assert!(step < 12 * steps_per_epoch, "killed mid-run (step {step})");
+    assert!(step < 12 * STEPS_PER_EPOCH, "killed mid-run (step {step})");
 
-    let resumed = smoothout_cmd(&killed, &["--resume"])
-        .output()
-        .expect("resume");
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
+    assert!(run_to_end(&killed, &["--resume"]).contains("resuming from"));
 
     let whole = scratch("whole");
-    let out = smoothout_cmd(&whole, &[])
-        .output()
-        .expect("uninterrupted run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&whole, &[]);
 
     let a = load_checkpoint(&ckpt).unwrap();
     let b = load_checkpoint(&whole.join(RUN).join(CHECKPOINT_FILE)).unwrap();
@@ -297,9 +293,7 @@ fn killed_process_resumes_to_identical_weights() {
             .collect::<Vec<_>>()
     };
     assert_eq!(history(&a), history(&b));
-    // The metrics files list every epoch once.
-    let csv = std::fs::read_to_string(killed.join(RUN).join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 12);
+    assert_every_epoch_once(&killed);
     let _ = std::fs::remove_dir_all(killed);
     let _ = std::fs::remove_dir_all(whole);
 }
@@ -307,12 +301,7 @@ fn killed_process_resumes_to_identical_weights() {
 #[test]
 fn an_existing_run_is_not_overwritten_without_resume() {
     let out = scratch("exists");
-    let first = smoothout_cmd(&out, &[]).output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    run_to_end(&out, &[]);
     let before = std::fs::read(out.join(RUN).join(CHECKPOINT_FILE)).unwrap();
     let again = smoothout_cmd(&out, &[]).output().unwrap();
     assert!(!again.status.success());
@@ -328,24 +317,14 @@ fn an_existing_run_is_not_overwritten_without_resume() {
 /// right after a mid-epoch checkpoint of its second epoch, and returns its
 /// exit status and everything it printed to stderr.
 fn interrupt_after_a_checkpoint(out: &Path, signal: &str) -> (std::process::ExitStatus, String) {
-    let steps_per_epoch = (1797 - 360u64).div_ceil(64);
-    let mut child = smoothout_cmd(out, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start smoothout");
-    let stderr = child.stderr.take().expect("piped stderr");
+    let (mut child, stderr) = spawn(out);
     let mut seen = Vec::new();
     let mut sent = false;
     for line in BufReader::new(stderr).lines() {
         let line = line.expect("stderr is text");
-        let step = line
-            .split("checkpoint at step ")
-            .nth(1)
-            .and_then(|r| r.split(':').next())
-            .and_then(|s| s.parse::<u64>().ok());
+        let mid = mid_epoch_checkpoint(&line);
         seen.push(line);
-        if !sent && step.is_some_and(|s| s > steps_per_epoch && s % steps_per_epoch != 0) {
+        if !sent && mid {
             let kill = Command::new("kill")
                 .args([format!("-{signal}"), child.id().to_string()])
                 .status()
@@ -365,14 +344,7 @@ fn interrupt_after_a_checkpoint(out: &Path, signal: &str) -> (std::process::Exit
 #[test]
 fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
     let whole = scratch("signal-whole");
-    let out = smoothout_cmd(&whole, &[])
-        .output()
-        .expect("uninterrupted run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&whole, &[]);
     let reference = load_checkpoint(&whole.join(RUN).join(CHECKPOINT_FILE)).unwrap();
 
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
@@ -410,8 +382,7 @@ fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
         );
         assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
         assert_same_state(&load_checkpoint(&ckpt).unwrap(), &reference);
-        let csv = std::fs::read_to_string(dir.join(RUN).join("metrics.csv")).unwrap();
-        assert_eq!(csv.lines().count(), 1 + 12);
+        assert_every_epoch_once(&dir);
         let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::fs::remove_dir_all(whole);
@@ -424,25 +395,14 @@ fn a_second_interrupt_exits_at_once() {
     let out = scratch("second-signal");
     // Long steps (one per epoch, seconds each in a test build), so that
     // both signals land inside the second step.
-    let mut child = crate::support::program::command()
+    let mut child = crate::support::program::train_digits("baseline", "mlp-512-512")
         .args([
-            "train",
-            "--dataset",
-            "digits",
-            "--method",
-            "baseline",
-            "--net",
-            "mlp-512-512",
             "--batch",
             "1437",
             "--epochs",
             "3",
             "--threads",
             "1",
-            "--seed",
-            "0",
-            "--no-measure",
-            "--quiet",
             "--out",
         ])
         .arg(&out)

@@ -37,13 +37,13 @@ fn every_method_learns_the_digits() {
             h[2].test_acc
         );
         assert!(t.finished());
-        assert!(matches!(
+        assert_matches!(
             t.step(&data.train),
             Err(TrainError::Config {
                 setting: "--epochs",
                 ..
             })
-        ));
+        );
     }
 }
 
@@ -142,10 +142,10 @@ fn configuration_errors_name_the_flag() {
     let mut c = small(Method::SmoothOut);
     c.noise = smoothout_models::train::NoiseKind::Bernoulli;
     c.a = 0.1;
-    assert!(matches!(
+    assert_matches!(
         Trainer::new(Reference::<f32>::new(), c, &data.train),
         Err(TrainError::Core(_))
-    ));
+    );
 }
 
 #[test]
@@ -157,14 +157,11 @@ fn step_batch_checks_its_input_and_divergence_is_an_error() {
         &data.train,
     )
     .unwrap();
-    assert!(matches!(
+    assert_matches!(
         t.step_batch(&[0.0; 63], &[1]),
         Err(TrainError::Config { .. })
-    ));
-    assert!(matches!(
-        t.step_batch(&[], &[]),
-        Err(TrainError::Config { .. })
-    ));
+    );
+    assert_matches!(t.step_batch(&[], &[]), Err(TrainError::Config { .. }));
     assert_eq!(t.steps_done(), 0);
     let mut wild = small(Method::SmoothOut);
     wild.regime = smoothout_models::optim::LrRegime::constant(1e30).unwrap();
@@ -172,7 +169,7 @@ fn step_batch_checks_its_input_and_divergence_is_an_error() {
     let err = (0..20)
         .find_map(|_| t.step(&data.train).err())
         .expect("diverges");
-    assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
+    assert_matches!(err, TrainError::NonFinite { .. }, "{err}");
 }
 
 #[test]
