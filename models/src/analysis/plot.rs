@@ -42,6 +42,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -430,6 +431,31 @@ fn render_png(
     Ok(bytes)
 }
 
+/// The axis titles, fonts and tick labels that the line plots and the heat
+/// maps share.
+fn axes<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    x_label: &str,
+    y_label: &str,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+    DB: DrawingBackend,
+{
+    mesh.x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+}
+
+/// [`tick_label`] as the formatter plotters takes.
+fn tick(v: &f64) -> String {
+    tick_label(*v)
+}
+
 /// An axis tick label: four significant digits, as short as `{}` prints
 /// them, switching to exponent form outside `[10⁻³, 10⁵)` (so a tick at
 /// `9.9999999e-5` reads `1e-4`).
@@ -544,14 +570,7 @@ where
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(x.0..x.1, y)?;
-    chart
-        .configure_mesh()
-        .x_desc(&plot.x_label)
-        .y_desc(&plot.y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
+    axes(&mut chart.configure_mesh(), &plot.x_label, &plot.y_label)
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(BLACK.mix(0.04))
         .draw()?;
@@ -863,16 +882,12 @@ fn draw_surface<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(s.xs[0]..s.xs[nx - 1], s.ys[0]..s.ys[ny - 1])?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc(&s.x_label)
-        .y_desc(&s.y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
-        .draw()?;
+    axes(
+        chart.configure_mesh().disable_mesh(),
+        &s.x_label,
+        &s.y_label,
+    )
+    .draw()?;
 
     let (xe, ye) = (cell_edges(&s.xs), cell_edges(&s.ys));
     chart.draw_series((0..ny).flat_map(|j| {
