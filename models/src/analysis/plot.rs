@@ -211,28 +211,12 @@ fn write_chart(stem: &Path, plot: &LinePlot, joined: bool) -> Result<PlotFiles, 
     }
     ensure_font()?;
 
-    // Plotters' coordinates are consumed by the chart and LogCoord is not
-    // Clone, so each backend builds its own.
-    let log_y = || LogCoord::from((y.0..y.1).log_scale());
-    let lin_y = || RangedCoordf64::from(y.0..y.1);
     let (svg, png) = if plot.log_y {
-        (
-            render_svg(&files.svg, |root| {
-                draw_line_chart(root, plot, x, log_y(), joined)
-            })?,
-            render_png(&files.png, |root| {
-                draw_line_chart(root, plot, x, log_y(), joined)
-            })?,
-        )
+        let log_y = || LogCoord::from((y.0..y.1).log_scale());
+        render_line_chart(&files, plot, x, log_y, joined)?
     } else {
-        (
-            render_svg(&files.svg, |root| {
-                draw_line_chart(root, plot, x, lin_y(), joined)
-            })?,
-            render_png(&files.png, |root| {
-                draw_line_chart(root, plot, x, lin_y(), joined)
-            })?,
-        )
+        let lin_y = || RangedCoordf64::from(y.0..y.1);
+        render_line_chart(&files, plot, x, lin_y, joined)?
     };
 
     let mut csv = String::from("series,x,y\n");
@@ -389,6 +373,29 @@ fn render_failed(path: &Path, what: impl std::fmt::Display) -> TrainError {
 
 /// Result of drawing on some backend.
 type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// The SVG and the PNG of [`draw_line_chart`] with the y axis that `y`
+/// builds: plotters' coordinates are consumed by the chart and LogCoord is
+/// not Clone, so each backend builds its own.
+fn render_line_chart<Y>(
+    files: &PlotFiles,
+    plot: &LinePlot,
+    x: Span,
+    y: impl Fn() -> Y,
+    joined: bool,
+) -> Result<(String, Vec<u8>), TrainError>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    Ok((
+        render_svg(&files.svg, |root| {
+            draw_line_chart(root, plot, x, y(), joined)
+        })?,
+        render_png(&files.png, |root| {
+            draw_line_chart(root, plot, x, y(), joined)
+        })?,
+    ))
+}
 
 /// Draws with `draw` into an SVG document held in memory.
 fn render_svg(

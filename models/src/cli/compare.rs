@@ -26,7 +26,6 @@ use smoothout_models::data::{Augment, DatasetKind, Normalize, Split};
 use smoothout_models::optim::{LrRegime, LrScaling};
 use smoothout_models::train::{
     write_atomic, Method, Network, RunEnd, RunFiles, TrainConfig, TrainError, Trainer,
-    CHECKPOINT_FILE,
 };
 
 use crate::args::CompareArgs;
@@ -609,13 +608,12 @@ fn run(
     name: &str,
 ) -> Result<Option<Row>, TrainError> {
     let a = sweep.a;
-    let ckpt = dir.join(CHECKPOINT_FILE);
     let mut t = crate::setup::resume_or_start(
         a.threads,
         a.accept_unchecked_checkpoint,
         cfg,
         &data.train,
-        &ckpt,
+        dir,
     )?;
     t.annotate("dataset", sweep.kind.name());
     let files = RunFiles {

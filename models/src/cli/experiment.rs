@@ -16,7 +16,7 @@ use smoothout_models::analysis::{
 use smoothout_models::data::{Dataset, DatasetKind, Normalize, Split};
 use smoothout_models::layers::Layer;
 use smoothout_models::train::{
-    write_atomic, Method, Network, RunFiles, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE,
+    write_atomic, Method, Network, RunFiles, TrainConfig, TrainError, Trainer,
 };
 
 use crate::args::ExperimentArgs;
@@ -426,13 +426,12 @@ fn train_one(
         a.seed
     );
     let dir: PathBuf = runs_dir.join(&name);
-    let ckpt = dir.join(CHECKPOINT_FILE);
     let mut trainer = crate::setup::resume_or_start(
         a.threads,
         a.accept_unchecked_checkpoint,
         cfg,
         &data.train,
-        &ckpt,
+        &dir,
     )?;
     trainer.annotate("dataset", kind.name());
     let t = Instant::now();

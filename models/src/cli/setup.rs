@@ -8,7 +8,7 @@ use smoothout_cpu::Cpu;
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Split,
 };
-use smoothout_models::train::{LoadOptions, TrainConfig, TrainError, Trainer};
+use smoothout_models::train::{LoadOptions, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE};
 
 use crate::args::DatasetArg;
 
@@ -63,20 +63,21 @@ pub(crate) fn exists(path: &Path) -> Result<bool, TrainError> {
     })
 }
 
-/// A sweep's run on the CPU backend with `threads` threads: resumed from
-/// `ckpt` when that file exists (`accept_unchecked` as
+/// A sweep's run in `dir` on the CPU backend with `threads` threads:
+/// resumed from its checkpoint when that file exists (`accept_unchecked` as
 /// `--accept-unchecked-checkpoint` says), else started afresh.
 pub(crate) fn resume_or_start(
     threads: usize,
     accept_unchecked: bool,
     cfg: TrainConfig,
     train: &Dataset,
-    ckpt: &Path,
+    dir: &Path,
 ) -> Result<Trainer<Cpu<f32>>, TrainError> {
+    let ckpt = dir.join(CHECKPOINT_FILE);
     let b = backend(threads)?;
-    if exists(ckpt)? {
+    if exists(&ckpt)? {
         let options = LoadOptions { accept_unchecked };
-        Trainer::resume_with(b, cfg, train, ckpt, options)
+        Trainer::resume_with(b, cfg, train, &ckpt, options)
     } else {
         Trainer::new(b, cfg, train)
     }
