@@ -225,6 +225,28 @@ pub fn agreement_row(
     )
 }
 
+/// Appends [`CpuHarness`]'s rows of the cases at `indices` (`cpu(i)` for
+/// case `i`), then the [`agreement_row`] pairing them with the reference
+/// rows of the same cases (`reference[i]` holds case `i`'s); `pairing` as
+/// there.
+pub fn push_cpu_cases(
+    rows: &mut Vec<Row>,
+    check: &'static str,
+    reference: &[Vec<Row>],
+    indices: &[usize],
+    cpu: impl Fn(usize) -> Vec<Row>,
+    pairing: &str,
+) {
+    let cpu: Vec<Row> = indices.iter().flat_map(|&i| cpu(i)).collect();
+    let paired: Vec<Row> = indices
+        .iter()
+        .flat_map(|&i| reference[i].iter().cloned())
+        .collect();
+    let agree = agreement_row(check, CpuHarness::NAME, &paired, &cpu, pairing);
+    rows.extend(cpu);
+    rows.push(agree);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

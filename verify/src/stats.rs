@@ -68,6 +68,16 @@ impl MeanVar {
 /// about 6·10⁻⁷ per comparison; draws are seeded, so a run is reproducible.
 pub const Z_BOUND: f64 = 5.0;
 
+/// The largest `|mean_i − expected_i|` over components, in standard errors.
+#[must_use]
+pub fn max_z(stats: &[MeanVar], expected: &[f64]) -> f64 {
+    stats
+        .iter()
+        .zip(expected)
+        .map(|(s, &e)| s.z_score(e))
+        .fold(0.0, f64::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -210,28 +211,12 @@ fn write_chart(stem: &Path, plot: &LinePlot, joined: bool) -> Result<PlotFiles, 
     }
     ensure_font()?;
 
-    // Plotters' coordinates are consumed by the chart and LogCoord is not
-    // Clone, so each backend builds its own.
-    let log_y = || LogCoord::from((y.0..y.1).log_scale());
-    let lin_y = || RangedCoordf64::from(y.0..y.1);
     let (svg, png) = if plot.log_y {
-        (
-            render_svg(&files.svg, |root| {
-                draw_line_chart(root, plot, x, log_y(), joined)
-            })?,
-            render_png(&files.png, |root| {
-                draw_line_chart(root, plot, x, log_y(), joined)
-            })?,
-        )
+        let log_y = || LogCoord::from((y.0..y.1).log_scale());
+        render_line_chart(&files, plot, x, log_y, joined)?
     } else {
-        (
-            render_svg(&files.svg, |root| {
-                draw_line_chart(root, plot, x, lin_y(), joined)
-            })?,
-            render_png(&files.png, |root| {
-                draw_line_chart(root, plot, x, lin_y(), joined)
-            })?,
-        )
+        let lin_y = || RangedCoordf64::from(y.0..y.1);
+        render_line_chart(&files, plot, x, lin_y, joined)?
     };
 
     let mut csv = String::from("series,x,y\n");
@@ -389,6 +374,29 @@ fn render_failed(path: &Path, what: impl std::fmt::Display) -> TrainError {
 /// Result of drawing on some backend.
 type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+/// The SVG and the PNG of [`draw_line_chart`] with the y axis that `y`
+/// builds: plotters' coordinates are consumed by the chart and LogCoord is
+/// not Clone, so each backend builds its own.
+fn render_line_chart<Y>(
+    files: &PlotFiles,
+    plot: &LinePlot,
+    x: Span,
+    y: impl Fn() -> Y,
+    joined: bool,
+) -> Result<(String, Vec<u8>), TrainError>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    Ok((
+        render_svg(&files.svg, |root| {
+            draw_line_chart(root, plot, x, y(), joined)
+        })?,
+        render_png(&files.png, |root| {
+            draw_line_chart(root, plot, x, y(), joined)
+        })?,
+    ))
+}
+
 /// Draws with `draw` into an SVG document held in memory.
 fn render_svg(
     path: &Path,
@@ -428,6 +436,31 @@ fn render_png(
         .map_err(|e| render_failed(path, e))?;
     writer.finish().map_err(|e| render_failed(path, e))?;
     Ok(bytes)
+}
+
+/// The axis titles, fonts and tick labels that the line plots and the heat
+/// maps share.
+fn axes<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    x_label: &str,
+    y_label: &str,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+    DB: DrawingBackend,
+{
+    mesh.x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+}
+
+/// [`tick_label`] as the formatter plotters takes.
+fn tick(v: &f64) -> String {
+    tick_label(*v)
 }
 
 /// An axis tick label: four significant digits, as short as `{}` prints
@@ -544,14 +577,7 @@ where
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(x.0..x.1, y)?;
-    chart
-        .configure_mesh()
-        .x_desc(&plot.x_label)
-        .y_desc(&plot.y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
+    axes(&mut chart.configure_mesh(), &plot.x_label, &plot.y_label)
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(BLACK.mix(0.04))
         .draw()?;
@@ -863,16 +889,12 @@ fn draw_surface<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(s.xs[0]..s.xs[nx - 1], s.ys[0]..s.ys[ny - 1])?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc(&s.x_label)
-        .y_desc(&s.y_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
-        .draw()?;
+    axes(
+        chart.configure_mesh().disable_mesh(),
+        &s.x_label,
+        &s.y_label,
+    )
+    .draw()?;
 
     let (xe, ye) = (cell_edges(&s.xs), cell_edges(&s.ys));
     chart.draw_series((0..ny).flat_map(|j| {

@@ -25,8 +25,7 @@ use smoothout_models::analysis::{
 use smoothout_models::data::{Augment, DatasetKind, Normalize, Split};
 use smoothout_models::optim::{LrRegime, LrScaling};
 use smoothout_models::train::{
-    write_atomic, LoadOptions, Method, Network, RunEnd, RunFiles, TrainConfig, TrainError, Trainer,
-    CHECKPOINT_FILE,
+    write_atomic, Method, Network, RunEnd, RunFiles, TrainConfig, TrainError, Trainer,
 };
 
 use crate::args::CompareArgs;
@@ -609,16 +608,13 @@ fn run(
     name: &str,
 ) -> Result<Option<Row>, TrainError> {
     let a = sweep.a;
-    let ckpt = dir.join(CHECKPOINT_FILE);
-    let b = crate::setup::backend(a.threads)?;
-    let mut t = if crate::setup::exists(&ckpt)? {
-        let options = LoadOptions {
-            accept_unchecked: a.accept_unchecked_checkpoint,
-        };
-        Trainer::resume_with(b, cfg, &data.train, &ckpt, options)?
-    } else {
-        Trainer::new(b, cfg, &data.train)?
-    };
+    let mut t = crate::setup::resume_or_start(
+        a.threads,
+        a.accept_unchecked_checkpoint,
+        cfg,
+        &data.train,
+        dir,
+    )?;
     t.annotate("dataset", sweep.kind.name());
     let files = RunFiles {
         dir: dir.to_path_buf(),

@@ -16,8 +16,7 @@ use smoothout_models::analysis::{
 use smoothout_models::data::{Dataset, DatasetKind, Normalize, Split};
 use smoothout_models::layers::Layer;
 use smoothout_models::train::{
-    write_atomic, LoadOptions, Method, Network, RunFiles, TrainConfig, TrainError, Trainer,
-    CHECKPOINT_FILE,
+    write_atomic, Method, Network, RunFiles, TrainConfig, TrainError, Trainer,
 };
 
 use crate::args::ExperimentArgs;
@@ -427,16 +426,13 @@ fn train_one(
         a.seed
     );
     let dir: PathBuf = runs_dir.join(&name);
-    let ckpt = dir.join(CHECKPOINT_FILE);
-    let b = crate::setup::backend(a.threads)?;
-    let mut trainer = if crate::setup::exists(&ckpt)? {
-        let options = LoadOptions {
-            accept_unchecked: a.accept_unchecked_checkpoint,
-        };
-        Trainer::resume_with(b, cfg, &data.train, &ckpt, options)?
-    } else {
-        Trainer::new(b, cfg, &data.train)?
-    };
+    let mut trainer = crate::setup::resume_or_start(
+        a.threads,
+        a.accept_unchecked_checkpoint,
+        cfg,
+        &data.train,
+        &dir,
+    )?;
     trainer.annotate("dataset", kind.name());
     let t = Instant::now();
     let files = RunFiles {

@@ -1,5 +1,6 @@
 //! What the commands share: their data ([`load`]), the CPU backend and its
-//! `--threads` check, whether a path exists, and how often runs checkpoint.
+//! `--threads` check, whether a path exists, a sweep's run resumed or started
+//! ([`resume_or_start`]), and how often runs checkpoint.
 
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use smoothout_cpu::Cpu;
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, Dataset, DatasetKind, Split,
 };
-use smoothout_models::train::TrainError;
+use smoothout_models::train::{LoadOptions, TrainConfig, TrainError, Trainer, CHECKPOINT_FILE};
 
 use crate::args::DatasetArg;
 
@@ -60,4 +61,24 @@ pub(crate) fn exists(path: &Path) -> Result<bool, TrainError> {
         path: path.to_path_buf(),
         source: std::io::Error::new(e.kind(), format!("cannot be read: {e}")),
     })
+}
+
+/// A sweep's run in `dir` on the CPU backend with `threads` threads:
+/// resumed from its checkpoint when that file exists (`accept_unchecked` as
+/// `--accept-unchecked-checkpoint` says), else started afresh.
+pub(crate) fn resume_or_start(
+    threads: usize,
+    accept_unchecked: bool,
+    cfg: TrainConfig,
+    train: &Dataset,
+    dir: &Path,
+) -> Result<Trainer<Cpu<f32>>, TrainError> {
+    let ckpt = dir.join(CHECKPOINT_FILE);
+    let b = backend(threads)?;
+    if exists(&ckpt)? {
+        let options = LoadOptions { accept_unchecked };
+        Trainer::resume_with(b, cfg, train, &ckpt, options)
+    } else {
+        Trainer::new(b, cfg, train)
+    }
 }

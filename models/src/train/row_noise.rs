@@ -2,7 +2,7 @@
 //! is γ times the norm of the row (filter) it perturbs.
 
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::tensor::TensorBackend;
+use smoothout::tensor::{check_len, TensorBackend};
 use smoothout::{Draw, Error, NoiseKey, NoiseOf, ParamSpec, Real, Result, Sgd, Unit};
 
 /// RWP's θ (Li et al.; the noise of [`crate::train::Method::Rwp`] and
@@ -45,21 +45,9 @@ impl<B: TensorBackend> RowNoise<B> {
     }
 
     fn check(&self, b: &B, params: &[&mut B::Buffer]) -> Result<()> {
-        if params.len() != self.specs.len() {
-            return Err(Error::LengthMismatch {
-                what: "parameter buffers",
-                expected: self.specs.len(),
-                actual: params.len(),
-            });
-        }
+        check_len("parameter buffers", self.specs.len(), params.len())?;
         for (p, s) in params.iter().zip(&self.specs) {
-            if b.len(p) != s.len() {
-                return Err(Error::LengthMismatch {
-                    what: "parameter buffer",
-                    expected: s.len(),
-                    actual: b.len(p),
-                });
-            }
+            check_len("parameter buffer", s.len(), b.len(p))?;
         }
         Ok(())
     }
@@ -133,18 +121,8 @@ impl<B: TensorBackend> RowNoise<B> {
         self.check_draw(draw)?;
         self.check(b, params)?;
         sgd.validate()?;
-        for (what, n) in [
-            ("gradient buffers", grads.len()),
-            ("velocity buffers", velocity.len()),
-        ] {
-            if n != params.len() {
-                return Err(Error::LengthMismatch {
-                    what,
-                    expected: params.len(),
-                    actual: n,
-                });
-            }
-        }
+        check_len("gradient buffers", params.len(), grads.len())?;
+        check_len("velocity buffers", params.len(), velocity.len())?;
         for (i, ((p, g), v)) in params.iter_mut().zip(grads).zip(velocity).enumerate() {
             let scales = self.scales[i].take();
             let noise = scales.as_ref().map(|s| self.noise(i, draw, s));

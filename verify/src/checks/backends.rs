@@ -266,6 +266,29 @@ fn host<T: Copy>(a: &ArrayD<T>) -> Vec<T> {
     a.as_slice().expect("standard layout").to_vec()
 }
 
+/// The reference's noise `rn` as the CPU backend takes it: under `ckey`
+/// (the key the CPU side draws with), per-row scales read from
+/// `scales_cpu` (the CPU copy of the reference's), the rest as it is.
+fn cpu_noise<'a, T: Copy>(
+    rn: ParamNoise<'_, T, [T]>,
+    ckey: NoiseKey,
+    scales_cpu: &'a ArrayD<T>,
+) -> ParamNoise<'a, T, ArrayD<T>> {
+    let scale = match rn.scale {
+        Scale::Fixed(a) => Scale::Fixed(a),
+        Scale::PerElement(a) => Scale::PerElement(a),
+        Scale::Rows { cols, .. } => Scale::Rows {
+            cols,
+            scales: scales_cpu,
+        },
+    };
+    ParamNoise {
+        key: ckey,
+        unit: rn.unit,
+        scale,
+    }
+}
+
 /// Test data: `U(−half_width, half_width)` from the library's noise
 /// (uniform rather than Gaussian only because it is cheaper to draw).
 fn data<T: Real>(len: usize, half_width: f64, key: NoiseKey) -> Vec<T> {
@@ -339,30 +362,20 @@ pub fn op_diff<T: Elem>(
             reference::filter_scales(key, Unit::Uniform, 0.05, cols, 0, &w0, &mut scales)
                 .expect("scales");
             let scales_cpu = array(scales.clone());
-            let (want_scale, cpu_scale) = match op {
-                Op::PerturbFixed => (Scale::Fixed(a), Scale::Fixed(a)),
-                Op::PerturbPerElement => (Scale::PerElement(a), Scale::PerElement(a)),
-                _ => (
-                    Scale::Rows {
-                        cols,
-                        scales: &scales[..],
-                    },
-                    Scale::Rows {
-                        cols,
-                        scales: &scales_cpu,
-                    },
-                ),
+            let scale = match op {
+                Op::PerturbFixed => Scale::Fixed(a),
+                Op::PerturbPerElement => Scale::PerElement(a),
+                _ => Scale::Rows {
+                    cols,
+                    scales: &scales[..],
+                },
             };
             let rn = ParamNoise {
                 key,
                 unit: Unit::Uniform,
-                scale: want_scale,
+                scale,
             };
-            let cn = ParamNoise {
-                key: ckey,
-                unit: Unit::Uniform,
-                scale: cpu_scale,
-            };
+            let cn = cpu_noise(rn, ckey, &scales_cpu);
             let mut want = w0.clone();
             let mut w = array(w0.clone());
             reference::perturb(&rn, 0, &mut want);
@@ -418,30 +431,20 @@ pub fn op_diff<T: Elem>(
                 .expect("scales");
             let scales_cpu = array(scales.clone());
             for rows_scaled in [false, true] {
-                let (rs, cs) = if rows_scaled {
-                    (
-                        Scale::Rows {
-                            cols,
-                            scales: &scales[..],
-                        },
-                        Scale::Rows {
-                            cols,
-                            scales: &scales_cpu,
-                        },
-                    )
+                let scale = if rows_scaled {
+                    Scale::Rows {
+                        cols,
+                        scales: &scales[..],
+                    }
                 } else {
-                    (Scale::Fixed(a), Scale::Fixed(a))
+                    Scale::Fixed(a)
                 };
                 let rn = ParamNoise {
                     key,
                     unit: Unit::Gaussian,
-                    scale: rs,
+                    scale,
                 };
-                let cn = ParamNoise {
-                    key: ckey,
-                    unit: Unit::Gaussian,
-                    scale: cs,
-                };
+                let cn = cpu_noise(rn, ckey, &scales_cpu);
                 let (mut want_w, mut want_v) = (w0.clone(), v0.clone());
                 reference::denoise_sgd(Some(&rn), 0, &mut want_w, &g, &mut want_v, &sgd)
                     .expect("reference denoise_sgd");

@@ -111,7 +111,7 @@
 use smoothout::{Config, Denoise, Draw, Noise, Scaling, SmoothOut};
 
 use crate::harness::{
-    agreement_row, download_all, upload_all, Buf, CpuHarness, Harness, RefHarness,
+    download_all, push_cpu_cases, upload_all, Buf, CpuHarness, Harness, RefHarness,
 };
 use crate::mlp::{Data, Mlp};
 use crate::stats::{MeanVar, Z_BOUND};
@@ -515,23 +515,14 @@ pub fn rows() -> Vec<Row> {
         .collect();
     rows.extend(reference.iter().flatten().cloned());
     rows.extend(not_invariant_rows::<RefHarness>(&mlp, &params, &data));
-    let cpu: Vec<Row> = CPU_CASES
-        .iter()
-        .flat_map(|&i| invariant_rows::<CpuHarness>(&mlp, &params, &data, cases[i]))
-        .collect();
-    let paired: Vec<Row> = CPU_CASES
-        .iter()
-        .flat_map(|&i| reference[i].iter().cloned())
-        .collect();
-    let agree = agreement_row(
+    push_cpu_cases(
+        &mut rows,
         NAME,
-        CpuHarness::NAME,
-        &paired,
-        &cpu,
+        &reference,
+        &CPU_CASES,
+        |i| invariant_rows::<CpuHarness>(&mlp, &params, &data, cases[i]),
         "the reference rows above of the same cases",
     );
-    rows.extend(cpu);
-    rows.push(agree);
     rows
 }
 

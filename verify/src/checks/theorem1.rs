@@ -85,6 +85,7 @@ use smoothout::{Noise, NoiseKey, Objective};
 
 use crate::checks::unbiased::uniform_inputs;
 use crate::quad::gauss_legendre;
+pub use crate::stats::max_z;
 use crate::stats::{MeanVar, Z_BOUND};
 use crate::Row;
 
@@ -541,16 +542,6 @@ pub fn mc_gradient(
         }
     }
     Ok(out)
-}
-
-/// The largest `|mean_i − expected_i|` over components, in standard errors.
-#[must_use]
-pub fn max_z(stats: &[MeanVar], expected: &[f64]) -> f64 {
-    stats
-        .iter()
-        .zip(expected)
-        .map(|(s, &e)| s.z_score(e))
-        .fold(0.0, f64::max)
 }
 
 /// `∇C̄(w_f) = 0` for the non-separable bowl (after `variant`), by Monte

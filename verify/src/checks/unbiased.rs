@@ -74,8 +74,8 @@
 use smoothout::reference::{self, fill_unit};
 use smoothout::{Config, Denoise, Draw, Noise, NoiseKey, Objective, ParamSpec, SmoothOut, Unit};
 
-use crate::harness::{agreement_row, CpuHarness, Harness, RefHarness};
-use crate::stats::{MeanVar, Z_BOUND};
+use crate::harness::{push_cpu_cases, CpuHarness, Harness, RefHarness};
+use crate::stats::{max_z, MeanVar, Z_BOUND};
 use crate::Row;
 
 /// Title in the report.
@@ -392,11 +392,32 @@ impl Sample {
     /// errors.
     #[must_use]
     pub fn grad_z(&self, expected: &[f64]) -> f64 {
-        self.grad
-            .iter()
-            .zip(expected)
-            .map(|(m, &e)| m.z_score(e))
-            .fold(0.0, f64::max)
+        max_z(&self.grad, expected)
+    }
+
+    /// The two rows of [`smoothed_rows`] and [`online_rows`]: the mean value
+    /// against `c`, then the mean gradient against `g` (the largest z over
+    /// components), each `≤ 5` standard errors; `claims` names the two.
+    fn mean_rows(
+        &self,
+        c: f64,
+        g: &[f64],
+        claims: [&str; 2],
+        equation: &'static str,
+        setting: String,
+    ) -> Vec<Row> {
+        let [value_claim, grad_claim] = claims;
+        vec![
+            Row::at_most(
+                NAME,
+                value_claim,
+                equation,
+                setting.clone(),
+                self.value_z(c),
+                Z_BOUND,
+            ),
+            Row::at_most(NAME, grad_claim, equation, setting, self.grad_z(g), Z_BOUND),
+        ]
     }
 }
 
@@ -460,24 +481,16 @@ pub fn smoothed_rows(
         noise_label(noise),
         variant_label(variant)
     );
-    Ok(vec![
-        Row::at_most(
-            NAME,
+    Ok(s.mean_rows(
+        c,
+        &g,
+        [
             "mean of C(w+θ_i) = C̄(w) (standard errors)",
-            "Eq. 6",
-            setting.clone(),
-            s.value_z(c),
-            Z_BOUND,
-        ),
-        Row::at_most(
-            NAME,
             "mean of ∇C(w+θ_i) = ∇C̄(w) (largest z over components)",
-            "Eq. 6",
-            setting,
-            s.grad_z(&g),
-            Z_BOUND,
-        ),
-    ])
+        ],
+        "Eq. 6",
+        setting,
+    ))
 }
 
 /// [`Objective::value_and_grad`] against the mean of the per-copy values it
@@ -676,24 +689,16 @@ pub fn online_rows<H: Harness>(
         variant_label(variant),
         H::tag()
     );
-    Ok(vec![
-        Row::at_most(
-            NAME,
+    Ok(s.mean_rows(
+        c,
+        &g,
+        [
             "mean of Q(x_t, w+θ_t) = C̄(w) (standard errors)",
-            "Eq. 7–8",
-            setting.clone(),
-            s.value_z(c),
-            Z_BOUND,
-        ),
-        Row::at_most(
-            NAME,
             "mean of ∇Q(x_t, w+θ_t) = ∇C̄(w) (largest z over components)",
-            "Eq. 7–8",
-            setting,
-            s.grad_z(&g),
-            Z_BOUND,
-        ),
-    ])
+        ],
+        "Eq. 7–8",
+        setting,
+    ))
 }
 
 /// `n` values uniform on `[lo, hi]` from the library's unit noise of `key`
@@ -793,23 +798,14 @@ pub fn rows() -> Vec<Row> {
         .collect();
     rows.extend(reference.iter().flatten().cloned());
     rows.extend(detection_rows(DRAWS / 4));
-    let cpu: Vec<Row> = CPU_ONLINE
-        .iter()
-        .flat_map(|&i| online_case::<CpuHarness>(cases[i], &w, STEPS))
-        .collect();
-    let paired: Vec<Row> = CPU_ONLINE
-        .iter()
-        .flat_map(|&i| reference[i].iter().cloned())
-        .collect();
-    let agree = agreement_row(
+    push_cpu_cases(
+        &mut rows,
         NAME,
-        CpuHarness::NAME,
-        &paired,
-        &cpu,
+        &reference,
+        &CPU_ONLINE,
+        |i| online_case::<CpuHarness>(cases[i], &w, STEPS),
         "the Eq. 7–8 reference rows above with the same loss and noise",
     );
-    rows.extend(cpu);
-    rows.push(agree);
     rows
 }
 
