@@ -11,9 +11,9 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::tensor::{
-    check_len, BatchNorm, BatchNormGrads, BatchNormStats, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind,
-};
+use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
+#[cfg(feature = "alloc")]
+use crate::tensor::{BatchNormGrads, BatchNormStats};
 
 /// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
 /// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
