@@ -1,12 +1,11 @@
 //! The deterministic N-copy objective (Eq. 1, Fig. 1c) and the sensitivity
 //! sharpness `s` (Eq. 9), on plain slices.
 
-use crate::error::{Error, Result};
+use crate::error::{check_len, Error, Result};
 use crate::noise::philox::NoiseKey;
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::reference;
-use crate::tensor::check_len;
 
 /// `C̄(w) ≈ (1/N) Σ_{i<N} C(w + θ_i)` with `N` perturbations θ_i fixed by a
 /// seed (copy `i` uses the key `NoiseKey::from_seed(seed).fold_in(i)`), and

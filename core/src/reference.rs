@@ -21,13 +21,12 @@
 //! `shfl_down` tree (lane `l` adds lane `l + h`, h = 16, 8, 4, 2, 1): deterministic, and
 //! vectorisable.
 
-use crate::error::{Error, Result};
+use crate::error::{check_len, Error, Result};
 use crate::noise::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
 use crate::noise::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::step::Sgd;
-use crate::tensor::check_len;
 
 /// How the unit draw is scaled into θ for one parameter.
 #[derive(Debug)]

@@ -10,6 +10,8 @@
 use crate::backend::{Backend, BackendTypes, BufferOps};
 
 pub mod reference;
+
+pub use crate::error::check_len;
 use crate::error::{Error, Result};
 
 fn positive(name: &'static str, v: usize) -> Result<()> {
@@ -21,19 +23,6 @@ fn positive(name: &'static str, v: usize) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// `Ok` when `actual == expected`, otherwise [`Error::LengthMismatch`].
-pub fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(Error::LengthMismatch {
-            what,
-            expected,
-            actual,
-        })
-    }
 }
 
 fn product(what: &'static str, dims: &[usize]) -> Result<usize> {
