@@ -7,7 +7,7 @@
 //! statistics are copied on the backend before the first change and copied
 //! back at the end.
 //!
-//! All losses and accuracies come from [`evaluate`](crate::train::evaluate) (eval mode: BatchNorm
+//! All losses and accuracies come from [`evaluate`] (eval mode: BatchNorm
 //! normalises with its running statistics, dropout passes everything), one
 //! [`SetMetrics`] per [`EvalSet`], in the order the sets are given.
 

@@ -1,7 +1,7 @@
 //! Sharpness and loss-landscape analysis (the paper's Table I, Fig. 2 and
 //! Fig. 5).
 //!
-//! * [`sharpness`] / [`network_sharpness`]: Keskar et al.'s
+//! * [`sharpness()`] / [`network_sharpness`]: Keskar et al.'s
 //!   (C_ε, A)-sharpness — the largest relative rise of the loss in a small
 //!   box around the weights, in the full space or a random subspace —
 //!   searched with [`maximize`], an L-BFGS-B (limited-memory BFGS with

@@ -31,12 +31,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     }
 
     /// [`Trainer::new`], then the state of the checkpoint at `path`, read
-    /// by [`load_checkpoint_with`](crate::train::load_checkpoint_with) with
+    /// by [`load_checkpoint_with`] with
     /// `options` (whether a file without checksums is accepted).
     ///
     /// # Errors
     /// As [`Trainer::new`] and [`Trainer::restore`]; as
-    /// [`load_checkpoint_with`](crate::train::load_checkpoint_with) when the file
+    /// [`load_checkpoint_with`] when the file
     /// cannot be read, is damaged or carries no checksums.
     pub fn resume_with(
         backend: B,
