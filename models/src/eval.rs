@@ -9,7 +9,7 @@ use smoothout::Real;
 
 use crate::data::{Dataset, Normalize};
 use crate::error::{Result, TrainError};
-use crate::layers::Layer;
+use crate::layers::{Activation, Layer};
 use crate::networks::Sequential;
 
 /// `x` converted to the backend's element type and uploaded.
@@ -58,8 +58,8 @@ pub fn evaluate<B: TensorBackend + 'static>(
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch) {
         let (x, shape, labels) = upload_batch(b, data, normalize, idx)?;
-        let (logits, _) = net.forward(b, &x, &shape, false)?;
-        let z = b.to_vec(&logits)?;
+        let logits = net.forward(b, &Activation::new(x, shape), false)?;
+        let z = b.to_vec(&logits.data)?;
         for (row, &l) in z.chunks_exact(classes).zip(&labels) {
             let max = row
                 .iter()

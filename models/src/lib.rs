@@ -62,13 +62,13 @@
 //!
 //! ```
 //! use smoothout::Reference;
-//! use smoothout_models::layers::{BatchNorm, Layer};
+//! use smoothout_models::layers::{Activation, BatchNorm, Layer};
 //!
 //! let b = Reference::<f64>::new();
 //! let mut bn = BatchNorm::new(&b, 2)?.with_ghost_batch(Some(2))?;
-//! let x = vec![1.0, 10.0, 3.0, 30.0, 5.0, 50.0, 9.0, 90.0];
-//! let (y, shape) = bn.forward(&b, &x, &[4, 2], true)?;   // two ghost batches
-//! assert_eq!(shape, [4, 2]);
+//! let x = Activation::new(vec![1.0, 10.0, 3.0, 30.0, 5.0, 50.0, 9.0, 90.0], [4, 2]);
+//! let y = bn.forward(&b, &x, true)?;   // two ghost batches
+//! assert_eq!(y.shape, [4, 2]);
 //! bn.zero_grad(&b)?;
 //! let dx = bn.backward(&b, &vec![1.0; 8])?;
 //! assert!(dx.iter().all(|d| d.abs() < 1e-9));             // Σ x̂ is constant

@@ -81,7 +81,7 @@ use smoothout_cpu::Cpu;
 use smoothout_cuda::Cuda;
 use smoothout_models::data::{seeded_rng, Dataset};
 use smoothout_models::layers::{
-    BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu, SoftmaxCrossEntropy,
+    Activation, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu, SoftmaxCrossEntropy,
 };
 use smoothout_models::train::{Method, Network, PerturbSet, TrainConfig, Trainer};
 use smoothout_testkit::SplitMix64;
@@ -317,6 +317,11 @@ fn host<B: TensorBackend>(b: &B, buf: &B::Buffer) -> Vec<f64> {
         .into_iter()
         .map(Real::to_f64)
         .collect()
+}
+
+/// `v` of `shape` uploaded to `b`: a layer's input.
+fn input<B: TensorBackend>(b: &B, v: &[B::Elem], shape: &[usize]) -> Activation<B> {
+    Activation::new(b.upload(v).expect("upload"), shape)
 }
 
 fn host32<B: TensorBackend<Elem = f32>>(b: &B, buf: &B::Buffer) -> Vec<f32> {
@@ -702,16 +707,17 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
     let mut shp = shape.to_vec();
     let mut saved = Vec::with_capacity(st.len());
     for s in st.iter_mut() {
-        let (yc, out) = s
+        let yc = s
             .cpu
-            .forward(cpu, &cpu.upload(&act).expect("upload"), &shp, true)
+            .forward(cpu, &input(cpu, &act, &shp), true)
             .expect("cpu forward");
-        let (yd, out_d) = s
+        let yd = s
             .dev
-            .forward(dev, &dev.upload(&act).expect("upload"), &shp, true)
+            .forward(dev, &input(dev, &act, &shp), true)
             .expect("device forward");
-        assert_eq!(out, out_d, "{}: output shapes differ", s.name);
-        let (yc, yd) = (host32(cpu, &yc), host32(dev, &yd));
+        assert_eq!(yc.shape, yd.shape, "{}: output shapes differ", s.name);
+        let out = yc.shape;
+        let (yc, yd) = (host32(cpu, &yc.data), host32(dev, &yd.data));
         let (tol, spread) = match s.kind {
             Kind::Linear { inputs: k, .. } | Kind::Conv { channels: k, .. } => {
                 let k = match s.kind {
@@ -719,10 +725,8 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
                     _ => k,
                 };
                 let m = s.mag.as_mut().expect("magnitude layer");
-                let (my, _) = m
-                    .forward(mag, &mag.upload(&abs64(&act)).expect("upload"), &shp, true)
-                    .expect("f64 forward");
-                let my = host(mag, &my);
+                let my = m.forward(mag, &input(mag, &abs64(&act), &shp), true);
+                let my = host(mag, &my.expect("f64 forward").data);
                 let sigma2 = yd
                     .iter()
                     .zip(&yc)

@@ -30,7 +30,7 @@ use super::lbfgsb::{maximize, LbfgsbConfig, Termination};
 use crate::data::{Dataset, Normalize};
 use crate::error::{Result, TrainError};
 use crate::eval::upload_batch;
-use crate::layers::{Layer, SoftmaxCrossEntropy};
+use crate::layers::{Activation, Layer, SoftmaxCrossEntropy};
 use crate::networks::Sequential;
 use crate::rng::seeded_rng;
 
@@ -368,7 +368,7 @@ pub struct NetworkLoss<'a, B: TensorBackend + 'static> {
     backend: &'a B,
     net: &'a mut Sequential<B>,
     specs: Vec<ParamSpec>,
-    batches: Vec<(B::Buffer, Vec<usize>, Vec<u32>)>,
+    batches: Vec<(Activation<B>, Vec<u32>)>,
     examples: usize,
     loss: SoftmaxCrossEntropy,
 }
@@ -397,7 +397,8 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
         let mut batches = Vec::new();
         for idx in all.chunks(batch) {
             let (x, dims, labels) = upload_batch(backend, data, normalize, idx)?;
-            batches.push((x, dims, labels.into_iter().map(|l| l as u32).collect()));
+            let labels = labels.into_iter().map(|l| l as u32).collect();
+            batches.push((Activation::new(x, dims), labels));
         }
         Ok(NetworkLoss {
             backend,
@@ -432,9 +433,9 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
         let out = (|| {
             self.net.zero_grad(b)?;
             let mut total = 0.0;
-            for (x, shape, labels) in &self.batches {
-                let (z, zs) = self.net.forward(b, x, shape, want_grad)?;
-                let (loss, mut dz) = self.loss.forward(b, &z, &zs, labels)?;
+            for (x, labels) in &self.batches {
+                let z = self.net.forward(b, x, want_grad)?;
+                let (loss, mut dz) = self.loss.forward(b, &z.data, &z.shape, labels)?;
                 let weight = labels.len() as f64 / self.examples as f64;
                 total += loss * weight;
                 if want_grad {

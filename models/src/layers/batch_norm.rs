@@ -1,7 +1,7 @@
 //! Batch normalisation (1-D and 2-D), with running statistics and ghost
 //! batches.
 
-use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, reuse, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, reuse, Activation, Layer};
 use smoothout::tensor::reference::{self as r, wide};
 use smoothout::tensor::{BatchNormGrads, BatchNormStats, TensorBackend};
 use smoothout::{ParamSpec, Real, Result};
@@ -39,10 +39,10 @@ struct Chunk<B: TensorBackend> {
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::{BatchNorm, Layer};
+/// use smoothout_models::layers::{Activation, BatchNorm, Layer};
 /// let b = Reference::<f64>::new();
 /// let mut bn = BatchNorm::new(&b, 1)?;
-/// let (y, _) = bn.forward(&b, &vec![1.0, 3.0], &[2, 1], true)?;
+/// let y = bn.forward(&b, &Activation::new(vec![1.0, 3.0], [2, 1]), true)?.data;
 /// assert!((y[0] + 1.0).abs() < 1e-5 && (y[1] - 1.0).abs() < 1e-5);
 /// // running mean 0.9·0 + 0.1·2, running variance 0.9·1 + 0.1·(1·2/1)
 /// let r = bn.running_mean(&b)?;
@@ -214,14 +214,9 @@ impl<B: TensorBackend> BatchNorm<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        let total = super::layer::numel("batch norm input", shape, b.len(x))?;
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let total = input.numel(b, "batch norm input")?;
+        let Activation { data: x, shape } = input;
         if !(shape.len() == 2 || shape.len() == 4) {
             return Err(bad_shape(
                 "batch norm input rank (must be 2 or 4)",
@@ -251,7 +246,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             if train {
                 self.frozen_cache = Some((keep_copy(b, x, old)?, spatial));
             }
-            return Ok((y, shape.to_vec()));
+            return Ok(Activation::new(y, shape.clone()));
         }
         self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
@@ -288,7 +283,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             start += samples;
         }
         self.cache = Some((shape.to_vec(), spatial, chunks));
-        Ok((y, shape.to_vec()))
+        Ok(Activation::new(y, shape.clone()))
     }
 
     fn set_frozen(&mut self, frozen: bool) {

@@ -1,6 +1,8 @@
 //! 2-D convolution as im2col + GEMM.
 
-use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Layer};
+use super::layer::{
+    bad_shape, keep_copy, nchw, no_cache, params_in_fields, uniform_init, Activation, Layer,
+};
 use crate::rng::seeded_rng;
 use smoothout::tensor::TensorBackend;
 use smoothout::{ParamSpec, Result};
@@ -23,14 +25,14 @@ use smoothout::{ParamSpec, Result};
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::{Conv2d, Layer};
+/// use smoothout_models::layers::{Activation, Conv2d, Layer};
 /// let b = Reference::<f64>::new();
 /// let mut conv = Conv2d::new(&b, 1, 1, 2, 1, 0, 0)?;
 /// *conv.params_mut()[0] = vec![1.0, 1.0, 1.0, 1.0];
 /// *conv.params_mut()[1] = vec![0.0];
 /// let x: Vec<f64> = (1..=9).map(f64::from).collect();
-/// let (y, shape) = conv.forward(&b, &x, &[1, 1, 3, 3], false)?;
-/// assert_eq!((y, shape), (vec![12.0, 16.0, 24.0, 28.0], vec![1, 1, 2, 2]));
+/// let Activation { data, shape } = conv.forward(&b, &Activation::new(x, [1, 1, 3, 3]), false)?;
+/// assert_eq!((data, shape), (vec![12.0, 16.0, 24.0, 28.0], vec![1, 1, 2, 2]));
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Conv2d<B: TensorBackend> {
@@ -120,17 +122,10 @@ impl<B: TensorBackend> Conv2d<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for Conv2d<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::layer::numel("conv input (N·C·H·W)", shape, b.len(x))?;
-        let &[n, c, h, w] = shape else {
-            return Err(bad_shape("conv input rank (must be 4, NCHW)", shape.len()));
-        };
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        input.numel(b, "conv input (N·C·H·W)")?;
+        let x = &input.data;
+        let [n, c, h, w] = nchw("conv input rank (must be 4, NCHW)", &input.shape)?;
         if c != self.channels {
             return Err(bad_shape("conv input channels", c));
         }
@@ -157,7 +152,7 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
             let old = self.cache.take().map(|(_, kept)| kept);
             self.cache = Some((conv, keep_copy(b, x, old)?));
         }
-        Ok((y, out))
+        Ok(Activation::new(y, out))
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

@@ -1,6 +1,6 @@
 //! Dropout with counter-based masks.
 
-use super::layer::{no_cache, Layer};
+use super::layer::{no_cache, Activation, Layer};
 use smoothout::tensor::TensorBackend;
 use smoothout::{Noise, NoiseKey, Real, Result};
 
@@ -22,13 +22,14 @@ use smoothout::{Noise, NoiseKey, Real, Result};
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::{Dropout, Layer};
+/// use smoothout_models::layers::{Activation, Dropout, Layer};
 /// let b = Reference::<f64>::new();
 /// let mut d = Dropout::new(0.5, 7)?;
-/// let (y, _) = d.forward(&b, &vec![1.0; 8], &[8], true)?;
-/// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
-/// let (y, _) = d.forward(&b, &vec![1.0; 8], &[8], false)?;
-/// assert_eq!(y, vec![1.0; 8]);
+/// let x = Activation::new(vec![1.0; 8], [8]);
+/// let y = d.forward(&b, &x, true)?;
+/// assert!(y.data.iter().all(|&v| v == 0.0 || v == 2.0));
+/// let y = d.forward(&b, &x, false)?;
+/// assert_eq!(y.data, vec![1.0; 8]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Dropout<B: TensorBackend> {
@@ -85,19 +86,14 @@ impl<B: TensorBackend> Dropout<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for Dropout<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        let n = super::layer::numel("dropout input", shape, b.len(x))?;
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let n = input.numel(b, "dropout input")?;
+        let Activation { data: x, shape } = input;
         let mut y = b.zeros(n)?;
         b.copy(x, &mut y)?;
         if !train || self.frozen {
             self.identity = true;
-            return Ok((y, shape.to_vec()));
+            return Ok(Activation::new(y, shape.clone()));
         }
         let key = NoiseKey::from_seed(self.seed)
             .fold_in(self.stream)
@@ -116,7 +112,7 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
         b.mul(&mask, &mut y)?;
         self.mask = Some(mask);
         self.identity = false;
-        Ok((y, shape.to_vec()))
+        Ok(Activation::new(y, shape.clone()))
     }
 
     fn set_frozen(&mut self, frozen: bool) {

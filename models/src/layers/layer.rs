@@ -1,26 +1,57 @@
-//! The [`Layer`] trait and the helpers every layer shares (cached copies,
-//! shape errors, uniform initialisation, parameter lists).
+//! The [`Layer`] trait, the [`Activation`] it maps, and the helpers every
+//! layer shares (cached copies, shape errors, uniform initialisation,
+//! parameter lists).
 
 use rand_core::RngCore;
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, ParamSpec, Real, Result};
 
+/// A batch of activations as a [`Layer`] takes and returns it: a buffer
+/// and its shape (`[N, …]`, the product of which is the buffer's length;
+/// each layer checks this on its input).
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout_models::layers::{Activation, Layer, Relu};
+/// let b = Reference::<f64>::new();
+/// let x = Activation::new(vec![-1.0, 2.0], [1, 2]);
+/// let Activation { data, shape } = Relu::new().forward(&b, &x, false)?;
+/// assert_eq!((data, shape), (vec![0.0, 2.0], vec![1, 2]));
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub struct Activation<B: TensorBackend> {
+    /// The elements, row-major in `shape`.
+    pub data: B::Buffer,
+    /// The dimensions, batch first.
+    pub shape: Vec<usize>,
+}
+
+impl<B: TensorBackend> Activation<B> {
+    /// `data` of `shape` (checked by the layer it is given to).
+    pub fn new(data: B::Buffer, shape: impl Into<Vec<usize>>) -> Self {
+        Activation {
+            data,
+            shape: shape.into(),
+        }
+    }
+
+    /// The product of the shape, checked against the buffer's length;
+    /// `what` names the input in the error.
+    pub(crate) fn numel(&self, b: &B, what: &'static str) -> Result<usize> {
+        numel(what, &self.shape, b.len(&self.data))
+    }
+}
+
 /// A layer: forward, backward, and its parameters in spec order.
 pub trait Layer<B: TensorBackend> {
-    /// `y = f(x)` for `x` of `shape`; returns `y` and its shape. In train
-    /// mode the layer caches what [`Layer::backward`] needs (and BatchNorm
-    /// uses batch statistics, Dropout drops).
+    /// `y = f(x)`; returns `y` with its shape. In train mode the layer
+    /// caches what [`Layer::backward`] needs (and BatchNorm uses batch
+    /// statistics, Dropout drops).
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`] or [`Error::InvalidSetting`] when `shape`
-    /// does not fit the layer or `x`.
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)>;
+    /// [`Error::LengthMismatch`] or [`Error::InvalidSetting`] when the
+    /// input's shape does not fit the layer or its buffer.
+    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>>;
 
     /// `∂L/∂x` from `dy = ∂L/∂y` of the last forward, adding `∂L/∂θ` into
     /// the gradient buffers.
@@ -166,6 +197,15 @@ pub(crate) fn numel(what: &'static str, shape: &[usize], len: usize) -> Result<u
         .ok_or_else(|| bad_shape(what, usize::MAX))?;
     smoothout::tensor::check_len(what, n, len)?;
     Ok(n)
+}
+
+/// The `[N, C, H, W]` of a rank-4 input; `what` names the rank in the
+/// error.
+pub(crate) fn nchw(what: &'static str, shape: &[usize]) -> Result<[usize; 4]> {
+    match *shape {
+        [n, c, h, w] => Ok([n, c, h, w]),
+        _ => Err(bad_shape(what, shape.len())),
+    }
 }
 
 /// Uniform in `[−bound, bound)` from the top 53 bits of a draw.

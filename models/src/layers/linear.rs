@@ -1,6 +1,8 @@
 //! Fully connected layer.
 
-use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Layer};
+use super::layer::{
+    bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Activation, Layer,
+};
 use crate::rng::seeded_rng;
 use smoothout::tensor::{Gemm, TensorBackend};
 use smoothout::{ParamSpec, Result};
@@ -14,13 +16,13 @@ use smoothout::{ParamSpec, Result};
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::{Layer, Linear};
+/// use smoothout_models::layers::{Activation, Layer, Linear};
 /// let b = Reference::<f64>::new();
 /// let mut fc = Linear::new(&b, 2, 1, 0)?;
 /// *fc.params_mut()[0] = vec![1.0, 2.0];
 /// *fc.params_mut()[1] = vec![0.5];
-/// let (y, shape) = fc.forward(&b, &vec![3.0, 4.0], &[1, 2], false)?;
-/// assert_eq!((y, shape), (vec![11.5], vec![1, 1]));
+/// let Activation { data, shape } = fc.forward(&b, &Activation::new(vec![3.0, 4.0], [1, 2]), false)?;
+/// assert_eq!((data, shape), (vec![11.5], vec![1, 1]));
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Linear<B: TensorBackend> {
@@ -84,14 +86,9 @@ impl<B: TensorBackend> Linear<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for Linear<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        let total = super::layer::numel("linear input", shape, b.len(x))?;
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let total = input.numel(b, "linear input")?;
+        let Activation { data: x, shape } = input;
         let n = shape.first().copied().unwrap_or(0);
         if n == 0 || total != n * self.inputs {
             return Err(bad_shape(
@@ -107,7 +104,7 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
             let old = self.x.take().map(|(c, _)| c);
             self.x = Some((keep_copy(b, x, old)?, n));
         }
-        Ok((y, vec![n, self.outputs]))
+        Ok(Activation::new(y, [n, self.outputs]))
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

@@ -1,8 +1,8 @@
 //! Layers with forward and backward passes, generic over a
 //! [`smoothout::tensor::TensorBackend`].
 //!
-//! Every layer implements [`Layer`]: `forward` maps an input buffer and its
-//! shape to an output buffer and shape, caching what `backward` needs;
+//! Every layer implements [`Layer`]: `forward` maps an [`Activation`] (a
+//! buffer and its shape) to another, caching what `backward` needs;
 //! `backward` maps `∂L/∂y` to `∂L/∂x` and **adds** the parameter gradients
 //! into the layer's gradient buffers (call [`Layer::zero_grad`] between
 //! steps). Parameters and gradients are listed in the order of
@@ -47,14 +47,14 @@
 //!
 //! ```
 //! use smoothout::Reference;
-//! use smoothout_models::layers::{Layer, Linear, Relu, SoftmaxCrossEntropy};
+//! use smoothout_models::layers::{Activation, Layer, Linear, Relu, SoftmaxCrossEntropy};
 //!
 //! let b = Reference::<f64>::new();
 //! let mut fc = Linear::new(&b, 4, 3, 0)?;
 //! let mut relu = Relu::new();
-//! let x = vec![0.5; 2 * 4];
-//! let (h, shape) = fc.forward(&b, &x, &[2, 4], true)?;
-//! let (z, shape) = relu.forward(&b, &h, &shape, true)?;
+//! let x = Activation::new(vec![0.5; 2 * 4], [2, 4]);
+//! let h = fc.forward(&b, &x, true)?;
+//! let Activation { data: z, shape } = relu.forward(&b, &h, true)?;
 //! assert_eq!(shape, [2, 3]);
 //! let (loss, dz) = SoftmaxCrossEntropy::new(3).forward(&b, &z, &shape, &[0, 2])?;
 //! assert!(loss > 0.0);
@@ -83,5 +83,5 @@ pub use pool::{AvgPool2d, MaxPool2d};
 pub use relu::Relu;
 pub use residual::BasicBlock;
 
-pub use layer::Layer;
 pub(crate) use layer::{concat_params_and_grads, no_cache};
+pub use layer::{Activation, Layer};

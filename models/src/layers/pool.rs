@@ -1,6 +1,6 @@
 //! Max and average pooling.
 
-use super::layer::{bad_shape, no_cache, Layer};
+use super::layer::{nchw, no_cache, Activation, Layer};
 use smoothout::tensor::{Pool2d, PoolKind, TensorBackend};
 use smoothout::Result;
 
@@ -13,17 +13,10 @@ struct Pool<B: TensorBackend> {
 }
 
 impl<B: TensorBackend> Pool<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::layer::numel("pool input (N·C·H·W)", shape, b.len(x))?;
-        let &[n, c, h, w] = shape else {
-            return Err(bad_shape("pool input rank (must be 4, NCHW)", shape.len()));
-        };
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        input.numel(b, "pool input (N·C·H·W)")?;
+        let x = &input.data;
+        let [n, c, h, w] = nchw("pool input rank (must be 4, NCHW)", &input.shape)?;
         let p = Pool2d {
             batch: n,
             channels: c,
@@ -42,7 +35,7 @@ impl<B: TensorBackend> Pool<B> {
             b.copy(x, &mut cx)?;
             self.cache = Some((p, cx));
         }
-        Ok((y, vec![n, c, p.out_h(), p.out_w()]))
+        Ok(Activation::new(y, [n, c, p.out_h(), p.out_w()]))
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
@@ -59,11 +52,12 @@ macro_rules! pool_layer {
         ///
         /// ```
         /// use smoothout::Reference;
-        #[doc = concat!("use smoothout_models::layers::{Layer, ", stringify!($name), "};")]
+        #[doc = concat!("use smoothout_models::layers::{Activation, Layer, ", stringify!($name), "};")]
         /// let b = Reference::<f64>::new();
         #[doc = concat!("let mut pool = ", stringify!($name), "::new(2, 2, 0);")]
-        /// let (y, shape) = pool.forward(&b, &vec![1.0, 2.0, 3.0, 6.0], &[1, 1, 2, 2], false)?;
-        #[doc = concat!("assert_eq!((y, shape), (vec![", $example, "], vec![1, 1, 1, 1]));")]
+        /// let x = Activation::new(vec![1.0, 2.0, 3.0, 6.0], [1, 1, 2, 2]);
+        /// let Activation { data, shape } = pool.forward(&b, &x, false)?;
+        #[doc = concat!("assert_eq!((data, shape), (vec![", $example, "], vec![1, 1, 1, 1]));")]
         /// # Ok::<(), smoothout::Error>(())
         /// ```
         pub struct $name<B: TensorBackend>(Pool<B>);
@@ -84,14 +78,8 @@ macro_rules! pool_layer {
         }
 
         impl<B: TensorBackend> Layer<B> for $name<B> {
-            fn forward(
-                &mut self,
-                b: &B,
-                x: &B::Buffer,
-                shape: &[usize],
-                train: bool,
-            ) -> Result<(B::Buffer, Vec<usize>)> {
-                self.0.forward(b, x, shape, train)
+            fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
+                self.0.forward(b, x, train)
             }
             fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
                 self.0.backward(b, dy)

@@ -1,6 +1,6 @@
 //! ReLU.
 
-use super::layer::{keep_copy, no_cache, Layer};
+use super::layer::{keep_copy, no_cache, Activation, Layer};
 use smoothout::tensor::TensorBackend;
 use smoothout::Result;
 
@@ -8,10 +8,10 @@ use smoothout::Result;
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::{Layer, Relu};
+/// use smoothout_models::layers::{Activation, Layer, Relu};
 /// let b = Reference::<f32>::new();
-/// let (y, _) = Relu::new().forward(&b, &vec![-1.0, 2.0], &[2], false)?;
-/// assert_eq!(y, [0.0, 2.0]);
+/// let y = Relu::new().forward(&b, &Activation::new(vec![-1.0, 2.0], [2]), false)?;
+/// assert_eq!(y.data, [0.0, 2.0]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Relu<B: TensorBackend> {
@@ -33,20 +33,15 @@ impl<B: TensorBackend> Default for Relu<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for Relu<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        super::layer::numel("relu input", shape, b.len(x))?;
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        input.numel(b, "relu input")?;
+        let Activation { data: x, shape } = input;
         let mut y = b.zeros(b.len(x))?;
         b.relu(x, &mut y)?;
         if train {
             self.x = Some(keep_copy(b, x, self.x.take())?);
         }
-        Ok((y, shape.to_vec()))
+        Ok(Activation::new(y, shape.clone()))
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

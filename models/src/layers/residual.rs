@@ -2,7 +2,7 @@
 
 use super::batch_norm::BatchNorm;
 use super::conv2d::Conv2d;
-use super::layer::{concat_params_and_grads, Layer};
+use super::layer::{concat_params_and_grads, Activation, Layer};
 use super::relu::Relu;
 use crate::rng::seeded_rng;
 use rand_core::RngCore;
@@ -25,13 +25,13 @@ use smoothout::{ParamSpec, Result};
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::{BasicBlock, Layer};
+/// use smoothout_models::layers::{Activation, BasicBlock, Layer};
 /// let b = Reference::<f64>::new();
 /// let mut block = BasicBlock::new(&b, 2, 4, 2, 0)?;
 /// assert!(block.has_projection());
 /// let x = vec![0.1; 2 * 2 * 4 * 4];
-/// let (y, shape) = block.forward(&b, &x, &[2, 2, 4, 4], true)?;
-/// assert_eq!(shape, [2, 4, 2, 2]);
+/// let y = block.forward(&b, &Activation::new(x, [2, 2, 4, 4]), true)?;
+/// assert_eq!(y.shape, [2, 4, 2, 2]);
 /// assert_eq!(block.specs().len(), 9);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -130,27 +130,21 @@ impl<B: TensorBackend> BasicBlock<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        let (h, s) = self.conv1.forward(b, x, shape, train)?;
-        let (h, s) = self.bn1.forward(b, &h, &s, train)?;
-        let (h, s) = self.relu1.forward(b, &h, &s, train)?;
-        let (h, s) = self.conv2.forward(b, &h, &s, train)?;
-        let (mut h, s) = self.bn2.forward(b, &h, &s, train)?;
+    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let h = self.conv1.forward(b, x, train)?;
+        let h = self.bn1.forward(b, &h, train)?;
+        let h = self.relu1.forward(b, &h, train)?;
+        let h = self.conv2.forward(b, &h, train)?;
+        let mut h = self.bn2.forward(b, &h, train)?;
         match &mut self.shortcut {
             Some((c, bn)) => {
-                let (p, ps) = c.forward(b, x, shape, train)?;
-                let (p, _) = bn.forward(b, &p, &ps, train)?;
-                b.add(&p, &mut h)?;
+                let p = c.forward(b, x, train)?;
+                let p = bn.forward(b, &p, train)?;
+                b.add(&p.data, &mut h.data)?;
             }
-            None => b.add(x, &mut h)?,
+            None => b.add(&x.data, &mut h.data)?,
         }
-        self.relu_out.forward(b, &h, &s, train)
+        self.relu_out.forward(b, &h, train)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

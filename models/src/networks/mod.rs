@@ -30,7 +30,7 @@
 //!
 //! ```
 //! use smoothout::Reference;
-//! use smoothout_models::layers::Layer;
+//! use smoothout_models::layers::{Activation, Layer};
 //! use smoothout_models::networks::{f1, NetConfig};
 //!
 //! let b = Reference::<f32>::new();
@@ -42,12 +42,12 @@
 //! assert!(specs[0].perturbed && !specs[2].perturbed);   // BN's γ, β not perturbed
 //! assert_eq!(net.num_params(), 1_462_794);
 //!
-//! let x = vec![0.5f32; 4 * 784];
-//! let (logits, shape) = net.forward(&b, &x, &[4, 784], true)?;   // two ghost batches
-//! assert_eq!(shape, [4, 10]);
+//! let x = Activation::new(vec![0.5f32; 4 * 784], [4, 784]);
+//! let logits = net.forward(&b, &x, true)?;   // two ghost batches
+//! assert_eq!(logits.shape, [4, 10]);
 //! net.zero_grad(&b)?;
-//! let dx = net.backward(&b, &vec![0.1f32; logits.len()])?;
-//! assert_eq!(dx.len(), x.len());
+//! let dx = net.backward(&b, &vec![0.1f32; logits.data.len()])?;
+//! assert_eq!(dx.len(), x.data.len());
 //! assert_eq!(net.grads().len(), specs.len());
 //! # Ok::<(), smoothout::Error>(())
 //! ```

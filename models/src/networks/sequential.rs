@@ -1,6 +1,6 @@
 //! The [`Sequential`] container and the small helper layers of the networks.
 
-use crate::layers::{concat_params_and_grads, AvgPool2d, Dropout, Layer, Linear};
+use crate::layers::{concat_params_and_grads, Activation, AvgPool2d, Dropout, Layer, Linear};
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, ParamSpec, Result};
 
@@ -112,6 +112,11 @@ impl<B: TensorBackend> Sequential<B> {
         }
     }
 
+    /// The children, in order, without their prefixes.
+    fn layers(&self) -> impl Iterator<Item = &dyn Layer<B>> {
+        self.children.iter().map(|(_, c)| c.get())
+    }
+
     /// The total number of parameter elements (BatchNorm's running
     /// statistics are not parameters and are not counted).
     #[must_use]
@@ -135,24 +140,18 @@ fn backward_chain<B: TensorBackend>(
 }
 
 impl<B: TensorBackend> Layer<B> for Sequential<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
+    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
         let mut it = self.children.iter_mut();
         let Some((_, first)) = it.next() else {
-            let mut y = b.zeros(b.len(x))?;
-            b.copy(x, &mut y)?;
-            return Ok((y, shape.to_vec()));
+            let mut y = b.zeros(b.len(&x.data))?;
+            b.copy(&x.data, &mut y)?;
+            return Ok(Activation::new(y, x.shape.clone()));
         };
-        let (mut h, mut s) = first.get_mut().forward(b, x, shape, train)?;
+        let mut h = first.get_mut().forward(b, x, train)?;
         for (_, c) in it {
-            (h, s) = c.get_mut().forward(b, &h, &s, train)?;
+            h = c.get_mut().forward(b, &h, train)?;
         }
-        Ok((h, s))
+        Ok(h)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
@@ -186,10 +185,7 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
             .collect()
     }
     fn params(&self) -> Vec<&B::Buffer> {
-        self.children
-            .iter()
-            .flat_map(|(_, c)| c.get().params())
-            .collect()
+        self.layers().flat_map(|l| l.params()).collect()
     }
     fn buffers(&self) -> Vec<(String, &B::Buffer)> {
         self.children
@@ -215,10 +211,7 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
             .collect()
     }
     fn grads(&self) -> Vec<&B::Buffer> {
-        self.children
-            .iter()
-            .flat_map(|(_, c)| c.get().grads())
-            .collect()
+        self.layers().flat_map(|l| l.grads()).collect()
     }
     fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
         concat_params_and_grads(self.children.iter_mut().map(|(_, c)| c.get_mut()))
@@ -263,14 +256,8 @@ impl<B: TensorBackend> LinearNoBias<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for LinearNoBias<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        self.0.forward(b, x, shape, train)
+    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        self.0.forward(b, x, train)
     }
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         self.0.backward(b, dy)
@@ -311,17 +298,11 @@ impl<B: TensorBackend> GlobalAvgPool<B> {
 }
 
 impl<B: TensorBackend> Layer<B> for GlobalAvgPool<B> {
-    fn forward(
-        &mut self,
-        b: &B,
-        x: &B::Buffer,
-        shape: &[usize],
-        train: bool,
-    ) -> Result<(B::Buffer, Vec<usize>)> {
-        let &[_, _, h, w] = shape else {
+    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let &[_, _, h, w] = x.shape.as_slice() else {
             return Err(Error::InvalidSetting {
                 name: "global pool input rank",
-                value: shape.len() as f64,
+                value: x.shape.len() as f64,
                 expected: "4 ([N, C, H, W])",
             });
         };
@@ -333,10 +314,10 @@ impl<B: TensorBackend> Layer<B> for GlobalAvgPool<B> {
             });
         }
         match &mut self.pool {
-            Some((k, p)) if *k == h => p.forward(b, x, shape, train),
+            Some((k, p)) if *k == h => p.forward(b, x, train),
             _ => {
                 let mut p = AvgPool2d::new(h, h, 0);
-                let y = p.forward(b, x, shape, train)?;
+                let y = p.forward(b, x, train)?;
                 self.pool = Some((h, p));
                 Ok(y)
             }

@@ -1,11 +1,11 @@
 //! Adam, bias-corrected, with optional coupled weight decay.
 
 use smoothout::tensor::TensorBackend;
-use smoothout::{Error, Real, Result};
+use smoothout::{Real, Result};
 
 use super::optimizer::{
-    check_bufs, check_lr, check_state, download, upload_into, upload_to, zeros, OptimState,
-    Optimizer,
+    check_bufs, check_lr, check_state, download, invalid, upload_into, upload_to, zeros,
+    OptimState, Optimizer,
 };
 
 /// Adam's settings, PyTorch's defaults by [`AdamConfig::new`]
@@ -35,7 +35,7 @@ impl AdamConfig {
     /// PyTorch's defaults with this learning rate.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a negative, NaN or infinite `lr`.
+    /// [`smoothout::Error::InvalidSetting`] for a negative, NaN or infinite `lr`.
     pub fn new(lr: f64) -> Result<Self> {
         let c = AdamConfig {
             lr,
@@ -82,27 +82,24 @@ impl AdamConfig {
     /// Checks every field (for values built by hand).
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] naming the first bad field.
+    /// [`smoothout::Error::InvalidSetting`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |name, value, expected| {
-            Err(Error::InvalidSetting {
-                name,
-                value,
-                expected,
-            })
-        };
         check_lr(self.lr)?;
         if !(0.0..1.0).contains(&self.betas.0) {
-            return bad("Adam beta1", self.betas.0, "in [0, 1)");
+            return Err(invalid("Adam beta1", self.betas.0, "in [0, 1)"));
         }
         if !(0.0..1.0).contains(&self.betas.1) {
-            return bad("Adam beta2", self.betas.1, "in [0, 1)");
+            return Err(invalid("Adam beta2", self.betas.1, "in [0, 1)"));
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return bad("Adam eps", self.eps, "finite and > 0");
+            return Err(invalid("Adam eps", self.eps, "finite and > 0"));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight decay", self.weight_decay, "finite and >= 0");
+            return Err(invalid(
+                "weight decay",
+                self.weight_decay,
+                "finite and >= 0",
+            ));
         }
         Ok(())
     }

@@ -66,15 +66,21 @@ pub trait Optimizer<B: TensorBackend> {
     fn load_state(&mut self, backend: &B, state: &OptimState<B::Elem>) -> Result<()>;
 }
 
+/// The error for a setting `name` whose `value` is not what `expected`
+/// says.
+pub(crate) fn invalid(name: &'static str, value: f64, expected: &'static str) -> Error {
+    Error::InvalidSetting {
+        name,
+        value,
+        expected,
+    }
+}
+
 pub(crate) fn check_lr(lr: f64) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidSetting {
-            name: "learning rate",
-            value: lr,
-            expected: "finite and >= 0",
-        })
+        Err(invalid("learning rate", lr, "finite and >= 0"))
     }
 }
 

@@ -8,7 +8,7 @@ use smoothout_models::analysis::{
     minimize, network_sharpness, sharpness, LbfgsbConfig, NetworkLoss, Objective, SharpnessConfig,
 };
 use smoothout_models::data::{Dataset, Normalize};
-use smoothout_models::layers::Layer;
+use smoothout_models::layers::{Activation, Layer};
 use smoothout_models::networks::{mlp, NetConfig};
 use smoothout_models::train::Result;
 
@@ -204,9 +204,9 @@ fn trained_net() -> (
     data.batch_f32(&(0..data.len()).collect::<Vec<_>>(), &mut x)
         .unwrap();
     norm.apply(&mut x, [1, 8, 8]).unwrap();
-    let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let xs = Activation::new(x.iter().map(|&v| f64::from(v)).collect(), [60, 1, 8, 8]);
     for _ in 0..3 {
-        net.forward(&b, &xs, &[60, 1, 8, 8], true).unwrap();
+        net.forward(&b, &xs, true).unwrap();
     }
     (b, net, data, norm)
 }

@@ -14,7 +14,7 @@ use smoothout::tensor::TensorBackend;
 use smoothout::{Error, Reference};
 use smoothout_cpu::Cpu;
 use smoothout_models::layers::{
-    AvgPool2d, BasicBlock, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu,
+    Activation, AvgPool2d, BasicBlock, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu,
     SoftmaxCrossEntropy,
 };
 
@@ -40,8 +40,12 @@ fn linear_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut l = Linear::new(b, 2, 2, 0).unwrap().named("fc1");
     *l.params_mut()[0] = up(b, &[1.0, 2.0, 3.0, 4.0]);
     *l.params_mut()[1] = up(b, &[0.5, -1.0]);
-    let (y, s) = l
-        .forward(b, &up(b, &[1.0, 1.0, 2.0, 0.0]), &[2, 2], false)
+    let Activation { data: y, shape: s } = l
+        .forward(
+            b,
+            &Activation::new(up(b, &[1.0, 1.0, 2.0, 0.0]), &[2, 2]),
+            false,
+        )
         .unwrap();
     assert_eq!((host(b, &y), s), (vec![3.5, 6.0, 2.5, 5.0], vec![2, 2]));
     let names: Vec<_> = l
@@ -58,8 +62,8 @@ fn linear_known<B: TensorBackend<Elem = f64>>(b: &B) {
     );
     // [N, C, H, W] is flattened
     let mut l = Linear::new(b, 4, 1, 0).unwrap();
-    let (_, s) = l
-        .forward(b, &up(b, &[0.0; 8]), &[2, 1, 2, 2], false)
+    let Activation { data: _, shape: s } = l
+        .forward(b, &Activation::new(up(b, &[0.0; 8]), &[2, 1, 2, 2]), false)
         .unwrap();
     assert_eq!(s, [2, 1]);
 }
@@ -86,7 +90,9 @@ fn conv_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut c = Conv2d::new(b, 1, 1, 2, 1, 0, 0).unwrap();
     *c.params_mut()[0] = up(b, &[1.0, 2.0, 3.0, 4.0]);
     *c.params_mut()[1] = up(b, &[1.0]);
-    let (y, s) = c.forward(b, &up(b, &x), &[1, 1, 3, 3], false).unwrap();
+    let Activation { data: y, shape: s } = c
+        .forward(b, &Activation::new(up(b, &x), &[1, 1, 3, 3]), false)
+        .unwrap();
     assert_eq!(
         (host(b, &y), s),
         (vec![38.0, 48.0, 68.0, 78.0], vec![1, 1, 2, 2])
@@ -97,7 +103,9 @@ fn conv_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut w = vec![1.0; 9];
     w.extend([2.0; 9]);
     *c.params_mut()[0] = up(b, &w);
-    let (y, s) = c.forward(b, &up(b, &x), &[1, 1, 3, 3], false).unwrap();
+    let Activation { data: y, shape: s } = c
+        .forward(b, &Activation::new(up(b, &x), &[1, 1, 3, 3]), false)
+        .unwrap();
     assert_eq!(s, [1, 2, 2, 2]);
     assert_eq!(
         host(b, &y),
@@ -106,24 +114,25 @@ fn conv_known<B: TensorBackend<Elem = f64>>(b: &B) {
 }
 
 fn relu_and_pools_known<B: TensorBackend<Elem = f64>>(b: &B) {
-    let (y, _) = Relu::new()
-        .forward(b, &up(b, &[-2.0, 0.0, 3.0]), &[3], false)
+    let Activation { data: y, .. } = Relu::new()
+        .forward(b, &Activation::new(up(b, &[-2.0, 0.0, 3.0]), &[3]), false)
         .unwrap();
     assert_eq!(host(b, &y), [0.0, 0.0, 3.0]);
     let x: Vec<f64> = (1..=16).map(f64::from).collect();
-    let (y, s) = MaxPool2d::new(2, 2, 0)
-        .forward(b, &up(b, &x), &[1, 1, 4, 4], false)
+    let Activation { data: y, shape: s } = MaxPool2d::new(2, 2, 0)
+        .forward(b, &Activation::new(up(b, &x), &[1, 1, 4, 4]), false)
         .unwrap();
     assert_eq!(
         (host(b, &y), s),
         (vec![6.0, 8.0, 14.0, 16.0], vec![1, 1, 2, 2])
     );
-    let (y, _) = AvgPool2d::new(2, 2, 0)
-        .forward(b, &up(b, &x), &[1, 1, 4, 4], false)
+    let Activation { data: y, .. } = AvgPool2d::new(2, 2, 0)
+        .forward(b, &Activation::new(up(b, &x), &[1, 1, 4, 4]), false)
         .unwrap();
     assert_eq!(host(b, &y), [3.5, 5.5, 11.5, 13.5]);
     let mut m = MaxPool2d::new(2, 2, 0);
-    m.forward(b, &up(b, &x), &[1, 1, 4, 4], true).unwrap();
+    m.forward(b, &Activation::new(up(b, &x), &[1, 1, 4, 4]), true)
+        .unwrap();
     let dx = host(b, &m.backward(b, &up(b, &[1.0, 2.0, 3.0, 4.0])).unwrap());
     let mut want = vec![0.0; 16];
     (want[5], want[7], want[13], want[15]) = (1.0, 2.0, 3.0, 4.0);
@@ -132,8 +141,8 @@ fn relu_and_pools_known<B: TensorBackend<Elem = f64>>(b: &B) {
 
 fn batch_norm_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut bn = BatchNorm::new(b, 1).unwrap();
-    let x = up(b, &[1.0, 2.0, 3.0, 6.0]);
-    let (y, _) = bn.forward(b, &x, &[2, 1, 1, 2], true).unwrap();
+    let x = Activation::new(up(b, &[1.0, 2.0, 3.0, 6.0]), [2, 1, 1, 2]);
+    let Activation { data: y, .. } = bn.forward(b, &x, true).unwrap();
     let sd = (3.5f64 + 1e-5).sqrt();
     near(&host(b, &y), &[-2.0 / sd, -1.0 / sd, 0.0, 3.0 / sd], 1e-12);
     // running: mean 0.1·3, var 0.9 + 0.1 · 3.5 · 4/3 (unbiased)
@@ -141,15 +150,19 @@ fn batch_norm_known<B: TensorBackend<Elem = f64>>(b: &B) {
     near(&bn.running_mean(b).unwrap(), &[rm], 1e-12);
     near(&bn.running_var(b).unwrap(), &[rv], 1e-12);
     // a second batch: momentum again
-    bn.forward(b, &up(b, &[0.0, 0.0, 0.0, 4.0]), &[2, 1, 1, 2], true)
-        .unwrap();
+    bn.forward(
+        b,
+        &Activation::new(up(b, &[0.0, 0.0, 0.0, 4.0]), &[2, 1, 1, 2]),
+        true,
+    )
+    .unwrap();
     let (rm2, rv2) = (0.9 * rm + 0.1 * 1.0, 0.9 * rv + 0.1 * 3.0 * 4.0 / 3.0);
     near(&bn.running_mean(b).unwrap(), &[rm2], 1e-12);
     near(&bn.running_var(b).unwrap(), &[rv2], 1e-12);
     // eval uses the running statistics, with γ and β, and leaves them alone
     *bn.params_mut()[0] = up(b, &[2.0]);
     *bn.params_mut()[1] = up(b, &[0.5]);
-    let (y, _) = bn.forward(b, &x, &[2, 1, 1, 2], false).unwrap();
+    let Activation { data: y, .. } = bn.forward(b, &x, false).unwrap();
     let s = (rv2 + 1e-5).sqrt();
     let want: Vec<f64> = [1.0, 2.0, 3.0, 6.0]
         .iter()
@@ -172,7 +185,9 @@ fn train_forward<B: TensorBackend<Elem = f64>>(
     x: &[f64],
     shape: &[usize],
 ) -> Vec<f64> {
-    let (y, _) = layer.forward(b, &up(b, x), shape, true).unwrap();
+    let Activation { data: y, .. } = layer
+        .forward(b, &Activation::new(up(b, x), shape), true)
+        .unwrap();
     host(b, &y)
 }
 
@@ -211,9 +226,9 @@ fn batch_norm_ghost<B: TensorBackend<Elem = f64>>(b: &B) {
         .with_ghost_batch(Some(8))
         .unwrap();
     let mut plain = BatchNorm::new(b, 1).unwrap();
-    let x = up(b, &[1.0, 3.0, 10.0, 14.0]);
-    let (a, _) = whole.forward(b, &x, &[4, 1], true).unwrap();
-    let (c, _) = plain.forward(b, &x, &[4, 1], true).unwrap();
+    let x = Activation::new(up(b, &[1.0, 3.0, 10.0, 14.0]), [4, 1]);
+    let Activation { data: a, .. } = whole.forward(b, &x, true).unwrap();
+    let Activation { data: c, .. } = plain.forward(b, &x, true).unwrap();
     assert_eq!(host(b, &a), host(b, &c));
     assert!(BatchNorm::new(b, 1)
         .unwrap()
@@ -236,7 +251,9 @@ fn residual_eval<B: TensorBackend<Elem = f64>>(b: &B) {
         }
     }
     let x = common::data(2 * 2 * 3 * 3, 1);
-    let (y, s) = blk.forward(b, &up(b, &x), &[2, 2, 3, 3], false).unwrap();
+    let Activation { data: y, shape: s } = blk
+        .forward(b, &Activation::new(up(b, &x), &[2, 2, 3, 3]), false)
+        .unwrap();
     assert_eq!(s, [2, 2, 3, 3]);
     let want: Vec<f64> = x.iter().map(|v| v.max(0.0)).collect();
     assert_eq!(host(b, &y), want);
@@ -263,11 +280,11 @@ fn residual_eval<B: TensorBackend<Elem = f64>>(b: &B) {
 }
 
 fn dropout_reproducible<B: TensorBackend<Elem = f64>>(b: &B) {
-    let x = up(b, &vec![1.0; 256]);
+    let x = Activation::new(up(b, &vec![1.0; 256]), [256]);
     let mask = |seed: u64, stream: u64, step: u64| {
         let mut d = Dropout::new(0.5, seed).unwrap().with_stream(stream);
         d.set_step(step);
-        let (y, _) = d.forward(b, &x, &[256], true).unwrap();
+        let Activation { data: y, .. } = d.forward(b, &x, true).unwrap();
         assert_eq!(d.step(), step + 1);
         host(b, &y)
     };
@@ -278,11 +295,11 @@ fn dropout_reproducible<B: TensorBackend<Elem = f64>>(b: &B) {
     // consecutive train forwards advance the step
     let mut d = Dropout::new(0.5, 1).unwrap();
     d.set_step(3);
-    let (y3, _) = d.forward(b, &x, &[256], true).unwrap();
-    let (y4, _) = d.forward(b, &x, &[256], true).unwrap();
+    let Activation { data: y3, .. } = d.forward(b, &x, true).unwrap();
+    let Activation { data: y4, .. } = d.forward(b, &x, true).unwrap();
     assert_eq!((host(b, &y3), host(b, &y4)), (mask(1, 0, 3), mask(1, 0, 4)));
     // backward applies the same mask
-    let dx = d.backward(b, &x).unwrap();
+    let dx = d.backward(b, &x.data).unwrap();
     assert_eq!(host(b, &dx), host(b, &y4));
 }
 
@@ -290,7 +307,9 @@ fn dropout_rate_and_eval<B: TensorBackend<Elem = f64>>(b: &B) {
     let n = 100_000;
     let p = 0.3;
     let mut d = Dropout::new(p, 9).unwrap();
-    let (y, _) = d.forward(b, &up(b, &vec![1.0; n]), &[n], true).unwrap();
+    let Activation { data: y, .. } = d
+        .forward(b, &Activation::new(up(b, &vec![1.0; n]), &[n]), true)
+        .unwrap();
     let y = host(b, &y);
     let keep = 1.0 / (1.0 - p);
     assert!(y.iter().all(|&v| v == 0.0 || v == keep));
@@ -300,19 +319,21 @@ fn dropout_rate_and_eval<B: TensorBackend<Elem = f64>>(b: &B) {
     // eval: identity, forward and backward, step unchanged
     let step = d.step();
     let x = common::data(10, 2);
-    let (y, _) = d.forward(b, &up(b, &x), &[10], false).unwrap();
+    let Activation { data: y, .. } = d
+        .forward(b, &Activation::new(up(b, &x), &[10]), false)
+        .unwrap();
     assert_eq!(host(b, &y), x);
     assert_eq!(host(b, &d.backward(b, &up(b, &x)).unwrap()), x);
     assert_eq!(d.step(), step);
     // p = 0: identity in train; p = 1: zeros
-    let (y, _) = Dropout::new(0.0, 1)
+    let Activation { data: y, .. } = Dropout::new(0.0, 1)
         .unwrap()
-        .forward(b, &up(b, &x), &[10], true)
+        .forward(b, &Activation::new(up(b, &x), &[10]), true)
         .unwrap();
     assert_eq!(host(b, &y), x);
-    let (y, _) = Dropout::new(1.0, 1)
+    let Activation { data: y, .. } = Dropout::new(1.0, 1)
         .unwrap()
-        .forward(b, &up(b, &x), &[10], true)
+        .forward(b, &Activation::new(up(b, &x), &[10]), true)
         .unwrap();
     assert!(host(b, &y).iter().all(|&v| v == 0.0));
     assert!(matches!(
@@ -349,8 +370,8 @@ fn loss_known<B: TensorBackend<Elem = f64>>(b: &B) {
 fn shape_errors<B: TensorBackend<Elem = f64>>(b: &B) {
     let z = |n| b.zeros(n).unwrap();
     let mut l = Linear::new(b, 3, 2, 0).unwrap();
-    assert!(l.forward(b, &z(8), &[2, 4], true).is_err());
-    assert!(l.forward(b, &z(6), &[2, 4], true).is_err());
+    assert!(l.forward(b, &Activation::new(z(8), &[2, 4]), true).is_err());
+    assert!(l.forward(b, &Activation::new(z(6), &[2, 4]), true).is_err());
     assert!(matches!(
         l.backward(b, &z(4)),
         Err(Error::InvalidSetting {
@@ -358,26 +379,38 @@ fn shape_errors<B: TensorBackend<Elem = f64>>(b: &B) {
             ..
         })
     ));
-    l.forward(b, &z(6), &[2, 3], true).unwrap();
+    l.forward(b, &Activation::new(z(6), &[2, 3]), true).unwrap();
     assert!(matches!(
         l.backward(b, &z(5)),
         Err(Error::LengthMismatch { .. })
     ));
     assert!(Linear::new(b, 0, 2, 0).is_err());
     let mut c = Conv2d::new(b, 2, 2, 3, 1, 0, 0).unwrap();
-    assert!(c.forward(b, &z(18), &[1, 1, 3, 6], true).is_err()); // channels
-    assert!(c.forward(b, &z(18), &[2, 9], true).is_err()); // rank
-    assert!(c.forward(b, &z(8), &[1, 2, 2, 2], true).is_err()); // kernel > image
+    assert!(c
+        .forward(b, &Activation::new(z(18), &[1, 1, 3, 6]), true)
+        .is_err()); // channels
+    assert!(c
+        .forward(b, &Activation::new(z(18), &[2, 9]), true)
+        .is_err()); // rank
+    assert!(c
+        .forward(b, &Activation::new(z(8), &[1, 2, 2, 2]), true)
+        .is_err()); // kernel > image
     let mut bn = BatchNorm::new(b, 2).unwrap();
-    assert!(bn.forward(b, &z(6), &[2, 3], true).is_err());
-    assert!(bn.forward(b, &z(6), &[6], true).is_err());
+    assert!(bn
+        .forward(b, &Activation::new(z(6), &[2, 3]), true)
+        .is_err());
+    assert!(bn.forward(b, &Activation::new(z(6), &[6]), true).is_err());
     assert!(bn.with_momentum_eps(1.5, 1e-5).is_err());
     assert!(MaxPool2d::new(3, 1, 2)
-        .forward(b, &z(16), &[1, 1, 4, 4], true)
+        .forward(b, &Activation::new(z(16), &[1, 1, 4, 4]), true)
         .is_err());
-    assert!(Relu::new().forward(b, &z(3), &[4], true).is_err());
+    assert!(Relu::new()
+        .forward(b, &Activation::new(z(3), &[4]), true)
+        .is_err());
     let mut blk = BasicBlock::new(b, 2, 2, 1, 0).unwrap();
-    assert!(blk.forward(b, &z(27), &[1, 3, 3, 3], true).is_err());
+    assert!(blk
+        .forward(b, &Activation::new(z(27), &[1, 3, 3, 3]), true)
+        .is_err());
 }
 
 per_backend!(reference => Reference::<f64>::new();

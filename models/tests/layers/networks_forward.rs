@@ -27,7 +27,7 @@
 use smoothout::{BackendTypes, BufferOps};
 use smoothout_cpu::Cpu;
 use smoothout_models::data::seeded_rng;
-use smoothout_models::layers::{Layer, SoftmaxCrossEntropy};
+use smoothout_models::layers::{Activation, Layer, SoftmaxCrossEntropy};
 use smoothout_models::networks::{
     alexnet_bn, c1, c3, f1, resnet18, resnet44, NetConfig, Sequential, Stem,
 };
@@ -55,7 +55,8 @@ fn input(len: usize, seed: u64) -> Vec<f32> {
 fn loss(b: &B, net: &mut Sequential<B>, x: &[f32], shape: &[usize], labels: &[u32]) -> f64 {
     net.set_dropout_step(0);
     let x = b.upload(x).unwrap();
-    let (z, s) = net.forward(b, &x, shape, true).unwrap();
+    let Activation { data: z, shape: s } =
+        net.forward(b, &Activation::new(x, shape), true).unwrap();
     SoftmaxCrossEntropy::new(s[1])
         .forward(b, &z, &s, labels)
         .unwrap()
@@ -77,7 +78,8 @@ fn check(
 
     net.set_dropout_step(0);
     let xb = b.upload(&x).unwrap();
-    let (z, s) = net.forward(b, &xb, shape, true).unwrap();
+    let Activation { data: z, shape: s } =
+        net.forward(b, &Activation::new(xb, shape), true).unwrap();
     assert_eq!(s, [n, classes]);
     let (l0, dz) = SoftmaxCrossEntropy::new(classes)
         .forward(b, &z, &s, &labels)
@@ -187,5 +189,7 @@ fn bad_sizes_are_errors() {
     assert!(f1(&b, NetConfig::seeded(0).with_ghost_batch(Some(0))).is_err());
     let mut net = c1(&b, NetConfig::default()).unwrap();
     let x = b.upload(&[0.0; 2 * 3 * 28 * 28]).unwrap();
-    assert!(net.forward(&b, &x, &[2, 3, 28, 28], true).is_err()); // C1 wants 32×32
+    assert!(net
+        .forward(&b, &Activation::new(x, [2, 3, 28, 28]), true)
+        .is_err()); // C1 wants 32×32
 }

@@ -20,7 +20,7 @@ use rand_core::RngCore;
 use smoothout::tensor::TensorBackend;
 use smoothout::Result;
 use smoothout_models::data::seeded_rng;
-use smoothout_models::layers::Layer;
+use smoothout_models::layers::{Activation, Layer};
 
 /// `len` values uniform in `[-1, 1)`, from `seed`.
 pub fn data(len: usize, seed: u64) -> Vec<f64> {
@@ -61,7 +61,8 @@ where
     L: Layer<B>,
 {
     reset(layer);
-    let (y, _) = layer.forward(b, &b.upload(x)?, shape, true)?;
+    let Activation { data: y, .. } =
+        layer.forward(b, &Activation::new(b.upload(x)?, shape), true)?;
     let y = b.to_vec(&y)?;
     assert_eq!(y.len(), r.len());
     Ok(y.iter().zip(r).map(|(y, r)| y * r).sum())
@@ -81,8 +82,8 @@ where
     L: Layer<B>,
 {
     reset(layer);
-    let (y, _) = layer
-        .forward(b, &b.upload(x).unwrap(), shape, true)
+    let Activation { data: y, .. } = layer
+        .forward(b, &Activation::new(b.upload(x).unwrap(), shape), true)
         .unwrap();
     let r = data(b.len(&y), 99);
     layer.zero_grad(b).unwrap();

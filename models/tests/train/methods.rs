@@ -14,7 +14,7 @@
 use smoothout::{Draw, Noise, ParamSpec, Reference, SmoothOut};
 use smoothout_cpu::Cpu;
 use smoothout_models::data::{Dataset, Split};
-use smoothout_models::layers::{Layer, SoftmaxCrossEntropy};
+use smoothout_models::layers::{Activation, Layer, SoftmaxCrossEntropy};
 use smoothout_models::networks::Sequential;
 use smoothout_models::train::{Method, Network, RowNoise, TrainConfig, TrainError, Trainer};
 
@@ -80,8 +80,11 @@ fn gradient(net: &mut Sequential<B>, x: &[f32], labels: &[u32]) -> Vec<Vec<f64>>
     let b = B::new();
     let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
     net.zero_grad(&b).unwrap();
-    let (logits, shape) = net
-        .forward(&b, &xs, &[labels.len(), 1, 8, 8], true)
+    let Activation {
+        data: logits,
+        shape,
+    } = net
+        .forward(&b, &Activation::new(xs, [labels.len(), 1, 8, 8]), true)
         .unwrap();
     let (_, dz) = SoftmaxCrossEntropy::new(10)
         .forward(&b, &logits, &shape, labels)

@@ -12,7 +12,7 @@ use super::{Opt, Trainer};
 use crate::data::Dataset;
 use crate::error::{Result, TrainError};
 use crate::eval::{count_correct, upload_f32};
-use crate::layers::Layer;
+use crate::layers::{Activation, Layer};
 use crate::optim::{clip_grad_norm, Ascent, SgdMomentum};
 use crate::rng::{derive_seed, permutation, seeded_rng, STREAM_AUGMENT, STREAM_ORDER};
 use crate::train::config::Method;
@@ -84,12 +84,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let xs = upload_f32(b, x)?;
         let mut shape = vec![labels.len()];
         shape.extend_from_slice(&self.image_shape);
-        let (logits, lshape) = self.net.forward(b, &xs, &shape, true)?;
-        let (loss, mut dz) = self.loss.forward(b, &logits, &lshape, labels)?;
+        let logits = self.net.forward(b, &Activation::new(xs, shape), true)?;
+        let (loss, mut dz) = self.loss.forward(b, &logits.data, &logits.shape, labels)?;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step: self.step });
         }
-        let correct = count_correct(&b.to_vec(&logits)?, self.classes, labels);
+        let correct = count_correct(&b.to_vec(&logits.data)?, self.classes, labels);
         if weight != 1.0 {
             b.scale(B::Elem::from_f64(weight), &mut dz)?;
         }
