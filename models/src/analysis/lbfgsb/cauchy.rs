@@ -4,21 +4,16 @@
 
 use std::collections::BinaryHeap;
 
-use super::bounds::{Bounds, Breakpoint};
+use super::bounds::Breakpoint;
 use super::dense::dot;
-use super::memory::Memory;
+use super::model::Model;
 use super::workspace::Workspace;
 
-/// Step 1: the generalized Cauchy point into `ws.xc`, and `M Wᵀ(xᶜ − x)`
+/// Step 1: the generalized Cauchy point of `model` into `ws.xc`, and `M Wᵀ(xᶜ − x)`
 /// into `ws.mc`. `false` if the model has no minimiser along the path
 /// (possible only when rounding has spoilt `B`'s positive definiteness).
-pub(super) fn cauchy_point(
-    x: &[f64],
-    g: &[f64],
-    bounds: &Bounds<'_>,
-    mem: &Memory,
-    ws: &mut Workspace,
-) -> bool {
+pub(super) fn cauchy_point(model: Model<'_>, ws: &mut Workspace) -> bool {
+    let Model { x, g, bounds, mem } = model;
     let n = x.len();
     let dim = 2 * mem.len();
     let theta = mem.theta;

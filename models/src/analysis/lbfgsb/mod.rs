@@ -78,6 +78,7 @@ use bounds::{max_feasible_step, projected_gradient_norm, Bounds};
 use cauchy::cauchy_point;
 use dense::dot;
 use memory::Memory;
+use model::Model;
 use search::{line_search, SearchEnd, MAX_STEP};
 use subspace::subspace_minimum;
 use workspace::Workspace;
@@ -86,6 +87,7 @@ mod bounds;
 mod cauchy;
 mod dense;
 mod memory;
+mod model;
 mod search;
 mod subspace;
 mod workspace;
@@ -376,8 +378,13 @@ pub fn minimize<F: FnMut(&[f64], &mut [f64]) -> f64>(
         }
 
         // Steps 1 and 2: the point x̄ the model prefers.
-        let ok = cauchy_point(&x, &g, &bounds, &memory, &mut ws)
-            && subspace_minimum(&x, &g, &bounds, &memory, &mut ws);
+        let model = Model {
+            x: &x,
+            g: &g,
+            bounds: &bounds,
+            mem: &memory,
+        };
+        let ok = cauchy_point(model, &mut ws) && subspace_minimum(model, &mut ws);
         let mut slope = 0.0;
         for i in 0..n {
             ws.d[i] = ws.xbar[i] - x[i];

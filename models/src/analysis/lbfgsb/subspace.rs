@@ -2,20 +2,14 @@
 //! the Cauchy point (Sherman–Morrison–Woodbury, a `2m × 2m` solve), with
 //! the solve of `dense.rs`.
 
-use super::bounds::Bounds;
 use super::dense::{accumulate_outer, dot, solve};
-use super::memory::Memory;
+use super::model::Model;
 use super::workspace::Workspace;
 
-/// Step 2: minimises the model over the coordinates free at `xᶜ`, writing
+/// Step 2: minimises `model` over the coordinates free at `xᶜ`, writing
 /// `x̄` into `ws.xbar`. `false` if the reduced system is singular.
-pub(super) fn subspace_minimum(
-    x: &[f64],
-    g: &[f64],
-    bounds: &Bounds<'_>,
-    mem: &Memory,
-    ws: &mut Workspace,
-) -> bool {
+pub(super) fn subspace_minimum(model: Model<'_>, ws: &mut Workspace) -> bool {
+    let Model { x, g, bounds, mem } = model;
     let n = x.len();
     let k = mem.len();
     let dim = 2 * k;

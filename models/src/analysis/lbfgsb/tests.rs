@@ -76,6 +76,33 @@ fn compact_form_matches_dense_bfgs() {
     }
 }
 
+/// The point `x` and gradient `g` (in `n = 6`, as [`sample_memory`]) that
+/// the Cauchy and subspace tests start from.
+fn sample_point() -> ([f64; 6], [f64; 6]) {
+    (
+        [0.1, -0.2, 0.3, 0.0, 0.5, -0.4],
+        [1.5, -2.0, 0.7, 3.0, -0.4, 1.1],
+    )
+}
+
+/// Step 1 (and with `subspace` step 2) from [`sample_point`] within
+/// `bounds`: the workspace holding `xᶜ` (and `x̄`).
+fn steps_at_sample_point(mem: &Memory, bounds: &Bounds<'_>, subspace: bool) -> Workspace {
+    let (x, g) = sample_point();
+    let model = Model {
+        x: &x,
+        g: &g,
+        bounds,
+        mem,
+    };
+    let mut ws = Workspace::new(x.len());
+    assert!(cauchy_point(model, &mut ws));
+    if subspace {
+        assert!(subspace_minimum(model, &mut ws));
+    }
+    ws
+}
+
 /// A memory of three pairs in `n = 6` and the dense `B` it represents.
 fn sample_memory() -> (Memory, Vec<f64>) {
     let n = 6;
@@ -114,16 +141,14 @@ fn model(g: &[f64], b: &[f64], z: &[f64]) -> f64 {
 fn cauchy_point_is_first_minimiser_along_the_path() {
     let (mem, b) = sample_memory();
     let n = 6;
-    let x = [0.1, -0.2, 0.3, 0.0, 0.5, -0.4];
-    let g = [1.5, -2.0, 0.7, 3.0, -0.4, 1.1];
+    let (x, g) = sample_point();
     let lower = [-0.5, -1.0, -0.1, -0.3, -2.0, -0.6];
     let upper = [0.5, 0.1, 1.0, 0.3, 0.7, 0.2];
     let bounds = Bounds {
         lower: &lower,
         upper: &upper,
     };
-    let mut ws = Workspace::new(n);
-    assert!(cauchy_point(&x, &g, &bounds, &mem, &mut ws));
+    let ws = steps_at_sample_point(&mem, &bounds, false);
     let at = |t: f64| -> Vec<f64> {
         (0..n)
             .map(|i| bounds.clamp(i, x[i] - t * g[i]) - x[i])
@@ -162,16 +187,13 @@ fn cauchy_point_is_first_minimiser_along_the_path() {
 fn unbounded_subspace_step_is_the_quasi_newton_step() {
     let (mem, b) = sample_memory();
     let n = 6;
-    let x = [0.1, -0.2, 0.3, 0.0, 0.5, -0.4];
-    let g = [1.5, -2.0, 0.7, 3.0, -0.4, 1.1];
+    let (x, g) = sample_point();
     let (lower, upper) = ([f64::NEG_INFINITY; 6], [f64::INFINITY; 6]);
     let bounds = Bounds {
         lower: &lower,
         upper: &upper,
     };
-    let mut ws = Workspace::new(n);
-    assert!(cauchy_point(&x, &g, &bounds, &mem, &mut ws));
-    assert!(subspace_minimum(&x, &g, &bounds, &mem, &mut ws));
+    let ws = steps_at_sample_point(&mem, &bounds, true);
     let mut step: Vec<f64> = g.iter().map(|v| -v).collect();
     let mut dense = b.clone();
     assert!(solve(&mut dense, n, &mut step));
