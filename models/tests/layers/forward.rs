@@ -22,6 +22,11 @@ fn up<B: TensorBackend<Elem = f64>>(b: &B, v: &[f64]) -> B::Buffer {
     b.upload(v).unwrap()
 }
 
+/// `v` of `shape` on the backend: a layer's input.
+fn input<B: TensorBackend<Elem = f64>>(b: &B, v: &[f64], shape: &[usize]) -> Activation<B> {
+    Activation::new(up(b, v), shape)
+}
+
 fn host<B: TensorBackend<Elem = f64>>(b: &B, v: &B::Buffer) -> Vec<f64> {
     b.to_vec(v).unwrap()
 }
@@ -41,11 +46,7 @@ fn linear_known<B: TensorBackend<Elem = f64>>(b: &B) {
     *l.params_mut()[0] = up(b, &[1.0, 2.0, 3.0, 4.0]);
     *l.params_mut()[1] = up(b, &[0.5, -1.0]);
     let Activation { data: y, shape: s } = l
-        .forward(
-            b,
-            &Activation::new(up(b, &[1.0, 1.0, 2.0, 0.0]), &[2, 2]),
-            false,
-        )
+        .forward(b, &input(b, &[1.0, 1.0, 2.0, 0.0], &[2, 2]), false)
         .unwrap();
     assert_eq!((host(b, &y), s), (vec![3.5, 6.0, 2.5, 5.0], vec![2, 2]));
     let names: Vec<_> = l
@@ -63,7 +64,7 @@ fn linear_known<B: TensorBackend<Elem = f64>>(b: &B) {
     // [N, C, H, W] is flattened
     let mut l = Linear::new(b, 4, 1, 0).unwrap();
     let Activation { data: _, shape: s } = l
-        .forward(b, &Activation::new(up(b, &[0.0; 8]), &[2, 1, 2, 2]), false)
+        .forward(b, &input(b, &[0.0; 8], &[2, 1, 2, 2]), false)
         .unwrap();
     assert_eq!(s, [2, 1]);
 }
@@ -90,9 +91,8 @@ fn conv_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut c = Conv2d::new(b, 1, 1, 2, 1, 0, 0).unwrap();
     *c.params_mut()[0] = up(b, &[1.0, 2.0, 3.0, 4.0]);
     *c.params_mut()[1] = up(b, &[1.0]);
-    let Activation { data: y, shape: s } = c
-        .forward(b, &Activation::new(up(b, &x), &[1, 1, 3, 3]), false)
-        .unwrap();
+    let Activation { data: y, shape: s } =
+        c.forward(b, &input(b, &x, &[1, 1, 3, 3]), false).unwrap();
     assert_eq!(
         (host(b, &y), s),
         (vec![38.0, 48.0, 68.0, 78.0], vec![1, 1, 2, 2])
@@ -103,9 +103,8 @@ fn conv_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut w = vec![1.0; 9];
     w.extend([2.0; 9]);
     *c.params_mut()[0] = up(b, &w);
-    let Activation { data: y, shape: s } = c
-        .forward(b, &Activation::new(up(b, &x), &[1, 1, 3, 3]), false)
-        .unwrap();
+    let Activation { data: y, shape: s } =
+        c.forward(b, &input(b, &x, &[1, 1, 3, 3]), false).unwrap();
     assert_eq!(s, [1, 2, 2, 2]);
     assert_eq!(
         host(b, &y),
@@ -115,24 +114,23 @@ fn conv_known<B: TensorBackend<Elem = f64>>(b: &B) {
 
 fn relu_and_pools_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let Activation { data: y, .. } = Relu::new()
-        .forward(b, &Activation::new(up(b, &[-2.0, 0.0, 3.0]), &[3]), false)
+        .forward(b, &input(b, &[-2.0, 0.0, 3.0], &[3]), false)
         .unwrap();
     assert_eq!(host(b, &y), [0.0, 0.0, 3.0]);
     let x: Vec<f64> = (1..=16).map(f64::from).collect();
     let Activation { data: y, shape: s } = MaxPool2d::new(2, 2, 0)
-        .forward(b, &Activation::new(up(b, &x), &[1, 1, 4, 4]), false)
+        .forward(b, &input(b, &x, &[1, 1, 4, 4]), false)
         .unwrap();
     assert_eq!(
         (host(b, &y), s),
         (vec![6.0, 8.0, 14.0, 16.0], vec![1, 1, 2, 2])
     );
     let Activation { data: y, .. } = AvgPool2d::new(2, 2, 0)
-        .forward(b, &Activation::new(up(b, &x), &[1, 1, 4, 4]), false)
+        .forward(b, &input(b, &x, &[1, 1, 4, 4]), false)
         .unwrap();
     assert_eq!(host(b, &y), [3.5, 5.5, 11.5, 13.5]);
     let mut m = MaxPool2d::new(2, 2, 0);
-    m.forward(b, &Activation::new(up(b, &x), &[1, 1, 4, 4]), true)
-        .unwrap();
+    m.forward(b, &input(b, &x, &[1, 1, 4, 4]), true).unwrap();
     let dx = host(b, &m.backward(b, &up(b, &[1.0, 2.0, 3.0, 4.0])).unwrap());
     let mut want = vec![0.0; 16];
     (want[5], want[7], want[13], want[15]) = (1.0, 2.0, 3.0, 4.0);
@@ -141,7 +139,7 @@ fn relu_and_pools_known<B: TensorBackend<Elem = f64>>(b: &B) {
 
 fn batch_norm_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let mut bn = BatchNorm::new(b, 1).unwrap();
-    let x = Activation::new(up(b, &[1.0, 2.0, 3.0, 6.0]), [2, 1, 1, 2]);
+    let x = input(b, &[1.0, 2.0, 3.0, 6.0], &[2, 1, 1, 2]);
     let Activation { data: y, .. } = bn.forward(b, &x, true).unwrap();
     let sd = (3.5f64 + 1e-5).sqrt();
     near(&host(b, &y), &[-2.0 / sd, -1.0 / sd, 0.0, 3.0 / sd], 1e-12);
@@ -150,12 +148,8 @@ fn batch_norm_known<B: TensorBackend<Elem = f64>>(b: &B) {
     near(&bn.running_mean(b).unwrap(), &[rm], 1e-12);
     near(&bn.running_var(b).unwrap(), &[rv], 1e-12);
     // a second batch: momentum again
-    bn.forward(
-        b,
-        &Activation::new(up(b, &[0.0, 0.0, 0.0, 4.0]), &[2, 1, 1, 2]),
-        true,
-    )
-    .unwrap();
+    bn.forward(b, &input(b, &[0.0, 0.0, 0.0, 4.0], &[2, 1, 1, 2]), true)
+        .unwrap();
     let (rm2, rv2) = (0.9 * rm + 0.1 * 1.0, 0.9 * rv + 0.1 * 3.0 * 4.0 / 3.0);
     near(&bn.running_mean(b).unwrap(), &[rm2], 1e-12);
     near(&bn.running_var(b).unwrap(), &[rv2], 1e-12);
@@ -185,9 +179,7 @@ fn train_forward<B: TensorBackend<Elem = f64>>(
     x: &[f64],
     shape: &[usize],
 ) -> Vec<f64> {
-    let Activation { data: y, .. } = layer
-        .forward(b, &Activation::new(up(b, x), shape), true)
-        .unwrap();
+    let Activation { data: y, .. } = layer.forward(b, &input(b, x, shape), true).unwrap();
     host(b, &y)
 }
 
@@ -226,7 +218,7 @@ fn batch_norm_ghost<B: TensorBackend<Elem = f64>>(b: &B) {
         .with_ghost_batch(Some(8))
         .unwrap();
     let mut plain = BatchNorm::new(b, 1).unwrap();
-    let x = Activation::new(up(b, &[1.0, 3.0, 10.0, 14.0]), [4, 1]);
+    let x = input(b, &[1.0, 3.0, 10.0, 14.0], &[4, 1]);
     let Activation { data: a, .. } = whole.forward(b, &x, true).unwrap();
     let Activation { data: c, .. } = plain.forward(b, &x, true).unwrap();
     assert_eq!(host(b, &a), host(b, &c));
@@ -251,9 +243,8 @@ fn residual_eval<B: TensorBackend<Elem = f64>>(b: &B) {
         }
     }
     let x = common::data(2 * 2 * 3 * 3, 1);
-    let Activation { data: y, shape: s } = blk
-        .forward(b, &Activation::new(up(b, &x), &[2, 2, 3, 3]), false)
-        .unwrap();
+    let Activation { data: y, shape: s } =
+        blk.forward(b, &input(b, &x, &[2, 2, 3, 3]), false).unwrap();
     assert_eq!(s, [2, 2, 3, 3]);
     let want: Vec<f64> = x.iter().map(|v| v.max(0.0)).collect();
     assert_eq!(host(b, &y), want);
@@ -280,7 +271,7 @@ fn residual_eval<B: TensorBackend<Elem = f64>>(b: &B) {
 }
 
 fn dropout_reproducible<B: TensorBackend<Elem = f64>>(b: &B) {
-    let x = Activation::new(up(b, &vec![1.0; 256]), [256]);
+    let x = input(b, &vec![1.0; 256], &[256]);
     let mask = |seed: u64, stream: u64, step: u64| {
         let mut d = Dropout::new(0.5, seed).unwrap().with_stream(stream);
         d.set_step(step);
@@ -307,9 +298,7 @@ fn dropout_rate_and_eval<B: TensorBackend<Elem = f64>>(b: &B) {
     let n = 100_000;
     let p = 0.3;
     let mut d = Dropout::new(p, 9).unwrap();
-    let Activation { data: y, .. } = d
-        .forward(b, &Activation::new(up(b, &vec![1.0; n]), &[n]), true)
-        .unwrap();
+    let Activation { data: y, .. } = d.forward(b, &input(b, &vec![1.0; n], &[n]), true).unwrap();
     let y = host(b, &y);
     let keep = 1.0 / (1.0 - p);
     assert!(y.iter().all(|&v| v == 0.0 || v == keep));
@@ -319,21 +308,19 @@ fn dropout_rate_and_eval<B: TensorBackend<Elem = f64>>(b: &B) {
     // eval: identity, forward and backward, step unchanged
     let step = d.step();
     let x = common::data(10, 2);
-    let Activation { data: y, .. } = d
-        .forward(b, &Activation::new(up(b, &x), &[10]), false)
-        .unwrap();
+    let Activation { data: y, .. } = d.forward(b, &input(b, &x, &[10]), false).unwrap();
     assert_eq!(host(b, &y), x);
     assert_eq!(host(b, &d.backward(b, &up(b, &x)).unwrap()), x);
     assert_eq!(d.step(), step);
     // p = 0: identity in train; p = 1: zeros
     let Activation { data: y, .. } = Dropout::new(0.0, 1)
         .unwrap()
-        .forward(b, &Activation::new(up(b, &x), &[10]), true)
+        .forward(b, &input(b, &x, &[10]), true)
         .unwrap();
     assert_eq!(host(b, &y), x);
     let Activation { data: y, .. } = Dropout::new(1.0, 1)
         .unwrap()
-        .forward(b, &Activation::new(up(b, &x), &[10]), true)
+        .forward(b, &input(b, &x, &[10]), true)
         .unwrap();
     assert!(host(b, &y).iter().all(|&v| v == 0.0));
     assert!(matches!(
@@ -368,49 +355,38 @@ fn loss_known<B: TensorBackend<Elem = f64>>(b: &B) {
 }
 
 fn shape_errors<B: TensorBackend<Elem = f64>>(b: &B) {
-    let z = |n| b.zeros(n).unwrap();
+    let zeros = |n| b.zeros(n).unwrap();
+    let z = |n, shape: &[usize]| Activation::new(zeros(n), shape);
     let mut l = Linear::new(b, 3, 2, 0).unwrap();
-    assert!(l.forward(b, &Activation::new(z(8), &[2, 4]), true).is_err());
-    assert!(l.forward(b, &Activation::new(z(6), &[2, 4]), true).is_err());
+    assert!(l.forward(b, &z(8, &[2, 4]), true).is_err());
+    assert!(l.forward(b, &z(6, &[2, 4]), true).is_err());
     assert!(matches!(
-        l.backward(b, &z(4)),
+        l.backward(b, &zeros(4)),
         Err(Error::InvalidSetting {
             name: "backward before forward",
             ..
         })
     ));
-    l.forward(b, &Activation::new(z(6), &[2, 3]), true).unwrap();
+    l.forward(b, &z(6, &[2, 3]), true).unwrap();
     assert!(matches!(
-        l.backward(b, &z(5)),
+        l.backward(b, &zeros(5)),
         Err(Error::LengthMismatch { .. })
     ));
     assert!(Linear::new(b, 0, 2, 0).is_err());
     let mut c = Conv2d::new(b, 2, 2, 3, 1, 0, 0).unwrap();
-    assert!(c
-        .forward(b, &Activation::new(z(18), &[1, 1, 3, 6]), true)
-        .is_err()); // channels
-    assert!(c
-        .forward(b, &Activation::new(z(18), &[2, 9]), true)
-        .is_err()); // rank
-    assert!(c
-        .forward(b, &Activation::new(z(8), &[1, 2, 2, 2]), true)
-        .is_err()); // kernel > image
+    assert!(c.forward(b, &z(18, &[1, 1, 3, 6]), true).is_err()); // channels
+    assert!(c.forward(b, &z(18, &[2, 9]), true).is_err()); // rank
+    assert!(c.forward(b, &z(8, &[1, 2, 2, 2]), true).is_err()); // kernel > image
     let mut bn = BatchNorm::new(b, 2).unwrap();
-    assert!(bn
-        .forward(b, &Activation::new(z(6), &[2, 3]), true)
-        .is_err());
-    assert!(bn.forward(b, &Activation::new(z(6), &[6]), true).is_err());
+    assert!(bn.forward(b, &z(6, &[2, 3]), true).is_err());
+    assert!(bn.forward(b, &z(6, &[6]), true).is_err());
     assert!(bn.with_momentum_eps(1.5, 1e-5).is_err());
     assert!(MaxPool2d::new(3, 1, 2)
-        .forward(b, &Activation::new(z(16), &[1, 1, 4, 4]), true)
+        .forward(b, &z(16, &[1, 1, 4, 4]), true)
         .is_err());
-    assert!(Relu::new()
-        .forward(b, &Activation::new(z(3), &[4]), true)
-        .is_err());
+    assert!(Relu::new().forward(b, &z(3, &[4]), true).is_err());
     let mut blk = BasicBlock::new(b, 2, 2, 1, 0).unwrap();
-    assert!(blk
-        .forward(b, &Activation::new(z(27), &[1, 3, 3, 3]), true)
-        .is_err());
+    assert!(blk.forward(b, &z(27, &[1, 3, 3, 3]), true).is_err());
 }
 
 per_backend!(reference => Reference::<f64>::new();
