@@ -92,51 +92,21 @@ type GemmEmptyFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u64, f32, 
 type GemmSumChunkFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, i32, *mut f64) -> Status;
 type GemmSumFinishFn =
     unsafe extern "C" fn(u32, u32, *const f64, u64, f64, f64, i32, *mut f32) -> Status;
-type ConvFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *const f32,
-    *mut f32,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-) -> Status;
-type PoolForwardFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *const f32,
-    *mut f32,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    i32,
-) -> Status;
+/// `(grid, block, input, output, sizes)`: `conv_args`, the driver's
+/// `so_conv_sizes`.
+type ConvFn = unsafe extern "C" fn(u32, u32, *const f32, *mut f32, *const [u64; 10]) -> Status;
+/// `(grid, block, x, y, sizes, kind)`: `pool_args`, the driver's
+/// `so_pool_sizes`.
+type PoolForwardFn =
+    unsafe extern "C" fn(u32, u32, *const f32, *mut f32, *const [u64; 8], i32) -> Status;
+/// `(grid, block, x, dy, dx, sizes, kind)`, as [`PoolForwardFn`].
 type PoolBackwardFn = unsafe extern "C" fn(
     u32,
     u32,
     *const f32,
     *const f32,
     *mut f32,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
+    *const [u64; 8],
     i32,
 ) -> Status;
 type ChannelPartialsFn = unsafe extern "C" fn(
