@@ -26,33 +26,9 @@ use smoothout::{Noise, NoiseKey, Sgd, Unit};
 use smoothout_testkit::hash;
 
 type FillNoiseFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, i32, f32, u32) -> Status;
-type PerturbFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *mut f32,
-    u64,
-    u32,
-    u32,
-    i32,
-    i32,
-    f32,
-    *const f32,
-    u64,
-) -> Status;
-type WriteNoiseFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *const f32,
-    *mut f32,
-    u64,
-    u32,
-    u32,
-    i32,
-    i32,
-    f32,
-    *const f32,
-    u64,
-) -> Status;
+type PerturbFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, *const NoiseArgs) -> Status;
+type WriteNoiseFn =
+    unsafe extern "C" fn(u32, u32, *const f32, *mut f32, u64, *const NoiseArgs) -> Status;
 type DropOutFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, u32) -> Status;
 type DenoiseSgdFn = unsafe extern "C" fn(
     u32,
@@ -62,13 +38,7 @@ type DenoiseSgdFn = unsafe extern "C" fn(
     *mut f32,
     u64,
     i32,
-    u32,
-    u32,
-    i32,
-    i32,
-    f32,
-    *const f32,
-    u64,
+    *const NoiseArgs,
     f32,
     f32,
     f32,
@@ -76,9 +46,33 @@ type DenoiseSgdFn = unsafe extern "C" fn(
 type AxpyFn = unsafe extern "C" fn(u32, u32, f32, *const f32, *mut f32, u64) -> Status;
 type RowNormsFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, *mut f64) -> Status;
 type FilterScalesFn =
-    unsafe extern "C" fn(u32, u32, *const f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
+    unsafe extern "C" fn(u32, u32, *const f32, *const RowArgs, *mut f32) -> Status;
 type PerturbFilterNormFn =
-    unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
+    unsafe extern "C" fn(u32, u32, *mut f32, *const RowArgs, *mut f32) -> Status;
+
+/// θ's description as the noise kernels take it after their buffers and
+/// length (noise_driver.cpp's `so_noise`): key, unit, and the scaling of
+/// [`ScaleArgs`].
+#[repr(C)]
+struct NoiseArgs {
+    key: [u32; 2],
+    unit: i32,
+    mode: i32,
+    s: f32,
+    scales: *const f32,
+    cols: u64,
+}
+
+/// An AdaSmoothOut draw as `filter_scales` and `perturb_filter_norm` take
+/// it between `w` and their per-row output (noise_driver.cpp's `so_rows`).
+#[repr(C)]
+struct RowArgs {
+    rows: u64,
+    cols: u64,
+    key: [u32; 2],
+    unit: i32,
+    strength: f64,
+}
 
 emu_driver! {
     /// The compiled driver's entry points: `emu_<kernel>(grid, block, the
@@ -265,6 +259,19 @@ impl ScaleArgs {
         }
     }
 
+    /// The driver's arguments for this scaling under `key` and `unit`
+    /// (they point into `self.scales`).
+    fn args(&self, key: NoiseKey, unit: Unit) -> NoiseArgs {
+        NoiseArgs {
+            key: key.0,
+            unit: unit_code(unit),
+            mode: self.mode,
+            s: self.s,
+            scales: self.scales.as_ptr(),
+            cols: self.cols,
+        }
+    }
+
     fn noise(&self, key: NoiseKey, unit: Unit) -> ParamNoise<'_, f32, [f32]> {
         let scale = match self.scaling {
             Scaling::Fixed(s) => Scale::Fixed(s),
@@ -358,10 +365,10 @@ fn perturb_and_denoise_match_reference() {
         let w = weights(n, n as u64);
         for unit in UNITS {
             let key = NoiseKey::for_draw(3, n as u64, 0, unit_code(unit) as u64);
-            let [k0, k1] = key.0;
             for scaling in SCALINGS {
                 let a = ScaleArgs::new(scaling, key, unit, &w);
                 let noise = a.noise(key, unit);
+                let args = a.args(key, unit);
                 let mut perturbed = w.clone();
                 reference::perturb(&noise, 0, &mut perturbed);
                 let mut denoised = w.clone();
@@ -379,21 +386,7 @@ fn perturb_and_denoise_match_reference() {
                             let mut buf = Buf::new(&w, align);
                             // SAFETY: `buf` holds n floats and `a.scales`
                             // one per row (or the dummy when unused).
-                            let status = unsafe {
-                                kernel(
-                                    g,
-                                    b,
-                                    buf.ptr(),
-                                    n as u64,
-                                    k0,
-                                    k1,
-                                    unit_code(unit),
-                                    a.mode,
-                                    a.s,
-                                    a.scales.as_ptr(),
-                                    a.cols,
-                                )
-                            };
+                            let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &args) };
                             check(status, &what);
                             tally.add(same(&what, buf.get(&what), want));
                         }
@@ -413,10 +406,10 @@ fn write_noise_matches_reference() {
         let w = weights(n, n as u64);
         for unit in UNITS {
             let key = NoiseKey::for_draw(5, n as u64, 1, unit_code(unit) as u64);
-            let [k0, k1] = key.0;
             for scaling in SCALINGS {
                 let a = ScaleArgs::new(scaling, key, unit, &w);
                 let noise = a.noise(key, unit);
+                let args = a.args(key, unit);
                 let mut want = vec![f32::NAN; n];
                 reference::write_noise(&noise, 0, &w, &mut want).expect("reference");
                 for align in [0, 4] {
@@ -429,20 +422,7 @@ fn write_noise_matches_reference() {
                         // SAFETY: `wb` and `out` hold n floats each and
                         // `a.scales` one per row (or the dummy when unused).
                         let status = unsafe {
-                            (emu.write_noise)(
-                                g,
-                                b,
-                                wb.ptr(),
-                                out.ptr(),
-                                n as u64,
-                                k0,
-                                k1,
-                                unit_code(unit),
-                                a.mode,
-                                a.s,
-                                a.scales.as_ptr(),
-                                a.cols,
-                            )
+                            (emu.write_noise)(g, b, wb.ptr(), out.ptr(), n as u64, &args)
                         };
                         check(status, &what);
                         tally.add(same(&what, out.get(&what), &want));
@@ -508,23 +488,24 @@ fn denoise_sgd_matches_reference() {
             .collect();
         for &draw in &draws {
             let key = NoiseKey::for_draw(5, 40, 0, n as u64);
-            let [k0, k1] = key.0;
             let unit = draw.map_or(Unit::Uniform, |(u, _)| u);
             let args = draw.map(|(u, s)| ScaleArgs::new(s, key, u, &w));
             let noise = args.as_ref().map(|a| a.noise(key, unit));
             // src/lib.rs's arguments without noise.
-            let (has, k0, k1, unit_c, mode, s, scales, cols) = match &args {
-                Some(a) => (
-                    1,
-                    k0,
-                    k1,
-                    unit_code(unit),
-                    a.mode,
-                    a.s,
-                    &a.scales[..],
-                    a.cols,
+            let dummy = [0.0f32];
+            let (has, noise_args) = match &args {
+                Some(a) => (1, a.args(key, unit)),
+                None => (
+                    0,
+                    NoiseArgs {
+                        key: [0, 0],
+                        unit: 0,
+                        mode: 0,
+                        s: 0.0,
+                        scales: dummy.as_ptr(),
+                        cols: 1,
+                    },
                 ),
-                None => (0, 0, 0, 0, 0, 0.0, &[0.0f32][..], 1),
             };
             for sgd in &sgds {
                 let (mut want_w, mut want_v) = (w.clone(), vel.clone());
@@ -549,13 +530,7 @@ fn denoise_sgd_matches_reference() {
                                 vb.ptr(),
                                 n as u64,
                                 has,
-                                k0,
-                                k1,
-                                unit_c,
-                                mode,
-                                s,
-                                scales.as_ptr(),
-                                cols,
+                                &noise_args,
                                 lr,
                                 mu,
                                 wd,
@@ -677,7 +652,13 @@ fn filter_scales_and_perturb_filter_norm_match_reference() {
         for unit in UNITS {
             let key =
                 NoiseKey::for_draw(9, cols as u64, 1, rows as u64 + 8 * unit_code(unit) as u64);
-            let [k0, k1] = key.0;
+            let row_args = RowArgs {
+                rows: rows as u64,
+                cols: cols as u64,
+                key: key.0,
+                unit: unit_code(unit),
+                strength,
+            };
             let mut want_s = vec![0.0f32; rows];
             reference::filter_scales(key, unit, strength, cols, 0, &w, &mut want_s)
                 .expect("reference");
@@ -692,27 +673,13 @@ fn filter_scales_and_perturb_filter_norm_match_reference() {
                 &mut want_ps,
             )
             .expect("reference");
-            let (r64, c64, u) = (rows as u64, cols as u64, unit_code(unit));
             for (g, b) in warp_launches(rows as u64) {
                 let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
                 let wb = Buf::new(&w, 0);
                 let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
                 // SAFETY: w holds rows·cols floats, the scales rows.
                 check(
-                    unsafe {
-                        (emu.filter_scales)(
-                            g,
-                            b,
-                            wb.cptr(),
-                            r64,
-                            c64,
-                            k0,
-                            k1,
-                            u,
-                            strength,
-                            sb.ptr(),
-                        )
-                    },
+                    unsafe { (emu.filter_scales)(g, b, wb.cptr(), &row_args, sb.ptr()) },
                     &what,
                 );
                 same(&format!("{what} (w)"), wb.get(&what), &w);
@@ -723,20 +690,7 @@ fn filter_scales_and_perturb_filter_norm_match_reference() {
                 let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
                 // SAFETY: as above.
                 check(
-                    unsafe {
-                        (emu.perturb_filter_norm)(
-                            g,
-                            b,
-                            wb.ptr(),
-                            r64,
-                            c64,
-                            k0,
-                            k1,
-                            u,
-                            strength,
-                            sb.ptr(),
-                        )
-                    },
+                    unsafe { (emu.perturb_filter_norm)(g, b, wb.ptr(), &row_args, sb.ptr()) },
                     &what,
                 );
                 let c = same(&format!("{what} (scales)"), sb.get(&what), &want_ps)
