@@ -321,7 +321,7 @@ impl<T: Real> NoiseOps for Cpu<T> {
         let w = slice(w)?;
         reference::check_noise(&n, w.len())?;
         let isa = self.isa;
-        self.chunks_zip(slice_mut(out)?, w, |start, o, w| {
+        self.chunks_zip("noise output", slice_mut(out)?, w, |start, o, w| {
             kernels::write_noise(isa, &n, start, w, o)
         })
     }
@@ -329,14 +329,16 @@ impl<T: Real> NoiseOps for Cpu<T> {
 
 impl<T: Real> Cpu<T> {
     /// Runs `f(start, out_chunk, w_chunk)` over `out` and `w` in the same
-    /// fixed chunks as [`Cpu::chunks_mut`].
+    /// fixed chunks as [`Cpu::chunks_mut`]; `what` names `out` in the error
+    /// when its length is not `w`'s.
     fn chunks_zip(
         &self,
+        what: &'static str,
         out: &mut [T],
         w: &[T],
         f: impl Fn(u64, &mut [T], &[T]) -> Result<()> + Sync,
     ) -> Result<()> {
-        check_len("noise output", w.len(), out.len())?;
+        check_len(what, w.len(), out.len())?;
         let n = self.chunk;
         if w.len() <= n {
             return f(0, out, w);
@@ -462,15 +464,10 @@ impl<T: Real> StateOps for Cpu<T> {
 
     fn copy(&self, src: &ArrayD<T>, dst: &mut ArrayD<T>) -> Result<()> {
         let s = slice(src)?;
-        let d = slice_mut(dst)?;
-        check_len("copy destination", s.len(), d.len())?;
-        let n = self.chunk;
-        self.pool.install(|| {
-            d.par_chunks_mut(n)
-                .zip(s.par_chunks(n))
-                .for_each(|(d, s)| d.copy_from_slice(s));
-        });
-        Ok(())
+        self.chunks_zip("copy destination", slice_mut(dst)?, s, |_, d, s| {
+            d.copy_from_slice(s);
+            Ok(())
+        })
     }
 }
 
