@@ -98,6 +98,17 @@ fn warp_launches(rows: u64) -> [(u32, u32); 2] {
     [(grid(rows.saturating_mul(32)), THREADS), (1, 64)]
 }
 
+/// The launches of a kernel whose threads take four elements each (src/lib.rs's
+/// `grid(n.div_ceil(4))`, then the small grid), with its buffers 16-byte aligned
+/// and 4 bytes past (the scalar path): `(align, grid, block)`.
+fn vector_launches(n: usize) -> impl Iterator<Item = (usize, u32, u32)> {
+    [0, 4].into_iter().flat_map(move |align| {
+        launches((n as u64).div_ceil(4))
+            .into_iter()
+            .map(move |(g, b)| (align, g, b))
+    })
+}
+
 fn unit_code(unit: Unit) -> i32 {
     match unit {
         Unit::Uniform => 0,
@@ -306,12 +317,26 @@ impl Tally {
     }
 }
 
+/// Runs `body(emu, tally, case)` for every case of a test's table (a
+/// size, a row shape) and reports the tally as `what`; returns at once,
+/// having said why, when the driver cannot be built.
+fn run_cases<C>(
+    what: &str,
+    cases: impl IntoIterator<Item = C>,
+    mut body: impl FnMut(&Emu, &mut Tally, C),
+) {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for case in cases {
+        body(emu, &mut tally, case);
+    }
+    tally.report(what);
+}
+
 // ---- Element-wise kernels ----------------------------------------------
 
 #[test]
 fn fill_noise_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
     let noises = [
         Noise::uniform(0.05).unwrap(),
         Noise::gaussian(0.02).unwrap(),
@@ -319,7 +344,7 @@ fn fill_noise_matches_reference() {
         Noise::bernoulli(0.3).unwrap(),
         Noise::bernoulli(1.0).unwrap(),
     ];
-    for n in SIZES {
+    run_cases("fill_noise", SIZES, |emu, tally, n| {
         for key in [
             NoiseKey::for_draw(7, 1234, 1, n as u64),
             NoiseKey::from_seed(u64::MAX),
@@ -333,35 +358,27 @@ fn fill_noise_matches_reference() {
                     Noise::Gaussian { std } => (1, std as f32, 0),
                     Noise::Bernoulli { p } => (2, 0.0, bernoulli_threshold(p)),
                 };
-                for align in [0, 4] {
-                    for (g, b) in launches((n as u64).div_ceil(4)) {
-                        let what = format!(
-                            "fill_noise n {n} {noise:?} {key:?} align {align} grid {g}x{b}"
-                        );
-                        let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
-                        let [k0, k1] = key.0;
-                        // SAFETY: `out` holds n floats; the arguments are
-                        // fill_noise's, in its order.
-                        check(
-                            unsafe {
-                                (emu.fill_noise)(g, b, out.ptr(), n as u64, k0, k1, kind, s, t)
-                            },
-                            &what,
-                        );
-                        tally.add(same(&what, out.get(&what), &want));
-                    }
+                for (align, g, b) in vector_launches(n) {
+                    let what =
+                        format!("fill_noise n {n} {noise:?} {key:?} align {align} grid {g}x{b}");
+                    let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                    let [k0, k1] = key.0;
+                    // SAFETY: `out` holds n floats; the arguments are
+                    // fill_noise's, in its order.
+                    check(
+                        unsafe { (emu.fill_noise)(g, b, out.ptr(), n as u64, k0, k1, kind, s, t) },
+                        &what,
+                    );
+                    tally.add(same(&what, out.get(&what), &want));
                 }
             }
         }
-    }
-    tally.report("fill_noise");
+    });
 }
 
 #[test]
 fn perturb_and_denoise_match_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("perturb, denoise", SIZES, |emu, tally, n| {
         let w = weights(n, n as u64);
         for unit in UNITS {
             let key = NoiseKey::for_draw(3, n as u64, 0, unit_code(unit) as u64);
@@ -378,31 +395,25 @@ fn perturb_and_denoise_match_reference() {
                     ("denoise", emu.denoise, &denoised),
                 ];
                 for (name, kernel, want) in kernels {
-                    for align in [0, 4] {
-                        for (g, b) in launches((n as u64).div_ceil(4)) {
-                            let what = format!(
-                                "{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
-                            );
-                            let mut buf = Buf::new(&w, align);
-                            // SAFETY: `buf` holds n floats and `a.scales`
-                            // one per row (or the dummy when unused).
-                            let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &args) };
-                            check(status, &what);
-                            tally.add(same(&what, buf.get(&what), want));
-                        }
+                    for (align, g, b) in vector_launches(n) {
+                        let what =
+                            format!("{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
+                        let mut buf = Buf::new(&w, align);
+                        // SAFETY: `buf` holds n floats and `a.scales`
+                        // one per row (or the dummy when unused).
+                        let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &args) };
+                        check(status, &what);
+                        tally.add(same(&what, buf.get(&what), want));
                     }
                 }
             }
         }
-    }
-    tally.report("perturb, denoise");
+    });
 }
 
 #[test]
 fn write_noise_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("write_noise", SIZES, |emu, tally, n| {
         let w = weights(n, n as u64);
         for unit in UNITS {
             let key = NoiseKey::for_draw(5, n as u64, 1, unit_code(unit) as u64);
@@ -412,62 +423,51 @@ fn write_noise_matches_reference() {
                 let args = a.args(key, unit);
                 let mut want = vec![f32::NAN; n];
                 reference::write_noise(&noise, 0, &w, &mut want).expect("reference");
-                for align in [0, 4] {
-                    for (g, b) in launches((n as u64).div_ceil(4)) {
-                        let what = format!(
-                            "write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
-                        );
-                        let mut wb = Buf::new(&w, align);
-                        let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
-                        // SAFETY: `wb` and `out` hold n floats each and
-                        // `a.scales` one per row (or the dummy when unused).
-                        let status = unsafe {
-                            (emu.write_noise)(g, b, wb.ptr(), out.ptr(), n as u64, &args)
-                        };
-                        check(status, &what);
-                        tally.add(same(&what, out.get(&what), &want));
-                        tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
-                    }
+                for (align, g, b) in vector_launches(n) {
+                    let what = format!(
+                        "write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
+                    );
+                    let mut wb = Buf::new(&w, align);
+                    let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                    // SAFETY: `wb` and `out` hold n floats each and
+                    // `a.scales` one per row (or the dummy when unused).
+                    let status =
+                        unsafe { (emu.write_noise)(g, b, wb.ptr(), out.ptr(), n as u64, &args) };
+                    check(status, &what);
+                    tally.add(same(&what, out.get(&what), &want));
+                    tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
                 }
             }
         }
-    }
-    tally.report("write_noise");
+    });
 }
 
 #[test]
 fn drop_out_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("drop_out", SIZES, |emu, tally, n| {
         let w = weights(n, 99 + n as u64);
         let key = NoiseKey::for_draw(11, 5, 2, n as u64);
         let [k0, k1] = key.0;
         for p in [0.0, 0.3, 0.5, 1.0] {
             let mut want = w.clone();
             reference::drop_out(key, p, 0, &mut want).expect("reference");
-            for align in [0, 4] {
-                for (g, b) in launches((n as u64).div_ceil(4)) {
-                    let what = format!("drop_out n {n} p {p} align {align} grid {g}x{b}");
-                    let mut buf = Buf::new(&w, align);
-                    let t = bernoulli_threshold(p);
-                    // SAFETY: `buf` holds n floats.
-                    check(
-                        unsafe { (emu.drop_out)(g, b, buf.ptr(), n as u64, k0, k1, t) },
-                        &what,
-                    );
-                    tally.add(same(&what, buf.get(&what), &want));
-                }
+            for (align, g, b) in vector_launches(n) {
+                let what = format!("drop_out n {n} p {p} align {align} grid {g}x{b}");
+                let mut buf = Buf::new(&w, align);
+                let t = bernoulli_threshold(p);
+                // SAFETY: `buf` holds n floats.
+                check(
+                    unsafe { (emu.drop_out)(g, b, buf.ptr(), n as u64, k0, k1, t) },
+                    &what,
+                );
+                tally.add(same(&what, buf.get(&what), &want));
             }
         }
-    }
-    tally.report("drop_out");
+    });
 }
 
 #[test]
 fn denoise_sgd_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
     let sgds = [
         Sgd::new(0.1, 0.9, 5e-4).unwrap(),
         Sgd::new(0.05, 0.0, 0.0).unwrap(),
@@ -479,7 +479,7 @@ fn denoise_sgd_matches_reference() {
     for unit in UNITS {
         draws.extend(SCALINGS.iter().map(|&s| Some((unit, s))));
     }
-    for n in SIZES {
+    run_cases("denoise_sgd", SIZES, |emu, tally, n| {
         let w = weights(n, 7 * n as u64);
         let grad = weights(n, 7 * n as u64 + 1);
         let vel: Vec<f32> = weights(n, 7 * n as u64 + 2)
@@ -545,15 +545,12 @@ fn denoise_sgd_matches_reference() {
                 }
             }
         }
-    }
-    tally.report("denoise_sgd");
+    });
 }
 
 #[test]
 fn axpy_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("axpy", SIZES, |emu, tally, n| {
         let x = weights(n, 1000 + n as u64);
         let y = weights(n, 2000 + n as u64);
         for alpha in [0.5f32, -1.25, 0.0] {
@@ -573,8 +570,7 @@ fn axpy_matches_reference() {
                 }
             }
         }
-    }
-    tally.report("axpy");
+    });
 }
 
 // ---- Warp-per-row kernels ----------------------------------------------
@@ -607,9 +603,7 @@ fn row_weights(cols: usize, rows: usize) -> Vec<f32> {
 
 #[test]
 fn row_norms_match_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for (cols, rows) in SHAPES {
+    run_cases("row_norms", SHAPES, |emu, tally, (cols, rows)| {
         let w = row_weights(cols, rows);
         let mut want = vec![0.0f64; rows];
         reference::row_norms(&w, cols, &mut want).expect("reference");
@@ -638,66 +632,66 @@ fn row_norms_match_reference() {
             }
             tally.add(rows);
         }
-    }
-    tally.report("row_norms");
+    });
 }
 
 #[test]
 fn filter_scales_and_perturb_filter_norm_match_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
     let strength = 0.3;
-    for (cols, rows) in SHAPES {
-        let w = row_weights(cols, rows);
-        for unit in UNITS {
-            let key =
-                NoiseKey::for_draw(9, cols as u64, 1, rows as u64 + 8 * unit_code(unit) as u64);
-            let row_args = RowArgs {
-                rows: rows as u64,
-                cols: cols as u64,
-                key: key.0,
-                unit: unit_code(unit),
-                strength,
-            };
-            let mut want_s = vec![0.0f32; rows];
-            reference::filter_scales(key, unit, strength, cols, 0, &w, &mut want_s)
+    run_cases(
+        "filter_scales, perturb_filter_norm",
+        SHAPES,
+        |emu, tally, (cols, rows)| {
+            let w = row_weights(cols, rows);
+            for unit in UNITS {
+                let key =
+                    NoiseKey::for_draw(9, cols as u64, 1, rows as u64 + 8 * unit_code(unit) as u64);
+                let row_args = RowArgs {
+                    rows: rows as u64,
+                    cols: cols as u64,
+                    key: key.0,
+                    unit: unit_code(unit),
+                    strength,
+                };
+                let mut want_s = vec![0.0f32; rows];
+                reference::filter_scales(key, unit, strength, cols, 0, &w, &mut want_s)
+                    .expect("reference");
+                let (mut want_pw, mut want_ps) = (w.clone(), vec![0.0f32; rows]);
+                reference::perturb_filter_norm(
+                    key,
+                    unit,
+                    strength,
+                    cols,
+                    0,
+                    &mut want_pw,
+                    &mut want_ps,
+                )
                 .expect("reference");
-            let (mut want_pw, mut want_ps) = (w.clone(), vec![0.0f32; rows]);
-            reference::perturb_filter_norm(
-                key,
-                unit,
-                strength,
-                cols,
-                0,
-                &mut want_pw,
-                &mut want_ps,
-            )
-            .expect("reference");
-            for (g, b) in warp_launches(rows as u64) {
-                let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
-                let wb = Buf::new(&w, 0);
-                let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
-                // SAFETY: w holds rows·cols floats, the scales rows.
-                check(
-                    unsafe { (emu.filter_scales)(g, b, wb.cptr(), &row_args, sb.ptr()) },
-                    &what,
-                );
-                same(&format!("{what} (w)"), wb.get(&what), &w);
-                tally.add(same(&what, sb.get(&what), &want_s));
+                for (g, b) in warp_launches(rows as u64) {
+                    let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
+                    let wb = Buf::new(&w, 0);
+                    let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
+                    // SAFETY: w holds rows·cols floats, the scales rows.
+                    check(
+                        unsafe { (emu.filter_scales)(g, b, wb.cptr(), &row_args, sb.ptr()) },
+                        &what,
+                    );
+                    same(&format!("{what} (w)"), wb.get(&what), &w);
+                    tally.add(same(&what, sb.get(&what), &want_s));
 
-                let what = format!("perturb_filter_norm {rows} x {cols} {unit:?} grid {g}x{b}");
-                let mut wb = Buf::new(&w, 0);
-                let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
-                // SAFETY: as above.
-                check(
-                    unsafe { (emu.perturb_filter_norm)(g, b, wb.ptr(), &row_args, sb.ptr()) },
-                    &what,
-                );
-                let c = same(&format!("{what} (scales)"), sb.get(&what), &want_ps)
-                    + same(&format!("{what} (w)"), wb.get(&what), &want_pw);
-                tally.add(c);
+                    let what = format!("perturb_filter_norm {rows} x {cols} {unit:?} grid {g}x{b}");
+                    let mut wb = Buf::new(&w, 0);
+                    let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
+                    // SAFETY: as above.
+                    check(
+                        unsafe { (emu.perturb_filter_norm)(g, b, wb.ptr(), &row_args, sb.ptr()) },
+                        &what,
+                    );
+                    let c = same(&format!("{what} (scales)"), sb.get(&what), &want_ps)
+                        + same(&format!("{what} (w)"), wb.get(&what), &want_pw);
+                    tally.add(c);
+                }
             }
-        }
-    }
-    tally.report("filter_scales, perturb_filter_norm");
+        },
+    );
 }
