@@ -234,9 +234,12 @@ const SCALINGS: [Scaling; 6] = [
     Scaling::Rows(75),
 ];
 
-/// A scaling as src/lib.rs passes it: mode, fixed scale, per-row scales
-/// (one dummy element when unused) and row length.
+/// A draw of θ: its key and unit, and its scaling as src/lib.rs passes
+/// it: mode, fixed scale, per-row scales (one dummy element when unused)
+/// and row length.
 struct ScaleArgs {
+    key: NoiseKey,
+    unit: Unit,
     scaling: Scaling,
     mode: i32,
     s: f32,
@@ -262,6 +265,8 @@ impl ScaleArgs {
             }
         };
         ScaleArgs {
+            key,
+            unit,
             scaling,
             mode,
             s,
@@ -270,12 +275,12 @@ impl ScaleArgs {
         }
     }
 
-    /// The driver's arguments for this scaling under `key` and `unit`
-    /// (they point into `self.scales`).
-    fn args(&self, key: NoiseKey, unit: Unit) -> NoiseArgs {
+    /// The driver's arguments for this draw (they point into
+    /// `self.scales`).
+    fn args(&self) -> NoiseArgs {
         NoiseArgs {
-            key: key.0,
-            unit: unit_code(unit),
+            key: self.key.0,
+            unit: unit_code(self.unit),
             mode: self.mode,
             s: self.s,
             scales: self.scales.as_ptr(),
@@ -283,7 +288,8 @@ impl ScaleArgs {
         }
     }
 
-    fn noise(&self, key: NoiseKey, unit: Unit) -> ParamNoise<'_, f32, [f32]> {
+    /// The draw as the reference takes it.
+    fn noise(&self) -> ParamNoise<'_, f32, [f32]> {
         let scale = match self.scaling {
             Scaling::Fixed(s) => Scale::Fixed(s),
             Scaling::PerElement(s) => Scale::PerElement(s),
@@ -292,8 +298,28 @@ impl ScaleArgs {
                 scales: &self.scales[..],
             },
         };
-        ParamNoise { key, unit, scale }
+        ParamNoise {
+            key: self.key,
+            unit: self.unit,
+            scale,
+        }
     }
+}
+
+/// Every θ the perturbation tests draw for `w`: each unit under the key
+/// `for_draw(seed, w.len(), ghost, unit)`, with each scaling of
+/// [`SCALINGS`]: `(unit, scaling, the draw)`.
+fn draws(
+    seed: u64,
+    ghost: u64,
+    w: &[f32],
+) -> impl Iterator<Item = (Unit, Scaling, ScaleArgs)> + '_ {
+    UNITS.into_iter().flat_map(move |unit| {
+        let key = NoiseKey::for_draw(seed, w.len() as u64, ghost, unit_code(unit) as u64);
+        SCALINGS
+            .into_iter()
+            .map(move |scaling| (unit, scaling, ScaleArgs::new(scaling, key, unit, w)))
+    })
 }
 
 /// Launches and elements compared, printed at the end of each test.
@@ -380,31 +406,25 @@ fn fill_noise_matches_reference() {
 fn perturb_and_denoise_match_reference() {
     run_cases("perturb, denoise", SIZES, |emu, tally, n| {
         let w = weights(n, n as u64);
-        for unit in UNITS {
-            let key = NoiseKey::for_draw(3, n as u64, 0, unit_code(unit) as u64);
-            for scaling in SCALINGS {
-                let a = ScaleArgs::new(scaling, key, unit, &w);
-                let noise = a.noise(key, unit);
-                let args = a.args(key, unit);
-                let mut perturbed = w.clone();
-                reference::perturb(&noise, 0, &mut perturbed);
-                let mut denoised = w.clone();
-                reference::denoise(&noise, 0, &mut denoised);
-                let kernels: [(&str, PerturbFn, &[f32]); 2] = [
-                    ("perturb", emu.perturb, &perturbed),
-                    ("denoise", emu.denoise, &denoised),
-                ];
-                for (name, kernel, want) in kernels {
-                    for (align, g, b) in vector_launches(n) {
-                        let what =
-                            format!("{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
-                        let mut buf = Buf::new(&w, align);
-                        // SAFETY: `buf` holds n floats and `a.scales`
-                        // one per row (or the dummy when unused).
-                        let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &args) };
-                        check(status, &what);
-                        tally.add(same(&what, buf.get(&what), want));
-                    }
+        for (unit, scaling, a) in draws(3, 0, &w) {
+            let mut perturbed = w.clone();
+            reference::perturb(&a.noise(), 0, &mut perturbed);
+            let mut denoised = w.clone();
+            reference::denoise(&a.noise(), 0, &mut denoised);
+            let kernels: [(&str, PerturbFn, &[f32]); 2] = [
+                ("perturb", emu.perturb, &perturbed),
+                ("denoise", emu.denoise, &denoised),
+            ];
+            for (name, kernel, want) in kernels {
+                for (align, g, b) in vector_launches(n) {
+                    let what =
+                        format!("{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
+                    let mut buf = Buf::new(&w, align);
+                    // SAFETY: `buf` holds n floats and `a.scales`
+                    // one per row (or the dummy when unused).
+                    let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &a.args()) };
+                    check(status, &what);
+                    tally.add(same(&what, buf.get(&what), want));
                 }
             }
         }
@@ -415,28 +435,21 @@ fn perturb_and_denoise_match_reference() {
 fn write_noise_matches_reference() {
     run_cases("write_noise", SIZES, |emu, tally, n| {
         let w = weights(n, n as u64);
-        for unit in UNITS {
-            let key = NoiseKey::for_draw(5, n as u64, 1, unit_code(unit) as u64);
-            for scaling in SCALINGS {
-                let a = ScaleArgs::new(scaling, key, unit, &w);
-                let noise = a.noise(key, unit);
-                let args = a.args(key, unit);
-                let mut want = vec![f32::NAN; n];
-                reference::write_noise(&noise, 0, &w, &mut want).expect("reference");
-                for (align, g, b) in vector_launches(n) {
-                    let what = format!(
-                        "write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
-                    );
-                    let mut wb = Buf::new(&w, align);
-                    let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
-                    // SAFETY: `wb` and `out` hold n floats each and
-                    // `a.scales` one per row (or the dummy when unused).
-                    let status =
-                        unsafe { (emu.write_noise)(g, b, wb.ptr(), out.ptr(), n as u64, &args) };
-                    check(status, &what);
-                    tally.add(same(&what, out.get(&what), &want));
-                    tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
-                }
+        for (unit, scaling, a) in draws(5, 1, &w) {
+            let mut want = vec![f32::NAN; n];
+            reference::write_noise(&a.noise(), 0, &w, &mut want).expect("reference");
+            for (align, g, b) in vector_launches(n) {
+                let what =
+                    format!("write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
+                let mut wb = Buf::new(&w, align);
+                let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                // SAFETY: `wb` and `out` hold n floats each and
+                // `a.scales` one per row (or the dummy when unused).
+                let status =
+                    unsafe { (emu.write_noise)(g, b, wb.ptr(), out.ptr(), n as u64, &a.args()) };
+                check(status, &what);
+                tally.add(same(&what, out.get(&what), &want));
+                tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
             }
         }
     });
@@ -488,13 +501,12 @@ fn denoise_sgd_matches_reference() {
             .collect();
         for &draw in &draws {
             let key = NoiseKey::for_draw(5, 40, 0, n as u64);
-            let unit = draw.map_or(Unit::Uniform, |(u, _)| u);
             let args = draw.map(|(u, s)| ScaleArgs::new(s, key, u, &w));
-            let noise = args.as_ref().map(|a| a.noise(key, unit));
+            let noise = args.as_ref().map(ScaleArgs::noise);
             // src/lib.rs's arguments without noise.
             let dummy = [0.0f32];
             let (has, noise_args) = match &args {
-                Some(a) => (1, a.args(key, unit)),
+                Some(a) => (1, a.args()),
                 None => (
                     0,
                     NoiseArgs {
