@@ -19,6 +19,8 @@
 
 #[path = "emu/build.rs"]
 mod build;
+#[path = "support/compile.rs"]
+mod compile;
 use build::{check, emu_driver, grid, launches, Status, THREADS};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::unit::bernoulli_threshold;

@@ -74,6 +74,8 @@ mod softmax;
 
 #[path = "../emu/build.rs"]
 mod build;
+#[path = "../support/compile.rs"]
+mod compile;
 use build::{check, emu_driver, grid, launches, status_message, Status, THREADS};
 #[path = "../support/tensor_bounds.rs"]
 mod bounds;
