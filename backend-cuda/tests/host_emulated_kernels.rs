@@ -17,6 +17,9 @@
 //! between canaries that must stay untouched. Skips with a reason when no
 //! C++ compiler (`c++`) is installed, or on a host without ucontext.
 
+#[path = "emu/buf.rs"]
+mod buf;
+use buf::{same, Buf, Elem};
 #[path = "emu/build.rs"]
 mod build;
 #[path = "support/compile.rs"]
@@ -116,76 +119,6 @@ fn unit_code(unit: Unit) -> i32 {
         Unit::Uniform => 0,
         Unit::Gaussian => 1,
     }
-}
-
-// ---- Buffers -------------------------------------------------------------
-
-/// The bits every element outside a buffer keeps (a quiet NaN).
-const CANARY: u32 = 0x7fa5_a5a5;
-/// The bits of an output buffer before a kernel writes it.
-const POISON: u32 = 0x7fc0_beef;
-
-/// A device buffer stand-in: `len` floats whose first sits `align` bytes
-/// past a 16-byte boundary, with canaries before and after.
-struct Buf {
-    mem: Vec<f32>,
-    at: usize,
-    len: usize,
-}
-
-impl Buf {
-    fn new(data: &[f32], align: usize) -> Self {
-        assert!(align % 4 == 0 && align < 16);
-        let mut mem = vec![f32::from_bits(CANARY); data.len() + 12];
-        let base = mem.as_ptr() as usize;
-        let at = (4..8)
-            .find(|&i| (base + 4 * i) % 16 == align)
-            .expect("f32 is 4-byte aligned");
-        mem[at..at + data.len()].copy_from_slice(data);
-        Buf {
-            mem,
-            at,
-            len: data.len(),
-        }
-    }
-
-    fn ptr(&mut self) -> *mut f32 {
-        self.mem[self.at..].as_mut_ptr()
-    }
-
-    fn cptr(&self) -> *const f32 {
-        self.mem[self.at..].as_ptr()
-    }
-
-    /// The contents, once the canaries are checked.
-    fn get(&self, what: &str) -> &[f32] {
-        for (i, x) in self.mem.iter().enumerate() {
-            if i < self.at || i >= self.at + self.len {
-                assert_eq!(
-                    x.to_bits(),
-                    CANARY,
-                    "{what}: wrote outside the buffer (offset {})",
-                    i as isize - self.at as isize
-                );
-            }
-        }
-        &self.mem[self.at..self.at + self.len]
-    }
-}
-
-/// Asserts that `got` and `want` are the same bits; returns how many
-/// elements were compared.
-fn same(what: &str, got: &[f32], want: &[f32]) -> usize {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.to_bits() == w.to_bits(),
-            "{what}: element {i}: emulated kernel {g:e} ({:#010x}), reference {w:e} ({:#010x})",
-            g.to_bits(),
-            w.to_bits()
-        );
-    }
-    got.len()
 }
 
 /// Weights of both signs over magnitudes 2^-10 .. 2^10, with +0.0, -0.0
@@ -389,7 +322,7 @@ fn fill_noise_matches_reference() {
                 for (align, g, b) in vector_launches(n) {
                     let what =
                         format!("fill_noise n {n} {noise:?} {key:?} align {align} grid {g}x{b}");
-                    let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                    let mut out = Buf::aligned(&vec![f32::POISON; n], align);
                     let [k0, k1] = key.0;
                     // SAFETY: `out` holds n floats; the arguments are
                     // fill_noise's, in its order.
@@ -421,7 +354,7 @@ fn perturb_and_denoise_match_reference() {
                 for (align, g, b) in vector_launches(n) {
                     let what =
                         format!("{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
-                    let mut buf = Buf::new(&w, align);
+                    let mut buf = Buf::aligned(&w, align);
                     // SAFETY: `buf` holds n floats and `a.scales`
                     // one per row (or the dummy when unused).
                     let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &a.args()) };
@@ -443,8 +376,8 @@ fn write_noise_matches_reference() {
             for (align, g, b) in vector_launches(n) {
                 let what =
                     format!("write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
-                let mut wb = Buf::new(&w, align);
-                let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
+                let mut wb = Buf::aligned(&w, align);
+                let mut out = Buf::aligned(&vec![f32::POISON; n], align);
                 // SAFETY: `wb` and `out` hold n floats each and
                 // `a.scales` one per row (or the dummy when unused).
                 let status =
@@ -468,7 +401,7 @@ fn drop_out_matches_reference() {
             reference::drop_out(key, p, 0, &mut want).expect("reference");
             for (align, g, b) in vector_launches(n) {
                 let what = format!("drop_out n {n} p {p} align {align} grid {g}x{b}");
-                let mut buf = Buf::new(&w, align);
+                let mut buf = Buf::aligned(&w, align);
                 let t = bernoulli_threshold(p);
                 // SAFETY: `buf` holds n floats.
                 check(
@@ -531,8 +464,11 @@ fn denoise_sgd_matches_reference() {
                         let what = format!(
                             "denoise_sgd n {n} {draw:?} {sgd:?} align {aw}/{ag}/{av} grid {g}x{b}"
                         );
-                        let (mut wb, gb, mut vb) =
-                            (Buf::new(&w, aw), Buf::new(&grad, ag), Buf::new(&vel, av));
+                        let (mut wb, gb, mut vb) = (
+                            Buf::aligned(&w, aw),
+                            Buf::aligned(&grad, ag),
+                            Buf::aligned(&vel, av),
+                        );
                         // SAFETY: w, grad and velocity hold n floats each,
                         // `scales` one per row (or the dummy).
                         let status = unsafe {
@@ -573,7 +509,7 @@ fn axpy_matches_reference() {
             for (ax, ay) in [(0, 0), (4, 8)] {
                 for (g, b) in launches(n as u64) {
                     let what = format!("axpy n {n} alpha {alpha} align {ax}/{ay} grid {g}x{b}");
-                    let (xb, mut yb) = (Buf::new(&x, ax), Buf::new(&y, ay));
+                    let (xb, mut yb) = (Buf::aligned(&x, ax), Buf::aligned(&y, ay));
                     // SAFETY: x and y hold n floats each.
                     check(
                         unsafe { (emu.axpy)(g, b, alpha, xb.cptr(), yb.ptr(), n as u64) },
@@ -623,8 +559,8 @@ fn row_norms_match_reference() {
         reference::row_norms(&w, cols, &mut want).expect("reference");
         for (g, b) in warp_launches(rows as u64) {
             let what = format!("row_norms {rows} x {cols} grid {g}x{b}");
-            let wb = Buf::new(&w, 0);
-            let canary = f64::from_bits(0x7ff8_dead_beef_0000);
+            let wb = Buf::aligned(&w, 0);
+            let canary = f64::CANARY;
             let mut out = vec![canary; rows + 2];
             // SAFETY: w holds rows·cols floats, `out` at least rows doubles.
             check(
@@ -683,8 +619,8 @@ fn filter_scales_and_perturb_filter_norm_match_reference() {
                 .expect("reference");
                 for (g, b) in warp_launches(rows as u64) {
                     let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
-                    let wb = Buf::new(&w, 0);
-                    let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
+                    let wb = Buf::aligned(&w, 0);
+                    let mut sb = Buf::aligned(&vec![f32::POISON; rows], 0);
                     // SAFETY: w holds rows·cols floats, the scales rows.
                     check(
                         unsafe { (emu.filter_scales)(g, b, wb.cptr(), &row_args, sb.ptr()) },
@@ -694,8 +630,8 @@ fn filter_scales_and_perturb_filter_norm_match_reference() {
                     tally.add(same(&what, sb.get(&what), &want_s));
 
                     let what = format!("perturb_filter_norm {rows} x {cols} {unit:?} grid {g}x{b}");
-                    let mut wb = Buf::new(&w, 0);
-                    let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
+                    let mut wb = Buf::aligned(&w, 0);
+                    let mut sb = Buf::aligned(&vec![f32::POISON; rows], 0);
                     // SAFETY: as above.
                     check(
                         unsafe { (emu.perturb_filter_norm)(g, b, wb.ptr(), &row_args, sb.ptr()) },

@@ -168,7 +168,7 @@ fn batch_norm_matches_reference() {
                 &w,
             );
             tally.launch();
-            let got = (pg.get(&w), pb.get(&w));
+            let got = (pg.get(&w).to_vec(), pb.get(&w).to_vec());
             match &grads {
                 Some((g, b)) => tally.exact(same(&w, &got.0, g) + same(&w, &got.1, b)),
                 None => grads = Some(got),
@@ -200,7 +200,11 @@ fn batch_norm_matches_reference() {
                 &w,
             );
             tally.launch();
-            let got = (sums.get(&w), dg.get(&w), db.get(&w));
+            let got = (
+                sums.get(&w).to_vec(),
+                dg.get(&w).to_vec(),
+                db.get(&w).to_vec(),
+            );
             match &finished {
                 Some((s, g, b)) => {
                     tally.exact(same(&w, &got.0, s) + same(&w, &got.1, g) + same(&w, &got.2, b))
@@ -283,7 +287,7 @@ fn batch_norm_matches_reference() {
                 &w,
             );
             tally.launch();
-            let got = dx.get(&w);
+            let got = dx.get(&w).to_vec();
             tally.exact(same(&format!("{w} (reference formula)"), &got, &dx_model));
             if dx_first.is_none() {
                 dx_first = Some(got);

@@ -140,7 +140,7 @@ fn emulated_gemm_summed(
         what,
     );
     tally.launch();
-    (c.get(what), acc.get(what))
+    (c.get(what).to_vec(), acc.get(what).to_vec())
 }
 
 #[test]

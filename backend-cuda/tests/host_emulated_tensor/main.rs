@@ -72,6 +72,9 @@ mod pool;
 mod reductions;
 mod softmax;
 
+#[path = "../emu/buf.rs"]
+mod buf;
+use buf::{same, Buf, Elem};
 #[path = "../emu/build.rs"]
 mod build;
 #[path = "../support/compile.rs"]
@@ -273,100 +276,6 @@ fn channel_launches(channels: u64, slices: u64) -> [(u32, u32, i32); 4] {
         (1, gy, DESCENDING),
         (2, gy, SHUFFLED),
     ]
-}
-
-// ---- Buffers -------------------------------------------------------------
-
-/// An element type of a device buffer: its canary and poison values.
-trait Elem: Copy + std::fmt::Debug {
-    /// The bits every element outside a buffer keeps (a quiet NaN).
-    const CANARY: Self;
-    /// An output before a kernel writes it (another quiet NaN).
-    const POISON: Self;
-    fn bits(self) -> u64;
-}
-
-impl Elem for f32 {
-    const CANARY: f32 = f32::from_bits(0x7fa5_a5a5);
-    const POISON: f32 = f32::from_bits(0x7fc0_beef);
-    fn bits(self) -> u64 {
-        u64::from(self.to_bits())
-    }
-}
-
-impl Elem for f64 {
-    const CANARY: f64 = f64::from_bits(0x7ff8_dead_beef_0000);
-    const POISON: f64 = f64::from_bits(0x7ff8_0000_beef_beef);
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-}
-
-/// Canaries on each side of a buffer.
-const PAD: usize = 4;
-
-/// A device buffer stand-in: its elements between canaries.
-struct Buf<T: Elem> {
-    mem: Vec<T>,
-    len: usize,
-}
-
-impl<T: Elem> Buf<T> {
-    fn new(data: &[T]) -> Self {
-        let mut mem = vec![T::CANARY; data.len() + 2 * PAD];
-        mem[PAD..PAD + data.len()].copy_from_slice(data);
-        Buf {
-            mem,
-            len: data.len(),
-        }
-    }
-
-    /// `len` elements of [`Elem::POISON`].
-    fn poison(len: usize) -> Self {
-        Self::new(&vec![T::POISON; len])
-    }
-
-    fn ptr(&mut self) -> *mut T {
-        self.mem[PAD..].as_mut_ptr()
-    }
-
-    fn cptr(&self) -> *const T {
-        self.mem[PAD..].as_ptr()
-    }
-
-    fn data_mut(&mut self) -> &mut [T] {
-        &mut self.mem[PAD..PAD + self.len]
-    }
-
-    /// The contents, once the canaries are checked.
-    fn get(&self, what: &str) -> Vec<T> {
-        for (i, x) in self.mem.iter().enumerate() {
-            if i < PAD || i >= PAD + self.len {
-                assert_eq!(
-                    x.bits(),
-                    T::CANARY.bits(),
-                    "{what}: wrote outside the buffer (offset {})",
-                    i as isize - PAD as isize
-                );
-            }
-        }
-        self.mem[PAD..PAD + self.len].to_vec()
-    }
-}
-
-/// Asserts that `got` and `want` are the same bits; returns how many
-/// elements were compared.
-fn same<T: Elem>(what: &str, got: &[T], want: &[T]) -> usize {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.bits() == w.bits(),
-            "{what}: element {i}: emulated kernel {g:?} ({:#x}), expected {w:?} ({:#x})",
-            g.bits(),
-            w.bits()
-        );
-    }
-    got.len()
 }
 
 /// Launches and elements compared, printed at the end of each test.

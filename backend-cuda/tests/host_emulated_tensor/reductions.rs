@@ -90,7 +90,7 @@ pub(crate) fn channel_sums(
             &what,
         );
         tally.launch();
-        let got = pb.get(&what);
+        let got = pb.get(&what).to_vec();
         match &partial {
             Some(p) => tally.exact(same(&what, &got, p)),
             None => partial = Some(got),
@@ -122,7 +122,7 @@ pub(crate) fn channel_sums(
             &what,
         );
         tally.launch();
-        let got = (o64.get(&what), o32.get(&what));
+        let got = (o64.get(&what).to_vec(), o32.get(&what).to_vec());
         match &out {
             Some((a, b)) => tally.exact(same(&what, &got.0, a) + same(&what, &got.1, b)),
             None => out = Some(got),
