@@ -169,10 +169,7 @@ fn batch_norm_matches_reference() {
             );
             tally.launch();
             let got = (pg.get(&w).to_vec(), pb.get(&w).to_vec());
-            match &grads {
-                Some((g, b)) => tally.exact(same(&w, &got.0, g) + same(&w, &got.1, b)),
-                None => grads = Some(got),
-            }
+            tally.repeat(&w, &mut grads, got);
         }
         let (pg, pb) = grads.expect("a launch");
         let (pgb, pbb) = (Buf::new(&pg), Buf::new(&pb));
@@ -205,12 +202,7 @@ fn batch_norm_matches_reference() {
                 dg.get(&w).to_vec(),
                 db.get(&w).to_vec(),
             );
-            match &finished {
-                Some((s, g, b)) => {
-                    tally.exact(same(&w, &got.0, s) + same(&w, &got.1, g) + same(&w, &got.2, b))
-                }
-                None => finished = Some(got),
-            }
+            tally.repeat(&w, &mut finished, got);
         }
         let (sums, dgamma, dbeta) = finished.expect("a launch");
         let centres = r::batch_norm_centres(&bn, &m0, &v0);

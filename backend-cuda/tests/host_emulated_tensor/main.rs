@@ -278,6 +278,33 @@ fn channel_launches(channels: u64, slices: u64) -> [(u32, u32, i32); 4] {
     ]
 }
 
+/// A launch's outputs, compared bit for bit with another launch's.
+trait Outputs {
+    /// Asserts that `self` and `other` are the same bits; returns how many
+    /// elements were compared.
+    fn same_as(&self, what: &str, other: &Self) -> usize;
+}
+
+impl<T: Elem> Outputs for Vec<T> {
+    fn same_as(&self, what: &str, other: &Self) -> usize {
+        same(what, self, other)
+    }
+}
+
+impl<A: Outputs, B: Outputs> Outputs for (A, B) {
+    fn same_as(&self, what: &str, other: &Self) -> usize {
+        self.0.same_as(what, &other.0) + self.1.same_as(what, &other.1)
+    }
+}
+
+impl<A: Outputs, B: Outputs, C: Outputs> Outputs for (A, B, C) {
+    fn same_as(&self, what: &str, other: &Self) -> usize {
+        self.0.same_as(what, &other.0)
+            + self.1.same_as(what, &other.1)
+            + self.2.same_as(what, &other.2)
+    }
+}
+
 /// Launches and elements compared, printed at the end of each test.
 #[derive(Default)]
 struct Tally {
@@ -302,6 +329,16 @@ impl Tally {
     fn bounded(&mut self, (n, equal): (usize, usize)) {
         self.bounded += n;
         self.bounded_equal += equal;
+    }
+
+    /// A repeated launch: keeps the first launch's outputs in `first`;
+    /// every later launch's must be the same bits (run to run, and in
+    /// every grid and thread order).
+    fn repeat<O: Outputs>(&mut self, what: &str, first: &mut Option<O>, got: O) {
+        match first {
+            Some(f) => self.exact(got.same_as(what, f)),
+            None => *first = Some(got),
+        }
     }
 
     fn report(&self, what: &str) {
