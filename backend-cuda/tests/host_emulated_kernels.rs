@@ -12,7 +12,9 @@
 //!
 //! Every kernel is launched as `src/lib.rs` launches it (the same argument
 //! order, mode and kind codes, grid and block), and again with a small grid
-//! whose grid-stride loops go round several times. Buffers start 16-byte
+//! whose grid-stride loops go round several times. θ's description and an
+//! AdaSmoothOut draw reach the driver as one `#[repr(C)]` struct each
+//! ([`NoiseArgs`], [`RowArgs`]), which it passes on in the kernel's order. Buffers start 16-byte
 //! aligned (`so_load4`'s vector path) or not (its scalar path) and sit
 //! between canaries that must stay untouched. Skips with a reason when no
 //! C++ compiler (`c++`) is installed, or on a host without ucontext.

@@ -17,10 +17,12 @@
 //! argument order, and the same grids, whose arithmetic is private to that
 //! file and `src/lib.rs` and is therefore replicated here (`grid`,
 //! `slices_of`, `channel_grid`, the `gemm_summed` chunk plan; nothing new is
-//! exposed by the crate). Grid-stride kernels run again with a small grid
-//! (3 blocks of 64) that goes round its loop several times; the reductions
-//! run again with one and two blocks along x (blocks stepping over the
-//! channels) and in every thread order. Buffers sit between canaries that
+//! exposed by the crate); the sizes of the convolution and of the pooling
+//! (`conv_args`, `pool_args`) reach the driver as one array each, which it
+//! passes on in the kernel's order. Grid-stride kernels run again with a
+//! small grid (3 blocks of 64) that goes round its loop several times; the
+//! reductions run again with one and two blocks along x (blocks stepping
+//! over the channels) and in every thread order. Buffers sit between canaries that
 //! must stay untouched; outputs start as NaN, even where `src/tensor.rs`
 //! allocates zeros, so that an element the kernel fails to write shows.
 //!
