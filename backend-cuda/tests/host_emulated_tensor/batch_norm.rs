@@ -132,7 +132,7 @@ fn batch_norm_matches_reference() {
                 &w,
             );
             tally.launch();
-            tally.exact(same(&w, &y.get(&w), &y0));
+            tally.exact(same(&w, y.get(&w), &y0));
         }
 
         // Backward with the reference's statistics: src/tensor.rs's

@@ -88,8 +88,8 @@ fn im2col_and_col2im_match_reference() {
                     &what,
                 );
                 tally.launch();
-                same(&format!("{what} (input)"), &ib.get(&what), input);
-                tally.exact(same(&what, &ob.get(&what), want));
+                same(&format!("{what} (input)"), ib.get(&what), input);
+                tally.exact(same(&what, ob.get(&what), want));
             }
         }
     }

@@ -68,7 +68,7 @@ fn gemm_empty_matches_reference() {
                     &what,
                 );
                 tally.launch();
-                tally.exact(same(&what, &c.get(&what), &want));
+                tally.exact(same(&what, c.get(&what), &want));
             }
         }
     }

@@ -93,7 +93,7 @@ fn pooling_matches_reference() {
                     &what,
                 );
                 tally.launch();
-                tally.exact(same(&what, &y.get(&what), &want));
+                tally.exact(same(&what, y.get(&what), &want));
             }
 
             let mut want = vec![f32::NAN; x.len()];
@@ -110,7 +110,7 @@ fn pooling_matches_reference() {
                     &what,
                 );
                 tally.launch();
-                tally.exact(same(&what, &dx.get(&what), &want));
+                tally.exact(same(&what, dx.get(&what), &want));
             }
         }
     }
