@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use ndarray::ArrayD;
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::{NoiseKey, PerturbOps, Sgd, StateOps, Unit, UpdateOps};
+use smoothout::{FilterNoise, NoiseKey, PerturbOps, Sgd, StateOps, Unit, UpdateOps};
 use smoothout_cpu::Cpu;
 
 type Pass<'a> = (&'static str, usize, Box<dyn FnMut() + 'a>);
@@ -82,7 +82,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "perturb (AdaSmoothOut)",
                 8,
                 Box::new(|| {
-                    cpu.perturb_filter_norm(&mut w5, key, Unit::Uniform, 0.0375, cols, &mut scales)
+                    let noise = FilterNoise {
+                        key,
+                        unit: Unit::Uniform,
+                        strength: 0.0375,
+                        cols,
+                    };
+                    cpu.perturb_filter_norm(&mut w5, &noise, &mut scales)
                         .unwrap()
                 }),
             ),

@@ -4,8 +4,8 @@ use core::marker::PhantomData;
 
 use smoothout::reference;
 use smoothout::{
-    BackendTypes, BlasOps, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps, PerturbOps, Real, Result,
-    Sgd, Slices, StateOps, Unit, UpdateOps,
+    BackendTypes, BlasOps, FilterNoise, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps, PerturbOps,
+    Real, Result, Sgd, Slices, StateOps, UpdateOps,
 };
 
 use crate::isa::{kernels, Isa};
@@ -106,16 +106,8 @@ impl<T: Real> PerturbOps for Host<T> {
     fn drop_out(&self, w: &mut [T], key: NoiseKey, p: f64) -> Result<()> {
         kernels::drop_out(self.isa, key, p, 0, w)
     }
-    fn perturb_filter_norm(
-        &self,
-        w: &mut [T],
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
-        scales: &mut [T],
-    ) -> Result<()> {
-        kernels::perturb_filter_norm(self.isa, key, unit, strength, cols, 0, w, scales)
+    fn perturb_filter_norm(&self, w: &mut [T], n: &FilterNoise, scales: &mut [T]) -> Result<()> {
+        kernels::perturb_filter_norm(self.isa, n.key, n.unit, n.strength, n.cols, 0, w, scales)
     }
 }
 
@@ -123,16 +115,8 @@ impl<T: Real> NormOps for Host<T> {
     fn row_norms(&self, w: &[T], cols: usize, out: &mut [f64]) -> Result<()> {
         kernels::row_norms(self.isa, w, cols, out)
     }
-    fn filter_scales(
-        &self,
-        w: &[T],
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
-        out: &mut [T],
-    ) -> Result<()> {
-        kernels::filter_scales(self.isa, key, unit, strength, cols, 0, w, out)
+    fn filter_scales(&self, w: &[T], n: &FilterNoise, out: &mut [T]) -> Result<()> {
+        kernels::filter_scales(self.isa, n.key, n.unit, n.strength, n.cols, 0, w, out)
     }
 }
 

@@ -48,8 +48,8 @@ use rayon::prelude::*;
 use smoothout::reference::{self, ParamNoise};
 use smoothout::tensor::check_len;
 use smoothout::{
-    BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
-    PerturbOps, Real, Result, Sgd, StateOps, Unit, UpdateOps,
+    BackendTypes, BlasOps, BufferOps, Error, FilterNoise, Noise, NoiseKey, NoiseOf, NoiseOps,
+    NormOps, PerturbOps, Real, Result, Sgd, StateOps, UpdateOps,
 };
 
 /// Elements per parallel task unless set otherwise (a multiple of the
@@ -208,11 +208,28 @@ impl<T: Real> Cpu<T> {
         self.pool.current_num_threads()
     }
 
-    /// Rows per parallel task when `len` elements form `rows` rows of `cols`;
-    /// `None` when they do not, and the caller lets the reference function
-    /// report the precise error.
-    fn rows_per_task(&self, len: usize, cols: usize, rows: usize) -> Option<usize> {
-        (cols != 0 && len % cols == 0 && rows == len / cols).then(|| (self.chunk / cols).max(1))
+    /// Runs `f(isa, first_row, w_rows, out_rows)` over whole rows of `w`
+    /// (`cols` elements each) and the matching entries of `out` (one a row),
+    /// in parallel tasks of a fixed number of rows. When the lengths do not
+    /// form rows, `f` runs once on everything and reports the precise error.
+    fn row_tasks<W: ParChunks, O: Send>(
+        &self,
+        w: W,
+        cols: usize,
+        out: &mut [O],
+        f: impl Fn(Isa, usize, W, &mut [O]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let (len, rows, isa) = (w.len(), out.len(), self.isa);
+        if cols == 0 || len % cols != 0 || rows != len / cols {
+            return f(isa, 0, w, out);
+        }
+        let rows_per_task = (self.chunk / cols).max(1);
+        self.pool.install(|| {
+            out.par_chunks_mut(rows_per_task)
+                .zip(w.par_chunks_of(rows_per_task * cols))
+                .enumerate()
+                .try_for_each(|(i, (o, w))| f(isa, i * rows_per_task, w, o))
+        })
     }
 
     /// Runs `f(isa, start, chunk)` over `x` split into tasks of `self.chunk`
@@ -232,6 +249,37 @@ impl<T: Real> Cpu<T> {
                 .enumerate()
                 .try_for_each(|(i, c)| f(isa, (i * n) as u64, c))
         })
+    }
+}
+
+/// A slice split into parallel chunks: `&[T]` for an operand that is only
+/// read, `&mut [T]` for one that is written.
+trait ParChunks: Sized + Send {
+    /// The parallel iterator over the chunks.
+    type Chunks: IndexedParallelIterator<Item = Self>;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// Chunks of `size` elements (the last one shorter).
+    fn par_chunks_of(self, size: usize) -> Self::Chunks;
+}
+
+impl<'a, T: Sync> ParChunks for &'a [T] {
+    type Chunks = rayon::slice::Chunks<'a, T>;
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn par_chunks_of(self, size: usize) -> Self::Chunks {
+        self.par_chunks(size)
+    }
+}
+
+impl<'a, T: Send> ParChunks for &'a mut [T] {
+    type Chunks = rayon::slice::ChunksMut<'a, T>;
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn par_chunks_of(self, size: usize) -> Self::Chunks {
+        self.par_chunks_mut(size)
     }
 }
 
@@ -273,7 +321,7 @@ impl<T: Real> NoiseOps for Cpu<T> {
         let w = slice(w)?;
         reference::check_noise(&n, w.len())?;
         let isa = self.isa;
-        self.chunks_zip(slice_mut(out)?, w, |start, o, w| {
+        self.chunks_zip("noise output", slice_mut(out)?, w, |start, o, w| {
             kernels::write_noise(isa, &n, start, w, o)
         })
     }
@@ -281,14 +329,16 @@ impl<T: Real> NoiseOps for Cpu<T> {
 
 impl<T: Real> Cpu<T> {
     /// Runs `f(start, out_chunk, w_chunk)` over `out` and `w` in the same
-    /// fixed chunks as [`Cpu::chunks_mut`].
+    /// fixed chunks as [`Cpu::chunks_mut`]; `what` names `out` in the error
+    /// when its length is not `w`'s.
     fn chunks_zip(
         &self,
+        what: &'static str,
         out: &mut [T],
         w: &[T],
         f: impl Fn(u64, &mut [T], &[T]) -> Result<()> + Sync,
     ) -> Result<()> {
-        check_len("noise output", w.len(), out.len())?;
+        check_len(what, w.len(), out.len())?;
         let n = self.chunk;
         if w.len() <= n {
             return f(0, out, w);
@@ -322,28 +372,17 @@ impl<T: Real> PerturbOps for Cpu<T> {
     fn perturb_filter_norm(
         &self,
         w: &mut ArrayD<T>,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
+        n: &FilterNoise,
         scales: &mut ArrayD<T>,
     ) -> Result<()> {
-        let w = slice_mut(w)?;
-        let scales = slice_mut(scales)?;
-        let Some(rows_per_task) = self.rows_per_task(w.len(), cols, scales.len()) else {
-            return reference::perturb_filter_norm(key, unit, strength, cols, 0, w, scales);
-        };
-        let isa = self.isa;
-        self.pool.install(|| {
-            scales
-                .par_chunks_mut(rows_per_task)
-                .zip(w.par_chunks_mut(rows_per_task * cols))
-                .enumerate()
-                .try_for_each(|(i, (s, w))| {
-                    let first = i * rows_per_task;
-                    kernels::perturb_filter_norm(isa, key, unit, strength, cols, first, w, s)
-                })
-        })
+        self.row_tasks(
+            slice_mut(w)?,
+            n.cols,
+            slice_mut(scales)?,
+            |isa, first, w, s| {
+                kernels::perturb_filter_norm(isa, n.key, n.unit, n.strength, n.cols, first, w, s)
+            },
+        )
     }
 
     fn drop_out(&self, w: &mut ArrayD<T>, key: NoiseKey, p: f64) -> Result<()> {
@@ -356,39 +395,14 @@ impl<T: Real> PerturbOps for Cpu<T> {
 
 impl<T: Real> NormOps for Cpu<T> {
     fn row_norms(&self, w: &ArrayD<T>, cols: usize, out: &mut [f64]) -> Result<()> {
-        let w = slice(w)?;
-        let Some(rows_per_task) = self.rows_per_task(w.len(), cols, out.len()) else {
-            return reference::row_norms(w, cols, out);
-        };
-        self.pool.install(|| {
-            out.par_chunks_mut(rows_per_task)
-                .zip(w.par_chunks(rows_per_task * cols))
-                .try_for_each(|(o, w)| kernels::row_norms(self.isa, w, cols, o))
+        self.row_tasks(slice(w)?, cols, out, |isa, _, w, o| {
+            kernels::row_norms(isa, w, cols, o)
         })
     }
 
-    fn filter_scales(
-        &self,
-        w: &ArrayD<T>,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
-        out: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let w = slice(w)?;
-        let out = slice_mut(out)?;
-        let Some(rows_per_task) = self.rows_per_task(w.len(), cols, out.len()) else {
-            return reference::filter_scales(key, unit, strength, cols, 0, w, out);
-        };
-        self.pool.install(|| {
-            out.par_chunks_mut(rows_per_task)
-                .zip(w.par_chunks(rows_per_task * cols))
-                .enumerate()
-                .try_for_each(|(i, (o, w))| {
-                    let first = i * rows_per_task;
-                    kernels::filter_scales(self.isa, key, unit, strength, cols, first, w, o)
-                })
+    fn filter_scales(&self, w: &ArrayD<T>, n: &FilterNoise, out: &mut ArrayD<T>) -> Result<()> {
+        self.row_tasks(slice(w)?, n.cols, slice_mut(out)?, |isa, first, w, o| {
+            kernels::filter_scales(isa, n.key, n.unit, n.strength, n.cols, first, w, o)
         })
     }
 }
@@ -450,15 +464,10 @@ impl<T: Real> StateOps for Cpu<T> {
 
     fn copy(&self, src: &ArrayD<T>, dst: &mut ArrayD<T>) -> Result<()> {
         let s = slice(src)?;
-        let d = slice_mut(dst)?;
-        check_len("copy destination", s.len(), d.len())?;
-        let n = self.chunk;
-        self.pool.install(|| {
-            d.par_chunks_mut(n)
-                .zip(s.par_chunks(n))
-                .for_each(|(d, s)| d.copy_from_slice(s));
-        });
-        Ok(())
+        self.chunks_zip("copy destination", slice_mut(dst)?, s, |_, d, s| {
+            d.copy_from_slice(s);
+            Ok(())
+        })
     }
 }
 

@@ -115,14 +115,13 @@ fn non_contiguous_arrays_are_errors_not_panics() {
     non_contiguous(cpu.fill_noise(key, &Noise::uniform(0.1).unwrap(), &mut transposed()));
     non_contiguous(cpu.drop_out(&mut transposed(), key, 0.5));
     non_contiguous(cpu.row_norms(&transposed(), 4, &mut [0.0; 3]));
-    non_contiguous(cpu.filter_scales(
-        &transposed(),
+    let noise = smoothout::FilterNoise {
         key,
-        smoothout::Unit::Uniform,
-        0.1,
-        4,
-        &mut array(vec![0.0; 3]),
-    ));
+        unit: smoothout::Unit::Uniform,
+        strength: 0.1,
+        cols: 4,
+    };
+    non_contiguous(cpu.filter_scales(&transposed(), &noise, &mut array(vec![0.0; 3])));
     non_contiguous(cpu.axpy(1.0, &transposed(), &mut contiguous()));
     non_contiguous(cpu.axpy(1.0, &contiguous(), &mut transposed()));
     non_contiguous(cpu.copy(&transposed(), &mut contiguous()));

@@ -31,7 +31,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use smoothout::reference::{ParamNoise, Scale};
-use smoothout::{BufferOps, NoiseKey, NoiseOf, PerturbOps, Sgd, StateOps, Unit, UpdateOps};
+use smoothout::{
+    BufferOps, FilterNoise, NoiseKey, NoiseOf, PerturbOps, Sgd, StateOps, Unit, UpdateOps,
+};
 use smoothout_cuda::Cuda;
 use smoothout_testkit::{median, write_json};
 
@@ -192,14 +194,13 @@ fn main() -> Result<(), Box<dyn Error>> {
             elems: rows * COLS,
             bytes: 8,
             run: Box::new(|| {
-                g.perturb_filter_norm(
-                    &mut w_rows,
+                let noise = FilterNoise {
                     key,
-                    Unit::Uniform,
-                    f64::from(A),
-                    COLS,
-                    &mut scales,
-                )
+                    unit: Unit::Uniform,
+                    strength: f64::from(A),
+                    cols: COLS,
+                };
+                g.perturb_filter_norm(&mut w_rows, &noise, &mut scales)
             }),
             secs: Vec::new(),
         },

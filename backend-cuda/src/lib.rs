@@ -49,8 +49,8 @@ use smoothout::reference::{self, Scale};
 use smoothout::tensor::check_len;
 use smoothout::unit::bernoulli_threshold;
 use smoothout::{
-    BackendTypes, BlasOps, BufferOps, Error, Noise, NoiseKey, NoiseOf, NoiseOps, NormOps,
-    PerturbOps, Result, Sgd, StateOps, Unit, UpdateOps,
+    BackendTypes, BlasOps, BufferOps, Error, FilterNoise, Noise, NoiseKey, NoiseOf, NoiseOps,
+    NormOps, PerturbOps, Result, Sgd, StateOps, Unit, UpdateOps,
 };
 
 pub use error::{probe, CudaError, Library};
@@ -361,6 +361,34 @@ fn unit_code(unit: Unit) -> i32 {
     }
 }
 
+/// An AdaSmoothOut draw as the `filter_scales` and `perturb_filter_norm`
+/// kernels take it, after `w` and its per-row output.
+struct FilterArgs {
+    rows: u64,
+    cols: u64,
+    k0: u32,
+    k1: u32,
+    unit: i32,
+    strength: f64,
+}
+
+impl FilterArgs {
+    /// The kernel arguments for `w_len` elements in rows of `noise.cols`,
+    /// one output per row; `None` when there are no rows (nothing to launch).
+    fn of(w_len: usize, noise: &FilterNoise, out_len: usize) -> Result<Option<Self>> {
+        let rows = rows_of(w_len, noise.cols, out_len)?;
+        let [k0, k1] = noise.key.0;
+        Ok((rows > 0).then_some(FilterArgs {
+            rows,
+            cols: noise.cols as u64,
+            k0,
+            k1,
+            unit: unit_code(noise.unit),
+            strength: noise.strength,
+        }))
+    }
+}
+
 /// θ's scaling as the kernels take it: mode, fixed scale, per-row scales
 /// (a dummy buffer when unused) and the row length.
 struct ScaleArgs<'a> {
@@ -496,20 +524,14 @@ impl PerturbOps for Cuda {
     fn perturb_filter_norm(
         &self,
         w: &mut CudaSlice<f32>,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
+        noise: &FilterNoise,
         scales: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let rows = rows_of(w.len(), cols, scales.len())?;
-        if rows == 0 {
+        let Some(a) = FilterArgs::of(w.len(), noise, scales.len())? else {
             return Ok(());
-        }
-        let [k0, k1] = key.0;
-        let (unit, cols) = (unit_code(unit), cols as u64);
-        launch!(self, "perturb_filter_norm", "perturb_filter_norm", warp_rows(rows);
-            w, &rows, &cols, &k0, &k1, &unit, &strength, scales)
+        };
+        launch!(self, "perturb_filter_norm", "perturb_filter_norm", warp_rows(a.rows);
+            w, &a.rows, &a.cols, &a.k0, &a.k1, &a.unit, &a.strength, scales)
     }
 }
 
@@ -534,20 +556,14 @@ impl NormOps for Cuda {
     fn filter_scales(
         &self,
         w: &CudaSlice<f32>,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
+        noise: &FilterNoise,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let rows = rows_of(w.len(), cols, out.len())?;
-        if rows == 0 {
+        let Some(a) = FilterArgs::of(w.len(), noise, out.len())? else {
             return Ok(());
-        }
-        let [k0, k1] = key.0;
-        let (unit, cols) = (unit_code(unit), cols as u64);
-        launch!(self, "filter_scales", "filter_scales", warp_rows(rows);
-            w, &rows, &cols, &k0, &k1, &unit, &strength, out)
+        };
+        launch!(self, "filter_scales", "filter_scales", warp_rows(a.rows);
+            w, &a.rows, &a.cols, &a.k0, &a.k1, &a.unit, &a.strength, out)
     }
 }
 

@@ -16,6 +16,10 @@ use std::sync::OnceLock;
 use smoothout::unit::{gaussian_from_words, unit_at, Unit};
 use smoothout::NoiseKey;
 
+#[path = "support/compile.rs"]
+mod compile;
+use compile::compile;
+
 const DRIVER: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,28 +88,23 @@ fn build_driver() -> Result<PathBuf, String> {
     std::fs::write(&src, DRIVER).map_err(|e| e.to_string())?;
     let exe = dir.join("driver");
     let kernels = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
-    let out = Command::new("cc")
-        .args([
-            "-std=c99",
-            "-O2",
-            "-ffp-contract=off",
-            "-fno-fast-math",
-            "-I",
-        ])
-        .arg(&kernels)
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .arg("-lm")
-        .output()
-        .map_err(|e| format!("no C compiler `cc` ({e})"))?;
-    if !out.status.success() {
-        // A compiler that runs but rejects the header is a failure, not a skip.
-        panic!(
-            "kernels/common.cuh does not compile as C:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    compile(
+        Command::new("cc")
+            .args([
+                "-std=c99",
+                "-O2",
+                "-ffp-contract=off",
+                "-fno-fast-math",
+                "-I",
+            ])
+            .arg(&kernels)
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-lm"),
+        "C",
+        "kernels/common.cuh does not compile as C",
+    )?;
     Ok(exe)
 }
 

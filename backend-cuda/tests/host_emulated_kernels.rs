@@ -12,13 +12,20 @@
 //!
 //! Every kernel is launched as `src/lib.rs` launches it (the same argument
 //! order, mode and kind codes, grid and block), and again with a small grid
-//! whose grid-stride loops go round several times. Buffers start 16-byte
+//! whose grid-stride loops go round several times. θ's description and an
+//! AdaSmoothOut draw reach the driver as one `#[repr(C)]` struct each
+//! ([`NoiseArgs`], [`RowArgs`]), which it passes on in the kernel's order. Buffers start 16-byte
 //! aligned (`so_load4`'s vector path) or not (its scalar path) and sit
 //! between canaries that must stay untouched. Skips with a reason when no
 //! C++ compiler (`c++`) is installed, or on a host without ucontext.
 
+#[path = "emu/buf.rs"]
+mod buf;
+use buf::{same, Buf, Elem};
 #[path = "emu/build.rs"]
 mod build;
+#[path = "support/compile.rs"]
+mod compile;
 use build::{check, emu_driver, grid, launches, Status, THREADS};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::unit::bernoulli_threshold;
@@ -26,33 +33,9 @@ use smoothout::{Noise, NoiseKey, Sgd, Unit};
 use smoothout_testkit::hash;
 
 type FillNoiseFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, i32, f32, u32) -> Status;
-type PerturbFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *mut f32,
-    u64,
-    u32,
-    u32,
-    i32,
-    i32,
-    f32,
-    *const f32,
-    u64,
-) -> Status;
-type WriteNoiseFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *const f32,
-    *mut f32,
-    u64,
-    u32,
-    u32,
-    i32,
-    i32,
-    f32,
-    *const f32,
-    u64,
-) -> Status;
+type PerturbFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, *const NoiseArgs) -> Status;
+type WriteNoiseFn =
+    unsafe extern "C" fn(u32, u32, *const f32, *mut f32, u64, *const NoiseArgs) -> Status;
 type DropOutFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, u32) -> Status;
 type DenoiseSgdFn = unsafe extern "C" fn(
     u32,
@@ -62,13 +45,7 @@ type DenoiseSgdFn = unsafe extern "C" fn(
     *mut f32,
     u64,
     i32,
-    u32,
-    u32,
-    i32,
-    i32,
-    f32,
-    *const f32,
-    u64,
+    *const NoiseArgs,
     f32,
     f32,
     f32,
@@ -76,9 +53,33 @@ type DenoiseSgdFn = unsafe extern "C" fn(
 type AxpyFn = unsafe extern "C" fn(u32, u32, f32, *const f32, *mut f32, u64) -> Status;
 type RowNormsFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, *mut f64) -> Status;
 type FilterScalesFn =
-    unsafe extern "C" fn(u32, u32, *const f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
+    unsafe extern "C" fn(u32, u32, *const f32, *const RowArgs, *mut f32) -> Status;
 type PerturbFilterNormFn =
-    unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u32, u32, i32, f64, *mut f32) -> Status;
+    unsafe extern "C" fn(u32, u32, *mut f32, *const RowArgs, *mut f32) -> Status;
+
+/// θ's description as the noise kernels take it after their buffers and
+/// length (noise_driver.cpp's `so_noise`): key, unit, and the scaling of
+/// [`ScaleArgs`].
+#[repr(C)]
+struct NoiseArgs {
+    key: [u32; 2],
+    unit: i32,
+    mode: i32,
+    s: f32,
+    scales: *const f32,
+    cols: u64,
+}
+
+/// An AdaSmoothOut draw as `filter_scales` and `perturb_filter_norm` take
+/// it between `w` and their per-row output (noise_driver.cpp's `so_rows`).
+#[repr(C)]
+struct RowArgs {
+    rows: u64,
+    cols: u64,
+    key: [u32; 2],
+    unit: i32,
+    strength: f64,
+}
 
 emu_driver! {
     /// The compiled driver's entry points: `emu_<kernel>(grid, block, the
@@ -104,81 +105,22 @@ fn warp_launches(rows: u64) -> [(u32, u32); 2] {
     [(grid(rows.saturating_mul(32)), THREADS), (1, 64)]
 }
 
+/// The launches of a kernel whose threads take four elements each (src/lib.rs's
+/// `grid(n.div_ceil(4))`, then the small grid), with its buffers 16-byte aligned
+/// and 4 bytes past (the scalar path): `(align, grid, block)`.
+fn vector_launches(n: usize) -> impl Iterator<Item = (usize, u32, u32)> {
+    [0, 4].into_iter().flat_map(move |align| {
+        launches((n as u64).div_ceil(4))
+            .into_iter()
+            .map(move |(g, b)| (align, g, b))
+    })
+}
+
 fn unit_code(unit: Unit) -> i32 {
     match unit {
         Unit::Uniform => 0,
         Unit::Gaussian => 1,
     }
-}
-
-// ---- Buffers -------------------------------------------------------------
-
-/// The bits every element outside a buffer keeps (a quiet NaN).
-const CANARY: u32 = 0x7fa5_a5a5;
-/// The bits of an output buffer before a kernel writes it.
-const POISON: u32 = 0x7fc0_beef;
-
-/// A device buffer stand-in: `len` floats whose first sits `align` bytes
-/// past a 16-byte boundary, with canaries before and after.
-struct Buf {
-    mem: Vec<f32>,
-    at: usize,
-    len: usize,
-}
-
-impl Buf {
-    fn new(data: &[f32], align: usize) -> Self {
-        assert!(align % 4 == 0 && align < 16);
-        let mut mem = vec![f32::from_bits(CANARY); data.len() + 12];
-        let base = mem.as_ptr() as usize;
-        let at = (4..8)
-            .find(|&i| (base + 4 * i) % 16 == align)
-            .expect("f32 is 4-byte aligned");
-        mem[at..at + data.len()].copy_from_slice(data);
-        Buf {
-            mem,
-            at,
-            len: data.len(),
-        }
-    }
-
-    fn ptr(&mut self) -> *mut f32 {
-        self.mem[self.at..].as_mut_ptr()
-    }
-
-    fn cptr(&self) -> *const f32 {
-        self.mem[self.at..].as_ptr()
-    }
-
-    /// The contents, once the canaries are checked.
-    fn get(&self, what: &str) -> &[f32] {
-        for (i, x) in self.mem.iter().enumerate() {
-            if i < self.at || i >= self.at + self.len {
-                assert_eq!(
-                    x.to_bits(),
-                    CANARY,
-                    "{what}: wrote outside the buffer (offset {})",
-                    i as isize - self.at as isize
-                );
-            }
-        }
-        &self.mem[self.at..self.at + self.len]
-    }
-}
-
-/// Asserts that `got` and `want` are the same bits; returns how many
-/// elements were compared.
-fn same(what: &str, got: &[f32], want: &[f32]) -> usize {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.to_bits() == w.to_bits(),
-            "{what}: element {i}: emulated kernel {g:e} ({:#010x}), reference {w:e} ({:#010x})",
-            g.to_bits(),
-            w.to_bits()
-        );
-    }
-    got.len()
 }
 
 /// Weights of both signs over magnitudes 2^-10 .. 2^10, with +0.0, -0.0
@@ -229,9 +171,12 @@ const SCALINGS: [Scaling; 6] = [
     Scaling::Rows(75),
 ];
 
-/// A scaling as src/lib.rs passes it: mode, fixed scale, per-row scales
-/// (one dummy element when unused) and row length.
+/// A draw of θ: its key and unit, and its scaling as src/lib.rs passes
+/// it: mode, fixed scale, per-row scales (one dummy element when unused)
+/// and row length.
 struct ScaleArgs {
+    key: NoiseKey,
+    unit: Unit,
     scaling: Scaling,
     mode: i32,
     s: f32,
@@ -257,6 +202,8 @@ impl ScaleArgs {
             }
         };
         ScaleArgs {
+            key,
+            unit,
             scaling,
             mode,
             s,
@@ -265,7 +212,21 @@ impl ScaleArgs {
         }
     }
 
-    fn noise(&self, key: NoiseKey, unit: Unit) -> ParamNoise<'_, f32, [f32]> {
+    /// The driver's arguments for this draw (they point into
+    /// `self.scales`).
+    fn args(&self) -> NoiseArgs {
+        NoiseArgs {
+            key: self.key.0,
+            unit: unit_code(self.unit),
+            mode: self.mode,
+            s: self.s,
+            scales: self.scales.as_ptr(),
+            cols: self.cols,
+        }
+    }
+
+    /// The draw as the reference takes it.
+    fn noise(&self) -> ParamNoise<'_, f32, [f32]> {
         let scale = match self.scaling {
             Scaling::Fixed(s) => Scale::Fixed(s),
             Scaling::PerElement(s) => Scale::PerElement(s),
@@ -274,8 +235,28 @@ impl ScaleArgs {
                 scales: &self.scales[..],
             },
         };
-        ParamNoise { key, unit, scale }
+        ParamNoise {
+            key: self.key,
+            unit: self.unit,
+            scale,
+        }
     }
+}
+
+/// Every θ the perturbation tests draw for `w`: each unit under the key
+/// `for_draw(seed, w.len(), ghost, unit)`, with each scaling of
+/// [`SCALINGS`]: `(unit, scaling, the draw)`.
+fn draws(
+    seed: u64,
+    ghost: u64,
+    w: &[f32],
+) -> impl Iterator<Item = (Unit, Scaling, ScaleArgs)> + '_ {
+    UNITS.into_iter().flat_map(move |unit| {
+        let key = NoiseKey::for_draw(seed, w.len() as u64, ghost, unit_code(unit) as u64);
+        SCALINGS
+            .into_iter()
+            .map(move |scaling| (unit, scaling, ScaleArgs::new(scaling, key, unit, w)))
+    })
 }
 
 /// Launches and elements compared, printed at the end of each test.
@@ -299,12 +280,26 @@ impl Tally {
     }
 }
 
+/// Runs `body(emu, tally, case)` for every case of a test's table (a
+/// size, a row shape) and reports the tally as `what`; returns at once,
+/// having said why, when the driver cannot be built.
+fn run_cases<C>(
+    what: &str,
+    cases: impl IntoIterator<Item = C>,
+    mut body: impl FnMut(&Emu, &mut Tally, C),
+) {
+    let Some(emu) = emu_or_skip() else { return };
+    let mut tally = Tally::default();
+    for case in cases {
+        body(emu, &mut tally, case);
+    }
+    tally.report(what);
+}
+
 // ---- Element-wise kernels ----------------------------------------------
 
 #[test]
 fn fill_noise_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
     let noises = [
         Noise::uniform(0.05).unwrap(),
         Noise::gaussian(0.02).unwrap(),
@@ -312,7 +307,7 @@ fn fill_noise_matches_reference() {
         Noise::bernoulli(0.3).unwrap(),
         Noise::bernoulli(1.0).unwrap(),
     ];
-    for n in SIZES {
+    run_cases("fill_noise", SIZES, |emu, tally, n| {
         for key in [
             NoiseKey::for_draw(7, 1234, 1, n as u64),
             NoiseKey::from_seed(u64::MAX),
@@ -326,168 +321,103 @@ fn fill_noise_matches_reference() {
                     Noise::Gaussian { std } => (1, std as f32, 0),
                     Noise::Bernoulli { p } => (2, 0.0, bernoulli_threshold(p)),
                 };
-                for align in [0, 4] {
-                    for (g, b) in launches((n as u64).div_ceil(4)) {
-                        let what = format!(
-                            "fill_noise n {n} {noise:?} {key:?} align {align} grid {g}x{b}"
-                        );
-                        let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
-                        let [k0, k1] = key.0;
-                        // SAFETY: `out` holds n floats; the arguments are
-                        // fill_noise's, in its order.
-                        check(
-                            unsafe {
-                                (emu.fill_noise)(g, b, out.ptr(), n as u64, k0, k1, kind, s, t)
-                            },
-                            &what,
-                        );
-                        tally.add(same(&what, out.get(&what), &want));
-                    }
+                for (align, g, b) in vector_launches(n) {
+                    let what =
+                        format!("fill_noise n {n} {noise:?} {key:?} align {align} grid {g}x{b}");
+                    let mut out = Buf::aligned(&vec![f32::POISON; n], align);
+                    let [k0, k1] = key.0;
+                    // SAFETY: `out` holds n floats; the arguments are
+                    // fill_noise's, in its order.
+                    check(
+                        unsafe { (emu.fill_noise)(g, b, out.ptr(), n as u64, k0, k1, kind, s, t) },
+                        &what,
+                    );
+                    tally.add(same(&what, out.get(&what), &want));
                 }
             }
         }
-    }
-    tally.report("fill_noise");
+    });
 }
 
 #[test]
 fn perturb_and_denoise_match_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("perturb, denoise", SIZES, |emu, tally, n| {
         let w = weights(n, n as u64);
-        for unit in UNITS {
-            let key = NoiseKey::for_draw(3, n as u64, 0, unit_code(unit) as u64);
-            let [k0, k1] = key.0;
-            for scaling in SCALINGS {
-                let a = ScaleArgs::new(scaling, key, unit, &w);
-                let noise = a.noise(key, unit);
-                let mut perturbed = w.clone();
-                reference::perturb(&noise, 0, &mut perturbed);
-                let mut denoised = w.clone();
-                reference::denoise(&noise, 0, &mut denoised);
-                let kernels: [(&str, PerturbFn, &[f32]); 2] = [
-                    ("perturb", emu.perturb, &perturbed),
-                    ("denoise", emu.denoise, &denoised),
-                ];
-                for (name, kernel, want) in kernels {
-                    for align in [0, 4] {
-                        for (g, b) in launches((n as u64).div_ceil(4)) {
-                            let what = format!(
-                                "{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
-                            );
-                            let mut buf = Buf::new(&w, align);
-                            // SAFETY: `buf` holds n floats and `a.scales`
-                            // one per row (or the dummy when unused).
-                            let status = unsafe {
-                                kernel(
-                                    g,
-                                    b,
-                                    buf.ptr(),
-                                    n as u64,
-                                    k0,
-                                    k1,
-                                    unit_code(unit),
-                                    a.mode,
-                                    a.s,
-                                    a.scales.as_ptr(),
-                                    a.cols,
-                                )
-                            };
-                            check(status, &what);
-                            tally.add(same(&what, buf.get(&what), want));
-                        }
-                    }
+        for (unit, scaling, a) in draws(3, 0, &w) {
+            let mut perturbed = w.clone();
+            reference::perturb(&a.noise(), 0, &mut perturbed);
+            let mut denoised = w.clone();
+            reference::denoise(&a.noise(), 0, &mut denoised);
+            let kernels: [(&str, PerturbFn, &[f32]); 2] = [
+                ("perturb", emu.perturb, &perturbed),
+                ("denoise", emu.denoise, &denoised),
+            ];
+            for (name, kernel, want) in kernels {
+                for (align, g, b) in vector_launches(n) {
+                    let what =
+                        format!("{name} n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
+                    let mut buf = Buf::aligned(&w, align);
+                    // SAFETY: `buf` holds n floats and `a.scales`
+                    // one per row (or the dummy when unused).
+                    let status = unsafe { kernel(g, b, buf.ptr(), n as u64, &a.args()) };
+                    check(status, &what);
+                    tally.add(same(&what, buf.get(&what), want));
                 }
             }
         }
-    }
-    tally.report("perturb, denoise");
+    });
 }
 
 #[test]
 fn write_noise_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("write_noise", SIZES, |emu, tally, n| {
         let w = weights(n, n as u64);
-        for unit in UNITS {
-            let key = NoiseKey::for_draw(5, n as u64, 1, unit_code(unit) as u64);
-            let [k0, k1] = key.0;
-            for scaling in SCALINGS {
-                let a = ScaleArgs::new(scaling, key, unit, &w);
-                let noise = a.noise(key, unit);
-                let mut want = vec![f32::NAN; n];
-                reference::write_noise(&noise, 0, &w, &mut want).expect("reference");
-                for align in [0, 4] {
-                    for (g, b) in launches((n as u64).div_ceil(4)) {
-                        let what = format!(
-                            "write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}"
-                        );
-                        let mut wb = Buf::new(&w, align);
-                        let mut out = Buf::new(&vec![f32::from_bits(POISON); n], align);
-                        // SAFETY: `wb` and `out` hold n floats each and
-                        // `a.scales` one per row (or the dummy when unused).
-                        let status = unsafe {
-                            (emu.write_noise)(
-                                g,
-                                b,
-                                wb.ptr(),
-                                out.ptr(),
-                                n as u64,
-                                k0,
-                                k1,
-                                unit_code(unit),
-                                a.mode,
-                                a.s,
-                                a.scales.as_ptr(),
-                                a.cols,
-                            )
-                        };
-                        check(status, &what);
-                        tally.add(same(&what, out.get(&what), &want));
-                        tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
-                    }
-                }
+        for (unit, scaling, a) in draws(5, 1, &w) {
+            let mut want = vec![f32::NAN; n];
+            reference::write_noise(&a.noise(), 0, &w, &mut want).expect("reference");
+            for (align, g, b) in vector_launches(n) {
+                let what =
+                    format!("write_noise n {n} {unit:?} {scaling:?} align {align} grid {g}x{b}");
+                let mut wb = Buf::aligned(&w, align);
+                let mut out = Buf::aligned(&vec![f32::POISON; n], align);
+                // SAFETY: `wb` and `out` hold n floats each and
+                // `a.scales` one per row (or the dummy when unused).
+                let status =
+                    unsafe { (emu.write_noise)(g, b, wb.ptr(), out.ptr(), n as u64, &a.args()) };
+                check(status, &what);
+                tally.add(same(&what, out.get(&what), &want));
+                tally.add(same(&format!("{what}: w untouched"), wb.get(&what), &w));
             }
         }
-    }
-    tally.report("write_noise");
+    });
 }
 
 #[test]
 fn drop_out_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("drop_out", SIZES, |emu, tally, n| {
         let w = weights(n, 99 + n as u64);
         let key = NoiseKey::for_draw(11, 5, 2, n as u64);
         let [k0, k1] = key.0;
         for p in [0.0, 0.3, 0.5, 1.0] {
             let mut want = w.clone();
             reference::drop_out(key, p, 0, &mut want).expect("reference");
-            for align in [0, 4] {
-                for (g, b) in launches((n as u64).div_ceil(4)) {
-                    let what = format!("drop_out n {n} p {p} align {align} grid {g}x{b}");
-                    let mut buf = Buf::new(&w, align);
-                    let t = bernoulli_threshold(p);
-                    // SAFETY: `buf` holds n floats.
-                    check(
-                        unsafe { (emu.drop_out)(g, b, buf.ptr(), n as u64, k0, k1, t) },
-                        &what,
-                    );
-                    tally.add(same(&what, buf.get(&what), &want));
-                }
+            for (align, g, b) in vector_launches(n) {
+                let what = format!("drop_out n {n} p {p} align {align} grid {g}x{b}");
+                let mut buf = Buf::aligned(&w, align);
+                let t = bernoulli_threshold(p);
+                // SAFETY: `buf` holds n floats.
+                check(
+                    unsafe { (emu.drop_out)(g, b, buf.ptr(), n as u64, k0, k1, t) },
+                    &what,
+                );
+                tally.add(same(&what, buf.get(&what), &want));
             }
         }
-    }
-    tally.report("drop_out");
+    });
 }
 
 #[test]
 fn denoise_sgd_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
     let sgds = [
         Sgd::new(0.1, 0.9, 5e-4).unwrap(),
         Sgd::new(0.05, 0.0, 0.0).unwrap(),
@@ -499,7 +429,7 @@ fn denoise_sgd_matches_reference() {
     for unit in UNITS {
         draws.extend(SCALINGS.iter().map(|&s| Some((unit, s))));
     }
-    for n in SIZES {
+    run_cases("denoise_sgd", SIZES, |emu, tally, n| {
         let w = weights(n, 7 * n as u64);
         let grad = weights(n, 7 * n as u64 + 1);
         let vel: Vec<f32> = weights(n, 7 * n as u64 + 2)
@@ -508,23 +438,23 @@ fn denoise_sgd_matches_reference() {
             .collect();
         for &draw in &draws {
             let key = NoiseKey::for_draw(5, 40, 0, n as u64);
-            let [k0, k1] = key.0;
-            let unit = draw.map_or(Unit::Uniform, |(u, _)| u);
             let args = draw.map(|(u, s)| ScaleArgs::new(s, key, u, &w));
-            let noise = args.as_ref().map(|a| a.noise(key, unit));
+            let noise = args.as_ref().map(ScaleArgs::noise);
             // src/lib.rs's arguments without noise.
-            let (has, k0, k1, unit_c, mode, s, scales, cols) = match &args {
-                Some(a) => (
-                    1,
-                    k0,
-                    k1,
-                    unit_code(unit),
-                    a.mode,
-                    a.s,
-                    &a.scales[..],
-                    a.cols,
+            let dummy = [0.0f32];
+            let (has, noise_args) = match &args {
+                Some(a) => (1, a.args()),
+                None => (
+                    0,
+                    NoiseArgs {
+                        key: [0, 0],
+                        unit: 0,
+                        mode: 0,
+                        s: 0.0,
+                        scales: dummy.as_ptr(),
+                        cols: 1,
+                    },
                 ),
-                None => (0, 0, 0, 0, 0, 0.0, &[0.0f32][..], 1),
             };
             for sgd in &sgds {
                 let (mut want_w, mut want_v) = (w.clone(), vel.clone());
@@ -536,8 +466,11 @@ fn denoise_sgd_matches_reference() {
                         let what = format!(
                             "denoise_sgd n {n} {draw:?} {sgd:?} align {aw}/{ag}/{av} grid {g}x{b}"
                         );
-                        let (mut wb, gb, mut vb) =
-                            (Buf::new(&w, aw), Buf::new(&grad, ag), Buf::new(&vel, av));
+                        let (mut wb, gb, mut vb) = (
+                            Buf::aligned(&w, aw),
+                            Buf::aligned(&grad, ag),
+                            Buf::aligned(&vel, av),
+                        );
                         // SAFETY: w, grad and velocity hold n floats each,
                         // `scales` one per row (or the dummy).
                         let status = unsafe {
@@ -549,13 +482,7 @@ fn denoise_sgd_matches_reference() {
                                 vb.ptr(),
                                 n as u64,
                                 has,
-                                k0,
-                                k1,
-                                unit_c,
-                                mode,
-                                s,
-                                scales.as_ptr(),
-                                cols,
+                                &noise_args,
                                 lr,
                                 mu,
                                 wd,
@@ -570,15 +497,12 @@ fn denoise_sgd_matches_reference() {
                 }
             }
         }
-    }
-    tally.report("denoise_sgd");
+    });
 }
 
 #[test]
 fn axpy_matches_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for n in SIZES {
+    run_cases("axpy", SIZES, |emu, tally, n| {
         let x = weights(n, 1000 + n as u64);
         let y = weights(n, 2000 + n as u64);
         for alpha in [0.5f32, -1.25, 0.0] {
@@ -587,7 +511,7 @@ fn axpy_matches_reference() {
             for (ax, ay) in [(0, 0), (4, 8)] {
                 for (g, b) in launches(n as u64) {
                     let what = format!("axpy n {n} alpha {alpha} align {ax}/{ay} grid {g}x{b}");
-                    let (xb, mut yb) = (Buf::new(&x, ax), Buf::new(&y, ay));
+                    let (xb, mut yb) = (Buf::aligned(&x, ax), Buf::aligned(&y, ay));
                     // SAFETY: x and y hold n floats each.
                     check(
                         unsafe { (emu.axpy)(g, b, alpha, xb.cptr(), yb.ptr(), n as u64) },
@@ -598,8 +522,7 @@ fn axpy_matches_reference() {
                 }
             }
         }
-    }
-    tally.report("axpy");
+    });
 }
 
 // ---- Warp-per-row kernels ----------------------------------------------
@@ -632,16 +555,14 @@ fn row_weights(cols: usize, rows: usize) -> Vec<f32> {
 
 #[test]
 fn row_norms_match_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
-    for (cols, rows) in SHAPES {
+    run_cases("row_norms", SHAPES, |emu, tally, (cols, rows)| {
         let w = row_weights(cols, rows);
         let mut want = vec![0.0f64; rows];
         reference::row_norms(&w, cols, &mut want).expect("reference");
         for (g, b) in warp_launches(rows as u64) {
             let what = format!("row_norms {rows} x {cols} grid {g}x{b}");
-            let wb = Buf::new(&w, 0);
-            let canary = f64::from_bits(0x7ff8_dead_beef_0000);
+            let wb = Buf::aligned(&w, 0);
+            let canary = f64::CANARY;
             let mut out = vec![canary; rows + 2];
             // SAFETY: w holds rows·cols floats, `out` at least rows doubles.
             check(
@@ -663,87 +584,66 @@ fn row_norms_match_reference() {
             }
             tally.add(rows);
         }
-    }
-    tally.report("row_norms");
+    });
 }
 
 #[test]
 fn filter_scales_and_perturb_filter_norm_match_reference() {
-    let Some(emu) = emu_or_skip() else { return };
-    let mut tally = Tally::default();
     let strength = 0.3;
-    for (cols, rows) in SHAPES {
-        let w = row_weights(cols, rows);
-        for unit in UNITS {
-            let key =
-                NoiseKey::for_draw(9, cols as u64, 1, rows as u64 + 8 * unit_code(unit) as u64);
-            let [k0, k1] = key.0;
-            let mut want_s = vec![0.0f32; rows];
-            reference::filter_scales(key, unit, strength, cols, 0, &w, &mut want_s)
+    run_cases(
+        "filter_scales, perturb_filter_norm",
+        SHAPES,
+        |emu, tally, (cols, rows)| {
+            let w = row_weights(cols, rows);
+            for unit in UNITS {
+                let key =
+                    NoiseKey::for_draw(9, cols as u64, 1, rows as u64 + 8 * unit_code(unit) as u64);
+                let row_args = RowArgs {
+                    rows: rows as u64,
+                    cols: cols as u64,
+                    key: key.0,
+                    unit: unit_code(unit),
+                    strength,
+                };
+                let mut want_s = vec![0.0f32; rows];
+                reference::filter_scales(key, unit, strength, cols, 0, &w, &mut want_s)
+                    .expect("reference");
+                let (mut want_pw, mut want_ps) = (w.clone(), vec![0.0f32; rows]);
+                reference::perturb_filter_norm(
+                    key,
+                    unit,
+                    strength,
+                    cols,
+                    0,
+                    &mut want_pw,
+                    &mut want_ps,
+                )
                 .expect("reference");
-            let (mut want_pw, mut want_ps) = (w.clone(), vec![0.0f32; rows]);
-            reference::perturb_filter_norm(
-                key,
-                unit,
-                strength,
-                cols,
-                0,
-                &mut want_pw,
-                &mut want_ps,
-            )
-            .expect("reference");
-            let (r64, c64, u) = (rows as u64, cols as u64, unit_code(unit));
-            for (g, b) in warp_launches(rows as u64) {
-                let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
-                let wb = Buf::new(&w, 0);
-                let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
-                // SAFETY: w holds rows·cols floats, the scales rows.
-                check(
-                    unsafe {
-                        (emu.filter_scales)(
-                            g,
-                            b,
-                            wb.cptr(),
-                            r64,
-                            c64,
-                            k0,
-                            k1,
-                            u,
-                            strength,
-                            sb.ptr(),
-                        )
-                    },
-                    &what,
-                );
-                same(&format!("{what} (w)"), wb.get(&what), &w);
-                tally.add(same(&what, sb.get(&what), &want_s));
+                for (g, b) in warp_launches(rows as u64) {
+                    let what = format!("filter_scales {rows} x {cols} {unit:?} grid {g}x{b}");
+                    let wb = Buf::aligned(&w, 0);
+                    let mut sb = Buf::aligned(&vec![f32::POISON; rows], 0);
+                    // SAFETY: w holds rows·cols floats, the scales rows.
+                    check(
+                        unsafe { (emu.filter_scales)(g, b, wb.cptr(), &row_args, sb.ptr()) },
+                        &what,
+                    );
+                    same(&format!("{what} (w)"), wb.get(&what), &w);
+                    tally.add(same(&what, sb.get(&what), &want_s));
 
-                let what = format!("perturb_filter_norm {rows} x {cols} {unit:?} grid {g}x{b}");
-                let mut wb = Buf::new(&w, 0);
-                let mut sb = Buf::new(&vec![f32::from_bits(POISON); rows], 0);
-                // SAFETY: as above.
-                check(
-                    unsafe {
-                        (emu.perturb_filter_norm)(
-                            g,
-                            b,
-                            wb.ptr(),
-                            r64,
-                            c64,
-                            k0,
-                            k1,
-                            u,
-                            strength,
-                            sb.ptr(),
-                        )
-                    },
-                    &what,
-                );
-                let c = same(&format!("{what} (scales)"), sb.get(&what), &want_ps)
-                    + same(&format!("{what} (w)"), wb.get(&what), &want_pw);
-                tally.add(c);
+                    let what = format!("perturb_filter_norm {rows} x {cols} {unit:?} grid {g}x{b}");
+                    let mut wb = Buf::aligned(&w, 0);
+                    let mut sb = Buf::aligned(&vec![f32::POISON; rows], 0);
+                    // SAFETY: as above.
+                    check(
+                        unsafe { (emu.perturb_filter_norm)(g, b, wb.ptr(), &row_args, sb.ptr()) },
+                        &what,
+                    );
+                    let c = same(&format!("{what} (scales)"), sb.get(&what), &want_ps)
+                        + same(&format!("{what} (w)"), wb.get(&what), &want_pw);
+                    tally.add(c);
+                }
             }
-        }
-    }
-    tally.report("filter_scales, perturb_filter_norm");
+        },
+    );
 }

@@ -36,37 +36,40 @@ fn every_kernel_file_compiles_to_ptx() {
     );
 }
 
-#[test]
-fn a_kernel_that_does_not_compile_is_a_typed_error_with_the_log() {
+/// The file and log of the typed compile error that `source`, declaring
+/// `kernels`, gives as `file` for `compute_90`; `None` when the test skips.
+fn compile_error(
+    file: &'static str,
+    source: &'static str,
+    kernels: &'static [&'static str],
+) -> Option<(&'static str, String)> {
     if !nvrtc_available() {
-        return;
+        return None;
     }
-    let broken = Module {
-        file: "broken.cu",
-        source: "extern \"C\" __global__ void k(float *x) { x[0] = undeclared; }",
-        kernels: &["k"],
+    let module = Module {
+        file,
+        source,
+        kernels,
     };
-    match kernels::compile(&broken, "compute_90") {
-        Err(CudaError::Compile { file, log, .. }) => {
-            assert_eq!(file, "broken.cu");
-            assert!(log.contains("undeclared"), "{log}");
-        }
+    match kernels::compile(&module, "compute_90") {
+        Err(CudaError::Compile { file, log, .. }) => Some((file, log)),
         other => panic!("expected a compile error, got {other:?}"),
     }
 }
 
 #[test]
-fn a_missing_kernel_is_a_typed_error() {
-    if !nvrtc_available() {
-        return;
+fn a_kernel_that_does_not_compile_is_a_typed_error_with_the_log() {
+    let source = "extern \"C\" __global__ void k(float *x) { x[0] = undeclared; }";
+    if let Some((file, log)) = compile_error("broken.cu", source, &["k"]) {
+        assert_eq!(file, "broken.cu");
+        assert!(log.contains("undeclared"), "{log}");
     }
-    let incomplete = Module {
-        file: "incomplete.cu",
-        source: "extern \"C\" __global__ void present(float *x) { x[0] = 1.0f; }",
-        kernels: &["present", "absent"],
-    };
-    match kernels::compile(&incomplete, "compute_90") {
-        Err(CudaError::Compile { log, .. }) => assert!(log.contains("absent"), "{log}"),
-        other => panic!("expected a compile error, got {other:?}"),
+}
+
+#[test]
+fn a_missing_kernel_is_a_typed_error() {
+    let source = "extern \"C\" __global__ void present(float *x) { x[0] = 1.0f; }";
+    if let Some((_, log)) = compile_error("incomplete.cu", source, &["present", "absent"]) {
+        assert!(log.contains("absent"), "{log}");
     }
 }

@@ -102,8 +102,8 @@ pub mod testgen;
 #[cfg(feature = "alloc")]
 pub use backend::Reference;
 pub use backend::{
-    Backend, BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, Slices,
-    StateOps, UpdateOps,
+    Backend, BackendTypes, BlasOps, BufferOps, FilterNoise, NoiseOf, NoiseOps, NormOps, PerturbOps,
+    Slices, StateOps, UpdateOps,
 };
 pub use error::{Error, Result};
 pub use noise::{philox, unit, Noise, NoiseKey, PhiloxRng, Scaling, Schedule, Unit};

@@ -11,6 +11,8 @@ use std::process::Command;
 
 use libloading::Library;
 
+use crate::compile::compile;
+
 /// Declares `struct Emu`, one field per entry point of a driver (the field
 /// `f` is the driver's `emu_f`, read as the field's type), with `build()`,
 /// which compiles and loads the driver, and `emu_or_skip()`: the driver,
@@ -65,31 +67,28 @@ pub fn build_driver(driver: &str, kernel: &str) -> Result<Library, String> {
         std::process::id(),
         std::env::consts::DLL_SUFFIX
     ));
-    let out = Command::new("c++")
-        .args([
-            "-std=c++20",
-            "-O1",
-            "-ffp-contract=off",
-            "-fno-fast-math",
-            "-fno-strict-aliasing",
-            "-fPIC",
-            "-shared",
-            "-I",
-        ])
-        .arg(here.join("standin"))
-        .arg("-I")
-        .arg(here.join("kernels"))
-        .arg(emu_dir.join(driver))
-        .arg("-o")
-        .arg(&lib)
-        .output()
-        .map_err(|e| format!("no C++ compiler `c++` ({e})"))?;
-    if !out.status.success() {
-        panic!(
-            "kernels/{kernel} does not compile against standin/cuda_shim.h:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let rejected = format!("kernels/{kernel} does not compile against standin/cuda_shim.h");
+    compile(
+        Command::new("c++")
+            .args([
+                "-std=c++20",
+                "-O1",
+                "-ffp-contract=off",
+                "-fno-fast-math",
+                "-fno-strict-aliasing",
+                "-fPIC",
+                "-shared",
+                "-I",
+            ])
+            .arg(here.join("standin"))
+            .arg("-I")
+            .arg(here.join("kernels"))
+            .arg(emu_dir.join(driver))
+            .arg("-o")
+            .arg(&lib),
+        "C++",
+        &rejected,
+    )?;
     // SAFETY: the library is the driver just built; loading it runs only
     // its C++ static initialisers (none with side effects).
     let library = unsafe { Library::new(&lib) }.unwrap_or_else(|e| panic!("load {lib:?}: {e}"));

@@ -50,35 +50,52 @@ SO_EMU emu_gemm_sum_finish(unsigned grid, unsigned block, const double *acc, u64
 
 // ---- Convolution and pooling ---------------------------------------------
 
-SO_EMU emu_im2col(unsigned grid, unsigned block, const float *x, float *col, u64 batch,
-                  u64 channels, u64 height, u64 width, u64 kh, u64 kw, u64 stride, u64 padding,
-                  u64 oh, u64 ow) {
+// The convolution's and the pooling's sizes come as one array each (the
+// test's `conv_args` and `pool_args`, which are src/tensor.rs's), read here
+// through a struct that names them in the kernels' order. The launch runs
+// before the entry point returns, so the caller's array outlives it.
+
+struct so_conv_sizes {
+    u64 batch, channels, height, width, kh, kw, stride, padding, oh, ow;
+};
+
+struct so_pool_sizes {
+    u64 planes, height, width, kernel, stride, padding, oh, ow;
+};
+
+// The Rust side passes [u64; 10] and [u64; 8]: no padding may differ.
+static_assert(sizeof(so_conv_sizes) == 10 * sizeof(u64), "so_conv_sizes is [u64; 10]");
+static_assert(sizeof(so_pool_sizes) == 8 * sizeof(u64), "so_pool_sizes is [u64; 8]");
+
+SO_EMU emu_im2col(unsigned grid, unsigned block, const float *x, float *col,
+                  const so_conv_sizes *s) {
     return so_run_threads(grid, block, [=] {
-        im2col(x, col, batch, channels, height, width, kh, kw, stride, padding, oh, ow);
+        im2col(x, col, s->batch, s->channels, s->height, s->width, s->kh, s->kw, s->stride,
+               s->padding, s->oh, s->ow);
     });
 }
 
-SO_EMU emu_col2im(unsigned grid, unsigned block, const float *col, float *x, u64 batch,
-                  u64 channels, u64 height, u64 width, u64 kh, u64 kw, u64 stride, u64 padding,
-                  u64 oh, u64 ow) {
+SO_EMU emu_col2im(unsigned grid, unsigned block, const float *col, float *x,
+                  const so_conv_sizes *s) {
     return so_run_threads(grid, block, [=] {
-        col2im(col, x, batch, channels, height, width, kh, kw, stride, padding, oh, ow);
+        col2im(col, x, s->batch, s->channels, s->height, s->width, s->kh, s->kw, s->stride,
+               s->padding, s->oh, s->ow);
     });
 }
 
-SO_EMU emu_pool_forward(unsigned grid, unsigned block, const float *x, float *y, u64 planes,
-                        u64 height, u64 width, u64 kernel, u64 stride, u64 padding, u64 oh,
-                        u64 ow, int kind) {
+SO_EMU emu_pool_forward(unsigned grid, unsigned block, const float *x, float *y,
+                        const so_pool_sizes *s, int kind) {
     return so_run_threads(grid, block, [=] {
-        pool_forward(x, y, planes, height, width, kernel, stride, padding, oh, ow, kind);
+        pool_forward(x, y, s->planes, s->height, s->width, s->kernel, s->stride, s->padding,
+                     s->oh, s->ow, kind);
     });
 }
 
 SO_EMU emu_pool_backward(unsigned grid, unsigned block, const float *x, const float *dy,
-                         float *dx, u64 planes, u64 height, u64 width, u64 kernel, u64 stride,
-                         u64 padding, u64 oh, u64 ow, int kind) {
+                         float *dx, const so_pool_sizes *s, int kind) {
     return so_run_threads(grid, block, [=] {
-        pool_backward(x, dy, dx, planes, height, width, kernel, stride, padding, oh, ow, kind);
+        pool_backward(x, dy, dx, s->planes, s->height, s->width, s->kernel, s->stride,
+                      s->padding, s->oh, s->ow, kind);
     });
 }
 

@@ -23,7 +23,7 @@ fn emulated_bias_grad(
             what,
         );
         tally.launch();
-        return (vec![-0.0; channels], db.get(what));
+        return (vec![-0.0; channels], db.get(what).to_vec());
     }
     channel_sums(emu, dy, None, channels, inner, 1.0, what, tally)
 }

@@ -57,7 +57,7 @@ fn im2col_and_col2im_match_reference() {
             padding,
         };
         conv.validate().expect("a valid convolution");
-        let [n, ch, h, w, kh, kw, st, p, oh, ow] = conv_args(&conv);
+        let sizes = conv_args(&conv);
         let xn = batch * conv.image_len();
         let cn = batch * conv.col_rows() * conv.col_cols();
         let x = data(xn, 100 + 10 * s as u64);
@@ -84,29 +84,12 @@ fn im2col_and_col2im_match_reference() {
                 // SAFETY: the input and output hold the sizes conv_args
                 // describes (x, col for im2col; col, x for col2im).
                 check(
-                    unsafe {
-                        kernel(
-                            gx,
-                            bx,
-                            ib.cptr(),
-                            ob.ptr(),
-                            n,
-                            ch,
-                            h,
-                            w,
-                            kh,
-                            kw,
-                            st,
-                            p,
-                            oh,
-                            ow,
-                        )
-                    },
+                    unsafe { kernel(gx, bx, ib.cptr(), ob.ptr(), &sizes) },
                     &what,
                 );
                 tally.launch();
-                same(&format!("{what} (input)"), &ib.get(&what), input);
-                tally.exact(same(&what, &ob.get(&what), want));
+                same(&format!("{what} (input)"), ib.get(&what), input);
+                tally.exact(same(&what, ob.get(&what), want));
             }
         }
     }

@@ -17,10 +17,12 @@
 //! argument order, and the same grids, whose arithmetic is private to that
 //! file and `src/lib.rs` and is therefore replicated here (`grid`,
 //! `slices_of`, `channel_grid`, the `gemm_summed` chunk plan; nothing new is
-//! exposed by the crate). Grid-stride kernels run again with a small grid
-//! (3 blocks of 64) that goes round its loop several times; the reductions
-//! run again with one and two blocks along x (blocks stepping over the
-//! channels) and in every thread order. Buffers sit between canaries that
+//! exposed by the crate); the sizes of the convolution and of the pooling
+//! (`conv_args`, `pool_args`) reach the driver as one array each, which it
+//! passes on in the kernel's order. Grid-stride kernels run again with a
+//! small grid (3 blocks of 64) that goes round its loop several times; the
+//! reductions run again with one and two blocks along x (blocks stepping
+//! over the channels) and in every thread order. Buffers sit between canaries that
 //! must stay untouched; outputs start as NaN, even where `src/tensor.rs`
 //! allocates zeros, so that an element the kernel fails to write shows.
 //!
@@ -72,8 +74,13 @@ mod pool;
 mod reductions;
 mod softmax;
 
+#[path = "../emu/buf.rs"]
+mod buf;
+use buf::{same, Buf, Elem};
 #[path = "../emu/build.rs"]
 mod build;
+#[path = "../support/compile.rs"]
+mod compile;
 use build::{check, emu_driver, grid, launches, status_message, Status, THREADS};
 #[path = "../support/tensor_bounds.rs"]
 mod bounds;
@@ -92,51 +99,21 @@ type GemmEmptyFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u64, f32, 
 type GemmSumChunkFn = unsafe extern "C" fn(u32, u32, *const f32, u64, u64, i32, *mut f64) -> Status;
 type GemmSumFinishFn =
     unsafe extern "C" fn(u32, u32, *const f64, u64, f64, f64, i32, *mut f32) -> Status;
-type ConvFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *const f32,
-    *mut f32,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-) -> Status;
-type PoolForwardFn = unsafe extern "C" fn(
-    u32,
-    u32,
-    *const f32,
-    *mut f32,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    i32,
-) -> Status;
+/// `(grid, block, input, output, sizes)`: `conv_args`, the driver's
+/// `so_conv_sizes`.
+type ConvFn = unsafe extern "C" fn(u32, u32, *const f32, *mut f32, *const [u64; 10]) -> Status;
+/// `(grid, block, x, y, sizes, kind)`: `pool_args`, the driver's
+/// `so_pool_sizes`.
+type PoolForwardFn =
+    unsafe extern "C" fn(u32, u32, *const f32, *mut f32, *const [u64; 8], i32) -> Status;
+/// `(grid, block, x, dy, dx, sizes, kind)`, as [`PoolForwardFn`].
 type PoolBackwardFn = unsafe extern "C" fn(
     u32,
     u32,
     *const f32,
     *const f32,
     *mut f32,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
+    *const [u64; 8],
     i32,
 ) -> Status;
 type ChannelPartialsFn = unsafe extern "C" fn(
@@ -303,98 +280,31 @@ fn channel_launches(channels: u64, slices: u64) -> [(u32, u32, i32); 4] {
     ]
 }
 
-// ---- Buffers -------------------------------------------------------------
-
-/// An element type of a device buffer: its canary and poison values.
-trait Elem: Copy + std::fmt::Debug {
-    /// The bits every element outside a buffer keeps (a quiet NaN).
-    const CANARY: Self;
-    /// An output before a kernel writes it (another quiet NaN).
-    const POISON: Self;
-    fn bits(self) -> u64;
+/// A launch's outputs, compared bit for bit with another launch's.
+trait Outputs {
+    /// Asserts that `self` and `other` are the same bits; returns how many
+    /// elements were compared.
+    fn same_as(&self, what: &str, other: &Self) -> usize;
 }
 
-impl Elem for f32 {
-    const CANARY: f32 = f32::from_bits(0x7fa5_a5a5);
-    const POISON: f32 = f32::from_bits(0x7fc0_beef);
-    fn bits(self) -> u64 {
-        u64::from(self.to_bits())
+impl<T: Elem> Outputs for Vec<T> {
+    fn same_as(&self, what: &str, other: &Self) -> usize {
+        same(what, self, other)
     }
 }
 
-impl Elem for f64 {
-    const CANARY: f64 = f64::from_bits(0x7ff8_dead_beef_0000);
-    const POISON: f64 = f64::from_bits(0x7ff8_0000_beef_beef);
-    fn bits(self) -> u64 {
-        self.to_bits()
+impl<A: Outputs, B: Outputs> Outputs for (A, B) {
+    fn same_as(&self, what: &str, other: &Self) -> usize {
+        self.0.same_as(what, &other.0) + self.1.same_as(what, &other.1)
     }
 }
 
-/// Canaries on each side of a buffer.
-const PAD: usize = 4;
-
-/// A device buffer stand-in: its elements between canaries.
-struct Buf<T: Elem> {
-    mem: Vec<T>,
-    len: usize,
-}
-
-impl<T: Elem> Buf<T> {
-    fn new(data: &[T]) -> Self {
-        let mut mem = vec![T::CANARY; data.len() + 2 * PAD];
-        mem[PAD..PAD + data.len()].copy_from_slice(data);
-        Buf {
-            mem,
-            len: data.len(),
-        }
+impl<A: Outputs, B: Outputs, C: Outputs> Outputs for (A, B, C) {
+    fn same_as(&self, what: &str, other: &Self) -> usize {
+        self.0.same_as(what, &other.0)
+            + self.1.same_as(what, &other.1)
+            + self.2.same_as(what, &other.2)
     }
-
-    /// `len` elements of [`Elem::POISON`].
-    fn poison(len: usize) -> Self {
-        Self::new(&vec![T::POISON; len])
-    }
-
-    fn ptr(&mut self) -> *mut T {
-        self.mem[PAD..].as_mut_ptr()
-    }
-
-    fn cptr(&self) -> *const T {
-        self.mem[PAD..].as_ptr()
-    }
-
-    fn data_mut(&mut self) -> &mut [T] {
-        &mut self.mem[PAD..PAD + self.len]
-    }
-
-    /// The contents, once the canaries are checked.
-    fn get(&self, what: &str) -> Vec<T> {
-        for (i, x) in self.mem.iter().enumerate() {
-            if i < PAD || i >= PAD + self.len {
-                assert_eq!(
-                    x.bits(),
-                    T::CANARY.bits(),
-                    "{what}: wrote outside the buffer (offset {})",
-                    i as isize - PAD as isize
-                );
-            }
-        }
-        self.mem[PAD..PAD + self.len].to_vec()
-    }
-}
-
-/// Asserts that `got` and `want` are the same bits; returns how many
-/// elements were compared.
-fn same<T: Elem>(what: &str, got: &[T], want: &[T]) -> usize {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.bits() == w.bits(),
-            "{what}: element {i}: emulated kernel {g:?} ({:#x}), expected {w:?} ({:#x})",
-            g.bits(),
-            w.bits()
-        );
-    }
-    got.len()
 }
 
 /// Launches and elements compared, printed at the end of each test.
@@ -421,6 +331,16 @@ impl Tally {
     fn bounded(&mut self, (n, equal): (usize, usize)) {
         self.bounded += n;
         self.bounded_equal += equal;
+    }
+
+    /// A repeated launch: keeps the first launch's outputs in `first`;
+    /// every later launch's must be the same bits (run to run, and in
+    /// every grid and thread order).
+    fn repeat<O: Outputs>(&mut self, what: &str, first: &mut Option<O>, got: O) {
+        match first {
+            Some(f) => self.exact(got.same_as(what, f)),
+            None => *first = Some(got),
+        }
     }
 
     fn report(&self, what: &str) {

@@ -59,8 +59,8 @@ fn maps_and_add_bias_match_reference() {
                 };
                 check(status, &what);
                 tally.launch();
-                same(&format!("{what} (x)"), &xb.get(&what), &x);
-                tally.exact(same(&what, &yb.get(&what), &want));
+                same(&format!("{what} (x)"), xb.get(&what), &x);
+                tally.exact(same(&what, yb.get(&what), &want));
             }
         }
     }
@@ -86,7 +86,7 @@ fn maps_and_add_bias_match_reference() {
                 &what,
             );
             tally.launch();
-            tally.exact(same(&what, &xb.get(&what), &want));
+            tally.exact(same(&what, xb.get(&what), &want));
         }
     }
     tally.report("maps, add_bias");

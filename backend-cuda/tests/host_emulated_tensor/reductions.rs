@@ -90,11 +90,8 @@ pub(crate) fn channel_sums(
             &what,
         );
         tally.launch();
-        let got = pb.get(&what);
-        match &partial {
-            Some(p) => tally.exact(same(&what, &got, p)),
-            None => partial = Some(got),
-        }
+        let got = pb.get(&what).to_vec();
+        tally.repeat(&what, &mut partial, got);
     }
     let partial = Buf::new(&partial.expect("a launch"));
     let mut out: Option<(Vec<f64>, Vec<f32>)> = None;
@@ -122,11 +119,8 @@ pub(crate) fn channel_sums(
             &what,
         );
         tally.launch();
-        let got = (o64.get(&what), o32.get(&what));
-        match &out {
-            Some((a, b)) => tally.exact(same(&what, &got.0, a) + same(&what, &got.1, b)),
-            None => out = Some(got),
-        }
+        let got = (o64.get(&what).to_vec(), o32.get(&what).to_vec());
+        tally.repeat(&what, &mut out, got);
     }
     partial.get(what);
     out.expect("a launch")

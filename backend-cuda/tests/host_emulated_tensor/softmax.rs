@@ -69,13 +69,13 @@ fn softmax_xent_rows_matches_reference() {
                 // order from 0.0, over rows.
                 let total = losses.iter().fold(0.0f64, |t, l| t + l) / rows as f64;
                 if exp_fn.is_some() {
-                    tally.exact(same(&format!("{what} (dlogits)"), &d, &d0));
-                    tally.exact(same(&format!("{what} (row losses)"), &losses, &row_loss0));
+                    tally.exact(same(&format!("{what} (dlogits)"), d, &d0));
+                    tally.exact(same(&format!("{what} (row losses)"), losses, &row_loss0));
                     tally.exact(same(&format!("{what} (loss)"), &[total], &[l0]));
                 } else {
                     // tests/tensor.rs's bounds (each row's loss within
                     // the bound for one row).
-                    tally.bounded(check_dlogits(&what, classes, rows, &d, &d0));
+                    tally.bounded(check_dlogits(&what, classes, rows, d, &d0));
                     let mut equal = 0;
                     for (i, (&l, &w)) in losses.iter().zip(&row_loss0).enumerate() {
                         check_loss(&format!("{what} row {i}"), classes, 1, l, w);

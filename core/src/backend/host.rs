@@ -6,11 +6,11 @@ use core::marker::PhantomData;
 
 use crate::backend::slices::Slices;
 use crate::backend::{
-    BackendTypes, BlasOps, BufferOps, NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps, UpdateOps,
+    BackendTypes, BlasOps, BufferOps, FilterNoise, NoiseOf, NoiseOps, NormOps, PerturbOps,
+    StateOps, UpdateOps,
 };
 use crate::error::Result;
 use crate::noise::philox::NoiseKey;
-use crate::noise::unit::Unit;
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::reference;
@@ -81,13 +81,10 @@ impl<T: Real> PerturbOps for Reference<T> {
     fn perturb_filter_norm(
         &self,
         w: &mut Vec<T>,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
+        noise: &FilterNoise,
         scales: &mut Vec<T>,
     ) -> Result<()> {
-        Slices::new().perturb_filter_norm(w, key, unit, strength, cols, scales)
+        Slices::new().perturb_filter_norm(w, noise, scales)
     }
 }
 
@@ -95,16 +92,8 @@ impl<T: Real> NormOps for Reference<T> {
     fn row_norms(&self, w: &Vec<T>, cols: usize, out: &mut [f64]) -> Result<()> {
         Slices::new().row_norms(w, cols, out)
     }
-    fn filter_scales(
-        &self,
-        w: &Vec<T>,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
-        out: &mut Vec<T>,
-    ) -> Result<()> {
-        Slices::new().filter_scales(w, key, unit, strength, cols, out)
+    fn filter_scales(&self, w: &Vec<T>, noise: &FilterNoise, out: &mut Vec<T>) -> Result<()> {
+        Slices::new().filter_scales(w, noise, out)
     }
 }
 

@@ -56,6 +56,43 @@ pub trait NoiseOps: BackendTypes {
     ) -> Result<()>;
 }
 
+/// An AdaSmoothOut draw, as [`PerturbOps::perturb_filter_norm`] and
+/// [`NormOps::filter_scales`] take it: `w` in rows of `cols` elements, and
+/// row `i`'s unit draws `u_i` (of `key`'s stream) scaled to
+///
+/// ```text
+/// θ̂_i = u_i · strength · ‖w_i‖ / (‖u_i‖ + 1e-6)
+/// ```
+///
+/// (see [`crate::reference::perturb_filter_norm`]).
+///
+/// ```
+/// use smoothout::{FilterNoise, NoiseKey, PerturbOps, Reference, Unit};
+/// let noise = FilterNoise {
+///     key: NoiseKey::from_seed(1),
+///     unit: Unit::Uniform,
+///     strength: 0.1,
+///     cols: 3,
+/// };
+/// let mut w = vec![1.0f32; 6];
+/// let mut scales = vec![0.0; 2]; // one per row
+/// Reference::new().perturb_filter_norm(&mut w, &noise, &mut scales)?;
+/// assert!(scales.iter().all(|&s| s > 0.0));
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FilterNoise {
+    /// The draw's key.
+    pub key: NoiseKey,
+    /// The distribution of the unit draws.
+    pub unit: Unit,
+    /// The strength after the schedule (`a` for uniform, `std` for
+    /// Gaussian noise).
+    pub strength: f64,
+    /// Elements per row (filter).
+    pub cols: usize,
+}
+
 /// Adding and removing θ in one pass each.
 pub trait PerturbOps: BackendTypes {
     /// `w ← w + θ`.
@@ -70,10 +107,7 @@ pub trait PerturbOps: BackendTypes {
     fn perturb_filter_norm(
         &self,
         w: &mut Self::Buffer,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
+        noise: &FilterNoise,
         scales: &mut Self::Buffer,
     ) -> Result<()>;
 }
@@ -83,14 +117,11 @@ pub trait NormOps: BackendTypes {
     /// The L2 norm of each row (`cols` elements) of `w`, in `f64`, on the host.
     fn row_norms(&self, w: &Self::Buffer, cols: usize, out: &mut [f64]) -> Result<()>;
     /// `out_i ← strength · ‖w_i‖ / (‖u_i‖ + 1e-6)` for every row, with `u`
-    /// the unit draws of `key`; `out` has one element per row.
+    /// the unit draws of `noise.key`; `out` has one element per row.
     fn filter_scales(
         &self,
         w: &Self::Buffer,
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
+        noise: &FilterNoise,
         out: &mut Self::Buffer,
     ) -> Result<()>;
 }

@@ -2,10 +2,11 @@
 
 use core::marker::PhantomData;
 
-use crate::backend::{BackendTypes, BlasOps, NoiseOf, NoiseOps, NormOps, PerturbOps, UpdateOps};
+use crate::backend::{
+    BackendTypes, BlasOps, FilterNoise, NoiseOf, NoiseOps, NormOps, PerturbOps, UpdateOps,
+};
 use crate::error::Result;
 use crate::noise::philox::NoiseKey;
-use crate::noise::unit::Unit;
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::reference;
@@ -84,16 +85,8 @@ impl<T: Real> PerturbOps for Slices<T> {
     fn drop_out(&self, w: &mut [T], key: NoiseKey, p: f64) -> Result<()> {
         reference::drop_out(key, p, 0, w)
     }
-    fn perturb_filter_norm(
-        &self,
-        w: &mut [T],
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
-        scales: &mut [T],
-    ) -> Result<()> {
-        reference::perturb_filter_norm(key, unit, strength, cols, 0, w, scales)
+    fn perturb_filter_norm(&self, w: &mut [T], n: &FilterNoise, scales: &mut [T]) -> Result<()> {
+        reference::perturb_filter_norm(n.key, n.unit, n.strength, n.cols, 0, w, scales)
     }
 }
 
@@ -101,16 +94,8 @@ impl<T: Real> NormOps for Slices<T> {
     fn row_norms(&self, w: &[T], cols: usize, out: &mut [f64]) -> Result<()> {
         reference::row_norms(w, cols, out)
     }
-    fn filter_scales(
-        &self,
-        w: &[T],
-        key: NoiseKey,
-        unit: Unit,
-        strength: f64,
-        cols: usize,
-        out: &mut [T],
-    ) -> Result<()> {
-        reference::filter_scales(key, unit, strength, cols, 0, w, out)
+    fn filter_scales(&self, w: &[T], n: &FilterNoise, out: &mut [T]) -> Result<()> {
+        reference::filter_scales(n.key, n.unit, n.strength, n.cols, 0, w, out)
     }
 }
 

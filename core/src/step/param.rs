@@ -3,7 +3,7 @@
 
 use core::borrow::{Borrow, BorrowMut};
 
-use crate::backend::{NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps, UpdateOps};
+use crate::backend::{FilterNoise, NoiseOf, NoiseOps, NormOps, PerturbOps, StateOps, UpdateOps};
 use crate::error::{Error, Result};
 use crate::noise::philox::NoiseKey;
 use crate::noise::{Noise, Scaling};
@@ -237,7 +237,13 @@ impl<B: StateOps> Param<B> {
         match (self.config.noise.additive(), self.scales.as_mut()) {
             (None, _) => b.drop_out(w, key, strength),
             (Some((unit, _)), Some(scales)) => {
-                b.perturb_filter_norm(w, key, unit, strength, cols, scales.borrow_mut())
+                let noise = FilterNoise {
+                    key,
+                    unit,
+                    strength,
+                    cols,
+                };
+                b.perturb_filter_norm(w, &noise, scales.borrow_mut())
             }
             (Some(_), None) => match self.noise(draw, strength) {
                 Some(noise) => b.perturb(w, &noise),
@@ -381,7 +387,13 @@ impl<B: StateOps> Param<B> {
         let strength = self.strength(coef);
         let (key, cols) = (self.key(draw), self.spec.cols());
         if let Some(scales) = self.scales.as_mut() {
-            backend.filter_scales(w, key, unit, strength, cols, scales.borrow_mut())?;
+            let noise = FilterNoise {
+                key,
+                unit,
+                strength,
+                cols,
+            };
+            backend.filter_scales(w, &noise, scales.borrow_mut())?;
         }
         match self.noise(draw, strength) {
             Some(noise) => backend.write_noise(&noise, w, out),

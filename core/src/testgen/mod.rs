@@ -47,7 +47,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::backend::Reference;
-use crate::backend::{Backend, BackendTypes, NoiseOf};
+use crate::backend::{Backend, BackendTypes, FilterNoise, NoiseOf};
 use crate::error::Error;
 use crate::noise::philox::NoiseKey;
 use crate::noise::unit::Unit;
@@ -524,8 +524,14 @@ pub fn filter_scales<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_le
                 reference::filter_scales(k, unit, strength, cols, 0, &w0, &mut want)
                     .expect("reference filter_scales");
                 let mut out = make(nan(rows));
+                let noise = FilterNoise {
+                    key: k,
+                    unit,
+                    strength,
+                    cols,
+                };
                 backend
-                    .filter_scales(&make(w0), k, unit, strength, cols, &mut out)
+                    .filter_scales(&make(w0), &noise, &mut out)
                     .expect("filter_scales");
                 let got = read(backend, &out);
                 same_bits(
@@ -555,8 +561,14 @@ pub fn perturb_filter_norm<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, 
             reference::perturb_filter_norm(k, unit, 0.0375, cols, 0, &mut want_w, &mut want_s)
                 .expect("reference perturb_filter_norm");
             let mut s = make(nan(rows));
+            let noise = FilterNoise {
+                key: k,
+                unit,
+                strength: 0.0375,
+                cols,
+            };
             backend
-                .perturb_filter_norm(&mut w, k, unit, 0.0375, cols, &mut s)
+                .perturb_filter_norm(&mut w, &noise, &mut s)
                 .expect("perturb_filter_norm");
             let what = format!("perturb_filter_norm rows {rows} x {cols} {unit:?}");
             same_bits(&format!("{what} scales"), &read(backend, &s), &want_s);
@@ -597,7 +609,13 @@ pub fn row_norms_rejects_bad_shapes<B: Backend, F: MakeBuffer<B>>(
         );
     }
     let mut scales = make(nan(4));
-    let r = backend.filter_scales(&w, key(0), Unit::Uniform, 0.1, 7, &mut scales);
+    let noise = FilterNoise {
+        key: key(0),
+        unit: Unit::Uniform,
+        strength: 0.1,
+        cols: 7,
+    };
+    let r = backend.filter_scales(&w, &noise, &mut scales);
     assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
 }
 

@@ -43,8 +43,8 @@
 use ndarray::{ArrayD, IxDyn};
 use smoothout::reference::{self, ParamNoise, Scale};
 use smoothout::{
-    Backend, Config, Denoise, Draw, Noise, NoiseKey, NoiseOps, NormOps, PerturbOps, Real,
-    Reference, Scaling, Schedule, Sgd, SmoothOut, Unit, UpdateOps,
+    Backend, Config, Denoise, Draw, FilterNoise, Noise, NoiseKey, NoiseOps, NormOps, PerturbOps,
+    Real, Reference, Scaling, Schedule, Sgd, SmoothOut, Unit, UpdateOps,
 };
 use smoothout_cpu::{Cpu, Isa};
 
@@ -405,10 +405,16 @@ pub fn op_diff<T: Elem>(
             let unit = Unit::Uniform;
             let mut want = vec![T::zero(); rows];
             let mut got = array(vec![T::zero(); rows]);
+            let noise = FilterNoise {
+                key: ckey,
+                unit,
+                strength: 0.05,
+                cols,
+            };
             if op == Op::FilterScales {
                 reference::filter_scales(key, unit, 0.05, cols, 0, &w0, &mut want)
                     .expect("reference scales");
-                cpu.filter_scales(&array(w0.clone()), ckey, unit, 0.05, cols, &mut got)
+                cpu.filter_scales(&array(w0.clone()), &noise, &mut got)
                     .expect("cpu scales");
                 compare(host(&got), &want);
             } else {
@@ -416,7 +422,7 @@ pub fn op_diff<T: Elem>(
                 reference::perturb_filter_norm(key, unit, 0.05, cols, 0, &mut want_w, &mut want)
                     .expect("reference perturb_filter_norm");
                 let mut w = array(w0.clone());
-                cpu.perturb_filter_norm(&mut w, ckey, unit, 0.05, cols, &mut got)
+                cpu.perturb_filter_norm(&mut w, &noise, &mut got)
                     .expect("cpu perturb_filter_norm");
                 compare(host(&w), &want_w);
                 compare(host(&got), &want);
