@@ -19,8 +19,9 @@ use rayon::prelude::*;
 use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, ConvOps, Gemm, GemmBatch,
-    LossOps, MapOps, MatmulOps, Pool2d, PoolOps,
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
+    BatchNormStatsPass, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    PoolOps,
 };
 use smoothout::{Real, Result};
 
@@ -505,16 +506,10 @@ fn dense_sums<const K: usize>(
 }
 
 impl<T: Real> BatchNormOps for Cpu<T> {
-    fn batch_norm_stats(
-        &self,
-        bn: &BatchNorm,
-        x: &ArrayD<T>,
-        mean: &mut ArrayD<T>,
-        var: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (x, mean, var) = (slice(x)?, slice_mut(mean)?, slice_mut(var)?);
-        bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
-        let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
+    fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, ArrayD<T>>) -> Result<()> {
+        pass.validate(ArrayD::len)?;
+        let (x, mean, var) = (slice(pass.x)?, slice_mut(pass.mean)?, slice_mut(pass.var)?);
+        let (batch, channels, inner) = (pass.bn.batch, pass.bn.channels, pass.bn.spatial);
         let m = (batch * inner) as f64;
         let (threads, isa) = (self.threads(), self.isa);
         self.pool.install(|| {
@@ -544,22 +539,12 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         Ok(())
     }
 
-    fn batch_norm_forward(
-        &self,
-        bn: &BatchNorm,
-        x: &ArrayD<T>,
-        gamma: &ArrayD<T>,
-        beta: &ArrayD<T>,
-        stats: BatchNormStats<'_, ArrayD<T>>,
-        y: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let BatchNormStats { mean, var } = stats;
-        let (x, y) = (slice(x)?, slice_mut(y)?);
-        let (gamma, beta, mean, var) = (slice(gamma)?, slice(beta)?, slice(mean)?, slice(var)?);
-        bn.validate_buffers(
-            &[x.len(), y.len()],
-            &[gamma.len(), beta.len(), mean.len(), var.len()],
-        )?;
+    fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, ArrayD<T>>) -> Result<()> {
+        pass.validate(ArrayD::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let (x, y) = (slice(pass.x)?, slice_mut(pass.y)?);
+        let (gamma, beta) = (slice(pass.gamma)?, slice(pass.beta)?);
+        let (mean, var) = (slice(mean)?, slice(var)?);
         let (per, isa) = (bn.channels * bn.spatial, self.isa);
         let task = self.whole_samples(per);
         let coefs = r::batch_norm_forward_coefs(bn, gamma, beta, mean, var);
@@ -575,29 +560,13 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         Ok(())
     }
 
-    fn batch_norm_backward(
-        &self,
-        bn: &BatchNorm,
-        x: &ArrayD<T>,
-        dy: &ArrayD<T>,
-        gamma: &ArrayD<T>,
-        stats: BatchNormStats<'_, ArrayD<T>>,
-        grads: BatchNormGrads<'_, ArrayD<T>>,
-    ) -> Result<()> {
-        let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) = (stats, grads);
-        let (x, dy, dx) = (slice(x)?, slice(dy)?, slice_mut(dx)?);
-        let (gamma, mean, var) = (slice(gamma)?, slice(mean)?, slice(var)?);
+    fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, ArrayD<T>>) -> Result<()> {
+        pass.validate(ArrayD::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let BatchNormGrads { dx, dgamma, dbeta } = pass.grads;
+        let (x, dy, dx) = (slice(pass.x)?, slice(pass.dy)?, slice_mut(dx)?);
+        let (gamma, mean, var) = (slice(pass.gamma)?, slice(mean)?, slice(var)?);
         let (dgamma, dbeta) = (slice_mut(dgamma)?, slice_mut(dbeta)?);
-        bn.validate_buffers(
-            &[x.len(), dy.len(), dx.len()],
-            &[
-                gamma.len(),
-                mean.len(),
-                var.len(),
-                dgamma.len(),
-                dbeta.len(),
-            ],
-        )?;
         let (per, threads, isa) = (bn.channels * bn.spatial, self.threads(), self.isa);
         self.pool.install(|| {
             let centres = r::batch_norm_centres(bn, mean, var);

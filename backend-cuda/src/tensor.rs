@@ -27,8 +27,9 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, ConvOps, Gemm, GemmBatch,
-    LossOps, MapOps, MatmulOps, Pool2d, PoolKind, PoolOps,
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
+    BatchNormStatsPass, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    PoolKind, PoolOps,
 };
 use smoothout::{Error, Result};
 
@@ -426,15 +427,10 @@ impl BatchNormOps for Cuda {
     /// Two deterministic per-channel reductions in `f64` (the mean, then
     /// the squares about the unrounded `f64` mean), as the reference's two
     /// passes.
-    fn batch_norm_stats(
-        &self,
-        bn: &BatchNorm,
-        x: &CudaSlice<f32>,
-        mean: &mut CudaSlice<f32>,
-        var: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "batch_norm_stats";
-        bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
+        pass.validate(CudaSlice::len)?;
+        let (bn, x, mean, var) = (&pass.bn, pass.x, pass.mean, pass.var);
         let m = (bn.batch * bn.spatial) as f64;
         let stream = self.stream();
         let mut mean64 = stream.alloc_zeros::<f64>(bn.channels).map_err(device(OP))?;
@@ -452,46 +448,21 @@ impl BatchNormOps for Cuda {
         )
     }
 
-    fn batch_norm_forward(
-        &self,
-        bn: &BatchNorm,
-        x: &CudaSlice<f32>,
-        gamma: &CudaSlice<f32>,
-        beta: &CudaSlice<f32>,
-        stats: BatchNormStats<'_, CudaSlice<f32>>,
-        y: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        let BatchNormStats { mean, var } = stats;
-        bn.validate_buffers(
-            &[x.len(), y.len()],
-            &[gamma.len(), beta.len(), mean.len(), var.len()],
-        )?;
+    fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, CudaSlice<f32>>) -> Result<()> {
+        pass.validate(CudaSlice::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let (x, y, gamma, beta) = (pass.x, pass.y, pass.gamma, pass.beta);
         let (n, channels, spatial) = (bn.len() as u64, bn.channels as u64, bn.spatial as u64);
         launch!(self, "batch_norm_forward", "bn_forward", grid(n);
             x, gamma, beta, mean, var, &bn.eps, &n, &channels, &spatial, y)
     }
 
-    fn batch_norm_backward(
-        &self,
-        bn: &BatchNorm,
-        x: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        gamma: &CudaSlice<f32>,
-        stats: BatchNormStats<'_, CudaSlice<f32>>,
-        grads: BatchNormGrads<'_, CudaSlice<f32>>,
-    ) -> Result<()> {
-        let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) = (stats, grads);
+    fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "batch_norm_backward";
-        bn.validate_buffers(
-            &[x.len(), dy.len(), dx.len()],
-            &[
-                gamma.len(),
-                mean.len(),
-                var.len(),
-                dgamma.len(),
-                dbeta.len(),
-            ],
-        )?;
+        pass.validate(CudaSlice::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let BatchNormGrads { dx, dgamma, dbeta } = pass.grads;
+        let (x, dy, gamma) = (pass.x, pass.dy, pass.gamma);
         let stream = self.stream();
         let (n, channels, spatial) = (bn.len() as u64, bn.channels as u64, bn.spatial as u64);
         let m = (bn.batch * bn.spatial) as u64;

@@ -30,9 +30,10 @@ use std::sync::OnceLock;
 
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Gemm, GemmBatch, LossOps, MapOps,
-    MatmulOps,
+    BatchNorm, BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps,
+    BatchNormStats, BatchNormStatsPass, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
 };
+use smoothout::testgen::tensor::batch_norm_passes;
 use smoothout::{BackendTypes, BufferOps, Reference};
 use smoothout_cuda::Cuda;
 
@@ -123,68 +124,59 @@ fn batch_norm_within_bounds() {
         let what = format!("{bn:?}");
         let (x, dy, gamma, beta) = bn_inputs(&bn, s);
         let nan = |n| vec![f32::NAN; n];
+        let inputs = [&x[..], &dy, &gamma, &beta];
+        let [m0, v0, y0, dx0, dg0, db0] = batch_norm_passes(&reference, &|v| v, bn, inputs);
 
         // Statistics.
-        let (mut m0, mut v0) = (nan(channels), nan(channels));
-        reference
-            .batch_norm_stats(&bn, &x, &mut m0, &mut v0)
-            .unwrap();
         let xb = up(gpu, &x);
-        let (mut mb, mut vb) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
-        gpu.batch_norm_stats(&bn, &xb, &mut mb, &mut vb).unwrap();
-        let (mean, var) = (down(gpu, &mb), down(gpu, &vb));
+        let stats = || {
+            let (mut mb, mut vb) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
+            gpu.batch_norm_stats(BatchNormStatsPass {
+                bn,
+                x: &xb,
+                mean: &mut mb,
+                var: &mut vb,
+            })
+            .unwrap();
+            (down(gpu, &mb), down(gpu, &vb))
+        };
+        let (mean, var) = stats();
         check_bn_stats(&what, &bn, &x, (&mean, &var), (&m0, &v0));
         // Deterministic: the same bits again.
-        let (mut mb2, mut vb2) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
-        gpu.batch_norm_stats(&bn, &xb, &mut mb2, &mut vb2).unwrap();
-        same_bits(&format!("mean again {what}"), &down(gpu, &mb2), &mean);
-        same_bits(&format!("var again {what}"), &down(gpu, &vb2), &var);
+        let (mean2, var2) = stats();
+        same_bits(&format!("mean again {what}"), &mean2, &mean);
+        same_bits(&format!("var again {what}"), &var2, &var);
 
         // Forward with the reference's statistics: bit-identical.
         let (m0b, v0b) = (up(gpu, &m0), up(gpu, &v0));
         let (gb, bb) = (up(gpu, &gamma), up(gpu, &beta));
-        let mut y0 = nan(bn.len());
-        reference
-            .batch_norm_forward(
-                &bn,
-                &x,
-                &gamma,
-                &beta,
-                BatchNormStats::new(&m0, &v0),
-                &mut y0,
-            )
-            .unwrap();
         let mut yb = up(gpu, &nan(bn.len()));
-        gpu.batch_norm_forward(&bn, &xb, &gb, &bb, BatchNormStats::new(&m0b, &v0b), &mut yb)
-            .unwrap();
+        gpu.batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x: &xb,
+            y: &mut yb,
+            gamma: &gb,
+            beta: &bb,
+            stats: BatchNormStats::new(&m0b, &v0b),
+        })
+        .unwrap();
         same_bits(&format!("forward {what}"), &down(gpu, &yb), &y0);
 
         // Backward with the reference's statistics.
-        let (mut dx0, mut dg0, mut db0) = (nan(bn.len()), nan(channels), nan(channels));
-        reference
-            .batch_norm_backward(
-                &bn,
-                &x,
-                &dy,
-                &gamma,
-                BatchNormStats::new(&m0, &v0),
-                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
-            )
-            .unwrap();
         let dyb = up(gpu, &dy);
         let (mut dxb, mut dgb, mut dbb) = (
             up(gpu, &nan(bn.len())),
             up(gpu, &nan(channels)),
             up(gpu, &nan(channels)),
         );
-        gpu.batch_norm_backward(
-            &bn,
-            &xb,
-            &dyb,
-            &gb,
-            BatchNormStats::new(&m0b, &v0b),
-            BatchNormGrads::new(&mut dxb, &mut dgb, &mut dbb),
-        )
+        gpu.batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &xb,
+            dy: &dyb,
+            gamma: &gb,
+            stats: BatchNormStats::new(&m0b, &v0b),
+            grads: BatchNormGrads::new(&mut dxb, &mut dgb, &mut dbb),
+        })
         .unwrap();
         let centres = r::batch_norm_centres(&bn, &m0, &v0);
         check_bn_grads(

@@ -82,10 +82,8 @@ use bounds::{
     check_loss, data, gemm_summed_bound, softmax_inputs, within, BIAS_GRADS, BNS, SOFTMAXES,
 };
 use smoothout::tensor::reference as r;
-use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, Gemm, GemmBatch, MapOps,
-    Pool2d, PoolKind,
-};
+use smoothout::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind};
+use smoothout::testgen::tensor::batch_norm_passes;
 use smoothout::Reference;
 
 type GemmEmptyFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u64, f32, f32, i32) -> Status;

@@ -918,48 +918,153 @@ impl<'a, Buf: ?Sized> BatchNormGrads<'a, Buf> {
     }
 }
 
-/// Batch normalisation, training-mode formulas (see [`BatchNorm`]).
+/// A [`BatchNormOps::batch_norm_stats`] request: the layout, the input,
+/// and where the per-channel mean and biased variance go (overwritten).
+///
+/// Like every batch-norm request it holds the whole call as data, its
+/// buffers by name, and checks their lengths itself
+/// ([`BatchNormStatsPass::validate`]), so that every backend validates the
+/// same way.
+#[derive(Debug)]
+pub struct BatchNormStatsPass<'a, Buf: ?Sized> {
+    /// The layout and ε.
+    pub bn: BatchNorm,
+    /// The input, `batch × channels × spatial`.
+    pub x: &'a Buf,
+    /// μ, one per channel.
+    pub mean: &'a mut Buf,
+    /// σ² (biased), one per channel.
+    pub var: &'a mut Buf,
+}
+
+impl<Buf: ?Sized> BatchNormStatsPass<'_, Buf> {
+    /// [`BatchNorm::validate_buffers`] with the request's buffers, measured
+    /// by `len`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let per_channel = [len(self.mean), len(self.var)];
+        self.bn.validate_buffers(&[len(self.x)], &per_channel)
+    }
+}
+
+/// A [`BatchNormOps::batch_norm_forward`] request: the layout, the input and
+/// the output (overwritten), then the per-channel γ, β and the statistics to
+/// normalise with (the batch's or the running ones).
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout::tensor::{BatchNorm, BatchNormForwardPass, BatchNormOps, BatchNormStats};
+/// // Two samples of one channel with μ = 2, σ² = 1: y = 3 · (x − 2) + 1.
+/// let bn = BatchNorm { batch: 2, channels: 1, spatial: 1, eps: 0.0 };
+/// let (x, gamma, beta) = (vec![1.0f64, 3.0], vec![3.0], vec![1.0]);
+/// let (mean, var) = (vec![2.0], vec![1.0]);
+/// let mut y = vec![0.0; 2];
+/// Reference::new().batch_norm_forward(BatchNormForwardPass {
+///     bn,
+///     x: &x,
+///     y: &mut y,
+///     gamma: &gamma,
+///     beta: &beta,
+///     stats: BatchNormStats::new(&mean, &var),
+/// })?;
+/// assert_eq!(y, [-2.0, 4.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BatchNormForwardPass<'a, Buf: ?Sized> {
+    /// The layout and ε.
+    pub bn: BatchNorm,
+    /// The input, `batch × channels × spatial`.
+    pub x: &'a Buf,
+    /// The output, `x`'s length.
+    pub y: &'a mut Buf,
+    /// γ, one per channel.
+    pub gamma: &'a Buf,
+    /// β, one per channel.
+    pub beta: &'a Buf,
+    /// μ and σ².
+    pub stats: BatchNormStats<'a, Buf>,
+}
+
+impl<Buf: ?Sized> BatchNormForwardPass<'_, Buf> {
+    /// [`BatchNorm::validate_buffers`] with the request's tensors (`x`, `y`)
+    /// and per-channel buffers (γ, β, μ, σ²), measured by `len`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let BatchNormStats { mean, var } = self.stats;
+        let per_channel = [len(self.gamma), len(self.beta), len(mean), len(var)];
+        self.bn
+            .validate_buffers(&[len(self.x), len(self.y)], &per_channel)
+    }
+}
+
+/// A [`BatchNormOps::batch_norm_backward`] request: the layout, the input
+/// and the output's gradient, γ and the batch statistics of `x`, and the
+/// three gradients to write.
+#[derive(Debug)]
+pub struct BatchNormBackwardPass<'a, Buf: ?Sized> {
+    /// The layout and ε.
+    pub bn: BatchNorm,
+    /// The input of the forward pass.
+    pub x: &'a Buf,
+    /// ∂L/∂y, `x`'s length.
+    pub dy: &'a Buf,
+    /// γ, one per channel.
+    pub gamma: &'a Buf,
+    /// The batch statistics of `x`.
+    pub stats: BatchNormStats<'a, Buf>,
+    /// ∂L/∂x, ∂L/∂γ, ∂L/∂β (overwritten).
+    pub grads: BatchNormGrads<'a, Buf>,
+}
+
+impl<Buf: ?Sized> BatchNormBackwardPass<'_, Buf> {
+    /// [`BatchNorm::validate_buffers`] with the request's tensors (`x`,
+    /// `dy`, `dx`) and per-channel buffers (γ, μ, σ², dγ, dβ), measured by
+    /// `len`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (BatchNormStats { mean, var }, g) = (self.stats, &self.grads);
+        let tensors = [len(self.x), len(self.dy), len(g.dx)];
+        let per_channel = [
+            len(self.gamma),
+            len(mean),
+            len(var),
+            len(g.dgamma),
+            len(g.dbeta),
+        ];
+        self.bn.validate_buffers(&tensors, &per_channel)
+    }
+}
+
+/// Batch normalisation, training-mode formulas (see [`BatchNorm`]). Each
+/// operation takes one request holding its layout and buffers by name
+/// ([`BatchNormStatsPass`], [`BatchNormForwardPass`],
+/// [`BatchNormBackwardPass`]), which validates itself.
 pub trait BatchNormOps: BackendTypes {
     /// Per-channel mean and biased variance of `x`, summed in `f64` and
     /// rounded to `Elem` once.
     ///
     /// # Errors
-    /// As [`BatchNorm::validate_buffers`].
-    fn batch_norm_stats(
-        &self,
-        bn: &BatchNorm,
-        x: &Self::Buffer,
-        mean: &mut Self::Buffer,
-        var: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchNormStatsPass::validate`].
+    fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, Self::Buffer>) -> Result<()>;
     /// `y ← γ · (x − μ) / √(σ² + ε) + β` with the given statistics (batch or
     /// running).
     ///
     /// # Errors
-    /// As [`BatchNorm::validate_buffers`].
-    fn batch_norm_forward(
-        &self,
-        bn: &BatchNorm,
-        x: &Self::Buffer,
-        gamma: &Self::Buffer,
-        beta: &Self::Buffer,
-        stats: BatchNormStats<'_, Self::Buffer>,
-        y: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchNormForwardPass::validate`].
+    fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, Self::Buffer>) -> Result<()>;
     /// `dx`, `dγ`, `dβ` (all overwritten) from `dy`, with `mean` and `var`
     /// the batch statistics of `x`; sums in `f64`.
     ///
     /// # Errors
-    /// As [`BatchNorm::validate_buffers`].
-    fn batch_norm_backward(
-        &self,
-        bn: &BatchNorm,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        gamma: &Self::Buffer,
-        stats: BatchNormStats<'_, Self::Buffer>,
-        grads: BatchNormGrads<'_, Self::Buffer>,
-    ) -> Result<()>;
+    /// As [`BatchNormBackwardPass::validate`].
+    fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, Self::Buffer>) -> Result<()>;
 }
 
 /// Losses.

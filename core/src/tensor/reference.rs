@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
 #[cfg(feature = "alloc")]
-use crate::tensor::{BatchNormGrads, BatchNormStats};
+use crate::tensor::{
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormStats, BatchNormStatsPass,
+};
 
 /// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
 /// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
@@ -755,75 +757,43 @@ mod backend {
     }
 
     impl<T: Real> BatchNormOps for Reference<T> {
-        fn batch_norm_stats(
-            &self,
-            bn: &BatchNorm,
-            x: &Vec<T>,
-            mean: &mut Vec<T>,
-            var: &mut Vec<T>,
-        ) -> Result<()> {
-            bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
+        fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, Vec<T>>) -> Result<()> {
+            pass.validate(Vec::len)?;
+            let (bn, x) = (&pass.bn, pass.x);
             for c in 0..bn.channels {
                 let (m, v) = batch_norm_stats_channel(bn, x, c);
-                mean[c] = T::from_f64(m);
-                var[c] = T::from_f64(v);
+                pass.mean[c] = T::from_f64(m);
+                pass.var[c] = T::from_f64(v);
             }
             Ok(())
         }
 
-        fn batch_norm_forward(
-            &self,
-            bn: &BatchNorm,
-            x: &Vec<T>,
-            gamma: &Vec<T>,
-            beta: &Vec<T>,
-            stats: BatchNormStats<'_, Vec<T>>,
-            y: &mut Vec<T>,
-        ) -> Result<()> {
-            let BatchNormStats { mean, var } = stats;
-            bn.validate_buffers(
-                &[x.len(), y.len()],
-                &[gamma.len(), beta.len(), mean.len(), var.len()],
-            )?;
+        fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, Vec<T>>) -> Result<()> {
+            pass.validate(Vec::len)?;
+            let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
             let per = bn.channels * bn.spatial;
-            let coefs = batch_norm_forward_coefs(bn, gamma, beta, mean, var);
-            for (x, y) in x.chunks(per).zip(y.chunks_mut(per)) {
+            let coefs = batch_norm_forward_coefs(bn, pass.gamma, pass.beta, mean, var);
+            for (x, y) in pass.x.chunks(per).zip(pass.y.chunks_mut(per)) {
                 batch_norm_forward_sample(bn, x, &coefs, y);
             }
             Ok(())
         }
 
-        fn batch_norm_backward(
-            &self,
-            bn: &BatchNorm,
-            x: &Vec<T>,
-            dy: &Vec<T>,
-            gamma: &Vec<T>,
-            stats: BatchNormStats<'_, Vec<T>>,
-            grads: BatchNormGrads<'_, Vec<T>>,
-        ) -> Result<()> {
-            let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) =
-                (stats, grads);
-            bn.validate_buffers(
-                &[x.len(), dy.len(), dx.len()],
-                &[
-                    gamma.len(),
-                    mean.len(),
-                    var.len(),
-                    dgamma.len(),
-                    dbeta.len(),
-                ],
-            )?;
+        fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, Vec<T>>) -> Result<()> {
+            pass.validate(Vec::len)?;
+            let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+            let (x, dy, grads) = (pass.x, pass.dy, pass.grads);
             let centres = batch_norm_centres(bn, mean, var);
             let (mut dg, mut db) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
             for c in 0..bn.channels {
                 (dg[c], db[c]) = batch_norm_grads_channel(bn, x, dy, centres[c], c);
-                dgamma[c] = T::from_f64(dg[c]);
-                dbeta[c] = T::from_f64(db[c]);
+                grads.dgamma[c] = T::from_f64(dg[c]);
+                grads.dbeta[c] = T::from_f64(db[c]);
             }
-            let coefs = batch_norm_backward_coefs(bn, gamma, &centres, &dg, &db);
+            let coefs = batch_norm_backward_coefs(bn, pass.gamma, &centres, &dg, &db);
             let per = bn.channels * bn.spatial;
-            for ((x, dy), dx) in x.chunks(per).zip(dy.chunks(per)).zip(dx.chunks_mut(per)) {
+            let samples = x.chunks(per).zip(dy.chunks(per));
+            for ((x, dy), dx) in samples.zip(grads.dx.chunks_mut(per)) {
                 batch_norm_backward_sample(bn, x, dy, &coefs, dx);
             }
             Ok(())

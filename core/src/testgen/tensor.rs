@@ -41,7 +41,8 @@ use crate::error::Error;
 use crate::real::Real;
 use crate::tensor::reference as r;
 use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
-use crate::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, MapOps};
+use crate::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
+use crate::tensor::{BatchNormGrads, BatchNormStats, MapOps};
 use crate::testgen::{same_bits, MakeBuffer};
 use num_traits::float::FloatCore;
 use num_traits::Zero;
@@ -823,6 +824,58 @@ const BNS: [(usize, usize, usize, f64); 5] = [
     (3, 4, 49, 0.0),
 ];
 
+/// The three batch-norm passes in order on `backend`, every output started
+/// as NaN: the statistics of `x`, the forward pass with them, the backward
+/// pass with them. Returns `[mean, var, y, dx, dgamma, dbeta]`, read back.
+/// On [`crate::Reference`] with `make = |v| v` it gives the ground truth a
+/// backend's own test compares with.
+///
+/// # Panics
+/// When a pass fails.
+pub fn batch_norm_passes<B: TensorBackend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    bn: BatchNorm,
+    [x, dy, gamma, beta]: [&[B::Elem]; 4],
+) -> [Vec<B::Elem>; 6] {
+    let nan = |n| make(vec![B::Elem::nan(); n]);
+    let (x, dy) = (make(x.to_vec()), make(dy.to_vec()));
+    let (gamma, beta) = (make(gamma.to_vec()), make(beta.to_vec()));
+    let (mut mean, mut var) = (nan(bn.channels), nan(bn.channels));
+    backend
+        .batch_norm_stats(BatchNormStatsPass {
+            bn,
+            x: &x,
+            mean: &mut mean,
+            var: &mut var,
+        })
+        .expect("stats");
+    let stats = BatchNormStats::new(&mean, &var);
+    let mut y = nan(bn.len());
+    backend
+        .batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x: &x,
+            y: &mut y,
+            gamma: &gamma,
+            beta: &beta,
+            stats,
+        })
+        .expect("forward");
+    let (mut dx, mut dgamma, mut dbeta) = (nan(bn.len()), nan(bn.channels), nan(bn.channels));
+    backend
+        .batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &x,
+            dy: &dy,
+            gamma: &gamma,
+            stats,
+            grads: BatchNormGrads::new(&mut dx, &mut dgamma, &mut dbeta),
+        })
+        .expect("backward");
+    [mean, var, y, dx, dgamma, dbeta].map(|b| read(backend, &b))
+}
+
 /// Statistics, forward and backward, bit for bit.
 pub fn batch_norm<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let reference = crate::Reference::<B::Elem>::new();
@@ -838,68 +891,13 @@ pub fn batch_norm<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
         let dy: Vec<B::Elem> = data(bn.len(), s + 1);
         let gamma: Vec<B::Elem> = data(channels, s + 2);
         let beta: Vec<B::Elem> = data(channels, s + 3);
-        let z = || vec![B::Elem::nan(); channels];
-
-        let (mut m0, mut v0) = (z(), z());
-        reference
-            .batch_norm_stats(&bn, &x, &mut m0, &mut v0)
-            .expect("ref stats");
-        let (mut m, mut v) = (make(z()), make(z()));
-        backend
-            .batch_norm_stats(&bn, &make(x.clone()), &mut m, &mut v)
-            .expect("stats");
-        same_bits(&format!("mean {bn:?}"), &read(backend, &m), &m0);
-        same_bits(&format!("var {bn:?}"), &read(backend, &v), &v0);
-
-        let mut y0 = vec![B::Elem::nan(); bn.len()];
-        reference
-            .batch_norm_forward(
-                &bn,
-                &x,
-                &gamma,
-                &beta,
-                BatchNormStats::new(&m0, &v0),
-                &mut y0,
-            )
-            .expect("ref forward");
-        let mut y = make(vec![B::Elem::nan(); bn.len()]);
-        backend
-            .batch_norm_forward(
-                &bn,
-                &make(x.clone()),
-                &make(gamma.clone()),
-                &make(beta.clone()),
-                BatchNormStats::new(&m, &v),
-                &mut y,
-            )
-            .expect("forward");
-        same_bits(&format!("forward {bn:?}"), &read(backend, &y), &y0);
-
-        let (mut dx0, mut dg0, mut db0) = (vec![B::Elem::nan(); bn.len()], z(), z());
-        reference
-            .batch_norm_backward(
-                &bn,
-                &x,
-                &dy,
-                &gamma,
-                BatchNormStats::new(&m0, &v0),
-                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
-            )
-            .expect("ref backward");
-        let (mut dx, mut dg, mut db) = (make(vec![B::Elem::nan(); bn.len()]), make(z()), make(z()));
-        backend
-            .batch_norm_backward(
-                &bn,
-                &make(x.clone()),
-                &make(dy.clone()),
-                &make(gamma.clone()),
-                BatchNormStats::new(&m, &v),
-                BatchNormGrads::new(&mut dx, &mut dg, &mut db),
-            )
-            .expect("backward");
-        same_bits(&format!("dx {bn:?}"), &read(backend, &dx), &dx0);
-        same_bits(&format!("dgamma {bn:?}"), &read(backend, &dg), &dg0);
-        same_bits(&format!("dbeta {bn:?}"), &read(backend, &db), &db0);
+        let inputs = [&x[..], &dy, &gamma, &beta];
+        let want = batch_norm_passes(&reference, &|v| v, bn, inputs);
+        let got = batch_norm_passes(backend, make, bn, inputs);
+        let names = ["mean", "var", "forward", "dx", "dgamma", "dbeta"];
+        for ((name, got), want) in names.iter().zip(&got).zip(&want) {
+            same_bits(&format!("{name} {bn:?}"), got, want);
+        }
     }
 }
 
@@ -912,7 +910,37 @@ pub fn batch_norm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backe
         eps: 1e-5,
     };
     let z = |n| make(vec![B::Elem::zero(); n]);
+    // Each call with its buffers' lengths, in the request's field order.
+    let stats = |bn, [x, mean, var]: [usize; 3]| {
+        backend.batch_norm_stats(BatchNormStatsPass {
+            bn,
+            x: &z(x),
+            mean: &mut z(mean),
+            var: &mut z(var),
+        })
+    };
+    let forward = |bn, [x, y, gamma, beta, mean, var]: [usize; 6]| {
+        backend.batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x: &z(x),
+            y: &mut z(y),
+            gamma: &z(gamma),
+            beta: &z(beta),
+            stats: BatchNormStats::new(&z(mean), &z(var)),
+        })
+    };
+    let backward = |bn, [x, dy, gamma, mean, var, dx, dg, db]: [usize; 8]| {
+        backend.batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &z(x),
+            dy: &z(dy),
+            gamma: &z(gamma),
+            stats: BatchNormStats::new(&z(mean), &z(var)),
+            grads: BatchNormGrads::new(&mut z(dx), &mut z(dg), &mut z(db)),
+        })
+    };
     let (t, c) = (24, 3);
+    let lengths = ([t, c, c], [t, t, c, c, c, c], [t, t, c, c, c, t, c, c]);
     for bad in [
         BatchNorm { batch: 0, ..ok },
         BatchNorm { channels: 0, ..ok },
@@ -927,76 +955,26 @@ pub fn batch_norm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backe
             ..ok
         },
     ] {
-        expect_err(
-            "stats",
-            backend.batch_norm_stats(&bad, &z(t), &mut z(c), &mut z(c)),
-        );
-        expect_err(
-            "forward",
-            backend.batch_norm_forward(
-                &bad,
-                &z(t),
-                &z(c),
-                &z(c),
-                BatchNormStats::new(&z(c), &z(c)),
-                &mut z(t),
-            ),
-        );
-        expect_err(
-            "backward",
-            backend.batch_norm_backward(
-                &bad,
-                &z(t),
-                &z(t),
-                &z(c),
-                BatchNormStats::new(&z(c), &z(c)),
-                BatchNormGrads::new(&mut z(t), &mut z(c), &mut z(c)),
-            ),
-        );
+        expect_err("stats", stats(bad, lengths.0));
+        expect_err("forward", forward(bad, lengths.1));
+        expect_err("backward", backward(bad, lengths.2));
     }
     // Each buffer in turn one element short.
-    let len = |i: usize, k: usize, n: usize| if i == k { n - 1 } else { n };
     for k in 0..3 {
-        expect_err(
-            "stats length",
-            backend.batch_norm_stats(
-                &ok,
-                &z(len(0, k, t)),
-                &mut z(len(1, k, c)),
-                &mut z(len(2, k, c)),
-            ),
-        );
+        expect_err("stats length", stats(ok, one_short(lengths.0, k)));
     }
     for k in 0..6 {
-        expect_err(
-            "forward length",
-            backend.batch_norm_forward(
-                &ok,
-                &z(len(0, k, t)),
-                &z(len(1, k, c)),
-                &z(len(2, k, c)),
-                BatchNormStats::new(&z(len(3, k, c)), &z(len(4, k, c))),
-                &mut z(len(5, k, t)),
-            ),
-        );
+        expect_err("forward length", forward(ok, one_short(lengths.1, k)));
     }
     for k in 0..8 {
-        expect_err(
-            "backward length",
-            backend.batch_norm_backward(
-                &ok,
-                &z(len(0, k, t)),
-                &z(len(1, k, t)),
-                &z(len(2, k, c)),
-                BatchNormStats::new(&z(len(3, k, c)), &z(len(4, k, c))),
-                BatchNormGrads::new(
-                    &mut z(len(5, k, t)),
-                    &mut z(len(6, k, c)),
-                    &mut z(len(7, k, c)),
-                ),
-            ),
-        );
+        expect_err("backward length", backward(ok, one_short(lengths.2, k)));
     }
+}
+
+/// `lengths` with entry `k` one less.
+fn one_short<const N: usize>(mut lengths: [usize; N], k: usize) -> [usize; N] {
+    lengths[k] -= 1;
+    lengths
 }
 
 /// Loss and gradient bit for bit; one class, many rows, and logits offset by
