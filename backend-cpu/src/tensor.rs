@@ -20,7 +20,7 @@ use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
-    BatchNormStatsPass, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d,
     PoolOps,
 };
 use smoothout::{Real, Result};
@@ -154,21 +154,22 @@ impl<T: Real> Cpu<T> {
         Ok(())
     }
 
-    /// A validated batch's [`GemmBatch::products`], one after the other.
-    fn gemm_products(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        summed: bool,
-        a: &[T],
-        b: &[T],
-        c: &mut [T],
-    ) -> Result<()> {
-        for (gi, [ra, rb, rc]) in batch.products(g, summed) {
-            self.gemm_slices(&gi, &a[ra], &b[rb], &mut c[rc])?;
+    /// A validated batch's [`GemmBatch::products`](smoothout::tensor::GemmBatch::products), one after the other.
+    fn gemm_products(&self, req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
+        for (gi, [ra, rb, rc]) in req.batch.products(&req.gemm, summed) {
+            self.gemm_slices(&gi, &req.a[ra], &req.b[rb], &mut req.c[rc])?;
         }
         Ok(())
     }
+}
+
+/// A batched request on arrays as one on their elements.
+///
+/// # Errors
+/// As [`slice`], for an array that is not contiguous.
+fn batch_on_slices<T>(req: BatchedGemm<'_, ArrayD<T>>) -> Result<BatchedGemm<'_, [T]>> {
+    let (a, b, c) = (slice(req.a)?, slice(req.b)?, slice_mut(req.c)?);
+    Ok(BatchedGemm::new(req.gemm, req.batch, a, b, c))
 }
 
 impl<T: Real> MatmulOps for Cpu<T> {
@@ -176,20 +177,15 @@ impl<T: Real> MatmulOps for Cpu<T> {
         self.gemm_slices(g, slice(a)?, slice(b)?, slice_mut(c)?)
     }
 
-    fn gemm_strided(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &ArrayD<T>,
-        b: &ArrayD<T>,
-        c: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
-        batch.validate(g, a.len(), b.len(), c.len(), false)?;
+    fn gemm_strided(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
+        let req = batch_on_slices(req)?;
+        req.validate(false, <[T]>::len)?;
+        let (g, batch) = (&req.gemm, &req.batch);
         let mc = g.m * g.n;
         if batch.count == 1 || mc == 0 {
-            return self.gemm_products(g, batch, false, a, b, c);
+            return self.gemm_products(req, false);
         }
+        let (a, b, c) = (req.a, req.b, req.c);
         // The outputs are disjoint (stride_c ≥ m·n > 0, validated): the
         // products run in parallel, each exactly the single `gemm` it would
         // be on its own (itself split into row blocks when threads are
@@ -205,19 +201,12 @@ impl<T: Real> MatmulOps for Cpu<T> {
         })
     }
 
-    fn gemm_summed(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &ArrayD<T>,
-        b: &ArrayD<T>,
-        c: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
-        batch.validate(g, a.len(), b.len(), c.len(), true)?;
+    fn gemm_summed(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
+        let req = batch_on_slices(req)?;
+        req.validate(true, <[T]>::len)?;
         // The reference's order: one `gemm` per product into the same `c`,
         // the first with the request's β, the rest with β = 1.
-        self.gemm_products(g, batch, true, a, b, c)
+        self.gemm_products(req, true)
     }
 }
 

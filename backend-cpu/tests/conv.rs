@@ -6,7 +6,7 @@
 //! `f32` and `f64`; and typed errors for buffers of the wrong length.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::tensor::{Conv2d, ConvOps, Gemm, GemmBatch, MatmulOps};
+use smoothout::tensor::{BatchedGemm, Conv2d, ConvOps, Gemm, GemmBatch, MatmulOps};
 use smoothout::{BufferOps, Error, Real};
 use smoothout_cpu::Cpu;
 use smoothout_testkit::SplitMix64;
@@ -54,8 +54,7 @@ fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
 struct WholeBatch<'a, T: Real>(&'a Cpu<T>);
 
 /// [`MatmulOps::gemm_strided`] or [`MatmulOps::gemm_summed`] of [`Cpu`].
-type BatchedGemm<T> =
-    fn(&Cpu<T>, &Gemm, &GemmBatch, &ArrayD<T>, &ArrayD<T>, &mut ArrayD<T>) -> Result<(), Error>;
+type BatchedGemmOp<T> = fn(&Cpu<T>, BatchedGemm<'_, ArrayD<T>>) -> Result<(), Error>;
 
 impl<T: Real> WholeBatch<'_, T> {
     fn columns(&self, conv: &Conv2d) -> ArrayD<T> {
@@ -77,14 +76,15 @@ impl<T: Real> WholeBatch<'_, T> {
         &self,
         conv: &Conv2d,
         (g, batch): (Gemm, GemmBatch),
-        gemm: BatchedGemm<T>,
+        gemm: BatchedGemmOp<T>,
         a: &[T],
         x: &[T],
         out: &mut Vec<T>,
     ) {
         let col = self.im2col(conv, x);
         let mut c = array(out.clone());
-        gemm(self.0, &g, &batch, &array(a.to_vec()), &col, &mut c).expect("batched gemm");
+        let a = array(a.to_vec());
+        gemm(self.0, BatchedGemm::new(g, batch, &a, &col, &mut c)).expect("batched gemm");
         *out = c.into_raw_vec_and_offset().0;
     }
 
@@ -99,14 +99,9 @@ impl<T: Real> WholeBatch<'_, T> {
     fn input_grad(&self, conv: &Conv2d, f: usize, w: &[T], dy: &[T], dx: &mut Vec<T>) {
         let (g, batch) = conv.input_grad_gemm(f);
         let mut dcol = self.columns(conv);
+        let (w, dy) = (array(w.to_vec()), array(dy.to_vec()));
         self.0
-            .gemm_strided(
-                &g,
-                &batch,
-                &array(w.to_vec()),
-                &array(dy.to_vec()),
-                &mut dcol,
-            )
+            .gemm_strided(BatchedGemm::new(g, batch, &w, &dy, &mut dcol))
             .expect("gemm_strided");
         let mut out = array(dx.clone());
         self.0.col2im(conv, &dcol, &mut out).expect("col2im");

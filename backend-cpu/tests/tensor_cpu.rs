@@ -4,7 +4,7 @@
 //! errors for non-contiguous arrays.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::tensor::{Gemm, GemmBatch, MapOps, MatmulOps};
+use smoothout::tensor::{BatchedGemm, Gemm, GemmBatch, MapOps, MatmulOps};
 use smoothout::Error;
 use smoothout_cpu::Cpu;
 
@@ -101,14 +101,9 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
             stride_b: rows * cols,
             stride_c: f * cols,
         };
-        cpu.gemm_strided(
-            &forward,
-            &images,
-            &array(w.clone()),
-            &array(col.clone()),
-            &mut y,
-        )
-        .expect("gemm_strided");
+        let (w, col) = (array(w.clone()), array(col.clone()));
+        cpu.gemm_strided(BatchedGemm::new(forward, images, &w, &col, &mut y))
+            .expect("gemm_strided");
         assert_eq!(bits(&y), bits(&array(y_loop)), "strided, {threads} threads");
         let mut dw = array(dw0.clone());
         let summed = GemmBatch {
@@ -117,14 +112,9 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
             stride_b: rows * cols,
             stride_c: 0,
         };
-        cpu.gemm_summed(
-            &grad,
-            &summed,
-            &array(dy.clone()),
-            &array(col.clone()),
-            &mut dw,
-        )
-        .expect("gemm_summed");
+        let dy = array(dy.clone());
+        cpu.gemm_summed(BatchedGemm::new(grad, summed, &dy, &col, &mut dw))
+            .expect("gemm_summed");
         assert_eq!(bits(&dw), bits(&dw_loop), "summed, {threads} threads");
     }
 }

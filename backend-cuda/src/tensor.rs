@@ -28,7 +28,7 @@ use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
-    BatchNormStatsPass, Conv2d, ConvOps, Gemm, GemmBatch, LossOps, MapOps, MatmulOps, Pool2d,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d,
     PoolKind, PoolOps,
 };
 use smoothout::{Error, Result};
@@ -276,15 +276,9 @@ impl MatmulOps for Cuda {
         unsafe { self.blas().gemm(cfg, b, a, c) }.map_err(blas("gemm"))
     }
 
-    fn gemm_strided(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        c: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        batch.validate(g, a.len(), b.len(), c.len(), false)?;
+    fn gemm_strided(&self, req: BatchedGemm<'_, CudaSlice<f32>>) -> Result<()> {
+        req.validate(false, CudaSlice::len)?;
+        let (g, batch, a, b, c) = (&req.gemm, &req.batch, req.a, req.b, req.c);
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
@@ -313,16 +307,10 @@ impl MatmulOps for Cuda {
     /// at most 2²⁶ elements, 256 MiB), then per element of `c` one
     /// thread adds the products in order in `f64` and applies α and β in
     /// `f64`, rounding once.
-    fn gemm_summed(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        c: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn gemm_summed(&self, req: BatchedGemm<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "gemm_summed";
-        batch.validate(g, a.len(), b.len(), c.len(), true)?;
+        req.validate(true, CudaSlice::len)?;
+        let (g, batch, a, b, c) = (&req.gemm, &req.batch, req.a, req.b, req.c);
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
@@ -608,6 +596,7 @@ mod tests {
     //! order in `f32`).
 
     use super::*;
+    use smoothout::tensor::GemmBatch;
 
     /// `op(X)(i, p)` of a column-major matrix with leading dimension `ld`.
     fn at(x: &[f32], trans: cublasOperation_t, ld: usize, i: usize, p: usize) -> f32 {
@@ -707,7 +696,7 @@ mod tests {
         let (a, b) = (data(15, 4), data(2 * 21 + 20, 5));
         let c0 = data(2 * 13 + 12, 6);
         let mut want = c0.clone();
-        r::gemm_strided(&g, &batch, &a, &b, &mut want).unwrap();
+        r::gemm_strided(BatchedGemm::new(g, batch, &a, &b, &mut want)).unwrap();
         let strides = [batch.stride_a, batch.stride_b, batch.stride_c];
         let cfg = batched_config(&g, 0.5, 1.0, batch.count, strides).unwrap();
         assert_eq!((cfg.stride_a, cfg.stride_b), (21, 0));

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNorm, BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps,
-    BatchNormStats, BatchNormStatsPass, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
+    BatchNormStats, BatchNormStatsPass, BatchedGemm, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
 };
 use smoothout::testgen::tensor::batch_norm_passes;
 use smoothout::{BackendTypes, BufferOps, Reference};
@@ -267,9 +267,9 @@ fn gemm_summed_weight_gradient_shape() {
             data(m * n, 1302)
         };
         let mut want = c0.clone();
-        r::gemm_summed(&g, &batch, &a, &b, &mut want).unwrap();
-        let mut cb = up(gpu, &c0);
-        gpu.gemm_summed(&g, &batch, &up(gpu, &a), &up(gpu, &b), &mut cb)
+        r::gemm_summed(BatchedGemm::new(g, batch, &a, &b, &mut want)).unwrap();
+        let (ab, bb, mut cb) = (up(gpu, &a), up(gpu, &b), up(gpu, &c0));
+        gpu.gemm_summed(BatchedGemm::new(g, batch, &ab, &bb, &mut cb))
             .unwrap();
         within(&format!("{g:?}"), &down(gpu, &cb), &want, |e| {
             let (i, j) = (e / n, e % n);

@@ -82,7 +82,9 @@ use bounds::{
     check_loss, data, gemm_summed_bound, softmax_inputs, within, BIAS_GRADS, BNS, SOFTMAXES,
 };
 use smoothout::tensor::reference as r;
-use smoothout::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind};
+use smoothout::tensor::{
+    BatchNorm, BatchedGemm, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind,
+};
 use smoothout::testgen::tensor::batch_norm_passes;
 use smoothout::Reference;
 

@@ -165,17 +165,17 @@ impl Gemm {
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout::tensor::{Gemm, GemmBatch, MatmulOps};
+/// use smoothout::tensor::{BatchedGemm, Gemm, GemmBatch, MatmulOps};
 /// // Two 1 × 2 by 2 × 1 products sharing a = [1, 2].
 /// let g = Gemm::new(1, 1, 2);
 /// let batch = GemmBatch { count: 2, stride_a: 0, stride_b: 2, stride_c: 1 };
 /// let (a, b) = (vec![1.0f32, 2.0], vec![3.0, 4.0, 5.0, 6.0]);
 /// let mut c = vec![0.0; 2];
-/// Reference::new().gemm_strided(&g, &batch, &a, &b, &mut c)?;
+/// Reference::new().gemm_strided(BatchedGemm::new(g, batch, &a, &b, &mut c))?;
 /// assert_eq!(c, [11.0, 17.0]);
 /// let mut sum = vec![0.0];
 /// let batch = GemmBatch { stride_c: 0, ..batch };
-/// Reference::new().gemm_summed(&g, &batch, &a, &b, &mut sum)?;
+/// Reference::new().gemm_summed(BatchedGemm::new(g, batch, &a, &b, &mut sum))?;
 /// assert_eq!(sum, [28.0]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -312,6 +312,56 @@ impl GemmBatch {
             first
         };
         (0..self.count).map(move |i| (if i == 0 { first } else { rest }, batch.ranges(&first, i)))
+    }
+}
+
+/// A batched GEMM request ([`MatmulOps::gemm_strided`],
+/// [`MatmulOps::gemm_summed`]): the product, the batch and the three
+/// buffers, as one value that checks itself ([`BatchedGemm::validate`]).
+#[derive(Debug)]
+pub struct BatchedGemm<'a, Buf: ?Sized> {
+    /// The shape, transposes, α and β of every product.
+    pub gemm: Gemm,
+    /// How many products, and where their matrices start.
+    pub batch: GemmBatch,
+    /// The `a` matrices.
+    pub a: &'a Buf,
+    /// The `b` matrices.
+    pub b: &'a Buf,
+    /// The `c` matrices (the one `c` of a summed product).
+    pub c: &'a mut Buf,
+}
+
+impl<'a, Buf: ?Sized> BatchedGemm<'a, Buf> {
+    /// The request `batch` of `gemm`s over `a`, `b` and `c`.
+    #[must_use]
+    pub fn new(gemm: Gemm, batch: GemmBatch, a: &'a Buf, b: &'a Buf, c: &'a mut Buf) -> Self {
+        BatchedGemm {
+            gemm,
+            batch,
+            a,
+            b,
+            c,
+        }
+    }
+
+    /// [`GemmBatch::validate`] with the buffers' lengths, measured by `len`.
+    ///
+    /// # Errors
+    /// As [`GemmBatch::validate`].
+    pub fn validate(&self, summed: bool, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (a, b, c) = (len(self.a), len(self.b), len(self.c));
+        self.batch.validate(&self.gemm, a, b, c, summed)
+    }
+
+    /// The same request over the buffers' elements (a request on `Vec`s,
+    /// say, as one on slices).
+    #[must_use]
+    pub fn slices<T>(self) -> BatchedGemm<'a, [T]>
+    where
+        Buf: core::ops::DerefMut<Target = [T]>,
+    {
+        BatchedGemm::new(self.gemm, self.batch, self.a, self.b, self.c)
     }
 }
 
@@ -718,15 +768,8 @@ pub trait MatmulOps: BackendTypes {
     /// read; elements of `c` outside every `c_i` are left alone.
     ///
     /// # Errors
-    /// As [`GemmBatch::validate`] with `summed = false`.
-    fn gemm_strided(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &Self::Buffer,
-        b: &Self::Buffer,
-        c: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchedGemm::validate`] with `summed = false`.
+    fn gemm_strided(&self, req: BatchedGemm<'_, Self::Buffer>) -> Result<()>;
 
     /// The sum of `count` products into one `m × n` matrix at the start of
     /// `c` (see [`GemmBatch`]; `stride_c` must be 0):
@@ -743,15 +786,8 @@ pub trait MatmulOps: BackendTypes {
     /// GEMM bound with `k` replaced by `count · k`.
     ///
     /// # Errors
-    /// As [`GemmBatch::validate`] with `summed = true`.
-    fn gemm_summed(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &Self::Buffer,
-        b: &Self::Buffer,
-        c: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchedGemm::validate`] with `summed = true`.
+    fn gemm_summed(&self, req: BatchedGemm<'_, Self::Buffer>) -> Result<()>;
 }
 
 /// Convolution as GEMM: unfolding images into columns and folding back.
@@ -793,7 +829,7 @@ pub trait ConvOps: BackendTypes {
         let (g, batch) = conv.forward_gemm(filters);
         let mut col = self.zeros(conv.col_len())?;
         self.im2col(conv, x, &mut col)?;
-        self.gemm_strided(&g, &batch, w, &col, y)
+        self.gemm_strided(BatchedGemm::new(g, batch, w, &col, y))
     }
 
     /// `dW ← dW + Σ_n dy_n · col_nᵀ` (the weight gradient of
@@ -818,7 +854,7 @@ pub trait ConvOps: BackendTypes {
         let (g, batch) = conv.weight_grad_gemm(filters);
         let mut col = self.zeros(conv.col_len())?;
         self.im2col(conv, x, &mut col)?;
-        self.gemm_summed(&g, &batch, dy, &col, dw)
+        self.gemm_summed(BatchedGemm::new(g, batch, dy, &col, dw))
     }
 
     /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (the input gradient of
@@ -841,7 +877,7 @@ pub trait ConvOps: BackendTypes {
     {
         let (g, batch) = conv.input_grad_gemm(filters);
         let mut dcol = self.zeros(conv.col_len())?;
-        self.gemm_strided(&g, &batch, w, dy, &mut dcol)?;
+        self.gemm_strided(BatchedGemm::new(g, batch, w, dy, &mut dcol))?;
         self.col2im(conv, &dcol, dx)
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
+use crate::tensor::{check_len, BatchNorm, BatchedGemm, Conv2d, Gemm, Pool2d, PoolKind};
 #[cfg(feature = "alloc")]
 use crate::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormStats, BatchNormStatsPass,
@@ -53,55 +53,34 @@ pub fn gemm<T: Real>(g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
 }
 
 /// `c_i ← α · op(a_i) · op(b_i) + β · c_i` for `i = 0, 1, …, count − 1`
-/// (see [`GemmBatch`]): one [`gemm`] per product, on the matrices' elements,
+/// (see [`GemmBatch`](crate::tensor::GemmBatch)): one [`gemm`] per product, on the matrices' elements,
 /// in order.
 ///
 /// # Errors
-/// As [`GemmBatch::validate`] with `summed = false`.
-pub fn gemm_strided<T: Real>(
-    g: &Gemm,
-    batch: &GemmBatch,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> Result<()> {
-    gemm_batch(g, batch, false, a, b, c)
+/// As [`BatchedGemm::validate`] with `summed = false`.
+pub fn gemm_strided<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
+    gemm_batch(req, false)
 }
 
-/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`]), as `count`
+/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`](crate::tensor::GemmBatch)), as `count`
 /// [`gemm`]s in order into the first `m·n` elements of `c`: the first with
 /// the request's β, every later one with β = 1.
 ///
 /// # Errors
-/// As [`GemmBatch::validate`] with `summed = true`.
-pub fn gemm_summed<T: Real>(
-    g: &Gemm,
-    batch: &GemmBatch,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> Result<()> {
-    gemm_batch(g, batch, true, a, b, c)
+/// As [`BatchedGemm::validate`] with `summed = true`.
+pub fn gemm_summed<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
+    gemm_batch(req, true)
 }
 
-/// Either batched form: validated, then [`GemmBatch::products`] in order.
-fn gemm_batch<T: Real>(
-    g: &Gemm,
-    batch: &GemmBatch,
-    summed: bool,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> Result<()> {
-    batch.validate(g, a.len(), b.len(), c.len(), summed)?;
-    for (gi, [ra, rb, rc]) in batch.products(g, summed) {
-        gemm(&gi, &a[ra], &b[rb], &mut c[rc])?;
+/// Either batched form: validated, then [`GemmBatch::products`](crate::tensor::GemmBatch::products) in order.
+fn gemm_batch<T: Real>(req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
+    req.validate(summed, <[T]>::len)?;
+    for (gi, [ra, rb, rc]) in req.batch.products(&req.gemm, summed) {
+        gemm(&gi, &req.a[ra], &req.b[rb], &mut req.c[rc])?;
     }
     Ok(())
 }
 
-/// The input coordinate `o · stride + k − padding`, or `None` in the padding.
-#[inline(always)]
 fn source(o: usize, k: usize, stride: usize, padding: usize, size: usize) -> Option<usize> {
     (o * stride + k).checked_sub(padding).filter(|&v| v < size)
 }
@@ -710,25 +689,11 @@ mod backend {
         fn gemm(&self, g: &Gemm, a: &Vec<T>, b: &Vec<T>, c: &mut Vec<T>) -> Result<()> {
             gemm(g, a, b, c)
         }
-        fn gemm_strided(
-            &self,
-            g: &Gemm,
-            batch: &GemmBatch,
-            a: &Vec<T>,
-            b: &Vec<T>,
-            c: &mut Vec<T>,
-        ) -> Result<()> {
-            gemm_strided(g, batch, a, b, c)
+        fn gemm_strided(&self, req: BatchedGemm<'_, Vec<T>>) -> Result<()> {
+            gemm_strided(req.slices())
         }
-        fn gemm_summed(
-            &self,
-            g: &Gemm,
-            batch: &GemmBatch,
-            a: &Vec<T>,
-            b: &Vec<T>,
-            c: &mut Vec<T>,
-        ) -> Result<()> {
-            gemm_summed(g, batch, a, b, c)
+        fn gemm_summed(&self, req: BatchedGemm<'_, Vec<T>>) -> Result<()> {
+            gemm_summed(req.slices())
         }
     }
 

@@ -40,7 +40,8 @@ use alloc::vec::Vec;
 use crate::error::Error;
 use crate::real::Real;
 use crate::tensor::reference as r;
-use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
+use crate::tensor::TensorBackend;
+use crate::tensor::{BatchNorm, BatchedGemm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
 use crate::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
 use crate::tensor::{BatchNormGrads, BatchNormStats, MapOps};
 use crate::testgen::{same_bits, MakeBuffer};
@@ -322,16 +323,14 @@ fn gemm_batch_case<B: TensorBackend, F: MakeBuffer<B>>(
     let mut want = c0.clone();
     let mut c = make(c0.clone());
     let (ab, bb) = (make(a.clone()), make(b.clone()));
+    let reference = BatchedGemm::new(g, batch, &a[..], &b, &mut want);
+    let request = BatchedGemm::new(g, batch, &ab, &bb, &mut c);
     if summed {
-        r::gemm_summed(&g, &batch, &a, &b, &mut want).expect("reference gemm_summed");
-        backend
-            .gemm_summed(&g, &batch, &ab, &bb, &mut c)
-            .expect("gemm_summed");
+        r::gemm_summed(reference).expect("reference gemm_summed");
+        backend.gemm_summed(request).expect("gemm_summed");
     } else {
-        r::gemm_strided(&g, &batch, &a, &b, &mut want).expect("reference gemm_strided");
-        backend
-            .gemm_strided(&g, &batch, &ab, &bb, &mut c)
-            .expect("gemm_strided");
+        r::gemm_strided(reference).expect("reference gemm_strided");
+        backend.gemm_strided(request).expect("gemm_strided");
     }
     let got = read(backend, &c);
     let eps = Real::to_f64(B::Elem::epsilon());
@@ -469,10 +468,12 @@ pub fn gemm_batched_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(
     };
     // One form (summed or strided) with `a`, `b`, `c` of the given lengths.
     let run = |summed: bool, g: Gemm, batch: GemmBatch, (a, b, c): (usize, usize, usize)| {
+        let (a, b, mut c) = (z(a), z(b), z(c));
+        let request = BatchedGemm::new(g, batch, &a, &b, &mut c);
         if summed {
-            backend.gemm_summed(&g, &batch, &z(a), &z(b), &mut z(c))
+            backend.gemm_summed(request)
         } else {
-            backend.gemm_strided(&g, &batch, &z(a), &z(b), &mut z(c))
+            backend.gemm_strided(request)
         }
     };
     let (ls, lsum) = ((45, 60, 36), (45, 60, 12));
