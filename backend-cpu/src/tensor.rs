@@ -20,8 +20,8 @@ use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
-    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d,
-    PoolOps,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, LossOps, MapOps,
+    MatmulOps, Pool2d, PoolOps,
 };
 use smoothout::{Real, Result};
 
@@ -156,8 +156,9 @@ impl<T: Real> Cpu<T> {
 
     /// A validated batch's [`GemmBatch::products`](smoothout::tensor::GemmBatch::products), one after the other.
     fn gemm_products(&self, req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
-        for (gi, [ra, rb, rc]) in req.batch.products(&req.gemm, summed) {
-            self.gemm_slices(&gi, &req.a[ra], &req.b[rb], &mut req.c[rc])?;
+        let (g, batch) = req.spec;
+        for (gi, [ra, rb, rc]) in batch.products(&g, summed) {
+            self.gemm_slices(&gi, &req.a[ra], &req.b[rb], &mut req.out[rc])?;
         }
         Ok(())
     }
@@ -168,8 +169,8 @@ impl<T: Real> Cpu<T> {
 /// # Errors
 /// As [`slice`], for an array that is not contiguous.
 fn batch_on_slices<T>(req: BatchedGemm<'_, ArrayD<T>>) -> Result<BatchedGemm<'_, [T]>> {
-    let (a, b, c) = (slice(req.a)?, slice(req.b)?, slice_mut(req.c)?);
-    Ok(BatchedGemm::new(req.gemm, req.batch, a, b, c))
+    let (a, b, c) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
+    Ok(BatchedGemm::new(req.spec, a, b, c))
 }
 
 impl<T: Real> MatmulOps for Cpu<T> {
@@ -180,12 +181,12 @@ impl<T: Real> MatmulOps for Cpu<T> {
     fn gemm_strided(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
         let req = batch_on_slices(req)?;
         req.validate(false, <[T]>::len)?;
-        let (g, batch) = (&req.gemm, &req.batch);
+        let (g, batch) = &req.spec;
         let mc = g.m * g.n;
         if batch.count == 1 || mc == 0 {
             return self.gemm_products(req, false);
         }
-        let (a, b, c) = (req.a, req.b, req.c);
+        let (a, b, c) = (req.a, req.b, req.out);
         // The outputs are disjoint (stride_c ≥ m·n > 0, validated): the
         // products run in parallel, each exactly the single `gemm` it would
         // be on its own (itself split into row blocks when threads are
@@ -239,32 +240,16 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// buffer of its own and runs that image's GEMM, so the batch's columns
     /// never exist at once (the provided method's bits: the same `im2col`
     /// and the same per-image GEMM).
-    fn conv_forward(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        x: &Self::Buffer,
-        y: &mut Self::Buffer,
-    ) -> Result<()> {
-        let (w, x, y) = (slice(w)?, slice(x)?, slice_mut(y)?);
-        let (g, batch) = conv.forward_gemm(filters);
-        let per_col = checked_col(conv, x.len())?;
-        batch.validate(&g, w.len(), conv.col_len(), y.len(), false)?;
-        let (out, isa) = (filters * conv.col_cols(), self.isa);
-        if out == 0 {
-            return Ok(());
-        }
-        self.pool.install(|| {
-            y.par_chunks_mut(out)
-                .zip(x.par_chunks(conv.image_len()))
-                .try_for_each_init(
-                    || vec![T::zero(); per_col],
-                    |col, (y, x)| {
-                        kernels::im2col_image(isa, conv, x, col);
-                        self.gemm_slices(&g, w, col, &mut y[..out])
-                    },
-                )
+    fn conv_forward(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
+        let ((conv, filters), isa) = (&pass.spec, self.isa);
+        let (w, x, y) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
+        let (g, batch) = conv.forward_gemm(*filters);
+        let lens = [w.len(), conv.col_len(), y.len()];
+        let per_col = checked_product(conv, x.len(), (&g, &batch), lens, false)?;
+        let out = filters * conv.col_cols();
+        self.per_image((y, out), (x, conv.image_len()), per_col, |col, y, x| {
+            kernels::im2col_image(isa, conv, x, col);
+            self.gemm_slices(&g, w, col, &mut y[..out])
         })
     }
 
@@ -277,18 +262,12 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// threads; every element is still the same dot product over the same
     /// `k` order with the same accumulation into it, so the bits are those
     /// of the untransposed sum (tested against it).
-    fn conv_weight_grad(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        dw: &mut Self::Buffer,
-    ) -> Result<()> {
-        let (x, dy, dw) = (slice(x)?, slice(dy)?, slice_mut(dw)?);
+    fn conv_weight_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
+        let (conv, filters) = (&pass.spec.0, pass.spec.1);
+        let (x, dy, dw) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
         let (g, batch) = conv.weight_grad_gemm(filters);
-        let per_col = checked_col(conv, x.len())?;
-        batch.validate(&g, dy.len(), conv.col_len(), dw.len(), true)?;
+        let lens = [dy.len(), conv.col_len(), dw.len()];
+        let per_col = checked_product(conv, x.len(), (&g, &batch), lens, true)?;
         let (image, isa, rows) = (conv.image_len(), self.isa, conv.col_rows());
         let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
         let mut dwt = Vec::new();
@@ -337,43 +316,69 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// gradient into a buffer of its own and folds it into its image of
     /// `dx` (the provided method's bits: the same per-image GEMM and
     /// `col2im`).
-    fn conv_input_grad(
+    fn conv_input_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
+        let ((conv, filters), isa) = (&pass.spec, self.isa);
+        let (w, dy, dx) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
+        let (g, batch) = conv.input_grad_gemm(*filters);
+        let out = filters * conv.col_cols();
+        let lens = [w.len(), dy.len(), conv.col_len()];
+        let per_col = checked_product(conv, dx.len(), (&g, &batch), lens, false)?;
+        self.per_image(
+            (dx, conv.image_len()),
+            (dy, out),
+            per_col,
+            |dcol, dx, dy| {
+                self.gemm_slices(&g, w, dy, dcol)?;
+                kernels::col2im_image(isa, conv, dcol, dx);
+                Ok(())
+            },
+        )
+    }
+}
+
+impl<T: Real> Cpu<T> {
+    /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,
+    /// `output` and `input` split into chunks of the given lengths (one per
+    /// image), each task with a column buffer of `col_len` elements of its
+    /// own, so that the batch's columns never exist at once. Nothing runs
+    /// when a chunk is empty.
+    fn per_image(
         &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        dy: &Self::Buffer,
-        dx: &mut Self::Buffer,
+        (output, out_len): (&mut [T], usize),
+        (input, in_len): (&[T], usize),
+        col_len: usize,
+        f: impl Fn(&mut Vec<T>, &mut [T], &[T]) -> Result<()> + Sync + Send,
     ) -> Result<()> {
-        let (w, dy, dx) = (slice(w)?, slice(dy)?, slice_mut(dx)?);
-        let (g, batch) = conv.input_grad_gemm(filters);
-        let per_col = checked_col(conv, dx.len())?;
-        batch.validate(&g, w.len(), dy.len(), conv.col_len(), false)?;
-        let (out, isa) = (filters * conv.col_cols(), self.isa);
-        if out == 0 {
+        if out_len == 0 || in_len == 0 {
             return Ok(());
         }
         self.pool.install(|| {
-            dx.par_chunks_mut(conv.image_len())
-                .zip(dy.par_chunks(out))
-                .try_for_each_init(
-                    || vec![T::zero(); per_col],
-                    |dcol, (dx, dy)| {
-                        self.gemm_slices(&g, w, dy, dcol)?;
-                        kernels::col2im_image(isa, conv, dcol, dx);
-                        Ok(())
-                    },
-                )
+            output
+                .par_chunks_mut(out_len)
+                .zip(input.par_chunks(in_len))
+                .try_for_each_init(|| vec![T::zero(); col_len], |col, (o, i)| f(col, o, i))
         })
     }
 }
 
-/// Validates `conv` and an input of `x` elements (as
-/// [`Conv2d::validate_buffers`]), and returns the length of one image's
-/// columns.
-fn checked_col(conv: &Conv2d, x: usize) -> Result<usize> {
+/// Validates `conv` and an image-side buffer (`x` or `dx`) of `images`
+/// elements (as [`Conv2d::validate_buffers`]), then the batched product
+/// `(g, batch)` over buffers of lengths `lens` (as [`GemmBatch::validate`]),
+/// and returns the length of one image's columns.
+fn checked_product(
+    conv: &Conv2d,
+    images: usize,
+    (g, batch): (&Gemm, &GemmBatch),
+    [a, b, c]: [usize; 3],
+    summed: bool,
+) -> Result<usize> {
     conv.validate()?;
-    check_len("conv input (N·C·H·W)", conv.batch * conv.image_len(), x)?;
+    check_len(
+        "conv input (N·C·H·W)",
+        conv.batch * conv.image_len(),
+        images,
+    )?;
+    batch.validate(g, a, b, c, summed)?;
     Ok(conv.col_rows() * conv.col_cols())
 }
 

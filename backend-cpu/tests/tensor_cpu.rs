@@ -102,7 +102,7 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
             stride_c: f * cols,
         };
         let (w, col) = (array(w.clone()), array(col.clone()));
-        cpu.gemm_strided(BatchedGemm::new(forward, images, &w, &col, &mut y))
+        cpu.gemm_strided(BatchedGemm::new((forward, images), &w, &col, &mut y))
             .expect("gemm_strided");
         assert_eq!(bits(&y), bits(&array(y_loop)), "strided, {threads} threads");
         let mut dw = array(dw0.clone());
@@ -113,7 +113,7 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
             stride_c: 0,
         };
         let dy = array(dy.clone());
-        cpu.gemm_summed(BatchedGemm::new(grad, summed, &dy, &col, &mut dw))
+        cpu.gemm_summed(BatchedGemm::new((grad, summed), &dy, &col, &mut dw))
             .expect("gemm_summed");
         assert_eq!(bits(&dw), bits(&dw_loop), "summed, {threads} threads");
     }

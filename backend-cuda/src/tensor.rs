@@ -278,7 +278,7 @@ impl MatmulOps for Cuda {
 
     fn gemm_strided(&self, req: BatchedGemm<'_, CudaSlice<f32>>) -> Result<()> {
         req.validate(false, CudaSlice::len)?;
-        let (g, batch, a, b, c) = (&req.gemm, &req.batch, req.a, req.b, req.c);
+        let ((g, batch), a, b, c) = (&req.spec, req.a, req.b, req.out);
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
@@ -310,7 +310,7 @@ impl MatmulOps for Cuda {
     fn gemm_summed(&self, req: BatchedGemm<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "gemm_summed";
         req.validate(true, CudaSlice::len)?;
-        let (g, batch, a, b, c) = (&req.gemm, &req.batch, req.a, req.b, req.c);
+        let ((g, batch), a, b, c) = (&req.spec, req.a, req.b, req.out);
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
@@ -696,7 +696,7 @@ mod tests {
         let (a, b) = (data(15, 4), data(2 * 21 + 20, 5));
         let c0 = data(2 * 13 + 12, 6);
         let mut want = c0.clone();
-        r::gemm_strided(BatchedGemm::new(g, batch, &a, &b, &mut want)).unwrap();
+        r::gemm_strided(BatchedGemm::new((g, batch), &a, &b, &mut want)).unwrap();
         let strides = [batch.stride_a, batch.stride_b, batch.stride_c];
         let cfg = batched_config(&g, 0.5, 1.0, batch.count, strides).unwrap();
         assert_eq!((cfg.stride_a, cfg.stride_b), (21, 0));

@@ -267,9 +267,9 @@ fn gemm_summed_weight_gradient_shape() {
             data(m * n, 1302)
         };
         let mut want = c0.clone();
-        r::gemm_summed(BatchedGemm::new(g, batch, &a, &b, &mut want)).unwrap();
+        r::gemm_summed(BatchedGemm::new((g, batch), &a, &b, &mut want)).unwrap();
         let (ab, bb, mut cb) = (up(gpu, &a), up(gpu, &b), up(gpu, &c0));
-        gpu.gemm_summed(BatchedGemm::new(g, batch, &ab, &bb, &mut cb))
+        gpu.gemm_summed(BatchedGemm::new((g, batch), &ab, &bb, &mut cb))
             .unwrap();
         within(&format!("{g:?}"), &down(gpu, &cb), &want, |e| {
             let (i, j) = (e / n, e % n);

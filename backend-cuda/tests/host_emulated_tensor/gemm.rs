@@ -39,7 +39,7 @@ fn gemm_empty_matches_reference() {
                     stride_b: 0,
                     stride_c,
                 };
-                r::gemm_strided(BatchedGemm::new(g, batch, &[], &[], &mut want))
+                r::gemm_strided(BatchedGemm::new((g, batch), &[], &[], &mut want))
                     .expect("reference strided");
             }
             // src/tensor.rs's gemm_empty arguments.
@@ -112,7 +112,7 @@ fn emulated_gemm_summed(
                 stride_c: mn,
             };
             let (av, bv) = (&a[first * batch.stride_a..], &b[first * batch.stride_b..]);
-            let req = BatchedGemm::new(g.scaled(1.0, 0.0), products, av, bv, prod.data_mut());
+            let req = BatchedGemm::new((g.scaled(1.0, 0.0), products), av, bv, prod.data_mut());
             r::gemm_strided(req).expect("products");
             let (len, is_first) = (len as u64, i32::from(first == 0));
             // SAFETY: prod holds chunk·m·n ≥ len·m·n floats, acc m·n doubles.
@@ -183,7 +183,7 @@ fn gemm_summed_reduction_is_an_f64_sum_in_order() {
                 ..batch
             };
             let g1 = Gemm::new(m, n, k).transposed(ta, tb);
-            r::gemm_strided(BatchedGemm::new(g1, all, &a, &b, &mut prods)).expect("products");
+            r::gemm_strided(BatchedGemm::new((g1, all), &a, &b, &mut prods)).expect("products");
         }
         // The model's f64 sums: per element, the products in order from 0.0.
         let sums: Vec<f64> = (0..mn)
@@ -230,7 +230,8 @@ fn gemm_summed_reduction_is_an_f64_sum_in_order() {
                 })
                 .collect();
             let mut reference = c0.clone();
-            r::gemm_summed(BatchedGemm::new(g, batch, &a, &b, &mut reference)).expect("reference");
+            r::gemm_summed(BatchedGemm::new((g, batch), &a, &b, &mut reference))
+                .expect("reference");
             let mut first: Option<Vec<f32>> = None;
             for chunk in [None, Some(1), Some(3)] {
                 for l in launches(mn as u64) {

@@ -171,11 +171,11 @@ impl Gemm {
 /// let batch = GemmBatch { count: 2, stride_a: 0, stride_b: 2, stride_c: 1 };
 /// let (a, b) = (vec![1.0f32, 2.0], vec![3.0, 4.0, 5.0, 6.0]);
 /// let mut c = vec![0.0; 2];
-/// Reference::new().gemm_strided(BatchedGemm::new(g, batch, &a, &b, &mut c))?;
+/// Reference::new().gemm_strided(BatchedGemm::new((g, batch), &a, &b, &mut c))?;
 /// assert_eq!(c, [11.0, 17.0]);
 /// let mut sum = vec![0.0];
 /// let batch = GemmBatch { stride_c: 0, ..batch };
-/// Reference::new().gemm_summed(BatchedGemm::new(g, batch, &a, &b, &mut sum))?;
+/// Reference::new().gemm_summed(BatchedGemm::new((g, batch), &a, &b, &mut sum))?;
 /// assert_eq!(sum, [28.0]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -315,53 +315,55 @@ impl GemmBatch {
     }
 }
 
-/// A batched GEMM request ([`MatmulOps::gemm_strided`],
-/// [`MatmulOps::gemm_summed`]): the product, the batch and the three
-/// buffers, as one value that checks itself ([`BatchedGemm::validate`]).
+/// The two operands and the output of a product-like operation, with what
+/// to compute (`spec`), as one request: a [`BatchedGemm`] (`spec`: the
+/// product and the batch) or a [`ConvPass`] (`spec`: the geometry and the
+/// number of filters). The operation's documentation says what `a`, `b` and
+/// `out` hold.
 #[derive(Debug)]
-pub struct BatchedGemm<'a, Buf: ?Sized> {
-    /// The shape, transposes, α and β of every product.
-    pub gemm: Gemm,
-    /// How many products, and where their matrices start.
-    pub batch: GemmBatch,
-    /// The `a` matrices.
+pub struct Operands<'a, Spec, Buf: ?Sized> {
+    /// What to compute.
+    pub spec: Spec,
+    /// The left operand.
     pub a: &'a Buf,
-    /// The `b` matrices.
+    /// The right operand.
     pub b: &'a Buf,
-    /// The `c` matrices (the one `c` of a summed product).
-    pub c: &'a mut Buf,
+    /// The output.
+    pub out: &'a mut Buf,
 }
 
-impl<'a, Buf: ?Sized> BatchedGemm<'a, Buf> {
-    /// The request `batch` of `gemm`s over `a`, `b` and `c`.
+impl<'a, Spec, Buf: ?Sized> Operands<'a, Spec, Buf> {
+    /// The request `spec` over `a`, `b` and `out`.
     #[must_use]
-    pub fn new(gemm: Gemm, batch: GemmBatch, a: &'a Buf, b: &'a Buf, c: &'a mut Buf) -> Self {
-        BatchedGemm {
-            gemm,
-            batch,
-            a,
-            b,
-            c,
-        }
-    }
-
-    /// [`GemmBatch::validate`] with the buffers' lengths, measured by `len`.
-    ///
-    /// # Errors
-    /// As [`GemmBatch::validate`].
-    pub fn validate(&self, summed: bool, len: impl Fn(&Buf) -> usize) -> Result<()> {
-        let (a, b, c) = (len(self.a), len(self.b), len(self.c));
-        self.batch.validate(&self.gemm, a, b, c, summed)
+    pub fn new(spec: Spec, a: &'a Buf, b: &'a Buf, out: &'a mut Buf) -> Self {
+        Operands { spec, a, b, out }
     }
 
     /// The same request over the buffers' elements (a request on `Vec`s,
     /// say, as one on slices).
     #[must_use]
-    pub fn slices<T>(self) -> BatchedGemm<'a, [T]>
+    pub fn slices<T>(self) -> Operands<'a, Spec, [T]>
     where
         Buf: core::ops::DerefMut<Target = [T]>,
     {
-        BatchedGemm::new(self.gemm, self.batch, self.a, self.b, self.c)
+        Operands::new(self.spec, self.a, self.b, self.out)
+    }
+}
+
+/// A batched GEMM request ([`MatmulOps::gemm_strided`],
+/// [`MatmulOps::gemm_summed`]): `spec` is the product and the batch, `a` and
+/// `b` hold the operands' matrices and `out` the `c` matrices (the one `c`
+/// of a summed product); it checks itself ([`BatchedGemm::validate`]).
+pub type BatchedGemm<'a, Buf> = Operands<'a, (Gemm, GemmBatch), Buf>;
+
+impl<Buf: ?Sized> BatchedGemm<'_, Buf> {
+    /// [`GemmBatch::validate`] with the buffers' lengths, measured by `len`.
+    ///
+    /// # Errors
+    /// As [`GemmBatch::validate`].
+    pub fn validate(&self, summed: bool, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (g, batch) = &self.spec;
+        batch.validate(g, len(self.a), len(self.b), len(self.out), summed)
     }
 }
 
@@ -535,6 +537,43 @@ impl Conv2d {
         check_len("conv input (N·C·H·W)", self.batch * self.image_len(), x)?;
         check_len("conv columns (N·C·kh·kw·out_h·out_w)", self.col_len(), col)
     }
+}
+
+/// A convolution-product request ([`ConvOps::conv_forward`],
+/// [`ConvOps::conv_weight_grad`], [`ConvOps::conv_input_grad`]): `spec` is
+/// the geometry and the number of filters (the rows of `W`), then the op's
+/// two operands and its output, in the order of the op's formula:
+///
+/// ```text
+/// op                 a    b    out
+/// conv_forward       W    x    y    (overwritten)
+/// conv_weight_grad   x    dy   dW   (added into)
+/// conv_input_grad    W    dy   dx   (added into)
+/// ```
+///
+/// `W` is `filters × (channels·kh·kw)`, `x` and `dx` are
+/// `batch × channels × height × width`, `y` and `dy` are
+/// `batch × filters × (out_h·out_w)`.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout::tensor::{Conv2d, ConvOps, ConvPass};
+/// // One 1 × 2 × 2 image, one 1 × 1 filter of weight 2.
+/// let conv = Conv2d { batch: 1, channels: 1, height: 2, width: 2,
+///                     kernel_h: 1, kernel_w: 1, stride: 1, padding: 0 };
+/// let (w, x) = (vec![2.0f32], vec![1.0, 2.0, 3.0, 4.0]);
+/// let mut y = vec![0.0; 4];
+/// Reference::new().conv_forward(ConvPass::new((conv, 1), &w, &x, &mut y))?;
+/// assert_eq!(y, [2.0, 4.0, 6.0, 8.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub type ConvPass<'a, Buf> = Operands<'a, (Conv2d, usize), Buf>;
+
+/// The whole batch's columns of `x`: [`ConvOps::im2col`] into a new buffer.
+fn unfolded<B: ConvOps + ?Sized>(backend: &B, conv: &Conv2d, x: &B::Buffer) -> Result<B::Buffer> {
+    let mut col = backend.zeros(conv.col_len())?;
+    backend.im2col(conv, x, &mut col)?;
+    Ok(col)
 }
 
 /// Which reduction a pooling window applies.
@@ -790,8 +829,10 @@ pub trait MatmulOps: BackendTypes {
     fn gemm_summed(&self, req: BatchedGemm<'_, Self::Buffer>) -> Result<()>;
 }
 
-/// Convolution as GEMM: unfolding images into columns and folding back.
-pub trait ConvOps: BackendTypes {
+/// Convolution as GEMM: unfolding images into columns and folding back,
+/// and the convolution products built on them (which need a backend's
+/// [`MatmulOps`] and its buffers).
+pub trait ConvOps: MatmulOps + BufferOps {
     /// `col ← im2col(x)` for every image (see [`Conv2d`]); `col` is
     /// overwritten.
     ///
@@ -806,79 +847,50 @@ pub trait ConvOps: BackendTypes {
     /// As [`Conv2d::validate_buffers`].
     fn col2im(&self, conv: &Conv2d, col: &Self::Buffer, x: &mut Self::Buffer) -> Result<()>;
 
-    /// The convolution `y ← W ⊛ x` of every image, `W` being `filters ×
-    /// (channels·kh·kw)` and `y` `batch × filters × (out_h·out_w)`: per
-    /// image, `y_n = W · col_n` with `col` from [`ConvOps::im2col`], as
-    /// [`MatmulOps::gemm_strided`]. The provided body unfolds the whole
-    /// batch at once; a backend may unfold one image at a time, with the
-    /// same bits.
+    /// The convolution `y ← W ⊛ x` of every image (`a = W`, `b = x`,
+    /// `out = y`, see [`ConvPass`]): per image, `y_n = W · col_n` with `col`
+    /// from [`ConvOps::im2col`], as [`MatmulOps::gemm_strided`]. The
+    /// provided body unfolds the whole batch at once; a backend may unfold
+    /// one image at a time, with the same bits.
     ///
     /// # Errors
     /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
-    fn conv_forward(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        x: &Self::Buffer,
-        y: &mut Self::Buffer,
-    ) -> Result<()>
-    where
-        Self: MatmulOps + BufferOps,
-    {
-        let (g, batch) = conv.forward_gemm(filters);
-        let mut col = self.zeros(conv.col_len())?;
-        self.im2col(conv, x, &mut col)?;
-        self.gemm_strided(BatchedGemm::new(g, batch, w, &col, y))
+    fn conv_forward(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
+        let (conv, filters) = pass.spec;
+        let (col, product) = (unfolded(self, &conv, pass.b)?, conv.forward_gemm(filters));
+        self.gemm_strided(BatchedGemm::new(product, pass.a, &col, pass.out))
     }
 
-    /// `dW ← dW + Σ_n dy_n · col_nᵀ` (the weight gradient of
-    /// [`ConvOps::conv_forward`], added into `dw`), as
+    /// `dW ← dW + Σ_n dy_n · col_nᵀ` (`a = x`, `b = dy`, `out = dW`: the
+    /// weight gradient of [`ConvOps::conv_forward`], added into `dW`), as
     /// [`MatmulOps::gemm_summed`] with β = 1 does it: one product per image,
     /// in order. The provided body unfolds the whole batch at once; a
     /// backend may unfold one image at a time, with the same bits.
     ///
     /// # Errors
     /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
-    fn conv_weight_grad(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        dw: &mut Self::Buffer,
-    ) -> Result<()>
-    where
-        Self: MatmulOps + BufferOps,
-    {
-        let (g, batch) = conv.weight_grad_gemm(filters);
-        let mut col = self.zeros(conv.col_len())?;
-        self.im2col(conv, x, &mut col)?;
-        self.gemm_summed(BatchedGemm::new(g, batch, dy, &col, dw))
+    fn conv_weight_grad(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
+        let (conv, filters) = pass.spec;
+        let (col, product) = (
+            unfolded(self, &conv, pass.a)?,
+            conv.weight_grad_gemm(filters),
+        );
+        self.gemm_summed(BatchedGemm::new(product, pass.b, &col, pass.out))
     }
 
-    /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (the input gradient of
-    /// [`ConvOps::conv_forward`], added into `dx`). The provided body folds
-    /// the whole batch's columns at once; a backend may go one image at a
-    /// time, with the same bits.
+    /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (`a = W`, `b = dy`,
+    /// `out = dx`: the input gradient of [`ConvOps::conv_forward`], added
+    /// into `dx`). The provided body folds the whole batch's columns at
+    /// once; a backend may go one image at a time, with the same bits.
     ///
     /// # Errors
     /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
-    fn conv_input_grad(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        dy: &Self::Buffer,
-        dx: &mut Self::Buffer,
-    ) -> Result<()>
-    where
-        Self: MatmulOps + BufferOps,
-    {
-        let (g, batch) = conv.input_grad_gemm(filters);
+    fn conv_input_grad(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
+        let conv = pass.spec.0;
         let mut dcol = self.zeros(conv.col_len())?;
-        self.gemm_strided(BatchedGemm::new(g, batch, w, dy, &mut dcol))?;
-        self.col2im(conv, &dcol, dx)
+        let product = conv.input_grad_gemm(pass.spec.1);
+        self.gemm_strided(BatchedGemm::new(product, pass.a, pass.b, &mut dcol))?;
+        self.col2im(&conv, &dcol, pass.out)
     }
 }
 

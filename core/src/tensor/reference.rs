@@ -75,8 +75,9 @@ pub fn gemm_summed<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
 /// Either batched form: validated, then [`GemmBatch::products`](crate::tensor::GemmBatch::products) in order.
 fn gemm_batch<T: Real>(req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
     req.validate(summed, <[T]>::len)?;
-    for (gi, [ra, rb, rc]) in req.batch.products(&req.gemm, summed) {
-        gemm(&gi, &req.a[ra], &req.b[rb], &mut req.c[rc])?;
+    let (g, batch) = req.spec;
+    for (gi, [ra, rb, rc]) in batch.products(&g, summed) {
+        gemm(&gi, &req.a[ra], &req.b[rb], &mut req.out[rc])?;
     }
     Ok(())
 }

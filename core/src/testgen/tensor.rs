@@ -323,8 +323,8 @@ fn gemm_batch_case<B: TensorBackend, F: MakeBuffer<B>>(
     let mut want = c0.clone();
     let mut c = make(c0.clone());
     let (ab, bb) = (make(a.clone()), make(b.clone()));
-    let reference = BatchedGemm::new(g, batch, &a[..], &b, &mut want);
-    let request = BatchedGemm::new(g, batch, &ab, &bb, &mut c);
+    let reference = BatchedGemm::new((g, batch), &a[..], &b, &mut want);
+    let request = BatchedGemm::new((g, batch), &ab, &bb, &mut c);
     if summed {
         r::gemm_summed(reference).expect("reference gemm_summed");
         backend.gemm_summed(request).expect("gemm_summed");
@@ -469,7 +469,7 @@ pub fn gemm_batched_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(
     // One form (summed or strided) with `a`, `b`, `c` of the given lengths.
     let run = |summed: bool, g: Gemm, batch: GemmBatch, (a, b, c): (usize, usize, usize)| {
         let (a, b, mut c) = (z(a), z(b), z(c));
-        let request = BatchedGemm::new(g, batch, &a, &b, &mut c);
+        let request = BatchedGemm::new((g, batch), &a, &b, &mut c);
         if summed {
             backend.gemm_summed(request)
         } else {
