@@ -140,9 +140,7 @@ fn check<T: Real>(threads: usize) {
         );
         let case = format!("{threads} threads, {conv:?}, {filters} filters");
 
-        // Each pass: its name, its starting output, its operands (a, b) and
-        // the whole-batch and image-by-image ways to run it.
-        let passes: [(&str, &[T], [&[T]; 2], WholeBatchPass<'_, T>, ImagePass<T>); 3] = [
+        let passes: [Pass<'_, '_, T>; 3] = [
             (
                 "forward",
                 &vec![T::zero(); out],
@@ -182,6 +180,16 @@ fn check<T: Real>(threads: usize) {
         }
     }
 }
+
+/// One convolution product: its name, its starting output, its operands
+/// `a` and `b`, and the whole-batch and image-by-image ways to run it.
+type Pass<'r, 'c, T> = (
+    &'static str,
+    &'r [T],
+    [&'r [T]; 2],
+    WholeBatchPass<'c, T>,
+    ImagePass<T>,
+);
 
 /// A pass of [`WholeBatch`]: `(conv, filters, a, b, out)`.
 type WholeBatchPass<'c, T> = fn(&WholeBatch<'c, T>, &Conv2d, usize, &[T], &[T], &mut Vec<T>);
