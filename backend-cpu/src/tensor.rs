@@ -21,7 +21,7 @@ use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
     BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, LossOps, MapOps,
-    MatmulOps, Pool2d, PoolOps,
+    MatmulOps, Operands, Pool2d, PoolOps,
 };
 use smoothout::{Real, Result};
 
@@ -174,8 +174,8 @@ fn batch_on_slices<T>(req: BatchedGemm<'_, ArrayD<T>>) -> Result<BatchedGemm<'_,
 }
 
 impl<T: Real> MatmulOps for Cpu<T> {
-    fn gemm(&self, g: &Gemm, a: &ArrayD<T>, b: &ArrayD<T>, c: &mut ArrayD<T>) -> Result<()> {
-        self.gemm_slices(g, slice(a)?, slice(b)?, slice_mut(c)?)
+    fn gemm(&self, req: Operands<'_, Gemm, ArrayD<T>>) -> Result<()> {
+        self.gemm_slices(&req.spec, slice(req.a)?, slice(req.b)?, slice_mut(req.out)?)
     }
 
     fn gemm_strided(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
@@ -395,14 +395,9 @@ impl<T: Real> PoolOps for Cpu<T> {
         Ok(())
     }
 
-    fn pool_backward(
-        &self,
-        p: &Pool2d,
-        x: &ArrayD<T>,
-        dy: &ArrayD<T>,
-        dx: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (x, dy, dx) = (slice(x)?, slice(dy)?, slice_mut(dx)?);
+    fn pool_backward(&self, req: Operands<'_, Pool2d, ArrayD<T>>) -> Result<()> {
+        let p = &req.spec;
+        let (x, dy, dx) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
         p.validate_buffers(x.len(), dy.len())?;
         check_len("pool input gradient", x.len(), dx.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());

@@ -28,8 +28,8 @@ use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
-    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Pool2d,
-    PoolKind, PoolOps,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Operands,
+    Pool2d, PoolKind, PoolOps,
 };
 use smoothout::{Error, Result};
 
@@ -255,13 +255,8 @@ impl Cuda {
 }
 
 impl MatmulOps for Cuda {
-    fn gemm(
-        &self,
-        g: &Gemm,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        c: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn gemm(&self, req: Operands<'_, Gemm, CudaSlice<f32>>) -> Result<()> {
+        let (g, a, b, c) = (&req.spec, req.a, req.b, req.out);
         g.validate(a.len(), b.len(), c.len())?;
         if g.m == 0 || g.n == 0 {
             return Ok(());
@@ -392,13 +387,8 @@ impl PoolOps for Cuda {
             x, y, &planes, &h, &w, &k, &s, &pd, &oh, &ow, &kind)
     }
 
-    fn pool_backward(
-        &self,
-        p: &Pool2d,
-        x: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn pool_backward(&self, req: Operands<'_, Pool2d, CudaSlice<f32>>) -> Result<()> {
+        let (p, x, dy, dx) = (&req.spec, req.a, req.b, req.out);
         p.validate_buffers(x.len(), dy.len())?;
         check_len("pool input gradient", x.len(), dx.len())?;
         if dx.is_empty() {

@@ -47,10 +47,10 @@ fn product(what: &'static str, dims: &[usize]) -> Result<usize> {
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout::tensor::{Gemm, MatmulOps};
+/// use smoothout::tensor::{Gemm, MatmulOps, Operands};
 /// let g = Gemm::new(1, 1, 2);
 /// let mut c = vec![0.0f32];
-/// Reference::new().gemm(&g, &vec![1.0, 2.0], &vec![3.0, 4.0], &mut c)?;
+/// Reference::new().gemm(Operands::new(g, &vec![1.0, 2.0], &vec![3.0, 4.0], &mut c))?;
 /// assert_eq!(c, [11.0]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -316,10 +316,11 @@ impl GemmBatch {
 }
 
 /// The two operands and the output of a product-like operation, with what
-/// to compute (`spec`), as one request: a [`BatchedGemm`] (`spec`: the
-/// product and the batch) or a [`ConvPass`] (`spec`: the geometry and the
-/// number of filters). The operation's documentation says what `a`, `b` and
-/// `out` hold.
+/// to compute (`spec`), as one request: a [`Gemm`] ([`MatmulOps::gemm`]), a
+/// [`BatchedGemm`] (`spec`: the product and the batch), a [`ConvPass`]
+/// (`spec`: the geometry and the number of filters) or a [`Pool2d`]
+/// ([`PoolOps::pool_backward`]). The operation's documentation says what
+/// `a`, `b` and `out` hold.
 #[derive(Debug)]
 pub struct Operands<'a, Spec, Buf: ?Sized> {
     /// What to compute.
@@ -783,17 +784,12 @@ impl BatchNorm {
 
 /// Matrix products.
 pub trait MatmulOps: BackendTypes {
-    /// `c ← α · op(a) · op(b) + β · c` (see [`Gemm`]).
+    /// `c ← α · op(a) · op(b) + β · c` (see [`Gemm`]): `spec` is the
+    /// product, `out` is `c`.
     ///
     /// # Errors
     /// As [`Gemm::validate`].
-    fn gemm(
-        &self,
-        g: &Gemm,
-        a: &Self::Buffer,
-        b: &Self::Buffer,
-        c: &mut Self::Buffer,
-    ) -> Result<()>;
+    fn gemm(&self, req: Operands<'_, Gemm, Self::Buffer>) -> Result<()>;
 
     /// `count` independent products at fixed strides (see [`GemmBatch`]):
     ///
@@ -907,16 +903,13 @@ pub trait PoolOps: BackendTypes {
     /// pooling spreads `dy / kernel²` over the window's in-image elements.
     /// Overlapping windows add up.
     ///
+    /// The request's `spec` is the pooling, `a` is `x`, `b` is `dy` and
+    /// `out` is `dx`.
+    ///
     /// # Errors
     /// As [`Pool2d::validate_buffers`]; `dx` must have `x`'s length and `dy`
     /// the output's.
-    fn pool_backward(
-        &self,
-        p: &Pool2d,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        dx: &mut Self::Buffer,
-    ) -> Result<()>;
+    fn pool_backward(&self, req: Operands<'_, Pool2d, Self::Buffer>) -> Result<()>;
 }
 
 /// The per-channel mean and biased variance a batch-normalisation pass uses:

@@ -684,11 +684,11 @@ mod backend {
 
     use super::*;
     use crate::backend::Reference;
-    use crate::tensor::{BatchNormOps, ConvOps, LossOps, MapOps, MatmulOps, PoolOps};
+    use crate::tensor::{BatchNormOps, ConvOps, LossOps, MapOps, MatmulOps, Operands, PoolOps};
 
     impl<T: Real> MatmulOps for Reference<T> {
-        fn gemm(&self, g: &Gemm, a: &Vec<T>, b: &Vec<T>, c: &mut Vec<T>) -> Result<()> {
-            gemm(g, a, b, c)
+        fn gemm(&self, req: Operands<'_, Gemm, Vec<T>>) -> Result<()> {
+            gemm(&req.spec, req.a, req.b, req.out)
         }
         fn gemm_strided(&self, req: BatchedGemm<'_, Vec<T>>) -> Result<()> {
             gemm_strided(req.slices())
@@ -711,14 +711,8 @@ mod backend {
         fn pool_forward(&self, p: &Pool2d, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
             pool_forward(p, x, y)
         }
-        fn pool_backward(
-            &self,
-            p: &Pool2d,
-            x: &Vec<T>,
-            dy: &Vec<T>,
-            dx: &mut Vec<T>,
-        ) -> Result<()> {
-            pool_backward(p, x, dy, dx)
+        fn pool_backward(&self, req: Operands<'_, Pool2d, Vec<T>>) -> Result<()> {
+            pool_backward(&req.spec, req.a, req.b, req.out)
         }
     }
 

@@ -40,10 +40,10 @@ use alloc::vec::Vec;
 use crate::error::Error;
 use crate::real::Real;
 use crate::tensor::reference as r;
-use crate::tensor::TensorBackend;
 use crate::tensor::{BatchNorm, BatchedGemm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
 use crate::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
 use crate::tensor::{BatchNormGrads, BatchNormStats, MapOps};
+use crate::tensor::{Operands, TensorBackend};
 use crate::testgen::{same_bits, MakeBuffer};
 use num_traits::float::FloatCore;
 use num_traits::Zero;
@@ -167,7 +167,7 @@ fn gemm_case<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F, g: Gemm,
     r::gemm(&g, &a, &b, &mut want).expect("reference gemm");
     let mut c = make(c0.clone());
     backend
-        .gemm(&g, &make(a.clone()), &make(b.clone()), &mut c)
+        .gemm(Operands::new(g, &make(a.clone()), &make(b.clone()), &mut c))
         .expect("gemm");
     let got = read(backend, &c);
     let eps = Real::to_f64(B::Elem::epsilon());
@@ -223,7 +223,12 @@ pub fn gemm_beta_zero_ignores_c<B: TensorBackend, F: MakeBuffer<B>>(backend: &B,
     let g = Gemm::new(70, 6, 11);
     let mut c = make(vec![B::Elem::nan(); 70 * 6]);
     backend
-        .gemm(&g, &make(data(70 * 11, 1)), &make(data(11 * 6, 2)), &mut c)
+        .gemm(Operands::new(
+            g,
+            &make(data(70 * 11, 1)),
+            &make(data(11 * 6, 2)),
+            &mut c,
+        ))
         .expect("gemm");
     assert!(read(backend, &c).iter().all(|v| v.is_finite()));
 }
@@ -239,7 +244,7 @@ pub fn gemm_known_answer<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: 
         let mut c = make(v(&[1., 1., 1., 1.]));
         let (a, b) = (if ta { &at } else { &a }, if tb { &bt } else { &b });
         backend
-            .gemm(&g, &make(a.clone()), &make(b.clone()), &mut c)
+            .gemm(Operands::new(g, &make(a.clone()), &make(b.clone()), &mut c))
             .expect("gemm");
         same_bits(
             &format!("{g:?}"),
@@ -253,15 +258,33 @@ pub fn gemm_known_answer<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: 
 pub fn gemm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let g = Gemm::new(3, 4, 5);
     let z = |n| make(vec![B::Elem::zero(); n]);
-    expect_err("a", backend.gemm(&g, &z(14), &z(20), &mut z(12)));
-    expect_err("b", backend.gemm(&g, &z(15), &z(21), &mut z(12)));
-    expect_err("c", backend.gemm(&g, &z(15), &z(20), &mut z(11)));
+    expect_err(
+        "a",
+        backend.gemm(Operands::new(g, &z(14), &z(20), &mut z(12))),
+    );
+    expect_err(
+        "b",
+        backend.gemm(Operands::new(g, &z(15), &z(21), &mut z(12))),
+    );
+    expect_err(
+        "c",
+        backend.gemm(Operands::new(g, &z(15), &z(20), &mut z(11))),
+    );
     let bad = g.scaled(f64::NAN, 0.0);
-    expect_err("alpha", backend.gemm(&bad, &z(15), &z(20), &mut z(12)));
+    expect_err(
+        "alpha",
+        backend.gemm(Operands::new(bad, &z(15), &z(20), &mut z(12))),
+    );
     let bad = g.scaled(1.0, f64::INFINITY);
-    expect_err("beta", backend.gemm(&bad, &z(15), &z(20), &mut z(12)));
+    expect_err(
+        "beta",
+        backend.gemm(Operands::new(bad, &z(15), &z(20), &mut z(12))),
+    );
     let huge = Gemm::new(usize::MAX, 2, 2);
-    expect_err("overflow", backend.gemm(&huge, &z(1), &z(4), &mut z(1)));
+    expect_err(
+        "overflow",
+        backend.gemm(Operands::new(huge, &z(1), &z(4), &mut z(1))),
+    );
 }
 
 /// `(m, n, k, count)` for the batched forms: ones, odd sizes, more than one
@@ -731,7 +754,7 @@ pub fn pool_max_and_avg<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &
             r::pool_backward(&p, &x, &dy, &mut want).expect("reference pool backward");
             let mut dx = make(vec![B::Elem::nan(); x.len()]);
             backend
-                .pool_backward(&p, &make(x.clone()), &make(dy), &mut dx)
+                .pool_backward(Operands::new(p, &make(x.clone()), &make(dy), &mut dx))
                 .expect("pool backward");
             same_bits(&format!("pool_backward {p:?}"), &read(backend, &dx), &want);
         }
@@ -756,7 +779,12 @@ pub fn pool_max_tie_goes_to_first<B: TensorBackend, F: MakeBuffer<B>>(backend: &
     );
     let mut dx = make(v(&[9.0; 9]));
     backend
-        .pool_backward(&p, &make(v(&[-1.0; 9])), &make(v(&[1.0; 16])), &mut dx)
+        .pool_backward(Operands::new(
+            p,
+            &make(v(&[-1.0; 9])),
+            &make(v(&[1.0; 16])),
+            &mut dx,
+        ))
         .expect("pool backward");
     // Window (oy, ox) covers rows oy−1..oy+1 clipped; its first element is
     // (max(oy−1, 0), max(ox−1, 0)).
@@ -794,7 +822,7 @@ pub fn pool_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B
         );
         expect_err(
             &format!("backward {bad:?}"),
-            backend.pool_backward(&bad, &z(nx), &z(ny), &mut z(nx)),
+            backend.pool_backward(Operands::new(bad, &z(nx), &z(ny), &mut z(nx))),
         );
     }
     expect_err(
@@ -807,11 +835,11 @@ pub fn pool_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B
     );
     expect_err(
         "backward dy",
-        backend.pool_backward(&ok, &z(nx), &z(ny - 1), &mut z(nx)),
+        backend.pool_backward(Operands::new(ok, &z(nx), &z(ny - 1), &mut z(nx))),
     );
     expect_err(
         "backward dx",
-        backend.pool_backward(&ok, &z(nx), &z(ny), &mut z(nx + 1)),
+        backend.pool_backward(Operands::new(ok, &z(nx), &z(ny), &mut z(nx + 1))),
     );
 }
 
