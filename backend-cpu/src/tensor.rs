@@ -20,12 +20,12 @@ use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
-    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, LossOps, MapOps,
-    MatmulOps, Operands, Pool2d, PoolOps,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, ConvPass, CrossEntropy, Gemm, GemmBatch,
+    LossOps, MapOps, MatmulOps, Operands, Pool2d, PoolOps,
 };
 use smoothout::{Real, Result};
 
-use crate::isa::kernels;
+use crate::isa::{kernels, Isa};
 use crate::{slice, slice_mut, Cpu};
 use r::wide;
 
@@ -401,11 +401,8 @@ impl<T: Real> PoolOps for Cpu<T> {
         p.validate_buffers(x.len(), dy.len())?;
         check_len("pool input gradient", x.len(), dx.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
-        self.pool.install(|| {
-            dx.par_chunks_mut(plane)
-                .zip(x.par_chunks(plane))
-                .zip(dy.par_chunks(out))
-                .for_each(|((dx, x), dy)| r::pool_backward_plane(p, x, dy, dx));
+        self.zip_gradients((dx, x, dy), (plane, out), |dx, x, dy| {
+            r::pool_backward_plane(p, x, dy, dx);
         });
         Ok(())
     }
@@ -593,14 +590,9 @@ impl<T: Real> BatchNormOps for Cpu<T> {
 }
 
 impl<T: Real> LossOps for Cpu<T> {
-    fn softmax_cross_entropy(
-        &self,
-        classes: usize,
-        logits: &ArrayD<T>,
-        labels: &[u32],
-        dlogits: &mut ArrayD<T>,
-    ) -> Result<f64> {
-        let (z, d) = (slice(logits)?, slice_mut(dlogits)?);
+    fn softmax_cross_entropy(&self, req: CrossEntropy<'_, ArrayD<T>>) -> Result<f64> {
+        let (classes, labels) = (req.classes, req.labels);
+        let (z, d) = (slice(req.logits)?, slice_mut(req.dlogits)?);
         r::check_softmax_cross_entropy(classes, z.len(), labels, d.len())?;
         let rows = labels.len();
         let mut losses = vec![0.0f64; rows];
@@ -631,6 +623,39 @@ impl<T: Real> Cpu<T> {
         (self.chunk / per.max(1)).max(1) * per.max(1)
     }
 
+    /// `y ← kernel(x, y)` in chunks, after checking that `x` has `y`'s
+    /// length (`what` names the check).
+    fn combine(
+        &self,
+        what: &'static str,
+        x: &ArrayD<T>,
+        y: &mut ArrayD<T>,
+        kernel: fn(Isa, &[T], &mut [T]),
+    ) -> Result<()> {
+        let (x, y) = (slice(x)?, slice_mut(y)?);
+        check_len(what, y.len(), x.len())?;
+        let isa = self.isa;
+        self.zip_chunks(x, y, |x, y| kernel(isa, x, y));
+        Ok(())
+    }
+
+    /// Runs `f(dx, x, dy)` in parallel over matching chunks of a backward
+    /// pass's buffers: `dx` and `x` in chunks of `input` elements, `dy` in
+    /// chunks of `output` (a plane and its pooled plane, say).
+    fn zip_gradients(
+        &self,
+        (dx, x, dy): (&mut [T], &[T], &[T]),
+        (input, output): (usize, usize),
+        f: impl Fn(&mut [T], &[T], &[T]) + Sync + Send,
+    ) {
+        self.pool.install(|| {
+            dx.par_chunks_mut(input)
+                .zip(x.par_chunks(input))
+                .zip(dy.par_chunks(output))
+                .for_each(|((dx, x), dy)| f(dx, x, dy));
+        });
+    }
+
     /// Runs `f` over `y` in chunks of `self.chunk`, zipped with `x`'s.
     fn zip_chunks(&self, x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]) + Sync) {
         let n = self.chunk;
@@ -656,11 +681,8 @@ impl<T: Real> MapOps for Cpu<T> {
         check_len("relu gradient", x.len(), dy.len())?;
         check_len("relu input gradient", x.len(), dx.len())?;
         let (n, isa) = (self.chunk, self.isa);
-        self.pool.install(|| {
-            dx.par_chunks_mut(n)
-                .zip(x.par_chunks(n))
-                .zip(dy.par_chunks(n))
-                .for_each(|((dx, x), dy)| kernels::relu_backward(isa, x, dy, dx));
+        self.zip_gradients((dx, x, dy), (n, n), |dx, x, dy| {
+            kernels::relu_backward(isa, x, dy, dx);
         });
         Ok(())
     }
@@ -676,19 +698,11 @@ impl<T: Real> MapOps for Cpu<T> {
     }
 
     fn add(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
-        let (x, y) = (slice(x)?, slice_mut(y)?);
-        check_len("add operands", y.len(), x.len())?;
-        let isa = self.isa;
-        self.zip_chunks(x, y, |x, y| kernels::add(isa, x, y));
-        Ok(())
+        self.combine("add operands", x, y, kernels::add)
     }
 
     fn mul(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
-        let (x, y) = (slice(x)?, slice_mut(y)?);
-        check_len("mul operands", y.len(), x.len())?;
-        let isa = self.isa;
-        self.zip_chunks(x, y, |x, y| kernels::mul(isa, x, y));
-        Ok(())
+        self.combine("mul operands", x, y, kernels::mul)
     }
 
     fn fill(&self, value: T, x: &mut ArrayD<T>) -> Result<()> {

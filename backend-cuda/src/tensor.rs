@@ -28,8 +28,8 @@ use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
-    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, Gemm, LossOps, MapOps, MatmulOps, Operands,
-    Pool2d, PoolKind, PoolOps,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, CrossEntropy, Gemm, LossOps, MapOps,
+    MatmulOps, Operands, Pool2d, PoolKind, PoolOps,
 };
 use smoothout::{Error, Result};
 
@@ -354,24 +354,48 @@ impl MatmulOps for Cuda {
 impl ConvOps for Cuda {
     fn im2col(&self, conv: &Conv2d, x: &CudaSlice<f32>, col: &mut CudaSlice<f32>) -> Result<()> {
         conv.validate_buffers(x.len(), col.len())?;
-        if col.is_empty() {
-            return Ok(());
-        }
-        let [n, ch, h, w, kh, kw, s, p, oh, ow] = conv_args(conv);
-        let cfg = grid(col.len() as u64);
-        launch!(self, "im2col", "im2col", cfg;
-            x, col, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+        self.unfold_kernel("im2col", conv, x, col)
     }
 
     fn col2im(&self, conv: &Conv2d, col: &CudaSlice<f32>, x: &mut CudaSlice<f32>) -> Result<()> {
         conv.validate_buffers(x.len(), col.len())?;
-        if x.is_empty() {
+        self.unfold_kernel("col2im", conv, col, x)
+    }
+}
+
+impl Cuda {
+    /// `kernel` (`im2col` or `col2im`, which is also the op's name) from
+    /// `src` into `dst`, one thread per element of `dst` (the buffers
+    /// validated by the caller); nothing when `dst` is empty.
+    fn unfold_kernel(
+        &self,
+        kernel: &'static str,
+        conv: &Conv2d,
+        src: &CudaSlice<f32>,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        if dst.is_empty() {
             return Ok(());
         }
         let [n, ch, h, w, kh, kw, s, p, oh, ow] = conv_args(conv);
-        let cfg = grid(x.len() as u64);
-        launch!(self, "col2im", "col2im", cfg;
-            col, x, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+        let cfg = grid(dst.len() as u64);
+        launch!(self, kernel, kernel, cfg;
+            src, dst, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+    }
+
+    /// `y ← kernel(x, y)` element-wise, one thread per element (the lengths
+    /// checked by the caller); nothing when `x` is empty.
+    fn map_kernel(
+        &self,
+        (op, kernel): (&'static str, &'static str),
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let n = x.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        launch!(self, op, kernel, grid(n); x, y, &n)
     }
 }
 
@@ -464,15 +488,10 @@ impl BatchNormOps for Cuda {
 impl LossOps for Cuda {
     /// One thread per row in `f64`; the row losses are copied to the host
     /// and added there in row order.
-    fn softmax_cross_entropy(
-        &self,
-        classes: usize,
-        logits: &CudaSlice<f32>,
-        labels: &[u32],
-        dlogits: &mut CudaSlice<f32>,
-    ) -> Result<f64> {
+    fn softmax_cross_entropy(&self, req: CrossEntropy<'_, CudaSlice<f32>>) -> Result<f64> {
         const OP: &str = "softmax_cross_entropy";
-        r::check_softmax_cross_entropy(classes, logits.len(), labels, dlogits.len())?;
+        req.validate(CudaSlice::len)?;
+        let (classes, logits, labels, dlogits) = (req.classes, req.logits, req.labels, req.dlogits);
         let stream = self.stream();
         let rows = labels.len();
         let labels_dev = stream.clone_htod(labels).map_err(device(OP))?;
@@ -494,11 +513,7 @@ impl LossOps for Cuda {
 impl MapOps for Cuda {
     fn relu(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
         check_len("relu output", x.len(), y.len())?;
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, "relu", "map_relu", grid(n); x, y, &n)
+        self.map_kernel(("relu", "map_relu"), x, y)
     }
 
     fn relu_backward(
@@ -526,20 +541,12 @@ impl MapOps for Cuda {
 
     fn add(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
         check_len("add operands", y.len(), x.len())?;
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, "add", "map_add", grid(n); x, y, &n)
+        self.map_kernel(("add", "map_add"), x, y)
     }
 
     fn mul(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
         check_len("mul operands", y.len(), x.len())?;
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, "mul", "map_mul", grid(n); x, y, &n)
+        self.map_kernel(("mul", "map_mul"), x, y)
     }
 
     fn fill(&self, value: f32, x: &mut CudaSlice<f32>) -> Result<()> {

@@ -31,7 +31,8 @@ use std::sync::OnceLock;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNorm, BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps,
-    BatchNormStats, BatchNormStatsPass, BatchedGemm, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
+    BatchNormStats, BatchNormStatsPass, BatchedGemm, CrossEntropy, Gemm, GemmBatch, LossOps,
+    MapOps, MatmulOps,
 };
 use smoothout::testgen::tensor::batch_norm_passes;
 use smoothout::{BackendTypes, BufferOps, Reference};
@@ -234,7 +235,7 @@ fn softmax_cross_entropy_within_bounds() {
         let l0 = r::softmax_cross_entropy(classes, &z, &labels, &mut d0).unwrap();
         let mut db = up(gpu, &vec![f32::NAN; z.len()]);
         let l = gpu
-            .softmax_cross_entropy(classes, &up(gpu, &z), &labels, &mut db)
+            .softmax_cross_entropy(CrossEntropy::new(classes, &up(gpu, &z), &labels, &mut db))
             .unwrap();
         let what = format!("{rows}×{classes} offset {offset}");
         check_loss(&what, classes, rows, l, l0);

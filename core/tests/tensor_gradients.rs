@@ -13,7 +13,7 @@
 use smoothout::tensor::{
     BatchNorm, BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass,
 };
-use smoothout::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, LossOps};
+use smoothout::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, CrossEntropy, LossOps};
 use smoothout::Reference;
 
 const H: f64 = 1e-5;
@@ -131,11 +131,11 @@ fn softmax_cross_entropy_backward_matches_finite_differences() {
         let z: Vec<f64> = data(rows * classes, 5).iter().map(|v| 4.0 * v).collect();
         let labels: Vec<u32> = (0..rows).map(|i| ((3 * i + 1) % classes) as u32).collect();
         let mut d = vec![0.0; z.len()];
-        b.softmax_cross_entropy(classes, &z, &labels, &mut d)
+        b.softmax_cross_entropy(CrossEntropy::new(classes, &z, &labels, &mut d))
             .expect("loss");
         let mut scratch = vec![0.0; z.len()];
         let mut f = |z: &Vec<f64>| {
-            b.softmax_cross_entropy(classes, z, &labels, &mut scratch)
+            b.softmax_cross_entropy(CrossEntropy::new(classes, z, &labels, &mut scratch))
                 .expect("loss")
         };
         for i in 0..z.len() {

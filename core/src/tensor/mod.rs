@@ -1108,6 +1108,43 @@ pub trait BatchNormOps: BackendTypes {
     fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, Self::Buffer>) -> Result<()>;
 }
 
+/// A [`LossOps::softmax_cross_entropy`] request: `N = labels.len()` rows
+/// of `classes` logits, their labels, and where the gradient goes.
+#[derive(Debug)]
+pub struct CrossEntropy<'a, Buf: ?Sized> {
+    /// Logits per row.
+    pub classes: usize,
+    /// The logits, `N × classes`.
+    pub logits: &'a Buf,
+    /// One label per row, each `< classes`.
+    pub labels: &'a [u32],
+    /// ∂loss/∂logits, `N × classes` (overwritten).
+    pub dlogits: &'a mut Buf,
+}
+
+impl<'a, Buf: ?Sized> CrossEntropy<'a, Buf> {
+    /// The loss of `logits` (rows of `classes`) against `labels`, its
+    /// gradient into `dlogits`.
+    #[must_use]
+    pub fn new(classes: usize, logits: &'a Buf, labels: &'a [u32], dlogits: &'a mut Buf) -> Self {
+        CrossEntropy {
+            classes,
+            logits,
+            labels,
+            dlogits,
+        }
+    }
+
+    /// The request's sizes and labels, its buffers measured by `len`.
+    ///
+    /// # Errors
+    /// As [`LossOps::softmax_cross_entropy`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (logits, dlogits) = (len(self.logits), len(self.dlogits));
+        reference::check_softmax_cross_entropy(self.classes, logits, self.labels, dlogits)
+    }
+}
+
 /// Losses.
 pub trait LossOps: BackendTypes {
     /// The mean softmax cross-entropy of `N = labels.len()` rows of
@@ -1126,13 +1163,7 @@ pub trait LossOps: BackendTypes {
     /// [`Error::InvalidSetting`] for `classes == 0`, no rows, or a label
     /// `≥ classes`; [`Error::LengthMismatch`] when `logits` or `dlogits` is
     /// not `N · classes` long.
-    fn softmax_cross_entropy(
-        &self,
-        classes: usize,
-        logits: &Self::Buffer,
-        labels: &[u32],
-        dlogits: &mut Self::Buffer,
-    ) -> Result<f64>;
+    fn softmax_cross_entropy(&self, req: CrossEntropy<'_, Self::Buffer>) -> Result<f64>;
 }
 
 /// Element-wise maps and channel broadcasts.

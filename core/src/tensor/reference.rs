@@ -684,7 +684,8 @@ mod backend {
 
     use super::*;
     use crate::backend::Reference;
-    use crate::tensor::{BatchNormOps, ConvOps, LossOps, MapOps, MatmulOps, Operands, PoolOps};
+    use crate::tensor::{BatchNormOps, ConvOps, CrossEntropy, LossOps, MapOps, MatmulOps};
+    use crate::tensor::{Operands, PoolOps};
 
     impl<T: Real> MatmulOps for Reference<T> {
         fn gemm(&self, req: Operands<'_, Gemm, Vec<T>>) -> Result<()> {
@@ -761,14 +762,8 @@ mod backend {
     }
 
     impl<T: Real> LossOps for Reference<T> {
-        fn softmax_cross_entropy(
-            &self,
-            classes: usize,
-            logits: &Vec<T>,
-            labels: &[u32],
-            dlogits: &mut Vec<T>,
-        ) -> Result<f64> {
-            softmax_cross_entropy(classes, logits, labels, dlogits)
+        fn softmax_cross_entropy(&self, req: CrossEntropy<'_, Vec<T>>) -> Result<f64> {
+            softmax_cross_entropy(req.classes, req.logits, req.labels, req.dlogits)
         }
     }
 

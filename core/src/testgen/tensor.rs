@@ -43,7 +43,7 @@ use crate::tensor::reference as r;
 use crate::tensor::{BatchNorm, BatchedGemm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
 use crate::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
 use crate::tensor::{BatchNormGrads, BatchNormStats, MapOps};
-use crate::tensor::{Operands, TensorBackend};
+use crate::tensor::{CrossEntropy, Operands, TensorBackend};
 use crate::testgen::{same_bits, MakeBuffer};
 use num_traits::float::FloatCore;
 use num_traits::Zero;
@@ -1029,7 +1029,12 @@ pub fn softmax_cross_entropy<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, ma
         assert!(l0.is_finite() && l0 >= 0.0, "reference loss {l0}");
         let mut d = make(vec![B::Elem::nan(); z.len()]);
         let l = backend
-            .softmax_cross_entropy(classes, &make(z.clone()), &labels, &mut d)
+            .softmax_cross_entropy(CrossEntropy::new(
+                classes,
+                &make(z.clone()),
+                &labels,
+                &mut d,
+            ))
             .expect("loss");
         assert_eq!(
             l.to_bits(),
@@ -1052,27 +1057,27 @@ pub fn softmax_cross_entropy_rejects_bad_requests<B: TensorBackend, F: MakeBuffe
     let z = |n| make(vec![B::Elem::zero(); n]);
     expect_err(
         "classes 0",
-        backend.softmax_cross_entropy(0, &z(0), &[0], &mut z(0)),
+        backend.softmax_cross_entropy(CrossEntropy::new(0, &z(0), &[0], &mut z(0))),
     );
     expect_err(
         "no rows",
-        backend.softmax_cross_entropy(3, &z(0), &[], &mut z(0)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(0), &[], &mut z(0))),
     );
     expect_err(
         "label",
-        backend.softmax_cross_entropy(3, &z(6), &[0, 3], &mut z(6)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(6), &[0, 3], &mut z(6))),
     );
     expect_err(
         "logits",
-        backend.softmax_cross_entropy(3, &z(5), &[0, 1], &mut z(6)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(5), &[0, 1], &mut z(6))),
     );
     expect_err(
         "dlogits",
-        backend.softmax_cross_entropy(3, &z(6), &[0, 1], &mut z(7)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(6), &[0, 1], &mut z(7))),
     );
     expect_err(
         "overflow",
-        backend.softmax_cross_entropy(usize::MAX, &z(1), &[0, 1], &mut z(1)),
+        backend.softmax_cross_entropy(CrossEntropy::new(usize::MAX, &z(1), &[0, 1], &mut z(1))),
     );
 }
 
