@@ -164,12 +164,8 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         let conv = self.param_grads(b, dy)?;
         // dx = col2im(Wᵀ · dy_n) image by image, the weights shared.
         let mut dx = b.zeros(conv.batch * conv.image_len())?;
-        b.conv_input_grad(ConvPass::new(
-            (conv, self.filters),
-            &self.params[0],
-            dy,
-            &mut dx,
-        ))?;
+        let pass = ConvPass::new((conv, self.filters), &self.params[0], dy, &mut dx);
+        b.conv_input_grad(pass)?;
         Ok(dx)
     }
 

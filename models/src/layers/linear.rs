@@ -113,12 +113,8 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let n = self.param_grads(b, dy)?;
         let mut dx = b.zeros(n * self.inputs)?;
-        b.gemm(Operands::new(
-            Gemm::new(n, self.inputs, self.outputs),
-            dy,
-            &self.params[0],
-            &mut dx,
-        ))?;
+        let g = Gemm::new(n, self.inputs, self.outputs);
+        b.gemm(Operands::new(g, dy, &self.params[0], &mut dx))?;
         Ok(dx)
     }
 
