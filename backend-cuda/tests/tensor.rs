@@ -73,25 +73,10 @@ macro_rules! shared {
     };
 }
 
-shared!(
-    gemm_all_transposes,
-    gemm_beta_zero_ignores_c,
-    gemm_known_answer,
-    gemm_rejects_bad_requests,
-    gemm_strided_all_transposes,
-    gemm_summed_all_transposes,
-    gemm_batched_rejects_bad_requests,
-    im2col_and_col2im,
-    im2col_col2im_adjoint,
-    conv_rejects_bad_requests,
-    pool_max_and_avg,
-    pool_max_tie_goes_to_first,
-    pool_rejects_bad_requests,
-    batch_norm_rejects_bad_requests,
-    softmax_cross_entropy_rejects_bad_requests,
-    maps,
-    maps_reject_bad_lengths,
-);
+// Every shared body but `batch_norm` and `softmax_cross_entropy`, which
+// `batch_norm_within_bounds` and `softmax_cross_entropy_within_bounds` check
+// within the table's bounds instead.
+smoothout::tensor_shared_bodies!(shared,);
 
 /// The backend's buffer.
 type Buf = <Cuda as BackendTypes>::Buffer;
