@@ -30,11 +30,10 @@ use std::sync::OnceLock;
 
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps,
-    BatchNormStats, BatchNormStatsPass, BatchedGemm, CrossEntropy, Gemm, GemmBatch, LossOps,
-    MapOps, MatmulOps,
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
+    BatchNormStatsPass, BatchedGemm, CrossEntropy, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
 };
-use smoothout::testgen::tensor::batch_norm_passes;
+use smoothout::testgen::tensor::{batch_norm_layouts, batch_norm_passes};
 use smoothout::{BackendTypes, BufferOps, Reference};
 use smoothout_cuda::Cuda;
 
@@ -100,14 +99,8 @@ fn same_bits(what: &str, got: &[f32], want: &[f32]) {
 fn batch_norm_within_bounds() {
     let Some(gpu) = gpu() else { return };
     let reference = Reference::<f32>::new();
-    for (s, &(batch, channels, spatial, eps)) in BNS.iter().enumerate() {
-        let bn = BatchNorm {
-            batch,
-            channels,
-            spatial,
-            eps,
-        };
-        let what = format!("{bn:?}");
+    for (s, bn) in batch_norm_layouts(&BNS) {
+        let (channels, what) = (bn.channels, format!("{bn:?}"));
         let (x, dy, gamma, beta) = bn_inputs(&bn, s);
         let nan = |n| vec![f32::NAN; n];
         let inputs = [&x[..], &dy, &gamma, &beta];

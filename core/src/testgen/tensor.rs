@@ -882,6 +882,20 @@ const BNS: [(usize, usize, usize, f64); 5] = [
     (3, 4, 49, 0.0),
 ];
 
+/// Each row `(batch, channels, spatial, ε)` of a table of batch-norm cases
+/// as its layout, numbered from 0.
+pub fn batch_norm_layouts(
+    rows: &[(usize, usize, usize, f64)],
+) -> impl Iterator<Item = (usize, BatchNorm)> + '_ {
+    let layout = |&(batch, channels, spatial, eps): &(usize, usize, usize, f64)| BatchNorm {
+        batch,
+        channels,
+        spatial,
+        eps,
+    };
+    rows.iter().map(layout).enumerate()
+}
+
 /// The three batch-norm passes in order on `backend`, every output started
 /// as NaN: the statistics of `x`, the forward pass with them, the backward
 /// pass with them. Returns `[mean, var, y, dx, dgamma, dbeta]`, read back.
@@ -937,18 +951,12 @@ pub fn batch_norm_passes<B: TensorBackend, F: MakeBuffer<B>>(
 /// Statistics, forward and backward, bit for bit.
 pub fn batch_norm<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let reference = crate::Reference::<B::Elem>::new();
-    for (s, &(batch, channels, spatial, eps)) in BNS.iter().enumerate() {
-        let bn = BatchNorm {
-            batch,
-            channels,
-            spatial,
-            eps,
-        };
+    for (s, bn) in batch_norm_layouts(&BNS) {
         let s = 200 + 10 * s as u64;
         let x: Vec<B::Elem> = data(bn.len(), s);
         let dy: Vec<B::Elem> = data(bn.len(), s + 1);
-        let gamma: Vec<B::Elem> = data(channels, s + 2);
-        let beta: Vec<B::Elem> = data(channels, s + 3);
+        let gamma: Vec<B::Elem> = data(bn.channels, s + 2);
+        let beta: Vec<B::Elem> = data(bn.channels, s + 3);
         let inputs = [&x[..], &dy, &gamma, &beta];
         let want = batch_norm_passes(&reference, &|v| v, bn, inputs);
         let got = batch_norm_passes(backend, make, bn, inputs);
