@@ -53,49 +53,38 @@ fn gemm_block<T: Real>(g: &Gemm, first: usize, a: &[T], b: &[T], c: &mut [T]) {
     let a_off = if g.trans_a { first } else { first * g.k };
     let (pa, pb, pc) = (a[a_off..].as_ptr(), b.as_ptr(), c.as_mut_ptr());
     let n = g.n as isize;
+    // The one call, for either float type: `$gemm` is matrixmultiply's
+    // `sgemm` or `dgemm`, `$t` its element type (α and β rounded to it).
+    macro_rules! block_gemm {
+        ($gemm:path, $t:ty) => {
+            // SAFETY: T is $t (the TypeId test below), so the pointers are to
+            // $t. `op(a)` rows first..first + rows, `op(b)` and this block of
+            // `C` lie inside their slices (lengths checked by
+            // `Gemm::validate`, block sizes by the caller's split).
+            unsafe {
+                $gemm(
+                    rows,
+                    g.k,
+                    g.n,
+                    g.alpha as $t,
+                    pa.cast(),
+                    rsa,
+                    csa,
+                    pb.cast(),
+                    rsb,
+                    csb,
+                    g.beta as $t,
+                    pc.cast(),
+                    n,
+                    1,
+                )
+            }
+        };
+    }
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        // SAFETY: T is f32, so the pointers are to f32. `op(a)` rows
-        // first..first + rows, `op(b)` and this block of `C` lie inside
-        // their slices (lengths checked by `Gemm::validate`, block sizes by
-        // the caller's split).
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                g.k,
-                g.n,
-                g.alpha as f32,
-                pa.cast(),
-                rsa,
-                csa,
-                pb.cast(),
-                rsb,
-                csb,
-                g.beta as f32,
-                pc.cast(),
-                n,
-                1,
-            );
-        }
+        block_gemm!(matrixmultiply::sgemm, f32);
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        // SAFETY: as above, with T = f64.
-        unsafe {
-            matrixmultiply::dgemm(
-                rows,
-                g.k,
-                g.n,
-                g.alpha,
-                pa.cast(),
-                rsa,
-                csa,
-                pb.cast(),
-                rsb,
-                csb,
-                g.beta,
-                pc.cast(),
-                n,
-                1,
-            );
-        }
+        block_gemm!(matrixmultiply::dgemm, f64);
     } else {
         // Not reachable with the crate's `Real` types; kept correct anyway.
         for i in 0..rows {
