@@ -19,12 +19,13 @@ use rayon::prelude::*;
 use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, ConvOps, Gemm, GemmBatch,
-    LossOps, MapOps, MatmulOps, Pool2d, PoolOps,
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, ConvPass, CrossEntropy, Gemm, GemmBatch,
+    LossOps, MapOps, MatmulOps, Operands, Pool2d, PoolOps,
 };
 use smoothout::{Real, Result};
 
-use crate::isa::kernels;
+use crate::isa::{kernels, Isa};
 use crate::{slice, slice_mut, Cpu};
 use r::wide;
 
@@ -52,49 +53,38 @@ fn gemm_block<T: Real>(g: &Gemm, first: usize, a: &[T], b: &[T], c: &mut [T]) {
     let a_off = if g.trans_a { first } else { first * g.k };
     let (pa, pb, pc) = (a[a_off..].as_ptr(), b.as_ptr(), c.as_mut_ptr());
     let n = g.n as isize;
+    // The one call, for either float type: `$gemm` is matrixmultiply's
+    // `sgemm` or `dgemm`, `$t` its element type (α and β rounded to it).
+    macro_rules! block_gemm {
+        ($gemm:path, $t:ty) => {
+            // SAFETY: T is $t (the TypeId test below), so the pointers are to
+            // $t. `op(a)` rows first..first + rows, `op(b)` and this block of
+            // `C` lie inside their slices (lengths checked by
+            // `Gemm::validate`, block sizes by the caller's split).
+            unsafe {
+                $gemm(
+                    rows,
+                    g.k,
+                    g.n,
+                    g.alpha as $t,
+                    pa.cast(),
+                    rsa,
+                    csa,
+                    pb.cast(),
+                    rsb,
+                    csb,
+                    g.beta as $t,
+                    pc.cast(),
+                    n,
+                    1,
+                )
+            }
+        };
+    }
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        // SAFETY: T is f32, so the pointers are to f32. `op(a)` rows
-        // first..first + rows, `op(b)` and this block of `C` lie inside
-        // their slices (lengths checked by `Gemm::validate`, block sizes by
-        // the caller's split).
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                g.k,
-                g.n,
-                g.alpha as f32,
-                pa.cast(),
-                rsa,
-                csa,
-                pb.cast(),
-                rsb,
-                csb,
-                g.beta as f32,
-                pc.cast(),
-                n,
-                1,
-            );
-        }
+        block_gemm!(matrixmultiply::sgemm, f32);
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        // SAFETY: as above, with T = f64.
-        unsafe {
-            matrixmultiply::dgemm(
-                rows,
-                g.k,
-                g.n,
-                g.alpha,
-                pa.cast(),
-                rsa,
-                csa,
-                pb.cast(),
-                rsb,
-                csb,
-                g.beta,
-                pc.cast(),
-                n,
-                1,
-            );
-        }
+        block_gemm!(matrixmultiply::dgemm, f64);
     } else {
         // Not reachable with the crate's `Real` types; kept correct anyway.
         for i in 0..rows {
@@ -153,42 +143,39 @@ impl<T: Real> Cpu<T> {
         Ok(())
     }
 
-    /// A validated batch's [`GemmBatch::products`], one after the other.
-    fn gemm_products(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        summed: bool,
-        a: &[T],
-        b: &[T],
-        c: &mut [T],
-    ) -> Result<()> {
-        for (gi, [ra, rb, rc]) in batch.products(g, summed) {
-            self.gemm_slices(&gi, &a[ra], &b[rb], &mut c[rc])?;
+    /// A validated batch's [`GemmBatch::products`](smoothout::tensor::GemmBatch::products), one after the other.
+    fn gemm_products(&self, req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
+        let (g, batch) = req.spec;
+        for (gi, [ra, rb, rc]) in batch.products(&g, summed) {
+            self.gemm_slices(&gi, &req.a[ra], &req.b[rb], &mut req.out[rc])?;
         }
         Ok(())
     }
 }
 
+/// A batched request on arrays as one on their elements.
+///
+/// # Errors
+/// As [`slice`], for an array that is not contiguous.
+fn batch_on_slices<T>(req: BatchedGemm<'_, ArrayD<T>>) -> Result<BatchedGemm<'_, [T]>> {
+    let (a, b, c) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
+    Ok(BatchedGemm::new(req.spec, a, b, c))
+}
+
 impl<T: Real> MatmulOps for Cpu<T> {
-    fn gemm(&self, g: &Gemm, a: &ArrayD<T>, b: &ArrayD<T>, c: &mut ArrayD<T>) -> Result<()> {
-        self.gemm_slices(g, slice(a)?, slice(b)?, slice_mut(c)?)
+    fn gemm(&self, req: Operands<'_, Gemm, ArrayD<T>>) -> Result<()> {
+        self.gemm_slices(&req.spec, slice(req.a)?, slice(req.b)?, slice_mut(req.out)?)
     }
 
-    fn gemm_strided(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &ArrayD<T>,
-        b: &ArrayD<T>,
-        c: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
-        batch.validate(g, a.len(), b.len(), c.len(), false)?;
+    fn gemm_strided(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
+        let req = batch_on_slices(req)?;
+        req.validate(false, <[T]>::len)?;
+        let (g, batch) = &req.spec;
         let mc = g.m * g.n;
         if batch.count == 1 || mc == 0 {
-            return self.gemm_products(g, batch, false, a, b, c);
+            return self.gemm_products(req, false);
         }
+        let (a, b, c) = (req.a, req.b, req.out);
         // The outputs are disjoint (stride_c ≥ m·n > 0, validated): the
         // products run in parallel, each exactly the single `gemm` it would
         // be on its own (itself split into row blocks when threads are
@@ -204,19 +191,12 @@ impl<T: Real> MatmulOps for Cpu<T> {
         })
     }
 
-    fn gemm_summed(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &ArrayD<T>,
-        b: &ArrayD<T>,
-        c: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (a, b, c) = (slice(a)?, slice(b)?, slice_mut(c)?);
-        batch.validate(g, a.len(), b.len(), c.len(), true)?;
+    fn gemm_summed(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
+        let req = batch_on_slices(req)?;
+        req.validate(true, <[T]>::len)?;
         // The reference's order: one `gemm` per product into the same `c`,
         // the first with the request's β, the rest with β = 1.
-        self.gemm_products(g, batch, true, a, b, c)
+        self.gemm_products(req, true)
     }
 }
 
@@ -249,32 +229,16 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// buffer of its own and runs that image's GEMM, so the batch's columns
     /// never exist at once (the provided method's bits: the same `im2col`
     /// and the same per-image GEMM).
-    fn conv_forward(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        x: &Self::Buffer,
-        y: &mut Self::Buffer,
-    ) -> Result<()> {
-        let (w, x, y) = (slice(w)?, slice(x)?, slice_mut(y)?);
-        let (g, batch) = conv.forward_gemm(filters);
-        let per_col = checked_col(conv, x.len())?;
-        batch.validate(&g, w.len(), conv.col_len(), y.len(), false)?;
-        let (out, isa) = (filters * conv.col_cols(), self.isa);
-        if out == 0 {
-            return Ok(());
-        }
-        self.pool.install(|| {
-            y.par_chunks_mut(out)
-                .zip(x.par_chunks(conv.image_len()))
-                .try_for_each_init(
-                    || vec![T::zero(); per_col],
-                    |col, (y, x)| {
-                        kernels::im2col_image(isa, conv, x, col);
-                        self.gemm_slices(&g, w, col, &mut y[..out])
-                    },
-                )
+    fn conv_forward(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
+        let ((conv, filters), isa) = (&pass.spec, self.isa);
+        let (w, x, y) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
+        let (g, batch) = conv.forward_gemm(*filters);
+        let lens = [w.len(), conv.col_len(), y.len()];
+        let per_col = checked_product(conv, x.len(), (&g, &batch), lens, false)?;
+        let out = filters * conv.col_cols();
+        self.per_image((y, out), (x, conv.image_len()), per_col, |col, y, x| {
+            kernels::im2col_image(isa, conv, x, col);
+            self.gemm_slices(&g, w, col, &mut y[..out])
         })
     }
 
@@ -287,18 +251,12 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// threads; every element is still the same dot product over the same
     /// `k` order with the same accumulation into it, so the bits are those
     /// of the untransposed sum (tested against it).
-    fn conv_weight_grad(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        dw: &mut Self::Buffer,
-    ) -> Result<()> {
-        let (x, dy, dw) = (slice(x)?, slice(dy)?, slice_mut(dw)?);
+    fn conv_weight_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
+        let (conv, filters) = (&pass.spec.0, pass.spec.1);
+        let (x, dy, dw) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
         let (g, batch) = conv.weight_grad_gemm(filters);
-        let per_col = checked_col(conv, x.len())?;
-        batch.validate(&g, dy.len(), conv.col_len(), dw.len(), true)?;
+        let lens = [dy.len(), conv.col_len(), dw.len()];
+        let per_col = checked_product(conv, x.len(), (&g, &batch), lens, true)?;
         let (image, isa, rows) = (conv.image_len(), self.isa, conv.col_rows());
         let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
         let mut dwt = Vec::new();
@@ -347,43 +305,69 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// gradient into a buffer of its own and folds it into its image of
     /// `dx` (the provided method's bits: the same per-image GEMM and
     /// `col2im`).
-    fn conv_input_grad(
+    fn conv_input_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
+        let ((conv, filters), isa) = (&pass.spec, self.isa);
+        let (w, dy, dx) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
+        let (g, batch) = conv.input_grad_gemm(*filters);
+        let out = filters * conv.col_cols();
+        let lens = [w.len(), dy.len(), conv.col_len()];
+        let per_col = checked_product(conv, dx.len(), (&g, &batch), lens, false)?;
+        self.per_image(
+            (dx, conv.image_len()),
+            (dy, out),
+            per_col,
+            |dcol, dx, dy| {
+                self.gemm_slices(&g, w, dy, dcol)?;
+                kernels::col2im_image(isa, conv, dcol, dx);
+                Ok(())
+            },
+        )
+    }
+}
+
+impl<T: Real> Cpu<T> {
+    /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,
+    /// `output` and `input` split into chunks of the given lengths (one per
+    /// image), each task with a column buffer of `col_len` elements of its
+    /// own, so that the batch's columns never exist at once. Nothing runs
+    /// when a chunk is empty.
+    fn per_image(
         &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        dy: &Self::Buffer,
-        dx: &mut Self::Buffer,
+        (output, out_len): (&mut [T], usize),
+        (input, in_len): (&[T], usize),
+        col_len: usize,
+        f: impl Fn(&mut Vec<T>, &mut [T], &[T]) -> Result<()> + Sync + Send,
     ) -> Result<()> {
-        let (w, dy, dx) = (slice(w)?, slice(dy)?, slice_mut(dx)?);
-        let (g, batch) = conv.input_grad_gemm(filters);
-        let per_col = checked_col(conv, dx.len())?;
-        batch.validate(&g, w.len(), dy.len(), conv.col_len(), false)?;
-        let (out, isa) = (filters * conv.col_cols(), self.isa);
-        if out == 0 {
+        if out_len == 0 || in_len == 0 {
             return Ok(());
         }
         self.pool.install(|| {
-            dx.par_chunks_mut(conv.image_len())
-                .zip(dy.par_chunks(out))
-                .try_for_each_init(
-                    || vec![T::zero(); per_col],
-                    |dcol, (dx, dy)| {
-                        self.gemm_slices(&g, w, dy, dcol)?;
-                        kernels::col2im_image(isa, conv, dcol, dx);
-                        Ok(())
-                    },
-                )
+            output
+                .par_chunks_mut(out_len)
+                .zip(input.par_chunks(in_len))
+                .try_for_each_init(|| vec![T::zero(); col_len], |col, (o, i)| f(col, o, i))
         })
     }
 }
 
-/// Validates `conv` and an input of `x` elements (as
-/// [`Conv2d::validate_buffers`]), and returns the length of one image's
-/// columns.
-fn checked_col(conv: &Conv2d, x: usize) -> Result<usize> {
+/// Validates `conv` and an image-side buffer (`x` or `dx`) of `images`
+/// elements (as [`Conv2d::validate_buffers`]), then the batched product
+/// `(g, batch)` over buffers of lengths `lens` (as [`GemmBatch::validate`]),
+/// and returns the length of one image's columns.
+fn checked_product(
+    conv: &Conv2d,
+    images: usize,
+    (g, batch): (&Gemm, &GemmBatch),
+    [a, b, c]: [usize; 3],
+    summed: bool,
+) -> Result<usize> {
     conv.validate()?;
-    check_len("conv input (N·C·H·W)", conv.batch * conv.image_len(), x)?;
+    check_len(
+        "conv input (N·C·H·W)",
+        conv.batch * conv.image_len(),
+        images,
+    )?;
+    batch.validate(g, a, b, c, summed)?;
     Ok(conv.col_rows() * conv.col_cols())
 }
 
@@ -400,22 +384,14 @@ impl<T: Real> PoolOps for Cpu<T> {
         Ok(())
     }
 
-    fn pool_backward(
-        &self,
-        p: &Pool2d,
-        x: &ArrayD<T>,
-        dy: &ArrayD<T>,
-        dx: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (x, dy, dx) = (slice(x)?, slice(dy)?, slice_mut(dx)?);
+    fn pool_backward(&self, req: Operands<'_, Pool2d, ArrayD<T>>) -> Result<()> {
+        let p = &req.spec;
+        let (x, dy, dx) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
         p.validate_buffers(x.len(), dy.len())?;
         check_len("pool input gradient", x.len(), dx.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
-        self.pool.install(|| {
-            dx.par_chunks_mut(plane)
-                .zip(x.par_chunks(plane))
-                .zip(dy.par_chunks(out))
-                .for_each(|((dx, x), dy)| r::pool_backward_plane(p, x, dy, dx));
+        self.zip_gradients((dx, x, dy), (plane, out), |dx, x, dy| {
+            r::pool_backward_plane(p, x, dy, dx);
         });
         Ok(())
     }
@@ -505,16 +481,10 @@ fn dense_sums<const K: usize>(
 }
 
 impl<T: Real> BatchNormOps for Cpu<T> {
-    fn batch_norm_stats(
-        &self,
-        bn: &BatchNorm,
-        x: &ArrayD<T>,
-        mean: &mut ArrayD<T>,
-        var: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let (x, mean, var) = (slice(x)?, slice_mut(mean)?, slice_mut(var)?);
-        bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
-        let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
+    fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, ArrayD<T>>) -> Result<()> {
+        pass.validate(ArrayD::len)?;
+        let (x, mean, var) = (slice(pass.x)?, slice_mut(pass.mean)?, slice_mut(pass.var)?);
+        let (batch, channels, inner) = (pass.bn.batch, pass.bn.channels, pass.bn.spatial);
         let m = (batch * inner) as f64;
         let (threads, isa) = (self.threads(), self.isa);
         self.pool.install(|| {
@@ -544,22 +514,12 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         Ok(())
     }
 
-    fn batch_norm_forward(
-        &self,
-        bn: &BatchNorm,
-        x: &ArrayD<T>,
-        gamma: &ArrayD<T>,
-        beta: &ArrayD<T>,
-        stats: BatchNormStats<'_, ArrayD<T>>,
-        y: &mut ArrayD<T>,
-    ) -> Result<()> {
-        let BatchNormStats { mean, var } = stats;
-        let (x, y) = (slice(x)?, slice_mut(y)?);
-        let (gamma, beta, mean, var) = (slice(gamma)?, slice(beta)?, slice(mean)?, slice(var)?);
-        bn.validate_buffers(
-            &[x.len(), y.len()],
-            &[gamma.len(), beta.len(), mean.len(), var.len()],
-        )?;
+    fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, ArrayD<T>>) -> Result<()> {
+        pass.validate(ArrayD::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let (x, y) = (slice(pass.x)?, slice_mut(pass.y)?);
+        let (gamma, beta) = (slice(pass.gamma)?, slice(pass.beta)?);
+        let (mean, var) = (slice(mean)?, slice(var)?);
         let (per, isa) = (bn.channels * bn.spatial, self.isa);
         let task = self.whole_samples(per);
         let coefs = r::batch_norm_forward_coefs(bn, gamma, beta, mean, var);
@@ -575,29 +535,13 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         Ok(())
     }
 
-    fn batch_norm_backward(
-        &self,
-        bn: &BatchNorm,
-        x: &ArrayD<T>,
-        dy: &ArrayD<T>,
-        gamma: &ArrayD<T>,
-        stats: BatchNormStats<'_, ArrayD<T>>,
-        grads: BatchNormGrads<'_, ArrayD<T>>,
-    ) -> Result<()> {
-        let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) = (stats, grads);
-        let (x, dy, dx) = (slice(x)?, slice(dy)?, slice_mut(dx)?);
-        let (gamma, mean, var) = (slice(gamma)?, slice(mean)?, slice(var)?);
+    fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, ArrayD<T>>) -> Result<()> {
+        pass.validate(ArrayD::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let BatchNormGrads { dx, dgamma, dbeta } = pass.grads;
+        let (x, dy, dx) = (slice(pass.x)?, slice(pass.dy)?, slice_mut(dx)?);
+        let (gamma, mean, var) = (slice(pass.gamma)?, slice(mean)?, slice(var)?);
         let (dgamma, dbeta) = (slice_mut(dgamma)?, slice_mut(dbeta)?);
-        bn.validate_buffers(
-            &[x.len(), dy.len(), dx.len()],
-            &[
-                gamma.len(),
-                mean.len(),
-                var.len(),
-                dgamma.len(),
-                dbeta.len(),
-            ],
-        )?;
         let (per, threads, isa) = (bn.channels * bn.spatial, self.threads(), self.isa);
         self.pool.install(|| {
             let centres = r::batch_norm_centres(bn, mean, var);
@@ -635,14 +579,9 @@ impl<T: Real> BatchNormOps for Cpu<T> {
 }
 
 impl<T: Real> LossOps for Cpu<T> {
-    fn softmax_cross_entropy(
-        &self,
-        classes: usize,
-        logits: &ArrayD<T>,
-        labels: &[u32],
-        dlogits: &mut ArrayD<T>,
-    ) -> Result<f64> {
-        let (z, d) = (slice(logits)?, slice_mut(dlogits)?);
+    fn softmax_cross_entropy(&self, req: CrossEntropy<'_, ArrayD<T>>) -> Result<f64> {
+        let (classes, labels) = (req.classes, req.labels);
+        let (z, d) = (slice(req.logits)?, slice_mut(req.dlogits)?);
         r::check_softmax_cross_entropy(classes, z.len(), labels, d.len())?;
         let rows = labels.len();
         let mut losses = vec![0.0f64; rows];
@@ -673,6 +612,39 @@ impl<T: Real> Cpu<T> {
         (self.chunk / per.max(1)).max(1) * per.max(1)
     }
 
+    /// `y ← kernel(x, y)` in chunks, after checking that `x` has `y`'s
+    /// length (`what` names the check).
+    fn combine(
+        &self,
+        what: &'static str,
+        x: &ArrayD<T>,
+        y: &mut ArrayD<T>,
+        kernel: fn(Isa, &[T], &mut [T]),
+    ) -> Result<()> {
+        let (x, y) = (slice(x)?, slice_mut(y)?);
+        check_len(what, y.len(), x.len())?;
+        let isa = self.isa;
+        self.zip_chunks(x, y, |x, y| kernel(isa, x, y));
+        Ok(())
+    }
+
+    /// Runs `f(dx, x, dy)` in parallel over matching chunks of a backward
+    /// pass's buffers: `dx` and `x` in chunks of `input` elements, `dy` in
+    /// chunks of `output` (a plane and its pooled plane, say).
+    fn zip_gradients(
+        &self,
+        (dx, x, dy): (&mut [T], &[T], &[T]),
+        (input, output): (usize, usize),
+        f: impl Fn(&mut [T], &[T], &[T]) + Sync + Send,
+    ) {
+        self.pool.install(|| {
+            dx.par_chunks_mut(input)
+                .zip(x.par_chunks(input))
+                .zip(dy.par_chunks(output))
+                .for_each(|((dx, x), dy)| f(dx, x, dy));
+        });
+    }
+
     /// Runs `f` over `y` in chunks of `self.chunk`, zipped with `x`'s.
     fn zip_chunks(&self, x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]) + Sync) {
         let n = self.chunk;
@@ -698,11 +670,8 @@ impl<T: Real> MapOps for Cpu<T> {
         check_len("relu gradient", x.len(), dy.len())?;
         check_len("relu input gradient", x.len(), dx.len())?;
         let (n, isa) = (self.chunk, self.isa);
-        self.pool.install(|| {
-            dx.par_chunks_mut(n)
-                .zip(x.par_chunks(n))
-                .zip(dy.par_chunks(n))
-                .for_each(|((dx, x), dy)| kernels::relu_backward(isa, x, dy, dx));
+        self.zip_gradients((dx, x, dy), (n, n), |dx, x, dy| {
+            kernels::relu_backward(isa, x, dy, dx);
         });
         Ok(())
     }
@@ -718,19 +687,11 @@ impl<T: Real> MapOps for Cpu<T> {
     }
 
     fn add(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
-        let (x, y) = (slice(x)?, slice_mut(y)?);
-        check_len("add operands", y.len(), x.len())?;
-        let isa = self.isa;
-        self.zip_chunks(x, y, |x, y| kernels::add(isa, x, y));
-        Ok(())
+        self.combine("add operands", x, y, kernels::add)
     }
 
     fn mul(&self, x: &ArrayD<T>, y: &mut ArrayD<T>) -> Result<()> {
-        let (x, y) = (slice(x)?, slice_mut(y)?);
-        check_len("mul operands", y.len(), x.len())?;
-        let isa = self.isa;
-        self.zip_chunks(x, y, |x, y| kernels::mul(isa, x, y));
-        Ok(())
+        self.combine("mul operands", x, y, kernels::mul)
     }
 
     fn fill(&self, value: T, x: &mut ArrayD<T>) -> Result<()> {

@@ -6,7 +6,7 @@
 //! `f32` and `f64`; and typed errors for buffers of the wrong length.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::tensor::{Conv2d, ConvOps, Gemm, GemmBatch, MatmulOps};
+use smoothout::tensor::{BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, MatmulOps};
 use smoothout::{BufferOps, Error, Real};
 use smoothout_cpu::Cpu;
 use smoothout_testkit::SplitMix64;
@@ -54,8 +54,7 @@ fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
 struct WholeBatch<'a, T: Real>(&'a Cpu<T>);
 
 /// [`MatmulOps::gemm_strided`] or [`MatmulOps::gemm_summed`] of [`Cpu`].
-type BatchedGemm<T> =
-    fn(&Cpu<T>, &Gemm, &GemmBatch, &ArrayD<T>, &ArrayD<T>, &mut ArrayD<T>) -> Result<(), Error>;
+type BatchedGemmOp<T> = fn(&Cpu<T>, BatchedGemm<'_, ArrayD<T>>) -> Result<(), Error>;
 
 impl<T: Real> WholeBatch<'_, T> {
     fn columns(&self, conv: &Conv2d) -> ArrayD<T> {
@@ -77,14 +76,15 @@ impl<T: Real> WholeBatch<'_, T> {
         &self,
         conv: &Conv2d,
         (g, batch): (Gemm, GemmBatch),
-        gemm: BatchedGemm<T>,
+        gemm: BatchedGemmOp<T>,
         a: &[T],
         x: &[T],
         out: &mut Vec<T>,
     ) {
         let col = self.im2col(conv, x);
         let mut c = array(out.clone());
-        gemm(self.0, &g, &batch, &array(a.to_vec()), &col, &mut c).expect("batched gemm");
+        let a = array(a.to_vec());
+        gemm(self.0, BatchedGemm::new((g, batch), &a, &col, &mut c)).expect("batched gemm");
         *out = c.into_raw_vec_and_offset().0;
     }
 
@@ -99,14 +99,9 @@ impl<T: Real> WholeBatch<'_, T> {
     fn input_grad(&self, conv: &Conv2d, f: usize, w: &[T], dy: &[T], dx: &mut Vec<T>) {
         let (g, batch) = conv.input_grad_gemm(f);
         let mut dcol = self.columns(conv);
+        let (w, dy) = (array(w.to_vec()), array(dy.to_vec()));
         self.0
-            .gemm_strided(
-                &g,
-                &batch,
-                &array(w.to_vec()),
-                &array(dy.to_vec()),
-                &mut dcol,
-            )
+            .gemm_strided(BatchedGemm::new((g, batch), &w, &dy, &mut dcol))
             .expect("gemm_strided");
         let mut out = array(dx.clone());
         self.0.col2im(conv, &dcol, &mut out).expect("col2im");
@@ -145,39 +140,62 @@ fn check<T: Real>(threads: usize) {
         );
         let case = format!("{threads} threads, {conv:?}, {filters} filters");
 
-        one_pass(
-            &format!("forward, {case}"),
-            &vec![T::zero(); out],
-            |y| reference.forward(&conv, filters, &w, &x, y),
-            |y| {
-                cpu.conv_forward(&conv, filters, &array(w.clone()), &array(x.clone()), y)
-                    .expect("cpu forward")
-            },
-        );
-        let dw_ref = one_pass(
-            &format!("weight grad, {case}"),
-            &dw0,
-            |dw| reference.weight_grad(&conv, filters, &x, &dy, dw),
-            |dw| {
-                cpu.conv_weight_grad(&conv, filters, &array(x.clone()), &array(dy.clone()), dw)
-                    .expect("cpu weight grad")
-            },
-        );
-        assert!(
-            dw_ref != dw0,
-            "the weight gradient changed nothing ({case})"
-        );
-        one_pass(
-            &format!("input grad, {case}"),
-            &dx0,
-            |dx| reference.input_grad(&conv, filters, &w, &dy, dx),
-            |dx| {
-                cpu.conv_input_grad(&conv, filters, &array(w.clone()), &array(dy.clone()), dx)
-                    .expect("cpu input grad")
-            },
-        );
+        let passes: [Pass<'_, '_, T>; 3] = [
+            (
+                "forward",
+                &vec![T::zero(); out],
+                [&w, &x],
+                WholeBatch::forward,
+                Cpu::conv_forward,
+            ),
+            (
+                "weight grad",
+                &dw0,
+                [&x, &dy],
+                WholeBatch::weight_grad,
+                Cpu::conv_weight_grad,
+            ),
+            (
+                "input grad",
+                &dx0,
+                [&w, &dy],
+                WholeBatch::input_grad,
+                Cpu::conv_input_grad,
+            ),
+        ];
+        for (name, out0, [a, b], whole_batch, image_by_image) in passes {
+            let got = one_pass(
+                &format!("{name}, {case}"),
+                out0,
+                |o| whole_batch(&reference, &conv, filters, a, b, o),
+                |o| {
+                    let (a, b) = (array(a.to_vec()), array(b.to_vec()));
+                    image_by_image(&cpu, ConvPass::new((conv, filters), &a, &b, o))
+                        .unwrap_or_else(|e| panic!("cpu {name}: {e:?}"));
+                },
+            );
+            if name == "weight grad" {
+                assert!(got != out0, "the weight gradient changed nothing ({case})");
+            }
+        }
     }
 }
+
+/// One convolution product: its name, its starting output, its operands
+/// `a` and `b`, and the whole-batch and image-by-image ways to run it.
+type Pass<'r, 'c, T> = (
+    &'static str,
+    &'r [T],
+    [&'r [T]; 2],
+    WholeBatchPass<'c, T>,
+    ImagePass<T>,
+);
+
+/// A pass of [`WholeBatch`]: `(conv, filters, a, b, out)`.
+type WholeBatchPass<'c, T> = fn(&WholeBatch<'c, T>, &Conv2d, usize, &[T], &[T], &mut Vec<T>);
+
+/// A convolution product of [`Cpu`] ([`ConvOps`]).
+type ImagePass<T> = fn(&Cpu<T>, ConvPass<'_, ArrayD<T>>) -> Result<(), Error>;
 
 /// One pass from the same starting output `out0`, whole batch
 /// (`whole_batch`) and image by image (`cpu`): the same bits. Returns the
@@ -230,32 +248,43 @@ fn wrong_lengths_are_typed_errors() {
     let mut dw = array(vec![0.0f32; filters * 9]);
     let mut dx = array(vec![0.0f32; 2 * 16]);
     let is_length = |r: smoothout::Result<()>| matches!(r, Err(Error::LengthMismatch { .. }));
-    assert!(is_length(
-        cpu.conv_forward(&conv, filters, &w, &short, &mut y)
-    ));
-    assert!(is_length(
-        cpu.conv_forward(&conv, filters, &short, &x, &mut y)
-    ));
-    assert!(is_length(
-        cpu.conv_weight_grad(&conv, filters, &x, &short, &mut dw)
-    ));
-    assert!(is_length(cpu.conv_input_grad(
-        &conv,
-        filters,
+    assert!(is_length(cpu.conv_forward(ConvPass::new(
+        (conv, filters),
+        &w,
+        &short,
+        &mut y
+    ))));
+    assert!(is_length(cpu.conv_forward(ConvPass::new(
+        (conv, filters),
+        &short,
+        &x,
+        &mut y
+    ))));
+    assert!(is_length(cpu.conv_weight_grad(ConvPass::new(
+        (conv, filters),
+        &x,
+        &short,
+        &mut dw
+    ))));
+    let mut short_dx = short.clone();
+    assert!(is_length(cpu.conv_input_grad(ConvPass::new(
+        (conv, filters),
         &w,
         &dy,
-        &mut short.clone()
-    )));
-    assert!(cpu.conv_forward(&conv, filters, &w, &x, &mut y).is_ok());
+        &mut short_dx
+    ))));
     assert!(cpu
-        .conv_weight_grad(&conv, filters, &x, &dy, &mut dw)
+        .conv_forward(ConvPass::new((conv, filters), &w, &x, &mut y))
         .is_ok());
     assert!(cpu
-        .conv_input_grad(&conv, filters, &w, &dy, &mut dx)
+        .conv_weight_grad(ConvPass::new((conv, filters), &x, &dy, &mut dw))
+        .is_ok());
+    assert!(cpu
+        .conv_input_grad(ConvPass::new((conv, filters), &w, &dy, &mut dx))
         .is_ok());
     let bad = Conv2d { stride: 0, ..conv };
     assert!(matches!(
-        cpu.conv_forward(&bad, filters, &w, &x, &mut y),
+        cpu.conv_forward(ConvPass::new((bad, filters), &w, &x, &mut y)),
         Err(Error::InvalidSetting {
             name: "conv stride",
             ..

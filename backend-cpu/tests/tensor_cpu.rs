@@ -4,7 +4,7 @@
 //! errors for non-contiguous arrays.
 
 use ndarray::{ArrayD, IxDyn};
-use smoothout::tensor::{Gemm, GemmBatch, MapOps, MatmulOps};
+use smoothout::tensor::{BatchedGemm, Gemm, GemmBatch, MapOps, MatmulOps, Operands};
 use smoothout::Error;
 use smoothout_cpu::Cpu;
 
@@ -43,7 +43,12 @@ fn gemm_bits_do_not_depend_on_threads() {
     let run = |threads| {
         let mut c = array(vec![0.0f32; m * n]);
         cpu::<f32>(threads)
-            .gemm(&g, &array(a.clone()), &array(b.clone()), &mut c)
+            .gemm(Operands::new(
+                g,
+                &array(a.clone()),
+                &array(b.clone()),
+                &mut c,
+            ))
             .expect("gemm");
         c.into_raw_vec_and_offset().0
     };
@@ -88,11 +93,16 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
         for i in 0..count {
             let mut y = array(vec![0.0f32; f * cols]);
             let col_i = part(&col, i, rows * cols);
-            cpu.gemm(&forward, &array(w.clone()), &col_i, &mut y)
+            cpu.gemm(Operands::new(forward, &array(w.clone()), &col_i, &mut y))
                 .expect("gemm");
             y_loop.extend(y.iter().copied());
-            cpu.gemm(&grad, &part(&dy, i, f * cols), &col_i, &mut dw_loop)
-                .expect("gemm");
+            cpu.gemm(Operands::new(
+                grad,
+                &part(&dy, i, f * cols),
+                &col_i,
+                &mut dw_loop,
+            ))
+            .expect("gemm");
         }
         let mut y = array(vec![f32::NAN; count * f * cols]);
         let images = GemmBatch {
@@ -101,14 +111,9 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
             stride_b: rows * cols,
             stride_c: f * cols,
         };
-        cpu.gemm_strided(
-            &forward,
-            &images,
-            &array(w.clone()),
-            &array(col.clone()),
-            &mut y,
-        )
-        .expect("gemm_strided");
+        let (w, col) = (array(w.clone()), array(col.clone()));
+        cpu.gemm_strided(BatchedGemm::new((forward, images), &w, &col, &mut y))
+            .expect("gemm_strided");
         assert_eq!(bits(&y), bits(&array(y_loop)), "strided, {threads} threads");
         let mut dw = array(dw0.clone());
         let summed = GemmBatch {
@@ -117,14 +122,9 @@ fn batched_gemm_bits_equal_a_loop_of_gemm() {
             stride_b: rows * cols,
             stride_c: 0,
         };
-        cpu.gemm_summed(
-            &grad,
-            &summed,
-            &array(dy.clone()),
-            &array(col.clone()),
-            &mut dw,
-        )
-        .expect("gemm_summed");
+        let dy = array(dy.clone());
+        cpu.gemm_summed(BatchedGemm::new((grad, summed), &dy, &col, &mut dw))
+            .expect("gemm_summed");
         assert_eq!(bits(&dw), bits(&dw_loop), "summed, {threads} threads");
     }
 }
@@ -141,7 +141,7 @@ fn non_contiguous_is_an_error() {
     assert_eq!(cpu.add(&y.clone(), &mut strided), Err(Error::NonContiguous));
     let g = Gemm::new(4, 4, 4);
     assert_eq!(
-        cpu.gemm(&g, &strided, &y.clone(), &mut y),
+        cpu.gemm(Operands::new(g, &strided, &y.clone(), &mut y)),
         Err(Error::NonContiguous)
     );
 }

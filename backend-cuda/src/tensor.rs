@@ -27,8 +27,9 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use smoothout::tensor::check_len;
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Conv2d, ConvOps, Gemm, GemmBatch,
-    LossOps, MapOps, MatmulOps, Pool2d, PoolKind, PoolOps,
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
+    BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, CrossEntropy, Gemm, LossOps, MapOps,
+    MatmulOps, Operands, Pool2d, PoolKind, PoolOps,
 };
 use smoothout::{Error, Result};
 
@@ -254,13 +255,8 @@ impl Cuda {
 }
 
 impl MatmulOps for Cuda {
-    fn gemm(
-        &self,
-        g: &Gemm,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        c: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn gemm(&self, req: Operands<'_, Gemm, CudaSlice<f32>>) -> Result<()> {
+        let (g, a, b, c) = (&req.spec, req.a, req.b, req.out);
         g.validate(a.len(), b.len(), c.len())?;
         if g.m == 0 || g.n == 0 {
             return Ok(());
@@ -275,15 +271,9 @@ impl MatmulOps for Cuda {
         unsafe { self.blas().gemm(cfg, b, a, c) }.map_err(blas("gemm"))
     }
 
-    fn gemm_strided(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        c: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        batch.validate(g, a.len(), b.len(), c.len(), false)?;
+    fn gemm_strided(&self, req: BatchedGemm<'_, CudaSlice<f32>>) -> Result<()> {
+        req.validate(false, CudaSlice::len)?;
+        let ((g, batch), a, b, c) = (&req.spec, req.a, req.b, req.out);
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
@@ -312,16 +302,10 @@ impl MatmulOps for Cuda {
     /// at most 2²⁶ elements, 256 MiB), then per element of `c` one
     /// thread adds the products in order in `f64` and applies α and β in
     /// `f64`, rounding once.
-    fn gemm_summed(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &CudaSlice<f32>,
-        b: &CudaSlice<f32>,
-        c: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn gemm_summed(&self, req: BatchedGemm<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "gemm_summed";
-        batch.validate(g, a.len(), b.len(), c.len(), true)?;
+        req.validate(true, CudaSlice::len)?;
+        let ((g, batch), a, b, c) = (&req.spec, req.a, req.b, req.out);
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
@@ -370,24 +354,48 @@ impl MatmulOps for Cuda {
 impl ConvOps for Cuda {
     fn im2col(&self, conv: &Conv2d, x: &CudaSlice<f32>, col: &mut CudaSlice<f32>) -> Result<()> {
         conv.validate_buffers(x.len(), col.len())?;
-        if col.is_empty() {
-            return Ok(());
-        }
-        let [n, ch, h, w, kh, kw, s, p, oh, ow] = conv_args(conv);
-        let cfg = grid(col.len() as u64);
-        launch!(self, "im2col", "im2col", cfg;
-            x, col, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+        self.unfold_kernel("im2col", conv, x, col)
     }
 
     fn col2im(&self, conv: &Conv2d, col: &CudaSlice<f32>, x: &mut CudaSlice<f32>) -> Result<()> {
         conv.validate_buffers(x.len(), col.len())?;
-        if x.is_empty() {
+        self.unfold_kernel("col2im", conv, col, x)
+    }
+}
+
+impl Cuda {
+    /// `kernel` (`im2col` or `col2im`, which is also the op's name) from
+    /// `src` into `dst`, one thread per element of `dst` (the buffers
+    /// validated by the caller); nothing when `dst` is empty.
+    fn unfold_kernel(
+        &self,
+        kernel: &'static str,
+        conv: &Conv2d,
+        src: &CudaSlice<f32>,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        if dst.is_empty() {
             return Ok(());
         }
         let [n, ch, h, w, kh, kw, s, p, oh, ow] = conv_args(conv);
-        let cfg = grid(x.len() as u64);
-        launch!(self, "col2im", "col2im", cfg;
-            col, x, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+        let cfg = grid(dst.len() as u64);
+        launch!(self, kernel, kernel, cfg;
+            src, dst, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+    }
+
+    /// `y ← kernel(x, y)` element-wise, one thread per element (the lengths
+    /// checked by the caller); nothing when `x` is empty.
+    fn map_kernel(
+        &self,
+        (op, kernel): (&'static str, &'static str),
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let n = x.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        launch!(self, op, kernel, grid(n); x, y, &n)
     }
 }
 
@@ -403,13 +411,8 @@ impl PoolOps for Cuda {
             x, y, &planes, &h, &w, &k, &s, &pd, &oh, &ow, &kind)
     }
 
-    fn pool_backward(
-        &self,
-        p: &Pool2d,
-        x: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        dx: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn pool_backward(&self, req: Operands<'_, Pool2d, CudaSlice<f32>>) -> Result<()> {
+        let (p, x, dy, dx) = (&req.spec, req.a, req.b, req.out);
         p.validate_buffers(x.len(), dy.len())?;
         check_len("pool input gradient", x.len(), dx.len())?;
         if dx.is_empty() {
@@ -426,15 +429,10 @@ impl BatchNormOps for Cuda {
     /// Two deterministic per-channel reductions in `f64` (the mean, then
     /// the squares about the unrounded `f64` mean), as the reference's two
     /// passes.
-    fn batch_norm_stats(
-        &self,
-        bn: &BatchNorm,
-        x: &CudaSlice<f32>,
-        mean: &mut CudaSlice<f32>,
-        var: &mut CudaSlice<f32>,
-    ) -> Result<()> {
+    fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "batch_norm_stats";
-        bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
+        pass.validate(CudaSlice::len)?;
+        let (bn, x, mean, var) = (&pass.bn, pass.x, pass.mean, pass.var);
         let m = (bn.batch * bn.spatial) as f64;
         let stream = self.stream();
         let mut mean64 = stream.alloc_zeros::<f64>(bn.channels).map_err(device(OP))?;
@@ -452,46 +450,21 @@ impl BatchNormOps for Cuda {
         )
     }
 
-    fn batch_norm_forward(
-        &self,
-        bn: &BatchNorm,
-        x: &CudaSlice<f32>,
-        gamma: &CudaSlice<f32>,
-        beta: &CudaSlice<f32>,
-        stats: BatchNormStats<'_, CudaSlice<f32>>,
-        y: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        let BatchNormStats { mean, var } = stats;
-        bn.validate_buffers(
-            &[x.len(), y.len()],
-            &[gamma.len(), beta.len(), mean.len(), var.len()],
-        )?;
+    fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, CudaSlice<f32>>) -> Result<()> {
+        pass.validate(CudaSlice::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let (x, y, gamma, beta) = (pass.x, pass.y, pass.gamma, pass.beta);
         let (n, channels, spatial) = (bn.len() as u64, bn.channels as u64, bn.spatial as u64);
         launch!(self, "batch_norm_forward", "bn_forward", grid(n);
             x, gamma, beta, mean, var, &bn.eps, &n, &channels, &spatial, y)
     }
 
-    fn batch_norm_backward(
-        &self,
-        bn: &BatchNorm,
-        x: &CudaSlice<f32>,
-        dy: &CudaSlice<f32>,
-        gamma: &CudaSlice<f32>,
-        stats: BatchNormStats<'_, CudaSlice<f32>>,
-        grads: BatchNormGrads<'_, CudaSlice<f32>>,
-    ) -> Result<()> {
-        let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) = (stats, grads);
+    fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, CudaSlice<f32>>) -> Result<()> {
         const OP: &str = "batch_norm_backward";
-        bn.validate_buffers(
-            &[x.len(), dy.len(), dx.len()],
-            &[
-                gamma.len(),
-                mean.len(),
-                var.len(),
-                dgamma.len(),
-                dbeta.len(),
-            ],
-        )?;
+        pass.validate(CudaSlice::len)?;
+        let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+        let BatchNormGrads { dx, dgamma, dbeta } = pass.grads;
+        let (x, dy, gamma) = (pass.x, pass.dy, pass.gamma);
         let stream = self.stream();
         let (n, channels, spatial) = (bn.len() as u64, bn.channels as u64, bn.spatial as u64);
         let m = (bn.batch * bn.spatial) as u64;
@@ -515,15 +488,10 @@ impl BatchNormOps for Cuda {
 impl LossOps for Cuda {
     /// One thread per row in `f64`; the row losses are copied to the host
     /// and added there in row order.
-    fn softmax_cross_entropy(
-        &self,
-        classes: usize,
-        logits: &CudaSlice<f32>,
-        labels: &[u32],
-        dlogits: &mut CudaSlice<f32>,
-    ) -> Result<f64> {
+    fn softmax_cross_entropy(&self, req: CrossEntropy<'_, CudaSlice<f32>>) -> Result<f64> {
         const OP: &str = "softmax_cross_entropy";
-        r::check_softmax_cross_entropy(classes, logits.len(), labels, dlogits.len())?;
+        req.validate(CudaSlice::len)?;
+        let (classes, logits, labels, dlogits) = (req.classes, req.logits, req.labels, req.dlogits);
         let stream = self.stream();
         let rows = labels.len();
         let labels_dev = stream.clone_htod(labels).map_err(device(OP))?;
@@ -545,11 +513,7 @@ impl LossOps for Cuda {
 impl MapOps for Cuda {
     fn relu(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
         check_len("relu output", x.len(), y.len())?;
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, "relu", "map_relu", grid(n); x, y, &n)
+        self.map_kernel(("relu", "map_relu"), x, y)
     }
 
     fn relu_backward(
@@ -577,20 +541,12 @@ impl MapOps for Cuda {
 
     fn add(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
         check_len("add operands", y.len(), x.len())?;
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, "add", "map_add", grid(n); x, y, &n)
+        self.map_kernel(("add", "map_add"), x, y)
     }
 
     fn mul(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>) -> Result<()> {
         check_len("mul operands", y.len(), x.len())?;
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, "mul", "map_mul", grid(n); x, y, &n)
+        self.map_kernel(("mul", "map_mul"), x, y)
     }
 
     fn fill(&self, value: f32, x: &mut CudaSlice<f32>) -> Result<()> {
@@ -637,6 +593,7 @@ mod tests {
     //! order in `f32`).
 
     use super::*;
+    use smoothout::tensor::GemmBatch;
 
     /// `op(X)(i, p)` of a column-major matrix with leading dimension `ld`.
     fn at(x: &[f32], trans: cublasOperation_t, ld: usize, i: usize, p: usize) -> f32 {
@@ -736,7 +693,7 @@ mod tests {
         let (a, b) = (data(15, 4), data(2 * 21 + 20, 5));
         let c0 = data(2 * 13 + 12, 6);
         let mut want = c0.clone();
-        r::gemm_strided(&g, &batch, &a, &b, &mut want).unwrap();
+        r::gemm_strided(BatchedGemm::new((g, batch), &a, &b, &mut want)).unwrap();
         let strides = [batch.stride_a, batch.stride_b, batch.stride_c];
         let cfg = batched_config(&g, 0.5, 1.0, batch.count, strides).unwrap();
         assert_eq!((cfg.stride_a, cfg.stride_b), (21, 0));

@@ -30,9 +30,10 @@ use std::sync::OnceLock;
 
 use smoothout::tensor::reference as r;
 use smoothout::tensor::{
-    BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, Gemm, GemmBatch, LossOps, MapOps,
-    MatmulOps,
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
+    BatchNormStatsPass, BatchedGemm, CrossEntropy, Gemm, GemmBatch, LossOps, MapOps, MatmulOps,
 };
+use smoothout::testgen::tensor::{batch_norm_layouts, batch_norm_passes};
 use smoothout::{BackendTypes, BufferOps, Reference};
 use smoothout_cuda::Cuda;
 
@@ -71,25 +72,10 @@ macro_rules! shared {
     };
 }
 
-shared!(
-    gemm_all_transposes,
-    gemm_beta_zero_ignores_c,
-    gemm_known_answer,
-    gemm_rejects_bad_requests,
-    gemm_strided_all_transposes,
-    gemm_summed_all_transposes,
-    gemm_batched_rejects_bad_requests,
-    im2col_and_col2im,
-    im2col_col2im_adjoint,
-    conv_rejects_bad_requests,
-    pool_max_and_avg,
-    pool_max_tie_goes_to_first,
-    pool_rejects_bad_requests,
-    batch_norm_rejects_bad_requests,
-    softmax_cross_entropy_rejects_bad_requests,
-    maps,
-    maps_reject_bad_lengths,
-);
+// Every shared body but `batch_norm` and `softmax_cross_entropy`, which
+// `batch_norm_within_bounds` and `softmax_cross_entropy_within_bounds` check
+// within the table's bounds instead.
+smoothout::tensor_shared_bodies!(shared,);
 
 /// The backend's buffer.
 type Buf = <Cuda as BackendTypes>::Buffer;
@@ -113,78 +99,63 @@ fn same_bits(what: &str, got: &[f32], want: &[f32]) {
 fn batch_norm_within_bounds() {
     let Some(gpu) = gpu() else { return };
     let reference = Reference::<f32>::new();
-    for (s, &(batch, channels, spatial, eps)) in BNS.iter().enumerate() {
-        let bn = BatchNorm {
-            batch,
-            channels,
-            spatial,
-            eps,
-        };
-        let what = format!("{bn:?}");
+    for (s, bn) in batch_norm_layouts(&BNS) {
+        let (channels, what) = (bn.channels, format!("{bn:?}"));
         let (x, dy, gamma, beta) = bn_inputs(&bn, s);
         let nan = |n| vec![f32::NAN; n];
+        let inputs = [&x[..], &dy, &gamma, &beta];
+        let [m0, v0, y0, dx0, dg0, db0] = batch_norm_passes(&reference, &|v| v, bn, inputs);
 
         // Statistics.
-        let (mut m0, mut v0) = (nan(channels), nan(channels));
-        reference
-            .batch_norm_stats(&bn, &x, &mut m0, &mut v0)
-            .unwrap();
         let xb = up(gpu, &x);
-        let (mut mb, mut vb) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
-        gpu.batch_norm_stats(&bn, &xb, &mut mb, &mut vb).unwrap();
-        let (mean, var) = (down(gpu, &mb), down(gpu, &vb));
+        let stats = || {
+            let (mut mb, mut vb) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
+            gpu.batch_norm_stats(BatchNormStatsPass {
+                bn,
+                x: &xb,
+                mean: &mut mb,
+                var: &mut vb,
+            })
+            .unwrap();
+            (down(gpu, &mb), down(gpu, &vb))
+        };
+        let (mean, var) = stats();
         check_bn_stats(&what, &bn, &x, (&mean, &var), (&m0, &v0));
         // Deterministic: the same bits again.
-        let (mut mb2, mut vb2) = (up(gpu, &nan(channels)), up(gpu, &nan(channels)));
-        gpu.batch_norm_stats(&bn, &xb, &mut mb2, &mut vb2).unwrap();
-        same_bits(&format!("mean again {what}"), &down(gpu, &mb2), &mean);
-        same_bits(&format!("var again {what}"), &down(gpu, &vb2), &var);
+        let (mean2, var2) = stats();
+        same_bits(&format!("mean again {what}"), &mean2, &mean);
+        same_bits(&format!("var again {what}"), &var2, &var);
 
         // Forward with the reference's statistics: bit-identical.
         let (m0b, v0b) = (up(gpu, &m0), up(gpu, &v0));
         let (gb, bb) = (up(gpu, &gamma), up(gpu, &beta));
-        let mut y0 = nan(bn.len());
-        reference
-            .batch_norm_forward(
-                &bn,
-                &x,
-                &gamma,
-                &beta,
-                BatchNormStats::new(&m0, &v0),
-                &mut y0,
-            )
-            .unwrap();
         let mut yb = up(gpu, &nan(bn.len()));
-        gpu.batch_norm_forward(&bn, &xb, &gb, &bb, BatchNormStats::new(&m0b, &v0b), &mut yb)
-            .unwrap();
+        gpu.batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x: &xb,
+            y: &mut yb,
+            gamma: &gb,
+            beta: &bb,
+            stats: BatchNormStats::new(&m0b, &v0b),
+        })
+        .unwrap();
         same_bits(&format!("forward {what}"), &down(gpu, &yb), &y0);
 
         // Backward with the reference's statistics.
-        let (mut dx0, mut dg0, mut db0) = (nan(bn.len()), nan(channels), nan(channels));
-        reference
-            .batch_norm_backward(
-                &bn,
-                &x,
-                &dy,
-                &gamma,
-                BatchNormStats::new(&m0, &v0),
-                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
-            )
-            .unwrap();
         let dyb = up(gpu, &dy);
         let (mut dxb, mut dgb, mut dbb) = (
             up(gpu, &nan(bn.len())),
             up(gpu, &nan(channels)),
             up(gpu, &nan(channels)),
         );
-        gpu.batch_norm_backward(
-            &bn,
-            &xb,
-            &dyb,
-            &gb,
-            BatchNormStats::new(&m0b, &v0b),
-            BatchNormGrads::new(&mut dxb, &mut dgb, &mut dbb),
-        )
+        gpu.batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &xb,
+            dy: &dyb,
+            gamma: &gb,
+            stats: BatchNormStats::new(&m0b, &v0b),
+            grads: BatchNormGrads::new(&mut dxb, &mut dgb, &mut dbb),
+        })
         .unwrap();
         let centres = r::batch_norm_centres(&bn, &m0, &v0);
         check_bn_grads(
@@ -242,7 +213,7 @@ fn softmax_cross_entropy_within_bounds() {
         let l0 = r::softmax_cross_entropy(classes, &z, &labels, &mut d0).unwrap();
         let mut db = up(gpu, &vec![f32::NAN; z.len()]);
         let l = gpu
-            .softmax_cross_entropy(classes, &up(gpu, &z), &labels, &mut db)
+            .softmax_cross_entropy(CrossEntropy::new(classes, &up(gpu, &z), &labels, &mut db))
             .unwrap();
         let what = format!("{rows}×{classes} offset {offset}");
         check_loss(&what, classes, rows, l, l0);
@@ -275,9 +246,9 @@ fn gemm_summed_weight_gradient_shape() {
             data(m * n, 1302)
         };
         let mut want = c0.clone();
-        r::gemm_summed(&g, &batch, &a, &b, &mut want).unwrap();
-        let mut cb = up(gpu, &c0);
-        gpu.gemm_summed(&g, &batch, &up(gpu, &a), &up(gpu, &b), &mut cb)
+        r::gemm_summed(BatchedGemm::new((g, batch), &a, &b, &mut want)).unwrap();
+        let (ab, bb, mut cb) = (up(gpu, &a), up(gpu, &b), up(gpu, &c0));
+        gpu.gemm_summed(BatchedGemm::new((g, batch), &ab, &bb, &mut cb))
             .unwrap();
         within(&format!("{g:?}"), &down(gpu, &cb), &want, |e| {
             let (i, j) = (e / n, e % n);

@@ -10,7 +10,10 @@
 //! + 1e-8` leaves four orders of magnitude of margin over both.
 #![cfg(feature = "alloc")]
 
-use smoothout::tensor::{BatchNorm, BatchNormGrads, BatchNormOps, BatchNormStats, LossOps};
+use smoothout::tensor::{
+    BatchNorm, BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass,
+};
+use smoothout::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, CrossEntropy, LossOps};
 use smoothout::Reference;
 
 const H: f64 = 1e-5;
@@ -32,19 +35,31 @@ fn close(what: &str, fd: f64, an: f64) {
     );
 }
 
+/// The batch statistics `(mean, var)` of `x`.
+fn stats(b: &Reference<f64>, bn: &BatchNorm, x: &Vec<f64>) -> (Vec<f64>, Vec<f64>) {
+    let (mut mean, mut var) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
+    b.batch_norm_stats(BatchNormStatsPass {
+        bn: *bn,
+        x,
+        mean: &mut mean,
+        var: &mut var,
+    })
+    .expect("stats");
+    (mean, var)
+}
+
 fn bn_loss(b: &Reference<f64>, bn: &BatchNorm, x: &[f64], g: &[f64], be: &[f64], w: &[f64]) -> f64 {
-    let (mut m, mut v) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
     let x = x.to_vec();
-    b.batch_norm_stats(bn, &x, &mut m, &mut v).expect("stats");
+    let (m, v) = stats(b, bn, &x);
     let mut y = vec![0.0; bn.len()];
-    b.batch_norm_forward(
-        bn,
-        &x,
-        &g.to_vec(),
-        &be.to_vec(),
-        BatchNormStats::new(&m, &v),
-        &mut y,
-    )
+    b.batch_norm_forward(BatchNormForwardPass {
+        bn: *bn,
+        x: &x,
+        y: &mut y,
+        gamma: &g.to_vec(),
+        beta: &be.to_vec(),
+        stats: BatchNormStats::new(&m, &v),
+    })
     .expect("forward");
     y.iter().zip(w).map(|(y, w)| y * w).sum()
 }
@@ -70,21 +85,21 @@ fn batch_norm_backward_matches_finite_differences() {
         let gamma: Vec<f64> = data(bn.channels, 2).iter().map(|v| 1.0 + v).collect();
         let beta = data(bn.channels, 3);
         let w = data(bn.len(), 4);
-        let (mut m, mut v) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
-        b.batch_norm_stats(&bn, &x, &mut m, &mut v).expect("stats");
+        let (m, v) = stats(&b, &bn, &x);
         let (mut dx, mut dg, mut db) = (
             vec![0.0; bn.len()],
             vec![0.0; bn.channels],
             vec![0.0; bn.channels],
         );
-        b.batch_norm_backward(
-            &bn,
-            &x,
-            &w,
-            &gamma,
-            BatchNormStats::new(&m, &v),
-            BatchNormGrads::new(&mut dx, &mut dg, &mut db),
-        )
+        let grads = BatchNormGrads::new(&mut dx, &mut dg, &mut db);
+        b.batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &x,
+            dy: &w,
+            gamma: &gamma,
+            stats: BatchNormStats::new(&m, &v),
+            grads,
+        })
         .expect("backward");
         let f = |x: &[f64], g: &[f64], be: &[f64]| bn_loss(&b, &bn, x, g, be, &w);
         for i in 0..bn.len() {
@@ -116,11 +131,11 @@ fn softmax_cross_entropy_backward_matches_finite_differences() {
         let z: Vec<f64> = data(rows * classes, 5).iter().map(|v| 4.0 * v).collect();
         let labels: Vec<u32> = (0..rows).map(|i| ((3 * i + 1) % classes) as u32).collect();
         let mut d = vec![0.0; z.len()];
-        b.softmax_cross_entropy(classes, &z, &labels, &mut d)
+        b.softmax_cross_entropy(CrossEntropy::new(classes, &z, &labels, &mut d))
             .expect("loss");
         let mut scratch = vec![0.0; z.len()];
         let mut f = |z: &Vec<f64>| {
-            b.softmax_cross_entropy(classes, z, &labels, &mut scratch)
+            b.softmax_cross_entropy(CrossEntropy::new(classes, z, &labels, &mut scratch))
                 .expect("loss")
         };
         for i in 0..z.len() {

@@ -39,7 +39,8 @@ fn gemm_empty_matches_reference() {
                     stride_b: 0,
                     stride_c,
                 };
-                r::gemm_strided(&g, &batch, &[], &[], &mut want).expect("reference strided");
+                r::gemm_strided(BatchedGemm::new((g, batch), &[], &[], &mut want))
+                    .expect("reference strided");
             }
             // src/tensor.rs's gemm_empty arguments.
             let (count64, stride64, mn64) = (count as u64, stride_c as u64, mn as u64);
@@ -110,14 +111,9 @@ fn emulated_gemm_summed(
                 stride_b: batch.stride_b,
                 stride_c: mn,
             };
-            r::gemm_strided(
-                &g.scaled(1.0, 0.0),
-                &products,
-                &a[first * batch.stride_a..],
-                &b[first * batch.stride_b..],
-                prod.data_mut(),
-            )
-            .expect("products");
+            let (av, bv) = (&a[first * batch.stride_a..], &b[first * batch.stride_b..]);
+            let req = BatchedGemm::new((g.scaled(1.0, 0.0), products), av, bv, prod.data_mut());
+            r::gemm_strided(req).expect("products");
             let (len, is_first) = (len as u64, i32::from(first == 0));
             // SAFETY: prod holds chunk·m·n ≥ len·m·n floats, acc m·n doubles.
             check(
@@ -187,7 +183,7 @@ fn gemm_summed_reduction_is_an_f64_sum_in_order() {
                 ..batch
             };
             let g1 = Gemm::new(m, n, k).transposed(ta, tb);
-            r::gemm_strided(&g1, &all, &a, &b, &mut prods).expect("products");
+            r::gemm_strided(BatchedGemm::new((g1, all), &a, &b, &mut prods)).expect("products");
         }
         // The model's f64 sums: per element, the products in order from 0.0.
         let sums: Vec<f64> = (0..mn)
@@ -234,7 +230,8 @@ fn gemm_summed_reduction_is_an_f64_sum_in_order() {
                 })
                 .collect();
             let mut reference = c0.clone();
-            r::gemm_summed(&g, &batch, &a, &b, &mut reference).expect("reference");
+            r::gemm_summed(BatchedGemm::new((g, batch), &a, &b, &mut reference))
+                .expect("reference");
             let mut first: Option<Vec<f32>> = None;
             for chunk in [None, Some(1), Some(3)] {
                 for l in launches(mn as u64) {

@@ -47,10 +47,10 @@ fn product(what: &'static str, dims: &[usize]) -> Result<usize> {
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout::tensor::{Gemm, MatmulOps};
+/// use smoothout::tensor::{Gemm, MatmulOps, Operands};
 /// let g = Gemm::new(1, 1, 2);
 /// let mut c = vec![0.0f32];
-/// Reference::new().gemm(&g, &vec![1.0, 2.0], &vec![3.0, 4.0], &mut c)?;
+/// Reference::new().gemm(Operands::new(g, &vec![1.0, 2.0], &vec![3.0, 4.0], &mut c))?;
 /// assert_eq!(c, [11.0]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -165,17 +165,17 @@ impl Gemm {
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout::tensor::{Gemm, GemmBatch, MatmulOps};
+/// use smoothout::tensor::{BatchedGemm, Gemm, GemmBatch, MatmulOps};
 /// // Two 1 × 2 by 2 × 1 products sharing a = [1, 2].
 /// let g = Gemm::new(1, 1, 2);
 /// let batch = GemmBatch { count: 2, stride_a: 0, stride_b: 2, stride_c: 1 };
 /// let (a, b) = (vec![1.0f32, 2.0], vec![3.0, 4.0, 5.0, 6.0]);
 /// let mut c = vec![0.0; 2];
-/// Reference::new().gemm_strided(&g, &batch, &a, &b, &mut c)?;
+/// Reference::new().gemm_strided(BatchedGemm::new((g, batch), &a, &b, &mut c))?;
 /// assert_eq!(c, [11.0, 17.0]);
 /// let mut sum = vec![0.0];
 /// let batch = GemmBatch { stride_c: 0, ..batch };
-/// Reference::new().gemm_summed(&g, &batch, &a, &b, &mut sum)?;
+/// Reference::new().gemm_summed(BatchedGemm::new((g, batch), &a, &b, &mut sum))?;
 /// assert_eq!(sum, [28.0]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
@@ -312,6 +312,59 @@ impl GemmBatch {
             first
         };
         (0..self.count).map(move |i| (if i == 0 { first } else { rest }, batch.ranges(&first, i)))
+    }
+}
+
+/// The two operands and the output of a product-like operation, with what
+/// to compute (`spec`), as one request: a [`Gemm`] ([`MatmulOps::gemm`]), a
+/// [`BatchedGemm`] (`spec`: the product and the batch), a [`ConvPass`]
+/// (`spec`: the geometry and the number of filters) or a [`Pool2d`]
+/// ([`PoolOps::pool_backward`]). The operation's documentation says what
+/// `a`, `b` and `out` hold.
+#[derive(Debug)]
+pub struct Operands<'a, Spec, Buf: ?Sized> {
+    /// What to compute.
+    pub spec: Spec,
+    /// The left operand.
+    pub a: &'a Buf,
+    /// The right operand.
+    pub b: &'a Buf,
+    /// The output.
+    pub out: &'a mut Buf,
+}
+
+impl<'a, Spec, Buf: ?Sized> Operands<'a, Spec, Buf> {
+    /// The request `spec` over `a`, `b` and `out`.
+    #[must_use]
+    pub fn new(spec: Spec, a: &'a Buf, b: &'a Buf, out: &'a mut Buf) -> Self {
+        Operands { spec, a, b, out }
+    }
+
+    /// The same request over the buffers' elements (a request on `Vec`s,
+    /// say, as one on slices).
+    #[must_use]
+    pub fn slices<T>(self) -> Operands<'a, Spec, [T]>
+    where
+        Buf: core::ops::DerefMut<Target = [T]>,
+    {
+        Operands::new(self.spec, self.a, self.b, self.out)
+    }
+}
+
+/// A batched GEMM request ([`MatmulOps::gemm_strided`],
+/// [`MatmulOps::gemm_summed`]): `spec` is the product and the batch, `a` and
+/// `b` hold the operands' matrices and `out` the `c` matrices (the one `c`
+/// of a summed product); it checks itself ([`BatchedGemm::validate`]).
+pub type BatchedGemm<'a, Buf> = Operands<'a, (Gemm, GemmBatch), Buf>;
+
+impl<Buf: ?Sized> BatchedGemm<'_, Buf> {
+    /// [`GemmBatch::validate`] with the buffers' lengths, measured by `len`.
+    ///
+    /// # Errors
+    /// As [`GemmBatch::validate`].
+    pub fn validate(&self, summed: bool, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (g, batch) = &self.spec;
+        batch.validate(g, len(self.a), len(self.b), len(self.out), summed)
     }
 }
 
@@ -485,6 +538,43 @@ impl Conv2d {
         check_len("conv input (N·C·H·W)", self.batch * self.image_len(), x)?;
         check_len("conv columns (N·C·kh·kw·out_h·out_w)", self.col_len(), col)
     }
+}
+
+/// A convolution-product request ([`ConvOps::conv_forward`],
+/// [`ConvOps::conv_weight_grad`], [`ConvOps::conv_input_grad`]): `spec` is
+/// the geometry and the number of filters (the rows of `W`), then the op's
+/// two operands and its output, in the order of the op's formula:
+///
+/// ```text
+/// op                 a    b    out
+/// conv_forward       W    x    y    (overwritten)
+/// conv_weight_grad   x    dy   dW   (added into)
+/// conv_input_grad    W    dy   dx   (added into)
+/// ```
+///
+/// `W` is `filters × (channels·kh·kw)`, `x` and `dx` are
+/// `batch × channels × height × width`, `y` and `dy` are
+/// `batch × filters × (out_h·out_w)`.
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout::tensor::{Conv2d, ConvOps, ConvPass};
+/// // One 1 × 2 × 2 image, one 1 × 1 filter of weight 2.
+/// let conv = Conv2d { batch: 1, channels: 1, height: 2, width: 2,
+///                     kernel_h: 1, kernel_w: 1, stride: 1, padding: 0 };
+/// let (w, x) = (vec![2.0f32], vec![1.0, 2.0, 3.0, 4.0]);
+/// let mut y = vec![0.0; 4];
+/// Reference::new().conv_forward(ConvPass::new((conv, 1), &w, &x, &mut y))?;
+/// assert_eq!(y, [2.0, 4.0, 6.0, 8.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+pub type ConvPass<'a, Buf> = Operands<'a, (Conv2d, usize), Buf>;
+
+/// The whole batch's columns of `x`: [`ConvOps::im2col`] into a new buffer.
+fn unfolded<B: ConvOps + ?Sized>(backend: &B, conv: &Conv2d, x: &B::Buffer) -> Result<B::Buffer> {
+    let mut col = backend.zeros(conv.col_len())?;
+    backend.im2col(conv, x, &mut col)?;
+    Ok(col)
 }
 
 /// Which reduction a pooling window applies.
@@ -694,17 +784,12 @@ impl BatchNorm {
 
 /// Matrix products.
 pub trait MatmulOps: BackendTypes {
-    /// `c ← α · op(a) · op(b) + β · c` (see [`Gemm`]).
+    /// `c ← α · op(a) · op(b) + β · c` (see [`Gemm`]): `spec` is the
+    /// product, `out` is `c`.
     ///
     /// # Errors
     /// As [`Gemm::validate`].
-    fn gemm(
-        &self,
-        g: &Gemm,
-        a: &Self::Buffer,
-        b: &Self::Buffer,
-        c: &mut Self::Buffer,
-    ) -> Result<()>;
+    fn gemm(&self, req: Operands<'_, Gemm, Self::Buffer>) -> Result<()>;
 
     /// `count` independent products at fixed strides (see [`GemmBatch`]):
     ///
@@ -718,15 +803,8 @@ pub trait MatmulOps: BackendTypes {
     /// read; elements of `c` outside every `c_i` are left alone.
     ///
     /// # Errors
-    /// As [`GemmBatch::validate`] with `summed = false`.
-    fn gemm_strided(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &Self::Buffer,
-        b: &Self::Buffer,
-        c: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchedGemm::validate`] with `summed = false`.
+    fn gemm_strided(&self, req: BatchedGemm<'_, Self::Buffer>) -> Result<()>;
 
     /// The sum of `count` products into one `m × n` matrix at the start of
     /// `c` (see [`GemmBatch`]; `stride_c` must be 0):
@@ -743,19 +821,14 @@ pub trait MatmulOps: BackendTypes {
     /// GEMM bound with `k` replaced by `count · k`.
     ///
     /// # Errors
-    /// As [`GemmBatch::validate`] with `summed = true`.
-    fn gemm_summed(
-        &self,
-        g: &Gemm,
-        batch: &GemmBatch,
-        a: &Self::Buffer,
-        b: &Self::Buffer,
-        c: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchedGemm::validate`] with `summed = true`.
+    fn gemm_summed(&self, req: BatchedGemm<'_, Self::Buffer>) -> Result<()>;
 }
 
-/// Convolution as GEMM: unfolding images into columns and folding back.
-pub trait ConvOps: BackendTypes {
+/// Convolution as GEMM: unfolding images into columns and folding back,
+/// and the convolution products built on them (which need a backend's
+/// [`MatmulOps`] and its buffers).
+pub trait ConvOps: MatmulOps + BufferOps {
     /// `col ← im2col(x)` for every image (see [`Conv2d`]); `col` is
     /// overwritten.
     ///
@@ -770,79 +843,50 @@ pub trait ConvOps: BackendTypes {
     /// As [`Conv2d::validate_buffers`].
     fn col2im(&self, conv: &Conv2d, col: &Self::Buffer, x: &mut Self::Buffer) -> Result<()>;
 
-    /// The convolution `y ← W ⊛ x` of every image, `W` being `filters ×
-    /// (channels·kh·kw)` and `y` `batch × filters × (out_h·out_w)`: per
-    /// image, `y_n = W · col_n` with `col` from [`ConvOps::im2col`], as
-    /// [`MatmulOps::gemm_strided`]. The provided body unfolds the whole
-    /// batch at once; a backend may unfold one image at a time, with the
-    /// same bits.
+    /// The convolution `y ← W ⊛ x` of every image (`a = W`, `b = x`,
+    /// `out = y`, see [`ConvPass`]): per image, `y_n = W · col_n` with `col`
+    /// from [`ConvOps::im2col`], as [`MatmulOps::gemm_strided`]. The
+    /// provided body unfolds the whole batch at once; a backend may unfold
+    /// one image at a time, with the same bits.
     ///
     /// # Errors
     /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
-    fn conv_forward(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        x: &Self::Buffer,
-        y: &mut Self::Buffer,
-    ) -> Result<()>
-    where
-        Self: MatmulOps + BufferOps,
-    {
-        let (g, batch) = conv.forward_gemm(filters);
-        let mut col = self.zeros(conv.col_len())?;
-        self.im2col(conv, x, &mut col)?;
-        self.gemm_strided(&g, &batch, w, &col, y)
+    fn conv_forward(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
+        let (conv, filters) = pass.spec;
+        let (col, product) = (unfolded(self, &conv, pass.b)?, conv.forward_gemm(filters));
+        self.gemm_strided(BatchedGemm::new(product, pass.a, &col, pass.out))
     }
 
-    /// `dW ← dW + Σ_n dy_n · col_nᵀ` (the weight gradient of
-    /// [`ConvOps::conv_forward`], added into `dw`), as
+    /// `dW ← dW + Σ_n dy_n · col_nᵀ` (`a = x`, `b = dy`, `out = dW`: the
+    /// weight gradient of [`ConvOps::conv_forward`], added into `dW`), as
     /// [`MatmulOps::gemm_summed`] with β = 1 does it: one product per image,
     /// in order. The provided body unfolds the whole batch at once; a
     /// backend may unfold one image at a time, with the same bits.
     ///
     /// # Errors
     /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
-    fn conv_weight_grad(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        dw: &mut Self::Buffer,
-    ) -> Result<()>
-    where
-        Self: MatmulOps + BufferOps,
-    {
-        let (g, batch) = conv.weight_grad_gemm(filters);
-        let mut col = self.zeros(conv.col_len())?;
-        self.im2col(conv, x, &mut col)?;
-        self.gemm_summed(&g, &batch, dy, &col, dw)
+    fn conv_weight_grad(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
+        let (conv, filters) = pass.spec;
+        let (col, product) = (
+            unfolded(self, &conv, pass.a)?,
+            conv.weight_grad_gemm(filters),
+        );
+        self.gemm_summed(BatchedGemm::new(product, pass.b, &col, pass.out))
     }
 
-    /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (the input gradient of
-    /// [`ConvOps::conv_forward`], added into `dx`). The provided body folds
-    /// the whole batch's columns at once; a backend may go one image at a
-    /// time, with the same bits.
+    /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (`a = W`, `b = dy`,
+    /// `out = dx`: the input gradient of [`ConvOps::conv_forward`], added
+    /// into `dx`). The provided body folds the whole batch's columns at
+    /// once; a backend may go one image at a time, with the same bits.
     ///
     /// # Errors
     /// As [`Conv2d::validate_buffers`] and [`GemmBatch::validate`].
-    fn conv_input_grad(
-        &self,
-        conv: &Conv2d,
-        filters: usize,
-        w: &Self::Buffer,
-        dy: &Self::Buffer,
-        dx: &mut Self::Buffer,
-    ) -> Result<()>
-    where
-        Self: MatmulOps + BufferOps,
-    {
-        let (g, batch) = conv.input_grad_gemm(filters);
+    fn conv_input_grad(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
+        let conv = pass.spec.0;
         let mut dcol = self.zeros(conv.col_len())?;
-        self.gemm_strided(&g, &batch, w, dy, &mut dcol)?;
-        self.col2im(conv, &dcol, dx)
+        let product = conv.input_grad_gemm(pass.spec.1);
+        self.gemm_strided(BatchedGemm::new(product, pass.a, pass.b, &mut dcol))?;
+        self.col2im(&conv, &dcol, pass.out)
     }
 }
 
@@ -859,16 +903,13 @@ pub trait PoolOps: BackendTypes {
     /// pooling spreads `dy / kernel²` over the window's in-image elements.
     /// Overlapping windows add up.
     ///
+    /// The request's `spec` is the pooling, `a` is `x`, `b` is `dy` and
+    /// `out` is `dx`.
+    ///
     /// # Errors
     /// As [`Pool2d::validate_buffers`]; `dx` must have `x`'s length and `dy`
     /// the output's.
-    fn pool_backward(
-        &self,
-        p: &Pool2d,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        dx: &mut Self::Buffer,
-    ) -> Result<()>;
+    fn pool_backward(&self, req: Operands<'_, Pool2d, Self::Buffer>) -> Result<()>;
 }
 
 /// The per-channel mean and biased variance a batch-normalisation pass uses:
@@ -918,48 +959,190 @@ impl<'a, Buf: ?Sized> BatchNormGrads<'a, Buf> {
     }
 }
 
-/// Batch normalisation, training-mode formulas (see [`BatchNorm`]).
+/// A [`BatchNormOps::batch_norm_stats`] request: the layout, the input,
+/// and where the per-channel mean and biased variance go (overwritten).
+///
+/// Like every batch-norm request it holds the whole call as data, its
+/// buffers by name, and checks their lengths itself
+/// ([`BatchNormStatsPass::validate`]), so that every backend validates the
+/// same way.
+#[derive(Debug)]
+pub struct BatchNormStatsPass<'a, Buf: ?Sized> {
+    /// The layout and ε.
+    pub bn: BatchNorm,
+    /// The input, `batch × channels × spatial`.
+    pub x: &'a Buf,
+    /// μ, one per channel.
+    pub mean: &'a mut Buf,
+    /// σ² (biased), one per channel.
+    pub var: &'a mut Buf,
+}
+
+impl<Buf: ?Sized> BatchNormStatsPass<'_, Buf> {
+    /// [`BatchNorm::validate_buffers`] with the request's buffers, measured
+    /// by `len`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let per_channel = [len(self.mean), len(self.var)];
+        self.bn.validate_buffers(&[len(self.x)], &per_channel)
+    }
+}
+
+/// A [`BatchNormOps::batch_norm_forward`] request: the layout, the input and
+/// the output (overwritten), then the per-channel γ, β and the statistics to
+/// normalise with (the batch's or the running ones).
+///
+/// ```
+/// use smoothout::Reference;
+/// use smoothout::tensor::{BatchNorm, BatchNormForwardPass, BatchNormOps, BatchNormStats};
+/// // Two samples of one channel with μ = 2, σ² = 1: y = 3 · (x − 2) + 1.
+/// let bn = BatchNorm { batch: 2, channels: 1, spatial: 1, eps: 0.0 };
+/// let (x, gamma, beta) = (vec![1.0f64, 3.0], vec![3.0], vec![1.0]);
+/// let (mean, var) = (vec![2.0], vec![1.0]);
+/// let mut y = vec![0.0; 2];
+/// Reference::new().batch_norm_forward(BatchNormForwardPass {
+///     bn,
+///     x: &x,
+///     y: &mut y,
+///     gamma: &gamma,
+///     beta: &beta,
+///     stats: BatchNormStats::new(&mean, &var),
+/// })?;
+/// assert_eq!(y, [-2.0, 4.0]);
+/// # Ok::<(), smoothout::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BatchNormForwardPass<'a, Buf: ?Sized> {
+    /// The layout and ε.
+    pub bn: BatchNorm,
+    /// The input, `batch × channels × spatial`.
+    pub x: &'a Buf,
+    /// The output, `x`'s length.
+    pub y: &'a mut Buf,
+    /// γ, one per channel.
+    pub gamma: &'a Buf,
+    /// β, one per channel.
+    pub beta: &'a Buf,
+    /// μ and σ².
+    pub stats: BatchNormStats<'a, Buf>,
+}
+
+impl<Buf: ?Sized> BatchNormForwardPass<'_, Buf> {
+    /// [`BatchNorm::validate_buffers`] with the request's tensors (`x`, `y`)
+    /// and per-channel buffers (γ, β, μ, σ²), measured by `len`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let BatchNormStats { mean, var } = self.stats;
+        let per_channel = [len(self.gamma), len(self.beta), len(mean), len(var)];
+        self.bn
+            .validate_buffers(&[len(self.x), len(self.y)], &per_channel)
+    }
+}
+
+/// A [`BatchNormOps::batch_norm_backward`] request: the layout, the input
+/// and the output's gradient, γ and the batch statistics of `x`, and the
+/// three gradients to write.
+#[derive(Debug)]
+pub struct BatchNormBackwardPass<'a, Buf: ?Sized> {
+    /// The layout and ε.
+    pub bn: BatchNorm,
+    /// The input of the forward pass.
+    pub x: &'a Buf,
+    /// ∂L/∂y, `x`'s length.
+    pub dy: &'a Buf,
+    /// γ, one per channel.
+    pub gamma: &'a Buf,
+    /// The batch statistics of `x`.
+    pub stats: BatchNormStats<'a, Buf>,
+    /// ∂L/∂x, ∂L/∂γ, ∂L/∂β (overwritten).
+    pub grads: BatchNormGrads<'a, Buf>,
+}
+
+impl<Buf: ?Sized> BatchNormBackwardPass<'_, Buf> {
+    /// [`BatchNorm::validate_buffers`] with the request's tensors (`x`,
+    /// `dy`, `dx`) and per-channel buffers (γ, μ, σ², dγ, dβ), measured by
+    /// `len`.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::validate_buffers`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (BatchNormStats { mean, var }, g) = (self.stats, &self.grads);
+        let tensors = [len(self.x), len(self.dy), len(g.dx)];
+        let per_channel = [
+            len(self.gamma),
+            len(mean),
+            len(var),
+            len(g.dgamma),
+            len(g.dbeta),
+        ];
+        self.bn.validate_buffers(&tensors, &per_channel)
+    }
+}
+
+/// Batch normalisation, training-mode formulas (see [`BatchNorm`]). Each
+/// operation takes one request holding its layout and buffers by name
+/// ([`BatchNormStatsPass`], [`BatchNormForwardPass`],
+/// [`BatchNormBackwardPass`]), which validates itself.
 pub trait BatchNormOps: BackendTypes {
     /// Per-channel mean and biased variance of `x`, summed in `f64` and
     /// rounded to `Elem` once.
     ///
     /// # Errors
-    /// As [`BatchNorm::validate_buffers`].
-    fn batch_norm_stats(
-        &self,
-        bn: &BatchNorm,
-        x: &Self::Buffer,
-        mean: &mut Self::Buffer,
-        var: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchNormStatsPass::validate`].
+    fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, Self::Buffer>) -> Result<()>;
     /// `y ← γ · (x − μ) / √(σ² + ε) + β` with the given statistics (batch or
     /// running).
     ///
     /// # Errors
-    /// As [`BatchNorm::validate_buffers`].
-    fn batch_norm_forward(
-        &self,
-        bn: &BatchNorm,
-        x: &Self::Buffer,
-        gamma: &Self::Buffer,
-        beta: &Self::Buffer,
-        stats: BatchNormStats<'_, Self::Buffer>,
-        y: &mut Self::Buffer,
-    ) -> Result<()>;
+    /// As [`BatchNormForwardPass::validate`].
+    fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, Self::Buffer>) -> Result<()>;
     /// `dx`, `dγ`, `dβ` (all overwritten) from `dy`, with `mean` and `var`
     /// the batch statistics of `x`; sums in `f64`.
     ///
     /// # Errors
-    /// As [`BatchNorm::validate_buffers`].
-    fn batch_norm_backward(
-        &self,
-        bn: &BatchNorm,
-        x: &Self::Buffer,
-        dy: &Self::Buffer,
-        gamma: &Self::Buffer,
-        stats: BatchNormStats<'_, Self::Buffer>,
-        grads: BatchNormGrads<'_, Self::Buffer>,
-    ) -> Result<()>;
+    /// As [`BatchNormBackwardPass::validate`].
+    fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, Self::Buffer>) -> Result<()>;
+}
+
+/// A [`LossOps::softmax_cross_entropy`] request: `N = labels.len()` rows
+/// of `classes` logits, their labels, and where the gradient goes.
+#[derive(Debug)]
+pub struct CrossEntropy<'a, Buf: ?Sized> {
+    /// Logits per row.
+    pub classes: usize,
+    /// The logits, `N × classes`.
+    pub logits: &'a Buf,
+    /// One label per row, each `< classes`.
+    pub labels: &'a [u32],
+    /// ∂loss/∂logits, `N × classes` (overwritten).
+    pub dlogits: &'a mut Buf,
+}
+
+impl<'a, Buf: ?Sized> CrossEntropy<'a, Buf> {
+    /// The loss of `logits` (rows of `classes`) against `labels`, its
+    /// gradient into `dlogits`.
+    #[must_use]
+    pub fn new(classes: usize, logits: &'a Buf, labels: &'a [u32], dlogits: &'a mut Buf) -> Self {
+        CrossEntropy {
+            classes,
+            logits,
+            labels,
+            dlogits,
+        }
+    }
+
+    /// The request's sizes and labels, its buffers measured by `len`.
+    ///
+    /// # Errors
+    /// As [`LossOps::softmax_cross_entropy`].
+    pub fn validate(&self, len: impl Fn(&Buf) -> usize) -> Result<()> {
+        let (logits, dlogits) = (len(self.logits), len(self.dlogits));
+        reference::check_softmax_cross_entropy(self.classes, logits, self.labels, dlogits)
+    }
 }
 
 /// Losses.
@@ -980,13 +1163,7 @@ pub trait LossOps: BackendTypes {
     /// [`Error::InvalidSetting`] for `classes == 0`, no rows, or a label
     /// `≥ classes`; [`Error::LengthMismatch`] when `logits` or `dlogits` is
     /// not `N · classes` long.
-    fn softmax_cross_entropy(
-        &self,
-        classes: usize,
-        logits: &Self::Buffer,
-        labels: &[u32],
-        dlogits: &mut Self::Buffer,
-    ) -> Result<f64>;
+    fn softmax_cross_entropy(&self, req: CrossEntropy<'_, Self::Buffer>) -> Result<f64>;
 }
 
 /// Element-wise maps and channel broadcasts.

@@ -11,9 +11,11 @@
 
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::tensor::{check_len, BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
+use crate::tensor::{check_len, BatchNorm, BatchedGemm, Conv2d, Gemm, Pool2d, PoolKind};
 #[cfg(feature = "alloc")]
-use crate::tensor::{BatchNormGrads, BatchNormStats};
+use crate::tensor::{
+    BatchNormBackwardPass, BatchNormForwardPass, BatchNormStats, BatchNormStatsPass,
+};
 
 /// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
 /// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
@@ -51,55 +53,35 @@ pub fn gemm<T: Real>(g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
 }
 
 /// `c_i ← α · op(a_i) · op(b_i) + β · c_i` for `i = 0, 1, …, count − 1`
-/// (see [`GemmBatch`]): one [`gemm`] per product, on the matrices' elements,
+/// (see [`GemmBatch`](crate::tensor::GemmBatch)): one [`gemm`] per product, on the matrices' elements,
 /// in order.
 ///
 /// # Errors
-/// As [`GemmBatch::validate`] with `summed = false`.
-pub fn gemm_strided<T: Real>(
-    g: &Gemm,
-    batch: &GemmBatch,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> Result<()> {
-    gemm_batch(g, batch, false, a, b, c)
+/// As [`BatchedGemm::validate`] with `summed = false`.
+pub fn gemm_strided<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
+    gemm_batch(req, false)
 }
 
-/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`]), as `count`
+/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`](crate::tensor::GemmBatch)), as `count`
 /// [`gemm`]s in order into the first `m·n` elements of `c`: the first with
 /// the request's β, every later one with β = 1.
 ///
 /// # Errors
-/// As [`GemmBatch::validate`] with `summed = true`.
-pub fn gemm_summed<T: Real>(
-    g: &Gemm,
-    batch: &GemmBatch,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> Result<()> {
-    gemm_batch(g, batch, true, a, b, c)
+/// As [`BatchedGemm::validate`] with `summed = true`.
+pub fn gemm_summed<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
+    gemm_batch(req, true)
 }
 
-/// Either batched form: validated, then [`GemmBatch::products`] in order.
-fn gemm_batch<T: Real>(
-    g: &Gemm,
-    batch: &GemmBatch,
-    summed: bool,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-) -> Result<()> {
-    batch.validate(g, a.len(), b.len(), c.len(), summed)?;
-    for (gi, [ra, rb, rc]) in batch.products(g, summed) {
-        gemm(&gi, &a[ra], &b[rb], &mut c[rc])?;
+/// Either batched form: validated, then [`GemmBatch::products`](crate::tensor::GemmBatch::products) in order.
+fn gemm_batch<T: Real>(req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
+    req.validate(summed, <[T]>::len)?;
+    let (g, batch) = req.spec;
+    for (gi, [ra, rb, rc]) in batch.products(&g, summed) {
+        gemm(&gi, &req.a[ra], &req.b[rb], &mut req.out[rc])?;
     }
     Ok(())
 }
 
-/// The input coordinate `o · stride + k − padding`, or `None` in the padding.
-#[inline(always)]
 fn source(o: usize, k: usize, stride: usize, padding: usize, size: usize) -> Option<usize> {
     (o * stride + k).checked_sub(padding).filter(|&v| v < size)
 }
@@ -702,31 +684,18 @@ mod backend {
 
     use super::*;
     use crate::backend::Reference;
-    use crate::tensor::{BatchNormOps, ConvOps, LossOps, MapOps, MatmulOps, PoolOps};
+    use crate::tensor::{BatchNormOps, ConvOps, CrossEntropy, LossOps, MapOps, MatmulOps};
+    use crate::tensor::{Operands, PoolOps};
 
     impl<T: Real> MatmulOps for Reference<T> {
-        fn gemm(&self, g: &Gemm, a: &Vec<T>, b: &Vec<T>, c: &mut Vec<T>) -> Result<()> {
-            gemm(g, a, b, c)
+        fn gemm(&self, req: Operands<'_, Gemm, Vec<T>>) -> Result<()> {
+            gemm(&req.spec, req.a, req.b, req.out)
         }
-        fn gemm_strided(
-            &self,
-            g: &Gemm,
-            batch: &GemmBatch,
-            a: &Vec<T>,
-            b: &Vec<T>,
-            c: &mut Vec<T>,
-        ) -> Result<()> {
-            gemm_strided(g, batch, a, b, c)
+        fn gemm_strided(&self, req: BatchedGemm<'_, Vec<T>>) -> Result<()> {
+            gemm_strided(req.slices())
         }
-        fn gemm_summed(
-            &self,
-            g: &Gemm,
-            batch: &GemmBatch,
-            a: &Vec<T>,
-            b: &Vec<T>,
-            c: &mut Vec<T>,
-        ) -> Result<()> {
-            gemm_summed(g, batch, a, b, c)
+        fn gemm_summed(&self, req: BatchedGemm<'_, Vec<T>>) -> Result<()> {
+            gemm_summed(req.slices())
         }
     }
 
@@ -743,87 +712,49 @@ mod backend {
         fn pool_forward(&self, p: &Pool2d, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
             pool_forward(p, x, y)
         }
-        fn pool_backward(
-            &self,
-            p: &Pool2d,
-            x: &Vec<T>,
-            dy: &Vec<T>,
-            dx: &mut Vec<T>,
-        ) -> Result<()> {
-            pool_backward(p, x, dy, dx)
+        fn pool_backward(&self, req: Operands<'_, Pool2d, Vec<T>>) -> Result<()> {
+            pool_backward(&req.spec, req.a, req.b, req.out)
         }
     }
 
     impl<T: Real> BatchNormOps for Reference<T> {
-        fn batch_norm_stats(
-            &self,
-            bn: &BatchNorm,
-            x: &Vec<T>,
-            mean: &mut Vec<T>,
-            var: &mut Vec<T>,
-        ) -> Result<()> {
-            bn.validate_buffers(&[x.len()], &[mean.len(), var.len()])?;
+        fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, Vec<T>>) -> Result<()> {
+            pass.validate(Vec::len)?;
+            let (bn, x) = (&pass.bn, pass.x);
             for c in 0..bn.channels {
                 let (m, v) = batch_norm_stats_channel(bn, x, c);
-                mean[c] = T::from_f64(m);
-                var[c] = T::from_f64(v);
+                pass.mean[c] = T::from_f64(m);
+                pass.var[c] = T::from_f64(v);
             }
             Ok(())
         }
 
-        fn batch_norm_forward(
-            &self,
-            bn: &BatchNorm,
-            x: &Vec<T>,
-            gamma: &Vec<T>,
-            beta: &Vec<T>,
-            stats: BatchNormStats<'_, Vec<T>>,
-            y: &mut Vec<T>,
-        ) -> Result<()> {
-            let BatchNormStats { mean, var } = stats;
-            bn.validate_buffers(
-                &[x.len(), y.len()],
-                &[gamma.len(), beta.len(), mean.len(), var.len()],
-            )?;
+        fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, Vec<T>>) -> Result<()> {
+            pass.validate(Vec::len)?;
+            let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
             let per = bn.channels * bn.spatial;
-            let coefs = batch_norm_forward_coefs(bn, gamma, beta, mean, var);
-            for (x, y) in x.chunks(per).zip(y.chunks_mut(per)) {
+            let coefs = batch_norm_forward_coefs(bn, pass.gamma, pass.beta, mean, var);
+            for (x, y) in pass.x.chunks(per).zip(pass.y.chunks_mut(per)) {
                 batch_norm_forward_sample(bn, x, &coefs, y);
             }
             Ok(())
         }
 
-        fn batch_norm_backward(
-            &self,
-            bn: &BatchNorm,
-            x: &Vec<T>,
-            dy: &Vec<T>,
-            gamma: &Vec<T>,
-            stats: BatchNormStats<'_, Vec<T>>,
-            grads: BatchNormGrads<'_, Vec<T>>,
-        ) -> Result<()> {
-            let (BatchNormStats { mean, var }, BatchNormGrads { dx, dgamma, dbeta }) =
-                (stats, grads);
-            bn.validate_buffers(
-                &[x.len(), dy.len(), dx.len()],
-                &[
-                    gamma.len(),
-                    mean.len(),
-                    var.len(),
-                    dgamma.len(),
-                    dbeta.len(),
-                ],
-            )?;
+        fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, Vec<T>>) -> Result<()> {
+            pass.validate(Vec::len)?;
+            let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
+            let (x, dy, grads) = (pass.x, pass.dy, pass.grads);
             let centres = batch_norm_centres(bn, mean, var);
             let (mut dg, mut db) = (vec![0.0; bn.channels], vec![0.0; bn.channels]);
             for c in 0..bn.channels {
                 (dg[c], db[c]) = batch_norm_grads_channel(bn, x, dy, centres[c], c);
-                dgamma[c] = T::from_f64(dg[c]);
-                dbeta[c] = T::from_f64(db[c]);
+                grads.dgamma[c] = T::from_f64(dg[c]);
+                grads.dbeta[c] = T::from_f64(db[c]);
             }
-            let coefs = batch_norm_backward_coefs(bn, gamma, &centres, &dg, &db);
+            let coefs = batch_norm_backward_coefs(bn, pass.gamma, &centres, &dg, &db);
             let per = bn.channels * bn.spatial;
-            for ((x, dy), dx) in x.chunks(per).zip(dy.chunks(per)).zip(dx.chunks_mut(per)) {
+            let samples = x.chunks(per).zip(dy.chunks(per));
+            for ((x, dy), dx) in samples.zip(grads.dx.chunks_mut(per)) {
                 batch_norm_backward_sample(bn, x, dy, &coefs, dx);
             }
             Ok(())
@@ -831,14 +762,8 @@ mod backend {
     }
 
     impl<T: Real> LossOps for Reference<T> {
-        fn softmax_cross_entropy(
-            &self,
-            classes: usize,
-            logits: &Vec<T>,
-            labels: &[u32],
-            dlogits: &mut Vec<T>,
-        ) -> Result<f64> {
-            softmax_cross_entropy(classes, logits, labels, dlogits)
+        fn softmax_cross_entropy(&self, req: CrossEntropy<'_, Vec<T>>) -> Result<f64> {
+            softmax_cross_entropy(req.classes, req.logits, req.labels, req.dlogits)
         }
     }
 

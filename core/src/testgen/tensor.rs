@@ -40,8 +40,10 @@ use alloc::vec::Vec;
 use crate::error::Error;
 use crate::real::Real;
 use crate::tensor::reference as r;
-use crate::tensor::{BatchNorm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind, TensorBackend};
-use crate::tensor::{BatchNormGrads, BatchNormOps, BatchNormStats, MapOps};
+use crate::tensor::{BatchNorm, BatchedGemm, Conv2d, Gemm, GemmBatch, Pool2d, PoolKind};
+use crate::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
+use crate::tensor::{BatchNormGrads, BatchNormStats, MapOps};
+use crate::tensor::{CrossEntropy, Operands, TensorBackend};
 use crate::testgen::{same_bits, MakeBuffer};
 use num_traits::float::FloatCore;
 use num_traits::Zero;
@@ -72,27 +74,8 @@ macro_rules! tensor_backend_tests {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::tensor_backend_tests!(@each $backend, $make;
-                gemm_all_transposes,
-                gemm_beta_zero_ignores_c,
-                gemm_known_answer,
-                gemm_rejects_bad_requests,
-                gemm_strided_all_transposes,
-                gemm_summed_all_transposes,
-                gemm_batched_rejects_bad_requests,
-                im2col_and_col2im,
-                im2col_col2im_adjoint,
-                conv_rejects_bad_requests,
-                pool_max_and_avg,
-                pool_max_tie_goes_to_first,
-                pool_rejects_bad_requests,
-                batch_norm,
-                batch_norm_rejects_bad_requests,
-                softmax_cross_entropy,
-                softmax_cross_entropy_rejects_bad_requests,
-                maps,
-                maps_reject_bad_lengths,
-            );
+            $crate::tensor_backend_tests!(@each $backend, $make; batch_norm, softmax_cross_entropy);
+            $crate::tensor_shared_bodies!($crate::tensor_backend_tests, @each $backend, $make;);
         }
     };
     (@each $backend:expr, $make:expr; $($body:ident),* $(,)?) => {
@@ -104,6 +87,54 @@ macro_rules! tensor_backend_tests {
                 $crate::testgen::tensor::$body(&backend, &make);
             }
         )*
+    };
+}
+
+/// Calls `callback!(arguments… name, name, …)` with the names of the
+/// bodies of [`smoothout::testgen::tensor`](crate::testgen::tensor) that
+/// every backend runs unchanged, including one that sums in another order
+/// than the reference (a GPU): all but `batch_norm` and
+/// `softmax_cross_entropy`, which compare the reference's sums bit for bit
+/// (such a backend checks those two within bounds instead).
+///
+/// ```text
+/// tensor_shared_bodies!(callback_macro, leading_arguments…);
+/// ```
+///
+/// # Example
+///
+/// ```
+/// macro_rules! names {
+///     ($($body:ident),* $(,)?) => { const NAMES: &[&str] = &[$(stringify!($body)),*]; };
+/// }
+/// smoothout::tensor_shared_bodies!(names,);
+/// # fn main() {
+/// assert_eq!(NAMES.len(), 17);
+/// assert!(!NAMES.contains(&"batch_norm"));
+/// # }
+/// ```
+#[macro_export]
+macro_rules! tensor_shared_bodies {
+    ($callback:path, $($arguments:tt)*) => {
+        $callback!($($arguments)*
+            gemm_all_transposes,
+            gemm_beta_zero_ignores_c,
+            gemm_known_answer,
+            gemm_rejects_bad_requests,
+            gemm_strided_all_transposes,
+            gemm_summed_all_transposes,
+            gemm_batched_rejects_bad_requests,
+            im2col_and_col2im,
+            im2col_col2im_adjoint,
+            conv_rejects_bad_requests,
+            pool_max_and_avg,
+            pool_max_tie_goes_to_first,
+            pool_rejects_bad_requests,
+            batch_norm_rejects_bad_requests,
+            softmax_cross_entropy_rejects_bad_requests,
+            maps,
+            maps_reject_bad_lengths,
+        );
     };
 }
 
@@ -165,7 +196,7 @@ fn gemm_case<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F, g: Gemm,
     r::gemm(&g, &a, &b, &mut want).expect("reference gemm");
     let mut c = make(c0.clone());
     backend
-        .gemm(&g, &make(a.clone()), &make(b.clone()), &mut c)
+        .gemm(Operands::new(g, &make(a.clone()), &make(b.clone()), &mut c))
         .expect("gemm");
     let got = read(backend, &c);
     let eps = Real::to_f64(B::Elem::epsilon());
@@ -221,7 +252,12 @@ pub fn gemm_beta_zero_ignores_c<B: TensorBackend, F: MakeBuffer<B>>(backend: &B,
     let g = Gemm::new(70, 6, 11);
     let mut c = make(vec![B::Elem::nan(); 70 * 6]);
     backend
-        .gemm(&g, &make(data(70 * 11, 1)), &make(data(11 * 6, 2)), &mut c)
+        .gemm(Operands::new(
+            g,
+            &make(data(70 * 11, 1)),
+            &make(data(11 * 6, 2)),
+            &mut c,
+        ))
         .expect("gemm");
     assert!(read(backend, &c).iter().all(|v| v.is_finite()));
 }
@@ -237,7 +273,7 @@ pub fn gemm_known_answer<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: 
         let mut c = make(v(&[1., 1., 1., 1.]));
         let (a, b) = (if ta { &at } else { &a }, if tb { &bt } else { &b });
         backend
-            .gemm(&g, &make(a.clone()), &make(b.clone()), &mut c)
+            .gemm(Operands::new(g, &make(a.clone()), &make(b.clone()), &mut c))
             .expect("gemm");
         same_bits(
             &format!("{g:?}"),
@@ -251,15 +287,33 @@ pub fn gemm_known_answer<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: 
 pub fn gemm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let g = Gemm::new(3, 4, 5);
     let z = |n| make(vec![B::Elem::zero(); n]);
-    expect_err("a", backend.gemm(&g, &z(14), &z(20), &mut z(12)));
-    expect_err("b", backend.gemm(&g, &z(15), &z(21), &mut z(12)));
-    expect_err("c", backend.gemm(&g, &z(15), &z(20), &mut z(11)));
+    expect_err(
+        "a",
+        backend.gemm(Operands::new(g, &z(14), &z(20), &mut z(12))),
+    );
+    expect_err(
+        "b",
+        backend.gemm(Operands::new(g, &z(15), &z(21), &mut z(12))),
+    );
+    expect_err(
+        "c",
+        backend.gemm(Operands::new(g, &z(15), &z(20), &mut z(11))),
+    );
     let bad = g.scaled(f64::NAN, 0.0);
-    expect_err("alpha", backend.gemm(&bad, &z(15), &z(20), &mut z(12)));
+    expect_err(
+        "alpha",
+        backend.gemm(Operands::new(bad, &z(15), &z(20), &mut z(12))),
+    );
     let bad = g.scaled(1.0, f64::INFINITY);
-    expect_err("beta", backend.gemm(&bad, &z(15), &z(20), &mut z(12)));
+    expect_err(
+        "beta",
+        backend.gemm(Operands::new(bad, &z(15), &z(20), &mut z(12))),
+    );
     let huge = Gemm::new(usize::MAX, 2, 2);
-    expect_err("overflow", backend.gemm(&huge, &z(1), &z(4), &mut z(1)));
+    expect_err(
+        "overflow",
+        backend.gemm(Operands::new(huge, &z(1), &z(4), &mut z(1))),
+    );
 }
 
 /// `(m, n, k, count)` for the batched forms: ones, odd sizes, more than one
@@ -321,16 +375,14 @@ fn gemm_batch_case<B: TensorBackend, F: MakeBuffer<B>>(
     let mut want = c0.clone();
     let mut c = make(c0.clone());
     let (ab, bb) = (make(a.clone()), make(b.clone()));
+    let reference = BatchedGemm::new((g, batch), &a[..], &b, &mut want);
+    let request = BatchedGemm::new((g, batch), &ab, &bb, &mut c);
     if summed {
-        r::gemm_summed(&g, &batch, &a, &b, &mut want).expect("reference gemm_summed");
-        backend
-            .gemm_summed(&g, &batch, &ab, &bb, &mut c)
-            .expect("gemm_summed");
+        r::gemm_summed(reference).expect("reference gemm_summed");
+        backend.gemm_summed(request).expect("gemm_summed");
     } else {
-        r::gemm_strided(&g, &batch, &a, &b, &mut want).expect("reference gemm_strided");
-        backend
-            .gemm_strided(&g, &batch, &ab, &bb, &mut c)
-            .expect("gemm_strided");
+        r::gemm_strided(reference).expect("reference gemm_strided");
+        backend.gemm_strided(request).expect("gemm_strided");
     }
     let got = read(backend, &c);
     let eps = Real::to_f64(B::Elem::epsilon());
@@ -468,10 +520,12 @@ pub fn gemm_batched_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(
     };
     // One form (summed or strided) with `a`, `b`, `c` of the given lengths.
     let run = |summed: bool, g: Gemm, batch: GemmBatch, (a, b, c): (usize, usize, usize)| {
+        let (a, b, mut c) = (z(a), z(b), z(c));
+        let request = BatchedGemm::new((g, batch), &a, &b, &mut c);
         if summed {
-            backend.gemm_summed(&g, &batch, &z(a), &z(b), &mut z(c))
+            backend.gemm_summed(request)
         } else {
-            backend.gemm_strided(&g, &batch, &z(a), &z(b), &mut z(c))
+            backend.gemm_strided(request)
         }
     };
     let (ls, lsum) = ((45, 60, 36), (45, 60, 12));
@@ -729,7 +783,7 @@ pub fn pool_max_and_avg<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &
             r::pool_backward(&p, &x, &dy, &mut want).expect("reference pool backward");
             let mut dx = make(vec![B::Elem::nan(); x.len()]);
             backend
-                .pool_backward(&p, &make(x.clone()), &make(dy), &mut dx)
+                .pool_backward(Operands::new(p, &make(x.clone()), &make(dy), &mut dx))
                 .expect("pool backward");
             same_bits(&format!("pool_backward {p:?}"), &read(backend, &dx), &want);
         }
@@ -754,7 +808,12 @@ pub fn pool_max_tie_goes_to_first<B: TensorBackend, F: MakeBuffer<B>>(backend: &
     );
     let mut dx = make(v(&[9.0; 9]));
     backend
-        .pool_backward(&p, &make(v(&[-1.0; 9])), &make(v(&[1.0; 16])), &mut dx)
+        .pool_backward(Operands::new(
+            p,
+            &make(v(&[-1.0; 9])),
+            &make(v(&[1.0; 16])),
+            &mut dx,
+        ))
         .expect("pool backward");
     // Window (oy, ox) covers rows oy−1..oy+1 clipped; its first element is
     // (max(oy−1, 0), max(ox−1, 0)).
@@ -792,7 +851,7 @@ pub fn pool_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B
         );
         expect_err(
             &format!("backward {bad:?}"),
-            backend.pool_backward(&bad, &z(nx), &z(ny), &mut z(nx)),
+            backend.pool_backward(Operands::new(bad, &z(nx), &z(ny), &mut z(nx))),
         );
     }
     expect_err(
@@ -805,11 +864,11 @@ pub fn pool_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backend: &B
     );
     expect_err(
         "backward dy",
-        backend.pool_backward(&ok, &z(nx), &z(ny - 1), &mut z(nx)),
+        backend.pool_backward(Operands::new(ok, &z(nx), &z(ny - 1), &mut z(nx))),
     );
     expect_err(
         "backward dx",
-        backend.pool_backward(&ok, &z(nx), &z(ny), &mut z(nx + 1)),
+        backend.pool_backward(Operands::new(ok, &z(nx), &z(ny), &mut z(nx + 1))),
     );
 }
 
@@ -823,83 +882,88 @@ const BNS: [(usize, usize, usize, f64); 5] = [
     (3, 4, 49, 0.0),
 ];
 
+/// Each row `(batch, channels, spatial, ε)` of a table of batch-norm cases
+/// as its layout, numbered from 0.
+pub fn batch_norm_layouts(
+    rows: &[(usize, usize, usize, f64)],
+) -> impl Iterator<Item = (usize, BatchNorm)> + '_ {
+    let layout = |&(batch, channels, spatial, eps): &(usize, usize, usize, f64)| BatchNorm {
+        batch,
+        channels,
+        spatial,
+        eps,
+    };
+    rows.iter().map(layout).enumerate()
+}
+
+/// The three batch-norm passes in order on `backend`, every output started
+/// as NaN: the statistics of `x`, the forward pass with them, the backward
+/// pass with them. Returns `[mean, var, y, dx, dgamma, dbeta]`, read back.
+/// On [`crate::Reference`] with `make = |v| v` it gives the ground truth a
+/// backend's own test compares with.
+///
+/// # Panics
+/// When a pass fails.
+pub fn batch_norm_passes<B: TensorBackend, F: MakeBuffer<B>>(
+    backend: &B,
+    make: &F,
+    bn: BatchNorm,
+    [x, dy, gamma, beta]: [&[B::Elem]; 4],
+) -> [Vec<B::Elem>; 6] {
+    let nan = |n| make(vec![B::Elem::nan(); n]);
+    let (x, dy) = (make(x.to_vec()), make(dy.to_vec()));
+    let (gamma, beta) = (make(gamma.to_vec()), make(beta.to_vec()));
+    let (mut mean, mut var) = (nan(bn.channels), nan(bn.channels));
+    backend
+        .batch_norm_stats(BatchNormStatsPass {
+            bn,
+            x: &x,
+            mean: &mut mean,
+            var: &mut var,
+        })
+        .expect("stats");
+    let stats = BatchNormStats::new(&mean, &var);
+    let mut y = nan(bn.len());
+    backend
+        .batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x: &x,
+            y: &mut y,
+            gamma: &gamma,
+            beta: &beta,
+            stats,
+        })
+        .expect("forward");
+    let (mut dx, mut dgamma, mut dbeta) = (nan(bn.len()), nan(bn.channels), nan(bn.channels));
+    backend
+        .batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &x,
+            dy: &dy,
+            gamma: &gamma,
+            stats,
+            grads: BatchNormGrads::new(&mut dx, &mut dgamma, &mut dbeta),
+        })
+        .expect("backward");
+    [mean, var, y, dx, dgamma, dbeta].map(|b| read(backend, &b))
+}
+
 /// Statistics, forward and backward, bit for bit.
 pub fn batch_norm<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
     let reference = crate::Reference::<B::Elem>::new();
-    for (s, &(batch, channels, spatial, eps)) in BNS.iter().enumerate() {
-        let bn = BatchNorm {
-            batch,
-            channels,
-            spatial,
-            eps,
-        };
+    for (s, bn) in batch_norm_layouts(&BNS) {
         let s = 200 + 10 * s as u64;
         let x: Vec<B::Elem> = data(bn.len(), s);
         let dy: Vec<B::Elem> = data(bn.len(), s + 1);
-        let gamma: Vec<B::Elem> = data(channels, s + 2);
-        let beta: Vec<B::Elem> = data(channels, s + 3);
-        let z = || vec![B::Elem::nan(); channels];
-
-        let (mut m0, mut v0) = (z(), z());
-        reference
-            .batch_norm_stats(&bn, &x, &mut m0, &mut v0)
-            .expect("ref stats");
-        let (mut m, mut v) = (make(z()), make(z()));
-        backend
-            .batch_norm_stats(&bn, &make(x.clone()), &mut m, &mut v)
-            .expect("stats");
-        same_bits(&format!("mean {bn:?}"), &read(backend, &m), &m0);
-        same_bits(&format!("var {bn:?}"), &read(backend, &v), &v0);
-
-        let mut y0 = vec![B::Elem::nan(); bn.len()];
-        reference
-            .batch_norm_forward(
-                &bn,
-                &x,
-                &gamma,
-                &beta,
-                BatchNormStats::new(&m0, &v0),
-                &mut y0,
-            )
-            .expect("ref forward");
-        let mut y = make(vec![B::Elem::nan(); bn.len()]);
-        backend
-            .batch_norm_forward(
-                &bn,
-                &make(x.clone()),
-                &make(gamma.clone()),
-                &make(beta.clone()),
-                BatchNormStats::new(&m, &v),
-                &mut y,
-            )
-            .expect("forward");
-        same_bits(&format!("forward {bn:?}"), &read(backend, &y), &y0);
-
-        let (mut dx0, mut dg0, mut db0) = (vec![B::Elem::nan(); bn.len()], z(), z());
-        reference
-            .batch_norm_backward(
-                &bn,
-                &x,
-                &dy,
-                &gamma,
-                BatchNormStats::new(&m0, &v0),
-                BatchNormGrads::new(&mut dx0, &mut dg0, &mut db0),
-            )
-            .expect("ref backward");
-        let (mut dx, mut dg, mut db) = (make(vec![B::Elem::nan(); bn.len()]), make(z()), make(z()));
-        backend
-            .batch_norm_backward(
-                &bn,
-                &make(x.clone()),
-                &make(dy.clone()),
-                &make(gamma.clone()),
-                BatchNormStats::new(&m, &v),
-                BatchNormGrads::new(&mut dx, &mut dg, &mut db),
-            )
-            .expect("backward");
-        same_bits(&format!("dx {bn:?}"), &read(backend, &dx), &dx0);
-        same_bits(&format!("dgamma {bn:?}"), &read(backend, &dg), &dg0);
-        same_bits(&format!("dbeta {bn:?}"), &read(backend, &db), &db0);
+        let gamma: Vec<B::Elem> = data(bn.channels, s + 2);
+        let beta: Vec<B::Elem> = data(bn.channels, s + 3);
+        let inputs = [&x[..], &dy, &gamma, &beta];
+        let want = batch_norm_passes(&reference, &|v| v, bn, inputs);
+        let got = batch_norm_passes(backend, make, bn, inputs);
+        let names = ["mean", "var", "forward", "dx", "dgamma", "dbeta"];
+        for ((name, got), want) in names.iter().zip(&got).zip(&want) {
+            same_bits(&format!("{name} {bn:?}"), got, want);
+        }
     }
 }
 
@@ -912,7 +976,37 @@ pub fn batch_norm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backe
         eps: 1e-5,
     };
     let z = |n| make(vec![B::Elem::zero(); n]);
+    // Each call with its buffers' lengths, in the request's field order.
+    let stats = |bn, [x, mean, var]: [usize; 3]| {
+        backend.batch_norm_stats(BatchNormStatsPass {
+            bn,
+            x: &z(x),
+            mean: &mut z(mean),
+            var: &mut z(var),
+        })
+    };
+    let forward = |bn, [x, y, gamma, beta, mean, var]: [usize; 6]| {
+        backend.batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x: &z(x),
+            y: &mut z(y),
+            gamma: &z(gamma),
+            beta: &z(beta),
+            stats: BatchNormStats::new(&z(mean), &z(var)),
+        })
+    };
+    let backward = |bn, [x, dy, gamma, mean, var, dx, dg, db]: [usize; 8]| {
+        backend.batch_norm_backward(BatchNormBackwardPass {
+            bn,
+            x: &z(x),
+            dy: &z(dy),
+            gamma: &z(gamma),
+            stats: BatchNormStats::new(&z(mean), &z(var)),
+            grads: BatchNormGrads::new(&mut z(dx), &mut z(dg), &mut z(db)),
+        })
+    };
     let (t, c) = (24, 3);
+    let lengths = ([t, c, c], [t, t, c, c, c, c], [t, t, c, c, c, t, c, c]);
     for bad in [
         BatchNorm { batch: 0, ..ok },
         BatchNorm { channels: 0, ..ok },
@@ -927,76 +1021,26 @@ pub fn batch_norm_rejects_bad_requests<B: TensorBackend, F: MakeBuffer<B>>(backe
             ..ok
         },
     ] {
-        expect_err(
-            "stats",
-            backend.batch_norm_stats(&bad, &z(t), &mut z(c), &mut z(c)),
-        );
-        expect_err(
-            "forward",
-            backend.batch_norm_forward(
-                &bad,
-                &z(t),
-                &z(c),
-                &z(c),
-                BatchNormStats::new(&z(c), &z(c)),
-                &mut z(t),
-            ),
-        );
-        expect_err(
-            "backward",
-            backend.batch_norm_backward(
-                &bad,
-                &z(t),
-                &z(t),
-                &z(c),
-                BatchNormStats::new(&z(c), &z(c)),
-                BatchNormGrads::new(&mut z(t), &mut z(c), &mut z(c)),
-            ),
-        );
+        expect_err("stats", stats(bad, lengths.0));
+        expect_err("forward", forward(bad, lengths.1));
+        expect_err("backward", backward(bad, lengths.2));
     }
     // Each buffer in turn one element short.
-    let len = |i: usize, k: usize, n: usize| if i == k { n - 1 } else { n };
     for k in 0..3 {
-        expect_err(
-            "stats length",
-            backend.batch_norm_stats(
-                &ok,
-                &z(len(0, k, t)),
-                &mut z(len(1, k, c)),
-                &mut z(len(2, k, c)),
-            ),
-        );
+        expect_err("stats length", stats(ok, one_short(lengths.0, k)));
     }
     for k in 0..6 {
-        expect_err(
-            "forward length",
-            backend.batch_norm_forward(
-                &ok,
-                &z(len(0, k, t)),
-                &z(len(1, k, c)),
-                &z(len(2, k, c)),
-                BatchNormStats::new(&z(len(3, k, c)), &z(len(4, k, c))),
-                &mut z(len(5, k, t)),
-            ),
-        );
+        expect_err("forward length", forward(ok, one_short(lengths.1, k)));
     }
     for k in 0..8 {
-        expect_err(
-            "backward length",
-            backend.batch_norm_backward(
-                &ok,
-                &z(len(0, k, t)),
-                &z(len(1, k, t)),
-                &z(len(2, k, c)),
-                BatchNormStats::new(&z(len(3, k, c)), &z(len(4, k, c))),
-                BatchNormGrads::new(
-                    &mut z(len(5, k, t)),
-                    &mut z(len(6, k, c)),
-                    &mut z(len(7, k, c)),
-                ),
-            ),
-        );
+        expect_err("backward length", backward(ok, one_short(lengths.2, k)));
     }
+}
+
+/// `lengths` with entry `k` one less.
+fn one_short<const N: usize>(mut lengths: [usize; N], k: usize) -> [usize; N] {
+    lengths[k] -= 1;
+    lengths
 }
 
 /// Loss and gradient bit for bit; one class, many rows, and logits offset by
@@ -1022,7 +1066,12 @@ pub fn softmax_cross_entropy<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, ma
         assert!(l0.is_finite() && l0 >= 0.0, "reference loss {l0}");
         let mut d = make(vec![B::Elem::nan(); z.len()]);
         let l = backend
-            .softmax_cross_entropy(classes, &make(z.clone()), &labels, &mut d)
+            .softmax_cross_entropy(CrossEntropy::new(
+                classes,
+                &make(z.clone()),
+                &labels,
+                &mut d,
+            ))
             .expect("loss");
         assert_eq!(
             l.to_bits(),
@@ -1045,27 +1094,27 @@ pub fn softmax_cross_entropy_rejects_bad_requests<B: TensorBackend, F: MakeBuffe
     let z = |n| make(vec![B::Elem::zero(); n]);
     expect_err(
         "classes 0",
-        backend.softmax_cross_entropy(0, &z(0), &[0], &mut z(0)),
+        backend.softmax_cross_entropy(CrossEntropy::new(0, &z(0), &[0], &mut z(0))),
     );
     expect_err(
         "no rows",
-        backend.softmax_cross_entropy(3, &z(0), &[], &mut z(0)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(0), &[], &mut z(0))),
     );
     expect_err(
         "label",
-        backend.softmax_cross_entropy(3, &z(6), &[0, 3], &mut z(6)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(6), &[0, 3], &mut z(6))),
     );
     expect_err(
         "logits",
-        backend.softmax_cross_entropy(3, &z(5), &[0, 1], &mut z(6)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(5), &[0, 1], &mut z(6))),
     );
     expect_err(
         "dlogits",
-        backend.softmax_cross_entropy(3, &z(6), &[0, 1], &mut z(7)),
+        backend.softmax_cross_entropy(CrossEntropy::new(3, &z(6), &[0, 1], &mut z(7))),
     );
     expect_err(
         "overflow",
-        backend.softmax_cross_entropy(usize::MAX, &z(1), &[0, 1], &mut z(1)),
+        backend.softmax_cross_entropy(CrossEntropy::new(usize::MAX, &z(1), &[0, 1], &mut z(1))),
     );
 }
 

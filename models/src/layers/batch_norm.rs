@@ -3,6 +3,7 @@
 
 use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, reuse, Activation, Layer};
 use smoothout::tensor::reference::{self as r, wide};
+use smoothout::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
 use smoothout::tensor::{BatchNormGrads, BatchNormStats, TensorBackend};
 use smoothout::{ParamSpec, Real, Result};
 
@@ -233,14 +234,14 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         if !train || self.frozen {
             let bn = self.request(n, spatial);
             let [g, be] = &self.params;
-            b.batch_norm_forward(
-                &bn,
+            b.batch_norm_forward(BatchNormForwardPass {
+                bn,
                 x,
-                g,
-                be,
-                BatchNormStats::new(&self.running_mean, &self.running_var),
-                &mut y,
-            )?;
+                y: &mut y,
+                gamma: g,
+                beta: be,
+                stats: BatchNormStats::new(&self.running_mean, &self.running_var),
+            })?;
             self.cache = None;
             let old = self.frozen_cache.take().map(|(kept, _)| kept);
             if train {
@@ -262,14 +263,29 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             b.copy_range(x, start * per_sample, &mut xc, 0, len)?;
             let mut mean = b.zeros(self.channels)?;
             let mut var = b.zeros(self.channels)?;
-            b.batch_norm_stats(&bn, &xc, &mut mean, &mut var)?;
+            b.batch_norm_stats(BatchNormStatsPass {
+                bn,
+                x: &xc,
+                mean: &mut mean,
+                var: &mut var,
+            })?;
             let [g, be] = &self.params;
+            let normalise = |y: &mut B::Buffer| {
+                b.batch_norm_forward(BatchNormForwardPass {
+                    bn,
+                    x: &xc,
+                    y,
+                    gamma: g,
+                    beta: be,
+                    stats: BatchNormStats::new(&mean, &var),
+                })
+            };
             if samples == n {
                 // One chunk, the whole batch: normalised straight into `y`.
-                b.batch_norm_forward(&bn, &xc, g, be, BatchNormStats::new(&mean, &var), &mut y)?;
+                normalise(&mut y)?;
             } else {
                 let mut yc = b.zeros(len)?;
-                b.batch_norm_forward(&bn, &xc, g, be, BatchNormStats::new(&mean, &var), &mut yc)?;
+                normalise(&mut yc)?;
                 b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
             }
             self.update_running(b, &mean, &var, samples * spatial)?;
@@ -305,14 +321,14 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             let bn = self.request(c.samples, *spatial);
             let len = c.samples * per_sample;
             let mut run = |dy: &B::Buffer, dx: &mut B::Buffer| {
-                b.batch_norm_backward(
-                    &bn,
-                    &c.x,
+                b.batch_norm_backward(BatchNormBackwardPass {
+                    bn,
+                    x: &c.x,
                     dy,
-                    &self.params[0],
-                    BatchNormStats::new(&c.mean, &c.var),
-                    BatchNormGrads::new(dx, &mut dg, &mut dbeta),
-                )
+                    gamma: &self.params[0],
+                    stats: BatchNormStats::new(&c.mean, &c.var),
+                    grads: BatchNormGrads::new(dx, &mut dg, &mut dbeta),
+                })
             };
             if len == total {
                 // One chunk, the whole batch: `dy` and `dx` as they are.

@@ -4,7 +4,7 @@ use super::layer::{
     bad_shape, keep_copy, nchw, no_cache, params_in_fields, uniform_init, Activation, Layer,
 };
 use crate::rng::seeded_rng;
-use smoothout::tensor::TensorBackend;
+use smoothout::tensor::{ConvPass, TensorBackend};
 use smoothout::{ParamSpec, Result};
 
 /// A square-kernel convolution over `NCHW` images, zero padding, one
@@ -111,7 +111,7 @@ impl<B: TensorBackend> Conv2d<B> {
         let (n, cols, f) = (conv.batch, conv.col_cols(), self.filters);
         smoothout::tensor::check_len("conv dy (N·F·H'·W')", n * f * cols, b.len(dy))?;
         // dW += Σ_n dy_n · col_nᵀ, accumulating onto what is already there.
-        b.conv_weight_grad(conv, f, x, dy, &mut self.grads[0])?;
+        b.conv_weight_grad(ConvPass::new((*conv, f), x, dy, &mut self.grads[0]))?;
         if self.bias {
             let mut db = b.zeros(f)?;
             b.bias_grad(dy, cols, &mut db)?;
@@ -142,7 +142,7 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         conv.validate()?;
         let (f, cols) = (self.filters, conv.col_cols());
         let mut y = b.zeros(n * f * cols)?;
-        b.conv_forward(&conv, f, &self.params[0], x, &mut y)?;
+        b.conv_forward(ConvPass::new((conv, f), &self.params[0], x, &mut y))?;
         if self.bias {
             b.add_bias(&self.params[1], cols, &mut y)?;
         }
@@ -159,7 +159,8 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         let conv = self.param_grads(b, dy)?;
         // dx = col2im(Wᵀ · dy_n) image by image, the weights shared.
         let mut dx = b.zeros(conv.batch * conv.image_len())?;
-        b.conv_input_grad(&conv, self.filters, &self.params[0], dy, &mut dx)?;
+        let pass = ConvPass::new((conv, self.filters), &self.params[0], dy, &mut dx);
+        b.conv_input_grad(pass)?;
         Ok(dx)
     }
 

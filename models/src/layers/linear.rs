@@ -4,7 +4,7 @@ use super::layer::{
     bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Activation, Layer,
 };
 use crate::rng::seeded_rng;
-use smoothout::tensor::{Gemm, TensorBackend};
+use smoothout::tensor::{Gemm, Operands, TensorBackend};
 use smoothout::{ParamSpec, Result};
 
 /// `y = x · Wᵀ + b` for `x: [N, in]` (any `[N, …]` is flattened),
@@ -77,7 +77,7 @@ impl<B: TensorBackend> Linear<B> {
         let gw = Gemm::new(self.outputs, self.inputs, n)
             .transposed(true, false)
             .scaled(1.0, 1.0);
-        b.gemm(&gw, dy, x, &mut self.grads[0])?;
+        b.gemm(Operands::new(gw, dy, x, &mut self.grads[0]))?;
         let mut db = b.zeros(self.outputs)?;
         b.bias_grad(dy, 1, &mut db)?;
         b.add(&db, &mut self.grads[1])?;
@@ -98,7 +98,7 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
         }
         let mut y = b.zeros(n * self.outputs)?;
         let g = Gemm::new(n, self.outputs, self.inputs).transposed(false, true);
-        b.gemm(&g, x, &self.params[0], &mut y)?;
+        b.gemm(Operands::new(g, x, &self.params[0], &mut y))?;
         b.add_bias(&self.params[1], 1, &mut y)?;
         if train {
             let old = self.x.take().map(|(c, _)| c);
@@ -110,12 +110,8 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let n = self.param_grads(b, dy)?;
         let mut dx = b.zeros(n * self.inputs)?;
-        b.gemm(
-            &Gemm::new(n, self.inputs, self.outputs),
-            dy,
-            &self.params[0],
-            &mut dx,
-        )?;
+        let g = Gemm::new(n, self.inputs, self.outputs);
+        b.gemm(Operands::new(g, dy, &self.params[0], &mut dx))?;
         Ok(dx)
     }
 

@@ -1,7 +1,7 @@
 //! Softmax cross-entropy loss.
 
 use super::layer::bad_shape;
-use smoothout::tensor::TensorBackend;
+use smoothout::tensor::{CrossEntropy, TensorBackend};
 use smoothout::Result;
 
 /// The mean softmax cross-entropy of `[N, classes]` logits against `N`
@@ -61,7 +61,8 @@ impl SoftmaxCrossEntropy {
             });
         }
         let mut d = b.zeros(b.len(logits))?;
-        let loss = b.softmax_cross_entropy(self.classes, logits, labels, &mut d)?;
+        let loss =
+            b.softmax_cross_entropy(CrossEntropy::new(self.classes, logits, labels, &mut d))?;
         Ok((loss, d))
     }
 }

@@ -1,7 +1,7 @@
 //! Max and average pooling.
 
 use super::layer::{nchw, no_cache, Activation, Layer};
-use smoothout::tensor::{Pool2d, PoolKind, TensorBackend};
+use smoothout::tensor::{Operands, Pool2d, PoolKind, TensorBackend};
 use smoothout::Result;
 
 struct Pool<B: TensorBackend> {
@@ -41,7 +41,7 @@ impl<B: TensorBackend> Pool<B> {
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let (p, x) = self.cache.as_ref().ok_or_else(no_cache)?;
         let mut dx = b.zeros(b.len(x))?;
-        b.pool_backward(p, x, dy, &mut dx)?;
+        b.pool_backward(Operands::new(*p, x, dy, &mut dx))?;
         Ok(dx)
     }
 }
