@@ -34,6 +34,7 @@
 
 mod error;
 pub mod kernels;
+mod launch_sizes;
 mod lib_names;
 pub mod standin;
 mod tensor;

@@ -29,11 +29,12 @@ use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNormBackwardPass, BatchNormForwardPass, BatchNormGrads, BatchNormOps, BatchNormStats,
     BatchNormStatsPass, BatchedGemm, Conv2d, ConvOps, CrossEntropy, Gemm, LossOps, MapOps,
-    MatmulOps, Operands, Pool2d, PoolKind, PoolOps,
+    MatmulOps, Operands, Pool2d, PoolOps,
 };
 use smoothout::{Error, Result};
 
 use crate::error::{blas, device};
+use crate::launch_sizes::{conv_args, pool_args};
 use crate::{grid, launch, Cuda, THREADS};
 
 /// Every kernel of `kernels/tensor.cu`.
@@ -164,43 +165,6 @@ fn channel_grid(channels: u64, slices: u64) -> LaunchConfig {
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-/// A convolution's sizes as the kernels take them.
-fn conv_args(c: &Conv2d) -> [u64; 10] {
-    [
-        c.batch,
-        c.channels,
-        c.height,
-        c.width,
-        c.kernel_h,
-        c.kernel_w,
-        c.stride,
-        c.padding,
-        c.out_h(),
-        c.out_w(),
-    ]
-    .map(|v| v as u64)
-}
-
-/// A pooling's sizes as the kernels take them, and its kind.
-fn pool_args(p: &Pool2d) -> ([u64; 8], i32) {
-    let sizes = [
-        p.planes(),
-        p.height,
-        p.width,
-        p.kernel,
-        p.stride,
-        p.padding,
-        p.out_h(),
-        p.out_w(),
-    ]
-    .map(|v| v as u64);
-    let kind = match p.kind {
-        PoolKind::Max => 0,
-        PoolKind::Avg => 1,
-    };
-    (sizes, kind)
 }
 
 impl Cuda {

@@ -2,23 +2,6 @@
 
 use super::*;
 
-/// src/tensor.rs's `conv_args`.
-fn conv_args(c: &Conv2d) -> [u64; 10] {
-    [
-        c.batch,
-        c.channels,
-        c.height,
-        c.width,
-        c.kernel_h,
-        c.kernel_w,
-        c.stride,
-        c.padding,
-        c.out_h(),
-        c.out_w(),
-    ]
-    .map(|v| v as u64)
-}
-
 #[test]
 fn im2col_and_col2im_match_reference() {
     let Some(emu) = emu_or_skip() else { return };

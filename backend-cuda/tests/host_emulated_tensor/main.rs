@@ -82,6 +82,9 @@ mod build;
 #[path = "../support/compile.rs"]
 mod compile;
 use build::{check, emu_driver, grid, launches, status_message, Status, THREADS};
+#[path = "../../src/launch_sizes.rs"]
+mod launch_sizes;
+use launch_sizes::{conv_args, pool_args};
 #[path = "../support/tensor_bounds.rs"]
 mod bounds;
 use bounds::{

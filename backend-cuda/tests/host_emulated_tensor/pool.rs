@@ -3,26 +3,6 @@
 
 use super::*;
 
-/// src/tensor.rs's `pool_args`.
-fn pool_args(p: &Pool2d) -> ([u64; 8], i32) {
-    let sizes = [
-        p.planes(),
-        p.height,
-        p.width,
-        p.kernel,
-        p.stride,
-        p.padding,
-        p.out_h(),
-        p.out_w(),
-    ]
-    .map(|v| v as u64);
-    let kind = match p.kind {
-        PoolKind::Max => 0,
-        PoolKind::Avg => 1,
-    };
-    (sizes, kind)
-}
-
 /// Pooling input: multiples of 1/4 in [−1, 1] (ties, +0.0 and −0.0), a
 /// NaN every 11 elements, −∞ every 37, and (with several planes) the
 /// first plane all NaN, so that some windows are all NaN.
