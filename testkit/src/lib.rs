@@ -134,9 +134,40 @@ pub fn write_json(path: &Option<std::path::PathBuf>, body: &str) -> std::io::Res
     Ok(())
 }
 
+/// A JSON string literal (names and error messages only).
+pub fn json_str(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A GPU bench's exit when there is no GPU: says why on stdout and writes
+/// the record `{"skipped": reason}` to `path` (see [`write_json`]).
+pub fn write_skipped(path: &Option<std::path::PathBuf>, reason: &str) -> std::io::Result<()> {
+    println!("skipped: {reason}");
+    write_json(path, &format!("{{\"skipped\": {}}}\n", json_str(reason)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_str_escapes_quotes_backslashes_and_control_characters() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    }
 
     #[test]
     fn splitmix64_reference_outputs() {

@@ -1,7 +1,9 @@
 //! IDX (MNIST, Fashion-MNIST): parsing, loading, and one test per malformed
 //! case.
 
-use crate::support::data::{gz, idx_header, idx_images, idx_labels, missing_text, TempDir};
+use crate::support::data::{
+    assert_label_out_of_range, gz, idx_header, idx_images, idx_labels, missing_text, TempDir,
+};
 use smoothout_models::data::{
     load_fashion_mnist, load_idx_files, load_mnist, parse_idx, DataError, DatasetKind,
 };
@@ -174,14 +176,7 @@ fn huge_header_is_rejected_without_allocating() {
 #[test]
 fn label_out_of_range() {
     let err = parse_idx(&idx_images(3, 2, 2), &idx_labels(&[1, 10, 2]), 10).unwrap_err();
-    assert_matches!(
-        err,
-        DataError::LabelOutOfRange {
-            index: 1,
-            label: 10,
-            classes: 10
-        }
-    );
+    assert_label_out_of_range(&err, Some(1), 10, 10);
 }
 
 #[test]

@@ -97,3 +97,24 @@ pub fn cifar_record(labels: &[u8], seed: u8) -> Vec<u8> {
     }
     v
 }
+
+/// Asserts that `err` is [`DataError::LabelOutOfRange`] of `label` against
+/// `classes`, at example `index` (at any example when `None`).
+pub fn assert_label_out_of_range(
+    err: &DataError,
+    index: Option<usize>,
+    label: u32,
+    classes: usize,
+) {
+    match err {
+        DataError::LabelOutOfRange {
+            index: i,
+            label: l,
+            classes: c,
+        } => assert!(
+            index.is_none_or(|index| *i == index) && (*l, *c) == (label, classes),
+            "{err:?}"
+        ),
+        other => panic!("expected LabelOutOfRange, got {other:?}"),
+    }
+}
