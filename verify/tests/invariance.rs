@@ -7,8 +7,8 @@
 use proptest::prelude::*;
 use smoothout::Scaling;
 use smoothout_verify::checks::invariance::{
-    loss_invariance, report_setting, smoothed, Perturb, Rescale, SmoothedInvariance, Smoothing,
-    Variant,
+    loss_invariance, report_setting, smoothed, Perturb, Rescale, Rescaling, SmoothedInvariance,
+    Smoothing, Variant,
 };
 use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
 use smoothout_verify::mlp::{Data, Mlp};
@@ -62,9 +62,9 @@ proptest! {
                          layer in 0usize..8, unit in 0usize..8, whole: bool,
                          c in 0.01f64..100.0, k in -8i32..8) {
         let what = pick(&mlp, layer, unit, whole);
-        let l = loss_invariance(&mlp, &params, &data, what, c, Variant::Correct);
+        let l = loss_invariance(&mlp, &params, &data, Rescaling::correct(what, c));
         prop_assert!(l.ratio() <= 1.0, "{what:?} c {c}: ratio {}", l.ratio());
-        let p = loss_invariance(&mlp, &params, &data, what, 2f64.powi(k), Variant::Correct);
+        let p = loss_invariance(&mlp, &params, &data, Rescaling::correct(what, 2f64.powi(k)));
         prop_assert_eq!(p.differing_bits(), 0, "{:?} c 2^{}", what, k);
     }
 }
@@ -113,15 +113,13 @@ fn adasmoothout_invariant<H: Harness>(
         draws: 8,
         seed,
     };
-    let s = smoothed::<H>(mlp, params, data, what, c, Variant::Correct, smoothing);
+    let s = smoothed::<H>(mlp, params, data, Rescaling::correct(what, c), smoothing);
     prop_assert!(s.max_ratio <= 1.0, "{what:?} c {c}: ratio {}", s.max_ratio);
     let p = smoothed::<H>(
         mlp,
         params,
         data,
-        what,
-        2f64.powi(k),
-        Variant::Correct,
+        Rescaling::correct(what, 2f64.powi(k)),
         smoothing,
     );
     prop_assert_eq!(p.differing_bits, 0, "{:?} c 2^{}", what, k);
@@ -174,7 +172,9 @@ fn broken_rescalings_miss_the_bound() {
     for variant in [Variant::BiasUnscaled, Variant::Uncompensated] {
         let smallest = report_units()
             .into_iter()
-            .map(|what| loss_invariance(&mlp, &params, &data, what, 4.0, variant).ratio())
+            .map(|what| {
+                loss_invariance(&mlp, &params, &data, Rescaling::new(what, 4.0, variant)).ratio()
+            })
             .fold(f64::INFINITY, f64::min);
         println!("{variant:?}: smallest |ΔC| / B over units = {smallest:.3e}");
         assert!(smallest > 1e6, "{variant:?}: {smallest:.3e}");
@@ -200,7 +200,7 @@ fn assert_not_invariant(
         draws: 2000,
         seed,
     };
-    let s = smoothed::<RefHarness>(mlp, params, data, what, 4.0, Variant::Correct, smoothing);
+    let s = smoothed::<RefHarness>(mlp, params, data, Rescaling::correct(what, 4.0), smoothing);
     println!(
         "{label} {what:?}: max ratio {:.3e}, z {:.1}",
         s.max_ratio,
@@ -258,10 +258,18 @@ fn broken_rescaling_breaks_the_smoothed_invariance() {
         seed: 11,
     };
     let what = Rescale::Unit { layer: 1, unit: 3 };
-    let ok = smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
-    assert_eq!(ok.differing_bits, 0);
+    let run = |variant| {
+        smoothed::<RefHarness>(
+            &mlp,
+            &params,
+            &data,
+            Rescaling::new(what, 4.0, variant),
+            smoothing,
+        )
+    };
+    assert_eq!(run(Variant::Correct).differing_bits, 0);
     for variant in [Variant::BiasUnscaled, Variant::Uncompensated] {
-        let s = smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, variant, smoothing);
+        let s = run(variant);
         println!(
             "{variant:?} under AdaSmoothOut: max ratio {:.3e}",
             s.max_ratio
