@@ -44,7 +44,7 @@ use smoothout_cuda::Cuda;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
 use smoothout_testkit::{
-    json_list, json_str, median, time_range, write_json, write_skipped, SplitMix64,
+    json_list, json_str, median, timing_cells, write_json, write_skipped, SplitMix64,
 };
 
 const METHODS: [Method; 2] = [Method::Baseline, Method::AdaSmoothOut];
@@ -351,18 +351,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         let ok: Vec<f64> = c.ms.iter().copied().filter(|m| m.is_finite()).collect();
         let med = median(&ok);
         let r = ratios(c);
-        let (lo, hi) = time_range(&ok);
         if ok.is_empty() {
             println!("| {} | {} | failed | | | | 0 |", c.batch, c.method.name());
         } else {
-            println!(
-                "| {} | {} | {med:.2} | {lo:.2}–{hi:.2} | {:.0} | {:.3} | {} |",
-                c.batch,
-                c.method.name(),
-                c.batch as f64 * 1e3 / med,
-                median(&r),
-                ok.len()
-            );
+            let cells = timing_cells(c.batch, c.method.name(), &ok, &r);
+            println!("{cells} {} |", ok.len());
         }
         let _ = write!(
             json,

@@ -108,6 +108,20 @@ pub fn upper_median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The cells a step bench's table row starts with, as `| … |`: the batch,
+/// the method, the median ms per step of `ms`, its fastest–slowest range,
+/// images per second at the median, and the median of `ratios` (to the
+/// baseline).
+pub fn timing_cells(batch: usize, method: &str, ms: &[f64], ratios: &[f64]) -> String {
+    let med = median(ms);
+    let (lo, hi) = time_range(ms);
+    format!(
+        "| {batch} | {method} | {med:.2} | {lo:.2}–{hi:.2} | {:.0} | {:.3} |",
+        batch as f64 * 1e3 / med,
+        median(ratios)
+    )
+}
+
 /// The process's peak resident memory in KiB (`VmHWM` of
 /// `/proc/self/status`), where Linux reports it.
 pub fn peak_rss_kib() -> Option<u64> {
@@ -163,6 +177,14 @@ pub fn write_skipped(path: &Option<std::path::PathBuf>, reason: &str) -> std::io
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timing_cells_are_the_table_row_start() {
+        assert_eq!(
+            timing_cells(32, "baseline", &[2.0, 1.0, 4.0], &[1.5]),
+            "| 32 | baseline | 2.00 | 1.00–4.00 | 16000 | 1.500 |"
+        );
+    }
 
     #[test]
     fn json_str_escapes_quotes_backslashes_and_control_characters() {
