@@ -1,7 +1,9 @@
 //! CIFAR-10/100 binary batches: no registry ships them, so these tests write
 //! small files in the format and load them; one test per malformed case.
 
-use crate::support::data::{assert_label_out_of_range, cifar_record, missing_text, TempDir};
+use crate::support::data::{
+    assert_in_file, assert_label_out_of_range, cifar_record, missing_text, TempDir,
+};
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_cifar100_coarse, parse_cifar, CifarLayout, DataError,
     DatasetKind, CIFAR_IMAGE_LEN,
@@ -141,14 +143,7 @@ fn error_in_one_batch_names_that_file() {
         &records(&[&[1], &[200]]),
     );
     let err = load_cifar10(tmp.path()).unwrap_err();
-    match &err {
-        DataError::InFile {
-            path,
-            dataset: Some(DatasetKind::Cifar10),
-            ..
-        } => assert_eq!(path, &bad),
-        other => panic!("{other:?}"),
-    }
+    assert_in_file(&err, &bad, DatasetKind::Cifar10);
     assert_matches!(
         err.innermost(),
         DataError::LabelOutOfRange { label: 200, .. }

@@ -2,7 +2,8 @@
 //! case.
 
 use crate::support::data::{
-    assert_label_out_of_range, gz, idx_header, idx_images, idx_labels, missing_text, TempDir,
+    assert_in_file, assert_label_out_of_range, gz, idx_header, idx_images, idx_labels,
+    missing_text, TempDir,
 };
 use smoothout_models::data::{
     load_fashion_mnist, load_idx_files, load_mnist, parse_idx, DataError, DatasetKind,
@@ -304,14 +305,7 @@ fn corrupt_file_on_disk_is_named() {
     let path = tmp.path().join("mnist/train-labels-idx1-ubyte");
     std::fs::write(&path, idx_labels(&[0, 1, 2, 3, 42])).unwrap();
     let err = load_mnist(tmp.path()).unwrap_err();
-    match &err {
-        DataError::InFile {
-            path: p,
-            dataset: Some(DatasetKind::Mnist),
-            ..
-        } => assert_eq!(p, &path),
-        other => panic!("{other:?}"),
-    }
+    assert_in_file(&err, &path, DatasetKind::Mnist);
     assert_matches!(
         err.innermost(),
         DataError::LabelOutOfRange { label: 42, .. }

@@ -118,3 +118,15 @@ pub fn assert_label_out_of_range(
         other => panic!("expected LabelOutOfRange, got {other:?}"),
     }
 }
+
+/// Asserts that `err` is [`DataError::InFile`] naming `path` of `dataset`.
+pub fn assert_in_file(err: &DataError, path: &Path, dataset: DatasetKind) {
+    match err {
+        DataError::InFile {
+            path: p,
+            dataset: Some(d),
+            ..
+        } => assert!(p == path && *d == dataset, "{err:?}"),
+        other => panic!("expected InFile, got {other:?}"),
+    }
+}
