@@ -140,6 +140,16 @@ impl Variant {
             Variant::NarrowTau { tau } => format!(", τ = {tau} < a (counterexample)"),
         }
     }
+
+    /// Changes a loss's odd coefficient β or its box half-width τ as the
+    /// variant says (a [`Profile`]'s or a [`Bowl`]'s).
+    fn apply(self, odd: &mut f64, tau: &mut f64) {
+        match self {
+            Variant::Symmetric => {}
+            Variant::OddTerm { beta } => *odd = beta,
+            Variant::NarrowTau { tau: t } => *tau = t,
+        }
+    }
 }
 
 /// One coordinate's profile `g` (see the module docs).
@@ -166,11 +176,7 @@ impl Profile {
     #[must_use]
     pub fn with(&self, variant: Variant) -> Profile {
         let mut p = self.clone();
-        match variant {
-            Variant::Symmetric => {}
-            Variant::OddTerm { beta } => p.odd = beta,
-            Variant::NarrowTau { tau } => p.tau = tau,
-        }
+        variant.apply(&mut p.odd, &mut p.tau);
         p
     }
 
@@ -459,11 +465,7 @@ impl Bowl {
     #[must_use]
     pub fn with(&self, variant: Variant) -> Bowl {
         let mut b = self.clone();
-        match variant {
-            Variant::Symmetric => {}
-            Variant::OddTerm { beta } => b.odd = beta,
-            Variant::NarrowTau { tau } => b.tau = tau,
-        }
+        variant.apply(&mut b.odd, &mut b.tau);
         b
     }
 
