@@ -141,12 +141,21 @@ impl Entry {
         spec: &ParamSpec,
         config: &Config,
         id: u64,
-        backends: &mut Backends,
+        // Only a CUDA build has device backends to share.
+        #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] backends: &mut Backends,
     ) -> Result<Noise> {
         let name = &spec.name;
         let device = var.device();
         if device.is_cuda() {
-            return Self::cuda_noise(var, spec, config, id, backends);
+            #[cfg(feature = "cuda")]
+            return crate::cuda::CudaParam::new(var, spec, config, id, &mut backends.cuda)
+                .map(Noise::Cuda);
+            #[cfg(not(feature = "cuda"))]
+            return Err(Error::UnsupportedDevice {
+                name: name.clone(),
+                device: "cuda".to_owned(),
+                hint: "build smoothout-candle with its feature `cuda`",
+            });
         }
         if !device.is_cpu() {
             return Err(Error::UnsupportedDevice {
@@ -166,32 +175,6 @@ impl Entry {
                 name,
                 Param::new(&Host::<f32>::new(), *config, id, spec),
             )?),
-        })
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_noise(
-        var: &Var,
-        spec: &ParamSpec,
-        config: &Config,
-        id: u64,
-        backends: &mut Backends,
-    ) -> Result<Noise> {
-        crate::cuda::CudaParam::new(var, spec, config, id, &mut backends.cuda).map(Noise::Cuda)
-    }
-
-    #[cfg(not(feature = "cuda"))]
-    fn cuda_noise(
-        _: &Var,
-        spec: &ParamSpec,
-        _: &Config,
-        _: u64,
-        _: &mut Backends,
-    ) -> Result<Noise> {
-        Err(Error::UnsupportedDevice {
-            name: spec.name.clone(),
-            device: "cuda".to_owned(),
-            hint: "build smoothout-candle with its feature `cuda`",
         })
     }
 
