@@ -15,7 +15,10 @@ use smoothout_verify::mlp::{Data, Mlp};
 use smoothout_verify::stats::Z_BOUND;
 
 /// A random network with one or two hidden layers, its parameters and data.
-fn network() -> impl Strategy<Value = (Mlp, Vec<Vec<f64>>, smoothout_verify::mlp::Data)> {
+/// A network, its parameters and its data.
+type Setting = (Mlp, Vec<Vec<f64>>, Data);
+
+fn network() -> impl Strategy<Value = Setting> {
     (
         prop::collection::vec(1usize..7, 3..5),
         any::<u64>(),
@@ -77,13 +80,13 @@ proptest! {
     /// layer with everything perturbed, or one unit with the compensating
     /// weight unperturbed.
     #[test]
-    fn adasmoothout_is_invariant_for_row_scalings((mlp, params, data) in network(),
+    fn adasmoothout_is_invariant_for_row_scalings(setting in network(),
                                                   layer in 0usize..8, unit in 0usize..8,
                                                   whole: bool, c in 0.01f64..100.0,
                                                   k in -8i32..8, a in 0.0f64..0.5,
                                                   seed: u64) {
-        let what = pick(&mlp, layer, unit, whole);
-        adasmoothout_invariant::<RefHarness>(&mlp, &params, &data, what, c, k, a, seed)?;
+        let what = pick(&setting.0, layer, unit, whole);
+        adasmoothout_invariant::<RefHarness>(&setting, what, c, k, a, seed)?;
     }
 }
 
@@ -91,11 +94,8 @@ proptest! {
 /// layer, everything perturbed; or a unit, its compensating weight not):
 /// within the rounding bound for `c`, bit for bit for `2^k`. Returns both
 /// comparisons.
-#[allow(clippy::too_many_arguments)]
 fn adasmoothout_invariant<H: Harness>(
-    mlp: &Mlp,
-    params: &[Vec<f64>],
-    data: &Data,
+    (mlp, params, data): &Setting,
     what: Rescale,
     c: f64,
     k: i32,
@@ -130,15 +130,13 @@ fn adasmoothout_invariant<H: Harness>(
 /// network: the paired differences are the reference's bit for bit.
 #[test]
 fn adasmoothout_is_invariant_on_cpu() {
-    let (mlp, params, data) = report_setting();
+    let setting = report_setting();
     for (what, c, k) in [
         (Rescale::Layer { layer: 2 }, 2.9, 3),
         (Rescale::Unit { layer: 1, unit: 6 }, 0.37, -2),
     ] {
-        let got = adasmoothout_invariant::<CpuHarness>(&mlp, &params, &data, what, c, k, 0.2, 14)
-            .unwrap();
-        let want = adasmoothout_invariant::<RefHarness>(&mlp, &params, &data, what, c, k, 0.2, 14)
-            .unwrap();
+        let got = adasmoothout_invariant::<CpuHarness>(&setting, what, c, k, 0.2, 14).unwrap();
+        let want = adasmoothout_invariant::<RefHarness>(&setting, what, c, k, 0.2, 14).unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(g.max_ratio.to_bits(), w.max_ratio.to_bits(), "{what:?}");
             assert_eq!(g.diff.mean().to_bits(), w.diff.mean().to_bits(), "{what:?}");
@@ -186,7 +184,7 @@ fn broken_rescalings_miss_the_bound() {
 /// more than 10⁶ times the rounding bound, the mean by more than twice
 /// [`Z_BOUND`] standard errors. Prints both, after `label`.
 fn assert_not_invariant(
-    (mlp, params, data): &(Mlp, Vec<Vec<f64>>, Data),
+    (mlp, params, data): &Setting,
     label: &str,
     what: Rescale,
     scaling: Scaling,
