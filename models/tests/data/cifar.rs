@@ -152,13 +152,13 @@ fn error_in_one_batch_names_that_file() {
 
 #[test]
 fn missing_cifar_says_where_to_get_it() {
-    let tmp = TempDir::new("cifar-missing");
-    let text = missing_text(load_cifar10(tmp.path()).unwrap_err(), DatasetKind::Cifar10);
+    let text = missing_text(|root| load_cifar10(root), DatasetKind::Cifar10);
     assert!(text.contains("data_batch_1.bin"), "{text}");
     assert!(text.contains("no package registry"), "{text}");
     assert!(text.contains("cifar-10-binary.tar.gz"), "{text}");
     assert!(text.contains("cifar-10-batches-bin"), "{text}");
 
+    let tmp = TempDir::new("cifar-missing");
     let err = load_cifar100(tmp.path()).unwrap_err();
     assert!(err.to_string().contains("cifar-100-binary.tar.gz"), "{err}");
 }

@@ -170,13 +170,13 @@ fn truncated_plain_text_cuts_a_line() {
 
 #[test]
 fn load_from_data_root() {
-    let tmp = TempDir::new("digits");
-    let text = missing_text(load_digits(tmp.path()).unwrap_err(), DatasetKind::Digits);
+    let text = missing_text(|root| load_digits(root), DatasetKind::Digits);
     assert!(
         text.contains("scripts/fetch-data.sh digits --dir"),
         "{text}"
     );
 
+    let tmp = TempDir::new("digits");
     tmp.write("digits/digits.csv.gz", DIGITS_CSV_GZ);
     assert_eq!(load_digits(tmp.path()).unwrap(), Dataset::digits_embedded());
 

@@ -265,8 +265,7 @@ fn loads_fashion_layout_gzipped() {
 
 #[test]
 fn missing_file_names_the_fetch_command() {
-    let tmp = TempDir::new("mnist-missing");
-    let text = missing_text(load_mnist(tmp.path()).unwrap_err(), DatasetKind::Mnist);
+    let text = missing_text(|root| load_mnist(root), DatasetKind::Mnist);
     assert!(text.starts_with("MNIST not found at "), "{text}");
     assert!(text.contains("train-images-idx3-ubyte"), "{text}");
     assert!(

@@ -42,10 +42,15 @@ impl Drop for TempDir {
     }
 }
 
-/// Checks that a loader's error for an empty folder says `dataset` is
-/// missing; returns the error's message, for the tests to check what it
+/// Runs `load` on an empty folder and checks that its error says `dataset`
+/// is missing; returns the error's message, for the tests to check what it
 /// tells the user.
-pub fn missing_text(err: DataError, dataset: DatasetKind) -> String {
+pub fn missing_text<T: std::fmt::Debug>(
+    load: impl FnOnce(&Path) -> Result<T, DataError>,
+    dataset: DatasetKind,
+) -> String {
+    let tmp = TempDir::new("missing");
+    let err = load(tmp.path()).unwrap_err();
     assert_matches!(err, DataError::Missing { dataset: d, .. } if *d == dataset);
     err.to_string()
 }
