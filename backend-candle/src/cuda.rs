@@ -36,6 +36,7 @@ use smoothout::{Config, Draw, Param, ParamSpec};
 use smoothout_cuda::Cuda;
 
 use crate::error::{Error, Result};
+use crate::state::Action;
 
 /// The element types perturbed on CUDA, as the error message names them.
 const CUDA_DTYPES: &str = "f32 on CUDA";
@@ -117,25 +118,16 @@ impl CudaParam {
         }
     }
 
-    pub(crate) fn perturb(
+    /// Perturbs or de-noises the variable's memory, `range` of `storage`.
+    pub(crate) fn apply(
         &mut self,
+        action: Action,
         name: &str,
         storage: &mut CudaStorage,
         range: Range<usize>,
         draw: Draw,
     ) -> Result<()> {
         let w = Self::slice(name, storage, range)?;
-        core(name, self.param.perturb(&self.backend, w, draw))
-    }
-
-    pub(crate) fn denoise(
-        &mut self,
-        name: &str,
-        storage: &mut CudaStorage,
-        range: Range<usize>,
-        draw: Draw,
-    ) -> Result<()> {
-        let w = Self::slice(name, storage, range)?;
-        core(name, self.param.denoise(&self.backend, w, draw))
+        core(name, action.run(&mut self.param, &self.backend, w, draw))
     }
 }

@@ -1,7 +1,7 @@
 //! One variable's SmoothOut state, on its device and in its element type.
 
 use candle_core::{DType, Var};
-use smoothout::{Config, Draw, Param, ParamSpec};
+use smoothout::{Config, Draw, Param, ParamSpec, PerturbOps, StateOps};
 
 use crate::error::{Error, Result};
 use crate::inplace::{check_dtype, visit, HostSlice, Visit, CPU_DTYPES};
@@ -34,9 +34,25 @@ pub(crate) struct Entry {
 
 /// What to do to the variable's memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Perturb,
     Denoise,
+}
+
+impl Action {
+    /// Perturbs or de-noises `w` through the core's `param` on `backend`.
+    pub(crate) fn run<B: StateOps + PerturbOps>(
+        self,
+        param: &mut Param<B>,
+        backend: &B,
+        w: &mut B::Buffer,
+        draw: Draw,
+    ) -> smoothout::Result<()> {
+        match self {
+            Action::Perturb => param.perturb(backend, w, draw),
+            Action::Denoise => param.denoise(backend, w, draw),
+        }
+    }
 }
 
 struct Apply<'a> {
@@ -55,21 +71,15 @@ fn core<T>(name: &str, r: smoothout::Result<T>) -> Result<T> {
 
 impl Visit for Apply<'_> {
     fn host(&mut self, slice: HostSlice<'_>) -> Result<()> {
-        let (name, draw) = (self.name, self.draw);
-        match (&mut *self.noise, slice, self.action) {
-            (Noise::F32(p), HostSlice::F32(w), Action::Perturb) => {
-                core(name, p.perturb(&Host::<f32>::new(), w, draw))
+        let (name, action, draw) = (self.name, self.action, self.draw);
+        match (&mut *self.noise, slice) {
+            (Noise::F32(p), HostSlice::F32(w)) => {
+                core(name, action.run(p, &Host::<f32>::new(), w, draw))
             }
-            (Noise::F32(p), HostSlice::F32(w), Action::Denoise) => {
-                core(name, p.denoise(&Host::<f32>::new(), w, draw))
+            (Noise::F64(p), HostSlice::F64(w)) => {
+                core(name, action.run(p, &Host::<f64>::new(), w, draw))
             }
-            (Noise::F64(p), HostSlice::F64(w), Action::Perturb) => {
-                core(name, p.perturb(&Host::<f64>::new(), w, draw))
-            }
-            (Noise::F64(p), HostSlice::F64(w), Action::Denoise) => {
-                core(name, p.denoise(&Host::<f64>::new(), w, draw))
-            }
-            (_, slice, _) => Err(Error::UnsupportedDtype {
+            (_, slice) => Err(Error::UnsupportedDtype {
                 name: name.to_owned(),
                 dtype: match slice {
                     HostSlice::F32(_) => DType::F32,
@@ -87,10 +97,7 @@ impl Visit for Apply<'_> {
         range: std::ops::Range<usize>,
     ) -> Result<()> {
         match &mut *self.noise {
-            Noise::Cuda(p) => match self.action {
-                Action::Perturb => p.perturb(self.name, storage, range, self.draw),
-                Action::Denoise => p.denoise(self.name, storage, range, self.draw),
-            },
+            Noise::Cuda(p) => p.apply(self.action, self.name, storage, range, self.draw),
             _ => Err(Error::UnsupportedDevice {
                 name: self.name.to_owned(),
                 device: "cuda".to_owned(),
@@ -134,12 +141,21 @@ impl Entry {
         spec: &ParamSpec,
         config: &Config,
         id: u64,
-        backends: &mut Backends,
+        // Only a CUDA build has device backends to share.
+        #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] backends: &mut Backends,
     ) -> Result<Noise> {
         let name = &spec.name;
         let device = var.device();
         if device.is_cuda() {
-            return Self::cuda_noise(var, spec, config, id, backends);
+            #[cfg(feature = "cuda")]
+            return crate::cuda::CudaParam::new(var, spec, config, id, &mut backends.cuda)
+                .map(Noise::Cuda);
+            #[cfg(not(feature = "cuda"))]
+            return Err(Error::UnsupportedDevice {
+                name: name.clone(),
+                device: "cuda".to_owned(),
+                hint: "build smoothout-candle with its feature `cuda`",
+            });
         }
         if !device.is_cpu() {
             return Err(Error::UnsupportedDevice {
@@ -159,32 +175,6 @@ impl Entry {
                 name,
                 Param::new(&Host::<f32>::new(), *config, id, spec),
             )?),
-        })
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_noise(
-        var: &Var,
-        spec: &ParamSpec,
-        config: &Config,
-        id: u64,
-        backends: &mut Backends,
-    ) -> Result<Noise> {
-        crate::cuda::CudaParam::new(var, spec, config, id, &mut backends.cuda).map(Noise::Cuda)
-    }
-
-    #[cfg(not(feature = "cuda"))]
-    fn cuda_noise(
-        _: &Var,
-        spec: &ParamSpec,
-        _: &Config,
-        _: u64,
-        _: &mut Backends,
-    ) -> Result<Noise> {
-        Err(Error::UnsupportedDevice {
-            name: spec.name.clone(),
-            device: "cuda".to_owned(),
-            hint: "build smoothout-candle with its feature `cuda`",
         })
     }
 

@@ -11,12 +11,13 @@
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{linear, AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap, SGD};
-use smoothout::reference::{self, ParamNoise, Scale};
-use smoothout::{param_id, Config, Draw, Noise, NoiseKey, Real, Scaling, Unit};
+use smoothout::reference;
+use smoothout::{Config, Draw, Noise, Real, Scaling};
 use smoothout_candle::{Error, Params, SmoothOut, SmoothOutConfig};
 
-const SEED: u64 = 11;
-const A: f64 = 0.05;
+mod support;
+
+use support::{key, param_noise, reference_theta, row_cols, A, SEED};
 
 /// A small network with a BatchNorm in the middle: `fc1 [6, 5]`, `bn1 [6]`
 /// (γ, β, running statistics), `fc2 [3, 6]`.
@@ -86,51 +87,6 @@ fn config(scaling: Scaling) -> Config {
         .with_seed(SEED)
 }
 
-fn key(name: &str, draw: Draw) -> NoiseKey {
-    NoiseKey::for_draw(SEED, draw.step, draw.ghost, param_id(name))
-}
-
-/// The reference's θ for one variable (`w` before perturbing), and the
-/// per-row scales for FilterNorm.
-fn reference_theta<T: Real>(
-    scaling: Scaling,
-    name: &str,
-    dims: &[usize],
-    w: &[T],
-    draw: Draw,
-) -> (Vec<T>, Vec<T>) {
-    let k = key(name, draw);
-    match scaling {
-        Scaling::FilterNorm => {
-            let cols = if dims.len() >= 2 {
-                w.len() / dims[0]
-            } else {
-                1
-            };
-            let mut p = w.to_vec();
-            let mut scales = vec![T::zero(); w.len() / cols];
-            reference::perturb_filter_norm(k, Unit::Uniform, A, cols, 0, &mut p, &mut scales)
-                .unwrap();
-            let mut theta = vec![T::zero(); w.len()];
-            let n = ParamNoise {
-                key: k,
-                unit: Unit::Uniform,
-                scale: Scale::Rows {
-                    cols,
-                    scales: &scales[..],
-                },
-            };
-            reference::write_noise(&n, 0, w, &mut theta).unwrap();
-            (theta, scales)
-        }
-        _ => {
-            let mut theta = vec![T::zero(); w.len()];
-            reference::fill_noise(k, &Noise::uniform(A).unwrap(), 0, &mut theta).unwrap();
-            (theta, Vec::new())
-        }
-    }
-}
-
 fn perturbed(name: &str) -> bool {
     name.starts_with("fc")
 }
@@ -167,29 +123,8 @@ fn check_against_reference<T: Real + candle_core::WithDType>(dtype: DType, scali
         let (theta, scales) = reference_theta(scaling, name, dims, w, draw);
         // Bit for bit the reference's own de-noise of the perturbed values…
         let mut want = p.clone();
-        let k = key(name, draw);
-        match scaling {
-            Scaling::FilterNorm => {
-                let cols = w.len() / scales.len();
-                let n = ParamNoise {
-                    key: k,
-                    unit: Unit::Uniform,
-                    scale: Scale::Rows {
-                        cols,
-                        scales: &scales[..],
-                    },
-                };
-                reference::denoise(&n, 0, &mut want);
-            }
-            _ => {
-                let n = ParamNoise {
-                    key: k,
-                    unit: Unit::Uniform,
-                    scale: Scale::<T, [T]>::Fixed(<T as Real>::from_f64(A)),
-                };
-                reference::denoise(&n, 0, &mut want);
-            }
-        }
+        let n = param_noise(scaling, key(name, draw), row_cols(dims, w.len()), &scales);
+        reference::denoise(&n, 0, &mut want);
         assert!(
             same_bits(&want, d),
             "{name}: de-noise differs from the reference"

@@ -13,12 +13,12 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, SGD};
-use smoothout::reference::{self, ParamNoise, Scale};
-use smoothout::{param_id, Config, Draw, Noise, NoiseKey, Scaling, Unit};
+use smoothout::{Config, Draw, Noise, Scaling};
 use smoothout_candle::{Error, Params, SmoothOut};
 
-const SEED: u64 = 11;
-const A: f64 = 0.05;
+mod support;
+
+use support::{reference_theta, A, SEED};
 
 /// CUDA device 0, or `None` after printing why the test is skipped.
 fn gpu() -> Option<Device> {
@@ -89,43 +89,8 @@ fn reference_perturbed(
     w: &[f32],
     draw: Draw,
 ) -> Vec<f32> {
-    let k = NoiseKey::for_draw(SEED, draw.step, draw.ghost, param_id(name));
-    let mut p = w.to_vec();
-    match scaling {
-        Scaling::FilterNorm => {
-            let cols = if dims.len() >= 2 {
-                w.len() / dims[0]
-            } else {
-                1
-            };
-            let mut scales = vec![0f32; w.len() / cols];
-            reference::perturb_filter_norm(k, Unit::Uniform, A, cols, 0, &mut p, &mut scales)
-                .unwrap();
-            // The same through write_noise, as a check of the scales.
-            let mut theta = vec![0f32; w.len()];
-            let n = ParamNoise {
-                key: k,
-                unit: Unit::Uniform,
-                scale: Scale::Rows {
-                    cols,
-                    scales: &scales[..],
-                },
-            };
-            reference::write_noise(&n, 0, w, &mut theta).unwrap();
-            assert!(same_bits(
-                &p,
-                &w.iter().zip(&theta).map(|(w, t)| w + t).collect::<Vec<_>>()
-            ));
-        }
-        _ => {
-            let mut theta = vec![0f32; w.len()];
-            reference::fill_noise(k, &Noise::uniform(A).unwrap(), 0, &mut theta).unwrap();
-            for (p, t) in p.iter_mut().zip(&theta) {
-                *p += t;
-            }
-        }
-    }
-    p
+    let (theta, _) = reference_theta(scaling, name, dims, w, draw);
+    w.iter().zip(&theta).map(|(w, t)| w + t).collect()
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {

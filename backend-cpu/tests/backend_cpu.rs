@@ -43,48 +43,35 @@ fn cpu_isa<T: smoothout::Real>(isa: Isa) -> Cpu<T> {
     }
 }
 
-smoothout::backend_tests!(f32_threads_1, cpu::<f32>(1, None), array::<f32>);
-smoothout::backend_tests!(f32_threads_2, cpu::<f32>(2, None), array::<f32>);
-// Chunks of 1 and 7 elements regenerate a whole 64-element noise tile for
-// every chunk (up to 64 times the work) without new behaviour past a few
-// tiles: they run the sizes up to 1000 (chunk 1) and 10 000 (chunk 7)
-// elements, which already cross every tile, row and chunk boundary kind.
-smoothout::backend_tests!(
-    f32_threads_2_chunk_1,
-    cpu::<f32>(2, Some(1)),
-    array::<f32>,
-    max_len = 1_000
-);
-smoothout::backend_tests!(
-    f32_threads_2_chunk_7,
-    cpu::<f32>(2, Some(7)),
-    array::<f32>,
-    max_len = 10_000
-);
-smoothout::backend_tests!(
-    f32_threads_2_chunk_64,
-    cpu::<f32>(2, Some(64)),
-    array::<f32>
-);
-smoothout::backend_tests!(
-    f32_threads_2_chunk_1000,
-    cpu::<f32>(2, Some(1000)),
-    array::<f32>
-);
-smoothout::backend_tests!(f64_threads_2, cpu::<f64>(2, None), array::<f64>);
-smoothout::backend_tests!(
-    f64_threads_2_chunk_7,
-    cpu::<f64>(2, Some(7)),
-    array::<f64>,
-    max_len = 10_000
-);
+/// One [`smoothout::backend_tests!`] module per row: its name, the backend,
+/// and optionally the largest buffer length the bodies run; buffers are 1-D
+/// arrays.
+macro_rules! cpu_suites {
+    ($($name:ident: $backend:expr $(, max_len = $max:expr)?;)*) => {$(
+        smoothout::backend_tests!($name, $backend, array $(, max_len = $max)?);
+    )*};
+}
 
-// The vector instruction sets (the default is `Isa::detect()`, the widest).
-smoothout::backend_tests!(f32_baseline, cpu_isa::<f32>(Isa::Baseline), array::<f32>);
-smoothout::backend_tests!(f32_avx2, cpu_isa::<f32>(Isa::Avx2), array::<f32>);
-smoothout::backend_tests!(f32_avx512, cpu_isa::<f32>(Isa::Avx512), array::<f32>);
-smoothout::backend_tests!(f64_baseline, cpu_isa::<f64>(Isa::Baseline), array::<f64>);
-smoothout::backend_tests!(f64_avx2, cpu_isa::<f64>(Isa::Avx2), array::<f64>);
+cpu_suites! {
+    f32_threads_1: cpu::<f32>(1, None);
+    f32_threads_2: cpu::<f32>(2, None);
+    // Chunks of 1 and 7 elements regenerate a whole 64-element noise tile for
+    // every chunk (up to 64 times the work) without new behaviour past a few
+    // tiles: they run the sizes up to 1000 (chunk 1) and 10 000 (chunk 7)
+    // elements, which already cross every tile, row and chunk boundary kind.
+    f32_threads_2_chunk_1: cpu::<f32>(2, Some(1)), max_len = 1_000;
+    f32_threads_2_chunk_7: cpu::<f32>(2, Some(7)), max_len = 10_000;
+    f32_threads_2_chunk_64: cpu::<f32>(2, Some(64));
+    f32_threads_2_chunk_1000: cpu::<f32>(2, Some(1000));
+    f64_threads_2: cpu::<f64>(2, None);
+    f64_threads_2_chunk_7: cpu::<f64>(2, Some(7)), max_len = 10_000;
+    // The vector instruction sets (the default is `Isa::detect()`, the widest).
+    f32_baseline: cpu_isa::<f32>(Isa::Baseline);
+    f32_avx2: cpu_isa::<f32>(Isa::Avx2);
+    f32_avx512: cpu_isa::<f32>(Isa::Avx512);
+    f64_baseline: cpu_isa::<f64>(Isa::Baseline);
+    f64_avx2: cpu_isa::<f64>(Isa::Avx2);
+}
 
 /// A 3 × 4 array in column-major order: owned, but not standard layout.
 fn transposed() -> ArrayD<f32> {

@@ -35,7 +35,7 @@ use smoothout::{
     BufferOps, FilterNoise, NoiseKey, NoiseOf, PerturbOps, Sgd, StateOps, Unit, UpdateOps,
 };
 use smoothout_cuda::Cuda;
-use smoothout_testkit::{median, write_json};
+use smoothout_testkit::{json_str, median, write_json, write_skipped};
 
 const WARMUP: usize = 20;
 const LAUNCHES: usize = 100;
@@ -87,36 +87,11 @@ struct Pass<'a> {
     secs: Vec<f64>,
 }
 
-/// JSON string literal (names and error messages only).
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn main() -> Result<(), Box<dyn Error>> {
     let opts = Options::parse()?;
     let gpu = match Cuda::new() {
         Ok(g) => g,
-        Err(e) => {
-            println!("skipped: {e}");
-            write_json(
-                &opts.json,
-                &format!("{{\"skipped\": {}}}\n", json_str(&e.to_string())),
-            )?;
-            return Ok(());
-        }
+        Err(e) => return Ok(write_skipped(&opts.json, &e.to_string())?),
     };
     let n = 1usize << opts.log2;
     let device = gpu.device_name()?;

@@ -43,7 +43,9 @@ use std::time::{Duration, Instant};
 use smoothout_cuda::Cuda;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
-use smoothout_testkit::{json_list, median, time_range, write_json, SplitMix64};
+use smoothout_testkit::{
+    json_list, json_str, median, timing_cells, write_json, write_skipped, SplitMix64,
+};
 
 const METHODS: [Method; 2] = [Method::Baseline, Method::AdaSmoothOut];
 const IMAGE: [usize; 3] = [3, 32, 32];
@@ -116,11 +118,6 @@ fn config(method: Method, batch: usize) -> TrainConfig {
     }
     cfg.eval_train = false;
     cfg
-}
-
-/// JSON string literal (names and error messages only).
-fn json_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
 }
 
 /// One configuration's figures.
@@ -279,14 +276,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let opts = Options::parse()?;
     let gpu = match Cuda::new() {
         Ok(g) => g,
-        Err(e) => {
-            println!("skipped: {e}");
-            write_json(
-                &opts.json,
-                &format!("{{\"skipped\": {}}}\n", json_str(&e.to_string())),
-            )?;
-            return Ok(());
-        }
+        Err(e) => return Ok(write_skipped(&opts.json, &e.to_string())?),
     };
     let device = gpu.device_name()?;
     let image_len: usize = IMAGE.iter().product();
@@ -361,18 +351,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         let ok: Vec<f64> = c.ms.iter().copied().filter(|m| m.is_finite()).collect();
         let med = median(&ok);
         let r = ratios(c);
-        let (lo, hi) = time_range(&ok);
         if ok.is_empty() {
             println!("| {} | {} | failed | | | | 0 |", c.batch, c.method.name());
         } else {
-            println!(
-                "| {} | {} | {med:.2} | {lo:.2}–{hi:.2} | {:.0} | {:.3} | {} |",
-                c.batch,
-                c.method.name(),
-                c.batch as f64 * 1e3 / med,
-                median(&r),
-                ok.len()
-            );
+            let cells = timing_cells(c.batch, c.method.name(), &ok, &r);
+            println!("{cells} {} |", ok.len());
         }
         let _ = write!(
             json,

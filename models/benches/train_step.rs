@@ -60,7 +60,7 @@ use std::time::Instant;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
-use smoothout_testkit::{json_list, median, peak_rss_kib, time_range, SplitMix64};
+use smoothout_testkit::{json_list, peak_rss_kib, timing_cells, SplitMix64};
 
 const METHODS: [Method; 3] = [Method::Baseline, Method::SmoothOut, Method::AdaSmoothOut];
 const THREADS: usize = 2;
@@ -371,18 +371,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         rss.map_or_else(|| "null".to_string(), |m| format!("{m:.1}"))
     );
     for (i, c) in cases.iter().enumerate() {
-        let med = median(&c.ms);
         let r = ratios(c);
-        let (lo, hi) = time_range(&c.ms);
         let mib = c.alloc_bytes as f64 / MIB;
-        println!(
-            "| {} | {} | {med:.2} | {lo:.2}–{hi:.2} | {:.0} | {:.3} | {} | {mib:.1} |",
-            c.batch,
-            c.method.name(),
-            c.batch as f64 * 1e3 / med,
-            median(&r),
-            c.allocs,
-        );
+        let cells = timing_cells(c.batch, c.method.name(), &c.ms, &r);
+        println!("{cells} {} | {mib:.1} |", c.allocs);
         let _ = write!(
             json,
             "{}\n  {{\"batch\": {}, \"method\": \"{}\", \"a\": {}, \"steps_per_measurement\": {}, \"ms\": {}, \"ratio_to_baseline\": {}, \"allocs_per_step\": {}, \"alloc_mib_per_step\": {mib:.3}}}",

@@ -1029,24 +1029,23 @@ where
                     2.0 * (LR * t + EPS * (LR * f64::from(*g).abs() + f64::from(*w).abs()))
                 })
                 .collect();
-            rep.within(
-                &format!("{} after de-noise + SGD", spec.name),
-                &host32(dev, &pd[i]),
-                &w,
-                &tw,
-            );
             let v = host32(&cpu, &vc[i]);
             let tv: Vec<f64> = v
                 .iter()
                 .zip(tg)
                 .map(|(v, t)| 2.0 * (t + EPS * f64::from(*v).abs()))
                 .collect();
-            rep.within(
-                &format!("{} velocity", spec.name),
-                &host32(dev, &vd[i]),
-                &v,
-                &tv,
-            );
+            for (what, got, want, tol) in [
+                ("after de-noise + SGD", &pd[i], &w, &tw),
+                ("velocity", &vd[i], &v, &tv),
+            ] {
+                rep.within(
+                    &format!("{} {what}", spec.name),
+                    &host32(dev, got),
+                    want,
+                    tol,
+                );
+            }
         }
     }
     rep.finish();

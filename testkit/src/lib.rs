@@ -108,6 +108,20 @@ pub fn upper_median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The cells a step bench's table row starts with, as `| … |`: the batch,
+/// the method, the median ms per step of `ms`, its fastest–slowest range,
+/// images per second at the median, and the median of `ratios` (to the
+/// baseline).
+pub fn timing_cells(batch: usize, method: &str, ms: &[f64], ratios: &[f64]) -> String {
+    let med = median(ms);
+    let (lo, hi) = time_range(ms);
+    format!(
+        "| {batch} | {method} | {med:.2} | {lo:.2}–{hi:.2} | {:.0} | {:.3} |",
+        batch as f64 * 1e3 / med,
+        median(ratios)
+    )
+}
+
 /// The process's peak resident memory in KiB (`VmHWM` of
 /// `/proc/self/status`), where Linux reports it.
 pub fn peak_rss_kib() -> Option<u64> {
@@ -134,9 +148,48 @@ pub fn write_json(path: &Option<std::path::PathBuf>, body: &str) -> std::io::Res
     Ok(())
 }
 
+/// A JSON string literal (names and error messages only).
+pub fn json_str(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A GPU bench's exit when there is no GPU: says why on stdout and writes
+/// the record `{"skipped": reason}` to `path` (see [`write_json`]).
+pub fn write_skipped(path: &Option<std::path::PathBuf>, reason: &str) -> std::io::Result<()> {
+    println!("skipped: {reason}");
+    write_json(path, &format!("{{\"skipped\": {}}}\n", json_str(reason)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timing_cells_are_the_table_row_start() {
+        assert_eq!(
+            timing_cells(32, "baseline", &[2.0, 1.0, 4.0], &[1.5]),
+            "| 32 | baseline | 2.00 | 1.00–4.00 | 16000 | 1.500 |"
+        );
+    }
+
+    #[test]
+    fn json_str_escapes_quotes_backslashes_and_control_characters() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    }
 
     #[test]
     fn splitmix64_reference_outputs() {

@@ -46,18 +46,19 @@ proptest! {
         let obj = objective_monte_carlo(&mlp, &w, &data, p, copies, seed ^ 2, Variant::Correct);
         prop_assert!(obj.z(exact) <= Z_BOUND, "Objective z {}", obj.z(exact));
         prop_assert!(obj.frequency_z(p) <= Z_BOUND, "frequency z {}", obj.frequency_z(p));
-        smoothout_route_is_dropout::<RefHarness>(&mlp, &params, &data, p, copies as u64,
+        smoothout_route_is_dropout::<RefHarness>(&(mlp, params, data), p, copies as u64,
                                                  seed ^ 3)?;
     }
 }
+
+/// A network, its parameters and its data.
+type Setting = (Mlp, Vec<Vec<f64>>, Data);
 
 /// The SmoothOut route on `H`: within 5 standard errors of the enumeration,
 /// drop frequency `p`, weights given back bit for bit. Returns the mean loss
 /// and the number of drops.
 fn smoothout_route_is_dropout<H: Harness>(
-    mlp: &Mlp,
-    params: &[Vec<f64>],
-    data: &Data,
+    (mlp, params, data): &Setting,
     p: f64,
     draws: u64,
     seed: u64,
@@ -79,18 +80,16 @@ fn smoothout_route_is_dropout<H: Harness>(
 /// small one, gives the reference's draws bit for bit.
 #[test]
 fn smoothout_route_is_dropout_on_cpu() {
-    let (mlp, params, data) = report_setting();
     let small = Mlp::new(&[2, 2, 1]);
-    let small_params = small.init(5, 0.4);
-    let small_data = small.data(3, 6);
-    for (mlp, params, data, p) in [
-        (&mlp, &params, &data, 0.25),
-        (&small, &small_params, &small_data, 0.6),
+    let (small_params, small_data) = (small.init(5, 0.4), small.data(3, 6));
+    for (setting, p) in [
+        (report_setting(), 0.25),
+        ((small, small_params, small_data), 0.6),
     ] {
         let (mean, dropped) =
-            smoothout_route_is_dropout::<CpuHarness>(mlp, params, data, p, 2000, 8).unwrap();
+            smoothout_route_is_dropout::<CpuHarness>(&setting, p, 2000, 8).unwrap();
         let (want, want_dropped) =
-            smoothout_route_is_dropout::<RefHarness>(mlp, params, data, p, 2000, 8).unwrap();
+            smoothout_route_is_dropout::<RefHarness>(&setting, p, 2000, 8).unwrap();
         assert_eq!(mean.to_bits(), want.to_bits());
         assert_eq!(dropped, want_dropped);
     }

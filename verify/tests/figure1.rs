@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use smoothout_verify::checks::figure1::{
-    binomial_lower, run, run_with_ends, Basin, Counts, Landscape, Variant, A, RATE_BOUND, STEPS,
+    binomial_lower, run, Basin, Counts, Landscape, Variant, A, RATE_BOUND, STEPS,
 };
 use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
 
@@ -18,7 +18,7 @@ fn leaves_and_stays<H: Harness>(
     runs: usize,
     seed: u64,
 ) -> Result<(Counts, Vec<Vec<f64>>), TestCaseError> {
-    let (c, ends) = run_with_ends::<H>(
+    let (c, ends) = run::<H>(
         &Landscape::new(m),
         Variant::Correct,
         a,
@@ -77,7 +77,7 @@ fn broken_variants_fail() {
     for m in [1usize, 10] {
         let land = Landscape::new(m);
         for variant in [Variant::WeakNoise, Variant::NoDenoise] {
-            let c = run::<RefHarness>(&land, variant, A, 40, STEPS, 11, false).unwrap();
+            let (c, _) = run::<RefHarness>(&land, variant, A, 40, STEPS, 11, false).unwrap();
             assert!(c.flat_rate() <= 0.25, "m = {m}, {variant:?}: {c:?}");
             assert!(c.flat_rate() < RATE_BOUND);
             if variant == Variant::WeakNoise {

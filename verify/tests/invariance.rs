@@ -7,15 +7,18 @@
 use proptest::prelude::*;
 use smoothout::Scaling;
 use smoothout_verify::checks::invariance::{
-    loss_invariance, report_setting, smoothed, Perturb, Rescale, SmoothedInvariance, Smoothing,
-    Variant,
+    loss_invariance, report_setting, smoothed, Perturb, Rescale, Rescaling, SmoothedInvariance,
+    Smoothing, Variant,
 };
 use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
 use smoothout_verify::mlp::{Data, Mlp};
 use smoothout_verify::stats::Z_BOUND;
 
 /// A random network with one or two hidden layers, its parameters and data.
-fn network() -> impl Strategy<Value = (Mlp, Vec<Vec<f64>>, smoothout_verify::mlp::Data)> {
+/// A network, its parameters and its data.
+type Setting = (Mlp, Vec<Vec<f64>>, Data);
+
+fn network() -> impl Strategy<Value = Setting> {
     (
         prop::collection::vec(1usize..7, 3..5),
         any::<u64>(),
@@ -62,9 +65,9 @@ proptest! {
                          layer in 0usize..8, unit in 0usize..8, whole: bool,
                          c in 0.01f64..100.0, k in -8i32..8) {
         let what = pick(&mlp, layer, unit, whole);
-        let l = loss_invariance(&mlp, &params, &data, what, c, Variant::Correct);
+        let l = loss_invariance(&mlp, &params, &data, Rescaling::correct(what, c));
         prop_assert!(l.ratio() <= 1.0, "{what:?} c {c}: ratio {}", l.ratio());
-        let p = loss_invariance(&mlp, &params, &data, what, 2f64.powi(k), Variant::Correct);
+        let p = loss_invariance(&mlp, &params, &data, Rescaling::correct(what, 2f64.powi(k)));
         prop_assert_eq!(p.differing_bits(), 0, "{:?} c 2^{}", what, k);
     }
 }
@@ -77,13 +80,13 @@ proptest! {
     /// layer with everything perturbed, or one unit with the compensating
     /// weight unperturbed.
     #[test]
-    fn adasmoothout_is_invariant_for_row_scalings((mlp, params, data) in network(),
+    fn adasmoothout_is_invariant_for_row_scalings(setting in network(),
                                                   layer in 0usize..8, unit in 0usize..8,
                                                   whole: bool, c in 0.01f64..100.0,
                                                   k in -8i32..8, a in 0.0f64..0.5,
                                                   seed: u64) {
-        let what = pick(&mlp, layer, unit, whole);
-        adasmoothout_invariant::<RefHarness>(&mlp, &params, &data, what, c, k, a, seed)?;
+        let what = pick(&setting.0, layer, unit, whole);
+        adasmoothout_invariant::<RefHarness>(&setting, what, c, k, a, seed)?;
     }
 }
 
@@ -91,11 +94,8 @@ proptest! {
 /// layer, everything perturbed; or a unit, its compensating weight not):
 /// within the rounding bound for `c`, bit for bit for `2^k`. Returns both
 /// comparisons.
-#[allow(clippy::too_many_arguments)]
 fn adasmoothout_invariant<H: Harness>(
-    mlp: &Mlp,
-    params: &[Vec<f64>],
-    data: &Data,
+    (mlp, params, data): &Setting,
     what: Rescale,
     c: f64,
     k: i32,
@@ -113,15 +113,13 @@ fn adasmoothout_invariant<H: Harness>(
         draws: 8,
         seed,
     };
-    let s = smoothed::<H>(mlp, params, data, what, c, Variant::Correct, smoothing);
+    let s = smoothed::<H>(mlp, params, data, Rescaling::correct(what, c), smoothing);
     prop_assert!(s.max_ratio <= 1.0, "{what:?} c {c}: ratio {}", s.max_ratio);
     let p = smoothed::<H>(
         mlp,
         params,
         data,
-        what,
-        2f64.powi(k),
-        Variant::Correct,
+        Rescaling::correct(what, 2f64.powi(k)),
         smoothing,
     );
     prop_assert_eq!(p.differing_bits, 0, "{:?} c 2^{}", what, k);
@@ -132,15 +130,13 @@ fn adasmoothout_invariant<H: Harness>(
 /// network: the paired differences are the reference's bit for bit.
 #[test]
 fn adasmoothout_is_invariant_on_cpu() {
-    let (mlp, params, data) = report_setting();
+    let setting = report_setting();
     for (what, c, k) in [
         (Rescale::Layer { layer: 2 }, 2.9, 3),
         (Rescale::Unit { layer: 1, unit: 6 }, 0.37, -2),
     ] {
-        let got = adasmoothout_invariant::<CpuHarness>(&mlp, &params, &data, what, c, k, 0.2, 14)
-            .unwrap();
-        let want = adasmoothout_invariant::<RefHarness>(&mlp, &params, &data, what, c, k, 0.2, 14)
-            .unwrap();
+        let got = adasmoothout_invariant::<CpuHarness>(&setting, what, c, k, 0.2, 14).unwrap();
+        let want = adasmoothout_invariant::<RefHarness>(&setting, what, c, k, 0.2, 14).unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(g.max_ratio.to_bits(), w.max_ratio.to_bits(), "{what:?}");
             assert_eq!(g.diff.mean().to_bits(), w.diff.mean().to_bits(), "{what:?}");
@@ -174,7 +170,9 @@ fn broken_rescalings_miss_the_bound() {
     for variant in [Variant::BiasUnscaled, Variant::Uncompensated] {
         let smallest = report_units()
             .into_iter()
-            .map(|what| loss_invariance(&mlp, &params, &data, what, 4.0, variant).ratio())
+            .map(|what| {
+                loss_invariance(&mlp, &params, &data, Rescaling::new(what, 4.0, variant)).ratio()
+            })
             .fold(f64::INFINITY, f64::min);
         println!("{variant:?}: smallest |ΔC| / B over units = {smallest:.3e}");
         assert!(smallest > 1e6, "{variant:?}: {smallest:.3e}");
@@ -186,7 +184,7 @@ fn broken_rescalings_miss_the_bound() {
 /// more than 10⁶ times the rounding bound, the mean by more than twice
 /// [`Z_BOUND`] standard errors. Prints both, after `label`.
 fn assert_not_invariant(
-    (mlp, params, data): &(Mlp, Vec<Vec<f64>>, Data),
+    (mlp, params, data): &Setting,
     label: &str,
     what: Rescale,
     scaling: Scaling,
@@ -200,7 +198,7 @@ fn assert_not_invariant(
         draws: 2000,
         seed,
     };
-    let s = smoothed::<RefHarness>(mlp, params, data, what, 4.0, Variant::Correct, smoothing);
+    let s = smoothed::<RefHarness>(mlp, params, data, Rescaling::correct(what, 4.0), smoothing);
     println!(
         "{label} {what:?}: max ratio {:.3e}, z {:.1}",
         s.max_ratio,
@@ -258,10 +256,18 @@ fn broken_rescaling_breaks_the_smoothed_invariance() {
         seed: 11,
     };
     let what = Rescale::Unit { layer: 1, unit: 3 };
-    let ok = smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, Variant::Correct, smoothing);
-    assert_eq!(ok.differing_bits, 0);
+    let run = |variant| {
+        smoothed::<RefHarness>(
+            &mlp,
+            &params,
+            &data,
+            Rescaling::new(what, 4.0, variant),
+            smoothing,
+        )
+    };
+    assert_eq!(run(Variant::Correct).differing_bits, 0);
     for variant in [Variant::BiasUnscaled, Variant::Uncompensated] {
-        let s = smoothed::<RefHarness>(&mlp, &params, &data, what, 4.0, variant, smoothing);
+        let s = run(variant);
         println!(
             "{variant:?} under AdaSmoothOut: max ratio {:.3e}",
             s.max_ratio

@@ -9,8 +9,8 @@
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use smoothout_verify::checks::theorem1::{
-    closed_form_partial, closed_form_row, detected_row, flat_row, gram, max_z, mc_detected_row,
-    mc_flat_row, mc_gradient, smoothed_partial, Bowl, Profile, Variant, DETECT_Z, MAX_DEGREE,
+    closed_form_partial, closed_form_row, detected_row, flat_row, gram, max_z, mc_gradient,
+    mc_rows, smoothed_partial, Bowl, Profile, Variant, DETECT_Z, MAX_DEGREE,
 };
 use smoothout_verify::stats::Z_BOUND;
 
@@ -144,7 +144,7 @@ proptest! {
     /// the mean gradient over the library's copies is within 5 SE of 0.
     #[test]
     fn symmetric_bowl_gradient_vanishes((a, bowl, w_f) in bowl(), seed in any::<u64>()) {
-        let row = mc_flat_row(&bowl, &w_f, a, 3000, seed, Variant::Symmetric).unwrap();
+        let [row, _] = mc_rows(&bowl, &w_f, a, 3000, seed, Variant::Symmetric).unwrap();
         prop_assert!(row.pass, "{row:?}");
     }
 }
@@ -167,7 +167,7 @@ fn bowl_counterexamples_fail_for_the_predicted_reason() {
         (7u64, Variant::OddTerm { beta: 0.5 }),
         (8, Variant::NarrowTau { tau: 0.25 }),
     ] {
-        let flat = mc_flat_row(&bowl, &w_f, a, n, seed, v).unwrap();
+        let [flat, det] = mc_rows(&bowl, &w_f, a, n, seed, v).unwrap();
         assert!(!flat.pass, "{flat:?}");
         let b = bowl.with(v);
         let stats = mc_gradient(&b, &w_f, a, n, seed).unwrap();
@@ -186,7 +186,6 @@ fn bowl_counterexamples_fail_for_the_predicted_reason() {
             flat.measured
         );
         assert!(predicted >= DETECT_Z + 2.0 * Z_BOUND, "{predicted}");
-        let det = mc_detected_row(&bowl, &w_f, a, n, seed, v).unwrap();
         assert!(det.pass, "{det:?}");
     }
 }

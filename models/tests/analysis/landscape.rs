@@ -50,21 +50,53 @@ fn trained(data: &Split, seed: u64, epochs: u64) -> (Sequential<B>, Normalize) {
     (net, normalize)
 }
 
-fn sets<'a>(data: &'a Split, normalize: &'a Normalize) -> [EvalSet<'a>; 2] {
-    [
-        EvalSet {
-            name: "train",
-            data: &data.train,
-            normalize,
-            batch: 256,
-        },
-        EvalSet {
-            name: "test",
-            data: &data.test,
-            normalize,
-            batch: 64,
-        },
-    ]
+/// The digits of [`data`] and the normalisation of a network's inputs.
+struct Inputs {
+    data: Split,
+    normalize: Normalize,
+}
+
+impl Inputs {
+    /// The training set (batches of 256) and the test set (batches of 64).
+    fn sets(&self) -> [EvalSet<'_>; 2] {
+        [
+            EvalSet {
+                name: "train",
+                data: &self.data.train,
+                normalize: &self.normalize,
+                batch: 256,
+            },
+            EvalSet {
+                name: "test",
+                data: &self.data.test,
+                normalize: &self.normalize,
+                batch: 64,
+            },
+        ]
+    }
+}
+
+/// What most tests start from: the backend, the network of [`trained`]
+/// (from `seed`, after `epochs` epochs), its inputs, and its [`bits`].
+fn trained_setup(seed: u64, epochs: u64) -> (B, Sequential<B>, Inputs, Vec<Vec<u32>>) {
+    let data = data();
+    let (net, normalize) = trained(&data, seed, epochs);
+    setup(net, Inputs { data, normalize })
+}
+
+/// As [`trained_setup`], with an untrained 64-16-10 MLP (seed 0) whose
+/// inputs are normalised by the training set's statistics.
+fn untrained_setup() -> (B, Sequential<B>, Inputs, Vec<Vec<u32>>) {
+    let data = data();
+    let normalize = Normalize::fit(&data.train).unwrap();
+    let net = mlp(&B::new(), NetConfig::seeded(0), 64, &[16], 10).unwrap();
+    setup(net, Inputs { data, normalize })
+}
+
+fn setup(net: Sequential<B>, inputs: Inputs) -> (B, Sequential<B>, Inputs, Vec<Vec<u32>>) {
+    let b = B::new();
+    let before = bits(&b, &net);
+    (b, net, inputs, before)
 }
 
 /// Every parameter and running statistic, as raw bits.
@@ -90,6 +122,25 @@ fn is_length_mismatch<T: std::fmt::Debug>(r: Result<T, TrainError>) -> bool {
 
 fn is_config<T: std::fmt::Debug>(r: Result<T, TrainError>, setting: &str) -> bool {
     matches!(r, Err(TrainError::Config { setting: s, .. }) if s == setting)
+}
+
+/// Runs `call` with `good` and a second set whose normalisation has three
+/// channels, so that it fails inside the evaluation, after the weights were
+/// changed; the network must be back to `before` afterwards.
+fn fails_in_evaluation_and_restores<T: std::fmt::Debug>(
+    b: &B,
+    net: &mut Sequential<B>,
+    before: &[Vec<u32>],
+    good: EvalSet<'_>,
+    call: impl FnOnce(&mut Sequential<B>, &[EvalSet<'_>]) -> Result<T, TrainError>,
+) {
+    let rgb = Normalize::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+    let bad = EvalSet {
+        normalize: &rgb,
+        ..good
+    };
+    assert!(call(net, &[good, bad]).is_err());
+    assert_eq!(bits(b, net), before, "weights not restored after an error");
 }
 
 fn norm(x: &[f64]) -> f64 {
@@ -141,17 +192,14 @@ fn flat_params_and_buffers_round_trip_and_check_lengths() {
 
 #[test]
 fn interpolation_reproduces_both_ends_and_the_average() {
-    let b = B::new();
-    let data = data();
-    let (mut net_a, normalize) = trained(&data, 1, 2);
-    let (mut net_b, _) = trained(&data, 2, 2);
-    let sets = sets(&data, &normalize);
+    let (b, mut net_a, inputs, before) = trained_setup(1, 2);
+    let (mut net_b, _) = trained(&inputs.data, 2, 2);
+    let sets = inputs.sets();
     let from = Snapshot::of(&b, &net_a).unwrap();
     let to = Snapshot::of(&b, &net_b).unwrap();
     assert_ne!(from, to);
 
     let alphas = [-1.0, 0.0, 0.5, 1.0, 2.0];
-    let before = bits(&b, &net_a);
     let curve = interpolate(&b, &mut net_a, &from, &to, &alphas, &sets).unwrap();
     assert_eq!(bits(&b, &net_a), before, "weights not restored");
     assert_eq!(curve.iter().map(|p| p.alpha).collect::<Vec<_>>(), alphas);
@@ -216,12 +264,8 @@ fn interpolation_reproduces_both_ends_and_the_average() {
 
 #[test]
 fn interpolation_rejects_bad_input_and_restores_after_errors() {
-    let b = B::new();
-    let data = data();
-    let normalize = Normalize::fit(&data.train).unwrap();
-    let sets = sets(&data, &normalize);
-    let mut net = mlp(&b, NetConfig::seeded(0), 64, &[16], 10).unwrap();
-    let before = bits(&b, &net);
+    let (b, mut net, inputs, before) = untrained_setup();
+    let sets = inputs.sets();
     let from = Snapshot::of(&b, &net).unwrap();
     let other = Snapshot::of(&b, &mlp(&b, NetConfig::seeded(0), 64, &[12], 10).unwrap()).unwrap();
 
@@ -258,24 +302,14 @@ fn interpolation_rejects_bad_input_and_restores_after_errors() {
 
     // fails inside the evaluation, after the interpolated weights were set
     let to = Snapshot::of(&b, &mlp(&b, NetConfig::seeded(1), 64, &[16], 10).unwrap()).unwrap();
-    let rgb = Normalize::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
-    let bad = EvalSet {
-        normalize: &rgb,
-        ..sets[0]
-    };
-    assert!(interpolate(&b, &mut net, &from, &to, &[0.5], &[sets[0], bad]).is_err());
-    assert_eq!(
-        bits(&b, &net),
-        before,
-        "weights not restored after an error"
-    );
+    fails_in_evaluation_and_restores(&b, &mut net, &before, sets[0], |net, sets| {
+        interpolate(&b, net, &from, &to, &[0.5], sets)
+    });
 }
 
 #[test]
 fn filter_normalized_direction_matches_row_norms_and_ignores_biases_and_bn() {
-    let b = B::new();
-    let data = data();
-    let (net, _) = trained(&data, 5, 1);
+    let (b, net, _, _) = trained_setup(5, 1);
     let w = flat_params(&b, &net).unwrap();
     let d = filter_normalized_direction(&b, &net, 11).unwrap();
     assert_eq!(d.len(), w.len());
@@ -317,11 +351,8 @@ fn filter_normalized_direction_matches_row_norms_and_ignores_biases_and_bn() {
 
 #[test]
 fn landscape_1d_is_the_unperturbed_loss_at_zero_and_restores() {
-    let b = B::new();
-    let data = data();
-    let (mut net, normalize) = trained(&data, 1, 2);
-    let sets = sets(&data, &normalize);
-    let before = bits(&b, &net);
+    let (b, mut net, inputs, before) = trained_setup(1, 2);
+    let sets = inputs.sets();
     let base: Vec<_> = sets.iter().map(|s| eval(&b, &mut net, s)).collect();
     let d = filter_normalized_direction(&b, &net, 3).unwrap();
     let ts = [-1.0, -0.25, 0.0, 0.25, 1.0];
@@ -352,11 +383,8 @@ fn landscape_1d_is_the_unperturbed_loss_at_zero_and_restores() {
 
 #[test]
 fn landscape_2d_grid_layout_and_centre() {
-    let b = B::new();
-    let data = data();
-    let (mut net, normalize) = trained(&data, 1, 2);
-    let sets = sets(&data, &normalize);
-    let before = bits(&b, &net);
+    let (b, mut net, inputs, before) = trained_setup(1, 2);
+    let sets = inputs.sets();
     let base = eval(&b, &mut net, &sets[1]).loss;
     let d1 = filter_normalized_direction(&b, &net, 1).unwrap();
     let d2 = filter_normalized_direction(&b, &net, 2).unwrap();
@@ -409,11 +437,8 @@ fn landscape_2d_grid_layout_and_centre() {
 
 #[test]
 fn sensitivity_starts_at_the_unperturbed_loss_and_rises() {
-    let b = B::new();
-    let data = data();
-    let (mut net, normalize) = trained(&data, 1, 3);
-    let sets = sets(&data, &normalize);
-    let before = bits(&b, &net);
+    let (b, mut net, inputs, before) = trained_setup(1, 3);
+    let sets = inputs.sets();
     let base: Vec<_> = sets.iter().map(|s| eval(&b, &mut net, s)).collect();
     let specs = net.specs();
     let grid = [0.0, 0.05, 0.1, 0.2];
@@ -442,10 +467,8 @@ fn sensitivity_starts_at_the_unperturbed_loss_and_rises() {
 
 #[test]
 fn sensitivity_uses_common_random_numbers() {
-    let b = B::new();
-    let data = data();
-    let (mut net, normalize) = trained(&data, 1, 1);
-    let sets = sets(&data, &normalize);
+    let (b, mut net, inputs, _) = trained_setup(1, 1);
+    let sets = inputs.sets();
     let specs = net.specs();
     let grid = [0.0, 0.1, 0.3];
     let run = |net: &mut Sequential<B>, seed: u64, grid: &[f64]| -> Vec<SensitivityPoint> {
@@ -483,10 +506,8 @@ fn sensitivity_uses_common_random_numbers() {
 /// et al. (2017) that filter normalisation removes.
 #[test]
 fn sensitivity_of_a_rescaled_network_flat_vs_sharp() {
-    let b = B::new();
-    let data = data();
-    let (mut sharp, normalize) = trained(&data, 1, 2);
-    let sets = sets(&data, &normalize);
+    let (b, mut sharp, inputs, _) = trained_setup(1, 2);
+    let sets = inputs.sets();
     let specs = sharp.specs();
     assert_eq!(
         (specs[0].name.as_str(), specs[1].name.as_str()),
@@ -540,12 +561,8 @@ fn sensitivity_of_a_rescaled_network_flat_vs_sharp() {
 
 #[test]
 fn sensitivity_rejects_bad_input_and_restores_after_errors() {
-    let b = B::new();
-    let data = data();
-    let normalize = Normalize::fit(&data.train).unwrap();
-    let sets = sets(&data, &normalize);
-    let mut net = mlp(&b, NetConfig::seeded(0), 64, &[16], 10).unwrap();
-    let before = bits(&b, &net);
+    let (b, mut net, inputs, before) = untrained_setup();
+    let sets = inputs.sets();
     let specs = net.specs();
     let mut run = |specs: &[ParamSpec], grid: &[f64], copies: usize, sets: &[EvalSet<'_>]| {
         sensitivity_curve(&b, &mut net, specs, grid, copies, 0, Scaling::Fixed, sets)
@@ -577,17 +594,9 @@ fn sensitivity_rejects_bad_input_and_restores_after_errors() {
     );
 
     // fails in the evaluation of the first perturbed copy
-    let rgb = Normalize::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
-    let bad = EvalSet {
-        normalize: &rgb,
-        ..sets[1]
-    };
-    assert!(run(&specs, &[0.1], 2, &[sets[1], bad]).is_err());
-    assert_eq!(
-        bits(&b, &net),
-        before,
-        "weights not restored after an error"
-    );
+    fails_in_evaluation_and_restores(&b, &mut net, &before, sets[1], |net, sets| {
+        sensitivity_curve(&b, net, &specs, &[0.1], 2, 0, Scaling::Fixed, sets)
+    });
 
     let p = |a: f64, loss: f64| SensitivityPoint {
         a,

@@ -1,7 +1,9 @@
 //! CIFAR-10/100 binary batches: no registry ships them, so these tests write
 //! small files in the format and load them; one test per malformed case.
 
-use crate::support::data::{cifar_record, missing_text, TempDir};
+use crate::support::data::{
+    assert_in_file, assert_label_out_of_range, cifar_record, missing_text, TempDir,
+};
 use smoothout_models::data::{
     load_cifar10, load_cifar100, load_cifar100_coarse, parse_cifar, CifarLayout, DataError,
     DatasetKind, CIFAR_IMAGE_LEN,
@@ -70,40 +72,19 @@ fn cifar100_file_read_as_cifar10() {
 #[test]
 fn cifar10_label_out_of_range() {
     let err = parse_cifar(&records(&[&[1], &[10]]), CifarLayout::Cifar10).unwrap_err();
-    assert_matches!(
-        err,
-        DataError::LabelOutOfRange {
-            index: 1,
-            label: 10,
-            classes: 10
-        }
-    );
+    assert_label_out_of_range(&err, Some(1), 10, 10);
 }
 
 #[test]
 fn cifar100_fine_label_out_of_range() {
     let err = parse_cifar(&records(&[&[1, 100]]), CifarLayout::Cifar100Fine).unwrap_err();
-    assert_matches!(
-        err,
-        DataError::LabelOutOfRange {
-            label: 100,
-            classes: 100,
-            ..
-        }
-    );
+    assert_label_out_of_range(&err, None, 100, 100);
 }
 
 #[test]
 fn cifar100_coarse_label_checked_even_when_fine_is_kept() {
     let err = parse_cifar(&records(&[&[20, 5]]), CifarLayout::Cifar100Fine).unwrap_err();
-    assert_matches!(
-        err,
-        DataError::LabelOutOfRange {
-            label: 20,
-            classes: 20,
-            ..
-        }
-    );
+    assert_label_out_of_range(&err, None, 20, 20);
 }
 
 #[test]
@@ -162,14 +143,7 @@ fn error_in_one_batch_names_that_file() {
         &records(&[&[1], &[200]]),
     );
     let err = load_cifar10(tmp.path()).unwrap_err();
-    match &err {
-        DataError::InFile {
-            path,
-            dataset: Some(DatasetKind::Cifar10),
-            ..
-        } => assert_eq!(path, &bad),
-        other => panic!("{other:?}"),
-    }
+    assert_in_file(&err, &bad, DatasetKind::Cifar10);
     assert_matches!(
         err.innermost(),
         DataError::LabelOutOfRange { label: 200, .. }
@@ -178,13 +152,13 @@ fn error_in_one_batch_names_that_file() {
 
 #[test]
 fn missing_cifar_says_where_to_get_it() {
-    let tmp = TempDir::new("cifar-missing");
-    let text = missing_text(load_cifar10(tmp.path()).unwrap_err(), DatasetKind::Cifar10);
+    let text = missing_text(|root| load_cifar10(root), DatasetKind::Cifar10);
     assert!(text.contains("data_batch_1.bin"), "{text}");
     assert!(text.contains("no package registry"), "{text}");
     assert!(text.contains("cifar-10-binary.tar.gz"), "{text}");
     assert!(text.contains("cifar-10-batches-bin"), "{text}");
 
+    let tmp = TempDir::new("cifar-missing");
     let err = load_cifar100(tmp.path()).unwrap_err();
     assert!(err.to_string().contains("cifar-100-binary.tar.gz"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! scikit-learn's 8×8 digits: the embedded copy pinned against known
 //! answers, and one test per malformed CSV case.
 
-use crate::support::data::{gz, missing_text, TempDir};
+use crate::support::data::{assert_label_out_of_range, gz, missing_text, TempDir};
 use smoothout_models::data::{
     load_digits, parse_digits_csv, sha256_hex, DataError, Dataset, DatasetKind, DIGITS_CSV_GZ,
     KNOWN_FILES,
@@ -143,15 +143,7 @@ fn huge_number_saturates_and_is_out_of_range() {
 #[test]
 fn label_out_of_range() {
     let err = parse_digits_csv(line(&zeros(), "10").as_bytes()).unwrap_err();
-    assert_matches!(
-        err.innermost(),
-        DataError::LabelOutOfRange {
-            index: 0,
-            label: 10,
-            classes: 10
-        },
-        "{err:?}"
-    );
+    assert_label_out_of_range(err.innermost(), Some(0), 10, 10);
 }
 
 #[test]
@@ -178,13 +170,13 @@ fn truncated_plain_text_cuts_a_line() {
 
 #[test]
 fn load_from_data_root() {
-    let tmp = TempDir::new("digits");
-    let text = missing_text(load_digits(tmp.path()).unwrap_err(), DatasetKind::Digits);
+    let text = missing_text(|root| load_digits(root), DatasetKind::Digits);
     assert!(
         text.contains("scripts/fetch-data.sh digits --dir"),
         "{text}"
     );
 
+    let tmp = TempDir::new("digits");
     tmp.write("digits/digits.csv.gz", DIGITS_CSV_GZ);
     assert_eq!(load_digits(tmp.path()).unwrap(), Dataset::digits_embedded());
 

@@ -1,7 +1,10 @@
 //! IDX (MNIST, Fashion-MNIST): parsing, loading, and one test per malformed
 //! case.
 
-use crate::support::data::{gz, idx_header, idx_images, idx_labels, missing_text, TempDir};
+use crate::support::data::{
+    assert_in_file, assert_label_out_of_range, gz, idx_header, idx_images, idx_labels,
+    missing_text, TempDir,
+};
 use smoothout_models::data::{
     load_fashion_mnist, load_idx_files, load_mnist, parse_idx, DataError, DatasetKind,
 };
@@ -174,14 +177,7 @@ fn huge_header_is_rejected_without_allocating() {
 #[test]
 fn label_out_of_range() {
     let err = parse_idx(&idx_images(3, 2, 2), &idx_labels(&[1, 10, 2]), 10).unwrap_err();
-    assert_matches!(
-        err,
-        DataError::LabelOutOfRange {
-            index: 1,
-            label: 10,
-            classes: 10
-        }
-    );
+    assert_label_out_of_range(&err, Some(1), 10, 10);
 }
 
 #[test]
@@ -269,8 +265,7 @@ fn loads_fashion_layout_gzipped() {
 
 #[test]
 fn missing_file_names_the_fetch_command() {
-    let tmp = TempDir::new("mnist-missing");
-    let text = missing_text(load_mnist(tmp.path()).unwrap_err(), DatasetKind::Mnist);
+    let text = missing_text(|root| load_mnist(root), DatasetKind::Mnist);
     assert!(text.starts_with("MNIST not found at "), "{text}");
     assert!(text.contains("train-images-idx3-ubyte"), "{text}");
     assert!(
@@ -309,14 +304,7 @@ fn corrupt_file_on_disk_is_named() {
     let path = tmp.path().join("mnist/train-labels-idx1-ubyte");
     std::fs::write(&path, idx_labels(&[0, 1, 2, 3, 42])).unwrap();
     let err = load_mnist(tmp.path()).unwrap_err();
-    match &err {
-        DataError::InFile {
-            path: p,
-            dataset: Some(DatasetKind::Mnist),
-            ..
-        } => assert_eq!(p, &path),
-        other => panic!("{other:?}"),
-    }
+    assert_in_file(&err, &path, DatasetKind::Mnist);
     assert_matches!(
         err.innermost(),
         DataError::LabelOutOfRange { label: 42, .. }

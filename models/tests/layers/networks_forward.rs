@@ -122,48 +122,41 @@ fn check(
     s
 }
 
-#[test]
-fn f1_forward_backward() {
-    let b = backend();
-    let mut net = f1(&b, NetConfig::seeded(1).with_ghost_batch(Some(4))).unwrap();
-    check(&b, &mut net, &[8, 1, 28, 28], 10, true);
+/// The batch of ResNet-18 and AlexNet: 4 with the first-order check
+/// ([`slow`]), else 2.
+fn slow_batch() -> usize {
+    if slow() {
+        4
+    } else {
+        2
+    }
 }
 
-#[test]
-fn c1_forward_backward() {
-    let b = backend();
-    let mut net = c1(&b, NetConfig::seeded(2)).unwrap();
-    check(&b, &mut net, &[4, 3, 32, 32], 10, true);
+/// One `#[test]` per network, a row each: the test's name, the network built
+/// on the backend, the input's shape, the classes, and whether to run the
+/// first-order check.
+macro_rules! forward_backward {
+    ($($name:ident: $build:expr, $shape:expr, $classes:expr, $first_order:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let b = backend();
+            let mut net = ($build)(&b).unwrap();
+            check(&b, &mut net, &$shape, $classes, $first_order);
+        }
+    )*};
 }
 
-#[test]
-fn c3_forward_backward_with_ghost_batches() {
-    let b = backend();
-    let mut net = c3(&b, NetConfig::seeded(3).with_ghost_batch(Some(2))).unwrap();
-    check(&b, &mut net, &[4, 3, 32, 32], 100, true);
-}
-
-#[test]
-fn resnet44_forward_backward() {
-    let b = backend();
-    let mut net = resnet44(&b, NetConfig::seeded(4)).unwrap();
-    check(&b, &mut net, &[2, 3, 8, 8], 10, true);
-}
-
-#[test]
-fn resnet18_forward_backward() {
-    let b = backend();
-    let mut net = resnet18(&b, 10, Stem::Cifar, NetConfig::seeded(5)).unwrap();
-    let n = if slow() { 4 } else { 2 };
-    check(&b, &mut net, &[n, 3, 4, 4], 10, slow());
-}
-
-#[test]
-fn alexnet_forward_backward() {
-    let b = backend();
-    let mut net = alexnet_bn(&b, 10, 63, NetConfig::seeded(6)).unwrap();
-    let n = if slow() { 4 } else { 2 };
-    check(&b, &mut net, &[n, 3, 63, 63], 10, slow());
+forward_backward! {
+    f1_forward_backward:
+        |b| f1(b, NetConfig::seeded(1).with_ghost_batch(Some(4))), [8, 1, 28, 28], 10, true;
+    c1_forward_backward: |b| c1(b, NetConfig::seeded(2)), [4, 3, 32, 32], 10, true;
+    c3_forward_backward_with_ghost_batches:
+        |b| c3(b, NetConfig::seeded(3).with_ghost_batch(Some(2))), [4, 3, 32, 32], 100, true;
+    resnet44_forward_backward: |b| resnet44(b, NetConfig::seeded(4)), [2, 3, 8, 8], 10, true;
+    resnet18_forward_backward:
+        |b| resnet18(b, 10, Stem::Cifar, NetConfig::seeded(5)), [slow_batch(), 3, 4, 4], 10, slow();
+    alexnet_forward_backward:
+        |b| alexnet_bn(b, 10, 63, NetConfig::seeded(6)), [slow_batch(), 3, 63, 63], 10, slow();
 }
 
 #[test]

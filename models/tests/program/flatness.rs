@@ -1,7 +1,7 @@
 //! The main command's flatness table and picture, and `eval --hessian`,
 //! run as a user runs them.
 
-use crate::support::program::{scratch, smoothout, SMALL};
+use crate::support::program::{scratch, smoothout, train_baseline_one_epoch, SMALL};
 
 /// The number after `key` in `text` (up to the next space or comma).
 fn number_after(text: &str, key: &str) -> f64 {
@@ -154,19 +154,7 @@ fn seeds_and_measurement_options_are_checked() {
 #[test]
 fn the_digits_default_is_three_seeds() {
     let out = scratch("three");
-    let (ok, table, err) = smoothout(&[
-        "train",
-        "--method",
-        "baseline",
-        "--net",
-        "mlp-16",
-        "--epochs",
-        "1",
-        "--no-measure",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, table, err) = train_baseline_one_epoch(&["--no-measure"], &out);
     assert!(ok, "{err}");
     for seed in 0..3 {
         let run = format!("digits-mlp-16-baseline-seed{seed}");

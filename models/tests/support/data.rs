@@ -42,10 +42,15 @@ impl Drop for TempDir {
     }
 }
 
-/// Checks that a loader's error for an empty folder says `dataset` is
-/// missing; returns the error's message, for the tests to check what it
+/// Runs `load` on an empty folder and checks that its error says `dataset`
+/// is missing; returns the error's message, for the tests to check what it
 /// tells the user.
-pub fn missing_text(err: DataError, dataset: DatasetKind) -> String {
+pub fn missing_text<T: std::fmt::Debug>(
+    load: impl FnOnce(&Path) -> Result<T, DataError>,
+    dataset: DatasetKind,
+) -> String {
+    let tmp = TempDir::new("missing");
+    let err = load(tmp.path()).unwrap_err();
     assert_matches!(err, DataError::Missing { dataset: d, .. } if *d == dataset);
     err.to_string()
 }
@@ -96,4 +101,37 @@ pub fn cifar_record(labels: &[u8], seed: u8) -> Vec<u8> {
         }
     }
     v
+}
+
+/// Asserts that `err` is [`DataError::LabelOutOfRange`] of `label` against
+/// `classes`, at example `index` (at any example when `None`).
+pub fn assert_label_out_of_range(
+    err: &DataError,
+    index: Option<usize>,
+    label: u32,
+    classes: usize,
+) {
+    match err {
+        DataError::LabelOutOfRange {
+            index: i,
+            label: l,
+            classes: c,
+        } => assert!(
+            index.is_none_or(|index| *i == index) && (*l, *c) == (label, classes),
+            "{err:?}"
+        ),
+        other => panic!("expected LabelOutOfRange, got {other:?}"),
+    }
+}
+
+/// Asserts that `err` is [`DataError::InFile`] naming `path` of `dataset`.
+pub fn assert_in_file(err: &DataError, path: &Path, dataset: DatasetKind) {
+    match err {
+        DataError::InFile {
+            path: p,
+            dataset: Some(d),
+            ..
+        } => assert!(p == path && *d == dataset, "{err:?}"),
+        other => panic!("expected InFile, got {other:?}"),
+    }
 }

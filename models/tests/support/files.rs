@@ -2,7 +2,8 @@
 //! and byte-level damage for the fuzzing tests.
 
 use std::fs;
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -35,6 +36,15 @@ impl Scratch {
             .collect();
         names.sort();
         names
+    }
+}
+
+/// The directory's path, so that a `&Scratch` goes where a `&Path` does.
+impl Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
     }
 }
 

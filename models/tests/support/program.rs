@@ -1,7 +1,7 @@
 //! Shared helpers of the tests that run the `smoothout` program as a user
 //! does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The `smoothout` program cargo built for these tests: the one place that
@@ -53,6 +53,18 @@ pub fn smoothout(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `smoothout train --method baseline --net mlp-16 --epochs 1 --quiet`
+/// with `flags` added, writing under `out`: what [`smoothout`] returns.
+/// Dataset and seeds are the program's defaults unless `flags` name them.
+pub fn train_baseline_one_epoch(flags: &[&str], out: &Path) -> (bool, String, String) {
+    let mut args = vec![
+        "train", "--method", "baseline", "--net", "mlp-16", "--epochs", "1", "--quiet",
+    ];
+    args.extend_from_slice(flags);
+    args.extend(["--out", out.to_str().unwrap()]);
+    smoothout(&args)
 }
 
 /// An empty directory `smoothout-<name>-<pid>` under the system's

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::support::files::{mutate, Scratch};
@@ -110,6 +110,18 @@ fn sample_bytes() -> Vec<u8> {
         .clone()
 }
 
+/// Saves `sample_checkpoint` into a fresh scratch directory `tag` and
+/// loads it back: the directory (removed when dropped), the file, what was
+/// saved and what was loaded.
+fn sample_round_trip(tag: &str) -> (Scratch, PathBuf, Checkpoint, Checkpoint) {
+    let dir = scratch(tag);
+    let path = dir.path("ckpt.safetensors");
+    let saved = sample_checkpoint();
+    save_checkpoint(&path, &saved).unwrap();
+    let loaded = load_checkpoint(&path).unwrap();
+    (dir, path, saved, loaded)
+}
+
 /// Writes `bytes` to a file and loads it.
 fn load_bytes(bytes: &[u8]) -> Result<Checkpoint, TrainError> {
     load_bytes_with(bytes, LoadOptions::default())
@@ -201,11 +213,7 @@ fn checkpoint_reason(r: Result<Checkpoint, TrainError>) -> String {
 
 #[test]
 fn round_trip_is_bit_exact_for_f32_and_f64() {
-    let dir = scratch("roundtrip");
-    let path = dir.path("ckpt.safetensors");
-    let saved = sample_checkpoint();
-    save_checkpoint(&path, &saved).unwrap();
-    let loaded = load_checkpoint(&path).unwrap();
+    let (_dir, path, saved, loaded) = sample_round_trip("roundtrip");
 
     assert_eq!(loaded.tensors.len(), saved.tensors.len());
     for (name, shape, data) in &saved.tensors {
@@ -243,11 +251,7 @@ fn from_slice_and_to_vec_are_inverse() {
 
 #[test]
 fn metadata_round_trips() {
-    let dir = scratch("meta");
-    let path = dir.path("m.safetensors");
-    let saved = sample_checkpoint();
-    save_checkpoint(&path, &saved).unwrap();
-    let loaded = load_checkpoint(&path).unwrap();
+    let (_dir, path, saved, loaded) = sample_round_trip("meta");
     assert_eq!(loaded.metadata, saved.metadata);
     assert_eq!(loaded.meta("epoch"), Some("12"));
     assert_eq!(loaded.meta("missing"), None);

@@ -4,10 +4,11 @@
 //! bit for bit.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::files::Scratch;
 use smoothout::Reference;
 use smoothout_models::data::{Dataset, Split};
 use smoothout_models::train::{
@@ -21,10 +22,9 @@ fn digits() -> Split {
         .expect("the embedded digits split")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smoothout-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory `smoothout-resume-<pid>-<name>-<n>`, removed on drop.
+fn scratch(name: &str) -> Scratch {
+    Scratch::new("smoothout-resume", name)
 }
 
 /// Every tensor of `a` equals `b`'s bit for bit (the same names too).
@@ -82,7 +82,6 @@ fn resume_matches(cfg: TrainConfig, stop: u64, name: &str) {
             (y.test_acc, y.test_loss, y.train_loss)
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn small(method: Method) -> TrainConfig {
@@ -130,7 +129,7 @@ fn a_stop_flag_checkpoints_the_step_reached() {
 
     let dir = scratch("stop-flag");
     let files = RunFiles {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         every: None,
     };
     let stop = AtomicBool::new(false);
@@ -162,7 +161,6 @@ fn a_stop_flag_checkpoints_the_step_reached() {
     assert_eq!(second.steps_done(), 17);
     second.run(&data, None, &mut |_| {}).unwrap();
     assert_same_state(&whole.checkpoint().unwrap(), &second.checkpoint().unwrap());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -187,7 +185,6 @@ fn resume_refuses_another_configuration() {
     let mut longer = small(Method::SmoothOut);
     longer.epochs = 3;
     assert!(Trainer::resume(b, longer, &data.train, &path).is_ok());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn smoothout_cmd(out: &Path, extra: &[&str]) -> Command {
@@ -294,8 +291,6 @@ fn killed_process_resumes_to_identical_weights() {
     };
     assert_eq!(history(&a), history(&b));
     assert_every_epoch_once(&killed);
-    let _ = std::fs::remove_dir_all(killed);
-    let _ = std::fs::remove_dir_all(whole);
 }
 
 #[test]
@@ -310,7 +305,6 @@ fn an_existing_run_is_not_overwritten_without_resume() {
         before,
         std::fs::read(out.join(RUN).join(CHECKPOINT_FILE)).unwrap()
     );
-    let _ = std::fs::remove_dir_all(out);
 }
 
 /// Starts the program, sends it `signal` (`INT` or `TERM`, with `kill`)
@@ -383,9 +377,7 @@ fn interrupted_process_checkpoints_and_resumes_to_identical_weights() {
         assert!(String::from_utf8_lossy(&resumed.stderr).contains("resuming from"));
         assert_same_state(&load_checkpoint(&ckpt).unwrap(), &reference);
         assert_every_epoch_once(&dir);
-        let _ = std::fs::remove_dir_all(dir);
     }
-    let _ = std::fs::remove_dir_all(whole);
 }
 
 /// A second SIGINT while the first is being honoured ends the process at
@@ -405,7 +397,7 @@ fn a_second_interrupt_exits_at_once() {
             "1",
             "--out",
         ])
-        .arg(&out)
+        .arg(&*out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -456,5 +448,4 @@ fn a_second_interrupt_exits_at_once() {
     // The checkpoint of epoch 1 is whole.
     let ckpt = load_checkpoint(&run.join(CHECKPOINT_FILE)).expect("the checkpoint of epoch 1");
     assert_eq!(ckpt.meta("step"), Some("1"));
-    let _ = std::fs::remove_dir_all(out);
 }

@@ -3,7 +3,7 @@
 //! the `smoothout` program reports missing data with the command that
 //! fetches it.
 
-use crate::support::program::smoothout;
+use crate::support::program::{smoothout, train_baseline_one_epoch};
 
 use smoothout::Reference;
 use smoothout_cpu::Cpu;
@@ -277,20 +277,7 @@ fn the_program_explains_itself_and_its_errors() {
 #[test]
 fn device_cuda_trains_or_says_what_is_missing() {
     let out = std::env::temp_dir().join(format!("smoothout-cuda-{}", std::process::id()));
-    let (ok, table, err) = smoothout(&[
-        "train",
-        "--device",
-        "cuda",
-        "--method",
-        "baseline",
-        "--net",
-        "mlp-16",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, table, err) = train_baseline_one_epoch(&["--device", "cuda"], &out);
     if ok {
         // A GPU (and a program built with `--features cuda`): it trained.
         assert!(table.contains("digits-mlp-16-baseline-seed0"), "{table}");

@@ -313,31 +313,15 @@ pub fn start<H: Harness>(
 /// `runs` runs of SmoothOut (`variant` at strength `a`) from starts in the
 /// sharp basin, each paired with plain SGD from the same start when
 /// `with_plain`; run `i` uses seed `seed + i`. Every run goes through one
-/// backend of `H`.
+/// backend of `H`. Returns the counts and the end point of every run: for
+/// each run in order, the SmoothOut run's end, then the plain SGD run's
+/// (when `with_plain`).
 ///
 /// # Errors
 ///
 /// A library error, or [`Error::InvalidSetting`] if a start is not in the
 /// sharp basin.
 pub fn run<H: Harness>(
-    land: &Landscape,
-    variant: Variant,
-    a: f64,
-    runs: usize,
-    steps: u64,
-    seed: u64,
-    with_plain: bool,
-) -> Result<Counts> {
-    run_with_ends::<H>(land, variant, a, runs, steps, seed, with_plain).map(|(c, _)| c)
-}
-
-/// [`run`], with the end point of every run: for each run in order, the
-/// SmoothOut run's end, then the plain SGD run's (when `with_plain`).
-///
-/// # Errors
-///
-/// As [`run`].
-pub fn run_with_ends<H: Harness>(
     land: &Landscape,
     variant: Variant,
     a: f64,
@@ -467,7 +451,7 @@ pub fn rows() -> Vec<Row> {
 
 /// The report rows on `H`'s backend with `runs` runs per landscape (see
 /// [`Harness::tag`] for the setting), and each landscape's end points (see
-/// [`run_with_ends`]).
+/// [`run`]).
 pub fn rows_on<H: Harness>(runs: usize) -> (Vec<Row>, Vec<Vec<Vec<f64>>>) {
     let tag = H::tag();
     let mut rows = Vec::new();
@@ -481,7 +465,7 @@ pub fn rows_on<H: Harness>(runs: usize) -> (Vec<Row>, Vec<Vec<Vec<f64>>>) {
                 binomial_lower(k, n, 0.01)
             )
         };
-        match run_with_ends::<H>(
+        match run::<H>(
             &land,
             Variant::Correct,
             A,

@@ -162,6 +162,31 @@ pub enum Variant {
     Uncompensated,
 }
 
+/// A rescaling `w → w'`: which units, by what factor `c`, carried out how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rescaling {
+    /// The rescaled units.
+    pub what: Rescale,
+    /// The factor `c > 0`.
+    pub c: f64,
+    /// Correct, or deliberately broken.
+    pub variant: Variant,
+}
+
+impl Rescaling {
+    /// `what` rescaled by `c`, carried out as `variant` says.
+    #[must_use]
+    pub fn new(what: Rescale, c: f64, variant: Variant) -> Self {
+        Rescaling { what, c, variant }
+    }
+
+    /// `what` rescaled by `c`, correctly.
+    #[must_use]
+    pub fn correct(what: Rescale, c: f64) -> Self {
+        Self::new(what, c, Variant::Correct)
+    }
+}
+
 /// Which parameters SmoothOut perturbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Perturb {
@@ -171,19 +196,14 @@ pub enum Perturb {
     AllButCompensating,
 }
 
-/// The rescaled copy of `params` (buffers `W_1, b_1, …` of `mlp`).
+/// The copy of `params` (buffers `W_1, b_1, …` of `mlp`) after `rescaling`.
 ///
 /// # Panics
 ///
 /// If the layer is not hidden, the unit is out of range, or `c ≤ 0`.
 #[must_use]
-pub fn rescale(
-    mlp: &Mlp,
-    params: &[Vec<f64>],
-    what: Rescale,
-    c: f64,
-    variant: Variant,
-) -> Vec<Vec<f64>> {
+pub fn rescale(mlp: &Mlp, params: &[Vec<f64>], rescaling: Rescaling) -> Vec<Vec<f64>> {
+    let Rescaling { what, c, variant } = rescaling;
     let l = what.layer();
     assert!(
         (1..mlp.layers()).contains(&l),
@@ -308,17 +328,15 @@ impl LossInvariance {
     }
 }
 
-/// `C` before and after `rescale(mlp, params, what, c, variant)`.
+/// `C` before and after `rescale(mlp, params, rescaling)`.
 #[must_use]
 pub fn loss_invariance(
     mlp: &Mlp,
     params: &[Vec<f64>],
     data: &Data,
-    what: Rescale,
-    c: f64,
-    variant: Variant,
+    rescaling: Rescaling,
 ) -> LossInvariance {
-    let scaled = rescale(mlp, params, what, c, variant);
+    let scaled = rescale(mlp, params, rescaling);
     LossInvariance {
         before: mlp.loss(&views(params), data),
         after: mlp.loss(&views(&scaled), data),
@@ -385,13 +403,11 @@ pub fn smoothed<H: Harness>(
     mlp: &Mlp,
     params: &[Vec<f64>],
     data: &Data,
-    what: Rescale,
-    c: f64,
-    variant: Variant,
+    rescaling: Rescaling,
     smoothing: Smoothing,
 ) -> SmoothedInvariance {
     let backend = H::backend::<f64>();
-    let next = 2 * what.layer();
+    let next = 2 * rescaling.what.layer();
     let specs: Vec<_> = mlp
         .specs()
         .into_iter()
@@ -408,7 +424,7 @@ pub fn smoothed<H: Harness>(
     let new = || SmoothOut::new(&backend, config, specs.clone()).expect("a valid configuration");
     let (mut so, mut so_scaled) = (new(), new());
     let w = params.to_vec();
-    let w_scaled = rescale(mlp, params, what, c, variant);
+    let w_scaled = rescale(mlp, params, rescaling);
     let mut buf = upload_all::<H, f64>(&backend, &w).expect("upload");
     let mut buf_scaled = upload_all::<H, f64>(&backend, &w_scaled).expect("upload");
     let mut out = SmoothedInvariance {
@@ -478,10 +494,10 @@ pub fn rows() -> Vec<Row> {
     for &what in &all_units {
         for c in POWERS_OF_TWO {
             bits +=
-                loss_invariance(&mlp, &params, &data, what, c, Variant::Correct).differing_bits();
+                loss_invariance(&mlp, &params, &data, Rescaling::correct(what, c)).differing_bits();
         }
         for c in FACTORS {
-            let l = loss_invariance(&mlp, &params, &data, what, c, Variant::Correct);
+            let l = loss_invariance(&mlp, &params, &data, Rescaling::correct(what, c));
             ratio = ratio.max(l.ratio());
             max_ulps = max_ulps.max(l.ulps());
         }
@@ -586,11 +602,11 @@ pub fn invariant_rows<H: Harness>(
     };
     let mut bits = 0;
     for c in POWERS_OF_TWO {
-        bits += smoothed::<H>(mlp, params, data, what, c, Variant::Correct, ada).differing_bits;
+        bits += smoothed::<H>(mlp, params, data, Rescaling::correct(what, c), ada).differing_bits;
     }
     let (mut ratio, mut max_ulps) = (0.0f64, 0);
     for c in FACTORS {
-        let s = smoothed::<H>(mlp, params, data, what, c, Variant::Correct, ada);
+        let s = smoothed::<H>(mlp, params, data, Rescaling::correct(what, c), ada);
         ratio = ratio.max(s.max_ratio);
         max_ulps = max_ulps.max(s.max_ulps);
     }
@@ -656,9 +672,7 @@ pub fn not_invariant_rows<H: Harness>(mlp: &Mlp, params: &[Vec<f64>], data: &Dat
             mlp,
             params,
             data,
-            what,
-            c,
-            Variant::Correct,
+            Rescaling::correct(what, c),
             Smoothing {
                 scaling,
                 perturb,
