@@ -1,7 +1,8 @@
 //! A device buffer stand-in for the emulation tests: a buffer's elements
 //! between canaries that a kernel must leave untouched, so that a write
-//! past either end shows; and the bit-for-bit comparison of its contents. Shared by `host_emulated_kernels.rs` and
-//! `host_emulated_tensor/`, each of which uses a part.
+//! past either end shows; and the bit-for-bit comparison of its contents.
+//! Shared by `host_emulated_kernels.rs` and `host_emulated_tensor/`, each of
+//! which uses a part.
 #![allow(dead_code)]
 
 /// An element type of a device buffer: its canary and poison values.
