@@ -35,8 +35,8 @@ use candle_core::{CudaStorage, DType, Var};
 use smoothout::{Config, Draw, Param, ParamSpec};
 use smoothout_cuda::Cuda;
 
+use crate::action::Action;
 use crate::error::{Error, Result};
-use crate::state::Action;
 
 /// The element types perturbed on CUDA, as the error message names them.
 const CUDA_DTYPES: &str = "f32 on CUDA";

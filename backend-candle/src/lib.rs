@@ -91,6 +91,7 @@
 //! [`candle_core::Error`] carrying the same message.
 #![deny(missing_docs)]
 
+mod action;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod error;

@@ -1,8 +1,9 @@
 //! One variable's SmoothOut state, on its device and in its element type.
 
 use candle_core::{DType, Var};
-use smoothout::{Config, Draw, Param, ParamSpec, PerturbOps, StateOps};
+use smoothout::{Config, Draw, Param, ParamSpec};
 
+use crate::action::Action;
 use crate::error::{Error, Result};
 use crate::inplace::{check_dtype, visit, HostSlice, Visit, CPU_DTYPES};
 use smoothout_cpu::Host;
@@ -30,29 +31,6 @@ pub(crate) struct Entry {
     pub(crate) var: Var,
     pub(crate) spec: ParamSpec,
     noise: Option<Noise>,
-}
-
-/// What to do to the variable's memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
-    Perturb,
-    Denoise,
-}
-
-impl Action {
-    /// Perturbs or de-noises `w` through the core's `param` on `backend`.
-    pub(crate) fn run<B: StateOps + PerturbOps>(
-        self,
-        param: &mut Param<B>,
-        backend: &B,
-        w: &mut B::Buffer,
-        draw: Draw,
-    ) -> smoothout::Result<()> {
-        match self {
-            Action::Perturb => param.perturb(backend, w, draw),
-            Action::Denoise => param.denoise(backend, w, draw),
-        }
-    }
 }
 
 struct Apply<'a> {
