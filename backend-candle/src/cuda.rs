@@ -36,7 +36,7 @@ use smoothout::{Config, Draw, Param, ParamSpec};
 use smoothout_cuda::Cuda;
 
 use crate::action::Action;
-use crate::error::{Error, Result};
+use crate::error::{core, Error, Result};
 
 /// The element types perturbed on CUDA, as the error message names them.
 const CUDA_DTYPES: &str = "f32 on CUDA";
@@ -63,13 +63,6 @@ impl CudaBackends {
 pub(crate) struct CudaParam {
     backend: Cuda,
     param: Param<Cuda>,
-}
-
-fn core<T>(name: &str, r: smoothout::Result<T>) -> Result<T> {
-    r.map_err(|source| Error::SmoothOut {
-        name: Some(name.to_owned()),
-        source,
-    })
 }
 
 impl CudaParam {

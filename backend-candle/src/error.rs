@@ -155,3 +155,11 @@ impl From<Error> for candle_core::Error {
         }
     }
 }
+
+/// A core error about the variable `name`, as the adapter reports it.
+pub(crate) fn core<T>(name: &str, r: smoothout::Result<T>) -> Result<T> {
+    r.map_err(|source| Error::SmoothOut {
+        name: Some(name.to_owned()),
+        source,
+    })
+}

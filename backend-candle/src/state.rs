@@ -4,7 +4,7 @@ use candle_core::{DType, Var};
 use smoothout::{Config, Draw, Param, ParamSpec};
 
 use crate::action::Action;
-use crate::error::{Error, Result};
+use crate::error::{core, Error, Result};
 use crate::inplace::{check_dtype, visit, HostSlice, Visit, CPU_DTYPES};
 use smoothout_cpu::Host;
 
@@ -38,13 +38,6 @@ struct Apply<'a> {
     noise: &'a mut Noise,
     action: Action,
     draw: Draw,
-}
-
-fn core<T>(name: &str, r: smoothout::Result<T>) -> Result<T> {
-    r.map_err(|source| Error::SmoothOut {
-        name: Some(name.to_owned()),
-        source,
-    })
 }
 
 impl Visit for Apply<'_> {

@@ -387,8 +387,7 @@ impl<T: Real> PoolOps for Cpu<T> {
     fn pool_backward(&self, req: Operands<'_, Pool2d, ArrayD<T>>) -> Result<()> {
         let p = &req.spec;
         let (x, dy, dx) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
-        p.validate_buffers(x.len(), dy.len())?;
-        check_len("pool input gradient", x.len(), dx.len())?;
+        p.validate_backward(x.len(), dy.len(), dx.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
         self.zip_gradients((dx, x, dy), (plane, out), |dx, x, dy| {
             r::pool_backward_plane(p, x, dy, dx);
@@ -482,9 +481,17 @@ fn dense_sums<const K: usize>(
 
 impl<T: Real> BatchNormOps for Cpu<T> {
     fn batch_norm_stats(&self, pass: BatchNormStatsPass<'_, ArrayD<T>>) -> Result<()> {
-        pass.validate(ArrayD::len)?;
-        let (x, mean, var) = (slice(pass.x)?, slice_mut(pass.mean)?, slice_mut(pass.var)?);
-        let (batch, channels, inner) = (pass.bn.batch, pass.bn.channels, pass.bn.spatial);
+        // Contiguity first, then the request's lengths (on the slices).
+        let (bn, x, mean, var) = (
+            pass.bn,
+            slice(pass.x)?,
+            slice_mut(pass.mean)?,
+            slice_mut(pass.var)?,
+        );
+        let pass = BatchNormStatsPass { bn, x, mean, var };
+        pass.validate(<[T]>::len)?;
+        let BatchNormStatsPass { x, mean, var, .. } = pass;
+        let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
         let m = (batch * inner) as f64;
         let (threads, isa) = (self.threads(), self.isa);
         self.pool.install(|| {
@@ -515,11 +522,28 @@ impl<T: Real> BatchNormOps for Cpu<T> {
     }
 
     fn batch_norm_forward(&self, pass: BatchNormForwardPass<'_, ArrayD<T>>) -> Result<()> {
-        pass.validate(ArrayD::len)?;
         let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
         let (x, y) = (slice(pass.x)?, slice_mut(pass.y)?);
         let (gamma, beta) = (slice(pass.gamma)?, slice(pass.beta)?);
-        let (mean, var) = (slice(mean)?, slice(var)?);
+        let stats = BatchNormStats::new(slice(mean)?, slice(var)?);
+        let pass = BatchNormForwardPass {
+            bn: *bn,
+            x,
+            y,
+            gamma,
+            beta,
+            stats,
+        };
+        pass.validate(<[T]>::len)?;
+        let BatchNormForwardPass {
+            x,
+            y,
+            gamma,
+            beta,
+            stats,
+            ..
+        } = pass;
+        let (mean, var) = (stats.mean, stats.var);
         let (per, isa) = (bn.channels * bn.spatial, self.isa);
         let task = self.whole_samples(per);
         let coefs = r::batch_norm_forward_coefs(bn, gamma, beta, mean, var);
@@ -536,12 +560,20 @@ impl<T: Real> BatchNormOps for Cpu<T> {
     }
 
     fn batch_norm_backward(&self, pass: BatchNormBackwardPass<'_, ArrayD<T>>) -> Result<()> {
-        pass.validate(ArrayD::len)?;
         let (bn, BatchNormStats { mean, var }) = (&pass.bn, pass.stats);
         let BatchNormGrads { dx, dgamma, dbeta } = pass.grads;
         let (x, dy, dx) = (slice(pass.x)?, slice(pass.dy)?, slice_mut(dx)?);
         let (gamma, mean, var) = (slice(pass.gamma)?, slice(mean)?, slice(var)?);
         let (dgamma, dbeta) = (slice_mut(dgamma)?, slice_mut(dbeta)?);
+        BatchNormBackwardPass {
+            bn: *bn,
+            x,
+            dy,
+            gamma,
+            stats: BatchNormStats::new(mean, var),
+            grads: BatchNormGrads::new(dx, dgamma, dbeta),
+        }
+        .validate(<[T]>::len)?;
         let (per, threads, isa) = (bn.channels * bn.spatial, self.threads(), self.isa);
         self.pool.install(|| {
             let centres = r::batch_norm_centres(bn, mean, var);
@@ -581,8 +613,9 @@ impl<T: Real> BatchNormOps for Cpu<T> {
 impl<T: Real> LossOps for Cpu<T> {
     fn softmax_cross_entropy(&self, req: CrossEntropy<'_, ArrayD<T>>) -> Result<f64> {
         let (classes, labels) = (req.classes, req.labels);
-        let (z, d) = (slice(req.logits)?, slice_mut(req.dlogits)?);
-        r::check_softmax_cross_entropy(classes, z.len(), labels, d.len())?;
+        let req = CrossEntropy::new(classes, slice(req.logits)?, labels, slice_mut(req.dlogits)?);
+        req.validate(<[T]>::len)?;
+        let (z, d) = (req.logits, req.dlogits);
         let rows = labels.len();
         let mut losses = vec![0.0f64; rows];
         self.pool.install(|| {

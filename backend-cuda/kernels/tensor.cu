@@ -4,7 +4,7 @@
 //
 // Every kernel is a plain loop over one output element per thread (grid
 // stride) and reproduces the index arithmetic and the rounding of
-// smoothout::tensor_reference. Gathers (col2im, pooling backward) visit their
+// smoothout::tensor::reference. Gathers (col2im, pooling backward) visit their
 // contributions in the reference's order and never use atomics, so their
 // bits are the reference's. Channel sums are deterministic two-pass
 // reductions: per (channel, slice) block sums in f64 with a fixed tree, then

@@ -377,8 +377,7 @@ impl PoolOps for Cuda {
 
     fn pool_backward(&self, req: Operands<'_, Pool2d, CudaSlice<f32>>) -> Result<()> {
         let (p, x, dy, dx) = (&req.spec, req.a, req.b, req.out);
-        p.validate_buffers(x.len(), dy.len())?;
-        check_len("pool input gradient", x.len(), dx.len())?;
+        p.validate_backward(x.len(), dy.len(), dx.len())?;
         if dx.is_empty() {
             return Ok(());
         }

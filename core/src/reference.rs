@@ -356,14 +356,7 @@ pub fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
             actual: len,
         });
     }
-    if rows != len / cols {
-        return Err(Error::LengthMismatch {
-            what: "rows",
-            expected: len / cols,
-            actual: rows,
-        });
-    }
-    Ok(())
+    crate::error::check_len("rows", len / cols, rows)
 }
 
 /// Checks that `draw`'s per-row scales cover a parameter of `len`

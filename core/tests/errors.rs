@@ -283,9 +283,8 @@ fn hand_built_invalid_sgd_is_refused_by_the_update() {
         momentum: 0.0,
         weight_decay: 0.0,
     };
-    let mut so = smoothout();
-    let (mut p, g, mut v) = (params(), params(), params());
-    so.perturb(&b(), &mut p, Draw::new(0, 0)).unwrap();
+    let (mut so, mut p) = perturbed_at(Draw::new(0, 0));
+    let (g, mut v) = (params(), params());
     let e = error(so.denoise_sgd(&b(), &mut p, &g, &mut v, &bad, Draw::new(0, 0)));
     assert!(invalid_setting(&e, "learning rate"), "{e:?}");
     // Refused before anything changed: the draw is still applied and can be removed.
@@ -443,10 +442,8 @@ fn denoising_another_draw_is_a_draw_mismatch() {
 
 #[test]
 fn denoise_sgd_with_mismatched_gradients_is_an_error() {
-    let mut so = smoothout();
-    let mut p = params();
+    let (mut so, mut p) = perturbed_at(Draw::new(0, 0));
     let sgd = Sgd::new(0.1, 0.9, 0.0).unwrap();
-    so.perturb(&b(), &mut p, Draw::new(0, 0)).unwrap();
     let mut v = params();
     let mut short = params();
     short[0].pop();

@@ -19,13 +19,13 @@ pub(crate) fn upload_f32<B: TensorBackend>(b: &B, x: &[f32]) -> Result<B::Buffer
 }
 
 /// The examples `idx` of `data`, normalised by `normalize` and uploaded as
-/// one batch, with its shape (`[N, C, H, W]`) and the examples' labels.
+/// one batch of shape `[N, C, H, W]`, and the examples' labels.
 pub(crate) fn upload_batch<B: TensorBackend>(
     b: &B,
     data: &Dataset,
     normalize: &Normalize,
     idx: &[usize],
-) -> Result<(B::Buffer, Vec<usize>, Vec<usize>)> {
+) -> Result<(Activation<B>, Vec<usize>)> {
     let image_shape = data.image_shape();
     let mut x = vec![0.0f32; idx.len() * data.image_len()];
     data.batch_f32(idx, &mut x)?;
@@ -34,7 +34,7 @@ pub(crate) fn upload_batch<B: TensorBackend>(
     data.batch_labels(idx, &mut labels)?;
     let mut shape = vec![idx.len()];
     shape.extend_from_slice(&image_shape);
-    Ok((upload_f32(b, &x)?, shape, labels))
+    Ok((Activation::new(upload_f32(b, &x)?, shape), labels))
 }
 
 /// Mean softmax cross-entropy (`f64`, log-sum-exp) and accuracy of `net`
@@ -57,8 +57,8 @@ pub fn evaluate<B: TensorBackend + 'static>(
     let (mut loss, mut correct) = (0.0, 0u64);
     let all: Vec<usize> = (0..data.len()).collect();
     for idx in all.chunks(batch) {
-        let (x, shape, labels) = upload_batch(b, data, normalize, idx)?;
-        let logits = net.forward(b, &Activation::new(x, shape), false)?;
+        let (x, labels) = upload_batch(b, data, normalize, idx)?;
+        let logits = net.forward(b, &x, false)?;
         let z = b.to_vec(&logits.data)?;
         for (row, &l) in z.chunks_exact(classes).zip(&labels) {
             let max = row

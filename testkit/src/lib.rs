@@ -68,13 +68,6 @@ pub fn hash(z: u64) -> u64 {
     mix(z.wrapping_add(GOLDEN))
 }
 
-/// [`hash`] of `i ^ salt⋘32`, its top 53 bits mapped to `[-1, 1)` (over
-/// `2^52`, minus one).
-pub fn hashed_signed(i: u64, salt: u64) -> f64 {
-    let z = hash(i ^ salt.rotate_left(32));
-    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-}
-
 /// The median of `v`: the middle value, or the mean of the two middle
 /// values when `v` has an even length; NaN when `v` is empty. NaNs in `v`
 /// sort as [`f64::total_cmp`] orders them.

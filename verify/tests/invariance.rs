@@ -14,10 +14,10 @@ use smoothout_verify::harness::{CpuHarness, Harness, RefHarness};
 use smoothout_verify::mlp::{Data, Mlp};
 use smoothout_verify::stats::Z_BOUND;
 
-/// A random network with one or two hidden layers, its parameters and data.
 /// A network, its parameters and its data.
 type Setting = (Mlp, Vec<Vec<f64>>, Data);
 
+/// A random network with one or two hidden layers, its parameters and data.
 fn network() -> impl Strategy<Value = Setting> {
     (
         prop::collection::vec(1usize..7, 3..5),

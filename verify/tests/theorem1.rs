@@ -9,10 +9,10 @@
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use smoothout_verify::checks::theorem1::{
-    closed_form_partial, closed_form_row, detected_row, flat_row, gram, max_z, mc_gradient,
-    mc_rows, smoothed_partial, Bowl, Profile, Variant, DETECT_Z, MAX_DEGREE,
+    closed_form_partial, closed_form_row, detected_row, flat_row, gram, mc_gradient, mc_rows,
+    smoothed_partial, Bowl, Profile, Variant, DETECT_Z, MAX_DEGREE,
 };
-use smoothout_verify::stats::Z_BOUND;
+use smoothout_verify::stats::{max_z, Z_BOUND};
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {

@@ -17,13 +17,14 @@ fn batch_norm_matches_reference() {
     let mut tally = Tally::default();
     let reference = Reference::<f32>::new();
     let mut multi_slice = 0;
-    for (s, &(batch, channels, spatial, eps)) in BNS.iter().chain(&MORE_BNS).enumerate() {
-        let bn = BatchNorm {
+    let rows = [&BNS[..], &MORE_BNS].concat();
+    for (s, bn) in batch_norm_layouts(&rows) {
+        let BatchNorm {
             batch,
             channels,
             spatial,
             eps,
-        };
+        } = bn;
         let what = format!("{bn:?}");
         // tests/tensor.rs's data.
         let (x, dy, gamma, beta) = bn_inputs(&bn, s);

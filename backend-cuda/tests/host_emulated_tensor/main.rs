@@ -95,7 +95,7 @@ use smoothout::tensor::reference as r;
 use smoothout::tensor::{
     BatchNorm, BatchedGemm, Conv2d, Gemm, GemmBatch, MapOps, Pool2d, PoolKind,
 };
-use smoothout::testgen::tensor::batch_norm_passes;
+use smoothout::testgen::tensor::{batch_norm_layouts, batch_norm_passes};
 use smoothout::Reference;
 
 type GemmEmptyFn = unsafe extern "C" fn(u32, u32, *mut f32, u64, u64, u64, f32, f32, i32) -> Status;

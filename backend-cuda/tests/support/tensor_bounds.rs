@@ -4,17 +4,14 @@
 //! the same cases.
 
 use smoothout::tensor::BatchNorm;
-use smoothout_testkit::hashed_signed;
 
 const EPS32: f64 = f32::EPSILON as f64;
 const EPS64: f64 = f64::EPSILON;
 
-/// Deterministic values in `[-1, 1)` (SplitMix64 of the index and salt):
-/// the same as `smoothout::testgen::tensor`'s private `data`.
+/// The shared bodies' inputs ([`smoothout::testgen::tensor::data`]) in
+/// `f32`.
 pub fn data(len: usize, salt: u64) -> Vec<f32> {
-    (0..len as u64)
-        .map(|i| hashed_signed(i, salt) as f32)
-        .collect()
+    smoothout::testgen::tensor::data(len, salt)
 }
 
 /// `|got − want| ≤ tol(i)` for every element; returns how many elements

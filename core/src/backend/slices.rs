@@ -128,13 +128,7 @@ impl<T: Real> crate::backend::StateOps for Slices<T> {
         Ok(alloc::vec![T::zero(); len])
     }
     fn copy(&self, src: &[T], dst: &mut [T]) -> Result<()> {
-        if src.len() != dst.len() {
-            return Err(crate::Error::LengthMismatch {
-                what: "copy destination",
-                expected: src.len(),
-                actual: dst.len(),
-            });
-        }
+        crate::error::check_len("copy destination", src.len(), dst.len())?;
         dst.copy_from_slice(src);
         Ok(())
     }

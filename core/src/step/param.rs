@@ -158,16 +158,7 @@ impl<B: StateOps> Param<B> {
     }
 
     fn check_len(&self, backend: &B, what: &'static str, buf: &B::Buffer) -> Result<()> {
-        let actual = backend.len(buf);
-        if actual == self.spec.len() {
-            Ok(())
-        } else {
-            Err(Error::LengthMismatch {
-                what,
-                expected: self.spec.len(),
-                actual,
-            })
-        }
+        crate::error::check_len(what, self.spec.len(), backend.len(buf))
     }
 
     /// The strength after the schedule's multiplier `coef`.

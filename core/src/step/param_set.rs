@@ -1,4 +1,5 @@
-//! The SmoothOut step (Algorithm 1): perturb, gradient, de-noise, update.
+//! [`SmoothOut`], the step over a whole parameter set, and the
+//! [`Perturbed`] guard that de-noises when dropped.
 
 use alloc::vec::Vec;
 use core::borrow::{Borrow, BorrowMut};
@@ -144,13 +145,7 @@ impl<B: StateOps> SmoothOut<B> {
     }
 
     fn check<P: Borrow<B::Buffer>>(&self, backend: &B, params: &[P]) -> Result<()> {
-        if params.len() != self.params.len() {
-            return Err(Error::LengthMismatch {
-                what: "parameter buffers",
-                expected: self.params.len(),
-                actual: params.len(),
-            });
-        }
+        crate::error::check_len("parameter buffers", self.params.len(), params.len())?;
         for (i, (p, s)) in params.iter().zip(&self.params).enumerate() {
             if backend.len(p.borrow()) != s.spec().len() {
                 return Err(Error::ShapeMismatch {

@@ -698,6 +698,16 @@ impl Pool2d {
             y,
         )
     }
+
+    /// The lengths of a [`PoolOps::pool_backward`] request: `x` and `dy`
+    /// as [`Pool2d::validate_buffers`] has them, `dx` as `x`.
+    ///
+    /// # Errors
+    /// As [`Pool2d::validate_buffers`]; [`Error::LengthMismatch`] for `dx`.
+    pub fn validate_backward(&self, x: usize, dy: usize, dx: usize) -> Result<()> {
+        self.validate_buffers(x, dy)?;
+        check_len("pool input gradient", x, dx)
+    }
 }
 
 /// The layout of a batch-normalised tensor: `batch × channels × spatial`

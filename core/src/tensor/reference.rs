@@ -9,13 +9,9 @@
 //! carried out in `f64`, in a fixed order, and rounded to the element type
 //! once.
 
-use crate::error::{Error, Result};
+use crate::error::{check_len, Error, Result};
 use crate::real::Real;
-use crate::tensor::{check_len, BatchNorm, BatchedGemm, Conv2d, Gemm, Pool2d, PoolKind};
-#[cfg(feature = "alloc")]
-use crate::tensor::{
-    BatchNormBackwardPass, BatchNormForwardPass, BatchNormStats, BatchNormStatsPass,
-};
+use crate::tensor::{BatchNorm, BatchedGemm, Conv2d, Gemm, Pool2d, PoolKind};
 
 /// `c ← α · op(a) · op(b) + β · c`, each entry's dot product accumulated in
 /// `T` over `p = 0, 1, …, k − 1` (see [`Gemm`]).
@@ -62,9 +58,10 @@ pub fn gemm_strided<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
     gemm_batch(req, false)
 }
 
-/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see [`GemmBatch`](crate::tensor::GemmBatch)), as `count`
-/// [`gemm`]s in order into the first `m·n` elements of `c`: the first with
-/// the request's β, every later one with β = 1.
+/// `c ← α · Σ_i op(a_i) · op(b_i) + β · c` (see
+/// [`GemmBatch`](crate::tensor::GemmBatch)), as `count` [`gemm`]s in order
+/// into the first `m·n` elements of `c`: the first with the request's β,
+/// every later one with β = 1.
 ///
 /// # Errors
 /// As [`BatchedGemm::validate`] with `summed = true`.
@@ -72,7 +69,8 @@ pub fn gemm_summed<T: Real>(req: BatchedGemm<'_, [T]>) -> Result<()> {
     gemm_batch(req, true)
 }
 
-/// Either batched form: validated, then [`GemmBatch::products`](crate::tensor::GemmBatch::products) in order.
+/// Either batched form: validated, then
+/// [`GemmBatch::products`](crate::tensor::GemmBatch::products) in order.
 fn gemm_batch<T: Real>(req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
     req.validate(summed, <[T]>::len)?;
     let (g, batch) = req.spec;
@@ -82,6 +80,8 @@ fn gemm_batch<T: Real>(req: BatchedGemm<'_, [T]>, summed: bool) -> Result<()> {
     Ok(())
 }
 
+/// The input coordinate `o · stride + k − padding`, or `None` in the padding.
+#[inline(always)]
 fn source(o: usize, k: usize, stride: usize, padding: usize, size: usize) -> Option<usize> {
     (o * stride + k).checked_sub(padding).filter(|&v| v < size)
 }
@@ -330,10 +330,9 @@ pub fn pool_forward<T: Real>(p: &Pool2d, x: &[T], y: &mut [T]) -> Result<()> {
 /// Pooling backward over every plane.
 ///
 /// # Errors
-/// As [`Pool2d::validate_buffers`] for `(x, dy)`; `dx` must have `x`'s length.
+/// As [`Pool2d::validate_backward`].
 pub fn pool_backward<T: Real>(p: &Pool2d, x: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
-    p.validate_buffers(x.len(), dy.len())?;
-    check_len("pool input gradient", x.len(), dx.len())?;
+    p.validate_backward(x.len(), dy.len(), dx.len())?;
     let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
     for ((x, dy), dx) in x
         .chunks(plane)
@@ -684,8 +683,10 @@ mod backend {
 
     use super::*;
     use crate::backend::Reference;
-    use crate::tensor::{BatchNormOps, ConvOps, CrossEntropy, LossOps, MapOps, MatmulOps};
-    use crate::tensor::{Operands, PoolOps};
+    use crate::tensor::{
+        BatchNormBackwardPass, BatchNormForwardPass, BatchNormOps, BatchNormStats,
+        BatchNormStatsPass, ConvOps, CrossEntropy, LossOps, MapOps, MatmulOps, Operands, PoolOps,
+    };
 
     impl<T: Real> MatmulOps for Reference<T> {
         fn gemm(&self, req: Operands<'_, Gemm, Vec<T>>) -> Result<()> {

@@ -138,8 +138,9 @@ macro_rules! tensor_shared_bodies {
     };
 }
 
-/// Deterministic values in `[-1, 1)` (a SplitMix64 hash of the index).
-fn data<T: Real>(len: usize, salt: u64) -> Vec<T> {
+/// Deterministic values in `[-1, 1)` (a SplitMix64 hash of the index and
+/// `salt`), the inputs of the shared bodies.
+pub fn data<T: Real>(len: usize, salt: u64) -> Vec<T> {
     (0..len as u64)
         .map(|i| {
             let mut z = (i ^ salt.rotate_left(32)).wrapping_add(0x9E37_79B9_7F4A_7C15);

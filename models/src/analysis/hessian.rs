@@ -30,10 +30,10 @@
 //! [`Snapshot::of`]: super::Snapshot::of
 
 use smoothout::reference::fill_unit;
-use smoothout::tensor::TensorBackend;
+use smoothout::tensor::{check_len, TensorBackend};
 use smoothout::{NoiseKey, Unit};
 
-use super::landscape::{check_len, with_restore};
+use super::landscape::with_restore;
 use super::sharpness::{NetworkLoss, Objective};
 use crate::data::{Dataset, Normalize};
 use crate::networks::Sequential;

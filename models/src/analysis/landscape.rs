@@ -17,7 +17,7 @@ use crate::eval::evaluate;
 use crate::layers::Layer;
 use crate::networks::Sequential;
 use smoothout::reference::fill_unit;
-use smoothout::tensor::TensorBackend;
+use smoothout::tensor::{check_len, TensorBackend};
 use smoothout::{
     Config, Denoise, Draw, Noise, NoiseKey, ParamSpec, Real, Role, Scaling, SmoothOut, Unit,
 };
@@ -812,19 +812,6 @@ fn param_count<B: TensorBackend, L: Layer<B> + ?Sized>(b: &B, net: &L) -> usize 
 fn buffer_count<B: TensorBackend, L: Layer<B> + ?Sized>(b: &B, net: &L) -> usize {
     net.buffers().iter().map(|(_, x)| b.len(x)).sum()
 }
-
-pub(super) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(TrainError::Core(smoothout::Error::LengthMismatch {
-            what,
-            expected,
-            actual,
-        }))
-    }
-}
-
 fn check_finite(what: &'static str, values: &[f64]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),

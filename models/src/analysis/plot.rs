@@ -965,7 +965,7 @@ where
         .disable_x_axis()
         .y_labels(8)
         .label_style((FONT, 14))
-        .y_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&tick)
         .draw()?;
     if levels.is_empty() {
         // Constant surface: the whole bar in the middle colour.

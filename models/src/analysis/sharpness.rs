@@ -396,9 +396,9 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
         let all: Vec<usize> = (0..data.len()).collect();
         let mut batches = Vec::new();
         for idx in all.chunks(batch) {
-            let (x, dims, labels) = upload_batch(backend, data, normalize, idx)?;
+            let (x, labels) = upload_batch(backend, data, normalize, idx)?;
             let labels = labels.into_iter().map(|l| l as u32).collect();
-            batches.push((Activation::new(x, dims), labels));
+            batches.push((x, labels));
         }
         Ok(NetworkLoss {
             backend,

@@ -86,20 +86,16 @@ impl AdamConfig {
     pub fn validate(&self) -> Result<()> {
         check_lr(self.lr)?;
         if !(0.0..1.0).contains(&self.betas.0) {
-            return Err(invalid("Adam beta1", self.betas.0, "in [0, 1)"));
+            return invalid("Adam beta1", self.betas.0, "in [0, 1)");
         }
         if !(0.0..1.0).contains(&self.betas.1) {
-            return Err(invalid("Adam beta2", self.betas.1, "in [0, 1)"));
+            return invalid("Adam beta2", self.betas.1, "in [0, 1)");
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(invalid("Adam eps", self.eps, "finite and > 0"));
+            return invalid("Adam eps", self.eps, "finite and > 0");
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(invalid(
-                "weight decay",
-                self.weight_decay,
-                "finite and >= 0",
-            ));
+            return invalid("weight decay", self.weight_decay, "finite and >= 0");
         }
         Ok(())
     }

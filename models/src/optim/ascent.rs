@@ -3,10 +3,11 @@
 
 use core::borrow::{Borrow, BorrowMut};
 
-use smoothout::tensor::TensorBackend;
-use smoothout::{Error, Real, Result};
+use smoothout::tensor::{check_len, TensorBackend};
+use smoothout::{Real, Result};
 
 use super::clip::global_norm;
+use super::optimizer::invalid;
 
 /// How a sharpness-aware method picks its perturbation ε from the gradient
 /// `g` at `w`.
@@ -54,11 +55,7 @@ impl Ascent {
         };
         for (name, value) in [("SAM radius rho", rho), ("ASAM eta", eta)] {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(Error::InvalidSetting {
-                    name,
-                    value,
-                    expected: "finite and >= 0",
-                });
+                return invalid(name, value, "finite and >= 0");
             }
         }
         Ok(())
@@ -75,8 +72,8 @@ impl Ascent {
     /// size.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a negative or non-finite ρ or η;
-    /// [`Error::LengthMismatch`] when the lists or a pair of buffers differ
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) for a negative or non-finite ρ or η;
+    /// [`Error::LengthMismatch`](smoothout::Error::LengthMismatch) when the lists or a pair of buffers differ
     /// in length; backend errors.
     pub fn perturb<B, P, G>(&self, b: &B, params: &mut [P], grads: &[G]) -> Result<f64>
     where
@@ -85,22 +82,9 @@ impl Ascent {
         G: Borrow<B::Buffer>,
     {
         self.check()?;
-        if params.len() != grads.len() {
-            return Err(Error::LengthMismatch {
-                what: "gradient buffers",
-                expected: params.len(),
-                actual: grads.len(),
-            });
-        }
+        check_len("gradient buffers", params.len(), grads.len())?;
         for (p, g) in params.iter().zip(grads) {
-            let (p, g) = (b.len(p.borrow()), b.len(g.borrow()));
-            if p != g {
-                return Err(Error::LengthMismatch {
-                    what: "gradient buffer",
-                    expected: p,
-                    actual: g,
-                });
-            }
+            check_len("gradient buffer", b.len(p.borrow()), b.len(g.borrow()))?;
         }
         match *self {
             Ascent::Sam { rho } => {

@@ -3,7 +3,9 @@
 use core::borrow::{Borrow, BorrowMut};
 
 use smoothout::tensor::TensorBackend;
-use smoothout::{Error, Real, Result};
+use smoothout::{Real, Result};
+
+use super::optimizer::invalid;
 
 /// The L2 norm of all buffers together, `√(Σᵢ ‖bᵢ‖²)`, each buffer's norm
 /// computed by the backend in `f64` ([`smoothout::NormOps::row_norms`]).
@@ -57,7 +59,7 @@ pub fn global_norm<B: TensorBackend, G: Borrow<B::Buffer>>(backend: &B, bufs: &[
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidSetting`] unless `max_norm` is finite and > 0; backend
+/// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) unless `max_norm` is finite and > 0; backend
 /// errors.
 pub fn clip_grad_norm<B: TensorBackend, G: BorrowMut<B::Buffer>>(
     backend: &B,
@@ -65,11 +67,7 @@ pub fn clip_grad_norm<B: TensorBackend, G: BorrowMut<B::Buffer>>(
     max_norm: f64,
 ) -> Result<f64> {
     if !(max_norm.is_finite() && max_norm > 0.0) {
-        return Err(Error::InvalidSetting {
-            name: "max gradient norm",
-            value: max_norm,
-            expected: "finite and > 0",
-        });
+        return invalid("max gradient norm", max_norm, "finite and > 0");
     }
     let total = global_norm(backend, grads)?;
     if !total.is_finite() {

@@ -1,6 +1,8 @@
 //! Where a step regime divides the learning rate by 10.
 
-use smoothout::{Error, Result};
+use smoothout::Result;
+
+use super::optimizer::invalid;
 
 /// The epochs at which [`crate::optim::LrRegime::milestones`] divides the
 /// rate by 10: whole epochs, or fractions of the run.
@@ -47,21 +49,13 @@ impl Default for Milestones {
     }
 }
 
-fn invalid<T>(name: &'static str, value: f64, expected: &'static str) -> Result<T> {
-    Err(Error::InvalidSetting {
-        name,
-        value,
-        expected,
-    })
-}
-
 impl Milestones {
     /// The distinct epochs, in a run of `epochs` epochs, where the rate
     /// drops (fractions that land on epoch 0 or on the epoch before them
     /// are left out; the list may then be empty).
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] when the list is empty, not strictly
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) when the list is empty, not strictly
     /// increasing, or a milestone is out of range: an epoch of 0 or of at
     /// least `epochs`, a fraction of 0 or at least 1 (or a zero
     /// denominator).

@@ -68,19 +68,19 @@ pub trait Optimizer<B: TensorBackend> {
 
 /// The error for a setting `name` whose `value` is not what `expected`
 /// says.
-pub(crate) fn invalid(name: &'static str, value: f64, expected: &'static str) -> Error {
-    Error::InvalidSetting {
+pub(crate) fn invalid<T>(name: &'static str, value: f64, expected: &'static str) -> Result<T> {
+    Err(Error::InvalidSetting {
         name,
         value,
         expected,
-    }
+    })
 }
 
 pub(crate) fn check_lr(lr: f64) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
         Ok(())
     } else {
-        Err(invalid("learning rate", lr, "finite and >= 0"))
+        invalid("learning rate", lr, "finite and >= 0")
     }
 }
 
@@ -107,11 +107,11 @@ pub(crate) fn check_state<E>(
     copies: usize,
 ) -> Result<()> {
     if state.kind != kind {
-        return Err(Error::InvalidSetting {
-            name: "optimiser state kind",
-            value: f64::NAN,
-            expected: "the kind of the optimiser it is loaded into",
-        });
+        return invalid(
+            "optimiser state kind",
+            f64::NAN,
+            "the kind of the optimiser it is loaded into",
+        );
     }
     smoothout::tensor::check_len(
         "optimiser state buffers",

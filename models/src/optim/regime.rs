@@ -1,16 +1,9 @@
 //! Learning-rate regimes as data.
 
-use smoothout::{Error, Result};
+use smoothout::Result;
 
 use super::milestones::Milestones;
-
-fn invalid<T>(name: &'static str, value: f64, expected: &'static str) -> Result<T> {
-    Err(Error::InvalidSetting {
-        name,
-        value,
-        expected,
-    })
-}
+use super::optimizer::invalid;
 
 /// How the learning rate grows with the batch when ghost batches of size
 /// `ghost` make up a batch of size `batch` (the reference code's
@@ -31,7 +24,7 @@ impl LrScaling {
     /// as Python's `** 0.5`).
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] when either size is 0.
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) when either size is 0.
     pub fn factor(self, batch: usize, ghost: usize) -> Result<f64> {
         if batch == 0 {
             return invalid("batch size", 0.0, "at least 1");
@@ -91,7 +84,7 @@ impl LrRegime {
     /// One rate throughout.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate.
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) for a negative, NaN or infinite rate.
     pub fn constant(lr: f64) -> Result<Self> {
         Self::steps(&[(0, lr)])
     }
@@ -99,7 +92,7 @@ impl LrRegime {
     /// A step regime: `(from_epoch, lr)` pairs.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] when there are no points, the first is not
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) when there are no points, the first is not
     /// at epoch 0, the epochs do not strictly increase, or a rate is
     /// negative, NaN or infinite.
     pub fn steps(points: &[(u64, f64)]) -> Result<Self> {
@@ -136,7 +129,7 @@ impl LrRegime {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate.
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) for a negative, NaN or infinite rate.
     pub fn decay(lr: f64, epochs: u64) -> Result<Self> {
         super::optimizer::check_lr(lr)?;
         Ok(Self::decay_points(lr, epochs))
@@ -163,7 +156,7 @@ impl LrRegime {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a negative, NaN or infinite rate, and
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) for a negative, NaN or infinite rate, and
     /// as [`Milestones::epochs`].
     pub fn milestones(lr: f64, epochs: u64, milestones: &Milestones) -> Result<Self> {
         super::optimizer::check_lr(lr)?;
@@ -200,7 +193,7 @@ impl LrRegime {
     /// Every rate multiplied by `scaling`'s factor for `batch` over `ghost`.
     ///
     /// # Errors
-    /// As [`LrScaling::factor`]; [`Error::InvalidSetting`] when a scaled
+    /// As [`LrScaling::factor`]; [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) when a scaled
     /// rate overflows.
     pub fn scaled(mut self, scaling: LrScaling, batch: usize, ghost: usize) -> Result<Self> {
         let f = scaling.factor(batch, ghost)?;
@@ -215,7 +208,7 @@ impl LrRegime {
     /// multiplied by `multiplier`.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for `multiplier == 0` or an epoch that
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) for `multiplier == 0` or an epoch that
     /// overflows.
     pub fn train_longer(mut self, multiplier: u64) -> Result<Self> {
         if multiplier == 0 {
@@ -237,7 +230,7 @@ impl LrRegime {
     /// The reference code's `regime_bb_fix` multiplier: `⌈batch / ghost⌉`.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] when either size is 0.
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) when either size is 0.
     pub fn batch_multiplier(batch: usize, ghost: usize) -> Result<u64> {
         LrScaling::None.factor(batch, ghost)?;
         Ok(batch.div_ceil(ghost) as u64)
@@ -271,7 +264,7 @@ impl LrRegime {
     /// `base_epochs` × the epoch multiplier.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] on overflow.
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) on overflow.
     pub fn total_epochs(&self, base_epochs: u64) -> Result<u64> {
         match base_epochs.checked_mul(self.epoch_multiplier) {
             Some(e) => Ok(e),

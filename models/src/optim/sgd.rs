@@ -1,10 +1,10 @@
 //! SGD with heavy-ball or Nesterov momentum.
 
 use smoothout::tensor::TensorBackend;
-use smoothout::{Error, Real, Result, Sgd};
+use smoothout::{Real, Result, Sgd};
 
 use super::optimizer::{
-    check_bufs, check_lr, check_state, download, upload_into, zeros, OptimState, Optimizer,
+    check_bufs, check_lr, check_state, download, invalid, upload_into, zeros, OptimState, Optimizer,
 };
 
 /// SGD with momentum and coupled weight decay, as `torch.optim.SGD` with
@@ -71,16 +71,16 @@ impl<B: TensorBackend> SgdMomentum<B> {
     /// Zero velocities for parameters of `sizes` elements (spec order).
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for an invalid `sgd` (see
+    /// [`Error::InvalidSetting`](smoothout::Error::InvalidSetting) for an invalid `sgd` (see
     /// [`Sgd::validate`]) or Nesterov with `momentum == 0`.
     pub fn new(backend: &B, sizes: &[usize], sgd: Sgd, nesterov: bool) -> Result<Self> {
         sgd.validate()?;
         if nesterov && sgd.momentum <= 0.0 {
-            return Err(Error::InvalidSetting {
-                name: "momentum (Nesterov)",
-                value: sgd.momentum,
-                expected: "> 0 with Nesterov momentum",
-            });
+            return invalid(
+                "momentum (Nesterov)",
+                sgd.momentum,
+                "> 0 with Nesterov momentum",
+            );
         }
         Ok(SgdMomentum {
             sgd,

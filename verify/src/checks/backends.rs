@@ -266,29 +266,6 @@ fn host<T: Copy>(a: &ArrayD<T>) -> Vec<T> {
     a.as_slice().expect("standard layout").to_vec()
 }
 
-/// The reference's noise `rn` as the CPU backend takes it: under `ckey`
-/// (the key the CPU side draws with), per-row scales read from
-/// `scales_cpu` (the CPU copy of the reference's), the rest as it is.
-fn cpu_noise<'a, T: Copy>(
-    rn: ParamNoise<'_, T, [T]>,
-    ckey: NoiseKey,
-    scales_cpu: &'a ArrayD<T>,
-) -> ParamNoise<'a, T, ArrayD<T>> {
-    let scale = match rn.scale {
-        Scale::Fixed(a) => Scale::Fixed(a),
-        Scale::PerElement(a) => Scale::PerElement(a),
-        Scale::Rows { cols, .. } => Scale::Rows {
-            cols,
-            scales: scales_cpu,
-        },
-    };
-    ParamNoise {
-        key: ckey,
-        unit: rn.unit,
-        scale,
-    }
-}
-
 /// Test data: `U(−half_width, half_width)` from the library's noise
 /// (uniform rather than Gaussian only because it is cheaper to draw).
 fn data<T: Real>(len: usize, half_width: f64, key: NoiseKey) -> Vec<T> {
@@ -375,7 +352,9 @@ pub fn op_diff<T: Elem>(
                 unit: Unit::Uniform,
                 scale,
             };
-            let cn = cpu_noise(rn, ckey, &scales_cpu);
+            // The same noise on the CPU: its key, the CPU copy of the scales.
+            let cn = rn.map_scales(|_| Ok(&scales_cpu)).expect("scales");
+            let cn = ParamNoise { key: ckey, ..cn };
             let mut want = w0.clone();
             let mut w = array(w0.clone());
             reference::perturb(&rn, 0, &mut want);
@@ -450,7 +429,9 @@ pub fn op_diff<T: Elem>(
                     unit: Unit::Gaussian,
                     scale,
                 };
-                let cn = cpu_noise(rn, ckey, &scales_cpu);
+                // The same noise on the CPU: its key, the CPU copy of the scales.
+                let cn = rn.map_scales(|_| Ok(&scales_cpu)).expect("scales");
+                let cn = ParamNoise { key: ckey, ..cn };
                 let (mut want_w, mut want_v) = (w0.clone(), v0.clone());
                 reference::denoise_sgd(Some(&rn), 0, &mut want_w, &g, &mut want_v, &sgd)
                     .expect("reference denoise_sgd");

@@ -85,8 +85,7 @@ use smoothout::{Noise, NoiseKey, Objective};
 
 use crate::checks::unbiased::uniform_inputs;
 use crate::quad::gauss_legendre;
-pub use crate::stats::max_z;
-use crate::stats::{MeanVar, Z_BOUND};
+use crate::stats::{max_z, MeanVar, Z_BOUND};
 use crate::Row;
 
 /// Title in the report.
