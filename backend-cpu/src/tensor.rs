@@ -153,13 +153,13 @@ impl<T: Real> Cpu<T> {
     }
 }
 
-/// A batched request on arrays as one on their elements.
+/// A request on arrays as one on their elements.
 ///
 /// # Errors
 /// As [`slice`], for an array that is not contiguous.
-fn batch_on_slices<T>(req: BatchedGemm<'_, ArrayD<T>>) -> Result<BatchedGemm<'_, [T]>> {
+fn on_slices<S, T>(req: Operands<'_, S, ArrayD<T>>) -> Result<Operands<'_, S, [T]>> {
     let (a, b, c) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
-    Ok(BatchedGemm::new(req.spec, a, b, c))
+    Ok(Operands::new(req.spec, a, b, c))
 }
 
 impl<T: Real> MatmulOps for Cpu<T> {
@@ -168,7 +168,7 @@ impl<T: Real> MatmulOps for Cpu<T> {
     }
 
     fn gemm_strided(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
-        let req = batch_on_slices(req)?;
+        let req = on_slices(req)?;
         req.validate(false, <[T]>::len)?;
         let (g, batch) = &req.spec;
         let mc = g.m * g.n;
@@ -192,7 +192,7 @@ impl<T: Real> MatmulOps for Cpu<T> {
     }
 
     fn gemm_summed(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
-        let req = batch_on_slices(req)?;
+        let req = on_slices(req)?;
         req.validate(true, <[T]>::len)?;
         // The reference's order: one `gemm` per product into the same `c`,
         // the first with the request's β, the rest with β = 1.
@@ -385,8 +385,8 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 
     fn pool_backward(&self, req: Operands<'_, Pool2d, ArrayD<T>>) -> Result<()> {
-        let p = &req.spec;
-        let (x, dy, dx) = (slice(req.a)?, slice(req.b)?, slice_mut(req.out)?);
+        let req = on_slices(req)?;
+        let (p, x, dy, dx) = (&req.spec, req.a, req.b, req.out);
         p.validate_backward(x.len(), dy.len(), dx.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
         self.zip_gradients((dx, x, dy), (plane, out), |dx, x, dy| {

@@ -91,7 +91,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let opts = Options::parse()?;
     let gpu = match Cuda::new() {
         Ok(g) => g,
-        Err(e) => return Ok(write_skipped(&opts.json, &e.to_string())?),
+        Err(e) => return Ok(write_skipped(opts.json.as_deref(), &e.to_string())?),
     };
     let n = 1usize << opts.log2;
     let device = gpu.device_name()?;
@@ -234,7 +234,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     json.push_str("\n]}\n");
-    write_json(&opts.json, &json)?;
+    write_json(opts.json.as_deref(), &json)?;
     let ratio = |name: &str| {
         passes
             .iter()

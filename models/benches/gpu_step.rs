@@ -276,7 +276,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let opts = Options::parse()?;
     let gpu = match Cuda::new() {
         Ok(g) => g,
-        Err(e) => return Ok(write_skipped(&opts.json, &e.to_string())?),
+        Err(e) => return Ok(write_skipped(opts.json.as_deref(), &e.to_string())?),
     };
     let device = gpu.device_name()?;
     let image_len: usize = IMAGE.iter().product();
@@ -386,7 +386,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "\nlast losses (ln 10 = 2.303 at chance): {}",
         losses.join(", ")
     );
-    write_json(&opts.json, &json)?;
+    write_json(opts.json.as_deref(), &json)?;
     if let Some(p) = &opts.json {
         println!("figures: {}", p.display());
     }

@@ -60,7 +60,7 @@ use std::time::Instant;
 use smoothout_cpu::Cpu;
 use smoothout_models::data::Dataset;
 use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
-use smoothout_testkit::{json_list, peak_rss_kib, timing_cells, SplitMix64};
+use smoothout_testkit::{json_list, peak_rss_kib, timing_cells, write_json, SplitMix64};
 
 const METHODS: [Method; 3] = [Method::Baseline, Method::SmoothOut, Method::AdaSmoothOut];
 const THREADS: usize = 2;
@@ -393,10 +393,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "\nmax RSS: {}",
         rss.map_or_else(|| "n/a".to_string(), |m| format!("{m:.1} MiB"))
     );
-    if let Some(dir) = opts.json.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&opts.json, json)?;
+    write_json(Some(&opts.json), &json)?;
     println!("per-round figures: {}", opts.json.display());
     Ok(())
 }

@@ -762,10 +762,10 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
 
     let xent = SoftmaxCrossEntropy::new(CLASSES);
     let (loss, dc) = xent
-        .forward(cpu, &cpu.upload(&act).expect("upload"), &shp, labels)
+        .forward(cpu, &input(cpu, &act, &shp), labels)
         .expect("cpu loss");
     let (loss_d, dd) = xent
-        .forward(dev, &dev.upload(&act).expect("upload"), &shp, labels)
+        .forward(dev, &input(dev, &act, &shp), labels)
         .expect("device loss");
     let lt = loss_tol(CLASSES, n, loss);
     rep.scalar("loss (same logits)", loss_d, loss, lt);

@@ -131,7 +131,7 @@ pub fn json_list(v: &[f64]) -> String {
 
 /// Writes `body` to `path`, creating its folder, when a path is given (a
 /// bench's `--json PATH`); nothing otherwise.
-pub fn write_json(path: &Option<std::path::PathBuf>, body: &str) -> std::io::Result<()> {
+pub fn write_json(path: Option<&std::path::Path>, body: &str) -> std::io::Result<()> {
     if let Some(p) = path {
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)?;
@@ -162,7 +162,7 @@ pub fn json_str(s: &str) -> String {
 
 /// A GPU bench's exit when there is no GPU: says why on stdout and writes
 /// the record `{"skipped": reason}` to `path` (see [`write_json`]).
-pub fn write_skipped(path: &Option<std::path::PathBuf>, reason: &str) -> std::io::Result<()> {
+pub fn write_skipped(path: Option<&std::path::Path>, reason: &str) -> std::io::Result<()> {
     println!("skipped: {reason}");
     write_json(path, &format!("{{\"skipped\": {}}}\n", json_str(reason)))
 }

@@ -391,6 +391,8 @@ fn scalar_noise<'a, B: Backend>(
 /// The reference's per-row scales of some weights (strength 0.0375), on the
 /// host and uploaded to a backend buffer.
 struct RowScales<B: Backend> {
+    key: NoiseKey,
+    unit: Unit,
     cols: usize,
     host: Vec<B::Elem>,
     buf: B::Buffer,
@@ -409,27 +411,27 @@ impl<B: Backend> RowScales<B> {
         reference::filter_scales(key, unit, 0.0375, cols, 0, w0, &mut host)
             .expect("reference filter_scales");
         let buf = make(host.clone());
-        RowScales { cols, host, buf }
+        RowScales {
+            key,
+            unit,
+            cols,
+            host,
+            buf,
+        }
     }
 
-    /// θ scaled by these rows for the backend and for the reference.
-    fn noise(&self, key: NoiseKey, unit: Unit) -> (NoiseOf<'_, B>, HostNoise<'_, B::Elem>) {
-        let noise = ParamNoise {
-            key,
-            unit,
-            scale: Scale::Rows {
-                cols: self.cols,
-                scales: &self.buf,
-            },
-        };
+    /// θ of the draw these rows were scaled for, for the backend and for
+    /// the reference.
+    fn noise(&self) -> (NoiseOf<'_, B>, HostNoise<'_, B::Elem>) {
         let rn = ParamNoise {
-            key,
-            unit,
+            key: self.key,
+            unit: self.unit,
             scale: Scale::Rows {
                 cols: self.cols,
                 scales: self.host.as_slice(),
             },
         };
+        let noise = rn.map_scales(|_| Ok(&self.buf)).expect("the same rows");
         (noise, rn)
     }
 }
@@ -486,7 +488,7 @@ pub fn perturb_and_denoise_rows<B: Backend, F: MakeBuffer<B>>(
             let k = key(20 + i as u64);
             let w0 = weights::<B::Elem>(rows * cols, cols, i as u64);
             let scales = RowScales::new(make, k, unit, &w0, cols);
-            let (noise, rn) = scales.noise(k, unit);
+            let (noise, rn) = scales.noise();
             let what = format!("rows {rows} x {cols} {unit:?}");
             perturb_denoise_case(backend, &what, &w0, make(w0.clone()), &noise, &rn);
         }
@@ -668,7 +670,7 @@ pub fn denoise_sgd<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len:
                 let (noise, rn) = match kind {
                     1 => scalar_noise::<B>(k, Unit::Uniform, false, s),
                     2 => scalar_noise::<B>(k, Unit::Gaussian, true, s),
-                    _ => scales.noise(k, Unit::Uniform),
+                    _ => scales.noise(),
                 };
                 let (mut want_w, mut want_v) = (w0.clone(), v0.clone());
                 let (mut w, mut v) = (make(w0.clone()), make(v0.clone()));
@@ -1108,7 +1110,7 @@ pub fn write_noise<B: Backend, F: MakeBuffer<B>>(backend: &B, make: &F, max_len:
         let (k, unit) = (key(40 + i as u64), Unit::Gaussian);
         let w0 = weights::<B::Elem>(rows * cols, cols, i as u64);
         let scales = RowScales::new(make, k, unit, &w0, cols);
-        let (noise, rn) = scales.noise(k, unit);
+        let (noise, rn) = scales.noise();
         let what = format!("rows {rows} x {cols}");
         let w = make(w0.clone());
         write_noise_case(backend, &what, &w0, &w, make(nan(rows * cols)), &noise, &rn);

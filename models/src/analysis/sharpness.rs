@@ -435,7 +435,7 @@ impl<'a, B: TensorBackend + 'static> NetworkLoss<'a, B> {
             let mut total = 0.0;
             for (x, labels) in &self.batches {
                 let z = self.net.forward(b, x, want_grad)?;
-                let (loss, mut dz) = self.loss.forward(b, &z.data, &z.shape, labels)?;
+                let (loss, mut dz) = self.loss.forward(b, &z, labels)?;
                 let weight = labels.len() as f64 / self.examples as f64;
                 total += loss * weight;
                 if want_grad {

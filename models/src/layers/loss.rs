@@ -1,7 +1,7 @@
 //! Softmax cross-entropy loss.
 
-use super::layer::bad_shape;
-use smoothout::tensor::{CrossEntropy, TensorBackend};
+use super::layer::{bad_shape, Activation};
+use smoothout::tensor::{check_len, CrossEntropy, TensorBackend};
 use smoothout::Result;
 
 /// The mean softmax cross-entropy of `[N, classes]` logits against `N`
@@ -13,9 +13,10 @@ use smoothout::Result;
 ///
 /// ```
 /// use smoothout::Reference;
-/// use smoothout_models::layers::SoftmaxCrossEntropy;
+/// use smoothout_models::layers::{Activation, SoftmaxCrossEntropy};
 /// let b = Reference::<f64>::new();
-/// let (loss, dz) = SoftmaxCrossEntropy::new(2).forward(&b, &vec![0.0, 0.0], &[1, 2], &[1])?;
+/// let logits = Activation::new(vec![0.0, 0.0], [1, 2]);
+/// let (loss, dz) = SoftmaxCrossEntropy::new(2).forward(&b, &logits, &[1])?;
 /// assert!((loss - 2f64.ln()).abs() < 1e-15);
 /// assert_eq!(dz, [0.5, -0.5]);
 /// # Ok::<(), smoothout::Error>(())
@@ -32,34 +33,32 @@ impl SoftmaxCrossEntropy {
         SoftmaxCrossEntropy { classes }
     }
 
-    /// The loss and `∂loss/∂logits` for `logits` of `shape = [N, classes]`.
+    /// The loss and `∂loss/∂logits` for `logits` of shape `[N, classes]`.
     ///
     /// # Errors
     /// [`smoothout::Error::InvalidSetting`] for a shape that is not
     /// `[labels.len(), classes]` or a label `≥ classes`;
-    /// [`smoothout::Error::LengthMismatch`] when `logits` does not match
-    /// `shape`.
+    /// [`smoothout::Error::LengthMismatch`] when the logits' buffer does not
+    /// match their shape.
     pub fn forward<B: TensorBackend>(
         &self,
         b: &B,
-        logits: &B::Buffer,
-        shape: &[usize],
+        logits: &Activation<B>,
         labels: &[u32],
     ) -> Result<(f64, B::Buffer)> {
-        super::layer::numel("loss logits", shape, b.len(logits))?;
+        logits.numel(b, "loss logits")?;
+        let (logits, shape) = (&logits.data, &logits.shape);
         if shape.len() != 2 || shape[1] != self.classes {
             return Err(bad_shape(
                 "loss logits shape (must be [N, classes])",
                 shape.len(),
             ));
         }
-        if shape[0] != labels.len() {
-            return Err(smoothout::Error::LengthMismatch {
-                what: "loss labels (one per row of logits)",
-                expected: shape[0],
-                actual: labels.len(),
-            });
-        }
+        check_len(
+            "loss labels (one per row of logits)",
+            shape[0],
+            labels.len(),
+        )?;
         let mut d = b.zeros(b.len(logits))?;
         let loss =
             b.softmax_cross_entropy(CrossEntropy::new(self.classes, logits, labels, &mut d))?;

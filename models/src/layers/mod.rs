@@ -54,9 +54,9 @@
 //! let mut relu = Relu::new();
 //! let x = Activation::new(vec![0.5; 2 * 4], [2, 4]);
 //! let h = fc.forward(&b, &x, true)?;
-//! let Activation { data: z, shape } = relu.forward(&b, &h, true)?;
-//! assert_eq!(shape, [2, 3]);
-//! let (loss, dz) = SoftmaxCrossEntropy::new(3).forward(&b, &z, &shape, &[0, 2])?;
+//! let z = relu.forward(&b, &h, true)?;
+//! assert_eq!(z.shape, [2, 3]);
+//! let (loss, dz) = SoftmaxCrossEntropy::new(3).forward(&b, &z, &[0, 2])?;
 //! assert!(loss > 0.0);
 //! fc.zero_grad(&b)?;
 //! let dx = fc.backward(&b, &relu.backward(&b, &dz)?)?;

@@ -215,33 +215,19 @@ pub fn c3<B: TensorBackend + 'static>(b: &B, cfg: NetConfig) -> Result<Sequentia
     cifar_shallow(b, 100, cfg)
 }
 
-/// A ResNet after its stem: the [`stages`] of `plan` from `channels`
-/// channels, global average pooling, and the Linear `fc` to `classes`.
+/// A ResNet after its stem, from `channels` channels: stages of basic
+/// blocks, `(filters, blocks, first stride)` each in `plan`, named
+/// `layer1.0`, `layer1.1`, …; then global average pooling and the Linear
+/// `fc` to `classes`.
 fn stages_and_head<B: TensorBackend + 'static>(
-    b: &B,
-    net: &mut Sequential<B>,
-    channels: usize,
-    plan: &[(usize, usize, usize)],
-    cfg: NetConfig,
-    rng: &mut impl RngCore,
-    classes: usize,
-) -> Result<()> {
-    let c = stages(b, net, channels, plan, cfg, rng)?;
-    net.push("", GlobalAvgPool::new());
-    net.push("", Linear::new(b, c, classes, rng.next_u64())?.named("fc"));
-    Ok(())
-}
-
-/// Stages of basic blocks: `(filters, blocks, first stride)` each, named
-/// `layer1`, `layer2`, …; returns the channels out.
-fn stages<B: TensorBackend + 'static>(
     b: &B,
     net: &mut Sequential<B>,
     mut channels: usize,
     plan: &[(usize, usize, usize)],
     cfg: NetConfig,
     rng: &mut impl RngCore,
-) -> Result<usize> {
+    classes: usize,
+) -> Result<()> {
     for (s, &(filters, blocks, stride)) in plan.iter().enumerate() {
         for i in 0..blocks {
             let st = if i == 0 { stride } else { 1 };
@@ -251,7 +237,12 @@ fn stages<B: TensorBackend + 'static>(
             channels = filters;
         }
     }
-    Ok(channels)
+    net.push("", GlobalAvgPool::new());
+    net.push(
+        "",
+        Linear::new(b, channels, classes, rng.next_u64())?.named("fc"),
+    );
+    Ok(())
 }
 
 /// He et al.'s CIFAR ResNet of depth `6n + 2`: a 3×3 convolution to 16

@@ -252,11 +252,6 @@ fn x0_for(n: usize) -> Vec<f64> {
     (0..n).map(|_| 2.0 * uniform(&mut rng) - 1.0).collect()
 }
 
-/// The largest `|θ_i − λ_i|` over the `θ` given (`λ` descending).
-fn eigen_error(theta: &[f64], lambda: &[f64]) -> f64 {
-    max_abs_diff(theta, lambda)
-}
-
 /// The largest `|θ_i − λ_i|` of the top `top` Ritz values, with the
 /// Ritz values and the residuals.
 fn lanczos_error<H: Hvp + ?Sized>(
@@ -266,7 +261,7 @@ fn lanczos_error<H: Hvp + ?Sized>(
     steps: usize,
 ) -> (f64, Vec<f64>, Vec<f64>) {
     let (theta, r) = top_eigenvalues(h, top, steps, 7).unwrap();
-    (eigen_error(&theta, want), theta, r)
+    (max_abs_diff(&theta, want), theta, r)
 }
 
 /// How far Hutchinson's mean is from the trace, in standard errors.
@@ -905,7 +900,7 @@ fn network_hessian_matches_its_columns_and_second_differences() {
         ..HessianConfig::default()
     };
     let s = network_hessian(&b, &mut net, &data, &norm, 3, &exact).unwrap();
-    let err = eigen_error(&s.eigenvalues, &dense_eigen);
+    let err = max_abs_diff(&s.eigenvalues, &dense_eigen);
     assert!(
         err <= 1e-7 * scale,
         "{:?} vs {:?}",
@@ -1003,7 +998,7 @@ fn softmax_regression_hessian_is_the_analytic_one() {
         ..HessianConfig::default()
     };
     let s = network_hessian(&b, &mut net, &data, &norm, 4, &config).unwrap();
-    let err = eigen_error(&s.eigenvalues, &eig);
+    let err = max_abs_diff(&s.eigenvalues, &eig);
     assert!(
         err <= 1e-7 * eig[0],
         "{:?} vs {:?}",

@@ -8,7 +8,7 @@
 //! | BatchNorm outputs and running statistics | `1e-12` absolute | a handful of `f64` operations on values of order 10 |
 //! | dropout rate over `n = 10⁵` draws | `5 · √(p(1 − p)/n)` | the dropped fraction is Binomial(n, p)/n; five standard deviations fail with probability below `10⁻⁶` |
 
-use crate::support::layers as common;
+use crate::support::layers;
 
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, Reference};
@@ -242,7 +242,7 @@ fn residual_eval<B: TensorBackend<Elem = f64>>(b: &B) {
             *p = b.zeros(n).unwrap();
         }
     }
-    let x = common::data(2 * 2 * 3 * 3, 1);
+    let x = layers::data(2 * 2 * 3 * 3, 1);
     let Activation { data: y, shape: s } =
         blk.forward(b, &input(b, &x, &[2, 2, 3, 3]), false).unwrap();
     assert_eq!(s, [2, 2, 3, 3]);
@@ -307,7 +307,7 @@ fn dropout_rate_and_eval<B: TensorBackend<Elem = f64>>(b: &B) {
     assert!((dropped - p).abs() < 5.0 * sd, "dropped {dropped}");
     // eval: identity, forward and backward, step unchanged
     let step = d.step();
-    let x = common::data(10, 2);
+    let x = layers::data(10, 2);
     let Activation { data: y, .. } = d.forward(b, &input(b, &x, &[10]), false).unwrap();
     assert_eq!(host(b, &y), x);
     assert_eq!(host(b, &d.backward(b, &up(b, &x)).unwrap()), x);
@@ -332,7 +332,11 @@ fn dropout_rate_and_eval<B: TensorBackend<Elem = f64>>(b: &B) {
 fn loss_known<B: TensorBackend<Elem = f64>>(b: &B) {
     let ce = SoftmaxCrossEntropy::new(3);
     let (l, dz) = ce
-        .forward(b, &up(b, &[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]), &[2, 3], &[0, 2])
+        .forward(
+            b,
+            &input(b, &[0.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[2, 3]),
+            &[0, 2],
+        )
         .unwrap();
     assert!((l - 3f64.ln()).abs() < 1e-15);
     near(
@@ -347,11 +351,13 @@ fn loss_known<B: TensorBackend<Elem = f64>>(b: &B) {
         ],
         1e-15,
     );
-    assert!(ce.forward(b, &up(b, &[0.0; 6]), &[2, 3], &[0]).is_err());
+    assert!(ce.forward(b, &input(b, &[0.0; 6], &[2, 3]), &[0]).is_err());
     assert!(ce
-        .forward(b, &up(b, &[0.0; 6]), &[3, 2], &[0, 0, 0])
+        .forward(b, &input(b, &[0.0; 6], &[3, 2]), &[0, 0, 0])
         .is_err());
-    assert!(ce.forward(b, &up(b, &[0.0; 6]), &[2, 3], &[0, 3]).is_err());
+    assert!(ce
+        .forward(b, &input(b, &[0.0; 6], &[2, 3]), &[0, 3])
+        .is_err());
 }
 
 fn shape_errors<B: TensorBackend<Elem = f64>>(b: &B) {

@@ -15,14 +15,14 @@
 //! 0, ties in max pooling) are avoided by random inputs drawn from a fixed
 //! seed: no input lies within `h` of a kink.
 
-use crate::support::layers as common;
+use crate::support::layers;
 
-use common::{data, grad_check};
+use layers::{data, grad_check};
 use smoothout::tensor::TensorBackend;
 use smoothout::Reference;
 use smoothout_cpu::Cpu;
 use smoothout_models::layers::{
-    AvgPool2d, BasicBlock, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu,
+    Activation, AvgPool2d, BasicBlock, BatchNorm, Conv2d, Dropout, Layer, Linear, MaxPool2d, Relu,
     SoftmaxCrossEntropy,
 };
 
@@ -118,25 +118,18 @@ fn softmax_ce<B: TensorBackend<Elem = f64>>(b: &B) {
     let ce = SoftmaxCrossEntropy::new(4);
     let z = data(3 * 4, 20).iter().map(|v| 4.0 * v).collect::<Vec<_>>();
     let labels = [0, 3, 1];
-    let (_, dz) = ce
-        .forward(b, &b.upload(&z).unwrap(), &[3, 4], &labels)
-        .unwrap();
+    let logits = |z: &[f64]| Activation::new(b.upload(z).unwrap(), [3, 4]);
+    let (_, dz) = ce.forward(b, &logits(&z), &labels).unwrap();
     let dz = b.to_vec(&dz).unwrap();
-    let h = common::H;
+    let h = layers::H;
     for i in 0..z.len() {
         let mut zp = z.clone();
         zp[i] = z[i] + h;
-        let lp = ce
-            .forward(b, &b.upload(&zp).unwrap(), &[3, 4], &labels)
-            .unwrap()
-            .0;
+        let lp = ce.forward(b, &logits(&zp), &labels).unwrap().0;
         zp[i] = z[i] - h;
-        let lm = ce
-            .forward(b, &b.upload(&zp).unwrap(), &[3, 4], &labels)
-            .unwrap()
-            .0;
+        let lm = ce.forward(b, &logits(&zp), &labels).unwrap().0;
         let n = (lp - lm) / (2.0 * h);
-        let bound = common::REL * n.abs().max(dz[i].abs()) + common::ABS;
+        let bound = layers::REL * n.abs().max(dz[i].abs()) + layers::ABS;
         assert!((n - dz[i]).abs() <= bound, "dz[{i}]: {} vs {n}", dz[i]);
     }
 }

@@ -55,10 +55,9 @@ fn input(len: usize, seed: u64) -> Vec<f32> {
 fn loss(b: &B, net: &mut Sequential<B>, x: &[f32], shape: &[usize], labels: &[u32]) -> f64 {
     net.set_dropout_step(0);
     let x = b.upload(x).unwrap();
-    let Activation { data: z, shape: s } =
-        net.forward(b, &Activation::new(x, shape), true).unwrap();
-    SoftmaxCrossEntropy::new(s[1])
-        .forward(b, &z, &s, labels)
+    let z = net.forward(b, &Activation::new(x, shape), true).unwrap();
+    SoftmaxCrossEntropy::new(z.shape[1])
+        .forward(b, &z, labels)
         .unwrap()
         .0
 }
@@ -78,11 +77,11 @@ fn check(
 
     net.set_dropout_step(0);
     let xb = b.upload(&x).unwrap();
-    let Activation { data: z, shape: s } =
-        net.forward(b, &Activation::new(xb, shape), true).unwrap();
+    let z = net.forward(b, &Activation::new(xb, shape), true).unwrap();
+    let s = z.shape.clone();
     assert_eq!(s, [n, classes]);
     let (l0, dz) = SoftmaxCrossEntropy::new(classes)
-        .forward(b, &z, &s, &labels)
+        .forward(b, &z, &labels)
         .unwrap();
     assert!(l0.is_finite() && l0 > 0.0, "{l0}");
     net.zero_grad(b).unwrap();

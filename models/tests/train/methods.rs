@@ -80,14 +80,11 @@ fn gradient(net: &mut Sequential<B>, x: &[f32], labels: &[u32]) -> Vec<Vec<f64>>
     let b = B::new();
     let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
     net.zero_grad(&b).unwrap();
-    let Activation {
-        data: logits,
-        shape,
-    } = net
+    let logits = net
         .forward(&b, &Activation::new(xs, [labels.len(), 1, 8, 8]), true)
         .unwrap();
     let (_, dz) = SoftmaxCrossEntropy::new(10)
-        .forward(&b, &logits, &shape, labels)
+        .forward(&b, &logits, labels)
         .unwrap();
     net.backward(&b, &dz).unwrap();
     net.grads().into_iter().cloned().collect()

@@ -85,7 +85,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let mut shape = vec![labels.len()];
         shape.extend_from_slice(&self.image_shape);
         let logits = self.net.forward(b, &Activation::new(xs, shape), true)?;
-        let (loss, mut dz) = self.loss.forward(b, &logits.data, &logits.shape, labels)?;
+        let (loss, mut dz) = self.loss.forward(b, &logits, labels)?;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step: self.step });
         }
