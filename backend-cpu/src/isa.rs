@@ -55,20 +55,23 @@ impl Isa {
 /// Defines, for each reference kernel, a function taking an [`Isa`] first
 /// that calls the kernel compiled for that instruction set. The reference
 /// kernels are `#[inline(always)]`, so each copy is compiled whole with the
-/// wider vectors.
+/// wider vectors. A kernel written `= path, tiles` draws noise: it takes
+/// the Philox tiles first, [`Avx512Blocks`] in the AVX-512 copy and the
+/// core's [`Portable`] ones elsewhere.
 macro_rules! multiversion {
-    ($( $(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $path:path; )*) => {$(
+    ($( $(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)?
+        = $path:path $(, $tiles:ident)?; )*) => {$(
         $(#[$m])*
         pub(crate) fn $name<T: Real>(isa: Isa, $($a: $t),*) $(-> $r)? {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
             unsafe fn wide<T: Real>($($a: $t),*) $(-> $r)? {
-                $path($($a),*)
+                $path($(multiversion!(@avx512 $tiles),)? $($a),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn narrow<T: Real>($($a: $t),*) $(-> $r)? {
-                $path($($a),*)
+                $path($(multiversion!(@portable $tiles),)? $($a),*)
             }
             match isa {
                 // SAFETY: an `Isa` other than `Baseline` is only held by a
@@ -78,10 +81,12 @@ macro_rules! multiversion {
                 // SAFETY: as above.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => unsafe { narrow($($a),*) },
-                _ => $path($($a),*),
+                _ => $path($(multiversion!(@portable $tiles),)? $($a),*),
             }
         }
     )*};
+    (@avx512 tiles) => { crate::avx512::Avx512Blocks::new() };
+    (@portable tiles) => { smoothout::philox::Portable };
 }
 
 /// The reference kernels, one function each, dispatched on an [`Isa`].
@@ -95,29 +100,29 @@ pub(crate) mod kernels {
 
     multiversion! {
         fn fill_noise(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()>
-            = reference::fill_noise;
-        fn perturb(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::perturb;
-        fn denoise(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::denoise;
+            = reference::fill_noise_with, tiles;
+        fn perturb(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::perturb_with, tiles;
+        fn denoise(n: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) = reference::denoise_with, tiles;
         fn write_noise(n: &ParamNoise<'_, T, [T]>, start: u64, w: &[T], out: &mut [T]) -> Result<()>
-            = reference::write_noise;
+            = reference::write_noise_with, tiles;
         fn drop_out(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()>
-            = reference::drop_out;
+            = reference::drop_out_with, tiles;
         fn row_norms(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> = reference::row_norms;
         #[allow(clippy::too_many_arguments)]
         fn filter_scales(
             key: NoiseKey, unit: Unit, strength: f64, cols: usize, first_row: usize,
             w: &[T], out: &mut [T]
-        ) -> Result<()> = reference::filter_scales;
+        ) -> Result<()> = reference::filter_scales_with, tiles;
         #[allow(clippy::too_many_arguments)]
         fn perturb_filter_norm(
             key: NoiseKey, unit: Unit, strength: f64, cols: usize, first_row: usize,
             w: &mut [T], scales: &mut [T]
-        ) -> Result<()> = reference::perturb_filter_norm;
+        ) -> Result<()> = reference::perturb_filter_norm_with, tiles;
         fn axpy(alpha: T, x: &[T], y: &mut [T]) -> Result<()> = reference::axpy;
         fn denoise_sgd(
             n: Option<&ParamNoise<'_, T, [T]>>, start: u64, w: &mut [T], g: &[T],
             v: &mut [T], sgd: &Sgd
-        ) -> Result<()> = reference::denoise_sgd;
+        ) -> Result<()> = reference::denoise_sgd_with, tiles;
     }
 
     // The tensor operations' per-task kernels.

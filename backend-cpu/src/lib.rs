@@ -31,6 +31,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod dense;
 mod host;
 mod isa;
@@ -53,7 +55,7 @@ use smoothout::{
 };
 
 /// Elements per parallel task unless set otherwise (a multiple of the
-/// 64-element noise tile).
+/// 128-element noise tile, [`smoothout::philox::TILE`]).
 pub const DEFAULT_CHUNK: usize = 1 << 15;
 
 /// Worker threads allowed per core: [`max_threads`] is this many times the

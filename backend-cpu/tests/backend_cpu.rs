@@ -55,8 +55,8 @@ macro_rules! cpu_suites {
 cpu_suites! {
     f32_threads_1: cpu::<f32>(1, None);
     f32_threads_2: cpu::<f32>(2, None);
-    // Chunks of 1 and 7 elements regenerate a whole 64-element noise tile for
-    // every chunk (up to 64 times the work) without new behaviour past a few
+    // Chunks of 1 and 7 elements regenerate a whole 128-element noise tile
+    // for every chunk (up to 128 times the work) without new behaviour past a few
     // tiles: they run the sizes up to 1000 (chunk 1) and 10 000 (chunk 7)
     // elements, which already cross every tile, row and chunk boundary kind.
     f32_threads_2_chunk_1: cpu::<f32>(2, Some(1)), max_len = 1_000;

@@ -2,7 +2,7 @@
 //! sharpness `s` (Eq. 9), on plain slices.
 
 use crate::error::{check_len, Error, Result};
-use crate::noise::philox::NoiseKey;
+use crate::noise::philox::{NoiseKey, Portable};
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::reference;
@@ -125,11 +125,18 @@ impl Objective {
             sum += f(scratch, grad_scratch);
             if let Noise::Bernoulli { p } = self.noise {
                 // d/dw C(w ∘ m) = m ∘ ∇C: zero where copy i dropped the weight.
-                reference::for_each_drop(self.key(i), p, 0, grad_scratch, |g, dropped| {
-                    if dropped {
-                        *g = T::zero();
-                    }
-                });
+                reference::for_each_drop(
+                    Portable,
+                    self.key(i),
+                    p,
+                    0,
+                    grad_scratch,
+                    |g, dropped| {
+                        if dropped {
+                            *g = T::zero();
+                        }
+                    },
+                );
             }
             reference::axpy(inv, grad_scratch, grad)?;
         }

@@ -22,7 +22,7 @@
 //! vectorisable.
 
 use crate::error::{check_len, Error, Result};
-use crate::noise::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
+use crate::noise::philox::{Blocks, NoiseKey, Portable, TILE, TILE_BLOCKS};
 use crate::noise::unit::{bernoulli_threshold, tiles, unit_tile, Unit};
 use crate::noise::Noise;
 use crate::real::Real;
@@ -72,24 +72,34 @@ impl<T: Copy, S: ?Sized> Copy for ParamNoise<'_, T, S> {}
 
 /// Writes the unit draws of elements `start ..` of `key`'s stream into `out`.
 #[inline(always)]
-pub fn fill_unit<T: Real>(key: NoiseKey, unit: Unit, start: u64, out: &mut [T]) {
-    let mut tile = [0f32; TILE];
-    for (t, tr, sr) in tiles(start, out.len()) {
-        unit_tile(key, unit, t, &mut tile);
-        for (o, &u) in out[sr].iter_mut().zip(&tile[tr]) {
+pub fn fill_unit_with<G: Blocks, T: Real>(
+    gen: G,
+    key: NoiseKey,
+    unit: Unit,
+    start: u64,
+    out: &mut [T],
+) {
+    for_tiles(gen, key, unit, start, out, |_, o, u| {
+        for (o, &u) in o.iter_mut().zip(u) {
             *o = T::from_f32(u);
         }
-    }
+    });
 }
 
 /// Writes θ under fixed scaling: `a · u` (uniform), `std · z` (Gaussian),
 /// or, for Bernoulli, the drop indicator (1 where the weight is dropped,
 /// 0 elsewhere).
 #[inline(always)]
-pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()> {
+pub fn fill_noise_with<G: Blocks, T: Real>(
+    gen: G,
+    key: NoiseKey,
+    noise: &Noise,
+    start: u64,
+    out: &mut [T],
+) -> Result<()> {
     noise.validate()?;
     match *noise {
-        Noise::Bernoulli { p } => for_each_drop(key, p, start, out, |x, dropped| {
+        Noise::Bernoulli { p } => for_each_drop(gen, key, p, start, out, |x, dropped| {
             *x = if dropped { T::one() } else { T::zero() };
         }),
         Noise::Uniform { a: s } | Noise::Gaussian { std: s } => {
@@ -99,7 +109,7 @@ pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [
                 Unit::Gaussian
             };
             let s = T::from_f64(s);
-            fill_unit(key, unit, start, out);
+            fill_unit_with(gen, key, unit, start, out);
             for x in out.iter_mut() {
                 *x = s * *x;
             }
@@ -122,25 +132,64 @@ fn sub_scaled<T: Real>(w: &mut [T], u: &[f32], s: T) {
     }
 }
 
+/// Runs `f(index, segment, u)` over `w` (elements `start ..` of `key`'s
+/// stream) cut at tile boundaries, `u` holding the unit draws of the
+/// segment's elements and `index` being its first element's index. Whole
+/// tiles go through a loop of fixed-length chunks, which the compiler
+/// unrolls and keeps in vector registers.
+#[inline(always)]
+fn for_tiles<G: Blocks, T>(
+    gen: G,
+    key: NoiseKey,
+    unit: Unit,
+    start: u64,
+    w: &mut [T],
+    mut f: impl FnMut(u64, &mut [T], &[f32]),
+) {
+    let t = TILE as u64;
+    let mut tile = [0f32; TILE];
+    let off = (start % t) as usize;
+    let head = if off == 0 {
+        0
+    } else {
+        (TILE - off).min(w.len())
+    };
+    let (h, body) = w.split_at_mut(head);
+    if !h.is_empty() {
+        unit_tile(gen, key, unit, start / t, &mut tile);
+        f(start, h, &tile[off..off + head]);
+    }
+    let first = start + head as u64;
+    let (whole, rest) = body.as_chunks_mut::<TILE>();
+    for (i, c) in whole.iter_mut().enumerate() {
+        let index = first + (i * TILE) as u64;
+        unit_tile(gen, key, unit, index / t, &mut tile);
+        f(index, c, &tile);
+    }
+    if !rest.is_empty() {
+        let index = first + (whole.len() * TILE) as u64;
+        unit_tile(gen, key, unit, index / t, &mut tile);
+        f(index, rest, &tile[..rest.len()]);
+    }
+}
+
 /// Runs `f(w_segment, u_segment, scale)` over `w` (elements `start ..`),
 /// with the unit draws of the matching elements and each segment's scale;
 /// segments never cross a row boundary.
 #[inline(always)]
-fn for_segments<T: Real>(
+fn for_segments<G: Blocks, T: Real>(
+    gen: G,
     draw: &ParamNoise<'_, T, [T]>,
     start: u64,
     w: &mut [T],
     mut f: impl FnMut(&mut [T], &[f32], T),
 ) {
-    let mut tile = [0f32; TILE];
-    for (t, tr, sr) in tiles(start, w.len()) {
-        unit_tile(draw.key, draw.unit, t, &mut tile);
-        let u = &tile[tr];
-        let seg = &mut w[sr.clone()];
-        match draw.scale {
-            Scale::Fixed(s) | Scale::PerElement(s) => f(seg, u, s),
-            Scale::Rows { cols, scales } => {
-                let base = start + sr.start as u64;
+    match draw.scale {
+        Scale::Fixed(s) | Scale::PerElement(s) => {
+            for_tiles(gen, draw.key, draw.unit, start, w, |_, seg, u| f(seg, u, s));
+        }
+        Scale::Rows { cols, scales } => {
+            for_tiles(gen, draw.key, draw.unit, start, w, |base, seg, u| {
                 let mut pos = 0;
                 while pos < seg.len() {
                     let g = base + pos as u64;
@@ -150,31 +199,41 @@ fn for_segments<T: Real>(
                     f(&mut seg[pos..end], &u[pos..end], scales[row]);
                     pos = end;
                 }
-            }
+            });
         }
     }
 }
 
 /// `w ← w + θ`.
 #[inline(always)]
-pub fn perturb<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
+pub fn perturb_with<G: Blocks, T: Real>(
+    gen: G,
+    draw: &ParamNoise<'_, T, [T]>,
+    start: u64,
+    w: &mut [T],
+) {
     if let Scale::PerElement(_) = draw.scale {
-        for_segments(draw, start, w, |w, u, s| {
+        for_segments(gen, draw, start, w, |w, u, s| {
             for (x, &u) in w.iter_mut().zip(u) {
                 *x = *x + s * x.abs() * T::from_f32(u);
             }
         });
     } else {
-        for_segments(draw, start, w, add_scaled);
+        for_segments(gen, draw, start, w, add_scaled);
     }
 }
 
 /// `w ← w − θ`, regenerating θ (for `PerElement`, inverting the
 /// multiplicative perturbation).
 #[inline(always)]
-pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
+pub fn denoise_with<G: Blocks, T: Real>(
+    gen: G,
+    draw: &ParamNoise<'_, T, [T]>,
+    start: u64,
+    w: &mut [T],
+) {
     if let Scale::PerElement(_) = draw.scale {
-        for_segments(draw, start, w, |w, u, s| {
+        for_segments(gen, draw, start, w, |w, u, s| {
             for (x, &u) in w.iter_mut().zip(u) {
                 let su = s * T::from_f32(u);
                 let f = if x.is_sign_negative() {
@@ -186,7 +245,7 @@ pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) 
             }
         });
     } else {
-        for_segments(draw, start, w, sub_scaled);
+        for_segments(gen, draw, start, w, sub_scaled);
     }
 }
 
@@ -197,7 +256,8 @@ pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) 
 /// # Errors
 /// [`Error::LengthMismatch`] when `out` and `w` differ in length.
 #[inline(always)]
-pub fn write_noise<T: Real>(
+pub fn write_noise_with<G: Blocks, T: Real>(
+    gen: G,
     draw: &ParamNoise<'_, T, [T]>,
     start: u64,
     w: &[T],
@@ -210,13 +270,13 @@ pub fn write_noise<T: Real>(
     )?;
     if let Scale::PerElement(_) = draw.scale {
         out.copy_from_slice(w);
-        for_segments(draw, start, out, |o, u, s| {
+        for_segments(gen, draw, start, out, |o, u, s| {
             for (x, &u) in o.iter_mut().zip(u) {
                 *x = s * x.abs() * T::from_f32(u);
             }
         });
     } else {
-        for_segments(draw, start, out, |o, u, s| {
+        for_segments(gen, draw, start, out, |o, u, s| {
             for (x, &u) in o.iter_mut().zip(u) {
                 *x = s * T::from_f32(u);
             }
@@ -228,9 +288,15 @@ pub fn write_noise<T: Real>(
 /// Bernoulli perturbation: `w_i ← 0` where element `i` is dropped
 /// (probability `p`). Not invertible: keep a copy to undo it.
 #[inline(always)]
-pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()> {
+pub fn drop_out_with<G: Blocks, T: Real>(
+    gen: G,
+    key: NoiseKey,
+    p: f64,
+    start: u64,
+    w: &mut [T],
+) -> Result<()> {
     Noise::bernoulli(p)?;
-    for_each_drop(key, p, start, w, |x, dropped| {
+    for_each_drop(gen, key, p, start, w, |x, dropped| {
         if dropped {
             *x = T::zero();
         }
@@ -241,7 +307,8 @@ pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Resu
 /// Runs `f(x, dropped)` for each element of `xs` (elements `start ..` of
 /// `key`'s stream), `dropped` being its Bernoulli(p) draw.
 #[inline(always)]
-pub(crate) fn for_each_drop<T>(
+pub(crate) fn for_each_drop<G: Blocks, T>(
+    gen: G,
     key: NoiseKey,
     p: f64,
     start: u64,
@@ -251,7 +318,7 @@ pub(crate) fn for_each_drop<T>(
     let t = bernoulli_threshold(p);
     let mut words = [0u32; TILE];
     for (tile, tr, sr) in tiles(start, xs.len()) {
-        blocks(key, tile * TILE_BLOCKS as u64, &mut words);
+        gen.blocks(key, tile * TILE_BLOCKS as u64, &mut words);
         for (x, &b) in xs[sr].iter_mut().zip(&words[tr]) {
             f(x, (b >> 8) < t);
         }
@@ -310,14 +377,20 @@ impl SumSquares {
     /// lane 0 holds the sum (the order of a warp's `shfl_down` reduction).
     #[must_use]
     pub fn total(&self) -> f64 {
-        let mut a = self.acc;
-        let mut h = LANES / 2;
-        while h > 0 {
-            for l in 0..h {
-                a[l] += a[l + h];
+        // Each step has a fixed width, so the compiler turns the first
+        // ones into whole-vector adds instead of 31 dependent scalar adds.
+        #[inline(always)]
+        fn fold<const H: usize>(a: &mut [f64; LANES]) {
+            for l in 0..H {
+                a[l] += a[l + H];
             }
-            h /= 2;
         }
+        let mut a = self.acc;
+        fold::<16>(&mut a);
+        fold::<8>(&mut a);
+        fold::<4>(&mut a);
+        fold::<2>(&mut a);
+        fold::<1>(&mut a);
         a[0]
     }
 }
@@ -349,7 +422,7 @@ pub fn row_norms<T: Real>(w: &[T], cols: usize, out: &mut [f64]) -> Result<()> {
 /// [`Error::LengthMismatch`] when `cols` is 0, does not divide `len`, or
 /// `rows` is not `len / cols`.
 pub fn check_rows(len: usize, cols: usize, rows: usize) -> Result<()> {
-    if cols == 0 || len % cols != 0 {
+    if cols == 0 || !len.is_multiple_of(cols) {
         return Err(Error::LengthMismatch {
             what: "elements (a multiple of the row length)",
             expected: len.div_ceil(cols.max(1)) * cols.max(1),
@@ -375,11 +448,11 @@ pub fn check_noise<T>(draw: &ParamNoise<'_, T, [T]>, len: usize) -> Result<()> {
 /// `‖u_row‖₂` of the unit draws of elements `start .. start + len`.
 #[must_use]
 #[inline(always)]
-pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
+pub fn unit_norm_with<G: Blocks>(gen: G, key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
     let mut tile = [0f32; TILE];
     let mut s = SumSquares::default();
     for (t, tr, _) in tiles(start, len) {
-        unit_tile(key, unit, t, &mut tile);
+        unit_tile(gen, key, unit, t, &mut tile);
         s.push(&tile[tr]);
     }
     libm::sqrt(s.total())
@@ -398,7 +471,9 @@ fn filter_scale<T: Real>(strength: f64, w_norm: f64, u_norm: f64) -> T {
 /// AdaSmoothOut's per-row scales, `strength · ‖w_i‖ / (‖u_i‖ + 1e-6)`, for
 /// the rows `first_row ..` held in `w` (rows of `cols` elements).
 #[inline(always)]
-pub fn filter_scales<T: Real>(
+#[allow(clippy::too_many_arguments)]
+pub fn filter_scales_with<G: Blocks, T: Real>(
+    gen: G,
     key: NoiseKey,
     unit: Unit,
     strength: f64,
@@ -416,7 +491,7 @@ pub fn filter_scales<T: Real>(
     let mut acc = SumSquares::default();
     let start = (first_row * cols) as u64;
     for (t, tr, sr) in tiles(start, w.len()) {
-        unit_tile(key, unit, t, &mut tile);
+        unit_tile(gen, key, unit, t, &mut tile);
         let mut u = &tile[tr];
         let mut pos = sr.start;
         while !u.is_empty() {
@@ -447,7 +522,9 @@ pub const ROW_BUFFER: usize = 8192;
 /// [`filter_scales`] followed by [`perturb`] with [`Scale::Rows`], with the
 /// noise generated once instead of twice (for rows up to [`ROW_BUFFER`]).
 #[inline(always)]
-pub fn perturb_filter_norm<T: Real>(
+#[allow(clippy::too_many_arguments)]
+pub fn perturb_filter_norm_with<G: Blocks, T: Real>(
+    gen: G,
     key: NoiseKey,
     unit: Unit,
     strength: f64,
@@ -458,14 +535,14 @@ pub fn perturb_filter_norm<T: Real>(
 ) -> Result<()> {
     check_rows(w.len(), cols, scales.len())?;
     if cols > ROW_BUFFER {
-        filter_scales(key, unit, strength, cols, first_row, w, scales)?;
+        filter_scales_with(gen, key, unit, strength, cols, first_row, w, scales)?;
         for (r, (row, &s)) in w.chunks_exact_mut(cols).zip(scales.iter()).enumerate() {
             let n = ParamNoise {
                 key,
                 unit,
                 scale: Scale::<T, [T]>::Fixed(s),
             };
-            perturb(&n, ((first_row + r) * cols) as u64, row);
+            perturb_with(gen, &n, ((first_row + r) * cols) as u64, row);
         }
         return Ok(());
     }
@@ -478,13 +555,23 @@ pub fn perturb_filter_norm<T: Real>(
     {
         let start = ((first_row + b * rows_per_batch) * cols) as u64;
         let u = &mut buf[..wb.len()];
-        fill_unit(key, unit, start, u);
-        for ((row, u), s) in wb.chunks_exact_mut(cols).zip(u.chunks_exact(cols)).zip(sb) {
-            let mut acc = SumSquares::default();
-            acc.push(u);
-            let un = libm::sqrt(acc.total());
-            *s = filter_scale(strength, norm(row), un);
-            add_scaled(row, u, *s);
+        fill_unit_with(gen, key, unit, start, u);
+        // Every row's scale first, then every row's update: a row's
+        // reduction, square root and division then overlap the next row's
+        // sums instead of stalling its update.
+        for ((row, u), s) in wb
+            .chunks_exact(cols)
+            .zip(u.chunks_exact(cols))
+            .zip(&mut *sb)
+        {
+            *s = filter_scale(strength, norm(row), norm(u));
+        }
+        for ((row, u), &s) in wb
+            .chunks_exact_mut(cols)
+            .zip(u.chunks_exact(cols))
+            .zip(&*sb)
+        {
+            add_scaled(row, u, s);
         }
     }
     Ok(())
@@ -510,7 +597,8 @@ fn sgd_apply<T: Real>(w: &mut T, g: T, v: &mut T, lr: T, mu: T, wd: T) {
 /// `w`, `grad`, `velocity` and writing `w`, `velocity`. With `draw = None`
 /// it is the plain update.
 #[inline(always)]
-pub fn denoise_sgd<T: Real>(
+pub fn denoise_sgd_with<G: Blocks, T: Real>(
+    gen: G,
     draw: Option<&ParamNoise<'_, T, [T]>>,
     start: u64,
     w: &mut [T],
@@ -530,7 +618,7 @@ pub fn denoise_sgd<T: Real>(
     match draw {
         Some(d) if !matches!(d.scale, Scale::PerElement(_)) => {
             let mut off = 0;
-            for_segments(d, start, w, |w, u, s| {
+            for_segments(gen, d, start, w, |w, u, s| {
                 let n = w.len();
                 let (g, v) = (&grad[off..off + n], &mut velocity[off..off + n]);
                 for (((x, &u), &g), v) in w.iter_mut().zip(u).zip(g).zip(v) {
@@ -542,7 +630,7 @@ pub fn denoise_sgd<T: Real>(
         }
         _ => {
             if let Some(d) = draw {
-                denoise(d, start, w);
+                denoise_with(gen, d, start, w);
             }
             for ((x, &g), v) in w.iter_mut().zip(grad).zip(velocity.iter_mut()) {
                 sgd_apply(x, g, v, lr, mu, wd);
@@ -631,6 +719,117 @@ pub fn copy_range<T: Copy>(
     let (s, d) = copy_ranges(src.len(), src_start, dst.len(), dst_start, len)?;
     dst[d].copy_from_slice(&src[s]);
     Ok(())
+}
+
+// The kernels on the portable Philox tiles ([`Portable`]): the reference
+// every backend reproduces. A backend with tiles of its own (the CPU
+// backend's AVX-512 code) calls the `_with` forms; the bits are the same.
+
+/// [`fill_unit_with`] on the [`Portable`] tiles.
+#[inline(always)]
+pub fn fill_unit<T: Real>(key: NoiseKey, unit: Unit, start: u64, out: &mut [T]) {
+    fill_unit_with(Portable, key, unit, start, out);
+}
+
+/// [`fill_noise_with`] on the [`Portable`] tiles.
+///
+/// # Errors
+/// As [`fill_noise_with`].
+#[inline(always)]
+pub fn fill_noise<T: Real>(key: NoiseKey, noise: &Noise, start: u64, out: &mut [T]) -> Result<()> {
+    fill_noise_with(Portable, key, noise, start, out)
+}
+
+/// [`perturb_with`] on the [`Portable`] tiles.
+#[inline(always)]
+pub fn perturb<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
+    perturb_with(Portable, draw, start, w);
+}
+
+/// [`denoise_with`] on the [`Portable`] tiles.
+#[inline(always)]
+pub fn denoise<T: Real>(draw: &ParamNoise<'_, T, [T]>, start: u64, w: &mut [T]) {
+    denoise_with(Portable, draw, start, w);
+}
+
+/// [`write_noise_with`] on the [`Portable`] tiles.
+///
+/// # Errors
+/// As [`write_noise_with`].
+#[inline(always)]
+pub fn write_noise<T: Real>(
+    draw: &ParamNoise<'_, T, [T]>,
+    start: u64,
+    w: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    write_noise_with(Portable, draw, start, w, out)
+}
+
+/// [`drop_out_with`] on the [`Portable`] tiles.
+///
+/// # Errors
+/// As [`drop_out_with`].
+#[inline(always)]
+pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()> {
+    drop_out_with(Portable, key, p, start, w)
+}
+
+/// [`unit_norm_with`] on the [`Portable`] tiles.
+#[must_use]
+#[inline(always)]
+pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
+    unit_norm_with(Portable, key, unit, start, len)
+}
+
+/// [`filter_scales_with`] on the [`Portable`] tiles.
+///
+/// # Errors
+/// As [`filter_scales_with`].
+#[inline(always)]
+pub fn filter_scales<T: Real>(
+    key: NoiseKey,
+    unit: Unit,
+    strength: f64,
+    cols: usize,
+    first_row: usize,
+    w: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    filter_scales_with(Portable, key, unit, strength, cols, first_row, w, out)
+}
+
+/// [`perturb_filter_norm_with`] on the [`Portable`] tiles.
+///
+/// # Errors
+/// As [`perturb_filter_norm_with`].
+#[inline(always)]
+pub fn perturb_filter_norm<T: Real>(
+    key: NoiseKey,
+    unit: Unit,
+    strength: f64,
+    cols: usize,
+    first_row: usize,
+    w: &mut [T],
+    scales: &mut [T],
+) -> Result<()> {
+    perturb_filter_norm_with(Portable, key, unit, strength, cols, first_row, w, scales)
+}
+
+/// [`denoise_sgd_with`] on the [`Portable`] tiles.
+///
+/// # Errors
+/// As [`denoise_sgd_with`].
+#[inline(always)]
+pub fn denoise_sgd<T: Real>(
+    draw: Option<&ParamNoise<'_, T, [T]>>,
+    start: u64,
+    w: &mut [T],
+    grad: &[T],
+    velocity: &mut [T],
+    sgd: &Sgd,
+) -> Result<()> {
+    denoise_sgd_with(Portable, draw, start, w, grad, velocity, sgd)
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl<T: Elem> Buf<T> {
     /// canaries on each side.
     pub fn aligned(data: &[T], align: usize) -> Self {
         let size = std::mem::size_of::<T>();
-        assert!(align % size == 0 && align < 16);
+        assert!(align.is_multiple_of(size) && align < 16);
         let mut mem = vec![T::CANARY; data.len() + 2 * PAD + 16 / size];
         let base = mem.as_ptr() as usize;
         let at = (PAD..PAD + 16 / size)

@@ -19,7 +19,7 @@
 //! Gaussian ones depend on the `logf`/`sinf`/`cosf` implementation, which is
 //! `libm` here (called directly, so enabling `std` cannot change them).
 
-use crate::noise::philox::{blocks, NoiseKey, TILE, TILE_BLOCKS};
+use crate::noise::philox::{Blocks, NoiseKey, TILE, TILE_BLOCKS};
 
 /// The shape of a unit draw, before any strength or scaling is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,11 +68,12 @@ pub fn bernoulli_threshold(p: f64) -> u32 {
     libm::round(p * 16_777_216.0) as u32
 }
 
-/// Unit noise for the 64 elements `TILE * tile .. TILE * (tile + 1)` of a stream.
+/// Unit noise for the [`TILE`] elements `TILE * tile .. TILE * (tile + 1)`
+/// of a stream, from the Philox blocks of `gen`.
 #[inline(always)]
-pub fn unit_tile(key: NoiseKey, unit: Unit, tile: u64, out: &mut [f32; TILE]) {
+pub fn unit_tile<G: Blocks>(gen: G, key: NoiseKey, unit: Unit, tile: u64, out: &mut [f32; TILE]) {
     let mut words = [0u32; TILE];
-    blocks(key, tile * TILE_BLOCKS as u64, &mut words);
+    gen.blocks(key, tile * TILE_BLOCKS as u64, &mut words);
     match unit {
         Unit::Uniform => {
             for (o, &x) in out.iter_mut().zip(&words) {
@@ -136,6 +137,7 @@ pub fn tiles(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::noise::philox::Portable;
 
     #[test]
     fn uniform_is_exact_and_symmetric() {
@@ -156,7 +158,7 @@ mod tests {
         let key = NoiseKey::for_draw(3, 1, 0, 2);
         for unit in [Unit::Uniform, Unit::Gaussian] {
             let mut tile = [0f32; TILE];
-            unit_tile(key, unit, 5, &mut tile);
+            unit_tile(Portable, key, unit, 5, &mut tile);
             for (i, &v) in tile.iter().enumerate() {
                 let want = unit_at(key, unit, 5 * TILE as u64 + i as u64);
                 assert_eq!(v.to_bits(), want.to_bits(), "{unit:?} element {i}");

@@ -608,7 +608,7 @@ pub fn check_bias(channels: usize, inner: usize, len: usize) -> Result<()> {
         });
     }
     let block = channels.saturating_mul(inner);
-    if len % block != 0 {
+    if !len.is_multiple_of(block) {
         return Err(Error::LengthMismatch {
             what: "biased tensor (a multiple of bias · inner)",
             expected: (len / block + 1) * block,

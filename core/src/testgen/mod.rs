@@ -37,10 +37,11 @@
 //!
 //! # Sizes
 //!
-//! Lengths 1, 3, 63, 64, 65, 1000 and 100 003 (not a multiple of the
-//! 64-element noise tile nor of a CPU chunk), and row structures with 1, 7
-//! and 75 columns (a bias, a small linear layer, a 3 × 5 × 5 convolution
-//! filter), including rows of zeros; those above `max_len` are skipped.
+//! Lengths 1, 3, 63, 64, 65, 127, 128, 129, 1000 and 100 003 (around half
+//! and whole 128-element noise tiles; the last a multiple of neither a tile
+//! nor a CPU chunk), and row structures with 1, 7 and 75 columns (a bias, a
+//! small linear layer, a 3 × 5 × 5 convolution filter), including rows of
+//! zeros; those above `max_len` are skipped.
 
 use alloc::format;
 use alloc::vec;
@@ -82,7 +83,7 @@ pub mod tensor;
 /// * `max_len = N` (optional): skip buffers of more than `N` elements, for
 ///   configurations whose cost grows with the size but whose behaviour does
 ///   not (e.g. a CPU backend with one-element chunks, where every element
-///   regenerates a whole 64-element noise tile). The default runs every size.
+///   regenerates a whole 128-element noise tile). The default runs every size.
 ///
 /// The expressions are resolved in the invoking module (the generated module
 /// glob-imports its parent), so they may use its imports.
@@ -176,7 +177,7 @@ impl<B: BackendTypes, F: Fn(Vec<B::Elem>) -> B::Buffer> MakeBuffer<B> for F {}
 type HostNoise<'a, T> = ParamNoise<'a, T, [T]>;
 
 /// Buffer lengths every element-wise body runs over.
-pub const LENGTHS: [usize; 7] = [1, 3, 63, 64, 65, 1000, 100_003];
+pub const LENGTHS: [usize; 10] = [1, 3, 63, 64, 65, 127, 128, 129, 1000, 100_003];
 
 /// `(rows, cols)` structures every per-row body runs over (columns 1, 7, 75;
 /// the last of each about 10^5 elements).

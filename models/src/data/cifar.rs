@@ -194,7 +194,7 @@ fn parse_into(
         return Err(DataError::Empty { what: "CIFAR file" });
     }
     let record = layout.record_len();
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         return Err(DataError::RecordSize {
             what: layout.name(),
             len: bytes.len() as u64,

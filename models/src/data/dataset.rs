@@ -109,7 +109,7 @@ impl Dataset {
         if labels.is_empty() {
             return Err(DataError::Empty { what: "dataset" });
         }
-        if pixels.len() % image_len != 0 {
+        if !pixels.len().is_multiple_of(image_len) {
             return Err(DataError::LengthMismatch {
                 what: "pixels (a whole number of images)",
                 expected: labels.len().saturating_mul(image_len),

@@ -196,7 +196,7 @@ impl DataError {
     /// [`DataError::LengthMismatch`] unless a batch of `batch_len` values
     /// is a whole number of images of `image_len` values (`image_len > 0`).
     pub(crate) fn check_whole_images(batch_len: usize, image_len: usize) -> Result<(), Self> {
-        if batch_len % image_len == 0 {
+        if batch_len.is_multiple_of(image_len) {
             return Ok(());
         }
         Err(DataError::LengthMismatch {

@@ -265,7 +265,7 @@ pub fn resnet_cifar<B: TensorBackend + 'static>(
     classes: usize,
     cfg: NetConfig,
 ) -> Result<Sequential<B>> {
-    if depth < 8 || (depth - 2) % 6 != 0 {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
         return Err(Error::InvalidSetting {
             name: "resnet depth",
             value: depth as f64,

@@ -534,7 +534,7 @@ fn strip_checksums(bytes: &[u8]) -> Vec<u8> {
         .unwrap()
         .retain(|k, _| !k.starts_with("checksum."));
     let mut text = serde_json::to_string(&header).unwrap();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();

@@ -140,7 +140,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 on_event(Event::Epoch(&m));
             }
             if let Some(f) = files {
-                let due = f.every.is_some_and(|k| self.step % k == 0);
+                let due = f.every.is_some_and(|k| self.step.is_multiple_of(k));
                 if at_epoch_end || due {
                     let path = f.dir.join(CHECKPOINT_FILE);
                     self.save(&path)?;
