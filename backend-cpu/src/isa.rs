@@ -95,7 +95,7 @@ pub(crate) mod kernels {
     use crate::dense;
     use smoothout::reference::{self, ParamNoise};
     use smoothout::tensor::reference as tr;
-    use smoothout::tensor::{BatchNorm, Conv2d};
+    use smoothout::tensor::{BatchNorm, Conv2d, Pool2d};
     use smoothout::{Noise, NoiseKey, Real, Result, Sgd, Unit};
 
     multiversion! {
@@ -135,6 +135,9 @@ pub(crate) mod kernels {
         fn add_bias_block(bias: &[T], inner: usize, x: &mut [T]) = tr::add_bias_block;
         fn im2col_image(conv: &Conv2d, x: &[T], col: &mut [T]) = tr::im2col_image;
         fn col2im_image(conv: &Conv2d, col: &[T], x: &mut [T]) = tr::col2im_image;
+        fn pool_forward_plane(p: &Pool2d, x: &[T], y: &mut [T]) = tr::pool_forward_plane;
+        fn pool_backward_plane(p: &Pool2d, x: &[T], dy: &[T], dx: &mut [T])
+            = tr::pool_backward_plane;
         fn batch_norm_forward_sample(bn: &BatchNorm, x: &[T], coefs: &[[f64; 4]], y: &mut [T])
             = tr::batch_norm_forward_sample;
         fn batch_norm_backward_sample(

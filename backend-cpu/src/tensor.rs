@@ -376,10 +376,11 @@ impl<T: Real> PoolOps for Cpu<T> {
         let (x, y) = (slice(x)?, slice_mut(y)?);
         p.validate_buffers(x.len(), y.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
+        let isa = self.isa;
         self.pool.install(|| {
             y.par_chunks_mut(out)
                 .zip(x.par_chunks(plane))
-                .for_each(|(y, x)| r::pool_forward_plane(p, x, y));
+                .for_each(|(y, x)| kernels::pool_forward_plane(isa, p, x, y));
         });
         Ok(())
     }
@@ -389,8 +390,9 @@ impl<T: Real> PoolOps for Cpu<T> {
         let (p, x, dy, dx) = (&req.spec, req.a, req.b, req.out);
         p.validate_backward(x.len(), dy.len(), dx.len())?;
         let (plane, out) = (p.height * p.width, p.out_h() * p.out_w());
+        let isa = self.isa;
         self.zip_gradients((dx, x, dy), (plane, out), |dx, x, dy| {
-            r::pool_backward_plane(p, x, dy, dx);
+            kernels::pool_backward_plane(isa, p, x, dy, dx);
         });
         Ok(())
     }

@@ -239,8 +239,15 @@ fn window(p: &Pool2d, o: usize, size: usize) -> (usize, usize) {
 /// Max: the first maximal element in row-major order (a NaN is never
 /// chosen unless the window is all NaN, then the first). Avg: the window's
 /// in-image sum, in row-major order, divided by `kernel²`.
+#[inline(always)]
 pub fn pool_forward_plane<T: Real>(p: &Pool2d, x: &[T], y: &mut [T]) {
     let (oh, ow) = (p.out_h(), p.out_w());
+    if p.kind == PoolKind::Max && p.padding == 0 {
+        for (oy, y) in y.chunks_exact_mut(ow).enumerate() {
+            max_row(p, x, oy, y);
+        }
+        return;
+    }
     let div = T::from_f64((p.kernel * p.kernel) as f64);
     for oy in 0..oh {
         let (y0, y1) = window(p, oy, p.height);
@@ -262,6 +269,57 @@ pub fn pool_forward_plane<T: Real>(p: &Pool2d, x: &[T], y: &mut [T]) {
     }
 }
 
+/// Whether `v` replaces `top` as a window's maximum: strictly greater (so
+/// the first of equal elements stays), or a number after NaNs. The callers
+/// select on it rather than branch: which element wins follows the data,
+/// which a branch predictor cannot guess.
+#[inline(always)]
+fn wins<T: Real>(v: T, top: T) -> bool {
+    (v > top) | (top.is_nan() & !v.is_nan())
+}
+
+/// Max pooling of output row `oy` of a plane whose windows lie inside it
+/// (no padding): `top[j]` ← the maximum of output `j`'s window. The
+/// windows of the row are scanned together, one window element at a time
+/// in row-major window order, so that the inner loop runs across outputs
+/// (and vectorises) while each window sees its elements in the order of
+/// [`argmax`], with the same result.
+#[inline(always)]
+fn max_row<T: Real>(p: &Pool2d, x: &[T], oy: usize, top: &mut [T]) {
+    let (s, w) = (p.stride, p.width);
+    for r in 0..p.kernel {
+        for c in 0..p.kernel {
+            let xs = x[(oy * s + r) * w + c..].iter().step_by(s);
+            if r + c == 0 {
+                for (t, &v) in top.iter_mut().zip(xs) {
+                    *t = v;
+                }
+            } else {
+                for (t, &v) in top.iter_mut().zip(xs) {
+                    *t = if wins(v, *t) { v } else { *t };
+                }
+            }
+        }
+    }
+}
+
+/// The index in the plane of [`argmax`]'s element of a window inside the
+/// plane whose maximum `top` is known: the first element equal to it, or
+/// the first element when the window is all NaN.
+#[inline(always)]
+fn first_equal<T: Real>(p: &Pool2d, x: &[T], corner: usize, top: T) -> usize {
+    if top.is_nan() {
+        return corner;
+    }
+    for r in 0..p.kernel {
+        let row = corner + r * p.width;
+        if let Some(c) = x[row..row + p.kernel].iter().position(|&v| v == top) {
+            return row + c;
+        }
+    }
+    corner
+}
+
 /// The index in the plane of the first maximal element of a window.
 #[inline(always)]
 fn argmax<T: Real>(
@@ -271,12 +329,13 @@ fn argmax<T: Real>(
     (x0, x1): (usize, usize),
 ) -> usize {
     let mut best = y0 * p.width + x0;
+    let mut top = x[best];
     for r in y0..y1 {
-        for c in x0..x1 {
-            let i = r * p.width + c;
-            if x[i] > x[best] || (x[best].is_nan() && !x[i].is_nan()) {
-                best = i;
-            }
+        let first = r * p.width + x0;
+        for (i, &v) in (first..).zip(&x[first..r * p.width + x1]) {
+            let take = wins(v, top);
+            best = if take { i } else { best };
+            top = if take { v } else { top };
         }
     }
     best
@@ -284,10 +343,28 @@ fn argmax<T: Real>(
 
 /// Pooling backward for one plane: `dx` (overwritten) from `dy`, windows
 /// visited in row-major output order.
+#[inline(always)]
 pub fn pool_backward_plane<T: Real>(p: &Pool2d, x: &[T], dy: &[T], dx: &mut [T]) {
     let (oh, ow) = (p.out_h(), p.out_w());
     let div = T::from_f64((p.kernel * p.kernel) as f64);
     dx.fill(T::zero());
+    if p.kind == PoolKind::Max && p.padding == 0 {
+        const PIECE: usize = 16;
+        // Each output row's maxima found together, then each window's first
+        // element equal to its maximum, added in output order as below.
+        let mut top = [T::zero(); PIECE];
+        for (oy, dy) in dy.chunks_exact(ow).enumerate() {
+            for (piece, g) in dy.chunks(PIECE).enumerate() {
+                let (top, shift) = (&mut top[..g.len()], piece * PIECE * p.stride);
+                max_row(p, &x[shift..], oy, top);
+                for (j, (&t, &g)) in top.iter().zip(g).enumerate() {
+                    let i = first_equal(p, x, oy * p.stride * p.width + shift + j * p.stride, t);
+                    dx[i] = dx[i] + g;
+                }
+            }
+        }
+        return;
+    }
     for oy in 0..oh {
         let (y0, y1) = window(p, oy, p.height);
         for ox in 0..ow {
@@ -812,6 +889,70 @@ mod backend {
                 *d = T::from_f64(bias_grad_channel(dy, channels, inner, c));
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The unpadded max pool (outputs scanned together, the winner found
+    /// again by its value) gives the bits of a plain scan of each window
+    /// with [`argmax`]: ties to the first, signed zeros, NaNs, output rows
+    /// longer than one piece.
+    #[test]
+    fn unpadded_max_pool_equals_the_window_scan() {
+        let values = [-1.0f32, -0.0, 0.0, 1.0, f32::NAN, 2.0, 1.0];
+        // (height, width, kernel, stride); 40 wide with stride 1: 38 outputs a row.
+        for (h, w, k, s) in [
+            (7, 7, 3, 2),
+            (15, 15, 3, 2),
+            (6, 40, 3, 1),
+            (5, 9, 2, 3),
+            (4, 4, 4, 1),
+        ] {
+            let p = Pool2d {
+                batch: 1,
+                channels: 1,
+                height: h,
+                width: w,
+                kernel: k,
+                stride: s,
+                padding: 0,
+                kind: PoolKind::Max,
+            };
+            for seed in 0..5usize {
+                // Mostly NaN for seed 4, so that whole windows are NaN.
+                let x: Vec<f32> = (0..h * w)
+                    .map(|i| {
+                        let j = (i * 7 + seed * 3 + (i * i) % 5) % values.len();
+                        if seed == 4 && i % 6 != 0 {
+                            f32::NAN
+                        } else {
+                            values[j]
+                        }
+                    })
+                    .collect();
+                let (oh, ow) = (p.out_h(), p.out_w());
+                let dy: Vec<f32> = (0..oh * ow).map(|i| 1.0 + i as f32).collect();
+                let (mut y_want, mut dx_want) = (vec![0f32; oh * ow], vec![0f32; h * w]);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let (y0, y1) = window(&p, oy, h);
+                        let (x0, x1) = window(&p, ox, w);
+                        let i = argmax(&p, &x, (y0, y1), (x0, x1));
+                        y_want[oy * ow + ox] = x[i];
+                        dx_want[i] += dy[oy * ow + ox];
+                    }
+                }
+                let (mut y, mut dx) = (vec![9f32; oh * ow], vec![9f32; h * w]);
+                pool_forward_plane(&p, &x, &mut y);
+                pool_backward_plane(&p, &x, &dy, &mut dx);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y), bits(&y_want), "forward {p:?}, seed {seed}");
+                assert_eq!(bits(&dx), bits(&dx_want), "backward {p:?}, seed {seed}");
+            }
         }
     }
 }
