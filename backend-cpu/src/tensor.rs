@@ -267,11 +267,14 @@ impl<T: Real> ConvOps for Cpu<T> {
         }
         let (mut col, mut next) = (vec![T::zero(); per_col], vec![T::zero(); per_col]);
         kernels::im2col_image(isa, conv, &x[..image], &mut col);
-        let mut products = batch.products(&g, true).enumerate().peekable();
-        while let Some((i, (gi, [ra, _, rc]))) = products.next() {
-            let last = products.peek().is_none();
-            let (done, ()) = self.pool.install(|| {
-                rayon::join(
+        // One entry into the pool for the whole batch: its threads stay
+        // awake from one image's product to the next instead of being put to
+        // sleep and woken (an inter-processor interrupt each) per image.
+        self.pool.install(|| -> Result<()> {
+            let mut products = batch.products(&g, true).enumerate().peekable();
+            while let Some((i, (gi, [ra, _, rc]))) = products.next() {
+                let last = products.peek().is_none();
+                let (done, ()) = rayon::join(
                     || {
                         if transposed {
                             let gt = Gemm::new(gi.n, gi.m, gi.k)
@@ -288,11 +291,12 @@ impl<T: Real> ConvOps for Cpu<T> {
                             kernels::im2col_image(isa, conv, x, &mut next);
                         }
                     },
-                )
-            });
-            done?;
-            core::mem::swap(&mut col, &mut next);
-        }
+                );
+                done?;
+                core::mem::swap(&mut col, &mut next);
+            }
+            Ok(())
+        })?;
         if transposed {
             for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
                 *d = dwt[(e % rows) * filters + e / rows];
@@ -328,8 +332,10 @@ impl<T: Real> ConvOps for Cpu<T> {
 impl<T: Real> Cpu<T> {
     /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,
     /// `output` and `input` split into chunks of the given lengths (one per
-    /// image), each task with a column buffer of `col_len` elements of its
-    /// own, so that the batch's columns never exist at once. Nothing runs
+    /// image). The images go to two runs of consecutive images per thread,
+    /// each run with a column buffer of `col_len` elements of its own, made
+    /// once: the batch's columns never exist at once, and a buffer is not
+    /// allocated and zeroed again for every split of the work. Nothing runs
     /// when a chunk is empty.
     fn per_image(
         &self,
@@ -341,11 +347,18 @@ impl<T: Real> Cpu<T> {
         if out_len == 0 || in_len == 0 {
             return Ok(());
         }
+        let images = output.len() / out_len;
+        let run = images.div_ceil(2 * self.threads().max(1)).max(1);
         self.pool.install(|| {
             output
-                .par_chunks_mut(out_len)
-                .zip(input.par_chunks(in_len))
-                .try_for_each_init(|| vec![T::zero(); col_len], |col, (o, i)| f(col, o, i))
+                .par_chunks_mut(run * out_len)
+                .zip(input.par_chunks(run * in_len))
+                .try_for_each(|(o, i)| {
+                    let mut col = vec![T::zero(); col_len];
+                    o.chunks_mut(out_len)
+                        .zip(i.chunks(in_len))
+                        .try_for_each(|(o, i)| f(&mut col, o, i))
+                })
         })
     }
 }

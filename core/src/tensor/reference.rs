@@ -153,6 +153,16 @@ fn for_each_col_line(conv: &Conv2d, mut f: impl FnMut(ColLine)) {
 /// > 1), and zeros again.
 #[inline(always)]
 pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
+    if conv.stride == 1 && conv.out_w() == conv.width {
+        im2col_image_same(conv, x, col);
+    } else {
+        im2col_image_lines(conv, x, col);
+    }
+}
+
+/// [`im2col_image`] line by line, for any geometry.
+#[inline(always)]
+fn im2col_image_lines<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
     for_each_col_line(conv, |line| {
         let out = &mut col[line.col];
         let Some((src, first)) = line.src else {
@@ -175,12 +185,59 @@ pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
     });
 }
 
+/// [`im2col_image`] at stride 1 when an output row is as wide as an input
+/// row ("same" padding across): the output rows of one row of the columns
+/// that read the image are, from their first element read to their last,
+/// one run of the image (each row's tail and the next row's head between
+/// them), so they are copied in one piece and the elements that read the
+/// padding are zeroed after, the same values as line by line.
+#[inline(always)]
+fn im2col_image_same<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
+    let (oh, ow, w, pad) = (conv.out_h(), conv.out_w(), conv.width, conv.padding);
+    let plane = conv.height * w;
+    let zero = T::zero();
+    for (ci, out) in col.chunks_exact_mut(oh * ow).enumerate() {
+        let (c, i, j) = (
+            ci / (conv.kernel_h * conv.kernel_w),
+            ci / conv.kernel_w % conv.kernel_h,
+            ci % conv.kernel_w,
+        );
+        // Output rows ya..yb read input rows; columns lo..hi read the row.
+        let (ya, yb) = in_range(oh, i, 1, pad, conv.height);
+        let (lo, hi) = in_range(ow, j, 1, pad, w);
+        out[..ya * ow].fill(zero);
+        out[yb * ow..].fill(zero);
+        if ya == yb || lo == hi {
+            out[ya * ow..yb * ow].fill(zero);
+            continue;
+        }
+        let (d0, d1) = (ya * ow + lo, (yb - 1) * ow + hi);
+        // lo + j ≥ pad and ya + i ≥ pad (see `in_range`).
+        let s0 = c * plane + (ya + i - pad) * w + lo + j - pad;
+        out[d0..d1].copy_from_slice(&x[s0..s0 + (d1 - d0)]);
+        for line in out[ya * ow..yb * ow].chunks_exact_mut(ow) {
+            line[..lo].fill(zero);
+            line[hi..].fill(zero);
+        }
+    }
+}
+
 /// One image's col2im, accumulating into `x` in the order rows, then
 /// columns of `col`; `conv` must be valid and the slices sized for one image.
 /// Within one row of `col` every column adds into a different element of
 /// `x`, so each element receives its terms in that order.
 #[inline(always)]
 pub fn col2im_image<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
+    if conv.stride == 1 && conv.out_w() == conv.width {
+        col2im_image_same(conv, col, x);
+    } else {
+        col2im_image_lines(conv, col, x);
+    }
+}
+
+/// [`col2im_image`] line by line, for any geometry.
+#[inline(always)]
+fn col2im_image_lines<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
     for_each_col_line(conv, |line| {
         let Some((dst, first)) = line.src else {
             return;
@@ -223,6 +280,31 @@ pub fn col2im<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) -> Result<()> {
         col2im_image(conv, col, x);
     }
     Ok(())
+}
+
+/// [`col2im_image`] in the case of [`im2col_image_same`], with the loops
+/// written out (no call per line): the same terms in the same order.
+#[inline(always)]
+fn col2im_image_same<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
+    let (oh, ow, w, pad) = (conv.out_h(), conv.out_w(), conv.width, conv.padding);
+    let plane = conv.height * w;
+    for (ci, rows) in col.chunks_exact(oh * ow).enumerate() {
+        let (c, i, j) = (
+            ci / (conv.kernel_h * conv.kernel_w),
+            ci / conv.kernel_w % conv.kernel_h,
+            ci % conv.kernel_w,
+        );
+        let (ya, yb) = in_range(oh, i, 1, pad, conv.height);
+        let (lo, hi) = in_range(ow, j, 1, pad, w);
+        for y in ya..yb {
+            // lo + j ≥ pad and y + i ≥ pad (see `in_range`).
+            let start = c * plane + (y + i - pad) * w + lo + j - pad;
+            let terms = &rows[y * ow + lo..y * ow + hi];
+            for (d, &v) in x[start..start + (hi - lo)].iter_mut().zip(terms) {
+                *d = *d + v;
+            }
+        }
+    }
 }
 
 /// The in-image index ranges of output `(y, x)`'s window.
@@ -896,6 +978,46 @@ mod backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-piece im2col and the written-out col2im of "same" rows give
+    /// the bits of the line-by-line forms: square and rectangular kernels,
+    /// outputs taller than the input, one and three channels.
+    #[test]
+    fn same_width_columns_equal_the_line_by_line_ones() {
+        // (channels, height, width, kernel_h, kernel_w, padding)
+        for (ch, h, w, kh, kw, pad) in [
+            (1, 4, 4, 1, 1, 0),
+            (3, 8, 8, 3, 3, 1),
+            (2, 7, 5, 5, 5, 2),
+            (3, 6, 9, 3, 5, 2),
+            (1, 2, 3, 5, 3, 1),
+        ] {
+            let conv = Conv2d {
+                batch: 1,
+                channels: ch,
+                height: h,
+                width: w,
+                kernel_h: kh,
+                kernel_w: kw,
+                stride: 1,
+                padding: pad,
+            };
+            assert_eq!(conv.out_w(), w, "{conv:?} is not a same-width case");
+            let len = conv.col_rows() * conv.col_cols();
+            let x: Vec<f32> = (0..ch * h * w).map(|i| i as f32 * 0.25 - 3.0).collect();
+            let (mut fast, mut lines) = (vec![7f32; len], vec![-7f32; len]);
+            im2col_image_same(&conv, &x, &mut fast);
+            im2col_image_lines(&conv, &x, &mut lines);
+            assert_eq!(fast, lines, "im2col {conv:?}");
+
+            let col: Vec<f32> = (0..len).map(|i| 1.0 / (1.0 + i as f32)).collect();
+            let (mut fast, mut lines) = (x.clone(), x.clone());
+            col2im_image_same(&conv, &col, &mut fast);
+            col2im_image_lines(&conv, &col, &mut lines);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&lines), "col2im {conv:?}");
+        }
+    }
 
     /// The unpadded max pool (outputs scanned together, the winner found
     /// again by its value) gives the bits of a plain scan of each window
