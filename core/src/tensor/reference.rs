@@ -324,10 +324,8 @@ fn window(p: &Pool2d, o: usize, size: usize) -> (usize, usize) {
 #[inline(always)]
 pub fn pool_forward_plane<T: Real>(p: &Pool2d, x: &[T], y: &mut [T]) {
     let (oh, ow) = (p.out_h(), p.out_w());
-    if p.kind == PoolKind::Max && p.padding == 0 {
-        for (oy, y) in y.chunks_exact_mut(ow).enumerate() {
-            max_row(p, x, oy, y);
-        }
+    if unpadded_max(p) {
+        max_pieces(p, x, |o, n, top, _| y[o..o + n].copy_from_slice(top));
         return;
     }
     let div = T::from_f64((p.kernel * p.kernel) as f64);
@@ -360,46 +358,72 @@ fn wins<T: Real>(v: T, top: T) -> bool {
     (v > top) | (top.is_nan() & !v.is_nan())
 }
 
-/// Max pooling of output row `oy` of a plane whose windows lie inside it
-/// (no padding): `top[j]` ← the maximum of output `j`'s window. The
-/// windows of the row are scanned together, one window element at a time
-/// in row-major window order, so that the inner loop runs across outputs
-/// (and vectorises) while each window sees its elements in the order of
-/// [`argmax`], with the same result.
+/// Whether `p` takes the path of [`max_pieces`]: max pooling without
+/// padding, with window offsets that fit in 32 bits.
 #[inline(always)]
-fn max_row<T: Real>(p: &Pool2d, x: &[T], oy: usize, top: &mut [T]) {
+fn unpadded_max(p: &Pool2d) -> bool {
+    p.kind == PoolKind::Max
+        && p.padding == 0
+        && u32::try_from(p.kernel.saturating_mul(p.width)).is_ok()
+}
+
+/// Outputs whose windows [`max_piece`] scans together.
+const PIECE: usize = 16;
+
+/// Max pooling of up to `PIECE` neighbouring outputs of one output row in
+/// a plane whose windows lie inside it (no padding), window `j`'s first
+/// element at `corner + j · stride`: `top[j]` ← the window's maximum and
+/// `at[j]` ← its offset from the window's first element (`r · width + c`).
+/// The windows are scanned together, one window element at a time in
+/// row-major window order, so that the comparisons run across the outputs
+/// in fixed-length vectors while each window sees its elements in the order
+/// of [`argmax`], with the same result. Lanes from `n` on hold whatever
+/// lies past the row and are not meant to be read.
+#[inline(always)]
+fn max_piece<T: Real>(
+    p: &Pool2d,
+    x: &[T],
+    corner: usize,
+    top: &mut [T; PIECE],
+    at: &mut [u32; PIECE],
+) {
     let (s, w) = (p.stride, p.width);
+    let mut v = [T::zero(); PIECE];
     for r in 0..p.kernel {
         for c in 0..p.kernel {
-            let xs = x[(oy * s + r) * w + c..].iter().step_by(s);
-            if r + c == 0 {
-                for (t, &v) in top.iter_mut().zip(xs) {
-                    *t = v;
-                }
-            } else {
-                for (t, &v) in top.iter_mut().zip(xs) {
-                    *t = if wins(v, *t) { v } else { *t };
-                }
+            let off = r * w + c;
+            // Lanes past the plane's end keep stale values (never read).
+            for (v, &e) in v.iter_mut().zip(x[corner + off..].iter().step_by(s)) {
+                *v = e;
+            }
+            if off == 0 {
+                *top = v;
+                *at = [0; PIECE];
+                continue;
+            }
+            for ((t, a), &v) in top.iter_mut().zip(at.iter_mut()).zip(&v) {
+                let take = wins(v, *t);
+                *t = if take { v } else { *t };
+                *a = if take { off as u32 } else { *a };
             }
         }
     }
 }
 
-/// The index in the plane of [`argmax`]'s element of a window inside the
-/// plane whose maximum `top` is known: the first element equal to it, or
-/// the first element when the window is all NaN.
+/// Runs `f(first_output, n, top, at)` for the pieces of every output row
+/// of an unpadded max pooling (see [`max_piece`]), in output order.
 #[inline(always)]
-fn first_equal<T: Real>(p: &Pool2d, x: &[T], corner: usize, top: T) -> usize {
-    if top.is_nan() {
-        return corner;
-    }
-    for r in 0..p.kernel {
-        let row = corner + r * p.width;
-        if let Some(c) = x[row..row + p.kernel].iter().position(|&v| v == top) {
-            return row + c;
+fn max_pieces<T: Real>(p: &Pool2d, x: &[T], mut f: impl FnMut(usize, usize, &[T], &[u32])) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let (mut top, mut at) = ([T::zero(); PIECE], [0u32; PIECE]);
+    for oy in 0..oh {
+        for ox in (0..ow).step_by(PIECE) {
+            let n = PIECE.min(ow - ox);
+            let corner = oy * p.stride * p.width + ox * p.stride;
+            max_piece(p, x, corner, &mut top, &mut at);
+            f(oy * ow + ox, n, &top[..n], &at[..n]);
         }
     }
-    corner
 }
 
 /// The index in the plane of the first maximal element of a window.
@@ -430,21 +454,16 @@ pub fn pool_backward_plane<T: Real>(p: &Pool2d, x: &[T], dy: &[T], dx: &mut [T])
     let (oh, ow) = (p.out_h(), p.out_w());
     let div = T::from_f64((p.kernel * p.kernel) as f64);
     dx.fill(T::zero());
-    if p.kind == PoolKind::Max && p.padding == 0 {
-        const PIECE: usize = 16;
-        // Each output row's maxima found together, then each window's first
-        // element equal to its maximum, added in output order as below.
-        let mut top = [T::zero(); PIECE];
-        for (oy, dy) in dy.chunks_exact(ow).enumerate() {
-            for (piece, g) in dy.chunks(PIECE).enumerate() {
-                let (top, shift) = (&mut top[..g.len()], piece * PIECE * p.stride);
-                max_row(p, &x[shift..], oy, top);
-                for (j, (&t, &g)) in top.iter().zip(g).enumerate() {
-                    let i = first_equal(p, x, oy * p.stride * p.width + shift + j * p.stride, t);
-                    dx[i] = dx[i] + g;
-                }
+    if unpadded_max(p) {
+        // The maxima's offsets found a piece of a row at a time, their
+        // gradients then added in output order as below.
+        max_pieces(p, x, |o, n, _, at| {
+            for (j, (&a, &g)) in at.iter().zip(&dy[o..o + n]).enumerate() {
+                let (oy, ox) = ((o + j) / ow, (o + j) % ow);
+                let i = (oy * p.width + ox) * p.stride + a as usize;
+                dx[i] = dx[i] + g;
             }
-        }
+        });
         return;
     }
     for oy in 0..oh {
@@ -1019,10 +1038,9 @@ mod tests {
         }
     }
 
-    /// The unpadded max pool (outputs scanned together, the winner found
-    /// again by its value) gives the bits of a plain scan of each window
-    /// with [`argmax`]: ties to the first, signed zeros, NaNs, output rows
-    /// longer than one piece.
+    /// The unpadded max pool (a piece of outputs scanned together) gives
+    /// the bits of a plain scan of each window with [`argmax`]: ties to the
+    /// first, signed zeros, NaNs, output rows longer than one piece.
     #[test]
     fn unpadded_max_pool_equals_the_window_scan() {
         let values = [-1.0f32, -0.0, 0.0, 1.0, f32::NAN, 2.0, 1.0];

@@ -64,7 +64,10 @@ fn resume_matches(cfg: TrainConfig, stop: u64, name: &str) {
     let dir = scratch(name);
     let path = dir.join(CHECKPOINT_FILE);
     let mut first = Trainer::new(Reference::<f32>::new(), cfg.clone(), &data.train).unwrap();
-    assert!(!stop.is_multiple_of(first.steps_per_epoch()), "stop mid-epoch");
+    assert!(
+        !stop.is_multiple_of(first.steps_per_epoch()),
+        "stop mid-epoch"
+    );
     first.run_until(stop, &data, None, &mut |_| {}).unwrap();
     first.save(&path).unwrap();
     // Train on past the checkpoint, as a killed process would have.
