@@ -153,7 +153,7 @@ fn for_each_col_line(conv: &Conv2d, mut f: impl FnMut(ColLine)) {
 /// > 1), and zeros again.
 #[inline(always)]
 pub fn im2col_image<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
-    if conv.stride == 1 && conv.out_w() == conv.width {
+    if same_width(conv) {
         im2col_image_same(conv, x, col);
     } else {
         im2col_image_lines(conv, x, col);
@@ -193,33 +193,82 @@ fn im2col_image_lines<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
 /// padding are zeroed after, the same values as line by line.
 #[inline(always)]
 fn im2col_image_same<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
-    let (oh, ow, w, pad) = (conv.out_h(), conv.out_w(), conv.width, conv.padding);
-    let plane = conv.height * w;
+    let ow = conv.out_w();
     let zero = T::zero();
-    for (ci, out) in col.chunks_exact_mut(oh * ow).enumerate() {
-        let (c, i, j) = (
-            ci / (conv.kernel_h * conv.kernel_w),
-            ci / conv.kernel_w % conv.kernel_h,
-            ci % conv.kernel_w,
-        );
-        // Output rows ya..yb read input rows; columns lo..hi read the row.
-        let (ya, yb) = in_range(oh, i, 1, pad, conv.height);
-        let (lo, hi) = in_range(ow, j, 1, pad, w);
-        out[..ya * ow].fill(zero);
-        out[yb * ow..].fill(zero);
-        if ya == yb || lo == hi {
-            out[ya * ow..yb * ow].fill(zero);
+    for (r, out) in same_rows(conv).zip(col.chunks_exact_mut(conv.col_cols())) {
+        out[..r.ya * ow].fill(zero);
+        out[r.yb * ow..].fill(zero);
+        if r.ya == r.yb || r.lo == r.hi {
+            out[r.ya * ow..r.yb * ow].fill(zero);
             continue;
         }
-        let (d0, d1) = (ya * ow + lo, (yb - 1) * ow + hi);
-        // lo + j ≥ pad and ya + i ≥ pad (see `in_range`).
-        let s0 = c * plane + (ya + i - pad) * w + lo + j - pad;
+        let (d0, d1) = (r.ya * ow + r.lo, (r.yb - 1) * ow + r.hi);
+        let s0 = r.source(r.ya);
         out[d0..d1].copy_from_slice(&x[s0..s0 + (d1 - d0)]);
-        for line in out[ya * ow..yb * ow].chunks_exact_mut(ow) {
-            line[..lo].fill(zero);
-            line[hi..].fill(zero);
+        for line in out[r.ya * ow..r.yb * ow].chunks_exact_mut(ow) {
+            line[..r.lo].fill(zero);
+            line[r.hi..].fill(zero);
         }
     }
+}
+
+/// Whether a convolution's columns take the paths of [`im2col_image_same`]
+/// and [`col2im_image_same`]: stride 1, output rows as wide as input rows.
+#[inline(always)]
+fn same_width(conv: &Conv2d) -> bool {
+    conv.stride == 1 && conv.out_w() == conv.width
+}
+
+/// One row of an image's columns in the case of [`same_width`]: the output
+/// rows `ya..yb` read input rows, the output columns `lo..hi` read inside
+/// them.
+struct SameRow {
+    ya: usize,
+    yb: usize,
+    lo: usize,
+    hi: usize,
+    /// `source(y) = base + y · width − back` is the image index that output
+    /// row `y`, column `lo` reads, `c · plane + (y + i − pad) · width + lo +
+    /// j − pad`, kept as its non-negative terms and the `back = pad · width
+    /// + pad` to subtract.
+    base: usize,
+    back: usize,
+    width: usize,
+}
+
+impl SameRow {
+    /// The image index read by output row `y` (in `ya..yb`) at column `lo`.
+    #[inline(always)]
+    fn source(&self, y: usize) -> usize {
+        self.base + y * self.width - self.back
+    }
+}
+
+/// The rows of one image's columns, in order, in the case of
+/// [`same_width`].
+#[inline(always)]
+fn same_rows(conv: &Conv2d) -> impl Iterator<Item = SameRow> + '_ {
+    let (w, pad) = (conv.width, conv.padding);
+    (0..conv.col_rows()).map(move |row| {
+        let (c, i, j) = (
+            row / (conv.kernel_h * conv.kernel_w),
+            row / conv.kernel_w % conv.kernel_h,
+            row % conv.kernel_w,
+        );
+        let (ya, yb) = in_range(conv.out_h(), i, 1, pad, conv.height);
+        let (lo, hi) = in_range(conv.out_w(), j, 1, pad, w);
+        SameRow {
+            ya,
+            yb,
+            lo,
+            hi,
+            // y + i ≥ pad for y ≥ ya and lo + j ≥ pad (see `in_range`), so
+            // `source` never goes below zero on its rows.
+            base: c * conv.height * w + i * w + lo + j,
+            back: pad * w + pad,
+            width: w,
+        }
+    })
 }
 
 /// One image's col2im, accumulating into `x` in the order rows, then
@@ -228,7 +277,7 @@ fn im2col_image_same<T: Real>(conv: &Conv2d, x: &[T], col: &mut [T]) {
 /// `x`, so each element receives its terms in that order.
 #[inline(always)]
 pub fn col2im_image<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
-    if conv.stride == 1 && conv.out_w() == conv.width {
+    if same_width(conv) {
         col2im_image_same(conv, col, x);
     } else {
         col2im_image_lines(conv, col, x);
@@ -286,21 +335,12 @@ pub fn col2im<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) -> Result<()> {
 /// written out (no call per line): the same terms in the same order.
 #[inline(always)]
 fn col2im_image_same<T: Real>(conv: &Conv2d, col: &[T], x: &mut [T]) {
-    let (oh, ow, w, pad) = (conv.out_h(), conv.out_w(), conv.width, conv.padding);
-    let plane = conv.height * w;
-    for (ci, rows) in col.chunks_exact(oh * ow).enumerate() {
-        let (c, i, j) = (
-            ci / (conv.kernel_h * conv.kernel_w),
-            ci / conv.kernel_w % conv.kernel_h,
-            ci % conv.kernel_w,
-        );
-        let (ya, yb) = in_range(oh, i, 1, pad, conv.height);
-        let (lo, hi) = in_range(ow, j, 1, pad, w);
-        for y in ya..yb {
-            // lo + j ≥ pad and y + i ≥ pad (see `in_range`).
-            let start = c * plane + (y + i - pad) * w + lo + j - pad;
-            let terms = &rows[y * ow + lo..y * ow + hi];
-            for (d, &v) in x[start..start + (hi - lo)].iter_mut().zip(terms) {
+    let ow = conv.out_w();
+    for (r, rows) in same_rows(conv).zip(col.chunks_exact(conv.col_cols())) {
+        for y in r.ya..r.yb {
+            let start = r.source(y);
+            let terms = &rows[y * ow + r.lo..y * ow + r.hi];
+            for (d, &v) in x[start..start + (r.hi - r.lo)].iter_mut().zip(terms) {
                 *d = *d + v;
             }
         }
@@ -377,8 +417,8 @@ const PIECE: usize = 16;
 /// The windows are scanned together, one window element at a time in
 /// row-major window order, so that the comparisons run across the outputs
 /// in fixed-length vectors while each window sees its elements in the order
-/// of [`argmax`], with the same result. Lanes from `n` on hold whatever
-/// lies past the row and are not meant to be read.
+/// of [`argmax`], with the same result. Lanes past the row's last output
+/// hold whatever lies beyond it and are not meant to be read.
 #[inline(always)]
 fn max_piece<T: Real>(
     p: &Pool2d,
