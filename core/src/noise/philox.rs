@@ -31,8 +31,8 @@ pub const W0: u32 = 0x9E37_79B9;
 pub const W1: u32 = 0xBB67_AE85;
 
 /// Blocks generated together by [`blocks`]: 32 blocks are 128 words, four
-/// 512-bit vectors of eight blocks, enough independent work in each round to
-/// cover the multiplier's latency (16 blocks were about 7% slower per word).
+/// independent 512-bit vectors of eight blocks for each round (16 blocks
+/// were about 7% slower per word).
 pub const TILE_BLOCKS: usize = 32;
 /// Words (noise elements) per tile.
 pub const TILE: usize = 4 * TILE_BLOCKS;
