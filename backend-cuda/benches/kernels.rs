@@ -120,6 +120,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     drop(init);
 
     let key = NoiseKey::for_draw(1, 2, 0, 3);
+    let filter = FilterNoise {
+        key,
+        unit: Unit::Uniform,
+        strength: f64::from(A),
+        cols: COLS,
+    };
     let fixed: NoiseOf<'_, Cuda> = ParamNoise {
         key,
         unit: Unit::Uniform,
@@ -168,15 +174,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             // Whole rows only.
             elems: rows * COLS,
             bytes: 8,
-            run: Box::new(|| {
-                let noise = FilterNoise {
-                    key,
-                    unit: Unit::Uniform,
-                    strength: f64::from(A),
-                    cols: COLS,
-                };
-                g.perturb_filter_norm(&mut w_rows, &noise, &mut scales)
-            }),
+            run: Box::new(|| g.perturb_filter_norm(&mut w_rows, &filter, &mut scales)),
             secs: Vec::new(),
         },
     ];

@@ -216,6 +216,40 @@ impl Cuda {
         launch!(self, op, "channel_finish", grid(channels);
             &partial, &channels, &slices, &divisor, out64, out32)
     }
+
+    /// `kernel` (`im2col` or `col2im`, which is also the op's name) from
+    /// `src` into `dst`, one thread per element of `dst` (the buffers
+    /// validated by the caller); nothing when `dst` is empty.
+    fn unfold_kernel(
+        &self,
+        kernel: &'static str,
+        conv: &Conv2d,
+        src: &CudaSlice<f32>,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        let [n, ch, h, w, kh, kw, s, p, oh, ow] = conv_args(conv);
+        let cfg = grid(dst.len() as u64);
+        launch!(self, kernel, kernel, cfg;
+            src, dst, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
+    }
+
+    /// `y ← kernel(x, y)` element-wise, one thread per element (the lengths
+    /// checked by the caller); nothing when `x` is empty.
+    fn map_kernel(
+        &self,
+        (op, kernel): (&'static str, &'static str),
+        x: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let n = x.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        launch!(self, op, kernel, grid(n); x, y, &n)
+    }
 }
 
 impl MatmulOps for Cuda {
@@ -324,42 +358,6 @@ impl ConvOps for Cuda {
     fn col2im(&self, conv: &Conv2d, col: &CudaSlice<f32>, x: &mut CudaSlice<f32>) -> Result<()> {
         conv.validate_buffers(x.len(), col.len())?;
         self.unfold_kernel("col2im", conv, col, x)
-    }
-}
-
-impl Cuda {
-    /// `kernel` (`im2col` or `col2im`, which is also the op's name) from
-    /// `src` into `dst`, one thread per element of `dst` (the buffers
-    /// validated by the caller); nothing when `dst` is empty.
-    fn unfold_kernel(
-        &self,
-        kernel: &'static str,
-        conv: &Conv2d,
-        src: &CudaSlice<f32>,
-        dst: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        if dst.is_empty() {
-            return Ok(());
-        }
-        let [n, ch, h, w, kh, kw, s, p, oh, ow] = conv_args(conv);
-        let cfg = grid(dst.len() as u64);
-        launch!(self, kernel, kernel, cfg;
-            src, dst, &n, &ch, &h, &w, &kh, &kw, &s, &p, &oh, &ow)
-    }
-
-    /// `y ← kernel(x, y)` element-wise, one thread per element (the lengths
-    /// checked by the caller); nothing when `x` is empty.
-    fn map_kernel(
-        &self,
-        (op, kernel): (&'static str, &'static str),
-        x: &CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        let n = x.len() as u64;
-        if n == 0 {
-            return Ok(());
-        }
-        launch!(self, op, kernel, grid(n); x, y, &n)
     }
 }
 

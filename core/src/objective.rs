@@ -2,7 +2,7 @@
 //! sharpness `s` (Eq. 9), on plain slices.
 
 use crate::error::{check_len, Error, Result};
-use crate::noise::philox::{NoiseKey, Portable};
+use crate::noise::philox::NoiseKey;
 use crate::noise::Noise;
 use crate::real::Real;
 use crate::reference;
@@ -125,18 +125,7 @@ impl Objective {
             sum += f(scratch, grad_scratch);
             if let Noise::Bernoulli { p } = self.noise {
                 // d/dw C(w ∘ m) = m ∘ ∇C: zero where copy i dropped the weight.
-                reference::for_each_drop(
-                    Portable,
-                    self.key(i),
-                    p,
-                    0,
-                    grad_scratch,
-                    |g, dropped| {
-                        if dropped {
-                            *g = T::zero();
-                        }
-                    },
-                );
+                reference::drop_out(self.key(i), p, 0, grad_scratch)?;
             }
             reference::axpy(inv, grad_scratch, grad)?;
         }

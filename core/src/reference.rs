@@ -307,7 +307,7 @@ pub fn drop_out_with<G: Blocks, T: Real>(
 /// Runs `f(x, dropped)` for each element of `xs` (elements `start ..` of
 /// `key`'s stream), `dropped` being its Bernoulli(p) draw.
 #[inline(always)]
-pub(crate) fn for_each_drop<G: Blocks, T>(
+fn for_each_drop<G: Blocks, T>(
     gen: G,
     key: NoiseKey,
     p: f64,
@@ -448,11 +448,11 @@ pub fn check_noise<T>(draw: &ParamNoise<'_, T, [T]>, len: usize) -> Result<()> {
 /// `‖u_row‖₂` of the unit draws of elements `start .. start + len`.
 #[must_use]
 #[inline(always)]
-pub fn unit_norm_with<G: Blocks>(gen: G, key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
+pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
     let mut tile = [0f32; TILE];
     let mut s = SumSquares::default();
     for (t, tr, _) in tiles(start, len) {
-        unit_tile(gen, key, unit, t, &mut tile);
+        unit_tile(Portable, key, unit, t, &mut tile);
         s.push(&tile[tr]);
     }
     libm::sqrt(s.total())
@@ -773,13 +773,6 @@ pub fn write_noise<T: Real>(
 #[inline(always)]
 pub fn drop_out<T: Real>(key: NoiseKey, p: f64, start: u64, w: &mut [T]) -> Result<()> {
     drop_out_with(Portable, key, p, start, w)
-}
-
-/// [`unit_norm_with`] on the [`Portable`] tiles.
-#[must_use]
-#[inline(always)]
-pub fn unit_norm(key: NoiseKey, unit: Unit, start: u64, len: usize) -> f64 {
-    unit_norm_with(Portable, key, unit, start, len)
 }
 
 /// [`filter_scales_with`] on the [`Portable`] tiles.

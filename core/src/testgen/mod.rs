@@ -50,7 +50,7 @@ use alloc::vec::Vec;
 use crate::backend::Reference;
 use crate::backend::{Backend, BackendTypes, FilterNoise, NoiseOf};
 use crate::error::Error;
-use crate::noise::philox::NoiseKey;
+use crate::noise::philox::{NoiseKey, TILE};
 use crate::noise::unit::Unit;
 use crate::noise::Schedule;
 use crate::noise::{Noise, Scaling};
@@ -177,7 +177,18 @@ impl<B: BackendTypes, F: Fn(Vec<B::Elem>) -> B::Buffer> MakeBuffer<B> for F {}
 type HostNoise<'a, T> = ParamNoise<'a, T, [T]>;
 
 /// Buffer lengths every element-wise body runs over.
-pub const LENGTHS: [usize; 10] = [1, 3, 63, 64, 65, 127, 128, 129, 1000, 100_003];
+pub const LENGTHS: [usize; 10] = [
+    1,
+    3,
+    TILE / 2 - 1,
+    TILE / 2,
+    TILE / 2 + 1,
+    TILE - 1,
+    TILE,
+    TILE + 1,
+    1000,
+    100_003,
+];
 
 /// `(rows, cols)` structures every per-row body runs over (columns 1, 7, 75;
 /// the last of each about 10^5 elements).

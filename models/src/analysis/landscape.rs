@@ -416,13 +416,7 @@ pub fn filter_normalized_direction<B: TensorBackend, L: Layer<B> + ?Sized>(
         }
         offset += len;
     }
-    if offset != w.len() {
-        return Err(TrainError::Core(smoothout::Error::LengthMismatch {
-            what: "parameters listed by the specs",
-            expected: w.len(),
-            actual: offset,
-        }));
-    }
+    check_len("parameters listed by the specs", w.len(), offset)?;
     Ok(d)
 }
 

@@ -38,7 +38,13 @@ impl<B: TensorBackend> Activation<B> {
     /// The product of the shape, checked against the buffer's length;
     /// `what` names the input in the error.
     pub(crate) fn numel(&self, b: &B, what: &'static str) -> Result<usize> {
-        numel(what, &self.shape, b.len(&self.data))
+        let n = self
+            .shape
+            .iter()
+            .try_fold(1usize, |p, &d| p.checked_mul(d))
+            .ok_or_else(|| bad_shape(what, usize::MAX))?;
+        smoothout::tensor::check_len(what, n, b.len(&self.data))?;
+        Ok(n)
     }
 }
 
@@ -187,16 +193,6 @@ pub(crate) fn bad_shape(what: &'static str, got: usize) -> Error {
         value: got as f64,
         expected: "the dimensions the layer was built for",
     }
-}
-
-/// Product of `shape`, checked against `len`.
-pub(crate) fn numel(what: &'static str, shape: &[usize], len: usize) -> Result<usize> {
-    let n = shape
-        .iter()
-        .try_fold(1usize, |p, &d| p.checked_mul(d))
-        .ok_or_else(|| bad_shape(what, usize::MAX))?;
-    smoothout::tensor::check_len(what, n, len)?;
-    Ok(n)
 }
 
 /// The `[N, C, H, W]` of a rank-4 input; `what` names the rank in the

@@ -266,6 +266,19 @@ fn host<T: Copy>(a: &ArrayD<T>) -> Vec<T> {
     a.as_slice().expect("standard layout").to_vec()
 }
 
+/// The same noise as `rn` on the CPU: the CPU's key, the CPU copy of the
+/// scales.
+fn cpu_noise<'a, T: Copy>(
+    rn: ParamNoise<'a, T, [T]>,
+    ckey: NoiseKey,
+    scales_cpu: &'a ArrayD<T>,
+) -> ParamNoise<'a, T, ArrayD<T>> {
+    ParamNoise {
+        key: ckey,
+        ..rn.map_scales(|_| Ok(scales_cpu)).expect("scales")
+    }
+}
+
 /// Test data: `U(−half_width, half_width)` from the library's noise
 /// (uniform rather than Gaussian only because it is cheaper to draw).
 fn data<T: Real>(len: usize, half_width: f64, key: NoiseKey) -> Vec<T> {
@@ -352,9 +365,7 @@ pub fn op_diff<T: Elem>(
                 unit: Unit::Uniform,
                 scale,
             };
-            // The same noise on the CPU: its key, the CPU copy of the scales.
-            let cn = rn.map_scales(|_| Ok(&scales_cpu)).expect("scales");
-            let cn = ParamNoise { key: ckey, ..cn };
+            let cn = cpu_noise(rn, ckey, &scales_cpu);
             let mut want = w0.clone();
             let mut w = array(w0.clone());
             reference::perturb(&rn, 0, &mut want);
@@ -429,9 +440,7 @@ pub fn op_diff<T: Elem>(
                     unit: Unit::Gaussian,
                     scale,
                 };
-                // The same noise on the CPU: its key, the CPU copy of the scales.
-                let cn = rn.map_scales(|_| Ok(&scales_cpu)).expect("scales");
-                let cn = ParamNoise { key: ckey, ..cn };
+                let cn = cpu_noise(rn, ckey, &scales_cpu);
                 let (mut want_w, mut want_v) = (w0.clone(), v0.clone());
                 reference::denoise_sgd(Some(&rn), 0, &mut want_w, &g, &mut want_v, &sgd)
                     .expect("reference denoise_sgd");
