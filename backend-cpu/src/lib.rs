@@ -15,7 +15,7 @@
 //! do not depend on the thread count either (tested with 1 and 2 threads).
 //!
 //! ```
-//! use ndarray::ArrayD;
+//! use ndarray::{ArrayD, IxDyn};
 //! use smoothout::{Config, Draw, Noise, ParamSpec, SmoothOut};
 //! use smoothout_cpu::Cpu;
 //!
@@ -36,16 +36,15 @@ mod avx512;
 mod dense;
 mod host;
 mod isa;
+mod spare;
 mod tensor;
-
-use core::marker::PhantomData;
 
 pub use host::Host;
 pub use isa::Isa;
 pub use tensor::GEMM_ROWS;
 
 use isa::kernels;
-use ndarray::ArrayD;
+use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 use smoothout::reference::{self, ParamNoise};
 use smoothout::tensor::check_len;
@@ -53,6 +52,9 @@ use smoothout::{
     BackendTypes, BlasOps, BufferOps, Error, FilterNoise, Noise, NoiseKey, NoiseOf, NoiseOps,
     NormOps, PerturbOps, Real, Result, Sgd, StateOps, UpdateOps,
 };
+use spare::{ChannelWork, Spare};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Elements per parallel task unless set otherwise (a multiple of the
 /// 128-element noise tile, [`smoothout::philox::TILE`]).
@@ -110,7 +112,9 @@ pub struct Cpu<T> {
     pool: rayon::ThreadPool,
     chunk: usize,
     isa: Isa,
-    _elem: PhantomData<T>,
+    spare: Spare<T>,
+    work: Mutex<ChannelWork>,
+    fresh: AtomicU64,
 }
 
 /// Why a CPU backend could not be built.
@@ -174,7 +178,9 @@ impl<T: Real> Cpu<T> {
             pool,
             chunk: DEFAULT_CHUNK,
             isa: Isa::detect(),
-            _elem: PhantomData,
+            spare: Spare::new(),
+            work: Mutex::new(ChannelWork::default()),
+            fresh: AtomicU64::new(0),
         })
     }
 
@@ -461,7 +467,7 @@ impl<T: Real> StateOps for Cpu<T> {
     type State = ArrayD<T>;
 
     fn state(&self, len: usize) -> Result<ArrayD<T>> {
-        Ok(ArrayD::zeros(vec![len]))
+        self.zeros(len)
     }
 
     fn copy(&self, src: &ArrayD<T>, dst: &mut ArrayD<T>) -> Result<()> {
@@ -473,13 +479,72 @@ impl<T: Real> StateOps for Cpu<T> {
     }
 }
 
-impl<T: Real> BufferOps for Cpu<T> {
-    fn zeros(&self, len: usize) -> Result<ArrayD<T>> {
-        self.state(len)
+impl<T: Real> Cpu<T> {
+    /// A buffer of `len` elements, their values unspecified: a spare one
+    /// handed back with [`BufferOps::recycle`] when one of that length is
+    /// kept, else new zeros.
+    fn take_or_zeros(&self, len: usize) -> (ArrayD<T>, bool) {
+        match self.spare.take(len) {
+            Some(a) => (a, true),
+            None => {
+                if len > 0 {
+                    self.fresh.fetch_add(1, Ordering::Relaxed);
+                }
+                (ArrayD::zeros(IxDyn(&[len])), false)
+            }
+        }
     }
 
+    /// Runs `f` on the kept per-channel memory, or on new memory while
+    /// another call holds it (a backend shared between threads).
+    fn with_work<R>(&self, f: impl FnOnce(&mut ChannelWork) -> R) -> R {
+        match self.work.try_lock() {
+            Ok(mut w) => f(&mut w),
+            Err(_) => f(&mut ChannelWork::default()),
+        }
+    }
+
+    /// A buffer of `len` elements for a kernel's own use, its values
+    /// unspecified; [`Spare::put`] hands it back.
+    fn scratch(&self, len: usize) -> ArrayD<T> {
+        self.take_or_zeros(len).0
+    }
+
+    /// How many buffers of at least one element this backend has allocated
+    /// anew (for [`BufferOps::zeros`], [`BufferOps::upload`] and its
+    /// kernels' own memory) rather than taken from the spare ones: a loop
+    /// that hands back what it drops (see [`BufferOps::recycle`]) stops
+    /// adding to it after its first pass.
+    #[must_use]
+    pub fn fresh_buffers(&self) -> u64 {
+        self.fresh.load(Ordering::Relaxed)
+    }
+
+    /// How many buffers handed back with [`BufferOps::recycle`] the backend
+    /// keeps for [`BufferOps::zeros`] and [`BufferOps::upload`] to give out
+    /// again (at most a few hundred; the oldest go first).
+    #[must_use]
+    pub fn spare_buffers(&self) -> usize {
+        self.spare.len()
+    }
+}
+
+impl<T: Real> BufferOps for Cpu<T> {
+    /// Zeros, in a spare buffer of `len` elements when one is kept (see
+    /// [`BufferOps::recycle`]).
+    fn zeros(&self, len: usize) -> Result<ArrayD<T>> {
+        let (mut a, reused) = self.take_or_zeros(len);
+        if reused {
+            smoothout::tensor::MapOps::fill(self, T::zero(), &mut a)?;
+        }
+        Ok(a)
+    }
+
+    /// A copy of `data`, in a spare buffer of its length when one is kept.
     fn upload(&self, data: &[T]) -> Result<ArrayD<T>> {
-        Ok(ndarray::Array1::from(data.to_vec()).into_dyn())
+        let (mut a, _) = self.take_or_zeros(data.len());
+        slice_mut(&mut a)?.copy_from_slice(data);
+        Ok(a)
     }
 
     fn copy_range(
@@ -495,6 +560,21 @@ impl<T: Real> BufferOps for Cpu<T> {
 
     fn to_vec(&self, buf: &ArrayD<T>) -> Result<Vec<T>> {
         Ok(slice(buf)?.to_vec())
+    }
+
+    fn download(&self, buf: &ArrayD<T>, out: &mut [T]) -> Result<()> {
+        let s = slice(buf)?;
+        check_len("download destination", s.len(), out.len())?;
+        out.copy_from_slice(s);
+        Ok(())
+    }
+
+    /// Keeps `buf` for a later [`BufferOps::zeros`] or [`BufferOps::upload`]
+    /// of its length when it is one-dimensional and contiguous (as every
+    /// buffer this backend makes is); the oldest of more than a few hundred
+    /// kept is freed.
+    fn recycle(&self, buf: ArrayD<T>) {
+        self.spare.put(buf);
     }
 }
 

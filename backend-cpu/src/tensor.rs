@@ -26,6 +26,7 @@ use smoothout::tensor::{
 use smoothout::{Real, Result};
 
 use crate::isa::{kernels, Isa};
+use crate::spare::ChannelWork;
 use crate::{slice, slice_mut, Cpu};
 use r::wide;
 
@@ -257,52 +258,21 @@ impl<T: Real> ConvOps for Cpu<T> {
         let (g, batch) = conv.weight_grad_gemm(filters);
         let lens = [dy.len(), conv.col_len(), dw.len()];
         let per_col = checked_product(conv, x.len(), (&g, &batch), lens, true)?;
-        let (image, isa, rows) = (conv.image_len(), self.isa, conv.col_rows());
+        let rows = conv.col_rows();
         let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
-        let mut dwt = Vec::new();
-        if transposed {
-            dwt = (0..rows * filters)
-                .map(|e| dw[(e % filters) * rows + e / filters])
-                .collect();
+        // Memory of the backend's own, handed back at the end.
+        let mut dwt = self.scratch(if transposed { rows * filters } else { 0 });
+        let (mut col, mut next) = (self.scratch(per_col), self.scratch(per_col));
+        let result = self.weight_grad_products(
+            (conv, filters, transposed),
+            (x, dy, dw),
+            (&g, &batch),
+            [&mut dwt, &mut col, &mut next],
+        );
+        for buf in [dwt, col, next] {
+            self.spare.put(buf);
         }
-        let (mut col, mut next) = (vec![T::zero(); per_col], vec![T::zero(); per_col]);
-        kernels::im2col_image(isa, conv, &x[..image], &mut col);
-        // One entry into the pool for the whole batch: its threads stay
-        // awake from one image's product to the next instead of being put to
-        // sleep and woken (an inter-processor interrupt each) per image.
-        self.pool.install(|| -> Result<()> {
-            let mut products = batch.products(&g, true).enumerate().peekable();
-            while let Some((i, (gi, [ra, _, rc]))) = products.next() {
-                let last = products.peek().is_none();
-                let (done, ()) = rayon::join(
-                    || {
-                        if transposed {
-                            let gt = Gemm::new(gi.n, gi.m, gi.k)
-                                .transposed(false, true)
-                                .scaled(gi.alpha, gi.beta);
-                            self.gemm_slices(&gt, &col, &dy[ra], &mut dwt)
-                        } else {
-                            self.gemm_slices(&gi, &dy[ra], &col, &mut dw[rc])
-                        }
-                    },
-                    || {
-                        if !last {
-                            let x = &x[(i + 1) * image..(i + 2) * image];
-                            kernels::im2col_image(isa, conv, x, &mut next);
-                        }
-                    },
-                );
-                done?;
-                core::mem::swap(&mut col, &mut next);
-            }
-            Ok(())
-        })?;
-        if transposed {
-            for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
-                *d = dwt[(e % rows) * filters + e / rows];
-            }
-        }
-        Ok(())
+        result
     }
 
     /// Image by image in parallel: each task computes its image's column
@@ -330,6 +300,62 @@ impl<T: Real> ConvOps for Cpu<T> {
 }
 
 impl<T: Real> Cpu<T> {
+    /// [`ConvOps::conv_weight_grad`]'s work, in the memory it gives: `dwt`
+    /// for the transposed sum (when `transposed`) and the two column
+    /// buffers.
+    fn weight_grad_products(
+        &self,
+        (conv, filters, transposed): (&Conv2d, usize, bool),
+        (x, dy, dw): (&[T], &[T], &mut [T]),
+        (g, batch): (&Gemm, &GemmBatch),
+        [dwt, col, next]: [&mut ArrayD<T>; 3],
+    ) -> Result<()> {
+        let (image, rows, isa) = (conv.image_len(), conv.col_rows(), self.isa);
+        let (dwt, mut col, mut next) = (slice_mut(dwt)?, slice_mut(col)?, slice_mut(next)?);
+        if transposed {
+            for (e, d) in dwt.iter_mut().enumerate() {
+                *d = dw[(e % filters) * rows + e / filters];
+            }
+        }
+        kernels::im2col_image(isa, conv, &x[..image], col);
+        // One entry into the pool for the whole batch: its threads stay
+        // awake from one image's product to the next instead of being put to
+        // sleep and woken (an inter-processor interrupt each) per image.
+        self.pool.install(|| -> Result<()> {
+            let mut products = batch.products(g, true).enumerate().peekable();
+            while let Some((i, (gi, [ra, _, rc]))) = products.next() {
+                let last = products.peek().is_none();
+                let (done, ()) = rayon::join(
+                    || {
+                        if transposed {
+                            let gt = Gemm::new(gi.n, gi.m, gi.k)
+                                .transposed(false, true)
+                                .scaled(gi.alpha, gi.beta);
+                            self.gemm_slices(&gt, col, &dy[ra], dwt)
+                        } else {
+                            self.gemm_slices(&gi, &dy[ra], col, &mut dw[rc])
+                        }
+                    },
+                    || {
+                        if !last {
+                            let x = &x[(i + 1) * image..(i + 2) * image];
+                            kernels::im2col_image(isa, conv, x, next);
+                        }
+                    },
+                );
+                done?;
+                core::mem::swap(&mut col, &mut next);
+            }
+            Ok(())
+        })?;
+        if transposed {
+            for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
+                *d = dwt[(e % rows) * filters + e / rows];
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,
     /// `output` and `input` split into chunks of the given lengths (one per
     /// image). The images go to two runs of consecutive images per thread,
@@ -342,7 +368,7 @@ impl<T: Real> Cpu<T> {
         (output, out_len): (&mut [T], usize),
         (input, in_len): (&[T], usize),
         col_len: usize,
-        f: impl Fn(&mut Vec<T>, &mut [T], &[T]) -> Result<()> + Sync + Send,
+        f: impl Fn(&mut [T], &mut [T], &[T]) -> Result<()> + Sync + Send,
     ) -> Result<()> {
         if out_len == 0 || in_len == 0 {
             return Ok(());
@@ -354,10 +380,14 @@ impl<T: Real> Cpu<T> {
                 .par_chunks_mut(run * out_len)
                 .zip(input.par_chunks(run * in_len))
                 .try_for_each(|(o, i)| {
-                    let mut col = vec![T::zero(); col_len];
-                    o.chunks_mut(out_len)
-                        .zip(i.chunks(in_len))
-                        .try_for_each(|(o, i)| f(&mut col, o, i))
+                    let mut col = self.scratch(col_len);
+                    let done = slice_mut(&mut col).and_then(|col| {
+                        o.chunks_mut(out_len)
+                            .zip(i.chunks(in_len))
+                            .try_for_each(|(o, i)| f(col, o, i))
+                    });
+                    self.spare.put(col);
+                    done
                 })
         })
     }
@@ -415,83 +445,106 @@ impl<T: Real> PoolOps for Cpu<T> {
 const LANES: usize = 8;
 
 /// The per-channel sums' split: blocks of this many channels (four per
-/// thread), and where each starts.
-fn channel_blocks(threads: usize, channels: usize) -> (usize, Vec<usize>) {
-    let block = channels.div_ceil(4 * threads.max(1)).max(1);
-    (block, (0..channels).step_by(block).collect())
+/// thread).
+fn channel_block(threads: usize, channels: usize) -> usize {
+    channels.div_ceil(4 * threads.max(1)).max(1)
 }
 
-/// Per-channel `f64` sums over a tensor laid out `[batch, channels, inner]`:
-/// `out[c][k] = Σ term(c, i)[k]` over channel `c`'s elements `i`, added in
-/// index order (sample-major, then position), which is the order of the
-/// reference's per-channel loops — so the sums are bit-identical to them.
-/// The work is split into blocks of channels; each block is swept sample by
-/// sample, [`LANES`] channels at a time position by position, so that the
-/// additions of different channels overlap (one channel's additions depend
-/// on each other and would wait for the previous one). Sums start from
-/// `start`: `−0.0` where the reference uses Rust's float `sum` (which
-/// starts there), `0.0` where it folds from `0.0`. (`inner = 1` goes through
-/// [`dense_sums`], which vectorises across channels.)
+/// Per-channel `f64` sums over a tensor laid out `[batch, channels, inner]`
+/// into `out` (one entry per channel): `out[c][k] = Σ term(c, i)[k]` over
+/// channel `c`'s elements `i`, added in index order (sample-major, then
+/// position), which is the order of the reference's per-channel loops — so
+/// the sums are bit-identical to them. The work is split into blocks of
+/// channels; each block is swept sample by sample, [`LANES`] channels at a
+/// time position by position, so that the additions of different channels
+/// overlap (one channel's additions depend on each other and would wait for
+/// the previous one). Sums start from `start`: `−0.0` where the reference
+/// uses Rust's float `sum` (which starts there), `0.0` where it folds from
+/// `0.0`. (`inner = 1` goes through [`dense_sums`], which vectorises across
+/// channels.)
 fn channel_sums<const K: usize>(
-    start: f64,
-    threads: usize,
-    batch: usize,
-    channels: usize,
-    inner: usize,
+    (start, threads): (f64, usize),
+    (batch, inner): (usize, usize),
+    out: &mut [[f64; K]],
     term: impl Fn(usize, usize) -> [f64; K] + Sync,
-) -> Vec<[f64; K]> {
-    let (block, starts) = channel_blocks(threads, channels);
-    let blocks: Vec<Vec<[f64; K]>> = starts
-        .into_par_iter()
-        .map(|c0| {
-            let c1 = (c0 + block).min(channels);
-            let mut acc = vec![[start; K]; c1 - c0];
-            for n in 0..batch {
-                // Up to LANES channels side by side, position by position:
-                // each channel's sum still runs in its own order, but the
-                // channels' dependency chains interleave instead of waiting
-                // on each other's additions.
-                for (g0, acc) in (c0..c1).step_by(LANES).zip(acc.chunks_mut(LANES)) {
-                    for p in 0..inner {
-                        for (c, acc) in (g0..).zip(acc.iter_mut()) {
-                            let t = term(c, (n * channels + c) * inner + p);
-                            for k in 0..K {
-                                acc[k] += t[k];
-                            }
+) {
+    let channels = out.len();
+    let block = channel_block(threads, channels);
+    out.par_chunks_mut(block).enumerate().for_each(|(b, acc)| {
+        let c0 = b * block;
+        acc.fill([start; K]);
+        for n in 0..batch {
+            // Up to LANES channels side by side, position by position:
+            // each channel's sum still runs in its own order, but the
+            // channels' dependency chains interleave instead of waiting
+            // on each other's additions.
+            for (g0, acc) in (c0..).step_by(LANES).zip(acc.chunks_mut(LANES)) {
+                for p in 0..inner {
+                    for (c, acc) in (g0..).zip(acc.iter_mut()) {
+                        let t = term(c, (n * channels + c) * inner + p);
+                        for k in 0..K {
+                            acc[k] += t[k];
                         }
                     }
                 }
             }
-            acc
-        })
-        .collect();
-    blocks.into_iter().flatten().collect()
+        }
+    });
 }
 
-/// [`channel_sums`] for `inner = 1` through the [`crate::dense`] kernels: `sums(c0,
-/// acc)` adds channels `c0..c0 + w` into `acc[k][..w]`, which start at
-/// `start`.
+/// [`channel_sums`] for `inner = 1` through the [`crate::dense`] kernels:
+/// `sums(c0, rows)` adds channels `c0..c0 + w` into `rows`, `K` rows of `w`
+/// sums one after the other, which start at `start`. `rows` holds the
+/// blocks' rows (`K` entries per channel).
 fn dense_sums<const K: usize>(
-    start: f64,
-    threads: usize,
-    channels: usize,
-    sums: impl Fn(usize, &mut [Vec<f64>; K]) + Sync,
-) -> Vec<[f64; K]> {
-    let (block, starts) = channel_blocks(threads, channels);
-    let blocks: Vec<[Vec<f64>; K]> = starts
-        .into_par_iter()
-        .map(|c0| {
-            let w = (c0 + block).min(channels) - c0;
-            let mut acc = core::array::from_fn(|_| vec![start; w]);
-            sums(c0, &mut acc);
-            acc
-        })
-        .collect();
-    let mut out = Vec::with_capacity(channels);
-    for acc in blocks {
-        out.extend((0..acc[0].len()).map(|j| core::array::from_fn(|k| acc[k][j])));
+    (start, threads): (f64, usize),
+    out: &mut [[f64; K]],
+    rows: &mut [f64],
+    sums: impl Fn(usize, &mut [f64]) + Sync,
+) {
+    let block = channel_block(threads, out.len());
+    out.par_chunks_mut(block)
+        .zip(rows.par_chunks_mut(K * block))
+        .enumerate()
+        .for_each(|(b, (out, rows))| {
+            let w = out.len();
+            rows.fill(start);
+            sums(b * block, rows);
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = core::array::from_fn(|k| rows[k * w + j]);
+            }
+        });
+}
+
+/// Per-channel sums over `[batch, channels, inner]` into `out` (one entry per
+/// channel): [`dense_sums`] with `dense(c0, rows)` for `inner = 1`, else
+/// [`channel_sums`] with `term`. `rows` is the dense sums' memory.
+fn per_channel_sums<const K: usize>(
+    (start, threads): (f64, usize),
+    (batch, inner): (usize, usize),
+    (out, rows): (&mut [[f64; K]], &mut Vec<f64>),
+    dense: impl Fn(usize, &mut [f64]) + Sync,
+    term: impl Fn(usize, usize) -> [f64; K] + Sync,
+) {
+    if inner == 1 {
+        let rows = sized(rows, K * out.len(), start);
+        dense_sums((start, threads), out, rows, dense);
+    } else {
+        channel_sums((start, threads), (batch, inner), out, term);
     }
-    out
+}
+
+/// `v` as `len` entries of `fill`, in the memory it already has where that
+/// is enough.
+fn sized<U: Copy>(v: &mut Vec<U>, len: usize, fill: U) -> &mut [U] {
+    v.clear();
+    v.resize(len, fill);
+    v
+}
+
+/// `K` sums per channel in `v`, `channels` of them.
+fn sums_of<const K: usize>(v: &mut Vec<f64>, channels: usize) -> &mut [[f64; K]] {
+    sized(v, K * channels, 0.0).as_chunks_mut::<K>().0
 }
 
 impl<T: Real> BatchNormOps for Cpu<T> {
@@ -509,29 +562,40 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
         let m = (batch * inner) as f64;
         let (threads, isa) = (self.threads(), self.isa);
-        self.pool.install(|| {
-            let sums = if inner == 1 {
-                dense_sums(-0.0, threads, channels, |c0, [acc]| {
-                    kernels::column_sums(isa, x, channels, c0, acc);
-                })
-            } else {
-                channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(x[i])])
-            };
-            let mu: Vec<f64> = sums.iter().map(|s| s[0] / m).collect();
-            let sq = if inner == 1 {
-                dense_sums(-0.0, threads, channels, |c0, [acc]| {
-                    kernels::column_square_deviations(isa, x, channels, c0, &mu[c0..], acc);
-                })
-            } else {
-                channel_sums(-0.0, threads, batch, channels, inner, |c, i| {
-                    let d = wide(x[i]) - mu[c];
-                    [d * d]
-                })
-            };
-            for c in 0..channels {
-                mean[c] = T::from_f64(mu[c]);
-                var[c] = T::from_f64(sq[c][0] / m);
-            }
+        self.with_work(|w| {
+            let ChannelWork { sums, rows, a, .. } = w;
+            self.pool.install(|| {
+                let s = sums_of::<1>(sums, channels);
+                per_channel_sums(
+                    (-0.0, threads),
+                    (batch, inner),
+                    (s, rows),
+                    |c0, acc| kernels::column_sums(isa, x, channels, c0, acc),
+                    |_, i| [wide(x[i])],
+                );
+                let mu = sized(a, channels, 0.0);
+                for (mu, [s]) in mu.iter_mut().zip(s.iter()) {
+                    *mu = s / m;
+                }
+                let mu: &[f64] = mu;
+                let sq = sums_of::<1>(sums, channels);
+                per_channel_sums(
+                    (-0.0, threads),
+                    (batch, inner),
+                    (sq, rows),
+                    |c0, acc| {
+                        kernels::column_square_deviations(isa, x, channels, c0, &mu[c0..], acc);
+                    },
+                    |c, i| {
+                        let d = wide(x[i]) - mu[c];
+                        [d * d]
+                    },
+                );
+                for c in 0..channels {
+                    mean[c] = T::from_f64(mu[c]);
+                    var[c] = T::from_f64(sq[c][0] / m);
+                }
+            });
         });
         Ok(())
     }
@@ -561,15 +625,19 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         let (mean, var) = (stats.mean, stats.var);
         let (per, isa) = (bn.channels * bn.spatial, self.isa);
         let task = self.whole_samples(per);
-        let coefs = r::batch_norm_forward_coefs(bn, gamma, beta, mean, var);
-        self.pool.install(|| {
-            y.par_chunks_mut(task)
-                .zip(x.par_chunks(task))
-                .for_each(|(y, x)| {
-                    for (y, x) in y.chunks_mut(per).zip(x.chunks(per)) {
-                        kernels::batch_norm_forward_sample(isa, bn, x, &coefs, y);
-                    }
-                });
+        self.with_work(|w| {
+            let coefs = sized(&mut w.forward, bn.channels, [0.0; 4]);
+            r::batch_norm_forward_coefs_into(bn, [gamma, beta, mean, var], coefs);
+            let coefs: &[[f64; 4]] = coefs;
+            self.pool.install(|| {
+                y.par_chunks_mut(task)
+                    .zip(x.par_chunks(task))
+                    .for_each(|(y, x)| {
+                        for (y, x) in y.chunks_mut(per).zip(x.chunks(per)) {
+                            kernels::batch_norm_forward_sample(isa, bn, x, coefs, y);
+                        }
+                    });
+            });
         });
         Ok(())
     }
@@ -590,36 +658,57 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         }
         .validate(<[T]>::len)?;
         let (per, threads, isa) = (bn.channels * bn.spatial, self.threads(), self.isa);
-        self.pool.install(|| {
-            let centres = r::batch_norm_centres(bn, mean, var);
-            let sums = if bn.spatial == 1 {
-                dense_sums(0.0, threads, bn.channels, |c0, [dg, db]| {
-                    let centres = &centres[c0..];
-                    kernels::column_norm_grads(isa, x, dy, bn.channels, c0, centres, dg, db);
-                })
-            } else {
-                channel_sums(0.0, threads, bn.batch, bn.channels, bn.spatial, |c, i| {
-                    let (mu, inv) = centres[c];
-                    let d = wide(dy[i]);
-                    [d * ((wide(x[i]) - mu) * inv), d]
-                })
-            };
-            let (dg, db): (Vec<f64>, Vec<f64>) = sums.into_iter().map(|[g, b]| (g, b)).unzip();
-            for c in 0..bn.channels {
-                dgamma[c] = T::from_f64(dg[c]);
-                dbeta[c] = T::from_f64(db[c]);
-            }
-            let coefs = r::batch_norm_backward_coefs(bn, gamma, &centres, &dg, &db);
-            let task = self.whole_samples(per);
-            dx.par_chunks_mut(task)
-                .zip(x.par_chunks(task))
-                .zip(dy.par_chunks(task))
-                .for_each(|((dx, x), dy)| {
-                    let samples = dx.chunks_mut(per).zip(x.chunks(per)).zip(dy.chunks(per));
-                    for ((dx, x), dy) in samples {
-                        kernels::batch_norm_backward_sample(isa, bn, x, dy, &coefs, dx);
-                    }
-                });
+        let channels = bn.channels;
+        self.with_work(|w| {
+            let ChannelWork {
+                sums,
+                rows,
+                a,
+                b,
+                centres,
+                backward,
+                ..
+            } = w;
+            self.pool.install(|| {
+                let centres = sized(centres, channels, (0.0, 0.0));
+                r::batch_norm_centres_into(bn, mean, var, centres);
+                let centres: &[(f64, f64)] = centres;
+                let s = sums_of::<2>(sums, channels);
+                per_channel_sums(
+                    (0.0, threads),
+                    (bn.batch, bn.spatial),
+                    (s, rows),
+                    |c0, acc| {
+                        let (dg, db) = acc.split_at_mut(acc.len() / 2);
+                        let centres = &centres[c0..];
+                        kernels::column_norm_grads(isa, x, dy, channels, c0, centres, dg, db);
+                    },
+                    |c, i| {
+                        let (mu, inv) = centres[c];
+                        let d = wide(dy[i]);
+                        [d * ((wide(x[i]) - mu) * inv), d]
+                    },
+                );
+                let (dg, db) = (sized(a, channels, 0.0), sized(b, channels, 0.0));
+                for (c, &[g, b]) in s.iter().enumerate() {
+                    (dg[c], db[c]) = (g, b);
+                    dgamma[c] = T::from_f64(g);
+                    dbeta[c] = T::from_f64(b);
+                }
+                let coefs = sized(backward, channels, [0.0; 5]);
+                r::batch_norm_backward_coefs_into(bn, gamma, centres, [dg, db], coefs);
+                let coefs: &[[f64; 5]] = coefs;
+                let task = self.whole_samples(per);
+                dx.par_chunks_mut(task)
+                    .zip(x.par_chunks(task))
+                    .zip(dy.par_chunks(task))
+                    .for_each(|((dx, x), dy)| {
+                        let samples = dx.chunks_mut(per).zip(x.chunks(per)).zip(dy.chunks(per));
+                        for ((dx, x), dy) in samples {
+                            kernels::batch_norm_backward_sample(isa, bn, x, dy, coefs, dx);
+                        }
+                    });
+            });
         });
         Ok(())
     }
@@ -632,22 +721,25 @@ impl<T: Real> LossOps for Cpu<T> {
         req.validate(<[T]>::len)?;
         let (z, d) = (req.logits, req.dlogits);
         let rows = labels.len();
-        let mut losses = vec![0.0f64; rows];
-        self.pool.install(|| {
-            losses
-                .par_iter_mut()
-                .zip(d.par_chunks_mut(classes))
-                .zip(z.par_chunks(classes))
-                .zip(labels.par_iter())
-                .for_each(|(((loss, d), z), &l)| {
-                    *loss = r::softmax_cross_entropy_row(z, l as usize, rows, d);
-                });
+        let total = self.with_work(|w| {
+            let losses = sized(&mut w.a, rows, 0.0);
+            self.pool.install(|| {
+                losses
+                    .par_iter_mut()
+                    .zip(d.par_chunks_mut(classes))
+                    .zip(z.par_chunks(classes))
+                    .zip(labels.par_iter())
+                    .for_each(|(((loss, d), z), &l)| {
+                        *loss = r::softmax_cross_entropy_row(z, l as usize, rows, d);
+                    });
+            });
+            // Summed in row order from 0.0, as the reference does.
+            let mut total = 0.0;
+            for l in losses.iter() {
+                total += l;
+            }
+            total
         });
-        // Summed in row order from 0.0, as the reference does.
-        let mut total = 0.0;
-        for l in losses {
-            total += l;
-        }
         Ok(total / rows as f64)
     }
 }
@@ -771,18 +863,21 @@ impl<T: Real> MapOps for Cpu<T> {
         let channels = db.len();
         let batch = dy.len() / (channels * inner).max(1);
         let (threads, isa) = (self.threads(), self.isa);
-        let sums = self.pool.install(|| {
-            if inner == 1 {
-                dense_sums(-0.0, threads, channels, |c0, [acc]| {
-                    kernels::column_sums(isa, dy, channels, c0, acc);
-                })
-            } else {
-                channel_sums(-0.0, threads, batch, channels, inner, |_, i| [wide(dy[i])])
+        self.with_work(|w| {
+            let s = sums_of::<1>(&mut w.sums, channels);
+            self.pool.install(|| {
+                per_channel_sums(
+                    (-0.0, threads),
+                    (batch, inner),
+                    (s, &mut w.rows),
+                    |c0, acc| kernels::column_sums(isa, dy, channels, c0, acc),
+                    |_, i| [wide(dy[i])],
+                );
+            });
+            for (d, [s]) in db.iter_mut().zip(s.iter()) {
+                *d = T::from_f64(*s);
             }
         });
-        for (d, s) in db.iter_mut().zip(sums) {
-            *d = T::from_f64(s[0]);
-        }
         Ok(())
     }
 }

@@ -2,8 +2,9 @@
 //! bits as the reference with one thread, two threads, and two threads with
 //! chunk sizes 1, 7, 64 and 1000 (chunks that split noise tiles and rows),
 //! in `f32` and `f64`, with the kernels compiled for every instruction set
-//! (`Isa::Baseline`, `Avx2`, `Avx512`, where the CPU has it); and typed
-//! errors for non-contiguous arrays.
+//! (`Isa::Baseline`, `Avx2`, `Avx512`, where the CPU has it); typed
+//! errors for non-contiguous arrays; and buffers handed back with
+//! `recycle` given out again, as zeros or copies, never as what they held.
 
 use ndarray::{ArrayD, IxDyn};
 use smoothout::{
@@ -190,4 +191,36 @@ fn failed_perturb_restores_the_parameters_already_perturbed() {
             );
         }
     }
+}
+
+#[test]
+fn recycled_buffers_come_back_as_zeros_or_copies_without_new_memory() {
+    let b = cpu::<f32>(2, None);
+    let dirty = b.upload(&[1.0, f32::NAN, -3.0]).unwrap();
+    assert_eq!(b.fresh_buffers(), 1);
+    b.recycle(dirty);
+    assert_eq!(b.spare_buffers(), 1);
+    // Another length allocates; the recycled one is untouched.
+    let other = b.zeros(4).unwrap();
+    assert_eq!((b.fresh_buffers(), b.spare_buffers()), (2, 1));
+    // Its length gets the recycled memory back, zeroed.
+    let z = b.zeros(3).unwrap();
+    assert_eq!(b.to_vec(&z).unwrap(), vec![0.0; 3]);
+    assert_eq!((b.fresh_buffers(), b.spare_buffers()), (2, 0));
+    b.recycle(z);
+    // And as a copy of new data.
+    let u = b.upload(&[7.0, 8.0, 9.0]).unwrap();
+    assert_eq!(b.to_vec(&u).unwrap(), vec![7.0, 8.0, 9.0]);
+    assert_eq!(b.fresh_buffers(), 2);
+    // A buffer that is not flat is not kept.
+    b.recycle(ArrayD::zeros(IxDyn(&[2, 2])));
+    b.recycle(transposed());
+    assert_eq!(b.spare_buffers(), 0);
+    let mut host = [0.0f32; 3];
+    b.download(&u, &mut host).unwrap();
+    assert_eq!(host, [7.0, 8.0, 9.0]);
+    assert!(matches!(
+        b.download(&other, &mut host),
+        Err(Error::LengthMismatch { .. })
+    ));
 }

@@ -185,6 +185,28 @@ pub trait BufferOps: StateOps + BackendTypes<Buffer: Sized> {
     /// The buffer's contents, copied to the host.
     #[cfg(feature = "alloc")]
     fn to_vec(&self, buf: &Self::Buffer) -> Result<alloc::vec::Vec<Self::Elem>>;
+    /// The buffer's contents, copied into `out` on the host (a training
+    /// loop's own memory, kept from step to step). The provided method goes
+    /// through [`BufferOps::to_vec`].
+    ///
+    /// # Errors
+    /// [`crate::Error::LengthMismatch`] when `out` is not the buffer's
+    /// length.
+    #[cfg(feature = "alloc")]
+    fn download(&self, buf: &Self::Buffer, out: &mut [Self::Elem]) -> Result<()> {
+        let v = self.to_vec(buf)?;
+        crate::error::check_len("download destination", v.len(), out.len())?;
+        out.copy_from_slice(&v);
+        Ok(())
+    }
+    /// Hands back a buffer its owner no longer needs. A backend that keeps
+    /// such buffers gives them out again from [`BufferOps::zeros`] and
+    /// [`BufferOps::upload`] of the same length, so that a loop which hands
+    /// back what it drops stops allocating after its first pass; the
+    /// provided method just drops it.
+    fn recycle(&self, buf: Self::Buffer) {
+        drop(buf);
+    }
 }
 
 /// Every operation the SmoothOut step needs.

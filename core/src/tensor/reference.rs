@@ -604,9 +604,21 @@ pub fn batch_norm_centres<T: Real>(
     mean: &[T],
     var: &[T],
 ) -> alloc::vec::Vec<(f64, f64)> {
-    (0..bn.channels)
-        .map(|c| (wide(mean[c]), inv_std(var[c], bn.eps)))
-        .collect()
+    let mut out = alloc::vec![(0.0, 0.0); bn.channels];
+    batch_norm_centres_into(bn, mean, var, &mut out);
+    out
+}
+
+/// [`batch_norm_centres`] into `out`, one entry per channel of `out`.
+pub fn batch_norm_centres_into<T: Real>(
+    bn: &BatchNorm,
+    mean: &[T],
+    var: &[T],
+    out: &mut [(f64, f64)],
+) {
+    for ((o, &m), &v) in out.iter_mut().zip(mean).zip(var) {
+        *o = (wide(m), inv_std(v, bn.eps));
+    }
 }
 
 /// Per channel, the forward factors `[γ, β, μ, 1/√(σ² + ε)]` in `f64`,
@@ -620,11 +632,26 @@ pub fn batch_norm_forward_coefs<T: Real>(
     mean: &[T],
     var: &[T],
 ) -> alloc::vec::Vec<[f64; 4]> {
-    batch_norm_centres(bn, mean, var)
-        .into_iter()
-        .enumerate()
-        .map(|(c, (mu, inv))| [wide(gamma[c]), wide(beta[c]), mu, inv])
-        .collect()
+    let mut out = alloc::vec![[0.0; 4]; bn.channels];
+    batch_norm_forward_coefs_into(bn, [gamma, beta, mean, var], &mut out);
+    out
+}
+
+/// [`batch_norm_forward_coefs`] of `[γ, β, μ, σ²]` into `out`, one entry
+/// per channel of `out`.
+pub fn batch_norm_forward_coefs_into<T: Real>(
+    bn: &BatchNorm,
+    [gamma, beta, mean, var]: [&[T]; 4],
+    out: &mut [[f64; 4]],
+) {
+    for (c, o) in out.iter_mut().enumerate() {
+        *o = [
+            wide(gamma[c]),
+            wide(beta[c]),
+            wide(mean[c]),
+            inv_std(var[c], bn.eps),
+        ];
+    }
 }
 
 /// Forward normalisation of one sample (`channels · spatial` elements):
@@ -686,12 +713,24 @@ pub fn batch_norm_backward_coefs<T: Real>(
     dgamma: &[f64],
     dbeta: &[f64],
 ) -> alloc::vec::Vec<[f64; 5]> {
+    let mut out = alloc::vec![[0.0; 5]; centres.len()];
+    batch_norm_backward_coefs_into(bn, gamma, centres, [dgamma, dbeta], &mut out);
+    out
+}
+
+/// [`batch_norm_backward_coefs`] from `[dγ, dβ]` into `out`, one entry per
+/// channel of `out`.
+pub fn batch_norm_backward_coefs_into<T: Real>(
+    bn: &BatchNorm,
+    gamma: &[T],
+    centres: &[(f64, f64)],
+    [dgamma, dbeta]: [&[f64]; 2],
+    out: &mut [[f64; 5]],
+) {
     let m = (bn.batch * bn.spatial) as f64;
-    centres
-        .iter()
-        .enumerate()
-        .map(|(c, &(mu, inv))| [mu, inv, wide(gamma[c]) * inv / m, dbeta[c], dgamma[c]])
-        .collect()
+    for (c, (o, &(mu, inv))) in out.iter_mut().zip(centres).enumerate() {
+        *o = [mu, inv, wide(gamma[c]) * inv / m, dbeta[c], dgamma[c]];
+    }
 }
 
 /// Backward of one sample: per element, in `f64`,

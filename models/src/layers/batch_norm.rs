@@ -1,7 +1,7 @@
 //! Batch normalisation (1-D and 2-D), with running statistics and ghost
 //! batches.
 
-use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, reuse, Activation, Layer};
+use super::layer::{bad_shape, keep_copy, no_cache, params_in_fields, Activation, Layer};
 use smoothout::tensor::reference::{self as r, wide};
 use smoothout::tensor::{BatchNormBackwardPass, BatchNormForwardPass, BatchNormStatsPass};
 use smoothout::tensor::{BatchNormGrads, BatchNormStats, TensorBackend};
@@ -251,33 +251,49 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         }
         self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
-        // The last step's chunk copies, overwritten where their sizes fit.
-        let mut old = self.cache.take().into_iter().flat_map(|(_, _, c)| c);
-        let mut chunks = Vec::new();
-        let mut start = 0;
+        // The last step's chunks, their buffers overwritten where their
+        // sizes fit (the statistics always do).
+        let (mut kept_shape, mut chunks) = self
+            .cache
+            .take()
+            .map(|(s, _, c)| (s, c))
+            .unwrap_or_default();
+        let (mut start, mut used) = (0, 0);
         while start < n {
             let samples = ghost.min(n - start);
             let bn = self.request(samples, spatial);
             let len = samples * per_sample;
-            let mut xc = reuse(b, old.next().map(|c| c.x), len)?;
-            b.copy_range(x, start * per_sample, &mut xc, 0, len)?;
-            let mut mean = b.zeros(self.channels)?;
-            let mut var = b.zeros(self.channels)?;
+            if used == chunks.len() {
+                chunks.push(Chunk {
+                    start,
+                    samples,
+                    x: b.zeros(len)?,
+                    mean: b.zeros(self.channels)?,
+                    var: b.zeros(self.channels)?,
+                });
+            }
+            let c = &mut chunks[used];
+            (c.start, c.samples) = (start, samples);
+            if b.len(&c.x) != len {
+                let fresh = b.zeros(len)?;
+                b.recycle(core::mem::replace(&mut c.x, fresh));
+            }
+            b.copy_range(x, start * per_sample, &mut c.x, 0, len)?;
             b.batch_norm_stats(BatchNormStatsPass {
                 bn,
-                x: &xc,
-                mean: &mut mean,
-                var: &mut var,
+                x: &c.x,
+                mean: &mut c.mean,
+                var: &mut c.var,
             })?;
             let [g, be] = &self.params;
             let normalise = |y: &mut B::Buffer| {
                 b.batch_norm_forward(BatchNormForwardPass {
                     bn,
-                    x: &xc,
+                    x: &c.x,
                     y,
                     gamma: g,
                     beta: be,
-                    stats: BatchNormStats::new(&mean, &var),
+                    stats: BatchNormStats::new(&c.mean, &c.var),
                 })
             };
             if samples == n {
@@ -287,18 +303,20 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                 let mut yc = b.zeros(len)?;
                 normalise(&mut yc)?;
                 b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
+                b.recycle(yc);
             }
-            self.update_running(b, &mean, &var, samples * spatial)?;
-            chunks.push(Chunk {
-                start,
-                samples,
-                x: xc,
-                mean,
-                var,
-            });
+            self.update_running(b, &c.mean, &c.var, samples * spatial)?;
+            used += 1;
             start += samples;
         }
-        self.cache = Some((shape.to_vec(), spatial, chunks));
+        for c in chunks.drain(used..) {
+            for buf in [c.x, c.mean, c.var] {
+                b.recycle(buf);
+            }
+        }
+        kept_shape.clear();
+        kept_shape.extend_from_slice(shape);
+        self.cache = Some((kept_shape, spatial, chunks));
         Ok(Activation::new(y, shape.clone()))
     }
 
@@ -339,10 +357,14 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                 let mut dxc = b.zeros(len)?;
                 run(&dyc, &mut dxc)?;
                 b.copy_range(&dxc, 0, &mut dx, c.start * per_sample, len)?;
+                b.recycle(dyc);
+                b.recycle(dxc);
             }
             b.add(&dg, &mut self.grads[0])?;
             b.add(&dbeta, &mut self.grads[1])?;
         }
+        b.recycle(dg);
+        b.recycle(dbeta);
         Ok(dx)
     }
 

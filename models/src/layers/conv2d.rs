@@ -116,6 +116,7 @@ impl<B: TensorBackend> Conv2d<B> {
             let mut db = b.zeros(f)?;
             b.bias_grad(dy, cols, &mut db)?;
             b.add(&db, &mut self.grads[1])?;
+            b.recycle(db);
         }
         Ok(*conv)
     }

@@ -1,6 +1,6 @@
 //! Dropout with counter-based masks.
 
-use super::layer::{no_cache, Activation, Layer};
+use super::layer::{no_cache, reuse, Activation, Layer};
 use smoothout::tensor::TensorBackend;
 use smoothout::{Noise, NoiseKey, Real, Result};
 
@@ -106,9 +106,10 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
         } else {
             0.0
         };
-        let mut mask = b.zeros(n)?;
+        let mut mask = reuse(b, self.mask.take(), n)?;
         b.fill(B::Elem::from_f64(s), &mut mask)?;
         b.axpy(B::Elem::from_f64(-s), &dropped, &mut mask)?;
+        b.recycle(dropped);
         b.mul(&mask, &mut y)?;
         self.mask = Some(mask);
         self.identity = false;

@@ -49,6 +49,15 @@ impl<B: TensorBackend> Activation<B> {
 }
 
 /// A layer: forward, backward, and its parameters in spec order.
+///
+/// The layers and containers of this crate keep what they reuse from one
+/// step to the next (cached inputs, statistics, masks) and hand every other
+/// buffer they are done with back to the backend
+/// ([`smoothout::BufferOps::recycle`]), as the trainer does with its
+/// inputs, logits and loss gradient: a steady training loop then allocates
+/// no new buffer on a backend that keeps them (`Cpu::fresh_buffers` of
+/// `smoothout-cpu` counts them). A layer of your own that drops buffers
+/// stays correct; it only allocates again.
 pub trait Layer<B: TensorBackend> {
     /// `y = f(x)`; returns `y` with its shape. In train mode the layer
     /// caches what [`Layer::backward`] needs (and BatchNorm uses batch
@@ -110,6 +119,20 @@ pub trait Layer<B: TensorBackend> {
     fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
         (Vec::new(), Vec::new())
     }
+    /// Appends the two lists of [`Layer::params_and_grads_mut`] to `params`
+    /// and `grads`: how a container gathers its children's without a list
+    /// of each child's own. The provided method goes through
+    /// [`Layer::params_and_grads_mut`]; layers and containers in this crate
+    /// append directly.
+    fn append_params_and_grads<'a>(
+        &'a mut self,
+        params: &mut Vec<&'a mut B::Buffer>,
+        grads: &mut Vec<&'a mut B::Buffer>,
+    ) {
+        let (p, g) = self.params_and_grads_mut();
+        params.extend(p);
+        grads.extend(g);
+    }
     /// State that is not a parameter but must survive a checkpoint
     /// (BatchNorm's running mean and variance), named like the specs
     /// (`bn1.running_mean`).
@@ -139,17 +162,13 @@ pub trait Layer<B: TensorBackend> {
     }
 }
 
-/// [`Layer::params_and_grads_mut`] of a container: its children's lists,
-/// concatenated in the children's order.
-pub(crate) fn concat_params_and_grads<'a, B: TensorBackend + 'a>(
-    children: impl IntoIterator<Item = &'a mut (dyn Layer<B> + 'a)>,
-) -> (Vec<&'a mut B::Buffer>, Vec<&'a mut B::Buffer>) {
+/// [`Layer::params_and_grads_mut`] of a container, from its
+/// [`Layer::append_params_and_grads`].
+pub(crate) fn params_and_grads_of<B: TensorBackend, L: Layer<B> + ?Sized>(
+    layer: &mut L,
+) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
     let (mut params, mut grads) = (Vec::new(), Vec::new());
-    for child in children {
-        let (p, g) = child.params_and_grads_mut();
-        params.extend(p);
-        grads.extend(g);
-    }
+    layer.append_params_and_grads(&mut params, &mut grads);
     (params, grads)
 }
 
@@ -167,7 +186,7 @@ pub(crate) fn keep_copy<B: TensorBackend>(
 }
 
 /// `old` when it holds `len` elements (its contents to be overwritten), a
-/// new buffer of zeros otherwise.
+/// new buffer of zeros otherwise (`old` going back to the backend).
 pub(crate) fn reuse<B: TensorBackend>(
     b: &B,
     old: Option<B::Buffer>,
@@ -175,7 +194,11 @@ pub(crate) fn reuse<B: TensorBackend>(
 ) -> Result<B::Buffer> {
     match old {
         Some(old) if b.len(&old) == len => Ok(old),
-        _ => b.zeros(len),
+        Some(old) => {
+            b.recycle(old);
+            b.zeros(len)
+        }
+        None => b.zeros(len),
     }
 }
 
@@ -237,6 +260,20 @@ macro_rules! params_in_fields {
                 self.params.iter_mut().collect(),
                 self.grads.iter_mut().collect(),
             )
+        }
+        fn append_params_and_grads<'a>(
+            &'a mut self,
+            params: &mut Vec<&'a mut B::Buffer>,
+            grads: &mut Vec<&'a mut B::Buffer>,
+        ) {
+            params.extend(self.params.iter_mut());
+            grads.extend(self.grads.iter_mut());
+        }
+        fn zero_grad(&mut self, b: &B) -> Result<()> {
+            for g in &mut self.grads {
+                b.fill(<B::Elem as smoothout::Real>::from_f64(0.0), g)?;
+            }
+            Ok(())
         }
     };
 }

@@ -81,6 +81,7 @@ impl<B: TensorBackend> Linear<B> {
         let mut db = b.zeros(self.outputs)?;
         b.bias_grad(dy, 1, &mut db)?;
         b.add(&db, &mut self.grads[1])?;
+        b.recycle(db);
         Ok(n)
     }
 }

@@ -83,5 +83,5 @@ pub use pool::{AvgPool2d, MaxPool2d};
 pub use relu::Relu;
 pub use residual::BasicBlock;
 
-pub(crate) use layer::{concat_params_and_grads, no_cache};
+pub(crate) use layer::{no_cache, params_and_grads_of};
 pub use layer::{Activation, Layer};

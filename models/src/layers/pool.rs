@@ -1,6 +1,6 @@
 //! Max and average pooling.
 
-use super::layer::{nchw, no_cache, Activation, Layer};
+use super::layer::{keep_copy, nchw, no_cache, Activation, Layer};
 use smoothout::tensor::{Operands, Pool2d, PoolKind, TensorBackend};
 use smoothout::Result;
 
@@ -31,9 +31,8 @@ impl<B: TensorBackend> Pool<B> {
         let mut y = b.zeros(p.planes() * p.out_h() * p.out_w())?;
         b.pool_forward(&p, x, &mut y)?;
         if train {
-            let mut cx = b.zeros(b.len(x))?;
-            b.copy(x, &mut cx)?;
-            self.cache = Some((p, cx));
+            let old = self.cache.take().map(|(_, kept)| kept);
+            self.cache = Some((p, keep_copy(b, x, old)?));
         }
         Ok(Activation::new(y, [n, c, p.out_h(), p.out_w()]))
     }

@@ -2,7 +2,7 @@
 
 use super::batch_norm::BatchNorm;
 use super::conv2d::Conv2d;
-use super::layer::{concat_params_and_grads, Activation, Layer};
+use super::layer::{params_and_grads_of, Activation, Layer};
 use super::relu::Relu;
 use crate::rng::seeded_rng;
 use rand_core::RngCore;
@@ -131,38 +131,57 @@ impl<B: TensorBackend> BasicBlock<B> {
 
 impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
     fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
-        let h = self.conv1.forward(b, x, train)?;
-        let h = self.bn1.forward(b, &h, train)?;
-        let h = self.relu1.forward(b, &h, train)?;
-        let h = self.conv2.forward(b, &h, train)?;
-        let mut h = self.bn2.forward(b, &h, train)?;
+        // Each intermediate goes back to the backend once the next layer
+        // has read it (every layer keeps its own copy for backward).
+        let mut h = self.conv1.forward(b, x, train)?;
+        for l in [
+            &mut self.bn1 as &mut dyn Layer<B>,
+            &mut self.relu1,
+            &mut self.conv2,
+            &mut self.bn2,
+        ] {
+            let next = l.forward(b, &h, train)?;
+            b.recycle(core::mem::replace(&mut h, next).data);
+        }
         match &mut self.shortcut {
             Some((c, bn)) => {
                 let p = c.forward(b, x, train)?;
-                let p = bn.forward(b, &p, train)?;
-                b.add(&p.data, &mut h.data)?;
+                let q = bn.forward(b, &p, train)?;
+                b.recycle(p.data);
+                b.add(&q.data, &mut h.data)?;
+                b.recycle(q.data);
             }
             None => b.add(&x.data, &mut h.data)?,
         }
-        self.relu_out.forward(b, &h, train)
+        let y = self.relu_out.forward(b, &h, train)?;
+        b.recycle(h.data);
+        Ok(y)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let d = self.relu_out.backward(b, dy)?;
-        let g = self.bn2.backward(b, &d)?;
-        let g = self.conv2.backward(b, &g)?;
-        let g = self.relu1.backward(b, &g)?;
-        let g = self.bn1.backward(b, &g)?;
-        let mut dx = self.conv1.backward(b, &g)?;
+        let mut g = self.bn2.backward(b, &d)?;
+        for l in [
+            &mut self.conv2 as &mut dyn Layer<B>,
+            &mut self.relu1,
+            &mut self.bn1,
+            &mut self.conv1,
+        ] {
+            let next = l.backward(b, &g)?;
+            b.recycle(core::mem::replace(&mut g, next));
+        }
         match &mut self.shortcut {
             Some((c, bn)) => {
                 let p = bn.backward(b, &d)?;
-                let p = c.backward(b, &p)?;
-                b.add(&p, &mut dx)?;
+                let q = c.backward(b, &p)?;
+                b.recycle(p);
+                b.add(&q, &mut g)?;
+                b.recycle(q);
             }
-            None => b.add(&d, &mut dx)?,
+            None => b.add(&d, &mut g)?,
         }
-        Ok(dx)
+        b.recycle(d);
+        Ok(g)
     }
 
     fn specs(&self) -> Vec<ParamSpec> {
@@ -192,6 +211,31 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
         self.layers().into_iter().flat_map(|l| l.grads()).collect()
     }
     fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        concat_params_and_grads(self.layers_mut())
+        params_and_grads_of(self)
+    }
+    fn append_params_and_grads<'a>(
+        &'a mut self,
+        params: &mut Vec<&'a mut B::Buffer>,
+        grads: &mut Vec<&'a mut B::Buffer>,
+    ) {
+        self.conv1.append_params_and_grads(params, grads);
+        self.bn1.append_params_and_grads(params, grads);
+        self.conv2.append_params_and_grads(params, grads);
+        self.bn2.append_params_and_grads(params, grads);
+        if let Some((c, bn)) = &mut self.shortcut {
+            c.append_params_and_grads(params, grads);
+            bn.append_params_and_grads(params, grads);
+        }
+    }
+    fn zero_grad(&mut self, b: &B) -> Result<()> {
+        self.conv1.zero_grad(b)?;
+        self.bn1.zero_grad(b)?;
+        self.conv2.zero_grad(b)?;
+        self.bn2.zero_grad(b)?;
+        if let Some((c, bn)) = &mut self.shortcut {
+            c.zero_grad(b)?;
+            bn.zero_grad(b)?;
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The [`Sequential`] container and the small helper layers of the networks.
 
-use crate::layers::{concat_params_and_grads, Activation, AvgPool2d, Dropout, Layer, Linear};
+use crate::layers::{params_and_grads_of, Activation, AvgPool2d, Dropout, Layer, Linear};
 use smoothout::tensor::TensorBackend;
 use smoothout::{Error, ParamSpec, Result};
 
@@ -134,7 +134,10 @@ fn backward_chain<B: TensorBackend>(
 ) -> Result<Option<B::Buffer>> {
     let mut g: Option<B::Buffer> = None;
     for (_, c) in children.iter_mut().rev() {
-        g = Some(c.get_mut().backward(b, g.as_ref().unwrap_or(dy))?);
+        let next = c.get_mut().backward(b, g.as_ref().unwrap_or(dy))?;
+        if let Some(used) = g.replace(next) {
+            b.recycle(used);
+        }
     }
     Ok(g)
 }
@@ -149,7 +152,8 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
         };
         let mut h = first.get_mut().forward(b, x, train)?;
         for (_, c) in it {
-            h = c.get_mut().forward(b, &h, train)?;
+            let next = c.get_mut().forward(b, &h, train)?;
+            b.recycle(core::mem::replace(&mut h, next).data);
         }
         Ok(h)
     }
@@ -170,7 +174,13 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
             return Ok(());
         };
         let g = backward_chain(rest, b, dy)?;
-        first.get_mut().backward_params(b, g.as_ref().unwrap_or(dy))
+        first
+            .get_mut()
+            .backward_params(b, g.as_ref().unwrap_or(dy))?;
+        if let Some(g) = g {
+            b.recycle(g);
+        }
+        Ok(())
     }
 
     fn specs(&self) -> Vec<ParamSpec> {
@@ -214,7 +224,16 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
         self.layers().flat_map(|l| l.grads()).collect()
     }
     fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        concat_params_and_grads(self.children.iter_mut().map(|(_, c)| c.get_mut()))
+        params_and_grads_of(self)
+    }
+    fn append_params_and_grads<'a>(
+        &'a mut self,
+        params: &mut Vec<&'a mut B::Buffer>,
+        grads: &mut Vec<&'a mut B::Buffer>,
+    ) {
+        for (_, c) in &mut self.children {
+            c.get_mut().append_params_and_grads(params, grads);
+        }
     }
     fn zero_grad(&mut self, b: &B) -> Result<()> {
         for (_, c) in &mut self.children {
@@ -275,10 +294,18 @@ impl<B: TensorBackend> Layer<B> for LinearNoBias<B> {
         self.0.grads().into_iter().take(1).collect()
     }
     fn params_and_grads_mut(&mut self) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
-        let (mut p, mut g) = self.0.params_and_grads_mut();
-        p.truncate(1);
-        g.truncate(1);
-        (p, g)
+        params_and_grads_of(self)
+    }
+    fn append_params_and_grads<'a>(
+        &'a mut self,
+        params: &mut Vec<&'a mut B::Buffer>,
+        grads: &mut Vec<&'a mut B::Buffer>,
+    ) {
+        // The weight alone: the hidden bias is never handed out.
+        let (p0, g0) = (params.len(), grads.len());
+        self.0.append_params_and_grads(params, grads);
+        params.truncate(p0 + 1);
+        grads.truncate(g0 + 1);
     }
     fn zero_grad(&mut self, b: &B) -> Result<()> {
         self.0.zero_grad(b)

@@ -102,7 +102,8 @@ impl Ascent {
                 let mut sq = 0.0;
                 for (p, g) in params.iter().zip(grads) {
                     let tg = t_times(b, p.borrow(), eta, g.borrow(), 1)?;
-                    let n = global_norm(b, &[tg])?;
+                    let n = global_norm(b, core::slice::from_ref(&tg))?;
+                    b.recycle(tg);
                     sq += n * n;
                 }
                 let norm = sq.sqrt();
@@ -113,6 +114,7 @@ impl Ascent {
                 for (p, g) in params.iter_mut().zip(grads) {
                     let t2g = t_times(b, (*p).borrow(), eta, g.borrow(), 2)?;
                     b.axpy(scale, &t2g, p.borrow_mut())?;
+                    b.recycle(t2g);
                 }
                 Ok(norm)
             }
@@ -142,5 +144,6 @@ fn t_times<B: TensorBackend>(
     for _ in 0..k {
         b.mul(&t, &mut tmp)?;
     }
+    b.recycle(t);
     Ok(tmp)
 }

@@ -127,6 +127,9 @@ impl<B: TensorBackend> RowNoise<B> {
             let scales = self.scales[i].take();
             let noise = scales.as_ref().map(|s| self.noise(i, draw, s));
             b.denoise_sgd(p, g, v, noise.as_ref(), sgd)?;
+            if let Some(s) = scales {
+                b.recycle(s);
+            }
         }
         self.applied = None;
         Ok(())
@@ -143,6 +146,7 @@ impl<B: TensorBackend> RowNoise<B> {
         for (i, p) in params.iter_mut().enumerate() {
             if let Some(scales) = self.scales[i].take() {
                 b.denoise(p, &self.noise(i, draw, &scales))?;
+                b.recycle(scales);
             }
         }
         self.applied = None;

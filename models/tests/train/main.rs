@@ -11,6 +11,7 @@ mod support;
 mod checkpoint;
 mod checkpoint_fuzz;
 mod methods;
+mod recycle;
 mod regime;
 mod resume;
 mod trainer;

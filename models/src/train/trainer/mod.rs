@@ -110,6 +110,9 @@ pub struct Trainer<B: TensorBackend + 'static> {
     /// The two-pass methods: the BatchNorm statistics of the first pass
     /// while the second runs (allocated at the first step).
     held_stats: Vec<B::Buffer>,
+    /// Host memory a chunk's pass reuses from step to step: its inputs in
+    /// the backend's element type, then its logits.
+    host: Vec<B::Elem>,
 }
 
 impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
@@ -193,6 +196,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             order: None,
             held: Vec::new(),
             held_stats: Vec::new(),
+            host: Vec::new(),
             net,
             specs,
             smoothout,

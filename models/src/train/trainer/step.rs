@@ -11,8 +11,9 @@ use super::report::StepInfo;
 use super::{Opt, Trainer};
 use crate::data::Dataset;
 use crate::error::{Result, TrainError};
-use crate::eval::{count_correct, upload_f32};
+use crate::eval::count_correct;
 use crate::layers::{Activation, Layer};
+use crate::networks::Sequential;
 use crate::optim::{clip_grad_norm, Ascent, SgdMomentum};
 use crate::rng::{derive_seed, permutation, seeded_rng, STREAM_AUGMENT, STREAM_ORDER};
 use crate::train::config::Method;
@@ -56,14 +57,16 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let Some(so) = self.smoothout.as_mut() else {
             return Ok(());
         };
-        Ok(op(so, &self.backend, &mut self.net.params_mut())?)
+        let (mut params, _) = lists(&mut self.net, self.specs.len());
+        Ok(op(so, &self.backend, &mut params)?)
     }
 
     /// Adds θ of `draw` to the network's parameters (the methods that
     /// draw noise).
     fn perturb(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
-            return Ok(r.perturb(&self.backend, &mut self.net.params_mut(), draw)?);
+            let (mut params, _) = lists(&mut self.net, self.specs.len());
+            return Ok(r.perturb(&self.backend, &mut params, draw)?);
         }
         self.with_smoothout(|so, b, p| so.perturb(b, p, draw))
     }
@@ -71,7 +74,8 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// Takes θ of `draw` out again (the methods that draw noise).
     fn denoise(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
-            return Ok(r.denoise(&self.backend, &mut self.net.params_mut(), draw)?);
+            let (mut params, _) = lists(&mut self.net, self.specs.len());
+            return Ok(r.denoise(&self.backend, &mut params, draw)?);
         }
         self.with_smoothout(|so, b, p| so.denoise(b, p, draw))
     }
@@ -81,19 +85,29 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// chunk's mean loss and correct count.
     fn chunk_pass(&mut self, x: &[f32], labels: &[u32], weight: f64) -> Result<(f64, u64)> {
         let b = &self.backend;
-        let xs = upload_f32(b, x)?;
-        let mut shape = vec![labels.len()];
-        shape.extend_from_slice(&self.image_shape);
-        let logits = self.net.forward(b, &Activation::new(xs, shape), true)?;
+        // Every buffer of the pass goes back to the backend when done with,
+        // and the host memory is the last step's: a steady loop allocates
+        // nothing here.
+        self.host.clear();
+        self.host.extend(x.iter().map(|&f| B::Elem::from_f32(f)));
+        let [c, h, w] = self.image_shape;
+        let xs = Activation::new(b.upload(&self.host)?, [labels.len(), c, h, w]);
+        let logits = self.net.forward(b, &xs, true)?;
+        b.recycle(xs.data);
         let (loss, mut dz) = self.loss.forward(b, &logits, labels)?;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step: self.step });
         }
-        let correct = count_correct(&b.to_vec(&logits.data)?, self.classes, labels);
+        self.host
+            .resize(b.len(&logits.data), B::Elem::from_f64(0.0));
+        b.download(&logits.data, &mut self.host)?;
+        b.recycle(logits.data);
+        let correct = count_correct(&self.host, self.classes, labels);
         if weight != 1.0 {
             b.scale(B::Elem::from_f64(weight), &mut dz)?;
         }
         self.net.backward_params(b, &dz)?;
+        b.recycle(dz);
         Ok((loss, correct))
     }
 
@@ -287,7 +301,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// place on the network's own buffers.
     fn update(&mut self, last: Draw, lr: f64) -> Result<()> {
         let b = &self.backend;
-        let (mut params, mut grads) = self.net.params_and_grads_mut();
+        let (mut params, mut grads) = lists(&mut self.net, self.specs.len());
         if let Some(max) = self.config.clip {
             clip_grad_norm(b, &mut grads, max)?;
         }
@@ -383,4 +397,15 @@ fn hold<B: TensorBackend>(b: &B, held: &mut Vec<B::Buffer>, from: &[&B::Buffer])
         b.copy(f, h)?;
     }
     Ok(())
+}
+
+/// The network's parameters and gradients in spec order (`n` of each), each
+/// list made at its full size at once.
+fn lists<B: TensorBackend>(
+    net: &mut Sequential<B>,
+    n: usize,
+) -> (Vec<&mut B::Buffer>, Vec<&mut B::Buffer>) {
+    let (mut params, mut grads) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    net.append_params_and_grads(&mut params, &mut grads);
+    (params, grads)
 }
