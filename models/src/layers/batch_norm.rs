@@ -214,10 +214,12 @@ impl<B: TensorBackend> BatchNorm<B> {
     }
 }
 
-impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
-    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
-        let total = input.numel(b, "batch norm input")?;
-        let Activation { data: x, shape } = input;
+impl<B: TensorBackend> BatchNorm<B> {
+    /// `(N, spatial)` of an input, after checking its rank, channels and
+    /// buffer.
+    fn input_dims(&self, b: &B, input: &Activation<B>) -> Result<(usize, usize)> {
+        input.numel(b, "batch norm input")?;
+        let shape = &input.shape;
         if !(shape.len() == 2 || shape.len() == 4) {
             return Err(bad_shape(
                 "batch norm input rank (must be 2 or 4)",
@@ -227,28 +229,51 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         if shape[1] != self.channels {
             return Err(bad_shape("batch norm input channels", shape[1]));
         }
-        let n = shape[0];
-        let spatial: usize = shape[2..].iter().product();
-        let per_sample = self.channels * spatial;
-        let mut y = b.zeros(total)?;
-        if !train || self.frozen {
-            let bn = self.request(n, spatial);
-            let [g, be] = &self.params;
-            b.batch_norm_forward(BatchNormForwardPass {
-                bn,
-                x,
-                y: &mut y,
-                gamma: g,
-                beta: be,
-                stats: BatchNormStats::new(&self.running_mean, &self.running_var),
-            })?;
-            self.cache = None;
-            let old = self.frozen_cache.take().map(|(kept, _)| kept);
-            if train {
-                self.frozen_cache = Some((keep_copy(b, x, old)?, spatial));
-            }
-            return Ok(Activation::new(y, shape.clone()));
+        Ok((shape[0], shape[2..].iter().product()))
+    }
+
+    /// Normalises `x` (`n` samples) with the running statistics; in train
+    /// mode (frozen), keeps a copy of `x` for the backward pass.
+    fn forward_running(
+        &mut self,
+        b: &B,
+        x: &B::Buffer,
+        (n, spatial): (usize, usize),
+        train: bool,
+    ) -> Result<B::Buffer> {
+        let mut y = b.zeros(b.len(x))?;
+        let bn = self.request(n, spatial);
+        let [g, be] = &self.params;
+        b.batch_norm_forward(BatchNormForwardPass {
+            bn,
+            x,
+            y: &mut y,
+            gamma: g,
+            beta: be,
+            stats: BatchNormStats::new(&self.running_mean, &self.running_var),
+        })?;
+        self.cache = None;
+        let old = self.frozen_cache.take().map(|(kept, _)| kept);
+        if train {
+            self.frozen_cache = Some((keep_copy(b, x, old)?, spatial));
         }
+        Ok(y)
+    }
+
+    /// Normalises a batch of `n` samples of `shape` with its own (ghost
+    /// batches') statistics, updating the running ones. `fill(b, start,
+    /// len, kept)` puts the chunk of the input from element `start` into
+    /// `kept`, the chunk's buffer (its length whatever the last step left),
+    /// which the backward pass reads.
+    fn forward_batch(
+        &mut self,
+        b: &B,
+        shape: &[usize],
+        (n, spatial): (usize, usize),
+        mut fill: impl FnMut(&B, usize, usize, &mut B::Buffer) -> Result<()>,
+    ) -> Result<B::Buffer> {
+        let per_sample = self.channels * spatial;
+        let mut y = b.zeros(n * per_sample)?;
         self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
         // The last step's chunks, their buffers overwritten where their
@@ -274,11 +299,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
             }
             let c = &mut chunks[used];
             (c.start, c.samples) = (start, samples);
-            if b.len(&c.x) != len {
-                let fresh = b.zeros(len)?;
-                b.recycle(core::mem::replace(&mut c.x, fresh));
-            }
-            b.copy_range(x, start * per_sample, &mut c.x, 0, len)?;
+            fill(b, start * per_sample, len, &mut c.x)?;
             b.batch_norm_stats(BatchNormStatsPass {
                 bn,
                 x: &c.x,
@@ -317,7 +338,47 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         kept_shape.clear();
         kept_shape.extend_from_slice(shape);
         self.cache = Some((kept_shape, spatial, chunks));
-        Ok(Activation::new(y, shape.clone()))
+        Ok(y)
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let dims = self.input_dims(b, input)?;
+        let x = &input.data;
+        let y = if !train || self.frozen {
+            self.forward_running(b, x, dims, train)?
+        } else {
+            self.forward_batch(b, &input.shape, dims, |b, start, len, kept| {
+                if b.len(kept) != len {
+                    let fresh = b.zeros(len)?;
+                    b.recycle(core::mem::replace(kept, fresh));
+                }
+                b.copy_range(x, start, kept, 0, len)
+            })?
+        };
+        Ok(Activation::new(y, input.shape.clone()))
+    }
+
+    /// Keeps the input itself when the batch is one chunk (no ghost
+    /// batches smaller than it) in train mode; otherwise as
+    /// [`Layer::forward`].
+    fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let dims = self.input_dims(b, &input)?;
+        if !train || self.frozen || self.ghost.is_some_and(|g| g < dims.0) {
+            let y = self.forward(b, &input, train)?;
+            b.recycle(input.data);
+            return Ok(y);
+        }
+        let Activation { data, shape } = input;
+        let mut given = Some(data);
+        let y = self.forward_batch(b, &shape, dims, |b, _, _, kept| {
+            if let Some(x) = given.take() {
+                b.recycle(core::mem::replace(kept, x));
+            }
+            Ok(())
+        })?;
+        Ok(Activation::new(y, shape))
     }
 
     fn set_frozen(&mut self, frozen: bool) {

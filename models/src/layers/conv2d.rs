@@ -1,7 +1,8 @@
 //! 2-D convolution as im2col + GEMM.
 
 use super::layer::{
-    bad_shape, keep_copy, nchw, no_cache, params_in_fields, uniform_init, Activation, Layer,
+    bad_shape, keep_copy, keep_given, nchw, no_cache, params_in_fields, uniform_init, Activation,
+    Layer,
 };
 use crate::rng::seeded_rng;
 use smoothout::tensor::{ConvPass, TensorBackend};
@@ -120,12 +121,14 @@ impl<B: TensorBackend> Conv2d<B> {
         }
         Ok(*conv)
     }
-}
 
-impl<B: TensorBackend> Layer<B> for Conv2d<B> {
-    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+    /// `y` of `input`, and the convolution that made it.
+    fn output(
+        &self,
+        b: &B,
+        input: &Activation<B>,
+    ) -> Result<(Activation<B>, smoothout::tensor::Conv2d)> {
         input.numel(b, "conv input (N·C·H·W)")?;
-        let x = &input.data;
         let [n, c, h, w] = nchw("conv input rank (must be 4, NCHW)", &input.shape)?;
         if c != self.channels {
             return Err(bad_shape("conv input channels", c));
@@ -143,17 +146,35 @@ impl<B: TensorBackend> Layer<B> for Conv2d<B> {
         conv.validate()?;
         let (f, cols) = (self.filters, conv.col_cols());
         let mut y = b.zeros(n * f * cols)?;
-        b.conv_forward(ConvPass::new((conv, f), &self.params[0], x, &mut y))?;
+        b.conv_forward(ConvPass::new(
+            (conv, f),
+            &self.params[0],
+            &input.data,
+            &mut y,
+        ))?;
         if self.bias {
             b.add_bias(&self.params[1], cols, &mut y)?;
         }
-        let out = vec![n, f, conv.out_h(), conv.out_w()];
+        let out = [n, f, conv.out_h(), conv.out_w()];
+        Ok((Activation::new(y, out), conv))
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Conv2d<B> {
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let (y, conv) = self.output(b, input)?;
         if train {
             // The input, for the backward pass to unfold again.
             let old = self.cache.take().map(|(_, kept)| kept);
-            self.cache = Some((conv, keep_copy(b, x, old)?));
+            self.cache = Some((conv, keep_copy(b, &input.data, old)?));
         }
-        Ok(Activation::new(y, out))
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let (y, conv) = self.output(b, &input)?;
+        keep_given(b, &mut self.cache, (conv, input.data), train, |(_, x)| x);
+        Ok(y)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

@@ -85,15 +85,13 @@ impl<B: TensorBackend> Dropout<B> {
     }
 }
 
-impl<B: TensorBackend> Layer<B> for Dropout<B> {
-    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
-        let n = input.numel(b, "dropout input")?;
-        let Activation { data: x, shape } = input;
-        let mut y = b.zeros(n)?;
-        b.copy(x, &mut y)?;
+impl<B: TensorBackend> Dropout<B> {
+    /// Drops in place: `y` holds the input and receives the output (`n`
+    /// elements).
+    fn apply(&mut self, b: &B, y: &mut B::Buffer, n: usize, train: bool) -> Result<()> {
         if !train || self.frozen {
             self.identity = true;
-            return Ok(Activation::new(y, shape.clone()));
+            return Ok(());
         }
         let key = NoiseKey::from_seed(self.seed)
             .fold_in(self.stream)
@@ -110,10 +108,27 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
         b.fill(B::Elem::from_f64(s), &mut mask)?;
         b.axpy(B::Elem::from_f64(-s), &dropped, &mut mask)?;
         b.recycle(dropped);
-        b.mul(&mask, &mut y)?;
+        b.mul(&mask, y)?;
         self.mask = Some(mask);
         self.identity = false;
-        Ok(Activation::new(y, shape.clone()))
+        Ok(())
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Dropout<B> {
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let n = input.numel(b, "dropout input")?;
+        let mut y = b.zeros(n)?;
+        b.copy(&input.data, &mut y)?;
+        self.apply(b, &mut y, n, train)?;
+        Ok(Activation::new(y, input.shape.clone()))
+    }
+
+    fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let n = input.numel(b, "dropout input")?;
+        let Activation { mut data, shape } = input;
+        self.apply(b, &mut data, n, train)?;
+        Ok(Activation::new(data, shape))
     }
 
     fn set_frozen(&mut self, frozen: bool) {

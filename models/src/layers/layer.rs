@@ -68,6 +68,21 @@ pub trait Layer<B: TensorBackend> {
     /// input's shape does not fit the layer or its buffer.
     fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>>;
 
+    /// [`Layer::forward`] of an input the caller gives up (a container's
+    /// intermediate): a layer that keeps its input for backward keeps this
+    /// buffer instead of a copy, one that maps it element by element may
+    /// write its output over it. The results are those of
+    /// [`Layer::forward`], bit for bit; the provided method runs it and
+    /// hands `x`'s buffer back to the backend.
+    ///
+    /// # Errors
+    /// As [`Layer::forward`].
+    fn forward_owned(&mut self, b: &B, x: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let y = self.forward(b, &x, train)?;
+        b.recycle(x.data);
+        Ok(y)
+    }
+
     /// `∂L/∂x` from `dy = ∂L/∂y` of the last forward, adding `∂L/∂θ` into
     /// the gradient buffers.
     ///
@@ -183,6 +198,24 @@ pub(crate) fn keep_copy<B: TensorBackend>(
     let mut kept = reuse(b, old, b.len(x))?;
     b.copy(x, &mut kept)?;
     Ok(kept)
+}
+
+/// Keeps `entry`, which holds an input given up by the caller (its buffer
+/// is `buffer(entry)`), in `kept` for the backward pass in train mode, the
+/// last step's buffer going back to the backend; hands the input back at
+/// once otherwise, leaving `kept` as it was.
+pub(crate) fn keep_given<B: TensorBackend, C>(
+    b: &B,
+    kept: &mut Option<C>,
+    entry: C,
+    train: bool,
+    buffer: fn(C) -> B::Buffer,
+) {
+    if !train {
+        b.recycle(buffer(entry));
+    } else if let Some(old) = kept.replace(entry) {
+        b.recycle(buffer(old));
+    }
 }
 
 /// `old` when it holds `len` elements (its contents to be overwritten), a

@@ -1,7 +1,7 @@
 //! Fully connected layer.
 
 use super::layer::{
-    bad_shape, keep_copy, no_cache, params_in_fields, uniform_init, Activation, Layer,
+    bad_shape, keep_copy, keep_given, no_cache, params_in_fields, uniform_init, Activation, Layer,
 };
 use crate::rng::seeded_rng;
 use smoothout::tensor::{Gemm, Operands, TensorBackend};
@@ -86,11 +86,11 @@ impl<B: TensorBackend> Linear<B> {
     }
 }
 
-impl<B: TensorBackend> Layer<B> for Linear<B> {
-    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+impl<B: TensorBackend> Linear<B> {
+    /// `y` of `input`, and its batch size.
+    fn output(&self, b: &B, input: &Activation<B>) -> Result<(Activation<B>, usize)> {
         let total = input.numel(b, "linear input")?;
-        let Activation { data: x, shape } = input;
-        let n = shape.first().copied().unwrap_or(0);
+        let n = input.shape.first().copied().unwrap_or(0);
         if n == 0 || total != n * self.inputs {
             return Err(bad_shape(
                 "linear input features (product of dims after N)",
@@ -99,13 +99,26 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
         }
         let mut y = b.zeros(n * self.outputs)?;
         let g = Gemm::new(n, self.outputs, self.inputs).transposed(false, true);
-        b.gemm(Operands::new(g, x, &self.params[0], &mut y))?;
+        b.gemm(Operands::new(g, &input.data, &self.params[0], &mut y))?;
         b.add_bias(&self.params[1], 1, &mut y)?;
+        Ok((Activation::new(y, [n, self.outputs]), n))
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for Linear<B> {
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let (y, n) = self.output(b, input)?;
         if train {
             let old = self.x.take().map(|(c, _)| c);
-            self.x = Some((keep_copy(b, x, old)?, n));
+            self.x = Some((keep_copy(b, &input.data, old)?, n));
         }
-        Ok(Activation::new(y, [n, self.outputs]))
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let (y, n) = self.output(b, &input)?;
+        keep_given(b, &mut self.x, (input.data, n), train, |(x, _)| x);
+        Ok(y)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

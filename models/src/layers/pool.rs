@@ -1,6 +1,6 @@
 //! Max and average pooling.
 
-use super::layer::{keep_copy, nchw, no_cache, Activation, Layer};
+use super::layer::{keep_copy, keep_given, nchw, no_cache, Activation, Layer};
 use smoothout::tensor::{Operands, Pool2d, PoolKind, TensorBackend};
 use smoothout::Result;
 
@@ -13,9 +13,9 @@ struct Pool<B: TensorBackend> {
 }
 
 impl<B: TensorBackend> Pool<B> {
-    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+    /// `y` of `input`, and the pooling that made it.
+    fn output(&self, b: &B, input: &Activation<B>) -> Result<(Activation<B>, Pool2d)> {
         input.numel(b, "pool input (N·C·H·W)")?;
-        let x = &input.data;
         let [n, c, h, w] = nchw("pool input rank (must be 4, NCHW)", &input.shape)?;
         let p = Pool2d {
             batch: n,
@@ -29,12 +29,23 @@ impl<B: TensorBackend> Pool<B> {
         };
         p.validate()?;
         let mut y = b.zeros(p.planes() * p.out_h() * p.out_w())?;
-        b.pool_forward(&p, x, &mut y)?;
+        b.pool_forward(&p, &input.data, &mut y)?;
+        Ok((Activation::new(y, [n, c, p.out_h(), p.out_w()]), p))
+    }
+
+    fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        let (y, p) = self.output(b, input)?;
         if train {
             let old = self.cache.take().map(|(_, kept)| kept);
-            self.cache = Some((p, keep_copy(b, x, old)?));
+            self.cache = Some((p, keep_copy(b, &input.data, old)?));
         }
-        Ok(Activation::new(y, [n, c, p.out_h(), p.out_w()]))
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let (y, p) = self.output(b, &input)?;
+        keep_given(b, &mut self.cache, (p, input.data), train, |(_, x)| x);
+        Ok(y)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
@@ -79,6 +90,14 @@ macro_rules! pool_layer {
         impl<B: TensorBackend> Layer<B> for $name<B> {
             fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
                 self.0.forward(b, x, train)
+            }
+            fn forward_owned(
+                &mut self,
+                b: &B,
+                x: Activation<B>,
+                train: bool,
+            ) -> Result<Activation<B>> {
+                self.0.forward_owned(b, x, train)
             }
             fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
                 self.0.backward(b, dy)

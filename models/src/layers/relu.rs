@@ -1,6 +1,6 @@
 //! ReLU.
 
-use super::layer::{keep_copy, no_cache, Activation, Layer};
+use super::layer::{keep_copy, keep_given, no_cache, Activation, Layer};
 use smoothout::tensor::TensorBackend;
 use smoothout::Result;
 
@@ -42,6 +42,15 @@ impl<B: TensorBackend> Layer<B> for Relu<B> {
             self.x = Some(keep_copy(b, x, self.x.take())?);
         }
         Ok(Activation::new(y, shape.clone()))
+    }
+
+    fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
+        input.numel(b, "relu input")?;
+        let Activation { data: x, shape } = input;
+        let mut y = b.zeros(b.len(&x))?;
+        b.relu(&x, &mut y)?;
+        keep_given(b, &mut self.x, x, train, |x| x);
+        Ok(Activation::new(y, shape))
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

@@ -131,8 +131,8 @@ impl<B: TensorBackend> BasicBlock<B> {
 
 impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
     fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
-        // Each intermediate goes back to the backend once the next layer
-        // has read it (every layer keeps its own copy for backward).
+        // Each intermediate is given to the next layer, which keeps it for
+        // backward or hands it back to the backend.
         let mut h = self.conv1.forward(b, x, train)?;
         for l in [
             &mut self.bn1 as &mut dyn Layer<B>,
@@ -140,22 +140,18 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
             &mut self.conv2,
             &mut self.bn2,
         ] {
-            let next = l.forward(b, &h, train)?;
-            b.recycle(core::mem::replace(&mut h, next).data);
+            h = l.forward_owned(b, h, train)?;
         }
         match &mut self.shortcut {
             Some((c, bn)) => {
                 let p = c.forward(b, x, train)?;
-                let q = bn.forward(b, &p, train)?;
+                let p = bn.forward_owned(b, p, train)?;
+                b.add(&p.data, &mut h.data)?;
                 b.recycle(p.data);
-                b.add(&q.data, &mut h.data)?;
-                b.recycle(q.data);
             }
             None => b.add(&x.data, &mut h.data)?,
         }
-        let y = self.relu_out.forward(b, &h, train)?;
-        b.recycle(h.data);
-        Ok(y)
+        self.relu_out.forward_owned(b, h, train)
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {

@@ -152,8 +152,15 @@ impl<B: TensorBackend> Layer<B> for Sequential<B> {
         };
         let mut h = first.get_mut().forward(b, x, train)?;
         for (_, c) in it {
-            let next = c.get_mut().forward(b, &h, train)?;
-            b.recycle(core::mem::replace(&mut h, next).data);
+            h = c.get_mut().forward_owned(b, h, train)?;
+        }
+        Ok(h)
+    }
+
+    fn forward_owned(&mut self, b: &B, x: Activation<B>, train: bool) -> Result<Activation<B>> {
+        let mut h = x;
+        for (_, c) in &mut self.children {
+            h = c.get_mut().forward_owned(b, h, train)?;
         }
         Ok(h)
     }
@@ -277,6 +284,9 @@ impl<B: TensorBackend> LinearNoBias<B> {
 impl<B: TensorBackend> Layer<B> for LinearNoBias<B> {
     fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
         self.0.forward(b, x, train)
+    }
+    fn forward_owned(&mut self, b: &B, x: Activation<B>, train: bool) -> Result<Activation<B>> {
+        self.0.forward_owned(b, x, train)
     }
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         self.0.backward(b, dy)

@@ -13,3 +13,4 @@ mod gradcheck;
 mod networks_forward;
 mod networks_param_lists;
 mod networks_params;
+mod owned;

@@ -92,8 +92,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         self.host.extend(x.iter().map(|&f| B::Elem::from_f32(f)));
         let [c, h, w] = self.image_shape;
         let xs = Activation::new(b.upload(&self.host)?, [labels.len(), c, h, w]);
-        let logits = self.net.forward(b, &xs, true)?;
-        b.recycle(xs.data);
+        let logits = self.net.forward_owned(b, xs, true)?;
         let (loss, mut dz) = self.loss.forward(b, &logits, labels)?;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step: self.step });
