@@ -15,7 +15,7 @@
 //! do not depend on the thread count either (tested with 1 and 2 threads).
 //!
 //! ```
-//! use ndarray::{ArrayD, IxDyn};
+//! use ndarray::ArrayD;
 //! use smoothout::{Config, Draw, Noise, ParamSpec, SmoothOut};
 //! use smoothout_cpu::Cpu;
 //!
@@ -540,6 +540,12 @@ impl<T: Real> BufferOps for Cpu<T> {
         Ok(a)
     }
 
+    /// A spare buffer of `len` elements as it is, when one is kept; new
+    /// zeros otherwise.
+    fn for_overwrite(&self, len: usize) -> Result<ArrayD<T>> {
+        Ok(self.take_or_zeros(len).0)
+    }
+
     /// A copy of `data`, in a spare buffer of its length when one is kept.
     fn upload(&self, data: &[T]) -> Result<ArrayD<T>> {
         let (mut a, _) = self.take_or_zeros(data.len());
@@ -569,11 +575,17 @@ impl<T: Real> BufferOps for Cpu<T> {
         Ok(())
     }
 
-    /// Keeps `buf` for a later [`BufferOps::zeros`] or [`BufferOps::upload`]
-    /// of its length when it is one-dimensional and contiguous (as every
-    /// buffer this backend makes is); the oldest of more than a few hundred
-    /// kept is freed.
-    fn recycle(&self, buf: ArrayD<T>) {
+    /// Keeps `buf` for a later [`BufferOps::zeros`], [`BufferOps::upload`]
+    /// or [`BufferOps::for_overwrite`] of its length when it is
+    /// one-dimensional and contiguous (as every buffer this backend makes
+    /// is); the oldest of more than a few hundred kept is freed. Debug
+    /// builds fill it with NaN first, so that an op that reads part of a
+    /// [`BufferOps::for_overwrite`] buffer before writing it shows up in the
+    /// tests.
+    fn recycle(&self, mut buf: ArrayD<T>) {
+        if cfg!(debug_assertions) {
+            buf.fill(T::nan());
+        }
         self.spare.put(buf);
     }
 }

@@ -71,7 +71,7 @@ impl<T> core::fmt::Debug for Spare<T> {
 /// The per-channel memory of the BatchNorm, bias-gradient and loss kernels
 /// (sums, statistics, factors), kept from call to call so that they
 /// allocate only when a call needs more than any before it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ChannelWork {
     /// Up to two sums per channel.
     pub(crate) sums: Vec<f64>,
@@ -87,6 +87,12 @@ pub(crate) struct ChannelWork {
     pub(crate) forward: Vec<[f64; 4]>,
     /// The backward factors per channel.
     pub(crate) backward: Vec<[f64; 5]>,
+}
+
+impl core::fmt::Debug for ChannelWork {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ChannelWork").finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

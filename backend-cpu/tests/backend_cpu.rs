@@ -4,7 +4,8 @@
 //! in `f32` and `f64`, with the kernels compiled for every instruction set
 //! (`Isa::Baseline`, `Avx2`, `Avx512`, where the CPU has it); typed
 //! errors for non-contiguous arrays; and buffers handed back with
-//! `recycle` given out again, as zeros or copies, never as what they held.
+//! `recycle` given out again: as zeros or copies, or as they are for an
+//! output to be overwritten.
 
 use ndarray::{ArrayD, IxDyn};
 use smoothout::{
@@ -212,6 +213,14 @@ fn recycled_buffers_come_back_as_zeros_or_copies_without_new_memory() {
     let u = b.upload(&[7.0, 8.0, 9.0]).unwrap();
     assert_eq!(b.to_vec(&u).unwrap(), vec![7.0, 8.0, 9.0]);
     assert_eq!(b.fresh_buffers(), 2);
+    // Or as it is, for an output to be overwritten: NaN in a debug build.
+    b.recycle(u);
+    let w = b.for_overwrite(3).unwrap();
+    assert_eq!(b.fresh_buffers(), 2);
+    if cfg!(debug_assertions) {
+        assert!(b.to_vec(&w).unwrap().iter().all(|v| v.is_nan()));
+    }
+    let u = b.upload(&[7.0, 8.0, 9.0]).unwrap();
     // A buffer that is not flat is not kept.
     b.recycle(ArrayD::zeros(IxDyn(&[2, 2])));
     b.recycle(transposed());

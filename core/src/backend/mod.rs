@@ -166,6 +166,14 @@ pub trait StateOps: BackendTypes {
 pub trait BufferOps: StateOps + BackendTypes<Buffer: Sized> {
     /// A buffer of `len` zeros.
     fn zeros(&self, len: usize) -> Result<Self::Buffer>;
+    /// A buffer of `len` elements that the caller overwrites entirely
+    /// before reading any (an output every element of which an op writes):
+    /// its contents are unspecified, so that a backend that keeps recycled
+    /// buffers (see [`BufferOps::recycle`]) can hand one out without
+    /// clearing it. The provided method returns [`BufferOps::zeros`].
+    fn for_overwrite(&self, len: usize) -> Result<Self::Buffer> {
+        self.zeros(len)
+    }
     /// A new buffer holding `data`, copied from the host (weights from a
     /// host-side initialiser, a batch of images).
     fn upload(&self, data: &[Self::Elem]) -> Result<Self::Buffer>;

@@ -241,7 +241,7 @@ impl<B: TensorBackend> BatchNorm<B> {
         (n, spatial): (usize, usize),
         train: bool,
     ) -> Result<B::Buffer> {
-        let mut y = b.zeros(b.len(x))?;
+        let mut y = b.for_overwrite(b.len(x))?;
         let bn = self.request(n, spatial);
         let [g, be] = &self.params;
         b.batch_norm_forward(BatchNormForwardPass {
@@ -273,7 +273,7 @@ impl<B: TensorBackend> BatchNorm<B> {
         mut fill: impl FnMut(&B, usize, usize, &mut B::Buffer) -> Result<()>,
     ) -> Result<B::Buffer> {
         let per_sample = self.channels * spatial;
-        let mut y = b.zeros(n * per_sample)?;
+        let mut y = b.for_overwrite(n * per_sample)?;
         self.frozen_cache = None;
         let ghost = self.ghost.unwrap_or(n).max(1);
         // The last step's chunks, their buffers overwritten where their
@@ -292,7 +292,7 @@ impl<B: TensorBackend> BatchNorm<B> {
                 chunks.push(Chunk {
                     start,
                     samples,
-                    x: b.zeros(len)?,
+                    x: b.for_overwrite(len)?,
                     mean: b.zeros(self.channels)?,
                     var: b.zeros(self.channels)?,
                 });
@@ -321,7 +321,7 @@ impl<B: TensorBackend> BatchNorm<B> {
                 // One chunk, the whole batch: normalised straight into `y`.
                 normalise(&mut y)?;
             } else {
-                let mut yc = b.zeros(len)?;
+                let mut yc = b.for_overwrite(len)?;
                 normalise(&mut yc)?;
                 b.copy_range(&yc, 0, &mut y, start * per_sample, len)?;
                 b.recycle(yc);
@@ -351,7 +351,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         } else {
             self.forward_batch(b, &input.shape, dims, |b, start, len, kept| {
                 if b.len(kept) != len {
-                    let fresh = b.zeros(len)?;
+                    let fresh = b.for_overwrite(len)?;
                     b.recycle(core::mem::replace(kept, fresh));
                 }
                 b.copy_range(x, start, kept, 0, len)
@@ -393,9 +393,9 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
         let total: usize = shape.iter().product();
         smoothout::tensor::check_len("batch norm dy", total, b.len(dy))?;
         let per_sample = self.channels * spatial;
-        let mut dx = b.zeros(total)?;
-        let mut dg = b.zeros(self.channels)?;
-        let mut dbeta = b.zeros(self.channels)?;
+        let mut dx = b.for_overwrite(total)?;
+        let mut dg = b.for_overwrite(self.channels)?;
+        let mut dbeta = b.for_overwrite(self.channels)?;
         for c in chunks {
             let bn = self.request(c.samples, *spatial);
             let len = c.samples * per_sample;
@@ -413,9 +413,9 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
                 // One chunk, the whole batch: `dy` and `dx` as they are.
                 run(dy, &mut dx)?;
             } else {
-                let mut dyc = b.zeros(len)?;
+                let mut dyc = b.for_overwrite(len)?;
                 b.copy_range(dy, c.start * per_sample, &mut dyc, 0, len)?;
-                let mut dxc = b.zeros(len)?;
+                let mut dxc = b.for_overwrite(len)?;
                 run(&dyc, &mut dxc)?;
                 b.copy_range(&dxc, 0, &mut dx, c.start * per_sample, len)?;
                 b.recycle(dyc);

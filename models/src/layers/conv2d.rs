@@ -114,7 +114,7 @@ impl<B: TensorBackend> Conv2d<B> {
         // dW += Σ_n dy_n · col_nᵀ, accumulating onto what is already there.
         b.conv_weight_grad(ConvPass::new((*conv, f), x, dy, &mut self.grads[0]))?;
         if self.bias {
-            let mut db = b.zeros(f)?;
+            let mut db = b.for_overwrite(f)?;
             b.bias_grad(dy, cols, &mut db)?;
             b.add(&db, &mut self.grads[1])?;
             b.recycle(db);
@@ -145,7 +145,7 @@ impl<B: TensorBackend> Conv2d<B> {
         };
         conv.validate()?;
         let (f, cols) = (self.filters, conv.col_cols());
-        let mut y = b.zeros(n * f * cols)?;
+        let mut y = b.for_overwrite(n * f * cols)?;
         b.conv_forward(ConvPass::new(
             (conv, f),
             &self.params[0],

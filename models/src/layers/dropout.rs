@@ -97,7 +97,7 @@ impl<B: TensorBackend> Dropout<B> {
             .fold_in(self.stream)
             .fold_in(self.step);
         self.step = self.step.wrapping_add(1);
-        let mut dropped = b.zeros(n)?;
+        let mut dropped = b.for_overwrite(n)?;
         b.fill_noise(key, &Noise::Bernoulli { p: self.p }, &mut dropped)?;
         let s = if self.p < 1.0 {
             1.0 / (1.0 - self.p)
@@ -118,7 +118,7 @@ impl<B: TensorBackend> Dropout<B> {
 impl<B: TensorBackend> Layer<B> for Dropout<B> {
     fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
         let n = input.numel(b, "dropout input")?;
-        let mut y = b.zeros(n)?;
+        let mut y = b.for_overwrite(n)?;
         b.copy(&input.data, &mut y)?;
         self.apply(b, &mut y, n, train)?;
         Ok(Activation::new(y, input.shape.clone()))
@@ -136,7 +136,7 @@ impl<B: TensorBackend> Layer<B> for Dropout<B> {
     }
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
-        let mut dx = b.zeros(b.len(dy))?;
+        let mut dx = b.for_overwrite(b.len(dy))?;
         b.copy(dy, &mut dx)?;
         if self.identity {
             return Ok(dx);

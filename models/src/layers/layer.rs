@@ -218,8 +218,9 @@ pub(crate) fn keep_given<B: TensorBackend, C>(
     }
 }
 
-/// `old` when it holds `len` elements (its contents to be overwritten), a
-/// new buffer of zeros otherwise (`old` going back to the backend).
+/// `old` when it holds `len` elements, another buffer of `len` elements
+/// otherwise (`old` going back to the backend): for the caller to
+/// overwrite ([`smoothout::BufferOps::for_overwrite`]).
 pub(crate) fn reuse<B: TensorBackend>(
     b: &B,
     old: Option<B::Buffer>,
@@ -229,9 +230,9 @@ pub(crate) fn reuse<B: TensorBackend>(
         Some(old) if b.len(&old) == len => Ok(old),
         Some(old) => {
             b.recycle(old);
-            b.zeros(len)
+            b.for_overwrite(len)
         }
-        None => b.zeros(len),
+        None => b.for_overwrite(len),
     }
 }
 

@@ -78,7 +78,7 @@ impl<B: TensorBackend> Linear<B> {
             .transposed(true, false)
             .scaled(1.0, 1.0);
         b.gemm(Operands::new(gw, dy, x, &mut self.grads[0]))?;
-        let mut db = b.zeros(self.outputs)?;
+        let mut db = b.for_overwrite(self.outputs)?;
         b.bias_grad(dy, 1, &mut db)?;
         b.add(&db, &mut self.grads[1])?;
         b.recycle(db);
@@ -97,7 +97,7 @@ impl<B: TensorBackend> Linear<B> {
                 total / n.max(1),
             ));
         }
-        let mut y = b.zeros(n * self.outputs)?;
+        let mut y = b.for_overwrite(n * self.outputs)?;
         let g = Gemm::new(n, self.outputs, self.inputs).transposed(false, true);
         b.gemm(Operands::new(g, &input.data, &self.params[0], &mut y))?;
         b.add_bias(&self.params[1], 1, &mut y)?;
@@ -123,7 +123,7 @@ impl<B: TensorBackend> Layer<B> for Linear<B> {
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let n = self.param_grads(b, dy)?;
-        let mut dx = b.zeros(n * self.inputs)?;
+        let mut dx = b.for_overwrite(n * self.inputs)?;
         let g = Gemm::new(n, self.inputs, self.outputs);
         b.gemm(Operands::new(g, dy, &self.params[0], &mut dx))?;
         Ok(dx)

@@ -59,7 +59,7 @@ impl SoftmaxCrossEntropy {
             shape[0],
             labels.len(),
         )?;
-        let mut d = b.zeros(b.len(logits))?;
+        let mut d = b.for_overwrite(b.len(logits))?;
         let loss =
             b.softmax_cross_entropy(CrossEntropy::new(self.classes, logits, labels, &mut d))?;
         Ok((loss, d))

@@ -28,7 +28,7 @@ impl<B: TensorBackend> Pool<B> {
             kind: self.kind,
         };
         p.validate()?;
-        let mut y = b.zeros(p.planes() * p.out_h() * p.out_w())?;
+        let mut y = b.for_overwrite(p.planes() * p.out_h() * p.out_w())?;
         b.pool_forward(&p, &input.data, &mut y)?;
         Ok((Activation::new(y, [n, c, p.out_h(), p.out_w()]), p))
     }

@@ -36,7 +36,7 @@ impl<B: TensorBackend> Layer<B> for Relu<B> {
     fn forward(&mut self, b: &B, input: &Activation<B>, train: bool) -> Result<Activation<B>> {
         input.numel(b, "relu input")?;
         let Activation { data: x, shape } = input;
-        let mut y = b.zeros(b.len(x))?;
+        let mut y = b.for_overwrite(b.len(x))?;
         b.relu(x, &mut y)?;
         if train {
             self.x = Some(keep_copy(b, x, self.x.take())?);
@@ -47,7 +47,7 @@ impl<B: TensorBackend> Layer<B> for Relu<B> {
     fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
         input.numel(b, "relu input")?;
         let Activation { data: x, shape } = input;
-        let mut y = b.zeros(b.len(&x))?;
+        let mut y = b.for_overwrite(b.len(&x))?;
         b.relu(&x, &mut y)?;
         keep_given(b, &mut self.x, x, train, |x| x);
         Ok(Activation::new(y, shape))
@@ -55,7 +55,7 @@ impl<B: TensorBackend> Layer<B> for Relu<B> {
 
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         let x = self.x.as_ref().ok_or_else(no_cache)?;
-        let mut dx = b.zeros(b.len(x))?;
+        let mut dx = b.for_overwrite(b.len(x))?;
         b.relu_backward(x, dy, &mut dx)?;
         Ok(dx)
     }

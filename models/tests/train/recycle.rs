@@ -3,7 +3,10 @@
 //! trainer hands back its inputs, logits and loss gradient, and the
 //! backend's `zeros` and `upload` give the spare ones out again. What it
 //! counts is `Cpu::fresh_buffers`: a buffer some part of the step dropped
-//! instead of handing back shows up as a new one in the next step.
+//! instead of handing back shows up as a new one in the next step. In a
+//! debug build the backend fills what is handed back with NaN, so these
+//! steps also fail (a non-finite loss) if an op reads part of an output
+//! buffer (`BufferOps::for_overwrite`) before writing it.
 
 use smoothout_cpu::Cpu;
 use smoothout_models::data::Dataset;
