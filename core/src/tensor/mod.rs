@@ -864,7 +864,9 @@ pub trait ConvOps: MatmulOps + BufferOps {
     fn conv_forward(&self, pass: ConvPass<'_, Self::Buffer>) -> Result<()> {
         let (conv, filters) = pass.spec;
         let (col, product) = (unfolded(self, &conv, pass.b)?, conv.forward_gemm(filters));
-        self.gemm_strided(BatchedGemm::new(product, pass.a, &col, pass.out))
+        let done = self.gemm_strided(BatchedGemm::new(product, pass.a, &col, pass.out));
+        self.recycle(col);
+        done
     }
 
     /// `dW ← dW + Σ_n dy_n · col_nᵀ` (`a = x`, `b = dy`, `out = dW`: the
@@ -881,7 +883,9 @@ pub trait ConvOps: MatmulOps + BufferOps {
             unfolded(self, &conv, pass.a)?,
             conv.weight_grad_gemm(filters),
         );
-        self.gemm_summed(BatchedGemm::new(product, pass.b, &col, pass.out))
+        let done = self.gemm_summed(BatchedGemm::new(product, pass.b, &col, pass.out));
+        self.recycle(col);
+        done
     }
 
     /// `dx ← dx + col2im(Wᵀ · dy_n)` for every image (`a = W`, `b = dy`,
@@ -895,8 +899,11 @@ pub trait ConvOps: MatmulOps + BufferOps {
         let conv = pass.spec.0;
         let mut dcol = self.zeros(conv.col_len())?;
         let product = conv.input_grad_gemm(pass.spec.1);
-        self.gemm_strided(BatchedGemm::new(product, pass.a, pass.b, &mut dcol))?;
-        self.col2im(&conv, &dcol, pass.out)
+        let done = self
+            .gemm_strided(BatchedGemm::new(product, pass.a, pass.b, &mut dcol))
+            .and_then(|()| self.col2im(&conv, &dcol, pass.out));
+        self.recycle(dcol);
+        done
     }
 }
 

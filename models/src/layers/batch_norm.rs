@@ -252,10 +252,18 @@ impl<B: TensorBackend> BatchNorm<B> {
             beta: be,
             stats: BatchNormStats::new(&self.running_mean, &self.running_var),
         })?;
-        self.cache = None;
+        if let Some((_, _, chunks)) = self.cache.take() {
+            for c in chunks {
+                for buf in [c.x, c.mean, c.var] {
+                    b.recycle(buf);
+                }
+            }
+        }
         let old = self.frozen_cache.take().map(|(kept, _)| kept);
         if train {
             self.frozen_cache = Some((keep_copy(b, x, old)?, spatial));
+        } else if let Some(old) = old {
+            b.recycle(old);
         }
         Ok(y)
     }
@@ -274,7 +282,9 @@ impl<B: TensorBackend> BatchNorm<B> {
     ) -> Result<B::Buffer> {
         let per_sample = self.channels * spatial;
         let mut y = b.for_overwrite(n * per_sample)?;
-        self.frozen_cache = None;
+        if let Some((old, _)) = self.frozen_cache.take() {
+            b.recycle(old);
+        }
         let ghost = self.ghost.unwrap_or(n).max(1);
         // The last step's chunks, their buffers overwritten where their
         // sizes fit (the statistics always do).
@@ -293,8 +303,8 @@ impl<B: TensorBackend> BatchNorm<B> {
                     start,
                     samples,
                     x: b.for_overwrite(len)?,
-                    mean: b.zeros(self.channels)?,
-                    var: b.zeros(self.channels)?,
+                    mean: b.for_overwrite(self.channels)?,
+                    var: b.for_overwrite(self.channels)?,
                 });
             }
             let c = &mut chunks[used];
@@ -361,7 +371,7 @@ impl<B: TensorBackend> Layer<B> for BatchNorm<B> {
     }
 
     /// Keeps the input itself when the batch is one chunk (no ghost
-    /// batches smaller than it) in train mode; otherwise as
+    /// batches smaller than it) in train mode, not frozen; otherwise as
     /// [`Layer::forward`].
     fn forward_owned(&mut self, b: &B, input: Activation<B>, train: bool) -> Result<Activation<B>> {
         let dims = self.input_dims(b, &input)?;

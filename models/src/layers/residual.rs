@@ -114,18 +114,20 @@ impl<B: TensorBackend> BasicBlock<B> {
         v
     }
 
-    fn layers_mut(&mut self) -> Vec<&mut dyn Layer<B>> {
-        let mut v: Vec<&mut dyn Layer<B>> = vec![
-            &mut self.conv1,
+    /// The layers with parameters or modes, in spec order, without a list.
+    fn layers_mut(&mut self) -> impl Iterator<Item = &mut dyn Layer<B>> {
+        let shortcut = self
+            .shortcut
+            .as_mut()
+            .map(|(c, bn)| [c as &mut dyn Layer<B>, bn as &mut dyn Layer<B>]);
+        [
+            &mut self.conv1 as &mut dyn Layer<B>,
             &mut self.bn1,
             &mut self.conv2,
             &mut self.bn2,
-        ];
-        if let Some((c, bn)) = &mut self.shortcut {
-            v.push(c);
-            v.push(bn);
-        }
-        v
+        ]
+        .into_iter()
+        .chain(shortcut.into_iter().flatten())
     }
 }
 
@@ -198,10 +200,7 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
             .collect()
     }
     fn buffers_mut(&mut self) -> Vec<(String, &mut B::Buffer)> {
-        self.layers_mut()
-            .into_iter()
-            .flat_map(|l| l.buffers_mut())
-            .collect()
+        self.layers_mut().flat_map(|l| l.buffers_mut()).collect()
     }
     fn grads(&self) -> Vec<&B::Buffer> {
         self.layers().into_iter().flat_map(|l| l.grads()).collect()
@@ -214,24 +213,11 @@ impl<B: TensorBackend> Layer<B> for BasicBlock<B> {
         params: &mut Vec<&'a mut B::Buffer>,
         grads: &mut Vec<&'a mut B::Buffer>,
     ) {
-        self.conv1.append_params_and_grads(params, grads);
-        self.bn1.append_params_and_grads(params, grads);
-        self.conv2.append_params_and_grads(params, grads);
-        self.bn2.append_params_and_grads(params, grads);
-        if let Some((c, bn)) = &mut self.shortcut {
-            c.append_params_and_grads(params, grads);
-            bn.append_params_and_grads(params, grads);
+        for l in self.layers_mut() {
+            l.append_params_and_grads(params, grads);
         }
     }
     fn zero_grad(&mut self, b: &B) -> Result<()> {
-        self.conv1.zero_grad(b)?;
-        self.bn1.zero_grad(b)?;
-        self.conv2.zero_grad(b)?;
-        self.bn2.zero_grad(b)?;
-        if let Some((c, bn)) = &mut self.shortcut {
-            c.zero_grad(b)?;
-            bn.zero_grad(b)?;
-        }
-        Ok(())
+        self.layers_mut().try_for_each(|l| l.zero_grad(b))
     }
 }

@@ -334,12 +334,14 @@ impl<B: TensorBackend> GlobalAvgPool<B> {
     }
 }
 
-impl<B: TensorBackend> Layer<B> for GlobalAvgPool<B> {
-    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
-        let &[_, _, h, w] = x.shape.as_slice() else {
+impl<B: TensorBackend> GlobalAvgPool<B> {
+    /// The pool for inputs of `shape` (`[N, C, H, H]`), made anew when `H`
+    /// changed.
+    fn pool_for(&mut self, shape: &[usize]) -> Result<&mut AvgPool2d<B>> {
+        let &[_, _, h, w] = shape else {
             return Err(Error::InvalidSetting {
                 name: "global pool input rank",
-                value: x.shape.len() as f64,
+                value: shape.len() as f64,
                 expected: "4 ([N, C, H, W])",
             });
         };
@@ -350,15 +352,22 @@ impl<B: TensorBackend> Layer<B> for GlobalAvgPool<B> {
                 expected: "equal to the height",
             });
         }
-        match &mut self.pool {
-            Some((k, p)) if *k == h => p.forward(b, x, train),
-            _ => {
-                let mut p = AvgPool2d::new(h, h, 0);
-                let y = p.forward(b, x, train)?;
-                self.pool = Some((h, p));
-                Ok(y)
-            }
+        if self.pool.as_ref().is_some_and(|(k, _)| *k != h) {
+            self.pool = None;
         }
+        Ok(&mut self
+            .pool
+            .get_or_insert_with(|| (h, AvgPool2d::new(h, h, 0)))
+            .1)
+    }
+}
+
+impl<B: TensorBackend> Layer<B> for GlobalAvgPool<B> {
+    fn forward(&mut self, b: &B, x: &Activation<B>, train: bool) -> Result<Activation<B>> {
+        self.pool_for(&x.shape)?.forward(b, x, train)
+    }
+    fn forward_owned(&mut self, b: &B, x: Activation<B>, train: bool) -> Result<Activation<B>> {
+        self.pool_for(&x.shape)?.forward_owned(b, x, train)
     }
     fn backward(&mut self, b: &B, dy: &B::Buffer) -> Result<B::Buffer> {
         match &mut self.pool {

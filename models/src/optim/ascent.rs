@@ -132,7 +132,7 @@ fn t_times<B: TensorBackend>(
     k: u32,
 ) -> Result<B::Buffer> {
     let n = b.len(w);
-    let (mut t, mut tmp) = (b.zeros(n)?, b.zeros(n)?);
+    let (mut t, mut tmp) = (b.for_overwrite(n)?, b.for_overwrite(n)?);
     b.copy(w, &mut tmp)?;
     b.scale(B::Elem::from_f64(-1.0), &mut tmp)?;
     b.relu(&tmp, &mut t)?;

@@ -1,9 +1,10 @@
 //! `Layer::forward_owned` gives what `Layer::forward` gives, bit for bit,
-//! and leaves the same cache behind: the output, then the input gradient
-//! and the parameter gradients of a backward pass, for every layer kind
-//! that implements it (and BatchNorm and a residual block through the
-//! provided method), in train mode and after an eval-mode forward, which
-//! must not touch the cache.
+//! and leaves the same cache behind: the outputs, then the input gradient,
+//! the parameter gradients and the running statistics after a backward
+//! pass, for every layer kind that implements it, BatchNorm with ghost
+//! batches (partly through `forward`) and a residual block (through the
+//! provided method), with and without an eval-mode forward before the
+//! backward pass (which must leave the cache as `forward` leaves it).
 
 use smoothout::{BackendTypes, BufferOps};
 use smoothout_cpu::Cpu;
@@ -25,43 +26,38 @@ fn host(b: &B, buf: &<B as BackendTypes>::Buffer) -> Vec<u32> {
 }
 
 /// Two copies of a layer (`make` twice), one fed through `forward`, the
-/// other through `forward_owned`: a train-mode forward, then (with
+/// other through `forward_owned`: train-mode forwards at batch 4 and then
+/// 3 (so that kept buffers of the wrong length get replaced), then (with
 /// `eval_between`) an eval-mode forward of other data, then a backward
-/// pass; every output, gradient and parameter gradient compared bit for
-/// bit.
-fn same_as_forward(what: &str, make: &dyn Fn(&B) -> Box<dyn Layer<B>>, shape: &[usize]) {
+/// pass; every output, gradient, parameter gradient and running statistic
+/// compared bit for bit.
+fn same_as_forward(what: &str, make: &dyn Fn(&B) -> Box<dyn Layer<B>>, image: [usize; 3]) {
     let b = B::with_threads(2).unwrap();
-    let len: usize = shape.iter().product();
     for eval_between in [false, true] {
-        let (mut lent, mut given) = (make(&b), make(&b));
-        let x = data(len, 1);
-        let y1 = lent
-            .forward(&b, &Activation::new(upload(&b, &x), shape), true)
-            .unwrap();
-        let y2 = given
-            .forward_owned(&b, Activation::new(upload(&b, &x), shape), true)
-            .unwrap();
-        assert_eq!(y1.shape, y2.shape, "{what}");
-        assert_eq!(host(&b, &y1.data), host(&b, &y2.data), "{what}: output");
-        if eval_between {
-            let other = data(len, 2);
-            let e1 = lent
-                .forward(&b, &Activation::new(upload(&b, &other), shape), false)
-                .unwrap();
-            let e2 = given
-                .forward_owned(&b, Activation::new(upload(&b, &other), shape), false)
-                .unwrap();
-            assert_eq!(
-                host(&b, &e1.data),
-                host(&b, &e2.data),
-                "{what}: eval output"
-            );
-        }
-        let dy = upload(&b, &data(b.len(&y1.data), 3));
         let ctx = format!("{what}, eval forward between: {eval_between}");
+        let (mut lent, mut given) = (make(&b), make(&b));
+        let mut forward = |n: usize, seed: u64, train: bool| {
+            let shape = [n, image[0], image[1], image[2]];
+            let x = data(shape.iter().product(), seed);
+            let y1 = lent
+                .forward(&b, &Activation::new(upload(&b, &x), shape), train)
+                .unwrap();
+            let y2 = given
+                .forward_owned(&b, Activation::new(upload(&b, &x), shape), train)
+                .unwrap();
+            assert_eq!(y1.shape, y2.shape, "{ctx}");
+            assert_eq!(host(&b, &y1.data), host(&b, &y2.data), "{ctx}: output");
+            b.len(&y1.data)
+        };
+        forward(4, 1, true);
+        let out = forward(3, 2, true);
+        if eval_between {
+            forward(3, 3, false);
+        }
+        let dy = upload(&b, &data(out, 4));
         let (dx1, dx2) = match (lent.backward(&b, &dy), given.backward(&b, &dy)) {
             (Ok(dx1), Ok(dx2)) => (dx1, dx2),
-            // BatchNorm's eval forward drops the cache either way.
+            // BatchNorm's eval forward drops the batch's cache either way.
             (Err(e1), Err(e2)) => {
                 assert_eq!(format!("{e1:?}"), format!("{e2:?}"), "{ctx}");
                 continue;
@@ -72,34 +68,37 @@ fn same_as_forward(what: &str, make: &dyn Fn(&B) -> Box<dyn Layer<B>>, shape: &[
         for (g1, g2) in lent.grads().into_iter().zip(given.grads()) {
             assert_eq!(host(&b, g1), host(&b, g2), "{ctx}: parameter gradient");
         }
+        for ((_, s1), (_, s2)) in lent.buffers().into_iter().zip(given.buffers()) {
+            assert_eq!(host(&b, s1), host(&b, s2), "{ctx}: running statistic");
+        }
     }
 }
 
 #[test]
 fn forward_owned_is_forward_bit_for_bit() {
-    let nchw = [4, 3, 6, 6];
+    let image = [3, 6, 6];
     same_as_forward(
         "linear",
         &|b| Box::new(Linear::new(b, 108, 5, 7).unwrap()),
-        &nchw,
+        image,
     );
     same_as_forward(
         "conv",
         &|b| Box::new(Conv2d::new(b, 3, 4, 3, 1, 1, 7).unwrap()),
-        &nchw,
+        image,
     );
-    same_as_forward("relu", &|_| Box::new(Relu::new()), &nchw);
-    same_as_forward("max pool", &|_| Box::new(MaxPool2d::new(3, 2, 1)), &nchw);
-    same_as_forward("avg pool", &|_| Box::new(AvgPool2d::new(2, 2, 0)), &nchw);
+    same_as_forward("relu", &|_| Box::new(Relu::new()), image);
+    same_as_forward("max pool", &|_| Box::new(MaxPool2d::new(3, 2, 1)), image);
+    same_as_forward("avg pool", &|_| Box::new(AvgPool2d::new(2, 2, 0)), image);
     same_as_forward(
         "dropout",
         &|_| Box::new(Dropout::new(0.5, 9).unwrap()),
-        &nchw,
+        image,
     );
     same_as_forward(
         "batch norm",
         &|b| Box::new(BatchNorm::new(b, 3).unwrap()),
-        &nchw,
+        image,
     );
     same_as_forward(
         "batch norm, ghost batches of 3",
@@ -111,11 +110,11 @@ fn forward_owned_is_forward_bit_for_bit() {
                     .unwrap(),
             )
         },
-        &nchw,
+        image,
     );
     same_as_forward(
         "residual block",
         &|b| Box::new(BasicBlock::new(b, 3, 4, 2, 7).unwrap()),
-        &nchw,
+        image,
     );
 }

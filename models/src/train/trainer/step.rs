@@ -242,7 +242,11 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         self.second_pass(|t| t.passes(x, labels, 1.0, true))?;
         let b = &self.backend;
         let beta = self.config.beta;
-        for (g, h) in self.net.grads_mut().into_iter().zip(&self.held) {
+        for (g, h) in lists(&mut self.net, self.specs.len())
+            .1
+            .into_iter()
+            .zip(&self.held)
+        {
             b.scale(B::Elem::from_f64(1.0 - beta), g)?;
             b.axpy(B::Elem::from_f64(beta), h, g)?;
         }
@@ -264,7 +268,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             _ => Ascent::Sam { rho: self.config.a },
         };
         let b = &self.backend;
-        let (params, grads) = self.net.params_and_grads_mut();
+        let (params, grads) = lists(&mut self.net, self.specs.len());
         let (mut ps, mut gs) = (Vec::new(), Vec::new());
         for ((p, g), spec) in params.into_iter().zip(grads).zip(&self.specs) {
             if spec.perturbed {
@@ -284,7 +288,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         self.net.zero_grad(&self.backend)?;
         let second = self.second_pass(|t| t.passes(x, labels, 1.0, false));
         let b = &self.backend;
-        let params = self.net.params_mut();
+        let (params, _) = lists(&mut self.net, self.specs.len());
         let perturbed = params
             .into_iter()
             .zip(&self.specs)
