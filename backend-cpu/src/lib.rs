@@ -38,6 +38,8 @@ mod host;
 mod isa;
 mod spare;
 mod tensor;
+#[cfg(target_arch = "x86_64")]
+mod weight_grad;
 
 pub use host::Host;
 pub use isa::Isa;

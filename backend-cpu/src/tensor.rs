@@ -7,7 +7,10 @@
 //! element's sum runs over `k` in the same order whatever the split. The
 //! batched forms are loops of that GEMM on the matrices' elements: the
 //! strided one runs its products in parallel (their outputs are disjoint),
-//! the summed one in order, as the reference does. Everything else calls the
+//! the summed one in order, as the reference does. A convolution's weight
+//! gradient in `f32` on AVX-512 is the one product that skips
+//! `matrixmultiply`: [`crate::weight_grad`] sums it in the same order
+//! without packing its operands. Everything else calls the
 //! [`smoothout::tensor::reference`] kernels on fixed ranges — images, planes,
 //! channels, rows, or chunks of elements — so the bits do not depend on the
 //! number of threads, and all but GEMM equal the reference's.
@@ -33,6 +36,47 @@ use r::wide;
 /// The granularity of the row blocks `C` is split into, one per thread (the
 /// bits do not depend on the split: see `gemm`).
 pub const GEMM_ROWS: usize = 64;
+
+/// How [`ConvOps::conv_weight_grad`] sums its products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WeightGrad {
+    /// `dw += dy_n · col_nᵀ` through `matrixmultiply`.
+    Gemm,
+    /// `dwᵀ += col_n · dy_nᵀ` through `matrixmultiply`: more rows to split
+    /// between threads when there are few filters.
+    Transposed,
+    /// `dwᵀ += col_n · dy_nᵀ` by [`crate::weight_grad`] (`f32`, AVX-512):
+    /// the same bits without packing either operand.
+    Avx512,
+}
+
+/// `x` as `f32`s.
+///
+/// # Panics
+/// If `T` is not `f32` (callers check first).
+fn as_f32<T: Real>(x: &[T]) -> &[f32] {
+    assert!(TypeId::of::<T>() == TypeId::of::<f32>());
+    // SAFETY: T is f32 (asserted), so the memory holds f32s.
+    unsafe { core::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+}
+
+/// [`as_f32`] for a mutable slice.
+fn as_f32_mut<T: Real>(x: &mut [T]) -> &mut [f32] {
+    assert!(TypeId::of::<T>() == TypeId::of::<f32>());
+    // SAFETY: as in `as_f32`.
+    unsafe { core::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
+}
+
+/// `dyt = dyᵀ` for `dy` of `filters × pixels` `f32`s, in AVX-512.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: called only for `WeightGrad::Avx512` (AVX-512 present, `T`
+    // is `f32`); the lengths are checked inside.
+    unsafe {
+        crate::weight_grad::transpose(as_f32(dy), filters, pixels, as_f32_mut(dyt));
+    }
+}
 
 /// Row and column strides of a stored matrix read as `op(x)`.
 fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
@@ -259,17 +303,26 @@ impl<T: Real> ConvOps for Cpu<T> {
         let lens = [dy.len(), conv.col_len(), dw.len()];
         let per_col = checked_product(conv, x.len(), (&g, &batch), lens, true)?;
         let rows = conv.col_rows();
-        let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
+        let way = if self.isa == Isa::Avx512 && TypeId::of::<T>() == TypeId::of::<f32>() {
+            WeightGrad::Avx512
+        } else if rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0 {
+            WeightGrad::Transposed
+        } else {
+            WeightGrad::Gemm
+        };
         // Memory of the backend's own, handed back at the end.
+        let (per_dy, transposed) = (filters * conv.col_cols(), way != WeightGrad::Gemm);
         let mut dwt = self.scratch(if transposed { rows * filters } else { 0 });
         let (mut col, mut next) = (self.scratch(per_col), self.scratch(per_col));
+        let dyt_len = if way == WeightGrad::Avx512 { per_dy } else { 0 };
+        let (mut dyt, mut dyt_next) = (self.scratch(dyt_len), self.scratch(dyt_len));
         let result = self.weight_grad_products(
-            (conv, filters, transposed),
+            (conv, filters, way),
             (x, dy, dw),
             (&g, &batch),
-            [&mut dwt, &mut col, &mut next],
+            [&mut dwt, &mut col, &mut next, &mut dyt, &mut dyt_next],
         );
-        for buf in [dwt, col, next] {
+        for buf in [dwt, col, next, dyt, dyt_next] {
             self.spare.put(buf);
         }
         result
@@ -301,23 +354,35 @@ impl<T: Real> ConvOps for Cpu<T> {
 
 impl<T: Real> Cpu<T> {
     /// [`ConvOps::conv_weight_grad`]'s work, in the memory it gives: `dwt`
-    /// for the transposed sum (when `transposed`) and the two column
-    /// buffers.
+    /// for the transposed sum (unless `way` is [`WeightGrad::Gemm`]), the
+    /// two column buffers and, for [`WeightGrad::Avx512`], two for the
+    /// images' `dy` transposed. The next image's columns (and `dy`) are
+    /// prepared beside each image's product.
     fn weight_grad_products(
         &self,
-        (conv, filters, transposed): (&Conv2d, usize, bool),
+        (conv, filters, way): (&Conv2d, usize, WeightGrad),
         (x, dy, dw): (&[T], &[T], &mut [T]),
         (g, batch): (&Gemm, &GemmBatch),
-        [dwt, col, next]: [&mut ArrayD<T>; 3],
+        [dwt, col, next, dyt, dyt_next]: [&mut ArrayD<T>; 5],
     ) -> Result<()> {
         let (image, rows, isa) = (conv.image_len(), conv.col_rows(), self.isa);
+        let (pixels, transposed) = (conv.col_cols(), way != WeightGrad::Gemm);
         let (dwt, mut col, mut next) = (slice_mut(dwt)?, slice_mut(col)?, slice_mut(next)?);
+        let (mut dyt, mut dyt_next) = (slice_mut(dyt)?, slice_mut(dyt_next)?);
         if transposed {
             for (e, d) in dwt.iter_mut().enumerate() {
                 *d = dw[(e % filters) * rows + e / filters];
             }
         }
-        kernels::im2col_image(isa, conv, &x[..image], col);
+        // Image i's columns into `col` (and its dy, transposed, into `dyt`).
+        let prepare = |i: usize, col: &mut [T], dyt: &mut [T]| {
+            kernels::im2col_image(isa, conv, &x[i * image..(i + 1) * image], col);
+            if way == WeightGrad::Avx512 {
+                let per = filters * pixels;
+                avx512_transpose(&dy[i * per..(i + 1) * per], filters, pixels, dyt);
+            }
+        };
+        prepare(0, col, dyt);
         // One entry into the pool for the whole batch: its threads stay
         // awake from one image's product to the next instead of being put to
         // sleep and woken (an inter-processor interrupt each) per image.
@@ -326,25 +391,28 @@ impl<T: Real> Cpu<T> {
             while let Some((i, (gi, [ra, _, rc]))) = products.next() {
                 let last = products.peek().is_none();
                 let (done, ()) = rayon::join(
-                    || {
-                        if transposed {
+                    || match way {
+                        WeightGrad::Avx512 => {
+                            self.avx512_weight_grad(col, pixels, dyt, filters, dwt);
+                            Ok(())
+                        }
+                        WeightGrad::Transposed => {
                             let gt = Gemm::new(gi.n, gi.m, gi.k)
                                 .transposed(false, true)
                                 .scaled(gi.alpha, gi.beta);
                             self.gemm_slices(&gt, col, &dy[ra], dwt)
-                        } else {
-                            self.gemm_slices(&gi, &dy[ra], col, &mut dw[rc])
                         }
+                        WeightGrad::Gemm => self.gemm_slices(&gi, &dy[ra], col, &mut dw[rc]),
                     },
                     || {
                         if !last {
-                            let x = &x[(i + 1) * image..(i + 2) * image];
-                            kernels::im2col_image(isa, conv, x, next);
+                            prepare(i + 1, next, dyt_next);
                         }
                     },
                 );
                 done?;
                 core::mem::swap(&mut col, &mut next);
+                core::mem::swap(&mut dyt, &mut dyt_next);
             }
             Ok(())
         })?;
@@ -354,6 +422,44 @@ impl<T: Real> Cpu<T> {
             }
         }
         Ok(())
+    }
+
+    /// One image's `dwt += col · dyt` (see [`crate::weight_grad`]), its rows
+    /// in one block per thread (the bits do not depend on the split).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn avx512_weight_grad(
+        &self,
+        col: &[T],
+        pixels: usize,
+        dyt: &[T],
+        filters: usize,
+        dwt: &mut [T],
+    ) {
+        let rows = dwt.len() / filters.max(1);
+        if rows == 0 || pixels == 0 {
+            return;
+        }
+        let per = rows.div_ceil(self.threads().max(1));
+        let (col, dyt) = (as_f32(col), as_f32(dyt));
+        dwt.par_chunks_mut(per * filters)
+            .enumerate()
+            .for_each(|(b, dwt)| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `WeightGrad::Avx512` is chosen only where the ISA is
+                // AVX-512 (checked by `Cpu::with_isa`/`Isa::detect`) and `T` is
+                // `f32`; `dwt` is whole rows of `filters`, `col` holds every row
+                // of the image's columns and `dyt` its `pixels · filters`.
+                unsafe {
+                    crate::weight_grad::accumulate(
+                        col,
+                        pixels,
+                        b * per,
+                        dyt,
+                        filters,
+                        as_f32_mut(dwt),
+                    );
+                }
+            });
     }
 
     /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,

@@ -3,7 +3,9 @@
 //! do (whole-batch `im2col`/`col2im` and batched GEMMs), composed here from
 //! `Cpu`'s own operations: the same bits, for strides 1 and 2, with and
 //! without padding, square and non-square images, one and two threads,
-//! `f32` and `f64`; and typed errors for buffers of the wrong length.
+//! `f32` and `f64`; and typed errors for buffers of the wrong length. On a
+//! CPU with AVX-512 the `f32` weight gradient is the backend's own kernel,
+//! checked here against `matrixmultiply`'s summed GEMM.
 
 use ndarray::{ArrayD, IxDyn};
 use smoothout::tensor::{BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, MatmulOps};
@@ -27,7 +29,7 @@ fn values<T: Real>(n: usize, seed: u64) -> Vec<T> {
 /// filters).
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 12] = [
     (3, 2, 5, 5, 3, 1, 1, 4),
     (2, 3, 7, 6, 3, 2, 1, 5),
     (4, 1, 6, 6, 2, 2, 0, 3),
@@ -37,6 +39,13 @@ const CASES: [Case; 8] = [
     // 144 and 200 columns per filter: the transposed, split weight gradient.
     (3, 16, 6, 6, 3, 1, 1, 8),
     (2, 8, 7, 5, 5, 2, 2, 3),
+    // Over 256 pixels per image (the sums' blocks), filters in one, two,
+    // three and four vectors of 16 with and without a partial one, rows
+    // not a multiple of the AVX-512 weight gradient's tiles.
+    (2, 3, 20, 20, 3, 1, 1, 33),
+    (2, 16, 18, 17, 3, 1, 1, 16),
+    (1, 5, 24, 24, 3, 1, 1, 64),
+    (2, 2, 16, 16, 1, 1, 0, 48),
 ];
 
 fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
