@@ -34,12 +34,12 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod dense;
+#[cfg(target_arch = "x86_64")]
+mod direct_gemm;
 mod host;
 mod isa;
 mod spare;
 mod tensor;
-#[cfg(target_arch = "x86_64")]
-mod weight_grad;
 
 pub use host::Host;
 pub use isa::Isa;

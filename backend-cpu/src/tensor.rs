@@ -7,10 +7,10 @@
 //! element's sum runs over `k` in the same order whatever the split. The
 //! batched forms are loops of that GEMM on the matrices' elements: the
 //! strided one runs its products in parallel (their outputs are disjoint),
-//! the summed one in order, as the reference does. A convolution's weight
-//! gradient in `f32` on AVX-512 is the one product that skips
-//! `matrixmultiply`: [`crate::weight_grad`] sums it in the same order
-//! without packing its operands. Everything else calls the
+//! the summed one in order, as the reference does. A convolution's
+//! products in `f32` on AVX-512 skip `matrixmultiply`: [`crate::direct_gemm`]
+//! sums them in the same order without packing their operands. Everything
+//! else calls the
 //! [`smoothout::tensor::reference`] kernels on fixed ranges — images, planes,
 //! channels, rows, or chunks of elements — so the bits do not depend on the
 //! number of threads, and all but GEMM equal the reference's.
@@ -45,7 +45,7 @@ enum WeightGrad {
     /// `dwᵀ += col_n · dy_nᵀ` through `matrixmultiply`: more rows to split
     /// between threads when there are few filters.
     Transposed,
-    /// `dwᵀ += col_n · dy_nᵀ` by [`crate::weight_grad`] (`f32`, AVX-512):
+    /// `dwᵀ += col_n · dy_nᵀ` by [`crate::direct_gemm`] (`f32`, AVX-512):
     /// the same bits without packing either operand.
     Avx512,
 }
@@ -74,7 +74,7 @@ fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut 
     // SAFETY: called only for `WeightGrad::Avx512` (AVX-512 present, `T`
     // is `f32`); the lengths are checked inside.
     unsafe {
-        crate::weight_grad::transpose(as_f32(dy), filters, pixels, as_f32_mut(dyt));
+        crate::direct_gemm::transpose(as_f32(dy), filters, pixels, as_f32_mut(dyt));
     }
 }
 
@@ -283,7 +283,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         let out = filters * conv.col_cols();
         self.per_image((y, out), (x, conv.image_len()), per_col, |col, y, x| {
             kernels::im2col_image(isa, conv, x, col);
-            self.gemm_slices(&g, w, col, &mut y[..out])
+            self.image_gemm(&g, w, col, &mut y[..out])
         })
     }
 
@@ -295,7 +295,8 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// `dW`), so that the product splits into row blocks across the
     /// threads; every element is still the same dot product over the same
     /// `k` order with the same accumulation into it, so the bits are those
-    /// of the untransposed sum (tested against it).
+    /// of the untransposed sum (tested against it). In `f32` on AVX-512 the
+    /// sum is always transposed and each product is [`crate::direct_gemm`]'s.
     fn conv_weight_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
         let (conv, filters) = (&pass.spec.0, pass.spec.1);
         let (x, dy, dw) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
@@ -344,7 +345,7 @@ impl<T: Real> ConvOps for Cpu<T> {
             (dy, out),
             per_col,
             |dcol, dx, dy| {
-                self.gemm_slices(&g, w, dy, dcol)?;
+                self.image_gemm(&g, w, dy, dcol)?;
                 kernels::col2im_image(isa, conv, dcol, dx);
                 Ok(())
             },
@@ -424,7 +425,7 @@ impl<T: Real> Cpu<T> {
         Ok(())
     }
 
-    /// One image's `dwt += col · dyt` (see [`crate::weight_grad`]), its rows
+    /// One image's `dwt += col · dyt` by [`crate::direct_gemm`], its rows
     /// in one block per thread (the bits do not depend on the split).
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn avx512_weight_grad(
@@ -443,23 +444,58 @@ impl<T: Real> Cpu<T> {
         let (col, dyt) = (as_f32(col), as_f32(dyt));
         dwt.par_chunks_mut(per * filters)
             .enumerate()
-            .for_each(|(b, dwt)| {
+            .for_each(|(i, dwt)| {
+                let (first, rows) = (i * per, dwt.len() / filters);
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `WeightGrad::Avx512` is chosen only where the ISA is
                 // AVX-512 (checked by `Cpu::with_isa`/`Isa::detect`) and `T` is
-                // `f32`; `dwt` is whole rows of `filters`, `col` holds every row
-                // of the image's columns and `dyt` its `pixels · filters`.
+                // `f32`; the kernel checks the lengths.
                 unsafe {
-                    crate::weight_grad::accumulate(
-                        col,
-                        pixels,
-                        b * per,
-                        dyt,
-                        filters,
-                        as_f32_mut(dwt),
+                    crate::direct_gemm::gemm(
+                        (rows, filters, pixels),
+                        (&col[first * pixels..], pixels, 1),
+                        (dyt, filters),
+                        (as_f32_mut(dwt), filters),
+                        true,
                     );
                 }
             });
+    }
+
+    /// Whether [`Cpu::image_gemm`] runs `g` by [`crate::direct_gemm`]: the
+    /// same bits as `matrixmultiply` where `T` is `f32` on AVX-512, `op(b)`
+    /// is `b`, α = 1 and β is 0 or 1.
+    fn direct(&self, g: &Gemm) -> bool {
+        self.isa == Isa::Avx512
+            && TypeId::of::<T>() == TypeId::of::<f32>()
+            && !g.trans_b
+            && g.k > 0
+            && g.alpha == 1.0
+            && (g.beta == 0.0 || g.beta == 1.0)
+    }
+
+    /// One image's product of a convolution, on the calling thread where
+    /// [`Cpu::direct`] allows (the images run in parallel), else
+    /// [`Cpu::gemm_slices`].
+    fn image_gemm(&self, g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
+        if !self.direct(g) {
+            return self.gemm_slices(g, a, b, c);
+        }
+        g.validate(a.len(), b.len(), c.len())?;
+        let (rsa, csa) = strides(g.trans_a, g.m, g.k);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `direct` checked the ISA and that `T` is `f32`; the
+        // kernel checks the lengths.
+        unsafe {
+            crate::direct_gemm::gemm(
+                (g.m, g.n, g.k),
+                (as_f32(a), rsa.unsigned_abs(), csa.unsigned_abs()),
+                (as_f32(b), g.n),
+                (as_f32_mut(c), g.n),
+                g.beta == 1.0,
+            );
+        }
+        Ok(())
     }
 
     /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,

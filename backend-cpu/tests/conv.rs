@@ -4,8 +4,8 @@
 //! `Cpu`'s own operations: the same bits, for strides 1 and 2, with and
 //! without padding, square and non-square images, one and two threads,
 //! `f32` and `f64`; and typed errors for buffers of the wrong length. On a
-//! CPU with AVX-512 the `f32` weight gradient is the backend's own kernel,
-//! checked here against `matrixmultiply`'s summed GEMM.
+//! CPU with AVX-512 the `f32` products are the backend's own kernels
+//! (`direct_gemm`), checked here against `matrixmultiply`'s batched GEMMs.
 
 use ndarray::{ArrayD, IxDyn};
 use smoothout::tensor::{BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, MatmulOps};
