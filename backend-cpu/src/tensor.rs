@@ -296,7 +296,8 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// threads; every element is still the same dot product over the same
     /// `k` order with the same accumulation into it, so the bits are those
     /// of the untransposed sum (tested against it). In `f32` on AVX-512 the
-    /// sum is always transposed and each product is [`crate::direct_gemm`]'s.
+    /// sum is always transposed and each product is the backend's own
+    /// kernel's (`direct_gemm`).
     fn conv_weight_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
         let (conv, filters) = (&pass.spec.0, pass.spec.1);
         let (x, dy, dw) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
