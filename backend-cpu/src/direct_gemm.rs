@@ -131,44 +131,284 @@ pub(crate) unsafe fn gemm(
         k,
         rsa,
         csa,
-        ldb,
         ldc,
         add,
     };
+    // SAFETY: the asserts above bound every element read or written.
+    unsafe {
+        by_groups(&shape, a, c, n, |o| Dense {
+            b: b.as_ptr().add(o),
+            ldb,
+        })
+    }
+}
+
+/// The geometry [`conv_same`] reads an image with: a stride-1 convolution
+/// whose output rows are as wide as the input's, so that pixel `j` of the
+/// output reads the input at `j + (ky − pad) · width + kx − pad` for kernel
+/// offset `(ky, kx)`, where that lies inside the image.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Same {
+    pub(crate) channels: usize,
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) out_h: usize,
+    pub(crate) kernel_h: usize,
+    pub(crate) kernel_w: usize,
+    pub(crate) padding: usize,
+}
+
+impl Same {
+    /// The largest kernel side [`conv_same`] takes.
+    pub(crate) const MAX_KERNEL: usize = 16;
+}
+
+/// A convolution's forward product for one image, `y = w · col(x)`, with
+/// `col(x)` read from the image in place instead of written out first: the
+/// same elements (zeros where the kernel reaches into the padding), so the
+/// same bits as [`gemm`] over the columns.
+///
+/// # Safety
+/// AVX-512F must be available. (The lengths and the geometry are checked.)
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn conv_same(
+    geometry: Same,
+    w: &[f32],
+    filters: usize,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let Same {
+        channels,
+        height,
+        width,
+        out_h,
+        kernel_h,
+        kernel_w,
+        padding,
+    } = geometry;
+    let (k, n) = (channels * kernel_h * kernel_w, out_h * width);
+    if filters == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(kernel_h <= Same::MAX_KERNEL && kernel_w <= Same::MAX_KERNEL);
+    assert!(padding < kernel_w && width + 2 * padding == width + kernel_w - 1);
+    assert!(out_h + kernel_h == height + 2 * padding + 1);
+    assert!(w.len() >= filters * k && x.len() >= channels * height * width);
+    assert!(y.len() >= filters * n);
+    let shape = Shape {
+        m: filters,
+        k,
+        rsa: k,
+        csa: 1,
+        ldc: n,
+        add: false,
+    };
+    // SAFETY: the asserts above bound every element of `w` and `y`; the
+    // image's reads are masked to the lanes inside it.
+    unsafe {
+        by_groups(&shape, w, y, n, |o| {
+            Image::new(geometry, x, o, (n - o).min(4 * LANES))
+        })
+    }
+}
+
+/// [`columns`] over the columns of `c` in groups of at most 64, the right
+/// operand of each group made by `right(first column)`.
+#[target_feature(enable = "avx512f")]
+unsafe fn by_groups<R: Right>(
+    s: &Shape,
+    a: &[f32],
+    c: &mut [f32],
+    n: usize,
+    right: impl Fn(usize) -> R,
+) {
     let mut o = 0;
     while o < n {
         let group = (n - o).min(4 * LANES);
-        // SAFETY: the asserts above bound every element read or written.
+        let (b, c) = (right(o), &mut c[o..]);
+        // SAFETY: as the caller's.
         unsafe {
             match group.div_ceil(LANES) {
-                1 => columns::<14, 1>(&shape, a, &b[o..], &mut c[o..], group),
-                2 => columns::<12, 2>(&shape, a, &b[o..], &mut c[o..], group),
-                3 => columns::<8, 3>(&shape, a, &b[o..], &mut c[o..], group),
-                _ => columns::<6, 4>(&shape, a, &b[o..], &mut c[o..], group),
+                1 => columns::<14, 1, R>(s, a, &b, c, group),
+                2 => columns::<12, 2, R>(s, a, &b, c, group),
+                3 => columns::<8, 3, R>(s, a, &b, c, group),
+                _ => columns::<6, 4, R>(s, a, &b, c, group),
             }
         }
         o += group;
     }
 }
 
-/// What [`gemm`] was given besides the operands and the columns.
+/// What [`columns`] is given besides the operands and the columns.
 struct Shape {
     m: usize,
     k: usize,
     rsa: usize,
     csa: usize,
-    ldb: usize,
     ldc: usize,
     add: bool,
+}
+
+/// The right operand of one group of columns, row by row through a cursor.
+trait Right {
+    /// Where a row is read from.
+    type Cursor: Copy;
+    /// Row `q`'s cursor.
+    fn at(&self, q: usize) -> Self::Cursor;
+    /// The next row's cursor.
+    fn next(&self, at: Self::Cursor) -> Self::Cursor;
+    /// Vector `v` (columns `16v ..`) of the row at `at`, lanes outside
+    /// `mask` zero.
+    ///
+    /// # Safety
+    /// AVX-512F; the cursor comes from this operand, within its rows.
+    unsafe fn load(&self, at: Self::Cursor, v: usize, mask: __mmask16) -> __m512;
+}
+
+/// A stored matrix, rows `ldb` apart, from the group's first column.
+struct Dense {
+    b: *const f32,
+    ldb: usize,
+}
+
+impl Right for Dense {
+    type Cursor = *const f32;
+    #[inline(always)]
+    fn at(&self, q: usize) -> *const f32 {
+        self.b.wrapping_add(q * self.ldb)
+    }
+    #[inline(always)]
+    fn next(&self, at: *const f32) -> *const f32 {
+        at.wrapping_add(self.ldb)
+    }
+    #[inline(always)]
+    unsafe fn load(&self, at: *const f32, v: usize, mask: __mmask16) -> __m512 {
+        // SAFETY: the caller's row, the group's columns under the mask.
+        unsafe { _mm512_maskz_loadu_ps(mask, at.add(v * LANES)) }
+    }
+}
+
+/// The columns of an image ([`Same`]) for one group of output pixels.
+struct Image<'a> {
+    geometry: Same,
+    x: &'a [f32],
+    /// The group's first output pixel.
+    first: usize,
+    /// For each kernel row `ky` and vector, the lanes whose input row
+    /// `y + ky − pad` lies inside the image.
+    rows: [[u16; 4]; Same::MAX_KERNEL],
+    /// The same for each kernel column and the input column.
+    cols: [[u16; 4]; Same::MAX_KERNEL],
+}
+
+impl<'a> Image<'a> {
+    fn new(geometry: Same, x: &'a [f32], first: usize, group: usize) -> Self {
+        let (mut rows, mut cols) = ([[0u16; 4]; Same::MAX_KERNEL], [[0u16; 4]; Same::MAX_KERNEL]);
+        let Same {
+            height,
+            width,
+            kernel_h,
+            kernel_w,
+            padding,
+            ..
+        } = geometry;
+        for lane in 0..group {
+            let j = first + lane;
+            let (y, x) = (j / width, j % width);
+            let bit = 1u16 << (lane % LANES);
+            for (ky, rows) in rows.iter_mut().enumerate().take(kernel_h) {
+                if (y + ky).checked_sub(padding).is_some_and(|r| r < height) {
+                    rows[lane / LANES] |= bit;
+                }
+            }
+            for (kx, cols) in cols.iter_mut().enumerate().take(kernel_w) {
+                if (x + kx).checked_sub(padding).is_some_and(|c| c < width) {
+                    cols[lane / LANES] |= bit;
+                }
+            }
+        }
+        Image {
+            geometry,
+            x,
+            first,
+            rows,
+            cols,
+        }
+    }
+}
+
+/// Where [`Image`] reads a row of the columns: the input element of the
+/// group's first pixel (an offset that may lie outside the image, for
+/// lanes that are masked), and the kernel offset.
+#[derive(Clone, Copy)]
+struct ImageAt {
+    offset: isize,
+    ky: usize,
+    kx: usize,
+}
+
+impl Right for Image<'_> {
+    type Cursor = ImageAt;
+    #[inline(always)]
+    fn at(&self, q: usize) -> ImageAt {
+        let g = &self.geometry;
+        let (c, ky, kx) = (
+            q / (g.kernel_h * g.kernel_w),
+            q / g.kernel_w % g.kernel_h,
+            q % g.kernel_w,
+        );
+        let plane = (g.height * g.width) as isize;
+        let shift = (ky as isize - g.padding as isize) * g.width as isize + kx as isize
+            - g.padding as isize;
+        ImageAt {
+            offset: c as isize * plane + self.first as isize + shift,
+            ky,
+            kx,
+        }
+    }
+    #[inline(always)]
+    fn next(&self, at: ImageAt) -> ImageAt {
+        let g = &self.geometry;
+        let ImageAt {
+            mut offset,
+            mut ky,
+            mut kx,
+        } = at;
+        kx += 1;
+        offset += 1;
+        if kx == g.kernel_w {
+            kx = 0;
+            ky += 1;
+            offset += g.width as isize - g.kernel_w as isize;
+            if ky == g.kernel_h {
+                ky = 0;
+                offset += (g.height as isize - g.kernel_h as isize) * g.width as isize;
+            }
+        }
+        ImageAt { offset, ky, kx }
+    }
+    #[inline(always)]
+    unsafe fn load(&self, at: ImageAt, v: usize, mask: __mmask16) -> __m512 {
+        let inside = mask & self.rows[at.ky][v] & self.cols[at.kx][v];
+        let from = self
+            .x
+            .as_ptr()
+            .wrapping_offset(at.offset + (v * LANES) as isize);
+        // SAFETY: a lane is loaded only where its input row and column lie
+        // inside the image (the masks), that is inside `x`; masked lanes
+        // are not read.
+        unsafe { _mm512_maskz_loadu_ps(inside, from) }
+    }
 }
 
 /// Every row of `c`, `MR` at a time, for its first `group ≤ NV · 16`
 /// columns (`b` and `c` start at the group's first column).
 #[target_feature(enable = "avx512f")]
-unsafe fn columns<const MR: usize, const NV: usize>(
+unsafe fn columns<const MR: usize, const NV: usize, R: Right>(
     s: &Shape,
     a: &[f32],
-    b: &[f32],
+    b: &R,
     c: &mut [f32],
     group: usize,
 ) {
@@ -176,7 +416,7 @@ unsafe fn columns<const MR: usize, const NV: usize>(
         let lanes = group.saturating_sub(v * LANES).min(LANES);
         ((1u32 << lanes) - 1) as __mmask16
     });
-    let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let (a, c) = (a.as_ptr(), c.as_mut_ptr());
     // Block by block of the sum, all the rows for each: the block of `b`
     // (at most 256 of its rows by 64 columns) stays in cache while every
     // tile of rows reads it. Each element still gets its blocks in order.
@@ -184,6 +424,7 @@ unsafe fn columns<const MR: usize, const NV: usize>(
     while p < s.k {
         let kc = (s.k - p).min(KC);
         let first = p == 0 && !s.add;
+        let start = b.at(p);
         let mut r = 0;
         while r < s.m {
             let tile = (s.m - r).min(MR);
@@ -191,21 +432,20 @@ unsafe fn columns<const MR: usize, const NV: usize>(
             // and stores only its own.
             // SAFETY (every pointer below): rows r..r + tile of `a` and `c`,
             // rows p..p + kc of `b`, and the group's columns under the masks
-            // lie in the slices (asserted by `gemm`).
+            // lie in the slices (asserted by the callers).
             let rows: [*const f32; MR] =
                 core::array::from_fn(|i| unsafe { a.add((r + i.min(tile - 1)) * s.rsa) });
             let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+            let mut at = start;
             for q in p..p + kc {
-                let bq = unsafe { b.add(q * s.ldb) };
-                let bv: [__m512; NV] = core::array::from_fn(|v| unsafe {
-                    _mm512_maskz_loadu_ps(masks[v], bq.add(v * LANES))
-                });
+                let bv: [__m512; NV] = core::array::from_fn(|v| unsafe { b.load(at, v, masks[v]) });
                 for i in 0..MR {
                     let av = _mm512_set1_ps(unsafe { *rows[i].add(q * s.csa) });
                     for v in 0..NV {
                         acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
                     }
                 }
+                at = b.next(at);
             }
             let out = unsafe { c.add(r * s.ldc) };
             for (i, acc) in acc.iter().enumerate().take(tile) {

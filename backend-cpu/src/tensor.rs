@@ -281,6 +281,26 @@ impl<T: Real> ConvOps for Cpu<T> {
         let lens = [w.len(), conv.col_len(), y.len()];
         let per_col = checked_product(conv, x.len(), (&g, &batch), lens, false)?;
         let out = filters * conv.col_cols();
+        if let Some(same) = self.direct_same(conv, &g) {
+            // The columns read from each image in place: no column buffer,
+            // and the product's lengths checked here, once.
+            g.validate(w.len(), conv.col_rows() * conv.col_cols(), out)?;
+            return self.per_image((y, out), (x, conv.image_len()), 0, |_, y, x| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `direct_same` checked the ISA and that `T` is
+                // `f32`; the kernel checks the lengths and the geometry.
+                unsafe {
+                    crate::direct_gemm::conv_same(
+                        same,
+                        as_f32(w),
+                        *filters,
+                        as_f32(x),
+                        as_f32_mut(y),
+                    );
+                }
+                Ok(())
+            });
+        }
         self.per_image((y, out), (x, conv.image_len()), per_col, |col, y, x| {
             kernels::im2col_image(isa, conv, x, col);
             self.image_gemm(&g, w, col, &mut y[..out])
@@ -473,6 +493,31 @@ impl<T: Real> Cpu<T> {
             && g.k > 0
             && g.alpha == 1.0
             && (g.beta == 0.0 || g.beta == 1.0)
+    }
+
+    /// The geometry [`crate::direct_gemm::conv_same`] reads `conv`'s images
+    /// with, where it runs the forward product `g` (as [`Cpu::direct`], for
+    /// a stride-1 convolution whose output rows are as wide as its input's
+    /// and a kernel of at most 16 × 16).
+    #[cfg(target_arch = "x86_64")]
+    fn direct_same(&self, conv: &Conv2d, g: &Gemm) -> Option<crate::direct_gemm::Same> {
+        use crate::direct_gemm::Same;
+        let fits = conv.kernel_h <= Same::MAX_KERNEL && conv.kernel_w <= Same::MAX_KERNEL;
+        (self.direct(g) && conv.stride == 1 && conv.out_w() == conv.width && fits).then(|| Same {
+            channels: conv.channels,
+            height: conv.height,
+            width: conv.width,
+            out_h: conv.out_h(),
+            kernel_h: conv.kernel_h,
+            kernel_w: conv.kernel_w,
+            padding: conv.padding,
+        })
+    }
+
+    /// Never: the kernel is x86-64's.
+    #[cfg(not(target_arch = "x86_64"))]
+    fn direct_same(&self, _: &Conv2d, _: &Gemm) -> Option<()> {
+        None
     }
 
     /// One image's product of a convolution, on the calling thread where
