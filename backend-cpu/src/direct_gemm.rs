@@ -2,10 +2,18 @@
 //! with the same bits as `matrixmultiply`'s products that they replace,
 //! without packing their operands:
 //!
-//! - forward, `y = W · col` (filters × pixels);
+//! - forward, `y = W · col(x)` (filters × pixels);
 //! - input gradient, `dcol = Wᵀ · dy` (column rows × pixels);
-//! - weight gradient, kept transposed, `dwᵀ += col · dyᵀ` (column rows ×
+//! - weight gradient, kept transposed, `dwᵀ += col(x) · dyᵀ` (column rows ×
 //!   filters), `dy` transposed once per image in 16 × 16 blocks.
+//!
+//! For a stride-1 convolution whose output rows are as wide as its input's
+//! ([`Same`], ResNet's 3 × 3 and C1's 5 × 5 ones) the columns `col(x)` are
+//! never written: the forward product loads shifted rows of the image under
+//! masks that zero the padding ([`conv_same`]), and the weight gradient
+//! reads a copy of the image with its border of zeros ([`weight_grad_same`]),
+//! the same elements im2col would write, in a ninth of the memory for a
+//! 3 × 3 kernel.
 //!
 //! `matrixmultiply` copies both operands of every product into panels
 //! before its kernel reads them. A convolution's products have few filters
@@ -126,17 +134,15 @@ pub(crate) unsafe fn gemm(
     assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
     assert!(n <= ldb && b.len() >= (k - 1) * ldb + n);
     assert!(n <= ldc && c.len() >= (m - 1) * ldc + n);
-    let shape = Shape {
-        m,
-        k,
+    let shape = Shape { m, k, ldc, add };
+    let left = Strided {
+        a: a.as_ptr(),
         rsa,
         csa,
-        ldc,
-        add,
     };
     // SAFETY: the asserts above bound every element read or written.
     unsafe {
-        by_groups(&shape, a, c, n, |o| Dense {
+        by_groups(&shape, &left, c, n, |o| Dense {
             b: b.as_ptr().add(o),
             ldb,
         })
@@ -199,15 +205,18 @@ pub(crate) unsafe fn conv_same(
     let shape = Shape {
         m: filters,
         k,
-        rsa: k,
-        csa: 1,
         ldc: n,
         add: false,
+    };
+    let left = Strided {
+        a: w.as_ptr(),
+        rsa: k,
+        csa: 1,
     };
     // SAFETY: the asserts above bound every element of `w` and `y`; the
     // image's reads are masked to the lanes inside it.
     unsafe {
-        by_groups(&shape, w, y, n, |o| {
+        by_groups(&shape, &left, y, n, |o| {
             Image::new(geometry, x, o, (n - o).min(4 * LANES))
         })
     }
@@ -216,9 +225,9 @@ pub(crate) unsafe fn conv_same(
 /// [`columns`] over the columns of `c` in groups of at most 64, the right
 /// operand of each group made by `right(first column)`.
 #[target_feature(enable = "avx512f")]
-unsafe fn by_groups<R: Right>(
+unsafe fn by_groups<L: Left, R: Right>(
     s: &Shape,
-    a: &[f32],
+    a: &L,
     c: &mut [f32],
     n: usize,
     right: impl Fn(usize) -> R,
@@ -230,10 +239,10 @@ unsafe fn by_groups<R: Right>(
         // SAFETY: as the caller's.
         unsafe {
             match group.div_ceil(LANES) {
-                1 => columns::<14, 1, R>(s, a, &b, c, group),
-                2 => columns::<12, 2, R>(s, a, &b, c, group),
-                3 => columns::<8, 3, R>(s, a, &b, c, group),
-                _ => columns::<6, 4, R>(s, a, &b, c, group),
+                1 => columns::<14, 1, L, R>(s, a, &b, c, group),
+                2 => columns::<12, 2, L, R>(s, a, &b, c, group),
+                3 => columns::<8, 3, L, R>(s, a, &b, c, group),
+                _ => columns::<6, 4, L, R>(s, a, &b, c, group),
             }
         }
         o += group;
@@ -244,10 +253,182 @@ unsafe fn by_groups<R: Right>(
 struct Shape {
     m: usize,
     k: usize,
-    rsa: usize,
-    csa: usize,
     ldc: usize,
     add: bool,
+}
+
+/// The left operand, row by row: row `i`'s element at a cursor lies
+/// [`Left::offset`] elements after [`Left::row`]`(i)`.
+trait Left {
+    /// Where the rows are read, the same for all of them.
+    type Cursor: Copy;
+    /// The start of row `i`.
+    fn row(&self, i: usize) -> *const f32;
+    /// Column `q`'s cursor.
+    fn at(&self, q: usize) -> Self::Cursor;
+    /// The next column's cursor.
+    fn next(&self, at: Self::Cursor) -> Self::Cursor;
+    /// The cursor's offset from a row's start.
+    fn offset(at: Self::Cursor) -> usize;
+}
+
+/// A stored matrix: element `(i, q)` at `a[i · rsa + q · csa]`.
+struct Strided {
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+}
+
+impl Left for Strided {
+    type Cursor = usize;
+    #[inline(always)]
+    fn row(&self, i: usize) -> *const f32 {
+        self.a.wrapping_add(i * self.rsa)
+    }
+    #[inline(always)]
+    fn at(&self, q: usize) -> usize {
+        q * self.csa
+    }
+    #[inline(always)]
+    fn next(&self, at: usize) -> usize {
+        at + self.csa
+    }
+    #[inline(always)]
+    fn offset(at: usize) -> usize {
+        at
+    }
+}
+
+/// An image's columns ([`Same`]) as the left operand, from row `first`
+/// on, read from the image padded with zeros on every side (`xp`, planes of
+/// `(height + 2 · pad) × (width + 2 · pad)`): row `(c, ky, kx)` starts at
+/// `xp[c][ky][kx]`, and output pixel `(y, x)` lies `y · (width + 2 · pad) + x`
+/// after it, the same for every row.
+struct Padded {
+    xp: *const f32,
+    geometry: Same,
+    first: usize,
+}
+
+impl Padded {
+    fn padded_width(&self) -> usize {
+        self.geometry.width + 2 * self.geometry.padding
+    }
+}
+
+impl Left for Padded {
+    /// The offset, and the output column it is at.
+    type Cursor = (usize, usize);
+    #[inline(always)]
+    fn row(&self, i: usize) -> *const f32 {
+        let g = &self.geometry;
+        let r = self.first + i;
+        let (c, ky, kx) = (
+            r / (g.kernel_h * g.kernel_w),
+            r / g.kernel_w % g.kernel_h,
+            r % g.kernel_w,
+        );
+        let plane = (g.height + 2 * g.padding) * self.padded_width();
+        self.xp
+            .wrapping_add(c * plane + ky * self.padded_width() + kx)
+    }
+    #[inline(always)]
+    fn at(&self, q: usize) -> (usize, usize) {
+        let w = self.geometry.width;
+        (q / w * self.padded_width() + q % w, q % w)
+    }
+    #[inline(always)]
+    fn next(&self, (offset, x): (usize, usize)) -> (usize, usize) {
+        if x + 1 == self.geometry.width {
+            (offset + 1 + 2 * self.geometry.padding, 0)
+        } else {
+            (offset + 1, x + 1)
+        }
+    }
+    #[inline(always)]
+    fn offset((offset, _): (usize, usize)) -> usize {
+        offset
+    }
+}
+
+/// `xp`: each plane of `x` (`geometry`'s) inside a border of `padding`
+/// zeros, planes of `(height + 2 · pad) × (width + 2 · pad)`.
+pub(crate) fn pad_image(geometry: Same, x: &[f32], xp: &mut [f32]) {
+    let Same {
+        channels,
+        height,
+        width,
+        padding,
+        ..
+    } = geometry;
+    let (wp, hp) = (width + 2 * padding, height + 2 * padding);
+    for (plane, xp) in x
+        .chunks(height * width)
+        .zip(xp.chunks_mut(hp * wp))
+        .take(channels)
+    {
+        xp[..padding * wp].fill(0.0);
+        xp[(padding + height) * wp..].fill(0.0);
+        for (row, out) in plane.chunks(width).zip(xp[padding * wp..].chunks_mut(wp)) {
+            out[..padding].fill(0.0);
+            out[padding..padding + width].copy_from_slice(row);
+            out[padding + width..].fill(0.0);
+        }
+    }
+}
+
+/// Rows `first..first + dwt.len() / filters` of one image's weight
+/// gradient, kept transposed: `dwt[r][o] += Σ_j col(x)[r][j] · dyt[j][o]`,
+/// the columns read from the padded image `xp` ([`pad_image`]) in place,
+/// the same elements as im2col's, so the same bits as [`gemm`] over them.
+///
+/// # Safety
+/// AVX-512F must be available. (The lengths are checked.)
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn weight_grad_same(
+    geometry: Same,
+    xp: &[f32],
+    first: usize,
+    (dyt, filters): (&[f32], usize),
+    dwt: &mut [f32],
+) {
+    let Same {
+        channels,
+        height,
+        width,
+        out_h,
+        kernel_h,
+        kernel_w,
+        padding,
+    } = geometry;
+    let (pixels, rows) = (out_h * width, dwt.len() / filters.max(1));
+    if filters == 0 || rows == 0 || pixels == 0 {
+        return;
+    }
+    assert!(2 * padding + 1 == kernel_w && out_h + kernel_h == height + 2 * padding + 1);
+    assert!(first + rows <= channels * kernel_h * kernel_w && rows * filters == dwt.len());
+    assert!(xp.len() >= channels * (height + 2 * padding) * (width + 2 * padding));
+    assert!(dyt.len() >= pixels * filters);
+    let shape = Shape {
+        m: rows,
+        k: pixels,
+        ldc: filters,
+        add: true,
+    };
+    let left = Padded {
+        xp: xp.as_ptr(),
+        geometry,
+        first,
+    };
+    // SAFETY: the asserts bound every element read or written: the last
+    // row's last pixel reads xp[c][out_h − 1 + ky][width − 1 + kx], inside
+    // its padded plane.
+    unsafe {
+        by_groups(&shape, &left, dwt, filters, |o| Dense {
+            b: dyt.as_ptr().wrapping_add(o),
+            ldb: filters,
+        })
+    }
 }
 
 /// The right operand of one group of columns, row by row through a cursor.
@@ -405,9 +586,9 @@ impl Right for Image<'_> {
 /// Every row of `c`, `MR` at a time, for its first `group ≤ NV · 16`
 /// columns (`b` and `c` start at the group's first column).
 #[target_feature(enable = "avx512f")]
-unsafe fn columns<const MR: usize, const NV: usize, R: Right>(
+unsafe fn columns<const MR: usize, const NV: usize, L: Left, R: Right>(
     s: &Shape,
-    a: &[f32],
+    a: &L,
     b: &R,
     c: &mut [f32],
     group: usize,
@@ -416,7 +597,7 @@ unsafe fn columns<const MR: usize, const NV: usize, R: Right>(
         let lanes = group.saturating_sub(v * LANES).min(LANES);
         ((1u32 << lanes) - 1) as __mmask16
     });
-    let (a, c) = (a.as_ptr(), c.as_mut_ptr());
+    let c = c.as_mut_ptr();
     // Block by block of the sum, all the rows for each: the block of `b`
     // (at most 256 of its rows by 64 columns) stays in cache while every
     // tile of rows reads it. Each element still gets its blocks in order.
@@ -424,7 +605,7 @@ unsafe fn columns<const MR: usize, const NV: usize, R: Right>(
     while p < s.k {
         let kc = (s.k - p).min(KC);
         let first = p == 0 && !s.add;
-        let start = b.at(p);
+        let (start, left) = (b.at(p), a.at(p));
         let mut r = 0;
         while r < s.m {
             let tile = (s.m - r).min(MR);
@@ -433,19 +614,19 @@ unsafe fn columns<const MR: usize, const NV: usize, R: Right>(
             // SAFETY (every pointer below): rows r..r + tile of `a` and `c`,
             // rows p..p + kc of `b`, and the group's columns under the masks
             // lie in the slices (asserted by the callers).
-            let rows: [*const f32; MR] =
-                core::array::from_fn(|i| unsafe { a.add((r + i.min(tile - 1)) * s.rsa) });
+            let rows: [*const f32; MR] = core::array::from_fn(|i| a.row(r + i.min(tile - 1)));
             let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-            let mut at = start;
-            for q in p..p + kc {
+            let (mut at, mut la) = (start, left);
+            for _ in p..p + kc {
                 let bv: [__m512; NV] = core::array::from_fn(|v| unsafe { b.load(at, v, masks[v]) });
                 for i in 0..MR {
-                    let av = _mm512_set1_ps(unsafe { *rows[i].add(q * s.csa) });
+                    let av = _mm512_set1_ps(unsafe { *rows[i].add(L::offset(la)) });
                     for v in 0..NV {
                         acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
                     }
                 }
                 at = b.next(at);
+                la = a.next(la);
             }
             let out = unsafe { c.add(r * s.ldc) };
             for (i, acc) in acc.iter().enumerate().take(tile) {

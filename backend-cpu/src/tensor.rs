@@ -37,6 +37,37 @@ use r::wide;
 /// bits do not depend on the split: see `gemm`).
 pub const GEMM_ROWS: usize = 64;
 
+/// A convolution's geometry for the kernels that read its images in place.
+#[cfg(target_arch = "x86_64")]
+type SameConv = crate::direct_gemm::Same;
+/// No such kernels off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+type SameConv = ();
+
+/// `conv`'s geometry for [`crate::direct_gemm`]'s in-place kernels: a
+/// stride-1 convolution whose output rows are as wide as its input's, with
+/// a kernel of at most 16 × 16.
+#[cfg(target_arch = "x86_64")]
+fn same_geometry(conv: &Conv2d) -> Option<SameConv> {
+    use crate::direct_gemm::Same;
+    let fits = conv.kernel_h <= Same::MAX_KERNEL && conv.kernel_w <= Same::MAX_KERNEL;
+    (conv.stride == 1 && conv.out_w() == conv.width && fits).then(|| Same {
+        channels: conv.channels,
+        height: conv.height,
+        width: conv.width,
+        out_h: conv.out_h(),
+        kernel_h: conv.kernel_h,
+        kernel_w: conv.kernel_w,
+        padding: conv.padding,
+    })
+}
+
+/// Never off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+fn same_geometry(_: &Conv2d) -> Option<SameConv> {
+    None
+}
+
 /// How [`ConvOps::conv_weight_grad`] sums its products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WeightGrad {
@@ -332,6 +363,15 @@ impl<T: Real> ConvOps for Cpu<T> {
         } else {
             WeightGrad::Gemm
         };
+        // The columns read from the padded image in place where they can be.
+        let same = if way == WeightGrad::Avx512 {
+            same_geometry(conv)
+        } else {
+            None
+        };
+        let per_col = same.map_or(per_col, |_| {
+            conv.channels * (conv.height + 2 * conv.padding) * (conv.width + 2 * conv.padding)
+        });
         // Memory of the backend's own, handed back at the end.
         let (per_dy, transposed) = (filters * conv.col_cols(), way != WeightGrad::Gemm);
         let mut dwt = self.scratch(if transposed { rows * filters } else { 0 });
@@ -339,7 +379,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         let dyt_len = if way == WeightGrad::Avx512 { per_dy } else { 0 };
         let (mut dyt, mut dyt_next) = (self.scratch(dyt_len), self.scratch(dyt_len));
         let result = self.weight_grad_products(
-            (conv, filters, way),
+            (conv, filters, way, same),
             (x, dy, dw),
             (&g, &batch),
             [&mut dwt, &mut col, &mut next, &mut dyt, &mut dyt_next],
@@ -382,7 +422,7 @@ impl<T: Real> Cpu<T> {
     /// prepared beside each image's product.
     fn weight_grad_products(
         &self,
-        (conv, filters, way): (&Conv2d, usize, WeightGrad),
+        (conv, filters, way, same): (&Conv2d, usize, WeightGrad, Option<SameConv>),
         (x, dy, dw): (&[T], &[T], &mut [T]),
         (g, batch): (&Gemm, &GemmBatch),
         [dwt, col, next, dyt, dyt_next]: [&mut ArrayD<T>; 5],
@@ -398,7 +438,12 @@ impl<T: Real> Cpu<T> {
         }
         // Image i's columns into `col` (and its dy, transposed, into `dyt`).
         let prepare = |i: usize, col: &mut [T], dyt: &mut [T]| {
-            kernels::im2col_image(isa, conv, &x[i * image..(i + 1) * image], col);
+            let x = &x[i * image..(i + 1) * image];
+            match same {
+                #[cfg(target_arch = "x86_64")]
+                Some(same) => crate::direct_gemm::pad_image(same, as_f32(x), as_f32_mut(col)),
+                _ => kernels::im2col_image(isa, conv, x, col),
+            }
             if way == WeightGrad::Avx512 {
                 let per = filters * pixels;
                 avx512_transpose(&dy[i * per..(i + 1) * per], filters, pixels, dyt);
@@ -415,7 +460,7 @@ impl<T: Real> Cpu<T> {
                 let (done, ()) = rayon::join(
                     || match way {
                         WeightGrad::Avx512 => {
-                            self.avx512_weight_grad(col, pixels, dyt, filters, dwt);
+                            self.avx512_weight_grad((col, same), pixels, dyt, filters, dwt);
                             Ok(())
                         }
                         WeightGrad::Transposed => {
@@ -447,11 +492,12 @@ impl<T: Real> Cpu<T> {
     }
 
     /// One image's `dwt += col · dyt` by [`crate::direct_gemm`], its rows
-    /// in one block per thread (the bits do not depend on the split).
+    /// in one block per thread (the bits do not depend on the split); with
+    /// `same`, `col` is the padded image the columns are read from.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn avx512_weight_grad(
         &self,
-        col: &[T],
+        (col, same): (&[T], Option<SameConv>),
         pixels: usize,
         dyt: &[T],
         filters: usize,
@@ -472,11 +518,16 @@ impl<T: Real> Cpu<T> {
                 // AVX-512 (checked by `Cpu::with_isa`/`Isa::detect`) and `T` is
                 // `f32`; the kernel checks the lengths.
                 unsafe {
+                    let (dyt, dwt) = ((dyt, filters), as_f32_mut(dwt));
+                    if let Some(same) = same {
+                        crate::direct_gemm::weight_grad_same(same, col, first, dyt, dwt);
+                        return;
+                    }
                     crate::direct_gemm::gemm(
                         (rows, filters, pixels),
                         (&col[first * pixels..], pixels, 1),
-                        (dyt, filters),
-                        (as_f32_mut(dwt), filters),
+                        dyt,
+                        (dwt, filters),
                         true,
                     );
                 }
@@ -496,28 +547,10 @@ impl<T: Real> Cpu<T> {
     }
 
     /// The geometry [`crate::direct_gemm::conv_same`] reads `conv`'s images
-    /// with, where it runs the forward product `g` (as [`Cpu::direct`], for
-    /// a stride-1 convolution whose output rows are as wide as its input's
-    /// and a kernel of at most 16 × 16).
-    #[cfg(target_arch = "x86_64")]
-    fn direct_same(&self, conv: &Conv2d, g: &Gemm) -> Option<crate::direct_gemm::Same> {
-        use crate::direct_gemm::Same;
-        let fits = conv.kernel_h <= Same::MAX_KERNEL && conv.kernel_w <= Same::MAX_KERNEL;
-        (self.direct(g) && conv.stride == 1 && conv.out_w() == conv.width && fits).then(|| Same {
-            channels: conv.channels,
-            height: conv.height,
-            width: conv.width,
-            out_h: conv.out_h(),
-            kernel_h: conv.kernel_h,
-            kernel_w: conv.kernel_w,
-            padding: conv.padding,
-        })
-    }
-
-    /// Never: the kernel is x86-64's.
-    #[cfg(not(target_arch = "x86_64"))]
-    fn direct_same(&self, _: &Conv2d, _: &Gemm) -> Option<()> {
-        None
+    /// with, where it runs the forward product `g` (see [`Cpu::direct`] and
+    /// [`same_geometry`]).
+    fn direct_same(&self, conv: &Conv2d, g: &Gemm) -> Option<SameConv> {
+        same_geometry(conv).filter(|_| self.direct(g))
     }
 
     /// One image's product of a convolution, on the calling thread where
