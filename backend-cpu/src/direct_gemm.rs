@@ -12,8 +12,8 @@
 //! never written: the forward product loads shifted rows of the image under
 //! masks that zero the padding ([`conv_same`]), and the weight gradient
 //! reads a copy of the image with its border of zeros ([`weight_grad_same`]),
-//! the same elements im2col would write, in a ninth of the memory for a
-//! 3 × 3 kernel.
+//! the same elements im2col would write, in about a ninth of the memory
+//! for a 3 × 3 kernel.
 //!
 //! `matrixmultiply` copies both operands of every product into panels
 //! before its kernel reads them. A convolution's products have few filters
@@ -40,7 +40,7 @@ use core::arch::x86_64::{
 
 /// `matrixmultiply`'s block of the sum's index for `f32` (its `S_KC`).
 pub(crate) const KC: usize = 256;
-/// Filters per vector.
+/// `f32` lanes per vector.
 const LANES: usize = 16;
 
 /// `dyt[j][o] = dy[o][j]` for `dy` of `filters` rows by `pixels`.
@@ -167,6 +167,13 @@ pub(crate) struct Same {
 impl Same {
     /// The largest kernel side [`conv_same`] takes.
     pub(crate) const MAX_KERNEL: usize = 16;
+
+    /// Row `q` of the columns as (channel, kernel row, kernel column).
+    #[inline(always)]
+    fn kernel_index(&self, q: usize) -> (usize, usize, usize) {
+        let (kh, kw) = (self.kernel_h, self.kernel_w);
+        (q / (kh * kw), q / kw % kh, q % kw)
+    }
 }
 
 /// A convolution's forward product for one image, `y = w · col(x)`, with
@@ -322,12 +329,7 @@ impl Left for Padded {
     #[inline(always)]
     fn row(&self, i: usize) -> *const f32 {
         let g = &self.geometry;
-        let r = self.first + i;
-        let (c, ky, kx) = (
-            r / (g.kernel_h * g.kernel_w),
-            r / g.kernel_w % g.kernel_h,
-            r % g.kernel_w,
-        );
+        let (c, ky, kx) = g.kernel_index(self.first + i);
         let plane = (g.height + 2 * g.padding) * self.padded_width();
         self.xp
             .wrapping_add(c * plane + ky * self.padded_width() + kx)
@@ -534,11 +536,7 @@ impl Right for Image<'_> {
     #[inline(always)]
     fn at(&self, q: usize) -> ImageAt {
         let g = &self.geometry;
-        let (c, ky, kx) = (
-            q / (g.kernel_h * g.kernel_w),
-            q / g.kernel_w % g.kernel_h,
-            q % g.kernel_w,
-        );
+        let (c, ky, kx) = g.kernel_index(q);
         let plane = (g.height * g.width) as isize;
         let shift = (ky as isize - g.padding as isize) * g.width as isize + kx as isize
             - g.padding as isize;

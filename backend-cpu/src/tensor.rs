@@ -417,8 +417,8 @@ impl<T: Real> ConvOps for Cpu<T> {
 impl<T: Real> Cpu<T> {
     /// [`ConvOps::conv_weight_grad`]'s work, in the memory it gives: `dwt`
     /// for the transposed sum (unless `way` is [`WeightGrad::Gemm`]), the
-    /// two column buffers and, for [`WeightGrad::Avx512`], two for the
-    /// images' `dy` transposed. The next image's columns (and `dy`) are
+    /// two column buffers (padded images with `same`) and, for
+    /// [`WeightGrad::Avx512`], two for the images' `dy` transposed. The next image's columns (and `dy`) are
     /// prepared beside each image's product.
     fn weight_grad_products(
         &self,
