@@ -141,12 +141,7 @@ pub(crate) unsafe fn gemm(
         csa,
     };
     // SAFETY: the asserts above bound every element read or written.
-    unsafe {
-        by_groups(&shape, &left, c, n, |o| Dense {
-            b: b.as_ptr().add(o),
-            ldb,
-        })
-    }
+    unsafe { by_groups(&shape, &left, c, n, Dense::from_column(b, ldb)) }
 }
 
 /// The geometry [`conv_same`] reads an image with: a stride-1 convolution
@@ -167,6 +162,29 @@ pub(crate) struct Same {
 impl Same {
     /// The largest kernel side [`conv_same`] takes.
     pub(crate) const MAX_KERNEL: usize = 16;
+
+    /// Rows and columns of an image's column matrix, after checking that
+    /// the geometry is one [`conv_same`] takes.
+    ///
+    /// # Panics
+    /// If it is not.
+    fn checked(&self) -> (usize, usize) {
+        let (kh, kw, pad) = (self.kernel_h, self.kernel_w, self.padding);
+        assert!(kh <= Self::MAX_KERNEL && kw <= Self::MAX_KERNEL && 2 * pad + 1 == kw);
+        assert!(self.out_h + kh == self.height + 2 * pad + 1);
+        (self.channels * kh * kw, self.out_h * self.width)
+    }
+
+    /// Elements of one input image.
+    pub(crate) fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Elements of one image padded on every side ([`pad_image`]).
+    pub(crate) fn padded_len(&self) -> usize {
+        let pad = 2 * self.padding;
+        self.channels * (self.height + pad) * (self.width + pad)
+    }
 
     /// Row `q` of the columns as (channel, kernel row, kernel column).
     #[inline(always)]
@@ -191,23 +209,11 @@ pub(crate) unsafe fn conv_same(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let Same {
-        channels,
-        height,
-        width,
-        out_h,
-        kernel_h,
-        kernel_w,
-        padding,
-    } = geometry;
-    let (k, n) = (channels * kernel_h * kernel_w, out_h * width);
+    let (k, n) = geometry.checked();
     if filters == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(kernel_h <= Same::MAX_KERNEL && kernel_w <= Same::MAX_KERNEL);
-    assert!(padding < kernel_w && width + 2 * padding == width + kernel_w - 1);
-    assert!(out_h + kernel_h == height + 2 * padding + 1);
-    assert!(w.len() >= filters * k && x.len() >= channels * height * width);
+    assert!(w.len() >= filters * k && x.len() >= geometry.image_len());
     assert!(y.len() >= filters * n);
     let shape = Shape {
         m: filters,
@@ -356,6 +362,7 @@ impl Left for Padded {
 /// `xp`: each plane of `x` (`geometry`'s) inside a border of `padding`
 /// zeros, planes of `(height + 2 · pad) × (width + 2 · pad)`.
 pub(crate) fn pad_image(geometry: Same, x: &[f32], xp: &mut [f32]) {
+    assert!(x.len() >= geometry.image_len() && xp.len() >= geometry.padded_len());
     let Same {
         channels,
         height,
@@ -394,23 +401,12 @@ pub(crate) unsafe fn weight_grad_same(
     (dyt, filters): (&[f32], usize),
     dwt: &mut [f32],
 ) {
-    let Same {
-        channels,
-        height,
-        width,
-        out_h,
-        kernel_h,
-        kernel_w,
-        padding,
-    } = geometry;
-    let (pixels, rows) = (out_h * width, dwt.len() / filters.max(1));
+    let ((all, pixels), rows) = (geometry.checked(), dwt.len() / filters.max(1));
     if filters == 0 || rows == 0 || pixels == 0 {
         return;
     }
-    assert!(2 * padding + 1 == kernel_w && out_h + kernel_h == height + 2 * padding + 1);
-    assert!(first + rows <= channels * kernel_h * kernel_w && rows * filters == dwt.len());
-    assert!(xp.len() >= channels * (height + 2 * padding) * (width + 2 * padding));
-    assert!(dyt.len() >= pixels * filters);
+    assert!(first + rows <= all && rows * filters == dwt.len());
+    assert!(xp.len() >= geometry.padded_len() && dyt.len() >= pixels * filters);
     let shape = Shape {
         m: rows,
         k: pixels,
@@ -426,10 +422,13 @@ pub(crate) unsafe fn weight_grad_same(
     // row's last pixel reads xp[c][out_h − 1 + ky][width − 1 + kx], inside
     // its padded plane.
     unsafe {
-        by_groups(&shape, &left, dwt, filters, |o| Dense {
-            b: dyt.as_ptr().wrapping_add(o),
-            ldb: filters,
-        })
+        by_groups(
+            &shape,
+            &left,
+            dwt,
+            filters,
+            Dense::from_column(dyt, filters),
+        )
     }
 }
 
@@ -453,6 +452,16 @@ trait Right {
 struct Dense {
     b: *const f32,
     ldb: usize,
+}
+
+impl Dense {
+    /// `b` (rows `ldb` apart) from a group's first column on.
+    fn from_column(b: &[f32], ldb: usize) -> impl Fn(usize) -> Dense + '_ {
+        move |o| Dense {
+            b: b.as_ptr().wrapping_add(o),
+            ldb,
+        }
+    }
 }
 
 impl Right for Dense {

@@ -68,6 +68,18 @@ fn same_geometry(_: &Conv2d) -> Option<SameConv> {
     None
 }
 
+/// Elements of one image padded for the in-place weight gradient.
+#[cfg(target_arch = "x86_64")]
+fn padded_len(same: &SameConv) -> usize {
+    same.padded_len()
+}
+
+/// Never used off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+fn padded_len(_: &SameConv) -> usize {
+    0
+}
+
 /// How [`ConvOps::conv_weight_grad`] sums its products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WeightGrad {
@@ -369,9 +381,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         } else {
             None
         };
-        let per_col = same.map_or(per_col, |_| {
-            conv.channels * (conv.height + 2 * conv.padding) * (conv.width + 2 * conv.padding)
-        });
+        let per_col = same.map_or(per_col, |same| padded_len(&same));
         // Memory of the backend's own, handed back at the end.
         let (per_dy, transposed) = (filters * conv.col_cols(), way != WeightGrad::Gemm);
         let mut dwt = self.scratch(if transposed { rows * filters } else { 0 });
