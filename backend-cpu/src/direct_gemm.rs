@@ -8,7 +8,7 @@
 //!   filters), `dy` transposed once per image in 16 × 16 blocks.
 //!
 //! For a stride-1 convolution whose output rows are as wide as its input's
-//! ([`Same`], ResNet's 3 × 3 and C1's 5 × 5 ones) the columns `col(x)` are
+//! ([`Same`](crate::same::Same), ResNet's 3 × 3 and C1's 5 × 5 ones) the columns `col(x)` are
 //! never written: the forward product loads shifted rows of the image under
 //! masks that zero the padding ([`conv_same`]), and the weight gradient
 //! reads a copy of the image with its border of zeros ([`weight_grad_same`]),
@@ -32,6 +32,7 @@
 //! results do not change; the CPU backend's convolution test compares them
 //! bit for bit.
 
+use crate::same::Same;
 use core::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
     _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
@@ -142,56 +143,6 @@ pub(crate) unsafe fn gemm(
     };
     // SAFETY: the asserts above bound every element read or written.
     unsafe { by_groups(&shape, &left, c, n, Dense::from_column(b, ldb)) }
-}
-
-/// The geometry [`conv_same`] reads an image with: a stride-1 convolution
-/// whose output rows are as wide as the input's, so that pixel `j` of the
-/// output reads the input at `j + (ky − pad) · width + kx − pad` for kernel
-/// offset `(ky, kx)`, where that lies inside the image.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Same {
-    pub(crate) channels: usize,
-    pub(crate) height: usize,
-    pub(crate) width: usize,
-    pub(crate) out_h: usize,
-    pub(crate) kernel_h: usize,
-    pub(crate) kernel_w: usize,
-    pub(crate) padding: usize,
-}
-
-impl Same {
-    /// The largest kernel side [`conv_same`] takes.
-    pub(crate) const MAX_KERNEL: usize = 16;
-
-    /// Rows and columns of an image's column matrix, after checking that
-    /// the geometry is one [`conv_same`] takes.
-    ///
-    /// # Panics
-    /// If it is not.
-    fn checked(&self) -> (usize, usize) {
-        let (kh, kw, pad) = (self.kernel_h, self.kernel_w, self.padding);
-        assert!(kh <= Self::MAX_KERNEL && kw <= Self::MAX_KERNEL && 2 * pad + 1 == kw);
-        assert!(self.out_h + kh == self.height + 2 * pad + 1);
-        (self.channels * kh * kw, self.out_h * self.width)
-    }
-
-    /// Elements of one input image.
-    pub(crate) fn image_len(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    /// Elements of one image padded on every side ([`pad_image`]).
-    pub(crate) fn padded_len(&self) -> usize {
-        let pad = 2 * self.padding;
-        self.channels * (self.height + pad) * (self.width + pad)
-    }
-
-    /// Row `q` of the columns as (channel, kernel row, kernel column).
-    #[inline(always)]
-    fn kernel_index(&self, q: usize) -> (usize, usize, usize) {
-        let (kh, kw) = (self.kernel_h, self.kernel_w);
-        (q / (kh * kw), q / kw % kh, q % kw)
-    }
 }
 
 /// A convolution's forward product for one image, `y = w · col(x)`, with

@@ -38,6 +38,7 @@ mod dense;
 mod direct_gemm;
 mod host;
 mod isa;
+mod same;
 mod spare;
 mod tensor;
 

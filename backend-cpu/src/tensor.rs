@@ -29,6 +29,7 @@ use smoothout::tensor::{
 use smoothout::{Real, Result};
 
 use crate::isa::{kernels, Isa};
+use crate::same::Same;
 use crate::spare::ChannelWork;
 use crate::{slice, slice_mut, Cpu};
 use r::wide;
@@ -36,49 +37,6 @@ use r::wide;
 /// The granularity of the row blocks `C` is split into, one per thread (the
 /// bits do not depend on the split: see `gemm`).
 pub const GEMM_ROWS: usize = 64;
-
-/// A convolution's geometry for the kernels that read its images in place.
-#[cfg(target_arch = "x86_64")]
-type SameConv = crate::direct_gemm::Same;
-/// No such kernels off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-type SameConv = ();
-
-/// `conv`'s geometry for [`crate::direct_gemm`]'s in-place kernels: a
-/// stride-1 convolution whose output rows are as wide as its input's, with
-/// a kernel of at most 16 × 16.
-#[cfg(target_arch = "x86_64")]
-fn same_geometry(conv: &Conv2d) -> Option<SameConv> {
-    use crate::direct_gemm::Same;
-    let fits = conv.kernel_h <= Same::MAX_KERNEL && conv.kernel_w <= Same::MAX_KERNEL;
-    (conv.stride == 1 && conv.out_w() == conv.width && fits).then(|| Same {
-        channels: conv.channels,
-        height: conv.height,
-        width: conv.width,
-        out_h: conv.out_h(),
-        kernel_h: conv.kernel_h,
-        kernel_w: conv.kernel_w,
-        padding: conv.padding,
-    })
-}
-
-/// Never off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-fn same_geometry(_: &Conv2d) -> Option<SameConv> {
-    None
-}
-
-/// Elements of one image padded for the in-place weight gradient.
-#[cfg(target_arch = "x86_64")]
-fn padded_len(same: &SameConv) -> usize {
-    same.padded_len()
-}
-
-/// Never used off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-fn padded_len(_: &SameConv) -> usize {
-    0
-}
 
 /// How [`ConvOps::conv_weight_grad`] sums its products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,7 +326,7 @@ impl<T: Real> ConvOps for Cpu<T> {
         let lens = [dy.len(), conv.col_len(), dw.len()];
         let per_col = checked_product(conv, x.len(), (&g, &batch), lens, true)?;
         let rows = conv.col_rows();
-        let way = if self.isa == Isa::Avx512 && TypeId::of::<T>() == TypeId::of::<f32>() {
+        let way = if self.avx512_f32() {
             WeightGrad::Avx512
         } else if rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0 {
             WeightGrad::Transposed
@@ -376,17 +334,17 @@ impl<T: Real> ConvOps for Cpu<T> {
             WeightGrad::Gemm
         };
         // The columns read from the padded image in place where they can be.
-        let same = if way == WeightGrad::Avx512 {
-            same_geometry(conv)
-        } else {
-            None
-        };
-        let per_col = same.map_or(per_col, |same| padded_len(&same));
+        let same = Same::of(conv).filter(|_| way == WeightGrad::Avx512);
+        let per_col = same.map_or(per_col, |same| same.padded_len());
         // Memory of the backend's own, handed back at the end.
-        let (per_dy, transposed) = (filters * conv.col_cols(), way != WeightGrad::Gemm);
+        let transposed = way != WeightGrad::Gemm;
         let mut dwt = self.scratch(if transposed { rows * filters } else { 0 });
         let (mut col, mut next) = (self.scratch(per_col), self.scratch(per_col));
-        let dyt_len = if way == WeightGrad::Avx512 { per_dy } else { 0 };
+        let dyt_len = if way == WeightGrad::Avx512 {
+            filters * conv.col_cols()
+        } else {
+            0
+        };
         let (mut dyt, mut dyt_next) = (self.scratch(dyt_len), self.scratch(dyt_len));
         let result = self.weight_grad_products(
             (conv, filters, way, same),
@@ -432,7 +390,7 @@ impl<T: Real> Cpu<T> {
     /// prepared beside each image's product.
     fn weight_grad_products(
         &self,
-        (conv, filters, way, same): (&Conv2d, usize, WeightGrad, Option<SameConv>),
+        (conv, filters, way, same): (&Conv2d, usize, WeightGrad, Option<Same>),
         (x, dy, dw): (&[T], &[T], &mut [T]),
         (g, batch): (&Gemm, &GemmBatch),
         [dwt, col, next, dyt, dyt_next]: [&mut ArrayD<T>; 5],
@@ -507,7 +465,7 @@ impl<T: Real> Cpu<T> {
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn avx512_weight_grad(
         &self,
-        (col, same): (&[T], Option<SameConv>),
+        (col, same): (&[T], Option<Same>),
         pixels: usize,
         dyt: &[T],
         filters: usize,
@@ -548,19 +506,24 @@ impl<T: Real> Cpu<T> {
     /// same bits as `matrixmultiply` where `T` is `f32` on AVX-512, `op(b)`
     /// is `b`, α = 1 and β is 0 or 1.
     fn direct(&self, g: &Gemm) -> bool {
-        self.isa == Isa::Avx512
-            && TypeId::of::<T>() == TypeId::of::<f32>()
+        self.avx512_f32()
             && !g.trans_b
             && g.k > 0
             && g.alpha == 1.0
             && (g.beta == 0.0 || g.beta == 1.0)
     }
 
+    /// Whether this backend runs [`crate::direct_gemm`]'s kernels at all:
+    /// `T` is `f32` and the ISA AVX-512.
+    fn avx512_f32(&self) -> bool {
+        self.isa == Isa::Avx512 && TypeId::of::<T>() == TypeId::of::<f32>()
+    }
+
     /// The geometry [`crate::direct_gemm::conv_same`] reads `conv`'s images
     /// with, where it runs the forward product `g` (see [`Cpu::direct`] and
-    /// [`same_geometry`]).
-    fn direct_same(&self, conv: &Conv2d, g: &Gemm) -> Option<SameConv> {
-        same_geometry(conv).filter(|_| self.direct(g))
+    /// [`Same::of`]).
+    fn direct_same(&self, conv: &Conv2d, g: &Gemm) -> Option<Same> {
+        Same::of(conv).filter(|_| self.direct(g))
     }
 
     /// One image's product of a convolution, on the calling thread where

@@ -16,6 +16,15 @@ struct Chunk<B: TensorBackend> {
     var: B::Buffer,
 }
 
+impl<B: TensorBackend> Chunk<B> {
+    /// Hands the chunk's buffers back to `b`.
+    fn recycle(self, b: &B) {
+        for buf in [self.x, self.mean, self.var] {
+            b.recycle(buf);
+        }
+    }
+}
+
 /// Batch normalisation over `[N, C]` (BatchNorm1d) or `[N, C, H, W]`
 /// (BatchNorm2d) inputs, per channel, with learnable γ (initially 1) and
 /// β (initially 0):
@@ -253,11 +262,7 @@ impl<B: TensorBackend> BatchNorm<B> {
             stats: BatchNormStats::new(&self.running_mean, &self.running_var),
         })?;
         if let Some((_, _, chunks)) = self.cache.take() {
-            for c in chunks {
-                for buf in [c.x, c.mean, c.var] {
-                    b.recycle(buf);
-                }
-            }
+            chunks.into_iter().for_each(|c| c.recycle(b));
         }
         let old = self.frozen_cache.take().map(|(kept, _)| kept);
         if train {
@@ -340,11 +345,7 @@ impl<B: TensorBackend> BatchNorm<B> {
             used += 1;
             start += samples;
         }
-        for c in chunks.drain(used..) {
-            for buf in [c.x, c.mean, c.var] {
-                b.recycle(buf);
-            }
-        }
+        chunks.drain(used..).for_each(|c| c.recycle(b));
         kept_shape.clear();
         kept_shape.extend_from_slice(shape);
         self.cache = Some((kept_shape, spatial, chunks));
