@@ -5,7 +5,7 @@
 //! - forward, `y = W · col(x)` (filters × pixels);
 //! - input gradient, `dcol = Wᵀ · dy` (column rows × pixels);
 //! - weight gradient, kept transposed, `dwᵀ += col(x) · dyᵀ` (column rows ×
-//!   filters), `dy` transposed once per image in 16 × 16 blocks.
+//!   filters), `dy` transposed once per image by [`crate::transpose`].
 //!
 //! For a stride-1 convolution whose output rows are as wide as its input's
 //! ([`Same`](crate::same::Same), ResNet's 3 × 3 and C1's 5 × 5 ones) the columns `col(x)` are
@@ -34,85 +34,14 @@
 
 use crate::same::Same;
 use core::arch::x86_64::{
-    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
-    _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
+    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
 };
 
 /// `matrixmultiply`'s block of the sum's index for `f32` (its `S_KC`).
 pub(crate) const KC: usize = 256;
 /// `f32` lanes per vector.
 const LANES: usize = 16;
-
-/// `dyt[j][o] = dy[o][j]` for `dy` of `filters` rows by `pixels`.
-///
-/// # Safety
-/// AVX-512F must be available; `dy` and `dyt` hold `filters · pixels`
-/// elements.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn transpose(dy: &[f32], filters: usize, pixels: usize, dyt: &mut [f32]) {
-    assert!(dy.len() >= filters * pixels && dyt.len() >= filters * pixels);
-    let (fb, pb) = (filters / LANES * LANES, pixels / LANES * LANES);
-    for o in (0..fb).step_by(LANES) {
-        for j in (0..pb).step_by(LANES) {
-            // SAFETY: rows o..o + 16 and pixels j..j + 16 lie inside both
-            // (the blocks are whole).
-            unsafe {
-                block16(
-                    dy.as_ptr().add(o * pixels + j),
-                    pixels,
-                    dyt.as_mut_ptr().add(j * filters + o),
-                    filters,
-                )
-            };
-        }
-    }
-    // The edges, element by element.
-    for o in 0..filters {
-        let from = if o < fb { pb } else { 0 };
-        for j in from..pixels {
-            dyt[j * filters + o] = dy[o * pixels + j];
-        }
-    }
-}
-
-/// A 16 × 16 block: rows of `src` (`src_stride` apart) to columns of
-/// `dst` (rows `dst_stride` apart).
-#[target_feature(enable = "avx512f")]
-unsafe fn block16(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
-    // SAFETY (all loads and stores): the caller's block lies inside.
-    let mut r = [_mm512_setzero_ps(); LANES];
-    for (i, r) in r.iter_mut().enumerate() {
-        *r = unsafe { _mm512_loadu_ps(src.add(i * src_stride)) };
-    }
-    // Pairs of rows interleaved, then quads, then 128-bit lanes across.
-    let mut t = [_mm512_setzero_ps(); LANES];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for i in 0..4 {
-        let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
-        r[4 * i] = _mm512_shuffle_ps::<0x44>(a, c);
-        r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
-        r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(b, d);
-        r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
-    }
-    for i in 0..4 {
-        t[i] = _mm512_shuffle_f32x4::<0x88>(r[i], r[i + 4]);
-        t[i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[i], r[i + 4]);
-        t[i + 8] = _mm512_shuffle_f32x4::<0x88>(r[i + 8], r[i + 12]);
-        t[i + 12] = _mm512_shuffle_f32x4::<0xDD>(r[i + 8], r[i + 12]);
-    }
-    for i in 0..8 {
-        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
-        r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
-    }
-    // r[q] now holds column q of the block.
-    for (q, v) in r.iter().enumerate() {
-        unsafe { _mm512_storeu_ps(dst.add(q * dst_stride), *v) };
-    }
-}
 
 /// `c ← a · b` (`add`: `c ← c + a · b`) for `a` of `m × k` with element
 /// `(i, p)` at `a[i · rsa + p · csa]`, `b` of `k × n` (rows `ldb` apart)

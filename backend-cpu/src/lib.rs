@@ -33,6 +33,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod channel_sums;
 mod dense;
 #[cfg(target_arch = "x86_64")]
 mod direct_gemm;
@@ -41,6 +43,8 @@ mod isa;
 mod same;
 mod spare;
 mod tensor;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 pub use host::Host;
 pub use isa::Isa;

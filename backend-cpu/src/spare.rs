@@ -75,8 +75,10 @@ impl<T> core::fmt::Debug for Spare<T> {
 pub(crate) struct ChannelWork {
     /// Up to two sums per channel.
     pub(crate) sums: Vec<f64>,
-    /// The dense sums' per-block rows.
+    /// The per-channel sums' per-block rows.
     pub(crate) rows: Vec<f64>,
+    /// The per-channel sums' transposed runs.
+    pub(crate) wide: Vec<f64>,
     /// One value per channel (or per row of a loss).
     pub(crate) a: Vec<f64>,
     /// Another value per channel.

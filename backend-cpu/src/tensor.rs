@@ -75,7 +75,7 @@ fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut 
     // SAFETY: called only for `WeightGrad::Avx512` (AVX-512 present, `T`
     // is `f32`); the lengths are checked inside.
     unsafe {
-        crate::direct_gemm::transpose(as_f32(dy), filters, pixels, as_f32_mut(dyt));
+        crate::transpose::transpose(as_f32(dy), filters, pixels, as_f32_mut(dyt));
     }
 }
 
@@ -635,97 +635,168 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 }
 
-/// Channels whose sums [`channel_sums`] interleaves.
-const LANES: usize = 8;
+/// Positions per transposed run of the per-channel sums over `[batch,
+/// channels, inner]` tensors.
+const RUN: usize = 32;
 
-/// The per-channel sums' split: blocks of this many channels (four per
-/// thread).
-fn channel_block(threads: usize, channels: usize) -> usize {
-    channels.div_ceil(4 * threads.max(1)).max(1)
+/// Which of BatchNorm's per-channel sums [`Cpu::channel_sums`] adds, and
+/// over which tensors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Terms<'a> {
+    /// `Σ x` over `[x]`.
+    Totals,
+    /// `Σ (x − μ)²` over `[x]`, `μ` per channel.
+    SquareDeviations(&'a [f64]),
+    /// `(Σ dy · x̂, Σ dy)` over `[x, dy]`, with `x̂ = (x − μ) · inv_std` from
+    /// `(μ, inv_std)` per channel.
+    NormGrads(&'a [(f64, f64)]),
 }
 
-/// Per-channel `f64` sums over a tensor laid out `[batch, channels, inner]`
-/// into `out` (one entry per channel): `out[c][k] = Σ term(c, i)[k]` over
-/// channel `c`'s elements `i`, added in index order (sample-major, then
-/// position), which is the order of the reference's per-channel loops — so
-/// the sums are bit-identical to them. The work is split into blocks of
-/// channels; each block is swept sample by sample, [`LANES`] channels at a
-/// time position by position, so that the additions of different channels
-/// overlap (one channel's additions depend on each other and would wait for
-/// the previous one). Sums start from `start`: `−0.0` where the reference
-/// uses Rust's float `sum` (which starts there), `0.0` where it folds from
-/// `0.0`. (`inner = 1` goes through [`dense_sums`], which vectorises across
-/// channels.)
-fn channel_sums<const K: usize>(
-    (start, threads): (f64, usize),
-    (batch, inner): (usize, usize),
-    out: &mut [[f64; K]],
-    term: impl Fn(usize, usize) -> [f64; K] + Sync,
-) {
-    let channels = out.len();
-    let block = channel_block(threads, channels);
-    out.par_chunks_mut(block).enumerate().for_each(|(b, acc)| {
-        let c0 = b * block;
-        acc.fill([start; K]);
-        for n in 0..batch {
-            // Up to LANES channels side by side, position by position:
-            // each channel's sum still runs in its own order, but the
-            // channels' dependency chains interleave instead of waiting
-            // on each other's additions.
-            for (g0, acc) in (c0..).step_by(LANES).zip(acc.chunks_mut(LANES)) {
-                for p in 0..inner {
-                    for (c, acc) in (g0..).zip(acc.iter_mut()) {
-                        let t = term(c, (n * channels + c) * inner + p);
-                        for k in 0..K {
-                            acc[k] += t[k];
+impl Terms<'_> {
+    /// The tensors the sums run over, and the sums per channel.
+    fn arity(self) -> (usize, usize) {
+        match self {
+            Terms::Totals | Terms::SquareDeviations(_) => (1, 1),
+            Terms::NormGrads(_) => (2, 2),
+        }
+    }
+
+    /// Adds the sums over the rows of `src` (each `stride` elements, the
+    /// channels `c0 ..` from column `col`) into `rows`, one row per sum of
+    /// one entry per channel, through the [`crate::dense`] kernels.
+    fn add_rows<X: Real>(
+        self,
+        isa: Isa,
+        src: &[&[X]],
+        (stride, col, c0): (usize, usize, usize),
+        rows: &mut [f64],
+    ) {
+        match self {
+            Terms::Totals => kernels::column_sums(isa, src[0], stride, col, rows),
+            Terms::SquareDeviations(mu) => {
+                kernels::column_square_deviations(isa, src[0], stride, col, &mu[c0..], rows);
+            }
+            Terms::NormGrads(centres) => {
+                let (dg, db) = rows.split_at_mut(rows.len() / 2);
+                let centres = &centres[c0..];
+                kernels::column_norm_grads(isa, src[0], src[1], stride, col, centres, dg, db);
+            }
+        }
+    }
+}
+
+/// `dst[p · rows + j] = src[j · stride + p]` widened to `f64`, for `j <
+/// rows` and `p < cols`.
+fn to_wide<T: Real>(src: &[T], (stride, rows, cols): (usize, usize, usize), dst: &mut [f64]) {
+    for j in 0..rows {
+        for p in 0..cols {
+            dst[p * rows + j] = wide(src[j * stride + p]);
+        }
+    }
+}
+
+impl<T: Real> Cpu<T> {
+    /// `K` per-channel `f64` sums, `terms`, over the tensors `src` laid out
+    /// `[batch, channels, inner]` into `out` (one entry per channel,
+    /// `channels` of them), each starting from `start` (`−0.0` where the
+    /// reference uses Rust's float `sum`, which starts there, `0.0` where it
+    /// folds from `0.0`). Each channel's sum runs over its elements in index
+    /// order (sample-major, then position), the order of the reference's
+    /// per-channel loops, so the bits are theirs.
+    ///
+    /// The channels are split into blocks, one task each, whose sums run
+    /// side by side in vectors: rows of `[batch, channels]` tensors (`inner
+    /// = 1`) are read in place; the others go through
+    /// [`crate::channel_sums`] in `f32` on AVX-512, or else are transposed,
+    /// a sample's [`RUN`] positions of the block's channels at a time, into
+    /// rows of `f64`s in `wide`. `rows` holds the tasks' sums.
+    fn channel_sums<const K: usize>(
+        &self,
+        (start, batch, inner): (f64, usize, usize),
+        (src, terms): (&[&[T]], Terms<'_>),
+        (out, rows, wide): (&mut [[f64; K]], &mut Vec<f64>, &mut Vec<f64>),
+    ) {
+        assert_eq!(
+            terms.arity(),
+            (src.len(), K),
+            "{terms:?}'s tensors and sums"
+        );
+        let channels = out.len();
+        let (isa, threads) = (self.isa, self.threads().max(1));
+        let fused = inner > 1 && self.avx512_f32();
+        // Four blocks per thread for `inner = 1`, else two, whole vectors
+        // of 8 `f64`s (fewer would leave lanes idle).
+        let block = if inner == 1 {
+            channels.div_ceil(4 * threads)
+        } else {
+            channels.div_ceil(2 * threads).next_multiple_of(8)
+        }
+        .max(1);
+        // Each task's transposed runs (one unused entry where there are none).
+        let run = if inner == 1 || fused {
+            1
+        } else {
+            src.len() * RUN * block
+        };
+        let rows = sized(rows, K * channels, start);
+        let tasks = channels.div_ceil(block);
+        if wide.len() < run * tasks {
+            wide.resize(run * tasks, 0.0);
+        }
+        out.par_chunks_mut(block)
+            .zip(rows.par_chunks_mut(K * block))
+            .zip(wide.par_chunks_mut(run))
+            .enumerate()
+            .for_each(|(b, ((out, rows), wide))| {
+                let (c0, w) = (b * block, out.len());
+                if inner == 1 {
+                    terms.add_rows(isa, src, (channels, c0, c0), rows);
+                } else if fused {
+                    fused_sums(terms, src, (batch, channels, inner), c0, rows);
+                } else {
+                    for n in 0..batch {
+                        for p0 in (0..inner).step_by(RUN) {
+                            let cols = RUN.min(inner - p0);
+                            let at = (n * channels + c0) * inner + p0;
+                            let mut runs = wide.chunks_exact_mut(RUN * w);
+                            let mut t: [&[f64]; 2] = [&[], &[]];
+                            for (t, src) in t.iter_mut().zip(src) {
+                                let run = &mut runs.next().expect("a run per tensor")[..cols * w];
+                                to_wide(&src[at..], (inner, w, cols), run);
+                                *t = run;
+                            }
+                            terms.add_rows(isa, &t[..src.len()], (w, 0, c0), rows);
                         }
                     }
                 }
-            }
-        }
-    });
-}
-
-/// [`channel_sums`] for `inner = 1` through the [`crate::dense`] kernels:
-/// `sums(c0, rows)` adds channels `c0..c0 + w` into `rows`, `K` rows of `w`
-/// sums one after the other, which start at `start`. `rows` holds the
-/// blocks' rows (`K` entries per channel).
-fn dense_sums<const K: usize>(
-    (start, threads): (f64, usize),
-    out: &mut [[f64; K]],
-    rows: &mut [f64],
-    sums: impl Fn(usize, &mut [f64]) + Sync,
-) {
-    let block = channel_block(threads, out.len());
-    out.par_chunks_mut(block)
-        .zip(rows.par_chunks_mut(K * block))
-        .enumerate()
-        .for_each(|(b, (out, rows))| {
-            let w = out.len();
-            rows.fill(start);
-            sums(b * block, rows);
-            for (j, o) in out.iter_mut().enumerate() {
-                *o = core::array::from_fn(|k| rows[k * w + j]);
-            }
-        });
-}
-
-/// Per-channel sums over `[batch, channels, inner]` into `out` (one entry per
-/// channel): [`dense_sums`] with `dense(c0, rows)` for `inner = 1`, else
-/// [`channel_sums`] with `term`. `rows` is the dense sums' memory.
-fn per_channel_sums<const K: usize>(
-    (start, threads): (f64, usize),
-    (batch, inner): (usize, usize),
-    (out, rows): (&mut [[f64; K]], &mut Vec<f64>),
-    dense: impl Fn(usize, &mut [f64]) + Sync,
-    term: impl Fn(usize, usize) -> [f64; K] + Sync,
-) {
-    if inner == 1 {
-        let rows = sized(rows, K * out.len(), start);
-        dense_sums((start, threads), out, rows, dense);
-    } else {
-        channel_sums((start, threads), (batch, inner), out, term);
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = core::array::from_fn(|k| rows[k * w + j]);
+                }
+            });
     }
+}
+
+/// [`crate::channel_sums::add`] on `T = f32` (where AVX-512 is present).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn fused_sums<T: Real>(
+    terms: Terms<'_>,
+    src: &[&[T]],
+    shape: (usize, usize, usize),
+    c0: usize,
+    rows: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut s: [&[f32]; 2] = [&[], &[]];
+        for (s, src) in s.iter_mut().zip(src) {
+            *s = as_f32(src);
+        }
+        // SAFETY: called only where `Cpu::avx512_f32` holds (AVX-512
+        // present, `T` is `f32`); the lengths are checked inside.
+        unsafe { crate::channel_sums::add(terms, &s[..src.len()], shape, c0, rows) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AVX-512 is only detected on x86-64");
 }
 
 /// `v` as `len` entries of `fill`, in the memory it already has where that
@@ -755,36 +826,26 @@ impl<T: Real> BatchNormOps for Cpu<T> {
         let BatchNormStatsPass { x, mean, var, .. } = pass;
         let (batch, channels, inner) = (bn.batch, bn.channels, bn.spatial);
         let m = (batch * inner) as f64;
-        let (threads, isa) = (self.threads(), self.isa);
         self.with_work(|w| {
-            let ChannelWork { sums, rows, a, .. } = w;
+            let ChannelWork {
+                sums,
+                rows,
+                wide,
+                a,
+                ..
+            } = w;
             self.pool.install(|| {
                 let s = sums_of::<1>(sums, channels);
-                per_channel_sums(
-                    (-0.0, threads),
-                    (batch, inner),
-                    (s, rows),
-                    |c0, acc| kernels::column_sums(isa, x, channels, c0, acc),
-                    |_, i| [wide(x[i])],
-                );
+                let at = (-0.0, batch, inner);
+                self.channel_sums(at, (&[x], Terms::Totals), (s, rows, wide));
                 let mu = sized(a, channels, 0.0);
                 for (mu, [s]) in mu.iter_mut().zip(s.iter()) {
                     *mu = s / m;
                 }
                 let mu: &[f64] = mu;
                 let sq = sums_of::<1>(sums, channels);
-                per_channel_sums(
-                    (-0.0, threads),
-                    (batch, inner),
-                    (sq, rows),
-                    |c0, acc| {
-                        kernels::column_square_deviations(isa, x, channels, c0, &mu[c0..], acc);
-                    },
-                    |c, i| {
-                        let d = wide(x[i]) - mu[c];
-                        [d * d]
-                    },
-                );
+                let deviations = Terms::SquareDeviations(mu);
+                self.channel_sums(at, (&[x], deviations), (sq, rows, wide));
                 for c in 0..channels {
                     mean[c] = T::from_f64(mu[c]);
                     var[c] = T::from_f64(sq[c][0] / m);
@@ -851,12 +912,13 @@ impl<T: Real> BatchNormOps for Cpu<T> {
             grads: BatchNormGrads::new(dx, dgamma, dbeta),
         }
         .validate(<[T]>::len)?;
-        let (per, threads, isa) = (bn.channels * bn.spatial, self.threads(), self.isa);
+        let (per, isa) = (bn.channels * bn.spatial, self.isa);
         let channels = bn.channels;
         self.with_work(|w| {
             let ChannelWork {
                 sums,
                 rows,
+                wide,
                 a,
                 b,
                 centres,
@@ -868,21 +930,8 @@ impl<T: Real> BatchNormOps for Cpu<T> {
                 r::batch_norm_centres_into(bn, mean, var, centres);
                 let centres: &[(f64, f64)] = centres;
                 let s = sums_of::<2>(sums, channels);
-                per_channel_sums(
-                    (0.0, threads),
-                    (bn.batch, bn.spatial),
-                    (s, rows),
-                    |c0, acc| {
-                        let (dg, db) = acc.split_at_mut(acc.len() / 2);
-                        let centres = &centres[c0..];
-                        kernels::column_norm_grads(isa, x, dy, channels, c0, centres, dg, db);
-                    },
-                    |c, i| {
-                        let (mu, inv) = centres[c];
-                        let d = wide(dy[i]);
-                        [d * ((wide(x[i]) - mu) * inv), d]
-                    },
-                );
+                let at = (0.0, bn.batch, bn.spatial);
+                self.channel_sums(at, (&[x, dy], Terms::NormGrads(centres)), (s, rows, wide));
                 let (dg, db) = (sized(a, channels, 0.0), sized(b, channels, 0.0));
                 for (c, &[g, b]) in s.iter().enumerate() {
                     (dg[c], db[c]) = (g, b);
@@ -1056,17 +1105,11 @@ impl<T: Real> MapOps for Cpu<T> {
         r::check_bias(db.len(), inner, dy.len())?;
         let channels = db.len();
         let batch = dy.len() / (channels * inner).max(1);
-        let (threads, isa) = (self.threads(), self.isa);
         self.with_work(|w| {
             let s = sums_of::<1>(&mut w.sums, channels);
+            let at = (-0.0, batch, inner);
             self.pool.install(|| {
-                per_channel_sums(
-                    (-0.0, threads),
-                    (batch, inner),
-                    (s, &mut w.rows),
-                    |c0, acc| kernels::column_sums(isa, dy, channels, c0, acc),
-                    |_, i| [wide(dy[i])],
-                );
+                self.channel_sums(at, (&[dy], Terms::Totals), (s, &mut w.rows, &mut w.wide))
             });
             for (d, [s]) in db.iter_mut().zip(s.iter()) {
                 *d = T::from_f64(*s);
