@@ -5,12 +5,13 @@
 //! without padding, square and non-square images, one and two threads,
 //! `f32` and `f64`; and typed errors for buffers of the wrong length. On a
 //! CPU with AVX-512 the `f32` products are the backend's own kernels
-//! (`direct_gemm`), checked here against `matrixmultiply`'s batched GEMMs.
+//! (`direct_gemm`), checked here against `matrixmultiply`'s batched GEMMs
+//! on a backend limited to AVX2.
 
 use ndarray::{ArrayD, IxDyn};
 use smoothout::tensor::{BatchedGemm, Conv2d, ConvOps, ConvPass, Gemm, GemmBatch, MatmulOps};
 use smoothout::{BufferOps, Error, Real};
-use smoothout_cpu::Cpu;
+use smoothout_cpu::{Cpu, Isa};
 use smoothout_testkit::SplitMix64;
 
 /// A 1-D array holding `v`.
@@ -118,9 +119,24 @@ impl<T: Real> WholeBatch<'_, T> {
     }
 }
 
+/// A backend with `threads` threads limited to AVX2 (or the baseline),
+/// whose products all go through `matrixmultiply`: on AVX-512 the batched
+/// GEMMs run by `direct_gemm` too.
+fn below_avx512<T: Real>(threads: usize) -> Cpu<T> {
+    let isa = if Isa::Avx2.supported() {
+        Isa::Avx2
+    } else {
+        Isa::Baseline
+    };
+    Cpu::<T>::with_threads(threads)
+        .and_then(|c| c.with_isa(isa))
+        .expect("thread pool")
+}
+
 fn check<T: Real>(threads: usize) {
     let cpu = Cpu::<T>::with_threads(threads).expect("thread pool");
-    let reference = WholeBatch(&cpu);
+    let narrow = below_avx512::<T>(threads);
+    let reference = WholeBatch(&narrow);
     for (seed, &(batch, channels, height, width, kernel, stride, padding, filters)) in
         CASES.iter().enumerate()
     {

@@ -6,7 +6,7 @@
 use ndarray::{ArrayD, IxDyn};
 use smoothout::tensor::{BatchedGemm, Gemm, GemmBatch, MapOps, MatmulOps, Operands};
 use smoothout::Error;
-use smoothout_cpu::Cpu;
+use smoothout_cpu::{Cpu, Isa};
 
 /// A 1-D array holding `v`.
 fn array<T>(v: Vec<T>) -> ArrayD<T> {
@@ -61,6 +61,59 @@ fn gemm_bits_do_not_depend_on_threads() {
                 .all(|(x, y)| x.to_bits() == y.to_bits()),
             "{threads} threads differ from 1"
         );
+    }
+}
+
+/// GEMM on AVX-512, where `op(b) = b` runs by the backend's own kernels
+/// (`direct_gemm`), gives `matrixmultiply`'s bits (a backend limited to
+/// AVX2): one and several blocks of the sum, `op(a)` either way, β = 0 and
+/// 1, columns and rows that are not multiples of the kernels' tiles, 1 to
+/// 3 threads.
+#[test]
+fn gemm_bits_equal_matrixmultiply_on_every_isa() {
+    let isa = if Isa::Avx2.supported() {
+        Isa::Avx2
+    } else {
+        Isa::Baseline
+    };
+    let shapes = [
+        (200, 37, 300, false, 0.0),
+        (70, 129, 256, true, 1.0),
+        (33, 512, 513, false, 1.0),
+        (64, 16, 1, true, 0.0),
+        (5, 70, 256, true, 0.0),
+        (130, 48, 255, true, 1.0),
+        (17, 64, 700, true, 1.0),
+    ];
+    for (m, n, k, trans_a, beta) in shapes {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+            .collect();
+        let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32 - 3.0).collect();
+        let g = Gemm::new(m, n, k)
+            .transposed(trans_a, false)
+            .scaled(1.0, beta);
+        let run = |cpu: Cpu<f32>| {
+            let mut c = array(c0.clone());
+            let (a, b) = (array(a.clone()), array(b.clone()));
+            cpu.gemm(Operands::new(g, &a, &b, &mut c)).expect("gemm");
+            c.into_raw_vec_and_offset().0
+        };
+        for threads in 1..=3 {
+            let want = run(cpu::<f32>(threads).with_isa(isa).expect("supported"));
+            let got = run(cpu::<f32>(threads));
+            let differs = got
+                .iter()
+                .zip(&want)
+                .position(|(x, y)| x.to_bits() != y.to_bits());
+            assert_eq!(
+                differs, None,
+                "{g:?}, {threads} threads: first element that differs"
+            );
+        }
     }
 }
 
