@@ -74,6 +74,53 @@ pub(crate) unsafe fn gemm(
     unsafe { by_groups(&shape, &left, c, n, Dense::from_column(b, ldb)) }
 }
 
+/// Columns of `c` summed at a time ([`by_groups`]), and the width of
+/// [`gemm_bt`]'s packed operand.
+pub(crate) const GROUP: usize = 4 * LANES;
+
+/// `c ← a · bᵀ` (`add`: `c ← c + a · bᵀ`) for `a` as in [`gemm`] and `b`
+/// of `n × k` (rows `k` apart): each group of up to [`GROUP`] rows of `b`
+/// is first transposed into `packed` (`k · GROUP` elements), which the
+/// group's columns of `c` then read as [`gemm`] reads its `b`: the same
+/// elements in the same order, so the same bits.
+///
+/// # Safety
+/// AVX-512F must be available. (The slices' lengths are checked.)
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn gemm_bt(
+    (m, n, k): (usize, usize, usize),
+    (a, rsa, csa): (&[f32], usize, usize),
+    b: &[f32],
+    (c, ldc): (&mut [f32], usize),
+    (add, packed): (bool, &mut [f32]),
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
+    assert!(b.len() >= n * k && packed.len() >= k * GROUP);
+    assert!(n <= ldc && c.len() >= (m - 1) * ldc + n);
+    let shape = Shape { m, k, ldc, add };
+    let left = Strided {
+        a: a.as_ptr(),
+        rsa,
+        csa,
+    };
+    let pack = |o: usize| {
+        let group = (n - o).min(GROUP);
+        // SAFETY: AVX-512F is available (this function's requirement);
+        // rows o .. o + group of `b` lie inside it (asserted above).
+        unsafe { crate::transpose::transpose(&b[o * k..], group, k, packed) };
+        Dense {
+            b: packed.as_ptr(),
+            ldb: group,
+        }
+    };
+    // SAFETY: the asserts above bound every element read or written; each
+    // group's packed rows are read before the next group's are written.
+    unsafe { by_groups(&shape, &left, c, n, pack) }
+}
+
 /// A convolution's forward product for one image, `y = w · col(x)`, with
 /// `col(x)` read from the image in place instead of written out first: the
 /// same elements (zeros where the kernel reaches into the padding), so the
@@ -123,11 +170,11 @@ unsafe fn by_groups<L: Left, R: Right>(
     a: &L,
     c: &mut [f32],
     n: usize,
-    right: impl Fn(usize) -> R,
+    mut right: impl FnMut(usize) -> R,
 ) {
     let mut o = 0;
     while o < n {
-        let group = (n - o).min(4 * LANES);
+        let group = (n - o).min(GROUP);
         let (b, c) = (right(o), &mut c[o..]);
         // SAFETY: as the caller's.
         unsafe {

@@ -38,6 +38,12 @@ use r::wide;
 /// bits do not depend on the split: see `gemm`).
 pub const GEMM_ROWS: usize = 64;
 
+/// The width of the packed `op(b) = bᵀ` of [`crate::direct_gemm::gemm_bt`].
+#[cfg(target_arch = "x86_64")]
+const PACKED: usize = crate::direct_gemm::GROUP;
+#[cfg(not(target_arch = "x86_64"))]
+const PACKED: usize = 0;
+
 /// How [`ConvOps::conv_weight_grad`] sums its products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WeightGrad {
@@ -92,21 +98,27 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 /// One block of rows `first..first + rows` of `C` by
 /// [`crate::direct_gemm::gemm`] (see [`Cpu::dense_direct`]).
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn direct_block<T: Real>(g: &Gemm, first: usize, a: &[T], b: &[T], c: &mut [T]) {
+fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T], packed: &mut [T]) {
     let rows = c.len() / g.n;
     let (rsa, csa) = strides(g.trans_a, g.m, g.k);
     let (rsa, csa) = (rsa.unsigned_abs(), csa.unsigned_abs());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `direct` checked the ISA and that `T` is `f32`; the
-    // kernel checks the lengths.
-    unsafe {
-        crate::direct_gemm::gemm(
-            (rows, g.n, g.k),
+    {
+        let (shape, add) = ((rows, g.n, g.k), g.beta == 1.0);
+        let (a, b, c) = (
             (&as_f32(a)[first * rsa..], rsa, csa),
-            (as_f32(b), g.n),
+            as_f32(b),
             (as_f32_mut(c), g.n),
-            g.beta == 1.0,
         );
+        // SAFETY: `dense_direct` checked the ISA and that `T` is `f32`;
+        // the kernels check the lengths.
+        unsafe {
+            if g.trans_b {
+                crate::direct_gemm::gemm_bt(shape, a, b, c, (add, as_f32_mut(packed)));
+            } else {
+                crate::direct_gemm::gemm(shape, a, (b, g.n), c, add);
+            }
+        }
     }
 }
 
@@ -205,15 +217,21 @@ impl<T: Real> Cpu<T> {
                 * GEMM_ROWS;
         let direct = self.dense_direct(g);
         self.pool.install(|| {
-            c.par_chunks_mut(rows * g.n).enumerate().for_each(|(i, c)| {
-                if direct {
-                    direct_block(g, i * rows, a, b, c);
-                } else {
-                    gemm_block(g, i * rows, a, b, c);
-                }
-            });
-        });
-        Ok(())
+            c.par_chunks_mut(rows * g.n)
+                .enumerate()
+                .try_for_each(|(i, c)| {
+                    if !direct {
+                        gemm_block(g, i * rows, a, b, c);
+                        return Ok(());
+                    }
+                    // `op(b) = bᵀ` is packed into memory of the backend's own.
+                    let mut packed = self.scratch(if g.trans_b { g.k * PACKED } else { 0 });
+                    let done =
+                        slice_mut(&mut packed).map(|p| direct_block(g, i * rows, [a, b], c, p));
+                    self.spare.put(packed);
+                    done
+                })
+        })
     }
 
     /// A validated batch's [`GemmBatch::products`](smoothout::tensor::GemmBatch::products), one after the other.
@@ -552,7 +570,11 @@ impl<T: Real> Cpu<T> {
         let one_block = g.k <= crate::direct_gemm::KC;
         #[cfg(not(target_arch = "x86_64"))]
         let one_block = true;
-        self.direct(g) && (!g.trans_a || one_block)
+        let b_as_stored = Gemm {
+            trans_b: false,
+            ..*g
+        };
+        self.direct(&b_as_stored) && (!g.trans_a || (one_block && !g.trans_b))
     }
 
     /// Whether this backend runs [`crate::direct_gemm`]'s kernels at all:

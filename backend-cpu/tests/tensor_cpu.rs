@@ -64,11 +64,11 @@ fn gemm_bits_do_not_depend_on_threads() {
     }
 }
 
-/// GEMM on AVX-512, where `op(b) = b` runs by the backend's own kernels
+/// GEMM on AVX-512, which runs by the backend's own kernels where it can
 /// (`direct_gemm`), gives `matrixmultiply`'s bits (a backend limited to
-/// AVX2): one and several blocks of the sum, `op(a)` either way, β = 0 and
-/// 1, columns and rows that are not multiples of the kernels' tiles, 1 to
-/// 3 threads.
+/// AVX2): one and several blocks of the sum, `op(a)` and `op(b)` either
+/// way, β = 0 and 1, columns and rows that are not multiples of the
+/// kernels' tiles or of the packed groups, 1 to 3 threads.
 #[test]
 fn gemm_bits_equal_matrixmultiply_on_every_isa() {
     let isa = if Isa::Avx2.supported() {
@@ -77,15 +77,20 @@ fn gemm_bits_equal_matrixmultiply_on_every_isa() {
         Isa::Baseline
     };
     let shapes = [
-        (200, 37, 300, false, 0.0),
-        (70, 129, 256, true, 1.0),
-        (33, 512, 513, false, 1.0),
-        (64, 16, 1, true, 0.0),
-        (5, 70, 256, true, 0.0),
-        (130, 48, 255, true, 1.0),
-        (17, 64, 700, true, 1.0),
+        (200, 37, 300, [false, false], 0.0),
+        (70, 129, 256, [true, false], 1.0),
+        (33, 512, 513, [false, false], 1.0),
+        (64, 16, 1, [true, false], 0.0),
+        (5, 70, 256, [true, false], 0.0),
+        (130, 48, 255, [true, false], 1.0),
+        (17, 64, 700, [true, false], 1.0),
+        (200, 37, 300, [false, true], 0.0),
+        (70, 129, 64, [false, true], 1.0),
+        (33, 80, 513, [false, true], 1.0),
+        (9, 16, 16, [false, true], 0.0),
+        (5, 64, 16, [true, true], 0.0),
     ];
-    for (m, n, k, trans_a, beta) in shapes {
+    for (m, n, k, [trans_a, trans_b], beta) in shapes {
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
             .collect();
@@ -94,7 +99,7 @@ fn gemm_bits_equal_matrixmultiply_on_every_isa() {
             .collect();
         let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32 - 3.0).collect();
         let g = Gemm::new(m, n, k)
-            .transposed(trans_a, false)
+            .transposed(trans_a, trans_b)
             .scaled(1.0, beta);
         let run = |cpu: Cpu<f32>| {
             let mut c = array(c0.clone());
