@@ -110,7 +110,7 @@ pub(crate) unsafe fn gemm_bt(
         let group = (n - o).min(GROUP);
         // SAFETY: AVX-512F is available (this function's requirement);
         // rows o .. o + group of `b` lie inside it (asserted above).
-        unsafe { crate::transpose::transpose(&b[o * k..], group, k, packed) };
+        unsafe { crate::transpose::transpose(&b[o * k..], (group, k, k), packed) };
         Dense {
             b: packed.as_ptr(),
             ldb: group,

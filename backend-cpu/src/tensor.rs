@@ -81,7 +81,7 @@ fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut 
     // SAFETY: called only for `WeightGrad::Avx512` (AVX-512 present, `T`
     // is `f32`); the lengths are checked inside.
     unsafe {
-        crate::transpose::transpose(as_f32(dy), filters, pixels, as_f32_mut(dyt));
+        crate::transpose::transpose(as_f32(dy), (filters, pixels, pixels), as_f32_mut(dyt));
     }
 }
 
@@ -96,7 +96,14 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 }
 
 /// One block of rows `first..first + rows` of `C` by
-/// [`crate::direct_gemm::gemm`] (see [`Cpu::dense_direct`]).
+/// [`crate::direct_gemm::gemm`] (see [`Cpu::dense_direct`]), in `packed`'s
+/// memory ([`packed_len`] elements) a transposed operand as stored rows
+/// first: the block's rows of `op(a) = aᵀ`, or `op(b) = bᵀ` a group of
+/// columns at a time ([`crate::direct_gemm::gemm_bt`]). The kernels then
+/// read row-major operands: broadcasts from a few rows and vectors from
+/// one, where `aᵀ` in place would be read across as many rows as there are
+/// elements in a block of the sum (at batch 4096 that was slower than
+/// `matrixmultiply`).
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T], packed: &mut [T]) {
     let rows = c.len() / g.n;
@@ -105,20 +112,34 @@ fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T],
     #[cfg(target_arch = "x86_64")]
     {
         let (shape, add) = ((rows, g.n, g.k), g.beta == 1.0);
-        let (a, b, c) = (
-            (&as_f32(a)[first * rsa..], rsa, csa),
-            as_f32(b),
-            (as_f32_mut(c), g.n),
-        );
+        let (a, b, c) = (as_f32(a), as_f32(b), (as_f32_mut(c), g.n));
+        let packed = as_f32_mut(packed);
         // SAFETY: `dense_direct` checked the ISA and that `T` is `f32`;
         // the kernels check the lengths.
         unsafe {
             if g.trans_b {
-                crate::direct_gemm::gemm_bt(shape, a, b, c, (add, as_f32_mut(packed)));
+                let a = (&a[first * rsa..], rsa, csa);
+                crate::direct_gemm::gemm_bt(shape, a, b, c, (add, packed));
+            } else if g.trans_a {
+                // `aᵀ`'s rows `first ..` are `a`'s columns.
+                crate::transpose::transpose(&a[first..], (g.k, rows, g.m), packed);
+                crate::direct_gemm::gemm(shape, (packed, g.k, 1), (b, g.n), c, add);
             } else {
-                crate::direct_gemm::gemm(shape, a, (b, g.n), c, add);
+                crate::direct_gemm::gemm(shape, (&a[first * rsa..], rsa, csa), (b, g.n), c, add);
             }
         }
+    }
+}
+
+/// The memory [`direct_block`] packs a transposed operand into, for a block
+/// of `rows` rows: memory of the backend's own, kept between calls.
+fn packed_len(g: &Gemm, rows: usize) -> usize {
+    if g.trans_b {
+        g.k * PACKED
+    } else if g.trans_a {
+        rows * g.k
+    } else {
+        0
     }
 }
 
@@ -224,8 +245,7 @@ impl<T: Real> Cpu<T> {
                         gemm_block(g, i * rows, a, b, c);
                         return Ok(());
                     }
-                    // `op(b) = bᵀ` is packed into memory of the backend's own.
-                    let mut packed = self.scratch(if g.trans_b { g.k * PACKED } else { 0 });
+                    let mut packed = self.scratch(packed_len(g, c.len() / g.n));
                     let done =
                         slice_mut(&mut packed).map(|p| direct_block(g, i * rows, [a, b], c, p));
                     self.spare.put(packed);
@@ -559,22 +579,16 @@ impl<T: Real> Cpu<T> {
     }
 
     /// Whether [`Cpu::gemm_slices`] runs `g` by [`crate::direct_gemm`]:
-    /// where [`Cpu::direct`] allows, except for `op(a) = aᵀ` over more than
-    /// one block of the sum (a dense layer's weight gradient at batches
-    /// above 256): with that product direct too, F1's step at batch 4096
-    /// took 220-233 ms against 218-229 with neither direct, and 210 ms with
-    /// the input gradient alone (alternating runs). (A dense layer's
-    /// forward product reads `op(b) = bᵀ`, which is not direct.)
+    /// where [`Cpu::direct`] would with `op(b) = b`, and one operand at
+    /// most transposed (a dense layer's three products; its forward product
+    /// reads `op(b) = bᵀ`, its weight gradient `op(a) = aᵀ`). A transposed
+    /// operand is packed first ([`direct_block`]).
     fn dense_direct(&self, g: &Gemm) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        let one_block = g.k <= crate::direct_gemm::KC;
-        #[cfg(not(target_arch = "x86_64"))]
-        let one_block = true;
         let b_as_stored = Gemm {
             trans_b: false,
             ..*g
         };
-        self.direct(&b_as_stored) && (!g.trans_a || (one_block && !g.trans_b))
+        self.direct(&b_as_stored) && !(g.trans_a && g.trans_b)
     }
 
     /// Whether this backend runs [`crate::direct_gemm`]'s kernels at all:

@@ -12,34 +12,43 @@ use core::arch::x86_64::{
 /// `f32` lanes per vector, and the blocks' side.
 pub(crate) const LANES: usize = 16;
 
-/// `dyt[j][o] = dy[o][j]` for `dy` of `filters` rows by `pixels`.
+/// `dst[j · rows + o] = src[o · stride + j]` for `o < rows`, `j < cols`:
+/// `rows` runs of `cols` elements, `stride` apart, as `cols` rows of
+/// `rows`.
 ///
 /// # Safety
-/// AVX-512F must be available; `dy` and `dyt` hold `filters · pixels`
-/// elements.
+/// AVX-512F must be available. (The slices' lengths are checked.)
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn transpose(dy: &[f32], filters: usize, pixels: usize, dyt: &mut [f32]) {
-    assert!(dy.len() >= filters * pixels && dyt.len() >= filters * pixels);
-    let (fb, pb) = (filters / LANES * LANES, pixels / LANES * LANES);
-    for o in (0..fb).step_by(LANES) {
-        for j in (0..pb).step_by(LANES) {
-            // SAFETY: rows o..o + 16 and pixels j..j + 16 lie inside both
+pub(crate) unsafe fn transpose(
+    src: &[f32],
+    (rows, cols, stride): (usize, usize, usize),
+    dst: &mut [f32],
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(cols <= stride && src.len() >= (rows - 1) * stride + cols);
+    assert!(dst.len() >= rows * cols);
+    let (rb, cb) = (rows / LANES * LANES, cols / LANES * LANES);
+    for o in (0..rb).step_by(LANES) {
+        for j in (0..cb).step_by(LANES) {
+            // SAFETY: rows o..o + 16 and columns j..j + 16 lie inside both
             // (the blocks are whole).
             unsafe {
                 block16(
-                    dy.as_ptr().add(o * pixels + j),
-                    pixels,
-                    dyt.as_mut_ptr().add(j * filters + o),
-                    filters,
+                    src.as_ptr().add(o * stride + j),
+                    stride,
+                    dst.as_mut_ptr().add(j * rows + o),
+                    rows,
                 )
             };
         }
     }
     // The edges, element by element.
-    for o in 0..filters {
-        let from = if o < fb { pb } else { 0 };
-        for j in from..pixels {
-            dyt[j * filters + o] = dy[o * pixels + j];
+    for o in 0..rows {
+        let from = if o < rb { cb } else { 0 };
+        for j in from..cols {
+            dst[j * rows + o] = src[o * stride + j];
         }
     }
 }
