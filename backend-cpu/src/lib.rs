@@ -537,6 +537,12 @@ impl<T: Real> Cpu<T> {
 }
 
 impl<T: Real> BufferOps for Cpu<T> {
+    /// Runs `f` on one of this backend's threads (see [`BufferOps::run`]):
+    /// the calling thread waits for it once, instead of once per operation.
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
     /// Zeros, in a spare buffer of `len` elements when one is kept (see
     /// [`BufferOps::recycle`]).
     fn zeros(&self, len: usize) -> Result<ArrayD<T>> {

@@ -752,10 +752,10 @@ fn forced_step<G: TensorBackend<Elem = f32> + 'static>(
         };
         rep.within(&format!("{} output", s.name), &yd, &yc, &tol);
         let x_in = std::mem::replace(&mut act, yc);
-        shp.clone_from(&out);
+        shp.clone_from(&out.to_vec());
         saved.push(Saved {
             x: x_in,
-            out_shape: out,
+            out_shape: out.to_vec(),
             spread,
         });
     }

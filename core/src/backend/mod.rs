@@ -166,6 +166,19 @@ pub trait StateOps: BackendTypes {
 pub trait BufferOps: StateOps + BackendTypes<Buffer: Sized> {
     /// A buffer of `len` zeros.
     fn zeros(&self, len: usize) -> Result<Self::Buffer>;
+    /// Runs `f`, a stretch of this backend's operations (a training step,
+    /// say), from where they start fastest, and returns what it returns.
+    /// The CPU backend runs it on a thread of its own pool, so that each
+    /// operation hands its tasks to the other threads from inside the pool
+    /// rather than waking the pool from outside and sleeping until it is
+    /// done; the default runs `f` where it is called. Results are the same
+    /// either way.
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R
+    where
+        Self: Sized,
+    {
+        f()
+    }
     /// A buffer of `len` elements that the caller overwrites entirely
     /// before reading any (an output every element of which an op writes):
     /// its contents are unspecified, so that a backend that keeps recycled

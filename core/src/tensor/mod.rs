@@ -1238,13 +1238,31 @@ pub trait MapOps: BackendTypes {
 }
 
 /// Every operation the layers need, on top of [`Backend`]; implemented
-/// automatically.
+/// automatically for backends that can be shared between threads and whose
+/// buffers can be sent between them (so that a whole training step can run
+/// on a thread of the backend's choosing: [`crate::BufferOps::run`]).
 pub trait TensorBackend:
-    Backend + MatmulOps + ConvOps + PoolOps + BatchNormOps + LossOps + MapOps
+    Backend<Buffer: Send, State: Send>
+    + MatmulOps
+    + ConvOps
+    + PoolOps
+    + BatchNormOps
+    + LossOps
+    + MapOps
+    + Send
+    + Sync
 {
 }
 
 impl<B> TensorBackend for B where
-    B: Backend + MatmulOps + ConvOps + PoolOps + BatchNormOps + LossOps + MapOps
+    B: Backend<Buffer: Send, State: Send>
+        + MatmulOps
+        + ConvOps
+        + PoolOps
+        + BatchNormOps
+        + LossOps
+        + MapOps
+        + Send
+        + Sync
 {
 }

@@ -33,7 +33,7 @@ use smoothout::{ParamSpec, Result};
 /// *conv.params_mut()[1] = vec![0.0];
 /// let x: Vec<f64> = (1..=9).map(f64::from).collect();
 /// let Activation { data, shape } = conv.forward(&b, &Activation::new(x, [1, 1, 3, 3]), false)?;
-/// assert_eq!((data, shape), (vec![12.0, 16.0, 24.0, 28.0], vec![1, 1, 2, 2]));
+/// assert_eq!((data, shape.to_vec()), (vec![12.0, 16.0, 24.0, 28.0], vec![1, 1, 2, 2]));
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Conv2d<B: TensorBackend> {

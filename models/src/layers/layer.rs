@@ -16,19 +16,20 @@ use smoothout::{Error, ParamSpec, Real, Result};
 /// let b = Reference::<f64>::new();
 /// let x = Activation::new(vec![-1.0, 2.0], [1, 2]);
 /// let Activation { data, shape } = Relu::new().forward(&b, &x, false)?;
-/// assert_eq!((data, shape), (vec![0.0, 2.0], vec![1, 2]));
+/// assert_eq!(data, vec![0.0, 2.0]);
+/// assert_eq!(shape, [1, 2]);
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Activation<B: TensorBackend> {
     /// The elements, row-major in `shape`.
     pub data: B::Buffer,
     /// The dimensions, batch first.
-    pub shape: Vec<usize>,
+    pub shape: Dims,
 }
 
 impl<B: TensorBackend> Activation<B> {
     /// `data` of `shape` (checked by the layer it is given to).
-    pub fn new(data: B::Buffer, shape: impl Into<Vec<usize>>) -> Self {
+    pub fn new(data: B::Buffer, shape: impl Into<Dims>) -> Self {
         Activation {
             data,
             shape: shape.into(),
@@ -48,6 +49,109 @@ impl<B: TensorBackend> Activation<B> {
     }
 }
 
+/// An [`Activation`]'s dimensions, batch first, read as a slice. Up to
+/// [`Dims::INLINE`] of them are held in place, so that the activations of
+/// a training step (two to four dimensions) allocate nothing for their
+/// shapes; more go on the heap.
+///
+/// ```
+/// use smoothout_models::layers::Dims;
+/// let d = Dims::from([8, 3, 32, 32]);
+/// assert_eq!(d[1], 3);
+/// assert_eq!(d.iter().product::<usize>(), 8 * 3 * 32 * 32);
+/// assert_eq!(d, [8, 3, 32, 32]);
+/// assert_eq!(Dims::from(vec![2, 1, 1, 1, 5]).len(), 5);
+/// ```
+#[derive(Clone, Default)]
+pub struct Dims {
+    len: usize,
+    inline: [usize; Dims::INLINE],
+    heap: Vec<usize>,
+}
+
+impl Dims {
+    /// How many dimensions are held without allocating.
+    pub const INLINE: usize = 4;
+}
+
+impl From<&[usize]> for Dims {
+    fn from(dims: &[usize]) -> Self {
+        let mut d = Dims {
+            len: dims.len(),
+            ..Dims::default()
+        };
+        if dims.len() <= Dims::INLINE {
+            d.inline[..dims.len()].copy_from_slice(dims);
+        } else {
+            d.heap = dims.to_vec();
+        }
+        d
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Dims {
+    fn from(dims: [usize; N]) -> Self {
+        Dims::from(&dims[..])
+    }
+}
+
+impl From<Vec<usize>> for Dims {
+    fn from(dims: Vec<usize>) -> Self {
+        if dims.len() <= Dims::INLINE {
+            Dims::from(&dims[..])
+        } else {
+            Dims {
+                len: dims.len(),
+                inline: [0; Dims::INLINE],
+                heap: dims,
+            }
+        }
+    }
+}
+
+impl core::ops::Deref for Dims {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        if self.len <= Dims::INLINE {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+}
+
+impl core::fmt::Debug for Dims {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl PartialEq for Dims {
+    fn eq(&self, other: &Dims) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Dims {}
+
+impl PartialEq<[usize]> for Dims {
+    fn eq(&self, other: &[usize]) -> bool {
+        **self == *other
+    }
+}
+
+impl<const N: usize> PartialEq<[usize; N]> for Dims {
+    fn eq(&self, other: &[usize; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl PartialEq<Vec<usize>> for Dims {
+    fn eq(&self, other: &Vec<usize>) -> bool {
+        **self == other[..]
+    }
+}
+
 /// A layer: forward, backward, and its parameters in spec order.
 ///
 /// The layers and containers of this crate keep what they reuse from one
@@ -58,7 +162,11 @@ impl<B: TensorBackend> Activation<B> {
 /// no new buffer on a backend that keeps them (`Cpu::fresh_buffers` of
 /// `smoothout-cpu` counts them). A layer of your own that drops buffers
 /// stays correct; it only allocates again.
-pub trait Layer<B: TensorBackend> {
+///
+/// Layers are `Send`: the trainer runs each step where the backend starts
+/// its operations fastest ([`smoothout::BufferOps::run`]), which for the
+/// CPU backend is one of its own threads.
+pub trait Layer<B: TensorBackend>: Send {
     /// `y = f(x)`; returns `y` with its shape. In train mode the layer
     /// caches what [`Layer::backward`] needs (and BatchNorm uses batch
     /// statistics, Dropout drops).

@@ -22,7 +22,7 @@ use smoothout::{ParamSpec, Result};
 /// *fc.params_mut()[0] = vec![1.0, 2.0];
 /// *fc.params_mut()[1] = vec![0.5];
 /// let Activation { data, shape } = fc.forward(&b, &Activation::new(vec![3.0, 4.0], [1, 2]), false)?;
-/// assert_eq!((data, shape), (vec![11.5], vec![1, 1]));
+/// assert_eq!((data, shape.to_vec()), (vec![11.5], vec![1, 1]));
 /// # Ok::<(), smoothout::Error>(())
 /// ```
 pub struct Linear<B: TensorBackend> {

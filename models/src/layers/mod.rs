@@ -84,4 +84,4 @@ pub use relu::Relu;
 pub use residual::BasicBlock;
 
 pub(crate) use layer::{no_cache, params_and_grads_of};
-pub use layer::{Activation, Layer};
+pub use layer::{Activation, Dims, Layer};

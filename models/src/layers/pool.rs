@@ -67,7 +67,7 @@ macro_rules! pool_layer {
         #[doc = concat!("let mut pool = ", stringify!($name), "::new(2, 2, 0);")]
         /// let x = Activation::new(vec![1.0, 2.0, 3.0, 6.0], [1, 1, 2, 2]);
         /// let Activation { data, shape } = pool.forward(&b, &x, false)?;
-        #[doc = concat!("assert_eq!((data, shape), (vec![", $example, "], vec![1, 1, 1, 1]));")]
+        #[doc = concat!("assert_eq!((data, shape.to_vec()), (vec![", $example, "], vec![1, 1, 1, 1]));")]
         /// # Ok::<(), smoothout::Error>(())
         /// ```
         pub struct $name<B: TensorBackend>(Pool<B>);

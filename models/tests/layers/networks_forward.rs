@@ -78,7 +78,7 @@ fn check(
     net.set_dropout_step(0);
     let xb = b.upload(&x).unwrap();
     let z = net.forward(b, &Activation::new(xb, shape), true).unwrap();
-    let s = z.shape.clone();
+    let s = z.shape.to_vec();
     assert_eq!(s, [n, classes]);
     let (l0, dz) = SoftmaxCrossEntropy::new(classes)
         .forward(b, &z, &labels)

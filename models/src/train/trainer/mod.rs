@@ -4,6 +4,8 @@
 //! SmoothOut draws, the update); `run.rs`, the epochs with evaluation and
 //! files; `state.rs`, its state as a checkpoint and back.
 
+use std::sync::Arc;
+
 use smoothout::tensor::TensorBackend;
 use smoothout::{ParamSpec, Sgd, SmoothOut};
 
@@ -83,7 +85,8 @@ struct EpochSums {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Trainer<B: TensorBackend + 'static> {
-    backend: B,
+    /// Shared with the closure a step runs in ([`BufferOps::run`]).
+    backend: Arc<B>,
     config: TrainConfig,
     net: Sequential<B>,
     specs: Vec<ParamSpec>,
@@ -203,7 +206,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             rows,
             opt,
             config,
-            backend,
+            backend: Arc::new(backend),
         })
     }
 
@@ -222,7 +225,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// The backend.
     #[must_use]
     pub fn backend(&self) -> &B {
-        &self.backend
+        &*self.backend
     }
 
     /// Optimiser steps taken.

@@ -25,13 +25,8 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 "the evaluation set's image shape or classes differ from the training set's",
             ));
         }
-        evaluate(
-            &self.backend,
-            &mut self.net,
-            &self.normalize,
-            data,
-            self.config.eval_batch,
-        )
+        let (b, net, normalize) = (&*self.backend, &mut self.net, &self.normalize);
+        b.run(|| evaluate(b, net, normalize, data, self.config.eval_batch))
     }
 
     /// Trains until every epoch has run (continuing from the current step),

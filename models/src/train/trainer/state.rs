@@ -60,7 +60,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// # Errors
     /// Backend errors.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
-        let b = &self.backend;
+        let b = &*self.backend;
         let mut c = Checkpoint::new();
         for (spec, p) in self.specs.iter().zip(self.net.params()) {
             let v = b.to_vec(p)?;
@@ -176,7 +176,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             .into_iter()
             .map(|(n, buf)| r.tensor(&format!("buffer.{n}"), self.backend.len(buf)))
             .collect::<Result<_>>()?;
-        let current = self.opt.get().state(&self.backend)?;
+        let current = self.opt.get().state(&*self.backend)?;
         let optim = OptimState {
             kind: current.kind,
             step: r.number("optim_step")?,
@@ -201,7 +201,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             seen: r.number("epoch_seen")?,
             seconds: r.finite("epoch_seconds")?,
         };
-        let b = &self.backend;
+        let b = &*self.backend;
         for (p, v) in self.net.params_mut().into_iter().zip(&params) {
             *p = b.upload(v)?;
         }

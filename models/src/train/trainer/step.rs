@@ -2,6 +2,7 @@
 //! (augmented, normalised), the ghost chunks with their SmoothOut or RWP
 //! draws, the two-pass methods (SAM, ASAM, m-RWP), clipping and the update.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use smoothout::tensor::TensorBackend;
@@ -58,7 +59,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             return Ok(());
         };
         let (mut params, _) = lists(&mut self.net, self.specs.len());
-        Ok(op(so, &self.backend, &mut params)?)
+        Ok(op(so, &*self.backend, &mut params)?)
     }
 
     /// Adds θ of `draw` to the network's parameters (the methods that
@@ -66,7 +67,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     fn perturb(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
             let (mut params, _) = lists(&mut self.net, self.specs.len());
-            return Ok(r.perturb(&self.backend, &mut params, draw)?);
+            return Ok(r.perturb(&*self.backend, &mut params, draw)?);
         }
         self.with_smoothout(|so, b, p| so.perturb(b, p, draw))
     }
@@ -75,7 +76,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     fn denoise(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
             let (mut params, _) = lists(&mut self.net, self.specs.len());
-            return Ok(r.denoise(&self.backend, &mut params, draw)?);
+            return Ok(r.denoise(&*self.backend, &mut params, draw)?);
         }
         self.with_smoothout(|so, b, p| so.denoise(b, p, draw))
     }
@@ -84,7 +85,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// scaled by `weight` (the chunk's share of the batch). Returns the
     /// chunk's mean loss and correct count.
     fn chunk_pass(&mut self, x: &[f32], labels: &[u32], weight: f64) -> Result<(f64, u64)> {
-        let b = &self.backend;
+        let b = &*self.backend;
         // Every buffer of the pass goes back to the backend when done with,
         // and the host memory is the last step's: a steady loop allocates
         // nothing here.
@@ -128,6 +129,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// gradient norm diverges (the parameters are then de-noised or put
     /// back at `w`, and not updated); backend errors.
     pub fn step_batch(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
+        let backend = Arc::clone(&self.backend);
+        backend.run(|| self.step_here(x, labels))
+    }
+
+    /// [`Trainer::step_batch`] on the calling thread.
+    fn step_here(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
         let image_len: usize = self.image_shape.iter().product();
         if labels.is_empty() || x.len() != labels.len() * image_len {
             return Err(TrainError::config(
@@ -151,7 +158,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             ));
         }
         let chunks = n.div_ceil(self.config.chunk());
-        self.net.zero_grad(&self.backend)?;
+        self.net.zero_grad(&*self.backend)?;
         let (loss_sum, correct) = match self.config.method {
             Method::Sam | Method::Asam => self.ascent_passes(x, labels)?,
             Method::MixedRwp => self.mixed_passes(x, labels)?,
@@ -219,9 +226,9 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// point the network never takes).
     fn second_pass<T>(&mut self, pass: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let stats: Vec<&B::Buffer> = self.net.buffers().into_iter().map(|(_, s)| s).collect();
-        hold(&self.backend, &mut self.held_stats, &stats)?;
+        hold(&*self.backend, &mut self.held_stats, &stats)?;
         let result = pass(self);
-        let b = &self.backend;
+        let b = &*self.backend;
         for ((_, s), h) in self.net.buffers_mut().into_iter().zip(&self.held_stats) {
             b.copy(h, s)?;
         }
@@ -237,10 +244,10 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// loss and correct count.
     fn mixed_passes(&mut self, x: &[f32], labels: &[u32]) -> Result<(f64, u64)> {
         let clean = self.passes(x, labels, 1.0, false)?;
-        hold(&self.backend, &mut self.held, &self.net.grads())?;
-        self.net.zero_grad(&self.backend)?;
+        hold(&*self.backend, &mut self.held, &self.net.grads())?;
+        self.net.zero_grad(&*self.backend)?;
         self.second_pass(|t| t.passes(x, labels, 1.0, true))?;
-        let b = &self.backend;
+        let b = &*self.backend;
         let beta = self.config.beta;
         for (g, h) in lists(&mut self.net, self.specs.len())
             .1
@@ -267,7 +274,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             },
             _ => Ascent::Sam { rho: self.config.a },
         };
-        let b = &self.backend;
+        let b = &*self.backend;
         let (params, grads) = lists(&mut self.net, self.specs.len());
         let (mut ps, mut gs) = (Vec::new(), Vec::new());
         for ((p, g), spec) in params.into_iter().zip(grads).zip(&self.specs) {
@@ -285,9 +292,9 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         if !norm.is_finite() {
             return Err(TrainError::NonFinite { step: self.step });
         }
-        self.net.zero_grad(&self.backend)?;
+        self.net.zero_grad(&*self.backend)?;
         let second = self.second_pass(|t| t.passes(x, labels, 1.0, false));
-        let b = &self.backend;
+        let b = &*self.backend;
         let (params, _) = lists(&mut self.net, self.specs.len());
         let perturbed = params
             .into_iter()
@@ -303,7 +310,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// Clipping, de-noising of `last` and the update at rate `lr`, in
     /// place on the network's own buffers.
     fn update(&mut self, last: Draw, lr: f64) -> Result<()> {
-        let b = &self.backend;
+        let b = &*self.backend;
         let (mut params, mut grads) = lists(&mut self.net, self.specs.len());
         if let Some(max) = self.config.clip {
             clip_grad_norm(b, &mut grads, max)?;
