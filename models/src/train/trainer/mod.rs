@@ -225,7 +225,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// The backend.
     #[must_use]
     pub fn backend(&self) -> &B {
-        &*self.backend
+        &self.backend
     }
 
     /// Optimiser steps taken.
