@@ -116,6 +116,8 @@ pub struct Trainer<B: TensorBackend + 'static> {
     /// Host memory a chunk's pass reuses from step to step: its inputs in
     /// the backend's element type, then its logits.
     host: Vec<B::Elem>,
+    /// The memory of the update's and the noise's parameter lists.
+    lists: step::ListMemory,
 }
 
 impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
@@ -200,6 +202,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             held: Vec::new(),
             held_stats: Vec::new(),
             host: Vec::new(),
+            lists: step::ListMemory::default(),
             net,
             specs,
             smoothout,

@@ -58,16 +58,20 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let Some(so) = self.smoothout.as_mut() else {
             return Ok(());
         };
-        let (mut params, _) = lists(&mut self.net, self.specs.len());
-        Ok(op(so, &*self.backend, &mut params)?)
+        let (mut params, grads) = self.lists.lists(&mut self.net);
+        op(so, &*self.backend, &mut params)?;
+        self.lists.keep(params, grads);
+        Ok(())
     }
 
     /// Adds θ of `draw` to the network's parameters (the methods that
     /// draw noise).
     fn perturb(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
-            let (mut params, _) = lists(&mut self.net, self.specs.len());
-            return Ok(r.perturb(&*self.backend, &mut params, draw)?);
+            let (mut params, grads) = self.lists.lists(&mut self.net);
+            r.perturb(&*self.backend, &mut params, draw)?;
+            self.lists.keep(params, grads);
+            return Ok(());
         }
         self.with_smoothout(|so, b, p| so.perturb(b, p, draw))
     }
@@ -75,8 +79,10 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// Takes θ of `draw` out again (the methods that draw noise).
     fn denoise(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
-            let (mut params, _) = lists(&mut self.net, self.specs.len());
-            return Ok(r.denoise(&*self.backend, &mut params, draw)?);
+            let (mut params, grads) = self.lists.lists(&mut self.net);
+            r.denoise(&*self.backend, &mut params, draw)?;
+            self.lists.keep(params, grads);
+            return Ok(());
         }
         self.with_smoothout(|so, b, p| so.denoise(b, p, draw))
     }
@@ -311,7 +317,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// place on the network's own buffers.
     fn update(&mut self, last: Draw, lr: f64) -> Result<()> {
         let b = &*self.backend;
-        let (mut params, mut grads) = lists(&mut self.net, self.specs.len());
+        let (mut params, mut grads) = self.lists.lists(&mut self.net);
         if let Some(max) = self.config.clip {
             clip_grad_norm(b, &mut grads, max)?;
         }
@@ -338,10 +344,12 @@ impl<B: TensorBackend + 'static> Trainer<B> {
                 if let Some(r) = rows {
                     r.denoise(b, &mut params, last)?;
                 }
-                let grads: Vec<&B::Buffer> = grads.into_iter().map(|g| &*g).collect();
-                opt.get_mut().step(b, &mut params, &grads)?;
+                let read = self.lists.read_only(&grads);
+                opt.get_mut().step(b, &mut params, &read)?;
+                self.lists.keep_read(read);
             }
         }
+        self.lists.keep(params, grads);
         Ok(())
     }
 
@@ -418,4 +426,55 @@ fn lists<B: TensorBackend>(
     let (mut params, mut grads) = (Vec::with_capacity(n), Vec::with_capacity(n));
     net.append_params_and_grads(&mut params, &mut grads);
     (params, grads)
+}
+
+/// The memory of the parameter lists of the steps' hot paths (perturb,
+/// de-noise, update), kept from step to step so that a steady step
+/// allocates none: the lists borrow the network, so they cannot be kept
+/// themselves; their memory is kept empty, as a list of `usize`s, which
+/// have the size and alignment of a reference.
+#[derive(Debug, Default)]
+pub(super) struct ListMemory {
+    params: Vec<usize>,
+    grads: Vec<usize>,
+    read: Vec<usize>,
+}
+
+impl ListMemory {
+    /// The network's parameters and gradients in spec order, in this
+    /// memory (allocated at the first call).
+    fn lists<'a, B: TensorBackend>(
+        &mut self,
+        net: &'a mut Sequential<B>,
+    ) -> (Vec<&'a mut B::Buffer>, Vec<&'a mut B::Buffer>) {
+        let mut params = recast(core::mem::take(&mut self.params));
+        let mut grads = recast(core::mem::take(&mut self.grads));
+        net.append_params_and_grads(&mut params, &mut grads);
+        (params, grads)
+    }
+
+    /// Takes the memory of lists made by [`ListMemory::lists`] back.
+    fn keep<T>(&mut self, params: Vec<T>, grads: Vec<T>) {
+        (self.params, self.grads) = (recast(params), recast(grads));
+    }
+
+    /// `list` read-only, in this memory.
+    fn read_only<'b, T>(&mut self, list: &'b [&mut T]) -> Vec<&'b T> {
+        let mut read = recast(core::mem::take(&mut self.read));
+        read.extend(list.iter().map(|x| &**x));
+        read
+    }
+
+    /// Takes the memory of a list made by [`ListMemory::read_only`] back.
+    fn keep_read<T>(&mut self, read: Vec<T>) {
+        self.read = recast(read);
+    }
+}
+
+/// An empty list of `U` in `v`'s memory: `collect` reuses a vector's memory
+/// for elements of the same size and alignment (std's in-place iteration),
+/// which holds for the references and `usize`s of [`ListMemory`]; for any
+/// other pair it allocates anew, which is only slower.
+fn recast<T, U>(v: Vec<T>) -> Vec<U> {
+    v.into_iter().filter_map(|_| None).collect()
 }

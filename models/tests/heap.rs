@@ -1,0 +1,94 @@
+//! A steady training step on the CPU backend (`Trainer::step_batch`, after
+//! warm-up) makes no heap allocation at all, counted by a global allocator
+//! over every thread: not only no buffer (`train/recycle.rs` checks those)
+//! but no list, shape or queue either. One test in its own binary, so that
+//! no other test's allocations are counted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use smoothout_cpu::Cpu;
+use smoothout_models::data::Dataset;
+use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
+
+/// Allocations (and reallocations) so far, over every thread.
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+const CLASSES: usize = 10;
+
+/// The heap allocations of three steps of `cfg` at batch `batch`, after
+/// two to warm up, on a fixed batch of `shape`d inputs.
+fn allocations_in_steady_steps(cfg: TrainConfig, shape: [usize; 3], batch: usize) -> u64 {
+    let image: usize = shape.iter().product();
+    let pixels: Vec<u8> = (0..batch * image).map(|i| (i * 37 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..batch).map(|i| (i % CLASSES) as u8).collect();
+    let train = Dataset::new(pixels, labels, shape, CLASSES, 255).unwrap();
+    let cfg = cfg.with_batch(batch).with_epochs(100);
+    let mut t = Trainer::new(Cpu::<f32>::with_threads(2).unwrap(), cfg, &train).unwrap();
+    let x: Vec<f32> = (0..batch * image)
+        .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let y: Vec<u32> = (0..batch as u32).map(|i| i % CLASSES as u32).collect();
+    for _ in 0..2 {
+        t.step_batch(&x, &y).unwrap();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        t.step_batch(&x, &y).unwrap();
+    }
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn a_steady_step_makes_no_heap_allocation() {
+    let cases = [
+        (Network::Mlp(vec![16, 12]), Method::Baseline, [1, 6, 6], 12),
+        (Network::Mlp(vec![16, 12]), Method::SmoothOut, [1, 6, 6], 12),
+        (
+            Network::Mlp(vec![16, 12]),
+            Method::AdaSmoothOut,
+            [1, 6, 6],
+            12,
+        ),
+        (Network::CifarShallow, Method::AdaSmoothOut, [3, 32, 32], 2),
+        (Network::ResNet44, Method::SmoothOut, [3, 32, 32], 2),
+    ];
+    for (net, method, shape, batch) in cases {
+        let cfg = TrainConfig::new(method, net.clone());
+        let n = allocations_in_steady_steps(cfg, shape, batch);
+        assert_eq!(
+            n,
+            0,
+            "{} {method:?}: heap allocations in three steps",
+            net.name()
+        );
+    }
+}
