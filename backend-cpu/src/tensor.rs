@@ -132,7 +132,7 @@ fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T],
 }
 
 /// The memory [`direct_block`] packs a transposed operand into, for a block
-/// of `rows` rows: memory of the backend's own, kept between calls.
+/// of up to `rows` rows: memory of the backend's own, kept between calls.
 fn packed_len(g: &Gemm, rows: usize) -> usize {
     if g.trans_b {
         g.k * PACKED
@@ -236,22 +236,30 @@ impl<T: Real> Cpu<T> {
                 .div_ceil(GEMM_ROWS)
                 .max(1)
                 * GEMM_ROWS;
-        let direct = self.dense_direct(g);
-        self.pool.install(|| {
-            c.par_chunks_mut(rows * g.n)
-                .enumerate()
-                .try_for_each(|(i, c)| {
-                    if !direct {
-                        gemm_block(g, i * rows, a, b, c);
-                        return Ok(());
-                    }
-                    let mut packed = self.scratch(packed_len(g, c.len() / g.n));
-                    let done =
-                        slice_mut(&mut packed).map(|p| direct_block(g, i * rows, [a, b], c, p));
-                    self.spare.put(packed);
-                    done
-                })
-        })
+        if !self.dense_direct(g) {
+            self.pool.install(|| {
+                c.par_chunks_mut(rows * g.n)
+                    .enumerate()
+                    .for_each(|(i, c)| gemm_block(g, i * rows, a, b, c));
+            });
+            return Ok(());
+        }
+        // One buffer for every block's packed operand, taken before the
+        // blocks run (one unused element per block where none is packed):
+        // how the blocks fall on the threads does not change what is taken,
+        // so a steady loop takes the same buffers back every time.
+        let per = packed_len(g, rows).max(1);
+        let mut packed = self.scratch(per * g.m.div_ceil(rows));
+        let done = slice_mut(&mut packed).map(|packed| {
+            self.pool.install(|| {
+                c.par_chunks_mut(rows * g.n)
+                    .zip(packed.par_chunks_mut(per))
+                    .enumerate()
+                    .for_each(|(i, (c, p))| direct_block(g, i * rows, [a, b], c, p));
+            });
+        });
+        self.spare.put(packed);
+        done
     }
 
     /// A validated batch's [`GemmBatch::products`](smoothout::tensor::GemmBatch::products), one after the other.
