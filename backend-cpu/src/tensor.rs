@@ -7,13 +7,16 @@
 //! element's sum runs over `k` in the same order whatever the split. The
 //! batched forms are loops of that GEMM on the matrices' elements: the
 //! strided one runs its products in parallel (their outputs are disjoint),
-//! the summed one in order, as the reference does. A convolution's
-//! products in `f32` on AVX-512 skip `matrixmultiply`: [`crate::direct_gemm`]
-//! sums them in the same order without packing their operands. Everything
-//! else calls the
-//! [`smoothout::tensor::reference`] kernels on fixed ranges — images, planes,
-//! channels, rows, or chunks of elements — so the bits do not depend on the
-//! number of threads, and all but GEMM equal the reference's.
+//! the summed one in order, as the reference does. In `f32` on AVX-512 the
+//! products of the dense layers and of the convolutions skip
+//! `matrixmultiply`: [`crate::direct_gemm`] sums them in the same order,
+//! packing nothing but a dense layer's transposed operand, into memory the
+//! backend keeps. BatchNorm's per-channel sums over convolution outputs run
+//! sixteen channels side by side there ([`crate::channel_sums`]). Everything
+//! else calls the [`smoothout::tensor::reference`] kernels on fixed ranges —
+//! images, planes, channels, rows, or chunks of elements — so the bits do
+//! not depend on the number of threads, and all but GEMM equal the
+//! reference's.
 
 use core::any::TypeId;
 
