@@ -58,20 +58,35 @@ pub(crate) unsafe fn gemm(
     (c, ldc): (&mut [f32], usize),
     add: bool,
 ) {
-    if m == 0 || n == 0 || k == 0 {
+    let Some((shape, left)) = strided((m, n, k), (a, rsa, csa), (c, ldc), add) else {
         return;
+    };
+    assert!(n <= ldb && b.len() >= (k - 1) * ldb + n);
+    // SAFETY: the asserts here and in `strided` bound every element read
+    // or written.
+    unsafe { by_groups(&shape, &left, c, n, Dense::from_column(b, ldb)) }
+}
+
+/// The shape and left operand of a product of [`gemm`]'s or [`gemm_bt`]'s,
+/// after checking that `a` and `c` hold every element the product reads
+/// or writes; `None` for an empty product.
+fn strided(
+    (m, n, k): (usize, usize, usize),
+    (a, rsa, csa): (&[f32], usize, usize),
+    (c, ldc): (&[f32], usize),
+    add: bool,
+) -> Option<(Shape, Strided)> {
+    if m == 0 || n == 0 || k == 0 {
+        return None;
     }
     assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
-    assert!(n <= ldb && b.len() >= (k - 1) * ldb + n);
     assert!(n <= ldc && c.len() >= (m - 1) * ldc + n);
-    let shape = Shape { m, k, ldc, add };
     let left = Strided {
         a: a.as_ptr(),
         rsa,
         csa,
     };
-    // SAFETY: the asserts above bound every element read or written.
-    unsafe { by_groups(&shape, &left, c, n, Dense::from_column(b, ldb)) }
+    Some((Shape { m, k, ldc, add }, left))
 }
 
 /// Columns of `c` summed at a time ([`by_groups`]), and the width of
@@ -94,18 +109,10 @@ pub(crate) unsafe fn gemm_bt(
     (c, ldc): (&mut [f32], usize),
     (add, packed): (bool, &mut [f32]),
 ) {
-    if m == 0 || n == 0 || k == 0 {
+    let Some((shape, left)) = strided((m, n, k), (a, rsa, csa), (c, ldc), add) else {
         return;
-    }
-    assert!(a.len() > (m - 1) * rsa + (k - 1) * csa);
-    assert!(b.len() >= n * k && packed.len() >= k * GROUP);
-    assert!(n <= ldc && c.len() >= (m - 1) * ldc + n);
-    let shape = Shape { m, k, ldc, add };
-    let left = Strided {
-        a: a.as_ptr(),
-        rsa,
-        csa,
     };
+    assert!(b.len() >= n * k && packed.len() >= k * GROUP);
     let pack = |o: usize| {
         let group = (n - o).min(GROUP);
         // SAFETY: AVX-512F is available (this function's requirement);
@@ -116,8 +123,9 @@ pub(crate) unsafe fn gemm_bt(
             ldb: group,
         }
     };
-    // SAFETY: the asserts above bound every element read or written; each
-    // group's packed rows are read before the next group's are written.
+    // SAFETY: the asserts here and in `strided` bound every element read
+    // or written; each group's packed rows are read before the next
+    // group's are written.
     unsafe { by_groups(&shape, &left, c, n, pack) }
 }
 

@@ -28,17 +28,24 @@ smoothout::tensor_backend_tests!(f32_threads_2, cpu::<f32>(2), array::<f32>);
 smoothout::tensor_backend_tests!(f64_threads_1, cpu::<f64>(1), array::<f64>);
 smoothout::tensor_backend_tests!(f64_threads_2, cpu::<f64>(2), array::<f64>);
 
+/// Two GEMM operands of `a` and `b` elements in [−1, 1], from fixed
+/// patterns.
+fn operands(a: usize, b: usize) -> (Vec<f32>, Vec<f32>) {
+    let a = (0..a)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let b = (0..b)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+        .collect();
+    (a, b)
+}
+
 /// GEMM gives the same bits with 1, 2 and 3 threads (the row blocks are
 /// fixed), on a product of several blocks.
 #[test]
 fn gemm_bits_do_not_depend_on_threads() {
     let (m, n, k) = (200, 37, 129);
-    let a: Vec<f32> = (0..m * k)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-        .collect();
-    let b: Vec<f32> = (0..k * n)
-        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
-        .collect();
+    let (a, b) = operands(m * k, k * n);
     let g = Gemm::new(m, n, k).transposed(false, true).scaled(0.5, 0.0);
     let run = |threads| {
         let mut c = array(vec![0.0f32; m * n]);
@@ -91,12 +98,7 @@ fn gemm_bits_equal_matrixmultiply_on_every_isa() {
         (5, 64, 16, [true, true], 0.0),
     ];
     for (m, n, k, [trans_a, trans_b], beta) in shapes {
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
-            .collect();
+        let (a, b) = operands(m * k, k * n);
         let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32 - 3.0).collect();
         let g = Gemm::new(m, n, k)
             .transposed(trans_a, trans_b)

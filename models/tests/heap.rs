@@ -7,9 +7,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use smoothout_cpu::Cpu;
-use smoothout_models::data::Dataset;
-use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
+use smoothout_models::train::{Method, Network, TrainConfig};
+
+#[macro_use]
+#[path = "support/mod.rs"]
+mod support;
+use support::steady::warmed_up;
 
 /// Allocations (and reallocations) so far, over every thread.
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -42,24 +45,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-const CLASSES: usize = 10;
-
 /// The heap allocations of three steps of `cfg` at batch `batch`, after
 /// two to warm up, on a fixed batch of `shape`d inputs.
 fn allocations_in_steady_steps(cfg: TrainConfig, shape: [usize; 3], batch: usize) -> u64 {
-    let image: usize = shape.iter().product();
-    let pixels: Vec<u8> = (0..batch * image).map(|i| (i * 37 % 251) as u8).collect();
-    let labels: Vec<u8> = (0..batch).map(|i| (i % CLASSES) as u8).collect();
-    let train = Dataset::new(pixels, labels, shape, CLASSES, 255).unwrap();
-    let cfg = cfg.with_batch(batch).with_epochs(100);
-    let mut t = Trainer::new(Cpu::<f32>::with_threads(2).unwrap(), cfg, &train).unwrap();
-    let x: Vec<f32> = (0..batch * image)
-        .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
-        .collect();
-    let y: Vec<u32> = (0..batch as u32).map(|i| i % CLASSES as u32).collect();
-    for _ in 0..2 {
-        t.step_batch(&x, &y).unwrap();
-    }
+    let (mut t, x, y) = warmed_up(cfg, shape, batch);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..3 {
         t.step_batch(&x, &y).unwrap();

@@ -1,7 +1,8 @@
 //! Helpers shared by smoothout-models' test crates: deterministic data, the
 //! finite-difference gradient check and `per_backend!` (layers), small files
 //! in the dataset formats (data), scratch directories and byte damage
-//! (files), and running the `smoothout` program (program). Each test crate
+//! (files), running the `smoothout` program (program), and a trainer warmed
+//! up for counting a steady step's allocations (steady). Each test crate
 //! includes this folder as its `support` module and uses what it needs.
 #![allow(dead_code, unused_macros)]
 
@@ -25,3 +26,4 @@ pub mod layers;
 pub mod data;
 pub mod files;
 pub mod program;
+pub mod steady;

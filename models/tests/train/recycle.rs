@@ -9,11 +9,9 @@
 //! steps also fail (a non-finite loss) if an op reads part of an output
 //! buffer (`BufferOps::for_overwrite`) before writing it.
 
-use smoothout_cpu::Cpu;
-use smoothout_models::data::Dataset;
-use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
+use smoothout_models::train::{Method, Network, TrainConfig};
 
-const CLASSES: usize = 10;
+use crate::support::steady::warmed_up;
 
 /// Six steps of `cfg` at batch `batch` on a fixed batch of `shape`d
 /// inputs; the buffers the backend allocated anew in the last four. The
@@ -21,20 +19,7 @@ const CLASSES: usize = 10;
 /// step that dropped a buffer would live on what the first steps left for
 /// a while, and then allocate).
 fn fresh_in_steady_steps(cfg: TrainConfig, shape: [usize; 3], batch: usize) -> u64 {
-    let image: usize = shape.iter().product();
-    let pixels: Vec<u8> = (0..batch * image).map(|i| (i * 37 % 251) as u8).collect();
-    let labels: Vec<u8> = (0..batch).map(|i| (i % CLASSES) as u8).collect();
-    let train = Dataset::new(pixels, labels, shape, CLASSES, 255).unwrap();
-    let cfg = cfg.with_batch(batch).with_epochs(100);
-    let cpu = Cpu::<f32>::with_threads(2).unwrap();
-    let mut t = Trainer::new(cpu, cfg, &train).unwrap();
-    let x: Vec<f32> = (0..batch * image)
-        .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
-        .collect();
-    let y: Vec<u32> = (0..batch as u32).map(|i| i % CLASSES as u32).collect();
-    for _ in 0..2 {
-        t.step_batch(&x, &y).unwrap();
-    }
+    let (mut t, x, y) = warmed_up(cfg, shape, batch);
     let before = t.backend().fresh_buffers();
     t.step_batch(&x, &y).unwrap();
     let spare = t.backend().spare_buffers();
