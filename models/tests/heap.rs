@@ -1,13 +1,16 @@
-//! A steady training step on the CPU backend (`Trainer::step_batch`, after
-//! warm-up) makes no heap allocation at all, counted by a global allocator
-//! over every thread: not only no buffer (`train/recycle.rs` checks those)
-//! but no list, shape or queue either. One test in its own binary, so that
-//! no other test's allocations are counted.
+//! A steady training step on the CPU backend (`Trainer::step_batch`, and
+//! `Trainer::step` inside an epoch, after warm-up) makes no heap allocation
+//! at all, counted by a global allocator over every thread: not only no
+//! buffer (`train/recycle.rs` checks those) but no list, shape or queue
+//! either. One test in its own binary, so that no other test's allocations
+//! are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use smoothout_models::train::{Method, Network, TrainConfig};
+use smoothout_cpu::Cpu;
+use smoothout_models::data::Dataset;
+use smoothout_models::train::{Method, Network, TrainConfig, Trainer};
 
 #[macro_use]
 #[path = "support/mod.rs"]
@@ -56,8 +59,38 @@ fn allocations_in_steady_steps(cfg: TrainConfig, shape: [usize; 3], batch: usize
     ALLOCATIONS.load(Ordering::Relaxed) - before
 }
 
+/// The heap allocations of three `Trainer::step`s over a dataset of six
+/// batches of 12 images, after two to warm up: all inside one epoch (a new
+/// epoch draws a new order of the examples).
+fn allocations_in_steady_program_steps(method: Method) -> u64 {
+    let (shape, batch) = ([1, 6, 6], 12);
+    let n = 6 * batch;
+    let pixels: Vec<u8> = (0..n * 36).map(|i| (i * 37 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let train = Dataset::new(pixels, labels, shape, 10, 255).unwrap();
+    let cfg = TrainConfig::new(method, Network::Mlp(vec![16, 12]))
+        .with_batch(batch)
+        .with_epochs(2);
+    let mut t = Trainer::new(Cpu::<f32>::with_threads(2).unwrap(), cfg, &train).unwrap();
+    for _ in 0..2 {
+        t.step(&train).unwrap();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        t.step(&train).unwrap();
+    }
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
 #[test]
 fn a_steady_step_makes_no_heap_allocation() {
+    for method in [Method::Baseline, Method::SmoothOut, Method::AdaSmoothOut] {
+        let n = allocations_in_steady_program_steps(method);
+        assert_eq!(
+            n, 0,
+            "Trainer::step, {method:?}: heap allocations in three steps"
+        );
+    }
     let cases = [
         (Network::Mlp(vec![16, 12]), Method::Baseline, [1, 6, 6], 12),
         (Network::Mlp(vec![16, 12]), Method::SmoothOut, [1, 6, 6], 12),

@@ -155,7 +155,7 @@ impl Augment {
         }
         c.checked_mul(h)
             .and_then(|v| v.checked_mul(w))
-            .ok_or(DataError::InvalidSetting {
+            .ok_or_else(|| DataError::InvalidSetting {
                 name: "image_shape",
                 value: format!("{image_shape:?}"),
                 expected: "an image size that fits in memory",

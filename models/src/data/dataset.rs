@@ -101,7 +101,7 @@ impl Dataset {
         let image_len = image_shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or(DataError::InvalidSetting {
+            .ok_or_else(|| DataError::InvalidSetting {
                 name: "image_shape",
                 value: format!("{image_shape:?}"),
                 expected: "an image size that fits in memory",

@@ -118,6 +118,8 @@ pub struct Trainer<B: TensorBackend + 'static> {
     host: Vec<B::Elem>,
     /// The memory of the update's and the noise's parameter lists.
     lists: step::ListMemory,
+    /// The memory of [`Trainer::step`]'s batch.
+    batch: step::BatchMemory,
 }
 
 impl<B: TensorBackend + 'static> core::fmt::Debug for Trainer<B> {
@@ -203,6 +205,7 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             held_stats: Vec::new(),
             host: Vec::new(),
             lists: step::ListMemory::default(),
+            batch: step::BatchMemory::default(),
             net,
             specs,
             smoothout,

@@ -21,32 +21,33 @@ use crate::train::config::Method;
 
 impl<B: TensorBackend + 'static> Trainer<B> {
     /// The example indices of step `step_in_epoch` of `epoch` (0-based).
-    fn batch_indices(&mut self, epoch: u64, step_in_epoch: u64) -> Vec<usize> {
+    fn batch_indices(&mut self, epoch: u64, step_in_epoch: u64, out: &mut Vec<usize>) {
         let seed = derive_seed(self.config.seed, STREAM_ORDER, epoch);
         let n = self.train_len;
         if self.order.as_ref().map(|(e, _)| *e) != Some(epoch) {
             self.order = Some((epoch, permutation(n, seed)));
         }
+        out.clear();
         let Some((_, order)) = &self.order else {
-            return Vec::new();
+            return;
         };
         let lo = (step_in_epoch as usize)
             .saturating_mul(self.config.batch)
             .min(n);
         let hi = lo.saturating_add(self.config.batch).min(n);
-        order[lo..hi].to_vec()
+        out.extend_from_slice(&order[lo..hi]);
     }
 
-    /// Normalised and augmented training inputs of `indices` for `step`.
-    fn inputs(&self, data: &Dataset, indices: &[usize], step: u64) -> Result<Vec<f32>> {
-        let mut x = vec![0.0f32; indices.len() * data.image_len()];
-        data.batch_f32(indices, &mut x)?;
+    /// Normalised and augmented training inputs of `indices` for `step`,
+    /// into `x`.
+    fn inputs(&self, data: &Dataset, indices: &[usize], step: u64, x: &mut Vec<f32>) -> Result<()> {
+        x.clear();
+        x.resize(indices.len() * data.image_len(), 0.0);
+        data.batch_f32(indices, x)?;
         let mut rng = seeded_rng(derive_seed(self.config.seed, STREAM_AUGMENT, step));
-        self.config
-            .augment
-            .apply(&mut x, self.image_shape, &mut rng)?;
-        self.normalize.apply(&mut x, self.image_shape)?;
-        Ok(x)
+        self.config.augment.apply(x, self.image_shape, &mut rng)?;
+        self.normalize.apply(x, self.image_shape)?;
+        Ok(())
     }
 
     /// Runs a SmoothOut operation on the network's parameters (nothing for
@@ -376,16 +377,15 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let start = Instant::now();
         let epoch = self.step / self.steps_per_epoch;
         let in_epoch = self.step % self.steps_per_epoch;
-        let indices = self.batch_indices(epoch, in_epoch);
-        let x = self.inputs(train, &indices, self.step)?;
-        let mut labels = vec![0usize; indices.len()];
-        train.batch_labels(&indices, &mut labels)?;
-        let labels: Vec<u32> = labels.into_iter().map(|l| l as u32).collect();
-        let lr = self.config.regime.lr(epoch, self.step)?;
-        let (loss, correct) = self.step_batch(&x, &labels)?;
-        self.sums.loss += loss * indices.len() as f64;
+        // The batch's memory is the last step's; it is put back whatever
+        // happens.
+        let mut batch = core::mem::take(&mut self.batch);
+        let done = self.step_on(train, (epoch, in_epoch), &mut batch);
+        self.batch = batch;
+        let (loss, correct, lr, n) = done?;
+        self.sums.loss += loss * n as f64;
         self.sums.correct += correct;
-        self.sums.seen += indices.len() as u64;
+        self.sums.seen += n as u64;
         self.sums.seconds += start.elapsed().as_secs_f64();
         Ok(StepInfo {
             epoch: epoch + 1,
@@ -398,6 +398,41 @@ impl<B: TensorBackend + 'static> Trainer<B> {
             images_per_sec: self.sums.seen as f64 / self.sums.seconds.max(1e-9),
         })
     }
+
+    /// [`Trainer::step`]'s batch, read into `batch`, and its step. Returns
+    /// the loss, the correct count, the learning rate and the batch size.
+    fn step_on(
+        &mut self,
+        train: &Dataset,
+        (epoch, in_epoch): (u64, u64),
+        batch: &mut BatchMemory,
+    ) -> Result<(f64, u64, f64, usize)> {
+        let BatchMemory {
+            indices,
+            labels,
+            labels_u32,
+            x,
+        } = batch;
+        self.batch_indices(epoch, in_epoch, indices);
+        self.inputs(train, indices, self.step, x)?;
+        labels.clear();
+        labels.resize(indices.len(), 0);
+        train.batch_labels(indices, labels)?;
+        labels_u32.clear();
+        labels_u32.extend(labels.iter().map(|&l| l as u32));
+        let lr = self.config.regime.lr(epoch, self.step)?;
+        let (loss, correct) = self.step_batch(x, labels_u32)?;
+        Ok((loss, correct, lr, indices.len()))
+    }
+}
+
+/// The host memory of [`Trainer::step`]'s batch, kept from step to step.
+#[derive(Debug, Default)]
+pub(super) struct BatchMemory {
+    indices: Vec<usize>,
+    labels: Vec<usize>,
+    labels_u32: Vec<u32>,
+    x: Vec<f32>,
 }
 
 /// Copies `from` into `held`, allocating `held` anew unless it already
