@@ -1,6 +1,8 @@
-//! A convolution's three products for one image in AVX-512, for `f32`,
-//! with the same bits as `matrixmultiply`'s products that they replace,
-//! without packing their operands:
+//! GEMM in AVX-512 for `f32`, with the same bits as `matrixmultiply`'s
+//! products that it replaces: the dense layers' products ([`gemm`], and
+//! [`gemm_bt`] for a transposed right operand, the one it packs) and a
+//! convolution's three products for one image, without packing their
+//! operands:
 //!
 //! - forward, `y = W · col(x)` (filters × pixels);
 //! - input gradient, `dcol = Wᵀ · dy` (column rows × pixels);
@@ -145,32 +147,20 @@ pub(crate) unsafe fn conv_same(
     y: &mut [f32],
 ) {
     let (k, n) = geometry.checked();
-    if filters == 0 || n == 0 || k == 0 {
+    let Some((shape, left)) = strided((filters, n, k), (w, k, 1), (y, n), false) else {
         return;
-    }
-    assert!(w.len() >= filters * k && x.len() >= geometry.image_len());
-    assert!(y.len() >= filters * n);
-    let shape = Shape {
-        m: filters,
-        k,
-        ldc: n,
-        add: false,
     };
-    let left = Strided {
-        a: w.as_ptr(),
-        rsa: k,
-        csa: 1,
-    };
-    // SAFETY: the asserts above bound every element of `w` and `y`; the
+    assert!(x.len() >= geometry.image_len());
+    // SAFETY: `strided`'s asserts bound every element of `w` and `y`; the
     // image's reads are masked to the lanes inside it.
     unsafe {
         by_groups(&shape, &left, y, n, |o| {
-            Image::new(geometry, x, o, (n - o).min(4 * LANES))
+            Image::new(geometry, x, o, (n - o).min(GROUP))
         })
     }
 }
 
-/// [`columns`] over the columns of `c` in groups of at most 64, the right
+/// [`columns`] over the columns of `c` in groups of at most [`GROUP`], the right
 /// operand of each group made by `right(first column)`.
 #[target_feature(enable = "avx512f")]
 unsafe fn by_groups<L: Left, R: Right>(

@@ -109,6 +109,9 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 /// `matrixmultiply`).
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T], packed: &mut [T]) {
+    if !g.trans_a && !g.trans_b {
+        return direct_in_place(g, first, [a, b], c);
+    }
     let rows = c.len() / g.n;
     let (rsa, csa) = strides(g.trans_a, g.m, g.k);
     let (rsa, csa) = (rsa.unsigned_abs(), csa.unsigned_abs());
@@ -123,14 +126,33 @@ fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T],
             if g.trans_b {
                 let a = (&a[first * rsa..], rsa, csa);
                 crate::direct_gemm::gemm_bt(shape, a, b, c, (add, packed));
-            } else if g.trans_a {
+            } else {
                 // `aᵀ`'s rows `first ..` are `a`'s columns.
                 crate::transpose::transpose(&a[first..], (g.k, rows, g.m), packed);
                 crate::direct_gemm::gemm(shape, (packed, g.k, 1), (b, g.n), c, add);
-            } else {
-                crate::direct_gemm::gemm(shape, (&a[first * rsa..], rsa, csa), (b, g.n), c, add);
             }
         }
+    }
+}
+
+/// Rows `first..first + rows` of `C` by [`crate::direct_gemm::gemm`],
+/// `op(a)` read in place at its strides and `op(b) = b` as stored (see
+/// [`Cpu::direct`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn direct_in_place<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T]) {
+    let (rsa, csa) = strides(g.trans_a, g.m, g.k);
+    let (rsa, csa) = (rsa.unsigned_abs(), csa.unsigned_abs());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the callers checked the ISA and that `T` is `f32`; the
+    // kernel checks the lengths.
+    unsafe {
+        crate::direct_gemm::gemm(
+            (c.len() / g.n, g.n, g.k),
+            (&as_f32(a)[first * rsa..], rsa, csa),
+            (as_f32(b), g.n),
+            (as_f32_mut(c), g.n),
+            g.beta == 1.0,
+        );
     }
 }
 
@@ -582,24 +604,23 @@ impl<T: Real> Cpu<T> {
     /// same bits as `matrixmultiply` where `T` is `f32` on AVX-512, `op(b)`
     /// is `b`, α = 1 and β is 0 or 1.
     fn direct(&self, g: &Gemm) -> bool {
-        self.avx512_f32()
-            && !g.trans_b
-            && g.k > 0
-            && g.alpha == 1.0
-            && (g.beta == 0.0 || g.beta == 1.0)
+        self.direct_sum(g) && !g.trans_b
+    }
+
+    /// Whether [`crate::direct_gemm`] sums `g`'s elements as
+    /// `matrixmultiply` would: `T` is `f32` on AVX-512, the sum is not
+    /// empty, α = 1 and β is 0 or 1.
+    fn direct_sum(&self, g: &Gemm) -> bool {
+        self.avx512_f32() && g.k > 0 && g.alpha == 1.0 && (g.beta == 0.0 || g.beta == 1.0)
     }
 
     /// Whether [`Cpu::gemm_slices`] runs `g` by [`crate::direct_gemm`]:
-    /// where [`Cpu::direct`] would with `op(b) = b`, and one operand at
+    /// where it sums as `matrixmultiply` ([`Cpu::direct_sum`]), and one operand at
     /// most transposed (a dense layer's three products; its forward product
     /// reads `op(b) = bᵀ`, its weight gradient `op(a) = aᵀ`). A transposed
     /// operand is packed first ([`direct_block`]).
     fn dense_direct(&self, g: &Gemm) -> bool {
-        let b_as_stored = Gemm {
-            trans_b: false,
-            ..*g
-        };
-        self.direct(&b_as_stored) && !(g.trans_a && g.trans_b)
+        self.direct_sum(g) && !(g.trans_a && g.trans_b)
     }
 
     /// Whether this backend runs [`crate::direct_gemm`]'s kernels at all:
@@ -623,19 +644,7 @@ impl<T: Real> Cpu<T> {
             return self.gemm_slices(g, a, b, c);
         }
         g.validate(a.len(), b.len(), c.len())?;
-        let (rsa, csa) = strides(g.trans_a, g.m, g.k);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `direct` checked the ISA and that `T` is `f32`; the
-        // kernel checks the lengths.
-        unsafe {
-            crate::direct_gemm::gemm(
-                (g.m, g.n, g.k),
-                (as_f32(a), rsa.unsigned_abs(), csa.unsigned_abs()),
-                (as_f32(b), g.n),
-                (as_f32_mut(c), g.n),
-                g.beta == 1.0,
-            );
-        }
+        direct_in_place(g, 0, [a, b], c);
         Ok(())
     }
 

@@ -59,20 +59,18 @@ impl<B: TensorBackend + 'static> Trainer<B> {
         let Some(so) = self.smoothout.as_mut() else {
             return Ok(());
         };
-        let (mut params, grads) = self.lists.lists(&mut self.net);
-        op(so, &*self.backend, &mut params)?;
-        self.lists.keep(params, grads);
-        Ok(())
+        let b = &*self.backend;
+        self.lists.on_params(&mut self.net, |p| op(so, b, p))
     }
 
     /// Adds θ of `draw` to the network's parameters (the methods that
     /// draw noise).
     fn perturb(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
-            let (mut params, grads) = self.lists.lists(&mut self.net);
-            r.perturb(&*self.backend, &mut params, draw)?;
-            self.lists.keep(params, grads);
-            return Ok(());
+            let b = &*self.backend;
+            return self
+                .lists
+                .on_params(&mut self.net, |p| r.perturb(b, p, draw));
         }
         self.with_smoothout(|so, b, p| so.perturb(b, p, draw))
     }
@@ -80,10 +78,10 @@ impl<B: TensorBackend + 'static> Trainer<B> {
     /// Takes θ of `draw` out again (the methods that draw noise).
     fn denoise(&mut self, draw: Draw) -> Result<()> {
         if let Some(r) = self.rows.as_mut() {
-            let (mut params, grads) = self.lists.lists(&mut self.net);
-            r.denoise(&*self.backend, &mut params, draw)?;
-            self.lists.keep(params, grads);
-            return Ok(());
+            let b = &*self.backend;
+            return self
+                .lists
+                .on_params(&mut self.net, |p| r.denoise(b, p, draw));
         }
         self.with_smoothout(|so, b, p| so.denoise(b, p, draw))
     }
@@ -486,6 +484,18 @@ impl ListMemory {
         let mut grads = recast(core::mem::take(&mut self.grads));
         net.append_params_and_grads(&mut params, &mut grads);
         (params, grads)
+    }
+
+    /// `f` on the network's parameters, listed in this memory.
+    fn on_params<B: TensorBackend>(
+        &mut self,
+        net: &mut Sequential<B>,
+        f: impl FnOnce(&mut [&mut B::Buffer]) -> smoothout::Result<()>,
+    ) -> Result<()> {
+        let (mut params, grads) = self.lists(net);
+        f(&mut params)?;
+        self.keep(params, grads);
+        Ok(())
     }
 
     /// Takes the memory of lists made by [`ListMemory::lists`] back.
