@@ -57,8 +57,13 @@ impl Same {
 
     /// Elements of one image padded on every side by `padding` zeros.
     pub(crate) fn padded_len(&self) -> usize {
+        self.channels * self.padded_plane()
+    }
+
+    /// Elements of one padded plane.
+    pub(crate) fn padded_plane(&self) -> usize {
         let pad = 2 * self.padding;
-        self.channels * (self.height + pad) * (self.width + pad)
+        (self.height + pad) * (self.width + pad)
     }
 
     /// Row `q` of the columns as (channel, kernel row, kernel column).

@@ -47,19 +47,6 @@ const PACKED: usize = crate::direct_gemm::GROUP;
 #[cfg(not(target_arch = "x86_64"))]
 const PACKED: usize = 0;
 
-/// How [`ConvOps::conv_weight_grad`] sums its products.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WeightGrad {
-    /// `dw += dy_n · col_nᵀ` through `matrixmultiply`.
-    Gemm,
-    /// `dwᵀ += col_n · dy_nᵀ` through `matrixmultiply`: more rows to split
-    /// between threads when there are few filters.
-    Transposed,
-    /// `dwᵀ += col_n · dy_nᵀ` by [`crate::direct_gemm`] (`f32`, AVX-512):
-    /// the same bits without packing either operand.
-    Avx512,
-}
-
 /// `x` as `f32`s.
 ///
 /// # Panics
@@ -81,10 +68,17 @@ fn as_f32_mut<T: Real>(x: &mut [T]) -> &mut [f32] {
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: called only for `WeightGrad::Avx512` (AVX-512 present, `T`
+    // SAFETY: called only where `Cpu::avx512_f32` holds (AVX-512 present, `T`
     // is `f32`); the lengths are checked inside.
     unsafe {
         crate::transpose::transpose(as_f32(dy), (filters, pixels, pixels), as_f32_mut(dyt));
+    }
+}
+
+/// `dw ← dwtᵀ`: `dwt` holds `rows × filters`, `dw` `filters × rows`.
+fn untranspose<T: Copy>(dwt: &[T], rows: usize, filters: usize, dw: &mut [T]) {
+    for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
+        *d = dwt[(e % rows) * filters + e / rows];
     }
 }
 
@@ -415,42 +409,31 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// threads; every element is still the same dot product over the same
     /// `k` order with the same accumulation into it, so the bits are those
     /// of the untransposed sum (tested against it). In `f32` on AVX-512 the
-    /// sum is always transposed and each product is the backend's own
-    /// kernel's (`direct_gemm`).
+    /// sum is always transposed, split among the threads for the whole
+    /// batch at once ([`Cpu::avx512_weight_grad`]).
     fn conv_weight_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
         let (conv, filters) = (&pass.spec.0, pass.spec.1);
         let (x, dy, dw) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
         let (g, batch) = conv.weight_grad_gemm(filters);
         let lens = [dy.len(), conv.col_len(), dw.len()];
         let per_col = checked_product(conv, x.len(), (&g, &batch), lens, true)?;
+        if self.avx512_f32() {
+            return self.avx512_weight_grad(conv, filters, (x, dy, dw));
+        }
+        // Through `matrixmultiply`, transposed where that gives the threads
+        // more rows to split (few filters); memory of the backend's own,
+        // handed back at the end.
         let rows = conv.col_rows();
-        let way = if self.avx512_f32() {
-            WeightGrad::Avx512
-        } else if rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0 {
-            WeightGrad::Transposed
-        } else {
-            WeightGrad::Gemm
-        };
-        // The columns read from the padded image in place where they can be.
-        let same = Same::of(conv).filter(|_| way == WeightGrad::Avx512);
-        let per_col = same.map_or(per_col, |same| same.padded_len());
-        // Memory of the backend's own, handed back at the end.
-        let transposed = way != WeightGrad::Gemm;
+        let transposed = rows >= 2 * GEMM_ROWS && self.threads() > 1 && filters > 0;
         let mut dwt = self.scratch(if transposed { rows * filters } else { 0 });
         let (mut col, mut next) = (self.scratch(per_col), self.scratch(per_col));
-        let dyt_len = if way == WeightGrad::Avx512 {
-            filters * conv.col_cols()
-        } else {
-            0
-        };
-        let (mut dyt, mut dyt_next) = (self.scratch(dyt_len), self.scratch(dyt_len));
         let result = self.weight_grad_products(
-            (conv, filters, way, same),
+            (conv, transposed),
             (x, dy, dw),
             (&g, &batch),
-            [&mut dwt, &mut col, &mut next, &mut dyt, &mut dyt_next],
+            [&mut dwt, &mut col, &mut next],
         );
-        for buf in [dwt, col, next, dyt, dyt_next] {
+        for buf in [dwt, col, next] {
             self.spare.put(buf);
         }
         result
@@ -481,41 +464,29 @@ impl<T: Real> ConvOps for Cpu<T> {
 }
 
 impl<T: Real> Cpu<T> {
-    /// [`ConvOps::conv_weight_grad`]'s work, in the memory it gives: `dwt`
-    /// for the transposed sum (unless `way` is [`WeightGrad::Gemm`]), the
-    /// two column buffers (padded images with `same`) and, for
-    /// [`WeightGrad::Avx512`], two for the images' `dy` transposed. The next image's columns (and `dy`) are
-    /// prepared beside each image's product.
+    /// [`ConvOps::conv_weight_grad`]'s products through `matrixmultiply`,
+    /// in the memory it gives: `dwt` for the transposed sum, and two column
+    /// buffers. The next image's columns are unfolded beside each image's
+    /// product.
     fn weight_grad_products(
         &self,
-        (conv, filters, way, same): (&Conv2d, usize, WeightGrad, Option<Same>),
+        (conv, transposed): (&Conv2d, bool),
         (x, dy, dw): (&[T], &[T], &mut [T]),
         (g, batch): (&Gemm, &GemmBatch),
-        [dwt, col, next, dyt, dyt_next]: [&mut ArrayD<T>; 5],
+        [dwt, col, next]: [&mut ArrayD<T>; 3],
     ) -> Result<()> {
         let (image, rows, isa) = (conv.image_len(), conv.col_rows(), self.isa);
-        let (pixels, transposed) = (conv.col_cols(), way != WeightGrad::Gemm);
+        let filters = g.m;
         let (dwt, mut col, mut next) = (slice_mut(dwt)?, slice_mut(col)?, slice_mut(next)?);
-        let (mut dyt, mut dyt_next) = (slice_mut(dyt)?, slice_mut(dyt_next)?);
         if transposed {
             for (e, d) in dwt.iter_mut().enumerate() {
                 *d = dw[(e % filters) * rows + e / filters];
             }
         }
-        // Image i's columns into `col` (and its dy, transposed, into `dyt`).
-        let prepare = |i: usize, col: &mut [T], dyt: &mut [T]| {
-            let x = &x[i * image..(i + 1) * image];
-            match same {
-                #[cfg(target_arch = "x86_64")]
-                Some(same) => crate::direct_gemm::pad_image(same, as_f32(x), as_f32_mut(col)),
-                _ => kernels::im2col_image(isa, conv, x, col),
-            }
-            if way == WeightGrad::Avx512 {
-                let per = filters * pixels;
-                avx512_transpose(&dy[i * per..(i + 1) * per], filters, pixels, dyt);
-            }
+        let unfold = |i: usize, col: &mut [T]| {
+            kernels::im2col_image(isa, conv, &x[i * image..(i + 1) * image], col);
         };
-        prepare(0, col, dyt);
+        unfold(0, col);
         // One entry into the pool for the whole batch: its threads stay
         // awake from one image's product to the next instead of being put to
         // sleep and woken (an inter-processor interrupt each) per image.
@@ -524,80 +495,125 @@ impl<T: Real> Cpu<T> {
             while let Some((i, (gi, [ra, _, rc]))) = products.next() {
                 let last = products.peek().is_none();
                 let (done, ()) = rayon::join(
-                    || match way {
-                        WeightGrad::Avx512 => {
-                            self.avx512_weight_grad((col, same), pixels, dyt, filters, dwt);
-                            Ok(())
-                        }
-                        WeightGrad::Transposed => {
+                    || {
+                        if transposed {
                             let gt = Gemm::new(gi.n, gi.m, gi.k)
                                 .transposed(false, true)
                                 .scaled(gi.alpha, gi.beta);
                             self.gemm_slices(&gt, col, &dy[ra], dwt)
+                        } else {
+                            self.gemm_slices(&gi, &dy[ra], col, &mut dw[rc])
                         }
-                        WeightGrad::Gemm => self.gemm_slices(&gi, &dy[ra], col, &mut dw[rc]),
                     },
                     || {
                         if !last {
-                            prepare(i + 1, next, dyt_next);
+                            unfold(i + 1, next);
                         }
                     },
                 );
                 done?;
                 core::mem::swap(&mut col, &mut next);
-                core::mem::swap(&mut dyt, &mut dyt_next);
             }
             Ok(())
         })?;
         if transposed {
-            for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
-                *d = dwt[(e % rows) * filters + e / rows];
-            }
+            untranspose(dwt, rows, filters, dw);
         }
         Ok(())
     }
 
-    /// One image's `dwt += col · dyt` by [`crate::direct_gemm`], its rows
-    /// in one block per thread (the bits do not depend on the split); with
-    /// `same`, `col` is the padded image the columns are read from.
+    /// The weight gradient by [`crate::direct_gemm`] (`f32`, AVX-512): `dwᵀ`
+    /// split into one block of rows per thread, each thread summing the
+    /// whole batch into its block image by image (the order of the provided
+    /// method, so the same bits whatever the split), with no wait between
+    /// images. A thread unfolds
+    /// only the input channels its rows read (a padded copy of them for a
+    /// [`Same`] geometry, im2col's rows otherwise), into columns of its
+    /// own; `dy` is transposed for the whole batch first, in parallel.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn avx512_weight_grad(
         &self,
-        (col, same): (&[T], Option<Same>),
-        pixels: usize,
-        dyt: &[T],
+        conv: &Conv2d,
         filters: usize,
-        dwt: &mut [T],
-    ) {
-        let rows = dwt.len() / filters.max(1);
-        if rows == 0 || pixels == 0 {
-            return;
+        (x, dy, dw): (&[T], &[T], &mut [T]),
+    ) -> Result<()> {
+        let (rows, pixels, image) = (conv.col_rows(), conv.col_cols(), conv.image_len());
+        let (images, per_image) = (conv.batch, filters * pixels);
+        if rows == 0 || per_image == 0 || images == 0 {
+            return Ok(());
         }
-        let per = rows.div_ceil(self.threads().max(1));
-        let (col, dyt) = (as_f32(col), as_f32(dyt));
-        dwt.par_chunks_mut(per * filters)
-            .enumerate()
-            .for_each(|(i, dwt)| {
-                let (first, rows) = (i * per, dwt.len() / filters);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `WeightGrad::Avx512` is chosen only where the ISA is
-                // AVX-512 (checked by `Cpu::with_isa`/`Isa::detect`) and `T` is
-                // `f32`; the kernel checks the lengths.
-                unsafe {
-                    let (dyt, dwt) = ((dyt, filters), as_f32_mut(dwt));
-                    if let Some(same) = same {
-                        crate::direct_gemm::weight_grad_same(same, col, first, dyt, dwt);
-                        return;
-                    }
-                    crate::direct_gemm::gemm(
-                        (rows, filters, pixels),
-                        (&col[first * pixels..], pixels, 1),
-                        dyt,
-                        (dwt, filters),
-                        true,
-                    );
-                }
+        let same = Same::of(conv);
+        let per_col = same.map_or(conv.col_len(), |same| same.padded_len());
+        let threads = self.threads().max(1);
+        let per = rows.div_ceil(threads);
+        let mut dwt = self.scratch(rows * filters);
+        let mut dyt = self.scratch(images * per_image);
+        let mut cols = self.scratch(rows.div_ceil(per) * per_col);
+        let result = (|| -> Result<()> {
+            let (dwt, dyt) = (slice_mut(&mut dwt)?, slice_mut(&mut dyt)?);
+            let cols = slice_mut(&mut cols)?;
+            for (e, d) in dwt.iter_mut().enumerate() {
+                *d = dw[(e % filters) * rows + e / filters];
+            }
+            let (kernel, plane) = (conv.kernel_h * conv.kernel_w, conv.height * conv.width);
+            self.pool.install(|| {
+                dyt.par_chunks_mut(per_image)
+                    .zip(dy.par_chunks(per_image))
+                    .for_each(|(t, d)| avx512_transpose(d, filters, pixels, t));
+                let dyt = &*dyt;
+                dwt.par_chunks_mut(per * filters)
+                    .zip(cols.par_chunks_mut(per_col))
+                    .enumerate()
+                    .for_each(|(i, (dwt, col))| {
+                        let (first, rows) = (i * per, dwt.len() / filters);
+                        // The input channels that rows first..first + rows read.
+                        let channels = first / kernel..(first + rows).div_ceil(kernel);
+                        for (x, dyt) in x.chunks(image).zip(dyt.chunks(per_image)) {
+                            let x = &x[channels.start * plane..channels.end * plane];
+                            let part = Conv2d {
+                                channels: channels.len(),
+                                ..*conv
+                            };
+                            #[cfg(target_arch = "x86_64")]
+                            // SAFETY: called only where `Cpu::avx512_f32` holds
+                            // (the ISA is AVX-512, `T` is `f32`); the kernels
+                            // check the lengths.
+                            unsafe {
+                                let (x, col, dyt) =
+                                    (as_f32(x), as_f32_mut(col), (as_f32(dyt), filters));
+                                let dwt = as_f32_mut(dwt);
+                                if let Some(same) = same {
+                                    let at = channels.start * same.padded_plane();
+                                    let part = Same {
+                                        channels: channels.len(),
+                                        ..same
+                                    };
+                                    crate::direct_gemm::pad_image(part, x, &mut col[at..]);
+                                    crate::direct_gemm::weight_grad_same(
+                                        same, col, first, dyt, dwt,
+                                    );
+                                    continue;
+                                }
+                                let at = channels.start * kernel * pixels;
+                                kernels::im2col_image(self.isa, &part, x, &mut col[at..]);
+                                crate::direct_gemm::gemm(
+                                    (rows, filters, pixels),
+                                    (&col[first * pixels..], pixels, 1),
+                                    dyt,
+                                    (dwt, filters),
+                                    true,
+                                );
+                            }
+                        }
+                    });
             });
+            untranspose(dwt, rows, filters, dw);
+            Ok(())
+        })();
+        for buf in [dwt, dyt, cols] {
+            self.spare.put(buf);
+        }
+        result
     }
 
     /// Whether [`Cpu::image_gemm`] runs `g` by [`crate::direct_gemm`]: the

@@ -2,8 +2,9 @@
 //! `conv_weight_grad`, `conv_input_grad`) against what the provided methods
 //! do (whole-batch `im2col`/`col2im` and batched GEMMs), composed here from
 //! `Cpu`'s own operations: the same bits, for strides 1 and 2, with and
-//! without padding, square and non-square images, one and two threads,
-//! `f32` and `f64`; and typed errors for buffers of the wrong length. On a
+//! without padding, square and non-square images, one and two threads (and
+//! three in `f32`, whose weight gradient splits its rows among the
+//! threads), `f32` and `f64`; and typed errors for buffers of the wrong length. On a
 //! CPU with AVX-512 the `f32` products are the backend's own kernels
 //! (`direct_gemm`), checked here against `matrixmultiply`'s batched GEMMs
 //! on a backend limited to AVX2.
@@ -243,6 +244,7 @@ fn one_pass<T: Real>(
 fn image_by_image_equals_whole_batch_f32() {
     check::<f32>(1);
     check::<f32>(2);
+    check::<f32>(3);
 }
 
 #[test]
