@@ -5,7 +5,8 @@
 //! operands:
 //!
 //! - forward, `y = W · col(x)` (filters × pixels);
-//! - input gradient, `dcol = Wᵀ · dy` (column rows × pixels);
+//! - input gradient, `dcol = Wᵀ · dy` (column rows × pixels), where
+//!   [`crate::input_grad`] does not sum it straight into the image;
 //! - weight gradient, kept transposed, `dwᵀ += col(x) · dyᵀ` (column rows ×
 //!   filters), `dy` transposed once per image by [`crate::transpose`].
 //!

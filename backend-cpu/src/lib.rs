@@ -39,6 +39,8 @@ mod dense;
 #[cfg(target_arch = "x86_64")]
 mod direct_gemm;
 mod host;
+#[cfg(target_arch = "x86_64")]
+mod input_grad;
 mod isa;
 mod same;
 mod spare;

@@ -11,7 +11,8 @@
 //! products of the dense layers and of the convolutions skip
 //! `matrixmultiply`: [`crate::direct_gemm`] sums them in the same order,
 //! packing nothing but a dense layer's transposed operand, into memory the
-//! backend keeps. BatchNorm's per-channel sums over convolution outputs run
+//! backend keeps, and [`crate::input_grad`] folds a convolution's input
+//! gradient into `dx` without writing its columns. BatchNorm's per-channel sums over convolution outputs run
 //! sixteen channels side by side there ([`crate::channel_sums`]). Everything
 //! else calls the [`smoothout::tensor::reference`] kernels on fixed ranges —
 //! images, planes, channels, rows, or chunks of elements — so the bits do
@@ -442,7 +443,10 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// Image by image in parallel: each task computes its image's column
     /// gradient into a buffer of its own and folds it into its image of
     /// `dx` (the provided method's bits: the same per-image GEMM and
-    /// `col2im`).
+    /// `col2im`). In `f32` on AVX-512, for a stride-1 convolution whose
+    /// output rows are as wide as its input's, the terms go straight into
+    /// `dx` in col2im's order ([`crate::input_grad`]): the same bits with
+    /// no columns.
     fn conv_input_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
         let ((conv, filters), isa) = (&pass.spec, self.isa);
         let (w, dy, dx) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
@@ -450,6 +454,25 @@ impl<T: Real> ConvOps for Cpu<T> {
         let out = filters * conv.col_cols();
         let lens = [w.len(), dy.len(), conv.col_len()];
         let per_col = checked_product(conv, dx.len(), (&g, &batch), lens, false)?;
+        if let Some(same) = self.direct_same(conv, &g).filter(|_| g.beta == 0.0) {
+            // Each image's terms summed straight into its `dx`: no columns.
+            g.validate(w.len(), out, conv.col_rows() * conv.col_cols())?;
+            return self.per_image((dx, conv.image_len()), (dy, out), 0, |_, dx, dy| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `direct_same` checked the ISA and that `T` is
+                // `f32`; the kernel checks the lengths and the geometry.
+                unsafe {
+                    crate::input_grad::input_grad_same(
+                        same,
+                        as_f32(w),
+                        *filters,
+                        as_f32(dy),
+                        as_f32_mut(dx),
+                    );
+                }
+                Ok(())
+            });
+        }
         self.per_image(
             (dx, conv.image_len()),
             (dy, out),
@@ -646,8 +669,10 @@ impl<T: Real> Cpu<T> {
     }
 
     /// The geometry [`crate::direct_gemm::conv_same`] reads `conv`'s images
-    /// with, where it runs the forward product `g` (see [`Cpu::direct`] and
-    /// [`Same::of`]).
+    /// with, where it runs the forward product `g`, and
+    /// [`crate::input_grad::input_grad_same`] writes the input gradient
+    /// with, where it replaces the product `g` and col2im (see
+    /// [`Cpu::direct`] and [`Same::of`]).
     fn direct_same(&self, conv: &Conv2d, g: &Gemm) -> Option<Same> {
         Same::of(conv).filter(|_| self.direct(g))
     }

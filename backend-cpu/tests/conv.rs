@@ -31,7 +31,7 @@ fn values<T: Real>(n: usize, seed: u64) -> Vec<T> {
 /// filters).
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
 
-const CASES: [Case; 12] = [
+const CASES: [Case; 13] = [
     (3, 2, 5, 5, 3, 1, 1, 4),
     (2, 3, 7, 6, 3, 2, 1, 5),
     (4, 1, 6, 6, 2, 2, 0, 3),
@@ -48,6 +48,9 @@ const CASES: [Case; 12] = [
     (2, 16, 18, 17, 3, 1, 1, 16),
     (1, 5, 24, 24, 3, 1, 1, 64),
     (2, 2, 16, 16, 1, 1, 0, 48),
+    // Over 256 filters: the input gradient's sums over the filters in two
+    // blocks.
+    (1, 3, 5, 6, 3, 1, 1, 300),
 ];
 
 fn same_bits<T: Real>(what: &str, a: &[T], b: &[T]) {
