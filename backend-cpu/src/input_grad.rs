@@ -192,11 +192,9 @@ impl Tile {
             }
         }
         for (i, acc) in acc.iter().enumerate().take(self.cb) {
-            for v in 0..V {
+            for (v, (&acc, &inside)) in acc.iter().zip(&self.inside).enumerate() {
                 // SAFETY: as the loads above.
-                unsafe {
-                    _mm512_mask_storeu_ps(out.add(i * plane + v * LANES), self.inside[v], acc[v])
-                };
+                unsafe { _mm512_mask_storeu_ps(out.add(i * plane + v * LANES), inside, acc) };
             }
         }
     }
