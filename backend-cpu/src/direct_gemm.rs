@@ -89,7 +89,17 @@ fn strided(
         rsa,
         csa,
     };
-    Some((Shape { m, k, ldc, add }, left))
+    let bias = None;
+    Some((
+        Shape {
+            m,
+            k,
+            ldc,
+            add,
+            bias,
+        },
+        left,
+    ))
 }
 
 /// Columns of `c` summed at a time ([`by_groups`]), and the width of
@@ -100,7 +110,10 @@ pub(crate) const GROUP: usize = 4 * LANES;
 /// of `n × k` (rows `k` apart): each group of up to [`GROUP`] rows of `b`
 /// is first transposed into `packed` (`k · GROUP` elements), which the
 /// group's columns of `c` then read as [`gemm`] reads its `b`: the same
-/// elements in the same order, so the same bits.
+/// elements in the same order, so the same bits. With a `bias` (`n`
+/// elements), `c[i][j] ← c[i][j] + bias[j]` follows, added as each element
+/// is stored after its last block of the sum: the same bits as a pass of
+/// its own.
 ///
 /// # Safety
 /// AVX-512F must be available. (The slices' lengths are checked.)
@@ -110,12 +123,14 @@ pub(crate) unsafe fn gemm_bt(
     (a, rsa, csa): (&[f32], usize, usize),
     b: &[f32],
     (c, ldc): (&mut [f32], usize),
-    (add, packed): (bool, &mut [f32]),
+    (add, packed, bias): (bool, &mut [f32], Option<&[f32]>),
 ) {
-    let Some((shape, left)) = strided((m, n, k), (a, rsa, csa), (c, ldc), add) else {
+    let Some((mut shape, left)) = strided((m, n, k), (a, rsa, csa), (c, ldc), add) else {
         return;
     };
     assert!(b.len() >= n * k && packed.len() >= k * GROUP);
+    assert!(bias.is_none_or(|bias| bias.len() >= n));
+    shape.bias = bias.map(<[f32]>::as_ptr);
     let pack = |o: usize| {
         let group = (n - o).min(GROUP);
         // SAFETY: AVX-512F is available (this function's requirement);
@@ -175,6 +190,10 @@ unsafe fn by_groups<L: Left, R: Right>(
     while o < n {
         let group = (n - o).min(GROUP);
         let (b, c) = (right(o), &mut c[o..]);
+        let s = &Shape {
+            bias: s.bias.map(|bias| bias.wrapping_add(o)),
+            ..*s
+        };
         // SAFETY: as the caller's.
         unsafe {
             match group.div_ceil(LANES) {
@@ -189,11 +208,15 @@ unsafe fn by_groups<L: Left, R: Right>(
 }
 
 /// What [`columns`] is given besides the operands and the columns.
+#[derive(Clone, Copy)]
 struct Shape {
     m: usize,
     k: usize,
     ldc: usize,
     add: bool,
+    /// A bias per column, from the columns' first, added to each element
+    /// after its last block of the sum.
+    bias: Option<*const f32>,
 }
 
 /// The left operand, row by row: row `i`'s element at a cursor lies
@@ -338,6 +361,7 @@ pub(crate) unsafe fn weight_grad_same(
         k: pixels,
         ldc: filters,
         add: true,
+        bias: None,
     };
     let left = Padded {
         xp: xp.as_ptr(),
@@ -538,6 +562,7 @@ unsafe fn columns<const MR: usize, const NV: usize, L: Left, R: Right>(
     while p < s.k {
         let kc = (s.k - p).min(KC);
         let first = p == 0 && !s.add;
+        let bias = s.bias.filter(|_| p + kc == s.k);
         let (start, left) = (b.at(p), a.at(p));
         let mut r = 0;
         while r < s.m {
@@ -566,11 +591,15 @@ unsafe fn columns<const MR: usize, const NV: usize, L: Left, R: Right>(
                 for v in 0..NV {
                     unsafe {
                         let at = out.add(i * s.ldc + v * LANES);
-                        let sum = if first {
+                        let mut sum = if first {
                             acc[v]
                         } else {
                             _mm512_add_ps(acc[v], _mm512_maskz_loadu_ps(masks[v], at))
                         };
+                        if let Some(bias) = bias {
+                            let b = _mm512_maskz_loadu_ps(masks[v], bias.add(v * LANES));
+                            sum = _mm512_add_ps(sum, b);
+                        }
                         _mm512_mask_storeu_ps(at, masks[v], sum);
                     }
                 }

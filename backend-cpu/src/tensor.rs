@@ -103,7 +103,13 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 /// elements in a block of the sum (at batch 4096 that was slower than
 /// `matrixmultiply`).
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T], packed: &mut [T]) {
+fn direct_block<T: Real>(
+    g: &Gemm,
+    first: usize,
+    [a, b]: [&[T]; 2],
+    c: &mut [T],
+    (packed, bias): (&mut [T], Option<&[T]>),
+) {
     if !g.trans_a && !g.trans_b {
         return direct_in_place(g, first, [a, b], c);
     }
@@ -120,7 +126,8 @@ fn direct_block<T: Real>(g: &Gemm, first: usize, [a, b]: [&[T]; 2], c: &mut [T],
         unsafe {
             if g.trans_b {
                 let a = (&a[first * rsa..], rsa, csa);
-                crate::direct_gemm::gemm_bt(shape, a, b, c, (add, packed));
+                let bias = bias.map(as_f32);
+                crate::direct_gemm::gemm_bt(shape, a, b, c, (add, packed, bias));
             } else {
                 // `aᵀ`'s rows `first ..` are `a`'s columns.
                 crate::transpose::transpose(&a[first..], (g.k, rows, g.m), packed);
@@ -229,6 +236,19 @@ fn gemm_block<T: Real>(g: &Gemm, first: usize, a: &[T], b: &[T], c: &mut [T]) {
 impl<T: Real> Cpu<T> {
     /// [`MatmulOps::gemm`] on slices.
     fn gemm_slices(&self, g: &Gemm, a: &[T], b: &[T], c: &mut [T]) -> Result<()> {
+        self.gemm_with_bias(g, [a, b], c, None)
+    }
+
+    /// [`Cpu::gemm_slices`], and with `bias` (only where
+    /// [`Cpu::fuses_bias`]) [`MatmulOps::gemm_bias`]'s bias added as the
+    /// direct kernel stores each element.
+    fn gemm_with_bias(
+        &self,
+        g: &Gemm,
+        [a, b]: [&[T]; 2],
+        c: &mut [T],
+        bias: Option<&[T]>,
+    ) -> Result<()> {
         g.validate(a.len(), b.len(), c.len())?;
         if g.m == 0 || g.n == 0 {
             return Ok(());
@@ -275,7 +295,7 @@ impl<T: Real> Cpu<T> {
                 c.par_chunks_mut(rows * g.n)
                     .zip(packed.par_chunks_mut(per))
                     .enumerate()
-                    .for_each(|(i, (c, p))| direct_block(g, i * rows, [a, b], c, p));
+                    .for_each(|(i, (c, p))| direct_block(g, i * rows, [a, b], c, (p, bias)));
             });
         });
         self.spare.put(packed);
@@ -304,6 +324,18 @@ fn on_slices<S, T>(req: Operands<'_, S, ArrayD<T>>) -> Result<Operands<'_, S, [T
 impl<T: Real> MatmulOps for Cpu<T> {
     fn gemm(&self, req: Operands<'_, Gemm, ArrayD<T>>) -> Result<()> {
         self.gemm_slices(&req.spec, slice(req.a)?, slice(req.b)?, slice_mut(req.out)?)
+    }
+
+    fn gemm_bias(&self, req: Operands<'_, Gemm, ArrayD<T>>, bias: &ArrayD<T>) -> Result<()> {
+        let Operands { spec, a, b, out } = req;
+        if !self.fuses_bias(&spec, bias.len()) {
+            self.gemm(Operands::new(spec, a, b, out))?;
+            return self.add_bias(bias, 1, out);
+        }
+        let (a, b, c, bias) = (slice(a)?, slice(b)?, slice_mut(out)?, slice(bias)?);
+        spec.validate(a.len(), b.len(), c.len())?;
+        r::check_bias(bias.len(), 1, c.len())?;
+        self.gemm_with_bias(&spec, [a, b], c, Some(bias))
     }
 
     fn gemm_strided(&self, req: BatchedGemm<'_, ArrayD<T>>) -> Result<()> {
@@ -660,6 +692,14 @@ impl<T: Real> Cpu<T> {
     /// operand is packed first ([`direct_block`]).
     fn dense_direct(&self, g: &Gemm) -> bool {
         self.direct_sum(g) && !(g.trans_a && g.trans_b)
+    }
+
+    /// Whether [`MatmulOps::gemm_bias`] adds a bias of `len` elements in
+    /// [`crate::direct_gemm::gemm_bt`]'s stores: a dense layer's forward
+    /// product (`op(b) = bᵀ`, see [`Cpu::dense_direct`]) with a bias per
+    /// column.
+    fn fuses_bias(&self, g: &Gemm, len: usize) -> bool {
+        self.dense_direct(g) && g.trans_b && !g.trans_a && len == g.n
     }
 
     /// Whether this backend runs [`crate::direct_gemm`]'s kernels at all:

@@ -792,8 +792,9 @@ impl BatchNorm {
     }
 }
 
-/// Matrix products.
-pub trait MatmulOps: BackendTypes {
+/// Matrix products (and a dense layer's product with its bias, which
+/// needs [`MapOps`] where a backend does not fuse the two).
+pub trait MatmulOps: BackendTypes + MapOps {
     /// `c ← α · op(a) · op(b) + β · c` (see [`Gemm`]): `spec` is the
     /// product, `out` is `c`.
     ///
@@ -833,6 +834,21 @@ pub trait MatmulOps: BackendTypes {
     /// # Errors
     /// As [`BatchedGemm::validate`] with `summed = true`.
     fn gemm_summed(&self, req: BatchedGemm<'_, Self::Buffer>) -> Result<()>;
+
+    /// A dense layer's forward product and its bias: [`MatmulOps::gemm`],
+    /// then [`MapOps::add_bias`]`(bias, 1, c)` (a bias element per column
+    /// of `c` where `bias.len() = n`), with the same bits. A backend may add
+    /// the bias as it stores the product instead of in a pass over `c` of
+    /// its own (the CPU backend does in `f32` on AVX-512).
+    ///
+    /// # Errors
+    /// As [`MatmulOps::gemm`] and [`MapOps::add_bias`]; `c` may then hold
+    /// the product.
+    fn gemm_bias(&self, req: Operands<'_, Gemm, Self::Buffer>, bias: &Self::Buffer) -> Result<()> {
+        let Operands { spec, a, b, out } = req;
+        self.gemm(Operands::new(spec, a, b, out))?;
+        self.add_bias(bias, 1, out)
+    }
 }
 
 /// Convolution as GEMM: unfolding images into columns and folding back,

@@ -26,6 +26,7 @@
 //! | `batch_norm_stats`, `_forward`, `_backward` | bit-identical | `f64` sums over each channel in (sample, position) order, element-wise formulas in `f64`, one rounding to `Elem` |
 //! | `softmax_cross_entropy` loss and gradient | bit-identical | each row in `f64` through `libm`, row losses added in order |
 //! | maps (`relu`, `relu_backward`, `scale`, `add`, `mul`, `fill`, `add_bias`, `bias_grad`) | bit-identical | element-wise, one rounding; `bias_grad` sums in `f64` in order |
+//! | `gemm_bias` | bit-identical to the same backend's `gemm` then `add_bias` | a backend that adds the bias as it stores the product adds it after the product's last rounding, as the separate pass would |
 //!
 //! Values are compared through their exact widening to `f64` with
 //! [`f64::to_bits`], so `-0.0` differs from `+0.0`; any two NaNs match,
@@ -109,7 +110,7 @@ macro_rules! tensor_backend_tests {
 /// }
 /// smoothout::tensor_shared_bodies!(names,);
 /// # fn main() {
-/// assert_eq!(NAMES.len(), 17);
+/// assert_eq!(NAMES.len(), 18);
 /// assert!(!NAMES.contains(&"batch_norm"));
 /// # }
 /// ```
@@ -121,6 +122,7 @@ macro_rules! tensor_shared_bodies {
             gemm_beta_zero_ignores_c,
             gemm_known_answer,
             gemm_rejects_bad_requests,
+            gemm_bias,
             gemm_strided_all_transposes,
             gemm_summed_all_transposes,
             gemm_batched_rejects_bad_requests,
@@ -282,6 +284,51 @@ pub fn gemm_known_answer<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: 
             &v(&[39., 45., 87., 101.]),
         );
     }
+}
+
+/// [`MatmulOps::gemm_bias`](crate::tensor::MatmulOps::gemm_bias) equals
+/// `gemm` followed by `add_bias(bias, 1, c)` on the same backend, bit for
+/// bit, for every transpose, α/β pair and non-empty shape (a bias per
+/// column); and a bias that does not fit is a typed error.
+pub fn gemm_bias<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
+    for (s, &(m, n, k)) in GEMM_SHAPES.iter().enumerate() {
+        if m * n == 0 {
+            continue;
+        }
+        let salt = 900 + 10 * s as u64;
+        let (a, b): (Vec<B::Elem>, Vec<B::Elem>) = (data(m * k, salt), data(k * n, salt + 1));
+        let (c0, bias): (Vec<B::Elem>, Vec<B::Elem>) = (data(m * n, salt + 2), data(n, salt + 3));
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in GEMM_SCALARS {
+                let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
+                let (a, b, bias) = (make(a.clone()), make(b.clone()), make(bias.clone()));
+                let mut want = make(c0.clone());
+                backend
+                    .gemm(Operands::new(g, &a, &b, &mut want))
+                    .expect("gemm");
+                backend.add_bias(&bias, 1, &mut want).expect("add_bias");
+                let mut got = make(c0.clone());
+                backend
+                    .gemm_bias(Operands::new(g, &a, &b, &mut got), &bias)
+                    .expect("gemm_bias");
+                same_bits(
+                    &format!("gemm_bias {g:?}"),
+                    &read(backend, &got),
+                    &read(backend, &want),
+                );
+            }
+        }
+    }
+    let z = |n| make(vec![B::Elem::zero(); n]);
+    let g = Gemm::new(2, 3, 4).transposed(false, true);
+    let (a, b, mut c) = (z(8), z(12), z(6));
+    for (what, bias) in [("empty bias", 0), ("bias not dividing c", 4)] {
+        let req = Operands::new(g, &a, &b, &mut c);
+        expect_err(what, backend.gemm_bias(req, &z(bias)));
+    }
+    let short = z(7);
+    let req = Operands::new(g, &short, &b, &mut c);
+    expect_err("gemm_bias a", backend.gemm_bias(req, &z(3)));
 }
 
 /// Wrong lengths of each operand and non-finite scalars.

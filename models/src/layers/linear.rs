@@ -99,8 +99,8 @@ impl<B: TensorBackend> Linear<B> {
         }
         let mut y = b.for_overwrite(n * self.outputs)?;
         let g = Gemm::new(n, self.outputs, self.inputs).transposed(false, true);
-        b.gemm(Operands::new(g, &input.data, &self.params[0], &mut y))?;
-        b.add_bias(&self.params[1], 1, &mut y)?;
+        let req = Operands::new(g, &input.data, &self.params[0], &mut y);
+        b.gemm_bias(req, &self.params[1])?;
         Ok((Activation::new(y, [n, self.outputs]), n))
     }
 }
