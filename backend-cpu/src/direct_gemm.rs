@@ -89,17 +89,14 @@ fn strided(
         rsa,
         csa,
     };
-    let bias = None;
-    Some((
-        Shape {
-            m,
-            k,
-            ldc,
-            add,
-            bias,
-        },
-        left,
-    ))
+    let shape = Shape {
+        m,
+        k,
+        ldc,
+        add,
+        bias: None,
+    };
+    Some((shape, left))
 }
 
 /// Columns of `c` summed at a time ([`by_groups`]), and the width of
@@ -179,12 +176,11 @@ pub(crate) unsafe fn conv_same(
 /// [`columns`] over the columns of `c` in groups of at most [`GROUP`], the right
 /// operand of each group made by `right(first column)`.
 ///
-/// The rows of a tile for one, two, three and four vectors of columns were
-/// chosen by measurement on the weight gradients of ResNet-44's
-/// convolutions (16, 32 and 64 filters, so one, two and four vectors):
-/// 14 and 12 rows for one and two vectors left the compiler short of
-/// registers (their accumulators spilled inside the loop), and 12 and 10
-/// ran those products at 159 and 173 GFLOP/s against 138 and 117.
+/// The rows of a tile for one and two vectors of columns were chosen by
+/// measurement on the weight gradients of ResNet-44's convolutions with 16
+/// and 32 filters: with 14 and 12 rows the compiler ran short of registers
+/// (the accumulators spilled inside the loop), and 12 and 10 ran those
+/// products at 159 and 173 GFLOP/s against 138 and 117.
 #[target_feature(enable = "avx512f")]
 unsafe fn by_groups<L: Left, R: Right>(
     s: &Shape,

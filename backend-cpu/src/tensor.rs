@@ -12,8 +12,9 @@
 //! `matrixmultiply`: [`crate::direct_gemm`] sums them in the same order,
 //! packing nothing but a dense layer's transposed operand, into memory the
 //! backend keeps, and [`crate::input_grad`] folds a convolution's input
-//! gradient into `dx` without writing its columns. BatchNorm's per-channel sums over convolution outputs run
-//! sixteen channels side by side there ([`crate::channel_sums`]). Everything
+//! gradient into `dx` without writing its columns. BatchNorm's per-channel
+//! sums over convolution outputs run sixteen channels side by side there
+//! ([`crate::channel_sums`]). Everything
 //! else calls the [`smoothout::tensor::reference`] kernels on fixed ranges —
 //! images, planes, channels, rows, or chunks of elements — so the bits do
 //! not depend on the number of threads, and all but GEMM equal the
@@ -76,10 +77,11 @@ fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut 
     }
 }
 
-/// `dw ← dwtᵀ`: `dwt` holds `rows × filters`, `dw` `filters × rows`.
-fn untranspose<T: Copy>(dwt: &[T], rows: usize, filters: usize, dw: &mut [T]) {
-    for (e, d) in dw[..rows * filters].iter_mut().enumerate() {
-        *d = dwt[(e % rows) * filters + e / rows];
+/// `dst ← srcᵀ` for `src` of `rows × cols` (a weight gradient and its
+/// transposed sum).
+fn transpose_plain<T: Copy>(src: &[T], (rows, cols): (usize, usize), dst: &mut [T]) {
+    for (e, d) in dst[..rows * cols].iter_mut().enumerate() {
+        *d = src[(e % rows) * cols + e / rows];
     }
 }
 
@@ -333,7 +335,6 @@ impl<T: Real> MatmulOps for Cpu<T> {
             return self.add_bias(bias, 1, out);
         }
         let (a, b, c, bias) = (slice(a)?, slice(b)?, slice_mut(out)?, slice(bias)?);
-        spec.validate(a.len(), b.len(), c.len())?;
         r::check_bias(bias.len(), 1, c.len())?;
         self.gemm_with_bias(&spec, [a, b], c, Some(bias))
     }
@@ -534,9 +535,7 @@ impl<T: Real> Cpu<T> {
         let filters = g.m;
         let (dwt, mut col, mut next) = (slice_mut(dwt)?, slice_mut(col)?, slice_mut(next)?);
         if transposed {
-            for (e, d) in dwt.iter_mut().enumerate() {
-                *d = dw[(e % filters) * rows + e / filters];
-            }
+            transpose_plain(dw, (filters, rows), dwt);
         }
         let unfold = |i: usize, col: &mut [T]| {
             kernels::im2col_image(isa, conv, &x[i * image..(i + 1) * image], col);
@@ -572,7 +571,7 @@ impl<T: Real> Cpu<T> {
             Ok(())
         })?;
         if transposed {
-            untranspose(dwt, rows, filters, dw);
+            transpose_plain(dwt, (rows, filters), dw);
         }
         Ok(())
     }
@@ -581,10 +580,10 @@ impl<T: Real> Cpu<T> {
     /// split into one block of rows per thread, each thread summing the
     /// whole batch into its block image by image (the order of the provided
     /// method, so the same bits whatever the split), with no wait between
-    /// images. A thread unfolds
-    /// only the input channels its rows read (a padded copy of them for a
-    /// [`Same`] geometry, im2col's rows otherwise), into columns of its
-    /// own; `dy` is transposed for the whole batch first, in parallel.
+    /// images. A thread unfolds only the input channels its rows read (a
+    /// padded copy of them for a [`Same`] geometry, im2col's rows
+    /// otherwise), into columns of its own; `dy` is transposed for the whole
+    /// batch first, in parallel.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn avx512_weight_grad(
         &self,
@@ -607,9 +606,7 @@ impl<T: Real> Cpu<T> {
         let result = (|| -> Result<()> {
             let (dwt, dyt) = (slice_mut(&mut dwt)?, slice_mut(&mut dyt)?);
             let cols = slice_mut(&mut cols)?;
-            for (e, d) in dwt.iter_mut().enumerate() {
-                *d = dw[(e % filters) * rows + e / filters];
-            }
+            transpose_plain(dw, (filters, rows), dwt);
             let (kernel, plane) = (conv.kernel_h * conv.kernel_w, conv.height * conv.width);
             self.pool.install(|| {
                 dyt.par_chunks_mut(per_image)
@@ -662,7 +659,7 @@ impl<T: Real> Cpu<T> {
                         }
                     });
             });
-            untranspose(dwt, rows, filters, dw);
+            transpose_plain(dwt, (rows, filters), dw);
             Ok(())
         })();
         for buf in [dwt, dyt, cols] {
