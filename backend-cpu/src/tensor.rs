@@ -444,7 +444,7 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// `k` order with the same accumulation into it, so the bits are those
     /// of the untransposed sum (tested against it). In `f32` on AVX-512 the
     /// sum is always transposed, split among the threads for the whole
-    /// batch at once ([`Cpu::avx512_weight_grad`]).
+    /// batch at once (`Cpu::avx512_weight_grad`).
     fn conv_weight_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
         let (conv, filters) = (&pass.spec.0, pass.spec.1);
         let (x, dy, dw) = (slice(pass.a)?, slice(pass.b)?, slice_mut(pass.out)?);
@@ -478,7 +478,7 @@ impl<T: Real> ConvOps for Cpu<T> {
     /// `dx` (the provided method's bits: the same per-image GEMM and
     /// `col2im`). In `f32` on AVX-512, for a stride-1 convolution whose
     /// output rows are as wide as its input's, the terms go straight into
-    /// `dx` in col2im's order ([`crate::input_grad`]): the same bits with
+    /// `dx` in col2im's order (the module `input_grad`): the same bits with
     /// no columns.
     fn conv_input_grad(&self, pass: ConvPass<'_, ArrayD<T>>) -> Result<()> {
         let ((conv, filters), isa) = (&pass.spec, self.isa);
