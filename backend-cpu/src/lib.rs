@@ -183,6 +183,11 @@ impl<T: Real> Cpu<T> {
             .num_threads(threads)
             .build()
             .map_err(CpuError::ThreadPool)?;
+        // Every thread runs once before the backend is handed out: a thread
+        // sets up its work-stealing state (an allocation) the first time it
+        // looks for work, and on a loaded machine a thread that had not yet
+        // run did that in the middle of a steady training step.
+        pool.broadcast(|_| ());
         Ok(Cpu {
             pool,
             chunk: DEFAULT_CHUNK,

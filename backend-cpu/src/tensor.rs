@@ -729,10 +729,12 @@ impl<T: Real> Cpu<T> {
     /// Runs `f(col, output_n, input_n)` for every image `n` in parallel,
     /// `output` and `input` split into chunks of the given lengths (one per
     /// image). The images go to two runs of consecutive images per thread,
-    /// each run with a column buffer of `col_len` elements of its own, made
-    /// once: the batch's columns never exist at once, and a buffer is not
-    /// allocated and zeroed again for every split of the work. Nothing runs
-    /// when a chunk is empty.
+    /// each run with a column buffer of `col_len` elements of its own: the
+    /// batch's columns never exist at once, and a buffer is not allocated
+    /// and zeroed again for every split of the work. The runs' buffers are
+    /// one, taken before they start, so that how the runs fall on the
+    /// threads does not change what is taken (a steady loop takes the same
+    /// buffers back every time). Nothing runs when a chunk is empty.
     fn per_image(
         &self,
         (output, out_len): (&mut [T], usize),
@@ -745,21 +747,27 @@ impl<T: Real> Cpu<T> {
         }
         let images = output.len() / out_len;
         let run = images.div_ceil(2 * self.threads().max(1)).max(1);
-        self.pool.install(|| {
-            output
-                .par_chunks_mut(run * out_len)
-                .zip(input.par_chunks(run * in_len))
-                .try_for_each(|(o, i)| {
-                    let mut col = self.scratch(col_len);
-                    let done = slice_mut(&mut col).and_then(|col| {
-                        o.chunks_mut(out_len)
-                            .zip(i.chunks(in_len))
-                            .try_for_each(|(o, i)| f(col, o, i))
-                    });
-                    self.spare.put(col);
-                    done
-                })
-        })
+        let mut cols = self.scratch(images.div_ceil(run) * col_len);
+        let done = slice_mut(&mut cols).and_then(|cols| {
+            let one_run = |(o, i): (&mut [T], &[T]), col: &mut [T]| {
+                o.chunks_mut(out_len)
+                    .zip(i.chunks(in_len))
+                    .try_for_each(|(o, i)| f(col, o, i))
+            };
+            self.pool.install(|| {
+                let runs = output
+                    .par_chunks_mut(run * out_len)
+                    .zip(input.par_chunks(run * in_len));
+                if col_len == 0 {
+                    runs.try_for_each(|r| one_run(r, &mut []))
+                } else {
+                    runs.zip(cols.par_chunks_mut(col_len))
+                        .try_for_each(|(r, col)| one_run(r, col))
+                }
+            })
+        });
+        self.spare.put(cols);
+        done
     }
 }
 
