@@ -14,10 +14,10 @@
 //! backend keeps, and [`crate::input_grad`] folds a convolution's input
 //! gradient into `dx` without writing its columns. BatchNorm's per-channel
 //! sums over convolution outputs run sixteen channels side by side there
-//! ([`crate::channel_sums`]). Everything
-//! else calls the [`smoothout::tensor::reference`] kernels on fixed ranges —
-//! images, planes, channels, rows, or chunks of elements — so the bits do
-//! not depend on the number of threads, and all but GEMM equal the
+//! ([`crate::channel_sums`]). Everything else calls the
+//! [`smoothout::tensor::reference`] kernels on fixed ranges — images,
+//! planes, channels, rows, or chunks of elements — so the bits do not
+//! depend on the number of threads, and all but GEMM equal the
 //! reference's.
 
 use core::any::TypeId;
@@ -82,6 +82,60 @@ fn avx512_transpose<T: Real>(dy: &[T], filters: usize, pixels: usize, dyt: &mut 
 fn transpose_plain<T: Copy>(src: &[T], (rows, cols): (usize, usize), dst: &mut [T]) {
     for (e, d) in dst[..rows * cols].iter_mut().enumerate() {
         *d = src[(e % rows) * cols + e / rows];
+    }
+}
+
+/// Rows `first ..` of one thread's block `dwt` of a convolution's
+/// transposed weight gradient, summed over the batch image by image: each
+/// image's input channels that the rows read are unfolded into `col` (a
+/// padded copy of them for a [`Same`] geometry, im2col's rows otherwise,
+/// at their place in the whole image's columns), and multiplied with the
+/// image's `dyᵀ` (`dyt`, the batch's, one image after another).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn avx512_weight_grad_rows<T: Real>(
+    isa: Isa,
+    (conv, filters): (&Conv2d, usize),
+    first: usize,
+    (x, dyt): (&[T], &[T]),
+    (dwt, col): (&mut [T], &mut [T]),
+) {
+    let (rows, pixels) = (dwt.len() / filters, conv.col_cols());
+    let (kernel, plane) = (conv.kernel_h * conv.kernel_w, conv.height * conv.width);
+    let channels = first / kernel..(first + rows).div_ceil(kernel);
+    let part = Conv2d {
+        channels: channels.len(),
+        ..*conv
+    };
+    let same = Same::of(conv);
+    let at = same.map_or(channels.start * kernel * pixels, |same| {
+        channels.start * same.padded_plane()
+    });
+    let images = x.chunks(conv.image_len()).zip(dyt.chunks(filters * pixels));
+    for (x, dyt) in images {
+        let x = &x[channels.start * plane..channels.end * plane];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: called only where `Cpu::avx512_f32` holds (the ISA is
+        // AVX-512, `T` is `f32`); the kernels check the lengths.
+        unsafe {
+            let (x, col, dyt, dwt) = (
+                as_f32(x),
+                as_f32_mut(col),
+                (as_f32(dyt), filters),
+                as_f32_mut(dwt),
+            );
+            if let Some(same) = same {
+                let part = Same {
+                    channels: channels.len(),
+                    ..same
+                };
+                crate::direct_gemm::pad_image(part, x, &mut col[at..]);
+                crate::direct_gemm::weight_grad_same(same, col, first, dyt, dwt);
+            } else {
+                kernels::im2col_image(isa, &part, x, &mut col[at..]);
+                let left = (&col[first * pixels..], pixels, 1);
+                crate::direct_gemm::gemm((rows, filters, pixels), left, dyt, (dwt, filters), true);
+            }
+        }
     }
 }
 
@@ -580,34 +634,28 @@ impl<T: Real> Cpu<T> {
     /// split into one block of rows per thread, each thread summing the
     /// whole batch into its block image by image (the order of the provided
     /// method, so the same bits whatever the split), with no wait between
-    /// images. A thread unfolds only the input channels its rows read (a
-    /// padded copy of them for a [`Same`] geometry, im2col's rows
-    /// otherwise), into columns of its own; `dy` is transposed for the whole
-    /// batch first, in parallel.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    /// images ([`avx512_weight_grad_rows`]); `dy` is transposed for the
+    /// whole batch first, in parallel. The memory is the backend's own,
+    /// handed back at the end.
     fn avx512_weight_grad(
         &self,
         conv: &Conv2d,
         filters: usize,
         (x, dy, dw): (&[T], &[T], &mut [T]),
     ) -> Result<()> {
-        let (rows, pixels, image) = (conv.col_rows(), conv.col_cols(), conv.image_len());
-        let (images, per_image) = (conv.batch, filters * pixels);
-        if rows == 0 || per_image == 0 || images == 0 {
+        let (rows, pixels) = (conv.col_rows(), conv.col_cols());
+        let per_image = filters * pixels;
+        if rows == 0 || per_image == 0 || conv.batch == 0 {
             return Ok(());
         }
-        let same = Same::of(conv);
-        let per_col = same.map_or(conv.col_len(), |same| same.padded_len());
-        let threads = self.threads().max(1);
-        let per = rows.div_ceil(threads);
+        let per_col = Same::of(conv).map_or(conv.col_len(), |same| same.padded_len());
+        let per = rows.div_ceil(self.threads().max(1));
         let mut dwt = self.scratch(rows * filters);
-        let mut dyt = self.scratch(images * per_image);
+        let mut dyt = self.scratch(conv.batch * per_image);
         let mut cols = self.scratch(rows.div_ceil(per) * per_col);
-        let result = (|| -> Result<()> {
-            let (dwt, dyt) = (slice_mut(&mut dwt)?, slice_mut(&mut dyt)?);
-            let cols = slice_mut(&mut cols)?;
+        let result = slice_mut(&mut dwt).and_then(|dwt| {
+            let (dyt, cols) = (slice_mut(&mut dyt)?, slice_mut(&mut cols)?);
             transpose_plain(dw, (filters, rows), dwt);
-            let (kernel, plane) = (conv.kernel_h * conv.kernel_w, conv.height * conv.width);
             self.pool.install(|| {
                 dyt.par_chunks_mut(per_image)
                     .zip(dy.par_chunks(per_image))
@@ -617,51 +665,18 @@ impl<T: Real> Cpu<T> {
                     .zip(cols.par_chunks_mut(per_col))
                     .enumerate()
                     .for_each(|(i, (dwt, col))| {
-                        let (first, rows) = (i * per, dwt.len() / filters);
-                        // The input channels that rows first..first + rows read.
-                        let channels = first / kernel..(first + rows).div_ceil(kernel);
-                        for (x, dyt) in x.chunks(image).zip(dyt.chunks(per_image)) {
-                            let x = &x[channels.start * plane..channels.end * plane];
-                            let part = Conv2d {
-                                channels: channels.len(),
-                                ..*conv
-                            };
-                            #[cfg(target_arch = "x86_64")]
-                            // SAFETY: called only where `Cpu::avx512_f32` holds
-                            // (the ISA is AVX-512, `T` is `f32`); the kernels
-                            // check the lengths.
-                            unsafe {
-                                let (x, col, dyt) =
-                                    (as_f32(x), as_f32_mut(col), (as_f32(dyt), filters));
-                                let dwt = as_f32_mut(dwt);
-                                if let Some(same) = same {
-                                    let at = channels.start * same.padded_plane();
-                                    let part = Same {
-                                        channels: channels.len(),
-                                        ..same
-                                    };
-                                    crate::direct_gemm::pad_image(part, x, &mut col[at..]);
-                                    crate::direct_gemm::weight_grad_same(
-                                        same, col, first, dyt, dwt,
-                                    );
-                                    continue;
-                                }
-                                let at = channels.start * kernel * pixels;
-                                kernels::im2col_image(self.isa, &part, x, &mut col[at..]);
-                                crate::direct_gemm::gemm(
-                                    (rows, filters, pixels),
-                                    (&col[first * pixels..], pixels, 1),
-                                    dyt,
-                                    (dwt, filters),
-                                    true,
-                                );
-                            }
-                        }
+                        avx512_weight_grad_rows(
+                            self.isa,
+                            (conv, filters),
+                            i * per,
+                            (x, dyt),
+                            (dwt, col),
+                        );
                     });
             });
             transpose_plain(dwt, (rows, filters), dw);
             Ok(())
-        })();
+        });
         for buf in [dwt, dyt, cols] {
             self.spare.put(buf);
         }

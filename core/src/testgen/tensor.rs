@@ -296,12 +296,15 @@ pub fn gemm_bias<B: TensorBackend, F: MakeBuffer<B>>(backend: &B, make: &F) {
             continue;
         }
         let salt = 900 + 10 * s as u64;
-        let (a, b): (Vec<B::Elem>, Vec<B::Elem>) = (data(m * k, salt), data(k * n, salt + 1));
-        let (c0, bias): (Vec<B::Elem>, Vec<B::Elem>) = (data(m * n, salt + 2), data(n, salt + 3));
+        let (a, b, bias) = (
+            make(data(m * k, salt)),
+            make(data(k * n, salt + 1)),
+            make(data(n, salt + 3)),
+        );
+        let c0: Vec<B::Elem> = data(m * n, salt + 2);
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for (alpha, beta) in GEMM_SCALARS {
                 let g = Gemm::new(m, n, k).transposed(ta, tb).scaled(alpha, beta);
-                let (a, b, bias) = (make(a.clone()), make(b.clone()), make(bias.clone()));
                 let mut want = make(c0.clone());
                 backend
                     .gemm(Operands::new(g, &a, &b, &mut want))
